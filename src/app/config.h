@@ -1,0 +1,89 @@
+/* config — find, load, validate and resolve a qqmgr.toml.
+ *
+ * config_load() finds the file (explicit path, else ./qqmgr.toml, else
+ * ${XDG_CONFIG_HOME:-~/.config}/qqmgr/conf.toml), parses it (toml), checks
+ * every section and key against the schema (types, unknown keys, ranges), and
+ * resolves variables (vars referring to vars to any depth; cycles are named).
+ * Every error is one line "FILE:LINE:COL: PATH: message", code QQ_EXIT_USAGE.
+ * The state dir is derived from the file's real path (see DESIGN.md):
+ *   qqmgr.toml → DIR/.qqmgr, other names → DIR/.qqmgr/NAME, the global
+ *   file → ${XDG_STATE_HOME:-~/.local/state}/qqmgr.
+ * Nothing is created on disk by loading.
+ *
+ * config_vm() renders one VM's cmd with the template data (global vars at top
+ * level, .vm = VM vars + ssh{port, vm_port}, .img = image name → absolute
+ * path of the built image) and splits each entry into arguments ('…' and "…"
+ * keep white space). The returned vm_spec is owned by the caller.
+ */
+#ifndef QQ_CONFIG_H
+#define QQ_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../base/err.h"
+
+typedef struct config config;
+
+/* ssh port: SSH_PORT_NONE when [vm.NAME.ssh] has no port, SSH_PORT_AUTO for 0/"auto". */
+enum { SSH_PORT_NONE = -1, SSH_PORT_AUTO = 0 };
+
+typedef struct vm_spec {
+    char *name;
+    char *qemu_bin;        /* [qemu] bin */
+    char **args;           /* user arguments, rendered and split; NULL-terminated */
+    size_t nargs;
+    char *state_dir;       /* absolute <state dir>/vm.NAME (not created) */
+    int ssh_port;          /* as configured: SSH_PORT_NONE, SSH_PORT_AUTO or 1..65535 */
+    int ssh_port_used;     /* the port the args were rendered with (the chosen one when auto) */
+    int ssh_vm_port;       /* default 22 */
+    json_t *ssh_opts;      /* owned: the VM's [vm.NAME.ssh] keys except port/vm_port, in file order */
+    char **images;         /* names of the images the args use (via .img), NULL-terminated */
+} vm_spec;
+
+typedef struct img_spec {
+    char *name;
+    char *builder;         /* "raw" or "cloud-init" */
+    char *img_size;        /* as written ("10G"); */
+    unsigned long long size_bytes;
+    char *path;            /* absolute path VMs use: <state dir>/img.NAME/<file> */
+    char *dir;             /* absolute <state dir>/img.NAME */
+    json_t *table;         /* owned: the whole [img.NAME] table as parsed (validated) */
+} img_spec;
+
+config *config_load(const char *explicit_path, qq_err *err);
+void config_free(config *c);
+
+const char *config_path(const config *c);       /* real path of the file */
+const char *config_dir(const config *c);        /* its directory */
+const char *config_state_dir(const config *c);
+const char *config_qemu_bin(const config *c);
+const char *config_qemu_img(const config *c);
+json_t *config_ssh_global(const config *c);     /* borrowed: [ssh] keys in file order */
+json_t *config_root(const config *c);           /* borrowed: the parsed document */
+
+size_t config_vm_count(const config *c);
+const char *config_vm_name(const config *c, size_t i);   /* file order */
+bool config_has_vm(const config *c, const char *name);
+size_t config_img_count(const config *c);
+const char *config_img_name(const config *c, size_t i);  /* file order */
+
+/* Location "FILE:LINE:COL" of a path such as "vm.test.cmd[1]" (or "FILE" when unknown). */
+void config_where(const config *c, const char *path, char *buf, size_t len);
+
+/* Resolve VM name. ssh_port: the port to render {{.vm.ssh.port}} with when the
+ * VM's port is automatic (pass 0 when none is chosen yet: renders as 0). Unknown
+ * VM → QQ_EXIT_USAGE "no VM named …". */
+int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err);
+void vm_spec_free(vm_spec *s);
+
+int config_img(const config *c, const char *name, img_spec *out, qq_err *err);
+void img_spec_free(img_spec *s);
+
+/* Split one rendered cmd entry into arguments at white space; '…' and "…"
+ * keep white space inside one argument (no other shell syntax). Appends to
+ * the NULL-terminated *argv (realloc'd). Unterminated quote → -1. */
+int config_split_args(const char *s, char ***argv, size_t *argc, qq_err *err);
+
+#endif

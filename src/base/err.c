@@ -1,0 +1,35 @@
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int qq_vfail(qq_err *e, int code, const char *fmt, va_list ap)
+{
+    if (e) {
+        e->code = code;
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    }
+    return -1;
+}
+
+int qq_fail(qq_err *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    qq_vfail(e, code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void qq_err_prefix(qq_err *e, const char *fmt, ...)
+{
+    if (!e)
+        return;
+    char pre[512], old[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+}

@@ -1,0 +1,29 @@
+/* sbuf — a growable byte buffer, always NUL-terminated.
+ *
+ * A zero-initialised sbuf (SBUF_INIT) is empty and valid. Appends abort() on
+ * out-of-memory (a CLI has no better answer). sbuf_free() releases the memory
+ * and leaves the buffer empty; sbuf_steal() hands the string to the caller
+ * (free() it) and leaves the buffer empty.
+ */
+#ifndef QQ_SBUF_H
+#define QQ_SBUF_H
+
+#include <stddef.h>
+
+typedef struct sbuf {
+    char *buf;
+    size_t len, cap;
+} sbuf;
+
+#define SBUF_INIT { 0 }
+
+void sbuf_add(sbuf *b, const void *data, size_t len);
+void sbuf_adds(sbuf *b, const char *s);
+void sbuf_addc(sbuf *b, char c);
+void sbuf_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_reset(sbuf *b);               /* length 0, memory kept */
+void sbuf_free(sbuf *b);
+char *sbuf_steal(sbuf *b);              /* never NULL: "" for an empty buffer */
+const char *sbuf_str(const sbuf *b);    /* never NULL */
+
+#endif

@@ -1,0 +1,41 @@
+/* tmpl — Go's text/template, over jansson data.
+ *
+ * Same output as Go's text/template for the same template text and JSON-like
+ * data (objects ~ map[string]any, arrays ~ []any, strings, json integer ~ int64,
+ * json real ~ float64, true/false ~ bool, null ~ nil). One deliberate
+ * difference: a missing object key is an error both in a field chain (Go's
+ * Option("missingkey=error")) and in `index` (where Go prints "<no value>").
+ *
+ * tmpl_parse() parses text (with its {{define}}s) under the given name and
+ * returns a new template set or NULL with *err filled. tmpl_exec() runs the
+ * template called name (or the main one when name is NULL) on data and
+ * appends the output to out; on error returns -1 with *err filled and out
+ * holding the partial output. Messages follow Go's form:
+ *   template: NAME:LINE:COL: executing "NAME" at <.vm.foo>: map has no entry for key "foo"
+ *   template: NAME:LINE: unexpected "}" in operand
+ * The template never holds references to data after tmpl_exec returns.
+ */
+#ifndef QQ_TMPL_H
+#define QQ_TMPL_H
+
+#include <jansson.h>
+
+#include "sbuf.h"
+
+typedef struct tmpl tmpl;
+
+typedef struct tmpl_error {
+    char msg[1024];
+} tmpl_error;
+
+tmpl *tmpl_parse(const char *name, const char *text, tmpl_error *err);
+int tmpl_exec(const tmpl *t, const char *name, json_t *data, sbuf *out, tmpl_error *err);
+void tmpl_free(tmpl *t);
+
+/* Convenience: parse + execute the main template once. */
+int tmpl_render(const char *name, const char *text, json_t *data, sbuf *out, tmpl_error *err);
+
+/* True when text contains no "{{" (rendering would return it unchanged). */
+int tmpl_is_plain(const char *text);
+
+#endif
