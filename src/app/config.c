@@ -1,1 +1,1097 @@
-/* stub: being written */
+/* config — find, load, validate and resolve a qqmgr.toml (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "../base/tmpl.h"
+#include "../base/toml.h"
+
+struct config {
+    char *path;        /* real path */
+    char *shown;       /* the name errors use: as given, or the discovered path */
+    char *dir;
+    char *state_dir;
+    json_t *root;      /* the document */
+    json_t *locs;      /* path → [line, col] */
+    json_t *vms;       /* borrowed from root: object (may be empty) */
+    json_t *imgs;      /* borrowed from root: object (may be empty) */
+    json_t *vars;      /* borrowed: object */
+    json_t *ssh;       /* borrowed: object */
+    const char *qemu_bin, *qemu_img;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+void config_where(const config *c, const char *path, char *buf, size_t len)
+{
+    json_t *loc = c->locs ? json_object_get(c->locs, path) : NULL;
+    if (json_is_array(loc))
+        snprintf(buf, len, "%s:%" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT, c->shown,
+                 json_integer_value(json_array_get(loc, 0)),
+                 json_integer_value(json_array_get(loc, 1)));
+    else
+        snprintf(buf, len, "%s", c->shown);
+}
+
+/* Error at a config path: "FILE:L:C: PATH: message". */
+static int cfail(const config *c, qq_err *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int cfail(const config *c, qq_err *err, const char *path, const char *fmt, ...)
+{
+    char where[PATH_MAX + 64], msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    config_where(c, path, where, sizeof where);
+    return qq_fail(err, QQ_EXIT_USAGE, "%s: %s: %s", where, path, msg);
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "table";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "float";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    default: return "null";
+    }
+}
+
+static void path_key(sbuf *p, const char *base, const char *key)
+{
+    sbuf_reset(p);
+    sbuf_adds(p, base);
+    toml_path_append(p, key);
+}
+
+/* ------------------------------------------------------------------ discovery */
+
+static char *home_dir(void)
+{
+    const char *h = getenv("HOME");
+    return xstrdup(h && *h ? h : "/");
+}
+
+static char *xdg_dir(const char *var, const char *fallback_under_home)
+{
+    const char *v = getenv(var);
+    if (v && v[0] == '/')
+        return xstrdup(v);
+    _cleanup_free_ char *home = home_dir();
+    return xasprintf("%s/%s", home, fallback_under_home);
+}
+
+static int read_file(const char *path, char **data, size_t *len, qq_err *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: %s", path, strerror(errno));
+    sbuf b = SBUF_INIT;
+    char tmp[65536];
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            sbuf_free(&b);
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: %s", path, strerror(errno));
+        }
+        if (n == 0)
+            break;
+        sbuf_add(&b, tmp, (size_t)n);
+    }
+    *len = b.len;
+    *data = sbuf_steal(&b);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ schema */
+
+static int check_ssh_value(const config *c, qq_err *err, const char *path, json_t *v)
+{
+    if (json_is_string(v)) {
+        if (strpbrk(json_string_value(v), "\n\r"))
+            return cfail(c, err, path, "an ssh option value cannot contain a newline");
+        return 0;
+    }
+    if (json_is_integer(v) || json_is_boolean(v) || json_is_real(v))
+        return 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        _cleanup_sbuf_ sbuf p = SBUF_INIT;
+        json_array_foreach(v, i, e) {
+            sbuf_reset(&p);
+            sbuf_adds(&p, path);
+            toml_path_append_index(&p, i);
+            if (json_is_array(e) || json_is_object(e))
+                return cfail(c, err, sbuf_str(&p), "an ssh option value must be a string, number or boolean");
+            if (check_ssh_value(c, err, sbuf_str(&p), e) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    return cfail(c, err, path, "an ssh option must be a string, number, boolean or array, not a %s",
+                 type_name(v));
+}
+
+static int check_ssh_table(const config *c, qq_err *err, const char *base, json_t *t, bool vm)
+{
+    const char *k;
+    json_t *v;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_object_foreach(t, k, v) {
+        path_key(&p, base, k);
+        if (vm && strcmp(k, "port") == 0) {
+            if (json_is_string(v)) {
+                if (strcmp(json_string_value(v), "auto") != 0)
+                    return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not \"%s\"",
+                                 json_string_value(v));
+            } else if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
+                return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\"");
+            }
+            continue;
+        }
+        if (vm && strcmp(k, "vm_port") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+                return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535)");
+            continue;
+        }
+        if (!*k || strpbrk(k, " \t\n\r=\""))
+            return cfail(c, err, sbuf_str(&p), "not an ssh option name");
+        if (check_ssh_value(c, err, sbuf_str(&p), v) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int want_type(const config *c, qq_err *err, const char *path, json_t *v, json_type t, const char *what)
+{
+    if (json_typeof(v) == t || (t == JSON_TRUE && json_is_boolean(v)))
+        return 0;
+    return cfail(c, err, path, "must be %s, not a %s", what, type_name(v));
+}
+
+static int want_string_array(const config *c, qq_err *err, const char *path, json_t *v)
+{
+    if (want_type(c, err, path, v, JSON_ARRAY, "an array of strings") < 0)
+        return -1;
+    size_t i;
+    json_t *e;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) {
+            sbuf_adds(&p, path);
+            toml_path_append_index(&p, i);
+            return cfail(c, err, sbuf_str(&p), "must be a string, not a %s", type_name(e));
+        }
+    }
+    return 0;
+}
+
+/* A plain file name: no '/', not "." or "..", not empty. */
+static bool plain_name(const char *s)
+{
+    return *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strstr(s, "..");
+}
+
+int config_parse_size(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: return -1;
+    }
+    if (*end == 'i' && shift && end[1] == 'B')
+        end += 2;
+    else if (*end == 'B' && shift)
+        end++;
+    if (*end)
+        return -1;
+    if (shift && n > (ULLONG_MAX >> shift))
+        return -1;
+    *out = n << shift;
+    return 0;
+}
+
+static int check_table_keys(const config *c, qq_err *err, const char *base, json_t *t,
+                            const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_object_foreach(t, k, v) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, k) == 0)
+                ok = true;
+        if (!ok) {
+            path_key(&p, base, k);
+            _cleanup_sbuf_ sbuf list = SBUF_INIT;
+            for (const char *const *a = allowed; *a; a++)
+                sbuf_addf(&list, "%s%s", a == allowed ? "" : ", ", *a);
+            return cfail(c, err, sbuf_str(&p), "unknown key (expected one of: %s)", sbuf_str(&list));
+        }
+    }
+    return 0;
+}
+
+static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
+{
+    _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
+    sbuf_adds(&base, "vm");
+    toml_path_append(&base, name);
+    if (want_type(c, err, sbuf_str(&base), vm, JSON_OBJECT, "a table") < 0)
+        return -1;
+    static const char *const keys[] = { "cmd", "vars", "ssh", NULL };
+    if (check_table_keys(c, err, sbuf_str(&base), vm, keys) < 0)
+        return -1;
+    json_t *cmd = json_object_get(vm, "cmd");
+    if (!cmd)
+        return cfail(c, err, sbuf_str(&base), "missing required key \"cmd\"");
+    path_key(&p, sbuf_str(&base), "cmd");
+    if (want_string_array(c, err, sbuf_str(&p), cmd) < 0)
+        return -1;
+    json_t *vars = json_object_get(vm, "vars");
+    if (vars) {
+        path_key(&p, sbuf_str(&base), "vars");
+        if (want_type(c, err, sbuf_str(&p), vars, JSON_OBJECT, "a table") < 0)
+            return -1;
+        if (json_object_get(vars, "ssh")) {
+            path_key(&p, sbuf_str(&p), "ssh");
+            return cfail(c, err, sbuf_str(&p), "reserved name: .vm.ssh holds the VM's ssh port and vm_port");
+        }
+    }
+    json_t *ssh = json_object_get(vm, "ssh");
+    if (ssh) {
+        path_key(&p, sbuf_str(&base), "ssh");
+        if (want_type(c, err, sbuf_str(&p), ssh, JSON_OBJECT, "a table") < 0)
+            return -1;
+        if (check_ssh_table(c, err, sbuf_str(&p), ssh, true) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_url_sum(const config *c, qq_err *err, const char *base, json_t *t, bool with_filename)
+{
+    static const char *const k2[] = { "url", "sha256sum", NULL };
+    static const char *const k3[] = { "url", "sha256sum", "filename", NULL };
+    if (want_type(c, err, base, t, JSON_OBJECT, "a table") < 0)
+        return -1;
+    if (check_table_keys(c, err, base, t, with_filename ? k3 : k2) < 0)
+        return -1;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    for (const char *const *k = with_filename ? k3 : k2; *k; k++) {
+        json_t *v = json_object_get(t, *k);
+        path_key(&p, base, *k);
+        if (!v)
+            return cfail(c, err, base, "missing required key \"%s\"", *k);
+        if (want_type(c, err, sbuf_str(&p), v, JSON_STRING, "a string") < 0)
+            return -1;
+        const char *s = json_string_value(v);
+        if (strcmp(*k, "sha256sum") == 0) {
+            if (strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64)
+                return cfail(c, err, sbuf_str(&p), "must be 64 hexadecimal digits");
+        } else if (strcmp(*k, "filename") == 0) {
+            if (!plain_name(s))
+                return cfail(c, err, sbuf_str(&p), "must be a plain file name (no '/', no '..'), not \"%s\"", s);
+        } else if (!*s) {
+            return cfail(c, err, sbuf_str(&p), "must not be empty");
+        }
+    }
+    return 0;
+}
+
+static int check_img(const config *c, qq_err *err, const char *name, json_t *img)
+{
+    _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT, q = SBUF_INIT;
+    sbuf_adds(&base, "img");
+    toml_path_append(&base, name);
+    const char *b = sbuf_str(&base);
+    if (want_type(c, err, b, img, JSON_OBJECT, "a table") < 0)
+        return -1;
+    if (!plain_name(name))
+        return cfail(c, err, b, "an image name must be usable as a file name");
+    static const char *const keys[] = { "builder", "img_size", "build_args", "build_timeout", "base_img",
+                                        "templates", "env", "env_hook", "sources", NULL };
+    if (check_table_keys(c, err, b, img, keys) < 0)
+        return -1;
+    json_t *builder = json_object_get(img, "builder");
+    if (!builder)
+        return cfail(c, err, b, "missing required key \"builder\" (\"raw\" or \"cloud-init\")");
+    path_key(&p, b, "builder");
+    if (want_type(c, err, sbuf_str(&p), builder, JSON_STRING, "a string") < 0)
+        return -1;
+    const char *bs = json_string_value(builder);
+    bool ci = strcmp(bs, "cloud-init") == 0;
+    if (!ci && strcmp(bs, "raw") != 0)
+        return cfail(c, err, sbuf_str(&p), "unknown builder \"%s\" (expected \"raw\" or \"cloud-init\")", bs);
+    json_t *size = json_object_get(img, "img_size");
+    if (!size)
+        return cfail(c, err, b, "missing required key \"img_size\" (such as \"10G\")");
+    path_key(&p, b, "img_size");
+    unsigned long long bytes;
+    if (json_is_integer(size)) {
+        if (json_integer_value(size) <= 0)
+            return cfail(c, err, sbuf_str(&p), "must be a positive size");
+    } else if (!json_is_string(size) || config_parse_size(json_string_value(size), &bytes) < 0 || bytes == 0) {
+        return cfail(c, err, sbuf_str(&p), "must be a size such as \"10G\", \"512M\" or a number of bytes");
+    }
+    json_t *v;
+    if ((v = json_object_get(img, "build_args"))) {
+        path_key(&p, b, "build_args");
+        if (want_string_array(c, err, sbuf_str(&p), v) < 0)
+            return -1;
+    }
+    if ((v = json_object_get(img, "build_timeout"))) {
+        path_key(&p, b, "build_timeout");
+        if (!json_is_integer(v) || json_integer_value(v) <= 0)
+            return cfail(c, err, sbuf_str(&p), "must be a positive number of seconds");
+    }
+    if ((v = json_object_get(img, "base_img"))) {
+        path_key(&p, b, "base_img");
+        if (check_url_sum(c, err, sbuf_str(&p), v, false) < 0)
+            return -1;
+    } else if (ci) {
+        return cfail(c, err, b, "a cloud-init image needs [%s.base_img] with url and sha256sum", b);
+    }
+    if ((v = json_object_get(img, "env"))) {
+        path_key(&p, b, "env");
+        if (want_type(c, err, sbuf_str(&p), v, JSON_OBJECT, "a table") < 0)
+            return -1;
+    }
+    if ((v = json_object_get(img, "env_hook"))) {
+        path_key(&p, b, "env_hook");
+        static const char *const hk[] = { "interpreter", "script", NULL };
+        if (want_type(c, err, sbuf_str(&p), v, JSON_OBJECT, "a table") < 0 ||
+            check_table_keys(c, err, sbuf_str(&p), v, hk) < 0)
+            return -1;
+        for (const char *const *k = hk; *k; k++) {
+            json_t *e = json_object_get(v, *k);
+            path_key(&q, sbuf_str(&p), *k);
+            if (!e)
+                return cfail(c, err, sbuf_str(&p), "missing required key \"%s\"", *k);
+            if (want_type(c, err, sbuf_str(&q), e, JSON_STRING, "a string") < 0)
+                return -1;
+        }
+    }
+    if ((v = json_object_get(img, "templates"))) {
+        path_key(&p, b, "templates");
+        if (want_type(c, err, sbuf_str(&p), v, JSON_ARRAY, "an array of tables") < 0)
+            return -1;
+        size_t i;
+        json_t *t;
+        static const char *const tk[] = { "template", "output", NULL };
+        json_array_foreach(v, i, t) {
+            sbuf_reset(&q);
+            sbuf_adds(&q, sbuf_str(&p));
+            toml_path_append_index(&q, i);
+            _cleanup_free_ char *tp = xstrdup(sbuf_str(&q));
+            if (want_type(c, err, tp, t, JSON_OBJECT, "a table") < 0 || check_table_keys(c, err, tp, t, tk) < 0)
+                return -1;
+            for (const char *const *k = tk; *k; k++) {
+                json_t *e = json_object_get(t, *k);
+                path_key(&q, tp, *k);
+                if (!e)
+                    return cfail(c, err, tp, "missing required key \"%s\"", *k);
+                if (want_type(c, err, sbuf_str(&q), e, JSON_STRING, "a string") < 0)
+                    return -1;
+                if (strcmp(*k, "output") == 0 && !plain_name(json_string_value(e)))
+                    return cfail(c, err, sbuf_str(&q), "must be a plain file name (no '/', no '..'), not \"%s\"",
+                                 json_string_value(e));
+            }
+        }
+    }
+    if ((v = json_object_get(img, "sources"))) {
+        path_key(&p, b, "sources");
+        if (want_type(c, err, sbuf_str(&p), v, JSON_ARRAY, "an array of tables") < 0)
+            return -1;
+        size_t i;
+        json_t *t;
+        json_array_foreach(v, i, t) {
+            sbuf_reset(&q);
+            sbuf_adds(&q, sbuf_str(&p));
+            toml_path_append_index(&q, i);
+            if (check_url_sum(c, err, sbuf_str(&q), t, true) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_schema(config *c, qq_err *err)
+{
+    static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", NULL };
+    if (check_table_keys(c, err, "", c->root, top) < 0)
+        return -1;
+    json_t *v;
+    if ((v = json_object_get(c->root, "qemu"))) {
+        static const char *const qk[] = { "bin", "img", NULL };
+        if (want_type(c, err, "qemu", v, JSON_OBJECT, "a table") < 0 || check_table_keys(c, err, "qemu", v, qk) < 0)
+            return -1;
+        for (const char *const *k = qk; *k; k++) {
+            json_t *e = json_object_get(v, *k);
+            char p[16];
+            snprintf(p, sizeof p, "qemu.%s", *k);
+            if (e && (want_type(c, err, p, e, JSON_STRING, "a string") < 0))
+                return -1;
+            if (e && !*json_string_value(e))
+                return cfail(c, err, p, "must not be empty");
+        }
+        json_t *b = json_object_get(v, "bin"), *i = json_object_get(v, "img");
+        if (b)
+            c->qemu_bin = json_string_value(b);
+        if (i)
+            c->qemu_img = json_string_value(i);
+    }
+    if ((v = json_object_get(c->root, "vars"))) {
+        if (want_type(c, err, "vars", v, JSON_OBJECT, "a table") < 0)
+            return -1;
+        static const char *const reserved[] = { "vm", "img", "img_self", "cloud_init_iso", NULL };
+        for (const char *const *r = reserved; *r; r++)
+            if (json_object_get(v, *r)) {
+                char p[64];
+                snprintf(p, sizeof p, "vars.%s", *r);
+                return cfail(c, err, p, "reserved name: .%s is set by qqmgr", *r);
+            }
+        c->vars = v;
+    }
+    if ((v = json_object_get(c->root, "ssh"))) {
+        if (want_type(c, err, "ssh", v, JSON_OBJECT, "a table") < 0 || check_ssh_table(c, err, "ssh", v, false) < 0)
+            return -1;
+        c->ssh = v;
+    }
+    if ((v = json_object_get(c->root, "vm"))) {
+        if (want_type(c, err, "vm", v, JSON_OBJECT, "a table of VMs") < 0)
+            return -1;
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            if (check_vm(c, err, k, e) < 0)
+                return -1;
+        }
+        c->vms = v;
+    }
+    if ((v = json_object_get(c->root, "img"))) {
+        if (want_type(c, err, "img", v, JSON_OBJECT, "a table of images") < 0)
+            return -1;
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            if (check_img(c, err, k, e) < 0)
+                return -1;
+        }
+        c->imgs = v;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ load */
+
+static int find_config(const char *explicit_path, char **path, char **shown, bool *global, qq_err *err)
+{
+    *global = false;
+    if (explicit_path) {
+        if (access(explicit_path, R_OK) != 0)
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: %s", explicit_path, strerror(errno));
+        *shown = xstrdup(explicit_path);
+    } else if (access("qqmgr.toml", F_OK) == 0) {
+        *shown = xstrdup("qqmgr.toml");
+    } else {
+        _cleanup_free_ char *dir = xdg_dir("XDG_CONFIG_HOME", ".config");
+        *shown = xasprintf("%s/qqmgr/conf.toml", dir);
+        if (access(*shown, F_OK) != 0) {
+            qq_fail(err, QQ_EXIT_USAGE,
+                    "no config: no ./qqmgr.toml and no %s (give one with -c FILE)", *shown);
+            free(*shown);
+            *shown = NULL;
+            return -1;
+        }
+        *global = true;
+    }
+    *path = realpath(*shown, NULL);
+    if (!*path) {
+        qq_fail(err, QQ_EXIT_USAGE, "%s: %s", *shown, strerror(errno));
+        free(*shown);
+        *shown = NULL;
+        return -1;
+    }
+    if (!*global) {
+        /* -c naming the global file is the global file */
+        _cleanup_free_ char *dir = xdg_dir("XDG_CONFIG_HOME", ".config");
+        _cleanup_free_ char *g = xasprintf("%s/qqmgr/conf.toml", dir);
+        _cleanup_free_ char *greal = realpath(g, NULL);
+        if (greal && strcmp(greal, *path) == 0)
+            *global = true;
+    }
+    return 0;
+}
+
+config *config_load(const char *explicit_path, qq_err *err)
+{
+    config *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->qemu_bin = "qemu-system-x86_64";
+    c->qemu_img = "qemu-img";
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    bool global;
+    if (find_config(explicit_path, &c->path, &c->shown, &global, err) < 0)
+        goto fail;
+    char *slash = strrchr(c->path, '/');
+    c->dir = slash == c->path ? xstrdup("/") : strndup(c->path, (size_t)(slash - c->path));
+    const char *base = slash + 1;
+    if (global) {
+        _cleanup_free_ char *st = xdg_dir("XDG_STATE_HOME", ".local/state");
+        c->state_dir = xasprintf("%s/qqmgr", st);
+    } else if (strcmp(base, "qqmgr.toml") == 0) {
+        c->state_dir = xasprintf("%s/.qqmgr", strcmp(c->dir, "/") ? c->dir : "");
+    } else {
+        c->state_dir = xasprintf("%s/.qqmgr/%s", strcmp(c->dir, "/") ? c->dir : "", base);
+    }
+
+    if (read_file(c->path, &text, &len, err) < 0)
+        goto fail;
+    c->locs = json_object();
+    toml_error te = { 0 };
+    c->root = toml_parse(text, len, 0, c->locs, &te);
+    if (!c->root) {
+        qq_fail(err, QQ_EXIT_USAGE, "%s:%d:%d: %s", c->shown, te.line, te.col, te.msg);
+        goto fail;
+    }
+    if (check_schema(c, err) < 0)
+        goto fail;
+    return c;
+fail:
+    config_free(c);
+    return NULL;
+}
+
+void config_free(config *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->shown);
+    free(c->dir);
+    free(c->state_dir);
+    if (c->root)
+        json_decref(c->root);
+    if (c->locs)
+        json_decref(c->locs);
+    free(c);
+}
+
+const char *config_path(const config *c) { return c->path; }
+const char *config_dir(const config *c) { return c->dir; }
+const char *config_state_dir(const config *c) { return c->state_dir; }
+const char *config_qemu_bin(const config *c) { return c->qemu_bin; }
+const char *config_qemu_img(const config *c) { return c->qemu_img; }
+json_t *config_root(const config *c) { return c->root; }
+
+json_t *config_ssh_global(const config *c)
+{
+    static json_t *empty;
+    if (c->ssh)
+        return c->ssh;
+    if (!empty)
+        empty = json_object();
+    return empty;
+}
+
+static const char *nth_key(json_t *obj, size_t i)
+{
+    if (!obj)
+        return NULL;
+    void *it = json_object_iter(obj);
+    while (it && i--)
+        it = json_object_iter_next(obj, it);
+    return it ? json_object_iter_key(it) : NULL;
+}
+
+size_t config_vm_count(const config *c) { return c->vms ? json_object_size(c->vms) : 0; }
+const char *config_vm_name(const config *c, size_t i) { return nth_key(c->vms, i); }
+bool config_has_vm(const config *c, const char *name) { return c->vms && json_object_get(c->vms, name); }
+size_t config_img_count(const config *c) { return c->imgs ? json_object_size(c->imgs) : 0; }
+const char *config_img_name(const config *c, size_t i) { return nth_key(c->imgs, i); }
+
+int config_vm_ssh_port(const config *c, const char *name)
+{
+    json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
+    json_t *port = vm ? json_object_get(json_object_get(vm, "ssh"), "port") : NULL;
+    if (!port)
+        return SSH_PORT_NONE;
+    return json_is_string(port) ? SSH_PORT_AUTO : (int)json_integer_value(port);
+}
+
+char *config_vm_dir(const config *c, const char *name)
+{
+    return xasprintf("%s/vm.%s", c->state_dir, name);
+}
+
+/* ------------------------------------------------------------------ images */
+
+static char *img_path_of(const config *c, const char *name, json_t *img)
+{
+    const char *builder = json_string_value(json_object_get(img, "builder"));
+    return xasprintf("%s/img.%s/%s", c->state_dir, name,
+                     builder && strcmp(builder, "raw") == 0 ? "disk.raw" : "disk.qcow2");
+}
+
+int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *img = c->imgs ? json_object_get(c->imgs, name) : NULL;
+    if (!img)
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no image named \"%s\"", c->shown, name);
+    out->name = xstrdup(name);
+    out->builder = xstrdup(json_string_value(json_object_get(img, "builder")));
+    json_t *size = json_object_get(img, "img_size");
+    if (json_is_integer(size)) {
+        out->size_bytes = (unsigned long long)json_integer_value(size);
+        out->img_size = xasprintf("%llu", out->size_bytes);
+    } else {
+        out->img_size = xstrdup(json_string_value(size));
+        config_parse_size(out->img_size, &out->size_bytes);
+    }
+    out->dir = xasprintf("%s/img.%s", c->state_dir, name);
+    out->path = img_path_of(c, name, img);
+    out->table = json_incref(img);
+    return 0;
+}
+
+void img_spec_free(img_spec *s)
+{
+    free(s->name);
+    free(s->builder);
+    free(s->img_size);
+    free(s->path);
+    free(s->dir);
+    if (s->table)
+        json_decref(s->table);
+    memset(s, 0, sizeof *s);
+}
+
+/* ------------------------------------------------------------------ args */
+
+int config_split_args(const char *s, char ***argv, size_t *argc, qq_err *err)
+{
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            return 0;
+        sbuf arg = SBUF_INIT;
+        while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+            if (*p == '\'' || *p == '"') {
+                char q = *p++;
+                const char *end = strchr(p, q);
+                if (!end) {
+                    sbuf_free(&arg);
+                    return qq_fail(err, QQ_EXIT_USAGE, "unterminated %c quote in \"%s\"", q, s);
+                }
+                sbuf_add(&arg, p, (size_t)(end - p));
+                if (end == p && arg.len == 0)
+                    sbuf_add(&arg, "", 0); /* '' is an empty argument */
+                p = end + 1;
+            } else {
+                sbuf_addc(&arg, *p++);
+            }
+        }
+        char **n = realloc(*argv, (*argc + 2) * sizeof **argv);
+        if (!n)
+            abort();
+        *argv = n;
+        (*argv)[(*argc)++] = sbuf_steal(&arg);
+        (*argv)[*argc] = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------ variables */
+
+/* A resolution unit: a global var (key "vars.NAME") or a VM var ("vm.NAME.vars.X"). */
+typedef struct unit {
+    const char *name;       /* key in its scope */
+    json_t *scope;          /* object in the data tree holding it */
+    char *path;             /* config path for errors */
+    int state;              /* 0 new, 1 resolving, 2 done */
+} unit;
+
+typedef struct resolver {
+    const config *c;
+    json_t *data;           /* root data */
+    unit *units;
+    size_t nunits;
+    const char *stack[64];
+    size_t depth;
+    json_t *images_used;    /* object used as a set, or NULL */
+} resolver;
+
+static unit *find_unit(resolver *r, json_t *scope, const char *name)
+{
+    for (size_t i = 0; i < r->nunits; i++)
+        if (r->units[i].scope == scope && strcmp(r->units[i].name, name) == 0)
+            return &r->units[i];
+    return NULL;
+}
+
+static int resolve_unit(resolver *r, unit *u, qq_err *err);
+
+/* Find references in a template's actions: ".a.b" chains and `index .x "k"`. For
+ * each, call on_ref(r, first, second) where first is the first segment and second
+ * the second one (or NULL). Strings inside actions are skipped. */
+typedef int (*ref_fn)(resolver *r, const char *first, const char *second, qq_err *err);
+
+static int scan_refs(resolver *r, const char *text, ref_fn fn, qq_err *err)
+{
+    const char *p = text;
+    while ((p = strstr(p, "{{"))) {
+        const char *end = strstr(p + 2, "}}");
+        if (!end)
+            return 0;
+        const char *q = p + 2;
+        while (q < end) {
+            if (*q == '"' || *q == '`') {
+                char d = *q++;
+                while (q < end && *q != d) {
+                    if (d == '"' && *q == '\\' && q + 1 < end)
+                        q++;
+                    q++;
+                }
+                q++;
+                continue;
+            }
+            bool chain_start = *q == '.' && (q == p + 2 || !(isalnum((unsigned char)q[-1]) || q[-1] == '_' ||
+                                                             q[-1] == ')' || q[-1] == ']' ||
+                                                             (q[-1] == '$' && q - 1 > p + 2 &&
+                                                              (isalnum((unsigned char)q[-2]) || q[-2] == '_'))));
+            if (!chain_start) {
+                q++;
+                continue;
+            }
+            char seg[2][128] = { "", "" };
+            int nseg = 0;
+            while (q < end && *q == '.' && nseg < 2) {
+                q++;
+                size_t n = 0;
+                while (q < end && (isalnum((unsigned char)*q) || *q == '_')) {
+                    if (n + 1 < sizeof seg[0])
+                        seg[nseg][n++] = *q;
+                    q++;
+                }
+                seg[nseg][n] = '\0';
+                if (!n)
+                    break;
+                nseg++;
+            }
+            if (nseg == 0)
+                continue;
+            if (nseg == 1) {
+                /* `index .vm "x"` / `index .img "x"` */
+                const char *s = q;
+                while (s < end && (*s == ' ' || *s == '\t'))
+                    s++;
+                if (s < end && *s == '"') {
+                    const char *e = memchr(s + 1, '"', (size_t)(end - s - 1));
+                    if (e && (size_t)(e - s - 1) < sizeof seg[1]) {
+                        memcpy(seg[1], s + 1, (size_t)(e - s - 1));
+                        seg[1][e - s - 1] = '\0';
+                        nseg = 2;
+                    }
+                }
+            }
+            if (fn(r, seg[0], nseg > 1 ? seg[1] : NULL, err) < 0)
+                return -1;
+        }
+        p = end + 2;
+    }
+    return 0;
+}
+
+static int on_ref(resolver *r, const char *first, const char *second, qq_err *err)
+{
+    if (strcmp(first, "img") == 0) {
+        if (second && r->images_used && r->c->imgs && json_object_get(r->c->imgs, second))
+            json_object_set_new(r->images_used, second, json_true());
+        return 0;
+    }
+    unit *u = NULL;
+    if (strcmp(first, "vm") == 0) {
+        json_t *vm = json_object_get(r->data, "vm");
+        if (second && vm)
+            u = find_unit(r, vm, second);
+    } else {
+        u = find_unit(r, r->data, first);
+    }
+    return u ? resolve_unit(r, u, err) : 0;
+}
+
+/* Render every string holding "{{" inside v (in place, through parent). */
+static int render_value(resolver *r, json_t *parent, const char *key, size_t idx, json_t *v, const char *path,
+                        qq_err *err)
+{
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (tmpl_is_plain(s))
+            return 0;
+        if (scan_refs(r, s, on_ref, err) < 0)
+            return -1;
+        _cleanup_sbuf_ sbuf out = SBUF_INIT;
+        tmpl_error te = { { 0 } };
+        if (tmpl_render(path, s, r->data, &out, &te) < 0)
+            return cfail(r->c, err, path, "%s", te.msg);
+        json_t *nv = json_string(sbuf_str(&out));
+        if (!nv)
+            return cfail(r->c, err, path, "renders to text that is not valid UTF-8");
+        if (key)
+            json_object_set_new(parent, key, nv);
+        else
+            json_array_set_new(parent, idx, nv);
+        return 0;
+    }
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, e) {
+            sbuf_reset(&p);
+            sbuf_adds(&p, path);
+            toml_path_append(&p, k);
+            if (render_value(r, v, k, 0, e, sbuf_str(&p), err) < 0)
+                return -1;
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            sbuf_reset(&p);
+            sbuf_adds(&p, path);
+            toml_path_append_index(&p, i);
+            if (render_value(r, v, NULL, i, json_array_get(v, i), sbuf_str(&p), err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int resolve_unit(resolver *r, unit *u, qq_err *err)
+{
+    if (u->state == 2)
+        return 0;
+    if (u->state == 1) {
+        _cleanup_sbuf_ sbuf cyc = SBUF_INIT;
+        size_t start = 0;
+        for (size_t i = 0; i < r->depth; i++)
+            if (strcmp(r->stack[i], u->path) == 0)
+                start = i;
+        for (size_t i = start; i < r->depth; i++)
+            sbuf_addf(&cyc, "%s -> ", r->stack[i]);
+        sbuf_adds(&cyc, u->path);
+        return cfail(r->c, err, u->path, "variable cycle: %s", sbuf_str(&cyc));
+    }
+    if (r->depth >= sizeof r->stack / sizeof *r->stack)
+        return cfail(r->c, err, u->path, "variables nest too deeply");
+    u->state = 1;
+    r->stack[r->depth++] = u->path;
+    int rc = render_value(r, u->scope, u->name, 0, json_object_get(u->scope, u->name), u->path, err);
+    r->depth--;
+    u->state = 2;
+    return rc;
+}
+
+static void add_units(resolver *r, json_t *scope, const char *base)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(scope, k, v) {
+        if (strcmp(k, "ssh") == 0 && scope != r->data)
+            continue;
+        if (scope == r->data && (strcmp(k, "vm") == 0 || strcmp(k, "img") == 0))
+            continue;
+        unit *n = realloc(r->units, (r->nunits + 1) * sizeof *n);
+        if (!n)
+            abort();
+        r->units = n;
+        sbuf p = SBUF_INIT;
+        sbuf_adds(&p, base);
+        toml_path_append(&p, k);
+        r->units[r->nunits++] = (unit){ .name = k, .scope = scope, .path = sbuf_steal(&p) };
+    }
+}
+
+int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
+    if (!vm)
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"%s", c->shown, name,
+                       config_vm_count(c) ? "" : " (the config defines no VMs)");
+    _cleanup_sbuf_ sbuf base = SBUF_INIT;
+    sbuf_adds(&base, "vm");
+    toml_path_append(&base, name);
+
+    out->name = xstrdup(name);
+    out->qemu_bin = xstrdup(c->qemu_bin);
+    out->state_dir = config_vm_dir(c, name);
+    out->ssh_port = SSH_PORT_NONE;
+    out->ssh_vm_port = 22;
+    out->ssh_opts = json_object();
+    json_t *ssh = json_object_get(vm, "ssh");
+    if (ssh) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(ssh, k, v) {
+            if (strcmp(k, "port") == 0)
+                out->ssh_port = json_is_string(v) ? SSH_PORT_AUTO : (int)json_integer_value(v);
+            else if (strcmp(k, "vm_port") == 0)
+                out->ssh_vm_port = (int)json_integer_value(v);
+            else
+                json_object_set(out->ssh_opts, k, v);
+        }
+    }
+    out->ssh_port_used = out->ssh_port == SSH_PORT_AUTO ? auto_port : out->ssh_port;
+
+    /* the data tree: globals at top level, .vm, .img */
+    _cleanup_json_ json_t *data = c->vars ? json_deep_copy(c->vars) : json_object();
+    json_t *vmdata = json_object_get(vm, "vars") ? json_deep_copy(json_object_get(vm, "vars")) : json_object();
+    json_t *sshd = json_object();
+    if (out->ssh_port != SSH_PORT_NONE)
+        json_object_set_new(sshd, "port", json_integer(out->ssh_port_used));
+    json_object_set_new(sshd, "vm_port", json_integer(out->ssh_vm_port));
+    json_object_set_new(vmdata, "ssh", sshd);
+    json_object_set_new(data, "vm", vmdata);
+    json_t *imgs = json_object();
+    if (c->imgs) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(c->imgs, k, v) {
+            _cleanup_free_ char *p = img_path_of(c, k, v);
+            json_object_set_new(imgs, k, json_string(p));
+        }
+    }
+    json_object_set_new(data, "img", imgs);
+
+    resolver r = { .c = c, .data = data };
+    _cleanup_json_ json_t *used = json_object();
+    r.images_used = used;
+    add_units(&r, data, "vars");
+    _cleanup_sbuf_ sbuf vbase = SBUF_INIT;
+    sbuf_adds(&vbase, sbuf_str(&base));
+    toml_path_append(&vbase, "vars");
+    add_units(&r, vmdata, sbuf_str(&vbase));
+    int rc = 0;
+    for (size_t i = 0; i < r.nunits && rc == 0; i++)
+        rc = resolve_unit(&r, &r.units[i], err);
+
+    json_t *cmd = json_object_get(vm, "cmd");
+    _cleanup_sbuf_ sbuf p = SBUF_INIT, outb = SBUF_INIT;
+    out->args = calloc(1, sizeof *out->args);
+    if (!out->args)
+        abort();
+    for (size_t i = 0; rc == 0 && i < json_array_size(cmd); i++) {
+        sbuf_reset(&p);
+        sbuf_adds(&p, sbuf_str(&base));
+        toml_path_append(&p, "cmd");
+        toml_path_append_index(&p, i);
+        const char *s = json_string_value(json_array_get(cmd, i));
+        sbuf_reset(&outb);
+        if (!tmpl_is_plain(s)) {
+            scan_refs(&r, s, on_ref, NULL);
+            tmpl_error te = { { 0 } };
+            if (tmpl_render(sbuf_str(&p), s, data, &outb, &te) < 0) {
+                rc = cfail(c, err, sbuf_str(&p), "%s", te.msg);
+                break;
+            }
+            s = sbuf_str(&outb);
+        }
+        if (config_split_args(s, &out->args, &out->nargs, err) < 0) {
+            qq_err_prefix(err, "%s", sbuf_str(&p));
+            char where[PATH_MAX + 64];
+            config_where(c, sbuf_str(&p), where, sizeof where);
+            qq_err_prefix(err, "%s", where);
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; i < r.nunits; i++)
+        free(r.units[i].path);
+    free(r.units);
+
+    size_t n = json_object_size(used), j = 0;
+    out->images = calloc(n + 1, sizeof *out->images);
+    if (!out->images)
+        abort();
+    const char *k;
+    json_t *v;
+    json_object_foreach(used, k, v) out->images[j++] = xstrdup(k);
+    if (rc < 0) {
+        vm_spec_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void vm_spec_free(vm_spec *s)
+{
+    free(s->name);
+    free(s->qemu_bin);
+    if (s->args)
+        for (size_t i = 0; i < s->nargs; i++)
+            free(s->args[i]);
+    free(s->args);
+    free(s->state_dir);
+    if (s->ssh_opts)
+        json_decref(s->ssh_opts);
+    if (s->images)
+        for (char **p = s->images; *p; p++)
+            free(*p);
+    free(s->images);
+    memset(s, 0, sizeof *s);
+}

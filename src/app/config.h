@@ -47,7 +47,7 @@ typedef struct img_spec {
     char *builder;         /* "raw" or "cloud-init" */
     char *img_size;        /* as written ("10G"); */
     unsigned long long size_bytes;
-    char *path;            /* absolute path VMs use: <state dir>/img.NAME/<file> */
+    char *path;            /* absolute path VMs use: <dir>/disk.raw (raw) or <dir>/disk.qcow2 (cloud-init) */
     char *dir;             /* absolute <state dir>/img.NAME */
     json_t *table;         /* owned: the whole [img.NAME] table as parsed (validated) */
 } img_spec;
@@ -69,6 +69,11 @@ bool config_has_vm(const config *c, const char *name);
 size_t config_img_count(const config *c);
 const char *config_img_name(const config *c, size_t i);  /* file order */
 
+/* Cheap per-VM facts that need no rendering (for list): the configured ssh
+ * port (SSH_PORT_NONE / SSH_PORT_AUTO / port) and the VM's state dir (malloc'd). */
+int config_vm_ssh_port(const config *c, const char *name);
+char *config_vm_dir(const config *c, const char *name);
+
 /* Location "FILE:LINE:COL" of a path such as "vm.test.cmd[1]" (or "FILE" when unknown). */
 void config_where(const config *c, const char *path, char *buf, size_t len);
 
@@ -84,6 +89,9 @@ void img_spec_free(img_spec *s);
 /* Split one rendered cmd entry into arguments at white space; '…' and "…"
  * keep white space inside one argument (no other shell syntax). Appends to
  * the NULL-terminated *argv (realloc'd). Unterminated quote → -1. */
+/* "10G", "512M", "1024K", "1T", "4096" (bytes; binary units) → bytes; -1 if malformed. */
+int config_parse_size(const char *s, unsigned long long *out);
+
 int config_split_args(const char *s, char ***argv, size_t *argc, qq_err *err);
 
 #endif

@@ -1,1 +1,20 @@
-/* stub: being written */
+#include <stdio.h>
+#include "cmd.h"
+int cmd_serial(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx; (void)argc; (void)argv;
+    fprintf(stderr, "qqmgr: not implemented yet\n");
+    return 1;
+}
+int cmd_stdout(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx; (void)argc; (void)argv;
+    fprintf(stderr, "qqmgr: not implemented yet\n");
+    return 1;
+}
+int cmd_stderr(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx; (void)argc; (void)argv;
+    fprintf(stderr, "qqmgr: not implemented yet\n");
+    return 1;
+}

@@ -1,1 +1,14 @@
-/* stub: being written */
+#include <stdio.h>
+#include "cmd.h"
+int cmd_qmp(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx; (void)argc; (void)argv;
+    fprintf(stderr, "qqmgr: not implemented yet\n");
+    return 1;
+}
+int cmd_monitor(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx; (void)argc; (void)argv;
+    fprintf(stderr, "qqmgr: not implemented yet\n");
+    return 1;
+}

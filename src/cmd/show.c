@@ -1,1 +1,77 @@
-/* stub: being written */
+/* show — the exact command line `start` would run for a VM. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../app/vm.h"
+#include "../base/cleanup.h"
+#include "cmd.h"
+
+static void free_argv(char **argv)
+{
+    if (argv)
+        for (char **p = argv; *p; p++)
+            free(*p);
+    free(argv);
+}
+
+int cmd_show(qq_ctx *ctx, int argc, char **argv)
+{
+    int rc = qq_parse_simple(ctx, argc, argv);
+    if (rc >= 0)
+        return rc;
+    const char *name = argv[optind];
+    qq_err err = { 0 };
+    config *c = qq_config(ctx, &err);
+    if (!c)
+        return qq_report(&err);
+    /* an automatic port shows the port in use when the VM runs */
+    int port = 0;
+    if (config_vm_ssh_port(c, name) == SSH_PORT_AUTO) {
+        _cleanup_free_ char *dir = config_vm_dir(c, name);
+        vm_state st = { 0 };
+        if (vm_probe(dir, false, &st) == 0 && st.running)
+            port = st.ssh_port;
+    }
+    vm_spec s;
+    if (config_vm(c, name, port, &s, &err) < 0)
+        return qq_report(&err);
+    char **full = NULL;
+    if (vm_argv(&s, &full, &err) < 0) {
+        vm_spec_free(&s);
+        return qq_report(&err);
+    }
+    if (ctx->json) {
+        json_t *av = json_array();
+        for (char **p = full; *p; p++)
+            json_array_append_new(av, json_string(*p));
+        json_t *files = json_object();
+        static const char *const f[][2] = {
+            { "pid", "pid" }, { "qmp_socket", "qmp.socket" }, { "monitor_socket", "monitor.socket" },
+            { "serial", "serial" }, { "qemu_stdout", "qemu-stdout.log" }, { "qemu_stderr", "qemu-stderr.log" },
+            { "ssh_config", "ssh.conf" },
+        };
+        for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+            char buf[4096];
+            snprintf(buf, sizeof buf, "%s/%s", s.state_dir, f[i][1]);
+            json_object_set_new(files, f[i][0], json_string(buf));
+        }
+        json_t *imgs = json_array();
+        for (char **p = s.images; *p; p++)
+            json_array_append_new(imgs, json_string(*p));
+        qq_print_json(json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "name", s.name, "qemu", s.qemu_bin, "argv", av,
+                                "state_dir", s.state_dir, "files", files, "images", imgs));
+    } else {
+        _cleanup_sbuf_ sbuf line = SBUF_INIT;
+        for (char **p = full; *p; p++) {
+            if (p != full)
+                sbuf_addc(&line, ' ');
+            qq_shell_quote(&line, *p);
+        }
+        printf("%s\n", sbuf_str(&line));
+        if (s.ssh_port == SSH_PORT_AUTO && port == 0)
+            fprintf(stderr, "qqmgr: note: %s's ssh port is chosen at start (shown as 0)\n", name);
+    }
+    free_argv(full);
+    vm_spec_free(&s);
+    return 0;
+}

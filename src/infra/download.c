@@ -1,1 +1,395 @@
-/* stub: being written */
+/* download — a sha256-keyed download cache over libcurl; see download.h. */
+#include "download.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "hash.h"
+
+/* Bytes per write callback: big enough that hashing and write(2) run on
+ * large blocks, small enough to keep the progress bar lively. */
+#define DL_BUFFER (512 * 1024)
+
+static void curl_cleanupp(CURL **c) { if (*c) curl_easy_cleanup(*c); }
+static void slist_freep(struct curl_slist **l) { if (*l) curl_slist_free_all(*l); }
+
+char *download_cache_dir(qq_err *err)
+{
+    sbuf b = SBUF_INIT;
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        sbuf_addf(&b, "%s/qqmgr/sha256", xdg);
+    else if (home && home[0] == '/')
+        sbuf_addf(&b, "%s/.cache/qqmgr/sha256", home);
+    else {
+        qq_fail(err, QQ_EXIT_FAIL, "cannot place the download cache: neither XDG_CACHE_HOME nor HOME is set");
+        return NULL;
+    }
+    return sbuf_steal(&b);
+}
+
+static int mkdir_parents(const char *dir, qq_err *err)
+{
+    _cleanup_free_ char *p = strdup(dir);
+    if (!p)
+        abort();
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return qq_fail(err, QQ_EXIT_FAIL, "%s: cannot create directory: %s", p, strerror(errno));
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* Take an exclusive flock on path, creating it. The previous holder may have
+ * unlinked the file while we waited: then lock the new one instead. */
+static int lock_file(const char *path, const char *url, qq_err *err)
+{
+    bool told = false;
+    for (;;) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK) {
+                int e = errno;
+                close(fd);
+                return qq_fail(err, QQ_EXIT_FAIL, "%s: flock: %s", path, strerror(e));
+            }
+            if (!told && isatty(STDERR_FILENO)) {
+                fprintf(stderr, "waiting for another process downloading %s\n", url);
+                told = true;
+            }
+            while (flock(fd, LOCK_EX) < 0) {
+                if (errno != EINTR) {
+                    int e = errno;
+                    close(fd);
+                    return qq_fail(err, QQ_EXIT_FAIL, "%s: flock: %s", path, strerror(e));
+                }
+            }
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return fd;
+        close(fd);
+    }
+}
+
+static void unlock_file(const char *path, int fd)
+{
+    unlink(path);       /* while still holding it: waiters notice and retry */
+    close(fd);
+}
+
+typedef struct xfer {
+    int fd;
+    hash_ctx h;
+    unsigned long long have;      /* bytes in the .part file */
+    unsigned long long got;       /* bytes received by this transfer */
+    int write_errno;
+    const char *label;
+    bool progress;
+    double last_draw;
+    double t0;
+} xfer;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    xfer *x = userdata;
+    size_t len = size * nmemb;
+    const char *p = ptr;
+    size_t left = len;
+    while (left) {
+        ssize_t n = write(x->fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            x->write_errno = errno;
+            return 0;     /* aborts the transfer with CURLE_WRITE_ERROR */
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    hash_update(&x->h, ptr, len);
+    x->have += len;
+    x->got += len;
+    return len;
+}
+
+static void human(double v, char *buf, size_t len)
+{
+    const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, unit[i]);
+}
+
+static void draw(xfer *x, double total, bool final)
+{
+    double t = now_s();
+    if (!final && t - x->last_draw < 0.1)
+        return;
+    x->last_draw = t;
+    char have[32], tot[32], rate[32];
+    human((double)x->have, have, sizeof have);
+    double el = t - x->t0;
+    human(el > 0 ? (double)x->got / el : 0, rate, sizeof rate);
+    int width = 80;
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+        width = ws.ws_col;
+    char label[40];
+    snprintf(label, sizeof label, "%s", x->label);
+    if (total > 0) {
+        human(total, tot, sizeof tot);
+        int bar = 24;
+        int fill = (int)((double)x->have / total * bar);
+        if (fill > bar)
+            fill = bar;
+        char b[32];
+        for (int i = 0; i < bar; i++)
+            b[i] = i < fill ? '#' : '-';
+        b[bar] = '\0';
+        fprintf(stderr, "\r\033[K%.*s [%s] %3d%% %s/%s %s/s", width - 60 > 8 ? width - 60 : 8, label,
+                b, (int)((double)x->have * 100 / total), have, tot, rate);
+    } else {
+        fprintf(stderr, "\r\033[K%s %s %s/s", label, have, rate);
+    }
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dlnow, (void)ultotal, (void)ulnow;
+    xfer *x = userdata;
+    /* dltotal counts only this transfer; what the .part held before is extra */
+    double total = dltotal > 0 ? (double)(x->have - x->got) + (double)dltotal : 0;
+    draw(x, total, false);
+    return 0;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* One libcurl transfer appending to x->fd from offset x->have. */
+static CURLcode transfer(const char *url, xfer *x, long *code, char *errbuf)
+{
+    _cleanup_(curl_cleanupp) CURL *c = curl_easy_init();
+    _cleanup_(slist_freep) struct curl_slist *hdr = NULL;
+    if (!c)
+        return CURLE_OUT_OF_MEMORY;
+    errbuf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 20L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    /* a stalled server: under 1 byte/s for a minute ends the transfer */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)DL_BUFFER);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "qqmgr/0.1");
+    /* the bytes are hashed as they are: no transparent decompression */
+    curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    hdr = curl_slist_append(hdr, "Accept-Encoding: identity");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    if (x->have)
+        curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)x->have);
+    if (x->progress) {
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    *code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+    return rc;
+}
+
+static const char *url_label(const char *url)
+{
+    const char *end = url + strcspn(url, "?#");
+    const char *s = end;
+    while (s > url && s[-1] != '/')
+        s--;
+    return s;
+}
+
+/* Restart the .part from zero. */
+static int part_reset(xfer *x, const char *part, qq_err *err)
+{
+    hash_free(&x->h);
+    if (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
+    x->have = 0;
+    return hash_init(&x->h, err);
+}
+
+static char *fetch_locked(const char *url, const char *hex, const char *final, const char *part,
+                          const char *label, int flags, dl_result *res, qq_err *err)
+{
+    xfer x = { .fd = -1, .label = label };
+    x.progress = !(flags & DL_QUIET) && isatty(STDERR_FILENO);
+    _cleanup_close_ int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
+        return NULL;
+    }
+    x.fd = fd;
+    if (hash_init(&x.h, err) < 0)
+        return NULL;
+    /* an earlier interrupted transfer: its bytes count, rehash them */
+    if (hash_update_fd(&x.h, fd, part, &x.have, err) < 0) {
+        hash_free(&x.h);
+        return NULL;
+    }
+    res->resumed_at = x.have;
+
+    char errbuf[CURL_ERROR_SIZE];
+    char got[HASH_HEX_LEN + 1];
+    for (int attempt = 0; ; attempt++) {
+        x.t0 = now_s();
+        x.got = 0;
+        long code = 0;
+        CURLcode rc = transfer(url, &x, &code, errbuf);
+        res->bytes += x.got;
+        if (x.progress && (rc == CURLE_OK || x.got))
+            draw(&x, rc == CURLE_OK ? (double)x.have : 0, true);
+        if (rc == CURLE_RANGE_ERROR && attempt == 0 && x.have) {
+            /* the server cannot resume: start over */
+            if (part_reset(&x, part, err) < 0)
+                return NULL;
+            res->resumed_at = 0;
+            continue;
+        }
+        if (rc != CURLE_OK) {
+            hash_free(&x.h);
+            char why[CURL_ERROR_SIZE + 256];
+            if (rc == CURLE_WRITE_ERROR && x.write_errno)
+                snprintf(why, sizeof why, "%s: %s", part, strerror(x.write_errno));
+            else if (rc == CURLE_HTTP_RETURNED_ERROR)
+                snprintf(why, sizeof why, "HTTP %ld", code);
+            else
+                snprintf(why, sizeof why, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            if (x.have) {
+                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: %s (%llu bytes kept to resume)",
+                        url, why, x.have);
+            } else {
+                unlink(part);
+                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: %s", url, why);
+            }
+            return NULL;
+        }
+        hash_final(&x.h, got);
+        if (strcmp(got, hex) == 0)
+            break;
+        if (attempt == 0 && res->resumed_at) {
+            /* the kept bytes may have been stale: one clean retry */
+            if (part_reset(&x, part, err) < 0)
+                return NULL;
+            res->resumed_at = 0;
+            continue;
+        }
+        unlink(part);
+        qq_fail(err, QQ_EXIT_FAIL, "%s: sha256 mismatch: expected %s, got %s", url, hex, got);
+        return NULL;
+    }
+    if (fdatasync(fd) < 0 || rename(part, final) < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno));
+        return NULL;
+    }
+    res->fetched = true;
+    return strdup(final);
+}
+
+char *download_cached(const char *url, const char *sha256, const char *cache_dir,
+                      const char *label, int flags, dl_result *res, qq_err *err)
+{
+    dl_result dummy;
+    if (!res)
+        res = &dummy;
+    *res = (dl_result){ 0 };
+    if (!sha256 || !hash_is_hex(sha256)) {
+        qq_fail(err, QQ_EXIT_USAGE, "%s: sha256sum must be 64 hex digits, not \"%s\"", url,
+                sha256 ? sha256 : "");
+        return NULL;
+    }
+    char hex[HASH_HEX_LEN + 1];
+    for (int i = 0; i <= HASH_HEX_LEN; i++)
+        hex[i] = (char)(sha256[i] >= 'A' && sha256[i] <= 'F' ? sha256[i] - 'A' + 'a' : sha256[i]);
+
+    _cleanup_free_ char *dflt = NULL;
+    if (!cache_dir) {
+        dflt = download_cache_dir(err);
+        if (!dflt)
+            return NULL;
+        cache_dir = dflt;
+    }
+    sbuf fb = SBUF_INIT;
+    sbuf_addf(&fb, "%s/%s", cache_dir, hex);
+    _cleanup_free_ char *final = sbuf_steal(&fb);
+    if (access(final, F_OK) == 0)
+        return TAKE_PTR(final);         /* only verified files carry this name */
+
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: libcurl: %s", url, curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
+    if (mkdir_parents(cache_dir, err) < 0)
+        return NULL;
+    sbuf_addf(&fb, "%s/%s.lock", cache_dir, hex);
+    _cleanup_free_ char *lock = sbuf_steal(&fb);
+    sbuf_addf(&fb, "%s/%s.part", cache_dir, hex);
+    _cleanup_free_ char *part = sbuf_steal(&fb);
+
+    int lfd = lock_file(lock, url, err);
+    if (lfd < 0)
+        return NULL;
+    char *out;
+    if (access(final, F_OK) == 0)     /* another process fetched it while we waited */
+        out = strdup(final);
+    else
+        out = fetch_locked(url, hex, final, part, label ? label : url_label(url), flags, res, err);
+    unlock_file(lock, lfd);
+    return out;
+}

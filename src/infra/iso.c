@@ -1,1 +1,172 @@
-/* stub: being written */
+/* iso — NoCloud ISO writer over libisofs; see iso.h. */
+#include "iso.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LIBISOFS_WITHOUT_LIBBURN 1
+#include <libisofs/libisofs.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+
+#define SECTOR 2048
+#define OUTBUF (1024 * 1024)
+
+static bool plain_name(const char *s)
+{
+    return s[0] && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Pull the image out of libisofs's writer thread into fd. */
+static int drain(struct burn_source *src, int fd, const char *tmp, qq_err *err)
+{
+    _cleanup_free_ unsigned char *buf = malloc(OUTBUF);
+    if (!buf)
+        abort();
+    off_t total = src->get_size(src), done = 0;
+    size_t fill = 0;
+    for (;;) {
+        /* one sector per call: the ring buffer reports EOF, not a short read */
+        int n = src->read_xt(src, buf + fill, SECTOR);
+        if (n < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: libisofs failed while writing the image", tmp);
+        fill += (size_t)n;
+        if (fill + SECTOR > OUTBUF || n < SECTOR) {
+            if (write_all(fd, buf, fill) < 0)
+                return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+            done += (off_t)fill;
+            fill = 0;
+        }
+        if (n < SECTOR)
+            break;
+    }
+    if (done != total)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: short image (%lld of %lld bytes)", tmp,
+                       (long long)done, (long long)total);
+    return 0;
+}
+
+static int build(const char *out, const char *tmp, const char *volid, const iso_entry *files,
+                 size_t n, qq_err *err)
+{
+    IsoImage *image = NULL;
+    IsoWriteOpts *opts = NULL;
+    struct burn_source *src = NULL;
+    int rc = -1, r;
+
+    if ((r = iso_image_new(volid, &image)) < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: libisofs: %s", out, iso_error_to_msg(r));
+        goto done;
+    }
+    iso_image_set_volume_id(image, volid);
+    IsoDir *root = iso_image_get_root(image);
+    for (size_t i = 0; i < n; i++) {
+        IsoNode *node = NULL;
+        if (access(files[i].path, R_OK) < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "%s: %s: %s", out, files[i].path, strerror(errno));
+            goto done;
+        }
+        r = iso_tree_add_new_node(image, root, files[i].name, files[i].path, &node);
+        if (r < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "%s: adding %s (from %s): %s", out, files[i].name,
+                    files[i].path, iso_error_to_msg(r));
+            goto done;
+        }
+    }
+    if ((r = iso_write_opts_new(&opts, 0)) < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: libisofs: %s", out, iso_error_to_msg(r));
+        goto done;
+    }
+    iso_write_opts_set_iso_level(opts, 3);           /* files over 4 GiB */
+    iso_write_opts_set_rockridge(opts, 1);
+    iso_write_opts_set_joliet(opts, 1);
+    iso_write_opts_set_replace_mode(opts, 1, 1, 1, 1); /* 0555/0444, root:root */
+    if ((r = iso_image_create_burn_source(image, opts, &src)) < 0) {
+        src = NULL;
+        qq_fail(err, QQ_EXIT_FAIL, "%s: libisofs: %s", out, iso_error_to_msg(r));
+        goto done;
+    }
+    {
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+            src->cancel(src);
+            goto done;
+        }
+        if (drain(src, fd, tmp, err) < 0) {
+            src->cancel(src);
+            goto done;
+        }
+        if (fsync(fd) < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    if (src) {
+        src->free_data(src);
+        free(src);
+    }
+    if (opts)
+        iso_write_opts_free(opts);
+    if (image)
+        iso_image_unref(image);
+    return rc;
+}
+
+int iso_write_cidata(const char *out, const char *volid, const iso_entry *files, size_t n,
+                     qq_err *err)
+{
+    if (!volid)
+        volid = "cidata";
+    for (size_t i = 0; i < n; i++) {
+        if (!plain_name(files[i].name))
+            return qq_fail(err, QQ_EXIT_USAGE,
+                           "%s: \"%s\" is not a plain file name (no '/', '.' or '..')", out,
+                           files[i].name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(files[i].name, files[j].name) == 0)
+                return qq_fail(err, QQ_EXIT_USAGE, "%s: two files named \"%s\"", out,
+                               files[i].name);
+    }
+    int r = iso_init();
+    if (r < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "libisofs: %s", iso_error_to_msg(r));
+    /* errors come back as return codes; keep libisofs itself quiet */
+    iso_set_msgs_severities("NEVER", "NEVER", "qqmgr");
+
+    sbuf tb = SBUF_INIT;
+    sbuf_addf(&tb, "%s.tmp", out);
+    _cleanup_free_ char *tmp = sbuf_steal(&tb);
+    r = build(out, tmp, volid, files, n, err);
+    iso_finish();
+    if (r == 0 && rename(tmp, out) < 0)
+        r = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", out, strerror(errno));
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}

@@ -1,1 +1,260 @@
-/* stub: being written */
+/* qmp — see qmp.h. */
+#include "qmp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "net.h"
+
+struct qmp {
+    int fd;
+    char *path;
+    sbuf in;            /* bytes received, not yet parsed */
+    json_t *events;     /* array of kept events */
+    json_t *greeting;
+    unsigned long next_id;
+    bool timed_out;     /* the last read_message failed by timeout */
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Take one complete line (one JSON message) out of q->in, if there is one. */
+static json_t *take_message(qmp *q, qq_err *err, bool *bad)
+{
+    *bad = false;
+    for (;;) {
+        char *nl = memchr(q->in.buf ? q->in.buf : "", '\n', q->in.len);
+        if (!nl)
+            return NULL;
+        size_t linelen = (size_t)(nl - q->in.buf);
+        json_error_t je;
+        json_t *msg = NULL;
+        bool blank = strspn(q->in.buf, " \t\r") >= linelen;
+        if (!blank)
+            msg = json_loadb(q->in.buf, linelen, 0, &je);
+        memmove(q->in.buf, nl + 1, q->in.len - linelen - 1);
+        q->in.len -= linelen + 1;
+        q->in.buf[q->in.len] = '\0';
+        if (blank)
+            continue;
+        if (!msg || !json_is_object(msg)) {
+            json_decref(msg);
+            *bad = true;
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: malformed message from QEMU", q->path);
+            return NULL;
+        }
+        return msg;
+    }
+}
+
+/* Read the next message, waiting until deadline_ms (monotonic). NULL with err
+ * on timeout, EOF or a malformed message. what: for the timeout message. */
+static json_t *read_message(qmp *q, long long deadline_ms, const char *what, qq_err *err)
+{
+    q->timed_out = false;
+    for (;;) {
+        bool bad;
+        json_t *msg = take_message(q, err, &bad);
+        if (msg || bad)
+            return msg;
+        long long left = deadline_ms - now_ms();
+        if (left < 0)
+            left = 0;
+        struct pollfd p = { .fd = q->fd, .events = POLLIN };
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: poll: %s", q->path, strerror(errno));
+            return NULL;
+        }
+        if (r == 0) {
+            q->timed_out = true;
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s", q->path, what);
+            return NULL;
+        }
+        char buf[65536];
+        ssize_t n = recv(q->fd, buf, sizeof buf, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0 && errno != ECONNRESET) {
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: read: %s", q->path, strerror(errno));
+            return NULL;
+        }
+        if (n <= 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: QEMU closed the connection", q->path);
+            return NULL;
+        }
+        sbuf_add(&q->in, buf, (size_t)n);
+    }
+}
+
+static int send_all(qmp *q, const char *s, size_t len, qq_err *err)
+{
+    while (len > 0) {
+        ssize_t n = send(q->fd, s, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            return qq_fail(err, QQ_EXIT_FAIL, "QMP %s: QEMU closed the connection", q->path);
+        if (n < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "QMP %s: write: %s", q->path, strerror(errno));
+        s += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+json_t *qmp_execute_reply(qmp *q, const char *command, json_t *args, int timeout_ms, qq_err *err)
+{
+    long long deadline = now_ms() + timeout_ms;
+    char id[32];
+    snprintf(id, sizeof id, "qq-%lu", ++q->next_id);
+    _cleanup_json_ json_t *req = json_pack("{s:s, s:s}", "execute", command, "id", id);
+    if (args)
+        json_object_set(req, "arguments", args);
+    _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text)
+        abort();
+    sbuf line = SBUF_INIT;
+    sbuf_adds(&line, text);
+    sbuf_adds(&line, "\n");
+    int r = send_all(q, line.buf, line.len, err);
+    sbuf_free(&line);
+    if (r < 0)
+        return NULL;
+    char what[160];
+    snprintf(what, sizeof what, "no reply to %s within %.1f s", command, timeout_ms / 1000.0);
+    for (;;) {
+        json_t *msg = read_message(q, deadline, what, err);
+        if (!msg)
+            return NULL;
+        if (json_object_get(msg, "event")) {
+            json_array_append_new(q->events, msg);
+            continue;
+        }
+        const char *mid = json_string_value(json_object_get(msg, "id"));
+        if (mid && strcmp(mid, id) == 0)
+            return msg;
+        json_decref(msg);   /* a late reply to an earlier, timed-out request */
+    }
+}
+
+json_t *qmp_execute(qmp *q, const char *command, json_t *args, int timeout_ms, qq_err *err)
+{
+    _cleanup_json_ json_t *reply = qmp_execute_reply(q, command, args, timeout_ms, err);
+    if (!reply)
+        return NULL;
+    json_t *ret = json_object_get(reply, "return");
+    if (ret)
+        return json_incref(ret);
+    json_t *e = json_object_get(reply, "error");
+    const char *cls = json_string_value(json_object_get(e, "class"));
+    const char *desc = json_string_value(json_object_get(e, "desc"));
+    qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s: %s", command, cls ? cls : "error",
+            desc ? desc : "(no description)");
+    return NULL;
+}
+
+qmp *qmp_open(const char *socket_path, int timeout_ms, qq_err *err)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int fd = net_unix_connect(socket_path, err);
+    if (fd < 0) {
+        qq_err_prefix(err, "QMP");
+        return NULL;
+    }
+    qmp *q = calloc(1, sizeof *q);
+    if (!q)
+        abort();
+    q->fd = fd;
+    q->path = strdup(socket_path);
+    q->events = json_array();
+    char what[160];
+    snprintf(what, sizeof what, "no greeting within %.1f s (another client connected, or QEMU wedged?)",
+             timeout_ms / 1000.0);
+    q->greeting = read_message(q, deadline, what, err);
+    if (!q->greeting) {
+        qmp_close(q);
+        return NULL;
+    }
+    if (!json_object_get(q->greeting, "QMP")) {
+        qq_fail(err, QQ_EXIT_FAIL, "QMP %s: not a QMP greeting", socket_path);
+        qmp_close(q);
+        return NULL;
+    }
+    long long left = deadline - now_ms();
+    json_t *r = qmp_execute(q, "qmp_capabilities", NULL, left > 0 ? (int)left : 0, err);
+    if (!r) {
+        qmp_close(q);
+        return NULL;
+    }
+    json_decref(r);
+    return q;
+}
+
+void qmp_close(qmp *q)
+{
+    if (!q)
+        return;
+    if (q->fd >= 0)
+        close(q->fd);
+    sbuf_free(&q->in);
+    json_decref(q->events);
+    json_decref(q->greeting);
+    free(q->path);
+    free(q);
+}
+
+char *qmp_hmp(qmp *q, const char *command_line, int timeout_ms, qq_err *err)
+{
+    _cleanup_json_ json_t *args = json_pack("{s:s}", "command-line", command_line);
+    _cleanup_json_ json_t *r = qmp_execute(q, "human-monitor-command", args, timeout_ms, err);
+    if (!r)
+        return NULL;
+    const char *s = json_string_value(r);
+    char *out = strdup(s ? s : "");
+    if (!out)
+        abort();
+    return out;
+}
+
+int qmp_wait_event(qmp *q, int timeout_ms, qq_err *err)
+{
+    if (json_array_size(q->events) > 0)
+        return 1;
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        json_t *msg = read_message(q, deadline, "no event", err);
+        if (!msg)
+            return q->timed_out ? 0 : -1;
+        if (json_object_get(msg, "event")) {
+            json_array_append_new(q->events, msg);
+            return 1;
+        }
+        json_decref(msg);
+    }
+}
+
+json_t *qmp_take_events(qmp *q)
+{
+    json_t *ev = q->events;
+    q->events = json_array();
+    return ev;
+}
+
+const json_t *qmp_greeting(const qmp *q) { return q->greeting; }
+int qmp_fd(const qmp *q) { return q->fd; }

@@ -1,6 +1,333 @@
+/* Unit tests for the QMP client: a real QEMU (guestless, TCG) for the normal
+ * path, and a fake server only for what a real QEMU cannot show on demand
+ * (silence → timeout, a reply arriving after events, a closed connection). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-int main(void) { return 0; }
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../src/base/cleanup.h"
+#include "../../src/infra/qmp.h"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/qq-test-qmp-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int listen_at(const char *p)
+{
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p);
+    unlink(p);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(l, 4), 0);
+    return l;
+}
+
+/* A scripted fake QMP server in a child process: sends greeting, answers
+ * qmp_capabilities, then for the next command runs `mode`. */
+enum fake_mode { FAKE_SILENT_AFTER_CAPS, FAKE_EVENTS_THEN_REPLY, FAKE_CLOSE_AFTER_CAPS,
+                 FAKE_ERROR_REPLY };
+
+static void read_line(int c, char *buf, size_t n)
+{
+    size_t i = 0;
+    while (i + 1 < n && read(c, buf + i, 1) == 1 && buf[i] != '\n')
+        i++;
+    buf[i] = '\0';
+}
+
+static void reply_id(int c, const char *line, const char *body)
+{
+    json_t *req = json_loads(line, 0, NULL);
+    const char *id = json_string_value(json_object_get(req, "id"));
+    dprintf(c, "{%s, \"id\": \"%s\"}\r\n", body, id ? id : "");
+    json_decref(req);
+}
+
+static pid_t fake_server(const char *p, enum fake_mode mode)
+{
+    int l = listen_at(p);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) {
+        close(l);
+        return pid;
+    }
+    int c = accept(l, NULL, NULL);
+    char line[4096];
+    dprintf(c, "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n");
+    read_line(c, line, sizeof line);
+    reply_id(c, line, "\"return\": {}");
+    if (mode == FAKE_CLOSE_AFTER_CAPS)
+        _exit(0);
+    read_line(c, line, sizeof line);
+    if (mode == FAKE_SILENT_AFTER_CAPS) {
+        pause();
+        _exit(0);
+    }
+    if (mode == FAKE_ERROR_REPLY) {
+        reply_id(c, line, "\"error\": {\"class\": \"GenericError\", \"desc\": \"nope\"}");
+        pause();
+        _exit(0);
+    }
+    /* two events, a stale reply with another id, then the reply, split across writes */
+    dprintf(c, "{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n");
+    dprintf(c, "{\"return\": {\"stale\": true}, \"id\": \"other\"}\r\n{\"event\": \"RESU");
+    usleep(20000);
+    dprintf(c, "ME\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 3}}\r\n");
+    reply_id(c, line, "\"return\": {\"status\": \"paused\"}");
+    pause();
+    _exit(0);
+}
+
+static void kill_child(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void test_no_greeting_times_out_with_a_clear_error(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/silent.sock", tmpdir);
+    int l = listen_at(p);   /* listens, never accepts: like a QEMU busy with another client */
+    qq_err e = { 0 };
+    long long t0 = now_ms();
+    qmp *q = qmp_open(p, 300, &e);
+    long long took = now_ms() - t0;
+    assert_null(q);
+    assert_true(took >= 290 && took < 3000);
+    assert_non_null(strstr(e.msg, "no greeting within 0.3 s"));
+    assert_non_null(strstr(e.msg, "silent.sock"));
+    close(l);
+}
+
+static void test_command_without_reply_times_out(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/wedged.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_SILENT_AFTER_CAPS);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    long long t0 = now_ms();
+    json_t *r = qmp_execute(q, "query-status", NULL, 200, &e);
+    assert_null(r);
+    assert_true(now_ms() - t0 < 3000);
+    assert_non_null(strstr(e.msg, "no reply to query-status within 0.2 s"));
+    qmp_close(q);
+    kill_child(srv);
+}
+
+static void test_events_before_the_reply_are_kept(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/events.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_EVENTS_THEN_REPLY);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    _cleanup_json_ json_t *r = qmp_execute(q, "query-status", NULL, 2000, &e);
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "paused");
+    _cleanup_json_ json_t *ev = qmp_take_events(q);
+    assert_int_equal(json_array_size(ev), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "event")), "STOP");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "event")), "RESUME");
+    qmp_close(q);
+    kill_child(srv);
+}
+
+static void test_closed_connection_is_reported(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/closed.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_CLOSE_AFTER_CAPS);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    waitpid(srv, NULL, 0);
+    assert_null(qmp_execute(q, "query-status", NULL, 2000, &e));
+    assert_non_null(strstr(e.msg, "closed the connection"));
+    qmp_close(q);
+}
+
+static void test_error_reply_carries_class_and_description(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/err.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_ERROR_REPLY);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    assert_null(qmp_execute(q, "cont", NULL, 2000, &e));
+    assert_string_equal(e.msg, "QMP cont: GenericError: nope");
+    qmp_close(q);
+    kill_child(srv);
+}
+
+static void test_missing_socket_names_the_path(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    assert_null(qmp_open("/nonexistent/qmp.socket", 500, &e));
+    assert_non_null(strstr(e.msg, "/nonexistent/qmp.socket"));
+    assert_non_null(strstr(e.msg, "No such file"));
+}
+
+/* ---- real QEMU ---- */
+
+static pid_t qemu_pid;
+static char qemu_sock[300];
+
+static qmp *open_real(void)
+{
+    qq_err e = { 0 };
+    long long deadline = now_ms() + 20000;
+    for (;;) {
+        qmp *q = qmp_open(qemu_sock, 5000, &e);
+        if (q)
+            return q;
+        if (now_ms() > deadline)
+            fail_msg("QMP never answered: %s", e.msg);
+        poll(NULL, 0, 20);
+    }
+}
+
+static int qemu_setup(void **state)
+{
+    (void)state;
+    snprintf(qemu_sock, sizeof qemu_sock, "%s/qemu-qmp.sock", tmpdir);
+    char qmparg[400];
+    snprintf(qmparg, sizeof qmparg, "unix:%s,server=on,wait=off", qemu_sock);
+    qemu_pid = fork();
+    if (qemu_pid == 0) {
+        execlp("qemu-system-x86_64", "qemu-system-x86_64", "-nodefaults", "-machine", "q35",
+               "-m", "64", "-display", "none", "-accel", "tcg", "-qmp", qmparg, (char *)NULL);
+        _exit(127);
+    }
+    return qemu_pid > 0 ? 0 : -1;
+}
+
+static int qemu_teardown(void **state)
+{
+    (void)state;
+    if (qemu_pid > 0)
+        kill_child(qemu_pid);
+    return 0;
+}
+
+static void test_real_qemu_query_status_stop_event_and_hmp(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    qmp *q = open_real();
+    assert_non_null(json_object_get(qmp_greeting(q), "QMP"));
+    json_t *r = qmp_execute(q, "query-status", NULL, 5000, &e);
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "running");
+    json_decref(r);
+
+    r = qmp_execute(q, "stop", NULL, 5000, &e);
+    assert_non_null(r);
+    json_decref(r);
+    assert_int_equal(qmp_wait_event(q, 5000, &e), 1);
+    json_t *ev = qmp_take_events(q);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "event")), "STOP");
+    json_decref(ev);
+
+    _cleanup_free_ char *text = qmp_hmp(q, "info status", 5000, &e);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "paused"));
+
+    _cleanup_json_ json_t *args = json_pack("{s:s}", "path", "/machine");
+    r = qmp_execute(q, "qom-list", args, 5000, &e);
+    assert_true(json_is_array(r));
+    json_decref(r);
+    qmp_close(q);
+}
+
+static void test_real_qemu_unknown_command_is_commandnotfound(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    qmp *q = open_real();
+    assert_null(qmp_execute(q, "query-nothing", NULL, 5000, &e));
+    assert_non_null(strstr(e.msg, "QMP query-nothing: CommandNotFound"));
+    /* the connection stays usable after a QEMU error */
+    json_t *r = qmp_execute(q, "query-version", NULL, 5000, &e);
+    assert_non_null(r);
+    json_decref(r);
+    qmp_close(q);
+}
+
+static void test_real_qemu_second_client_waits_for_greeting_then_times_out(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    qmp *q = open_real();
+    qmp *q2 = qmp_open(qemu_sock, 300, &e);
+    assert_null(q2);
+    assert_non_null(strstr(e.msg, "no greeting"));
+    qmp_close(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest fake[] = {
+        cmocka_unit_test(test_no_greeting_times_out_with_a_clear_error),
+        cmocka_unit_test(test_command_without_reply_times_out),
+        cmocka_unit_test(test_events_before_the_reply_are_kept),
+        cmocka_unit_test(test_closed_connection_is_reported),
+        cmocka_unit_test(test_error_reply_carries_class_and_description),
+        cmocka_unit_test(test_missing_socket_names_the_path),
+    };
+    const struct CMUnitTest real[] = {
+        cmocka_unit_test_setup_teardown(test_real_qemu_query_status_stop_event_and_hmp, qemu_setup, qemu_teardown),
+        cmocka_unit_test_setup_teardown(test_real_qemu_unknown_command_is_commandnotfound, qemu_setup, qemu_teardown),
+        cmocka_unit_test_setup_teardown(test_real_qemu_second_client_waits_for_greeting_then_times_out, qemu_setup, qemu_teardown),
+    };
+    int r = cmocka_run_group_tests_name("qmp fake server", fake, setup, NULL);
+    r += cmocka_run_group_tests_name("qmp real qemu", real, NULL, teardown);
+    return r;
+}

@@ -1,0 +1,66 @@
+/* common — helpers shared by the command files (see cmd.h). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+config *qq_config(qq_ctx *ctx, qq_err *err)
+{
+    if (!ctx->cfg)
+        ctx->cfg = config_load(ctx->config_path, err);
+    return ctx->cfg;
+}
+
+int qq_report(const qq_err *err)
+{
+    fprintf(stderr, "qqmgr: %s\n", err->msg);
+    return err->code ? err->code : QQ_EXIT_FAIL;
+}
+
+void qq_print_json(json_t *doc)
+{
+    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    json_decref(doc);
+}
+
+int qq_check_args(qq_ctx *ctx, int npos)
+{
+    const qq_command *c = ctx->cmd;
+    if (npos < c->min_args || (c->max_args >= 0 && npos > c->max_args))
+        return qq_usage(ctx, false);
+    return -1;
+}
+
+int qq_parse_simple(qq_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (ch == 'h')
+            return qq_usage(ctx, true);
+        return qq_usage(ctx, false);
+    }
+    return qq_check_args(ctx, argc - optind);
+}
+
+void qq_shell_quote(sbuf *out, const char *arg)
+{
+    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                            "0123456789_-+=.,:/@%^") == strlen(arg)) {
+        sbuf_adds(out, arg);
+        return;
+    }
+    sbuf_addc(out, '\'');
+    for (const char *p = arg; *p; p++) {
+        if (*p == '\'')
+            sbuf_adds(out, "'\\''");
+        else
+            sbuf_addc(out, *p);
+    }
+    sbuf_addc(out, '\'');
+}

@@ -1,0 +1,46 @@
+/* download — fetch a URL into a cache keyed by its sha256, verified while streaming.
+ *
+ * The cache is a directory of files named by their sha256 (lowercase hex):
+ *   ${XDG_CACHE_HOME:-~/.cache}/qqmgr/sha256/<hex>
+ * A file only ever appears under that name after its sum was checked, so an
+ * existing <hex> is trusted and returned without any I/O (the no-op path).
+ * While downloading, bytes go to <hex>.part; an interrupted transfer leaves the
+ * .part, and the next call rehashes it and resumes with a Range request (a
+ * server that ignores the range restarts from zero). <hex>.lock is flock'ed for
+ * the whole transfer, so concurrent callers never fetch one file twice: the
+ * second waits, then finds it cached. The lock file is removed afterwards.
+ *
+ * URLs: http://, https:// (redirects followed) and file://. HTTP status >= 400,
+ * a refused connection, a short transfer or a wrong sum are one-line errors
+ * that name the URL (code QQ_EXIT_FAIL). A wrong sum deletes the .part; other
+ * failures keep a non-empty .part for resuming and remove an empty one.
+ * A progress bar is drawn on stderr only when stderr is a terminal.
+ */
+#ifndef QQ_DOWNLOAD_H
+#define QQ_DOWNLOAD_H
+
+#include <stdbool.h>
+
+#include "../base/err.h"
+
+enum {
+    DL_QUIET = 1 << 0,      /* never draw a progress bar */
+};
+
+typedef struct dl_result {
+    bool fetched;                  /* false: was already cached */
+    unsigned long long bytes;      /* bytes transferred by this call */
+    unsigned long long resumed_at; /* offset a resumed transfer started from, else 0 */
+} dl_result;
+
+/* The default cache directory (…/qqmgr/sha256), malloc'd; not created. */
+char *download_cache_dir(qq_err *err);
+
+/* Make sure the file with this sha256 is in cache_dir (NULL = the default,
+ * created if missing), fetching it from url if needed. label names the file in
+ * the progress bar (NULL: the URL's last segment). Returns the cached file's
+ * path (malloc'd) or NULL with err filled. res may be NULL. */
+char *download_cached(const char *url, const char *sha256, const char *cache_dir,
+                      const char *label, int flags, dl_result *res, qq_err *err);
+
+#endif

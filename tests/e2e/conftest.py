@@ -1,0 +1,334 @@
+"""Shared pytest fixtures and helpers for qqmgr's end-to-end tests.
+
+Run with Debian's python:  /usr/bin/python3 -m pytest tests/e2e  (add `-m "not guest"`
+to skip the tests that boot a guest kernel).
+
+Environment:
+  QQMGR          path of the qqmgr binary (default: $QQ_BUILD_DIR/qqmgr)
+  QQ_BUILD_DIR   build directory (default: <repo>/build)
+  QQ_TEST_ACCEL  QEMU accelerator for guests (default: tcg; KVM does not work everywhere)
+  QQ_TEST_CACHE  cache of built test guests (see tests/guest/tiny-guest.sh)
+
+Fixtures:
+  qqmgr          str, path of the binary (the test fails if it is missing)
+  project        Project in a fresh temp dir: .write(toml), .run(*args), .state_dir, ...
+  tiny_guest     TinyGuest (session): .dir .vmlinux .vmlinuz .initramfs .key .host_pubkey
+                 (also tiny_guest["key"]); built once via tests/guest/tiny-guest.sh
+  tiny_vm_toml   function(port, extra_append='', name='tiny', ...) -> TOML text of a VM
+                 booting the tiny guest, with its [vm.NAME.ssh] section
+Helpers (import with `from conftest import free_port, wait_until`):
+  free_port()                        a free loopback TCP port
+  wait_until(cond, timeout, step)    poll cond() until truthy; returns its value
+  guest_ssh_args(key, port)          ssh argv prefix for root@127.0.0.1 with that key
+  qmp_execute(sock, cmd, **args)     one QMP command over a unix socket -> reply dict
+Marker: @pytest.mark.guest for tests that boot a guest.
+
+Every test's tmp dir is swept after the test: a QEMU whose pid file lies under it
+(<state dir>/vm.*/pid as written by qqmgr, or a file named qemu.pid) and is still
+running gets SIGKILL, so a failing test never leaves QEMU behind. The whole session
+temp dir is swept again at the end.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "guest: boots a guest kernel (slow; builds the tiny guest on first use)")
+
+
+# ------------------------------------------------------------------ helpers
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout, step=0.1, what=None):
+    """Call cond() every `step` seconds until it returns something truthy, and return
+    that. Raises TimeoutError (naming `what`, or cond) after `timeout` seconds.
+    cond is always called at least once, and once more at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"not true after {timeout}s: {what or getattr(cond, '__name__', cond)}")
+        time.sleep(min(step, max(0.0, deadline - time.monotonic())))
+
+
+def guest_ssh_args(key, port, connect_timeout=2):
+    """argv prefix to ssh into a test guest as root through a host port forward."""
+    return ["ssh", "-F", "/dev/null", "-i", str(key), "-p", str(port),
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", f"ConnectTimeout={connect_timeout}",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "root@127.0.0.1"]
+
+
+def qmp_execute(sock_path, command, timeout=10, **arguments):
+    """Connect to a QMP unix socket, negotiate, run one command; return the reply
+    (a dict with "return" or "error"). Events before the reply are skipped."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock_path))
+        f = s.makefile("rw", encoding="utf-8")
+
+        def call(cmd, args=None):
+            msg = {"execute": cmd}
+            if args:
+                msg["arguments"] = args
+            f.write(json.dumps(msg) + "\n")
+            f.flush()
+            while True:
+                line = f.readline()
+                if not line:
+                    raise ConnectionError(f"QMP closed before replying to {cmd}")
+                reply = json.loads(line)
+                if "return" in reply or "error" in reply:
+                    return reply
+
+        greeting = json.loads(f.readline() or "{}")
+        if "QMP" not in greeting:
+            raise ConnectionError(f"no QMP greeting on {sock_path}: {greeting}")
+        call("qmp_capabilities")
+        return call(command, arguments)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie has exited already
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_qemu(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip().startswith("qemu")
+    except OSError:
+        return False
+
+
+def _qemu_pidfiles(root):
+    for d, dirs, files in os.walk(root):
+        base = os.path.basename(d)
+        for name in files:
+            if (name == "pid" and base.startswith("vm.")) or name == "qemu.pid":
+                yield os.path.join(d, name)
+
+
+def reap_qemu_under(root):
+    """SIGKILL every live QEMU whose pid file is under `root`; return their pids."""
+    killed = []
+    for pf in _qemu_pidfiles(root):
+        try:
+            pid = int(Path(pf).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid > 1 and _pid_alive(pid) and _is_qemu(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    for pid in killed:
+        try:
+            wait_until(lambda: not _pid_alive(pid), 10, 0.05)
+        except TimeoutError:
+            pass
+    return killed
+
+
+# ------------------------------------------------------------------ fixtures
+
+@pytest.fixture(autouse=True)
+def _reap_test_qemus(tmp_path):
+    yield
+    killed = reap_qemu_under(tmp_path)
+    if killed:
+        print(f"\n[conftest] killed QEMU left running by the test: {killed}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_session_qemus(tmp_path_factory):
+    yield
+    reap_qemu_under(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def qqmgr():
+    path = os.environ.get("QQMGR")
+    if not path:
+        build = os.environ.get("QQ_BUILD_DIR", str(REPO / "build"))
+        path = os.path.join(build, "qqmgr")
+    path = os.path.abspath(path)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"qqmgr binary not found at {path} (build it, or set QQMGR / QQ_BUILD_DIR)")
+    return path
+
+
+class Project:
+    """A config dir for one test: write qqmgr.toml, run qqmgr on it."""
+
+    def __init__(self, path, qqmgr):
+        self.path = Path(path)
+        self.config = self.path / "qqmgr.toml"
+        self.qqmgr = qqmgr
+        # DESIGN.md: a file named qqmgr.toml keeps its state in <its dir>/.qqmgr/
+        self.state_dir = self.path / ".qqmgr"
+
+    def write(self, toml_text, name="qqmgr.toml"):
+        """Write the config (dedented); returns its path."""
+        p = self.path / name
+        p.write_text(textwrap.dedent(toml_text))
+        return p
+
+    def vm_dir(self, name):
+        return self.state_dir / f"vm.{name}"
+
+    def run(self, *args, check=None, timeout=120, input=None, env=None):
+        """Run `qqmgr -c <config> ARGS...` in the project dir; returns CompletedProcess
+        (text mode, stdout/stderr captured, stdin /dev/null unless input is given).
+        check=None: any exit status; True: must be 0; an int: must be that."""
+        argv = [self.qqmgr, "-c", str(self.config), *map(str, args)]
+        full_env = None
+        if env is not None:
+            full_env = dict(os.environ)
+            full_env.update(env)
+        cp = subprocess.run(argv, cwd=self.path, capture_output=True, text=True,
+                            timeout=timeout, env=full_env, input=input,
+                            stdin=None if input is not None else subprocess.DEVNULL)
+        want = 0 if check is True else check
+        if want is not None and want is not False and cp.returncode != want:
+            raise AssertionError(
+                f"{' '.join(argv)}: exit {cp.returncode}, expected {want}\n"
+                f"--- stdout\n{cp.stdout}--- stderr\n{cp.stderr}")
+        return cp
+
+    def json(self, *args, **kw):
+        """Run with --json appended to the command's arguments; parse stdout."""
+        cp = self.run(*args, "--json", **kw)
+        return json.loads(cp.stdout)
+
+
+@pytest.fixture
+def project(tmp_path, qqmgr):
+    d = tmp_path / "proj"
+    d.mkdir()
+    return Project(d, qqmgr)
+
+
+@dataclass(frozen=True)
+class TinyGuest:
+    dir: Path
+    vmlinux: Path
+    vmlinuz: Path
+    initramfs: Path
+    key: Path
+    host_pubkey: Path
+
+    def __getitem__(self, k):
+        return getattr(self, k)
+
+
+@pytest.fixture(scope="session")
+def tiny_guest():
+    script = REPO / "tests" / "guest" / "tiny-guest.sh"
+    cp = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                        stdin=subprocess.DEVNULL, timeout=900)
+    if cp.returncode != 0:
+        pytest.fail(f"building the tiny guest failed:\n{cp.stderr[-4000:]}")
+    d = Path(cp.stdout.strip().splitlines()[-1])
+    g = TinyGuest(dir=d, vmlinux=d / "vmlinux", vmlinuz=d / "vmlinuz",
+                  initramfs=d / "initramfs.gz", key=d / "id_ed25519",
+                  host_pubkey=d / "ssh_host_ed25519_key.pub")
+    for f in (g.vmlinuz, g.initramfs, g.key, g.host_pubkey):
+        assert f.is_file(), f"tiny guest incomplete: {f} missing"
+    return g
+
+
+def _toml_str(s):
+    # a JSON string without non-ASCII escapes is a valid TOML basic string
+    return json.dumps(str(s), ensure_ascii=False)
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return _toml_str(v)
+
+
+def _cmd_arg(s):
+    # qqmgr splits cmd entries at white space; quotes keep one argument together
+    s = str(s)
+    return f"'{s}'" if any(c.isspace() for c in s) else s
+
+
+def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=()):
+    """The cmd entries (list of str) that boot `guest` with user-net ssh forwarding."""
+    kernel = guest.vmlinux if guest.vmlinux.is_file() else guest.vmlinuz
+    append = f"console=ttyS0 quiet {extra_append}".strip()
+    return [
+        f"-accel {accel or ACCEL} -m {mem} -display none -nodefaults",
+        f"-kernel {_cmd_arg(kernel)}",
+        f"-initrd {_cmd_arg(guest.initramfs)}",
+        f"-append '{append}'",
+        "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}",
+        "-device virtio-net-pci,netdev=n0",
+        "-device virtio-rng-pci",
+        *extra_args,
+    ]
+
+
+@pytest.fixture
+def tiny_vm_toml(tiny_guest):
+    """tiny_vm_toml(port, extra_append='', name='tiny', mem=256, accel=None,
+    extra_args=(), ssh_extra=None) -> TOML text for [vm.NAME] + [vm.NAME.ssh].
+    port: an int, or "auto"/0. extra_append: added to the kernel command line (e.g.
+    "qqtest.noacpi"). extra_args: more cmd entries. ssh_extra: more ssh keys (dict)."""
+    def make(port, extra_append="", name="tiny", mem=256, accel=None, extra_args=(),
+             ssh_extra=None):
+        cmd = tiny_vm_cmd(tiny_guest, extra_append, mem, accel, extra_args)
+        lines = [f"[vm.{name}]", "cmd = ["]
+        lines += [f"    {_toml_str(c)}," for c in cmd]
+        lines += ["]", "", f"[vm.{name}.ssh]",
+                  f"port = {_toml_value(port)}",
+                  f"IdentityFile = {_toml_str(tiny_guest.key)}",
+                  'User = "root"',
+                  'StrictHostKeyChecking = "no"',
+                  'UserKnownHostsFile = "/dev/null"',
+                  'LogLevel = "ERROR"']
+        for k, v in (ssh_extra or {}).items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+    return make

@@ -1,0 +1,231 @@
+"""The config language as users meet it: discovery, state dir, list/show/img list,
+and one clear line (file:line:col, exit 2) for every kind of broken config."""
+import json
+import os
+import re
+import shlex
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UPSTREAM = os.path.join(REPO, "..", "shared", "upstream")
+
+
+def qq(qqmgr, *args, cwd=None, env=None):
+    return subprocess.run([qqmgr, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30)
+
+
+def write(tmp_path, text, name="qqmgr.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+BASIC = """
+[vars]
+home = "/home/user"
+boot_img = "{{.home}}/disk.img"
+
+[vm.a]
+cmd = ["-m 64 -drive file={{.vm.disk}},if=virtio", "-netdev user,id=n,hostfwd=tcp::{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}"]
+[vm.a.vars]
+disk = "{{.boot_img}}"
+[vm.a.ssh]
+port = 2222
+
+[vm.b]
+cmd = ["-m 128", "-name 'my vm'"]
+
+[img.scratch]
+builder = "raw"
+img_size = "1G"
+"""
+
+
+def test_show_renders_vars_referring_to_vars_and_ssh_port(qqmgr, tmp_path):
+    write(tmp_path, BASIC)
+    r = qq(qqmgr, "show", "a", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    argv = doc["argv"]
+    assert argv[0] == "qemu-system-x86_64"
+    assert argv[1:7] == ["-m", "64", "-drive", "file=/home/user/disk.img,if=virtio",
+                         "-netdev", "user,id=n,hostfwd=tcp::2222-:22"]
+    assert doc["state_dir"] == str(tmp_path.resolve() / ".qqmgr" / "vm.a")
+
+
+def test_show_text_is_one_copy_pasteable_shell_line(qqmgr, tmp_path):
+    write(tmp_path, BASIC)
+    r = qq(qqmgr, "show", "b", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1
+    j = json.loads(qq(qqmgr, "show", "b", "--json", cwd=tmp_path).stdout)
+    assert shlex.split(lines[0]) == j["argv"]
+    assert "my vm" in j["argv"]
+
+
+def test_list_and_img_list_keep_file_order(qqmgr, tmp_path):
+    text = "".join(f'[vm.v{i}]\ncmd = ["-m 64"]\n' for i in (5, 3, 9, 1))
+    text += "".join(f'[img.i{i}]\nbuilder = "raw"\nimg_size = "{i}M"\n' for i in (7, 2))
+    write(tmp_path, text)
+    r = qq(qqmgr, "list", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    vms = json.loads(r.stdout)
+    assert [v["name"] for v in vms] == ["v5", "v3", "v9", "v1"]
+    assert all(v["configured"] is True and v["running"] is False for v in vms)
+    r = qq(qqmgr, "img", "list", "--json", cwd=tmp_path)
+    imgs = json.loads(r.stdout)
+    assert [i["name"] for i in imgs] == ["i7", "i2"]
+    assert imgs[0]["builder"] == "raw" and imgs[0]["img_size"] == "7M"
+    assert imgs[0]["path"].startswith(str(tmp_path.resolve()))
+    assert imgs[0]["built"] is False
+
+
+def test_image_path_template_is_absolute(qqmgr, tmp_path):
+    write(tmp_path, BASIC.replace('"-m 128"', '"-m 128 -drive file={{.img.scratch}}"'))
+    doc = json.loads(qq(qqmgr, "show", "b", "--json", cwd=tmp_path).stdout)
+    drive = [a for a in doc["argv"] if a.startswith("file=")][0]
+    assert drive == "file=" + str(tmp_path.resolve() / ".qqmgr" / "img.scratch" / "disk.raw")
+
+
+def test_every_name_for_one_config_reaches_the_same_state_dir(qqmgr, tmp_path):
+    write(tmp_path, BASIC)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    os.symlink(tmp_path / "qqmgr.toml", sub / "link.toml")
+    a = json.loads(qq(qqmgr, "show", "b", "--json", cwd=tmp_path).stdout)["state_dir"]
+    b = json.loads(qq(qqmgr, "-c", "qqmgr.toml", "show", "b", "--json", cwd=tmp_path).stdout)["state_dir"]
+    c = json.loads(qq(qqmgr, "-c", str(sub / "link.toml"), "show", "b", "--json", cwd=sub).stdout)["state_dir"]
+    assert a == b == c
+
+
+def test_other_file_names_get_their_own_state_dir(qqmgr, tmp_path):
+    write(tmp_path, BASIC, name="lab.toml")
+    doc = json.loads(qq(qqmgr, "-c", "lab.toml", "show", "b", "--json", cwd=tmp_path).stdout)
+    assert doc["state_dir"] == str(tmp_path.resolve() / ".qqmgr" / "lab.toml" / "vm.b")
+
+
+def test_global_config_state_goes_to_xdg_state_home(qqmgr, tmp_path):
+    cfg = tmp_path / "cfg" / "qqmgr"
+    cfg.mkdir(parents=True)
+    (cfg / "conf.toml").write_text(BASIC)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_STATE_HOME=str(tmp_path / "state"))
+    r = qq(qqmgr, "show", "b", "--json", cwd=work, env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["state_dir"] == str(tmp_path / "state" / "qqmgr" / "vm.b")
+
+
+def test_no_config_anywhere_is_a_usage_error(qqmgr, tmp_path):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "none"))
+    r = qq(qqmgr, "list", cwd=tmp_path, env=env)
+    assert r.returncode == 2
+    assert "no config" in r.stderr
+
+
+def test_upstream_test_config_resolves_like_the_original(qqmgr):
+    cfg = os.path.join(UPSTREAM, "test-config.toml")
+    if not os.path.exists(cfg):
+        pytest.skip("../shared/upstream not present")
+    r = qq(qqmgr, "-c", cfg, "show", "test-vm", "--json")
+    assert r.returncode == 0, r.stderr
+    argv = json.loads(r.stdout)["argv"]
+    user = argv[1:argv.index("-pidfile")] if "-pidfile" in argv else argv[1:]
+    assert user == [
+        "-nodefaults", "-machine", "q35,accel=kvm,kernel-irqchip=split",
+        "-cpu", "host", "-smp", "2", "-m", "4096",
+        "-netdev", "user,id=net0,hostfwd=tcp::2089-:22",
+        "-device", "virtio-net-pci,netdev=net0",
+        "-drive", "id=boot,file=/home/user/path/to/disk.img,format=qcow2,if=virtio",
+    ]
+
+
+def test_upstream_example_config_loads(qqmgr):
+    cfg = os.path.join(UPSTREAM, "qqmgr.example.toml")
+    if not os.path.exists(cfg):
+        pytest.skip("../shared/upstream not present")
+    r = qq(qqmgr, "-c", cfg, "show", "test", "--json")
+    assert r.returncode == 0, r.stderr
+    argv = json.loads(r.stdout)["argv"]
+    assert argv[0] == "/home/jwd/repos/qemu/build/qemu-system-x86_64"
+    assert "intel-iommu,intremap=on" in argv
+    assert any(a.endswith("/img.fedora/disk.qcow2,format=qcow2,if=virtio") for a in argv)
+    r = qq(qqmgr, "-c", cfg, "img", "list", "--json")
+    assert json.loads(r.stdout)[0]["builder"] == "cloud-init"
+
+
+BAD = [
+    ("toml_syntax", '[vm.a]\ncmd = ["x"\n', r"qqmgr\.toml:\d+:\d+: "),
+    ("duplicate_key", '[vm.a]\ncmd = ["-m 64"]\ncmd = ["-m 64"]\n', r"qqmgr\.toml:3:\d+: .*(duplicate|defined)"),
+    ("wrong_type", '[vm.a]\ncmd = "-m 64"\n', r"qqmgr\.toml:2:\d+: vm\.a\.cmd: must be an array of strings"),
+    ("wrong_elem_type", '[vm.a]\ncmd = ["-m", 64]\n', r"qqmgr\.toml:2:\d+: vm\.a\.cmd\[1\]: must be a string"),
+    ("unknown_key", '[vm.a]\ncmd = ["-m 64"]\ncmdd = ["x"]\n', r"qqmgr\.toml:3:1: vm\.a\.cmdd: unknown key"),
+    ("unknown_section", '[vms.a]\ncmd = ["-m 64"]\n', r"qqmgr\.toml:1:\d+: vms: unknown key"),
+    ("port_range", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nport = 70000\n', r"qqmgr\.toml:4:\d+: vm\.a\.ssh\.port: must be a port"),
+    ("port_word", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nport = "any"\n', r"vm\.a\.ssh\.port: must be a port"),
+    ("tmpl_syntax", '[vm.a]\ncmd = ["-m {{.x"]\n', r"qqmgr\.toml:2:\d+: vm\.a\.cmd\[0\]: template"),
+    ("undefined_var", '[vars]\nhome = "/h"\n[vm.a]\ncmd = ["-m 64", "-drive file={{.hoem}}/x"]\n',
+     r"qqmgr\.toml:4:\d+: vm\.a\.cmd\[1\]: .*hoem"),
+    ("undefined_vm_var", '[vm.a]\ncmd = ["-m {{.vm.mem}}"]\n', r"vm\.a\.cmd\[0\]: .*mem"),
+    ("cycle", '[vars]\na = "{{.b}}"\nb = "{{.c}}"\nc = "{{.a}}"\n[vm.a]\ncmd = ["{{.a}}"]\n',
+     r"cycle: vars\.a -> vars\.b -> vars\.c -> vars\.a"),
+    ("injected_arg", '[vm.a]\ncmd = ["-m 64 -qmp unix:/tmp/x,server=on"]\n', r"vm\.a\.cmd\[0\].*-qmp"),
+    ("unsafe_output", '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x"\n'
+     'sha256sum = "' + "0" * 64 + '"\n[[img.x.templates]]\ntemplate = "t"\noutput = "../user-data"\n',
+     r"qqmgr\.toml:10:\d+: img\.x\.templates\[0\]\.output: must be a plain file name"),
+    ("unsafe_source", '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x"\n'
+     'sha256sum = "' + "0" * 64 + '"\n[[img.x.sources]]\nurl = "file:///y"\nsha256sum = "' + "1" * 64 +
+     '"\nfilename = "a/b"\n', r"img\.x\.sources\[0\]\.filename: must be a plain file name"),
+    ("bad_builder", '[img.x]\nbuilder = "qcow"\nimg_size = "1G"\n', r"qqmgr\.toml:2:\d+: img\.x\.builder: unknown builder"),
+    ("bad_size", '[img.x]\nbuilder = "raw"\nimg_size = "lots"\n', r"img\.x\.img_size: must be a size"),
+    ("unterminated_quote", '[vm.a]\ncmd = ["-name \'x"]\n', r"qqmgr\.toml:2:\d+: vm\.a\.cmd\[0\].*quote"),
+    ("ssh_newline", '[ssh]\nProxyCommand = "a\\nb"\n[vm.a]\ncmd = ["-m 64"]\n', r"qqmgr\.toml:2:\d+: ssh\.ProxyCommand: .*newline"),
+]
+
+
+@pytest.mark.parametrize("name,text,pattern", BAD, ids=[b[0] for b in BAD])
+def test_broken_config_gets_one_line_naming_the_place_and_exit_2(qqmgr, tmp_path, name, text, pattern):
+    write(tmp_path, text)
+    r = qq(qqmgr, "show", "a", cwd=tmp_path)
+    if name.startswith(("unsafe", "bad_")):
+        r = qq(qqmgr, "img", "list", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr
+
+
+def test_invalid_utf8_is_a_config_error(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_bytes(b'[vm.a]\ncmd = ["-name \xff"]\n')
+    r = qq(qqmgr, "list", cwd=tmp_path)
+    assert r.returncode == 2
+    assert re.match(r"qqmgr: qqmgr\.toml:2:\d+: ", r.stderr)
+
+
+def test_unknown_vm_is_a_usage_error(qqmgr, tmp_path):
+    write(tmp_path, BASIC)
+    r = qq(qqmgr, "show", "nope", cwd=tmp_path)
+    assert r.returncode == 2
+    assert 'no VM named "nope"' in r.stderr
+
+
+def test_help_is_generated_for_every_command(qqmgr, tmp_path):
+    r = qq(qqmgr, "--help", cwd=tmp_path)
+    assert r.returncode == 0
+    for c in ["list", "show", "start", "stop", "status", "ssh", "put", "get", "img build", "gdb"]:
+        assert f"\n  {c} " in r.stdout
+    r = qq(qqmgr, "show", "-h", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("usage: qqmgr show VM")
+    r = qq(qqmgr, "show", cwd=tmp_path)
+    assert r.returncode == 2 and "usage: qqmgr show VM" in r.stderr
+    r = qq(qqmgr, "frobnicate", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown command" in r.stderr
+
+
+def test_version(qqmgr):
+    r = subprocess.run([qqmgr, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("qqmgr ")

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# run.sh — build qqmgr and run every test: unit tests (cmocka) and end-to-end
+# tests (pytest, real QEMU under TCG) against a sanitizer build (ASan+UBSan),
+# a gcc and a clang -Werror build, toml-test conformance, and bounded fuzzing.
+#
+# Usage: tests/run.sh [PYTEST_ARGS...]
+# Env:   QQ_FUZZ_SECONDS (default 60; 0 skips fuzzing)
+#        QQ_TOML_TEST    toml-test folder (default ../shared/toml-test beside the repo)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+tools/deps.sh || exit 1
+
+fail=0
+step() { printf '\n=== %s\n' "$*"; }
+setup() {  # setup DIR [meson args...]
+    local d=$1; shift
+    if [ -f "$d/build.ninja" ]; then meson setup --reconfigure "$d" "$@" >/dev/null
+    else meson setup "$d" "$@" >/dev/null; fi
+}
+
+step "build: gcc (release) and clang, -Wall -Wextra -Werror"
+CC=gcc setup build || exit 1
+ninja -C build >/dev/null || { ninja -C build; exit 1; }
+CC=clang setup build-clang || exit 1
+ninja -C build-clang >/dev/null || { ninja -C build-clang; exit 1; }
+
+step "build: sanitizers (ASan + UBSan)"
+CC=gcc setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+ninja -C build-asan >/dev/null || { ninja -C build-asan; exit 1; }
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+step "unit tests (cmocka, sanitizer build)"
+meson test -C build-asan --suite unit --print-errorlogs || fail=1
+
+TT=${QQ_TOML_TEST:-$ROOT/../shared/toml-test}
+if [ -d "$TT" ]; then
+    step "toml-test conformance ($TT)"
+    /usr/bin/python3 "$TT/run.py" build-asan/tests/toml-test-decoder || fail=1
+else
+    step "toml-test: $TT not found, skipped"
+fi
+
+FUZZ=${QQ_FUZZ_SECONDS:-60}
+if [ "$FUZZ" != 0 ]; then
+    step "fuzzing (libFuzzer + ASan/UBSan, ${FUZZ}s per target)"
+    CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+    ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl >/dev/null || { ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl; exit 1; }
+    for t in toml tmpl; do
+        corpus=$(mktemp -d)
+        cp tests/fuzz/corpus/$t/* "$corpus"/ 2>/dev/null || true
+        if build-fuzz/tests/fuzz_$t -max_total_time="$FUZZ" -max_len=4096 -print_final_stats=1 \
+               "$corpus" >"$corpus.log" 2>&1; then
+            echo "fuzz_$t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$corpus.log" | grep -o '[0-9]*$') runs, no crash"
+        else
+            echo "fuzz_$t: FAILED"; tail -n 40 "$corpus.log"; fail=1
+        fi
+        rm -rf "$corpus" "$corpus.log"
+    done
+fi
+
+step "end-to-end tests (pytest, real QEMU under TCG, sanitizer build)"
+QQ_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -m pytest -ra -p no:cacheprovider tests/e2e "$@"
+rc=$?
+[ $rc -eq 0 ] || fail=1
+
+step "result"
+if [ $fail -eq 0 ]; then echo "all tests passed"; else echo "SOME TESTS FAILED"; fi
+exit $fail
