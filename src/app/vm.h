@@ -1,15 +1,23 @@
-/* vm — the lifecycle of one VM: its state dir, start, stop, status.
+/* vm — the lifecycle of one VM: its state dir, start, stop, status, and the
+ * ways into a running VM (logs, serial console, gdb, QMP/HMP).
  *
- * A VM's state lives in spec->state_dir (DESIGN.md "State of one VM"). Liveness
- * comes from the write lock QEMU holds on its pid file (F_GETLK), never from the
- * pid alone; the run state from QMP query-status.
+ * A VM's state lives in spec->state_dir (DESIGN.md "State of one VM"): pid,
+ * qmp.socket, monitor.socket, serial.socket (console), serial (console log),
+ * qemu-stdout.log, qemu-stderr.log, lock, ssh_port (the host port in use),
+ * argv.json (what start ran). When a socket path would pass 107 bytes, QEMU is
+ * given ${XDG_RUNTIME_DIR:-/tmp}/qqmgr-UID/HASH/… instead, a symlink to the
+ * state dir, so the socket files still land in the state dir.
  *
- * (Owned by the lifecycle work; the functions below are what the read-only
- * commands need and must stay.)
+ * Liveness comes from the write lock QEMU holds on its pid file (F_GETLK),
+ * never from the pid alone; the run state from QMP query-status. start and
+ * stop hold the VM's lock file (serialised per VM); probes never wait on it.
+ * Errors: -1 with err filled; QQ_EXIT_USAGE for a bad VM name or a cmd that
+ * sets an injected option, QQ_EXIT_FAIL for everything QEMU or the system did.
  */
 #ifndef QQ_VM_H
 #define QQ_VM_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -21,6 +29,7 @@
  * and the array. A user argument that sets an injected option → QQ_EXIT_USAGE
  * naming it. Creates nothing on disk. */
 int vm_argv(const vm_spec *s, char ***argv, qq_err *err);
+void vm_argv_free(char **argv);
 
 typedef struct vm_state {
     bool running;          /* the QEMU process is alive (pid-file lock held) */
@@ -32,7 +41,62 @@ typedef struct vm_state {
 
 /* Probe a VM's state dir. With query_qmp, also ask QMP for the run state
  * (bounded by a short timeout); without, state is "running" or "stopped".
- * Never takes the VM's lock. Returns 0 (a missing state dir reads as stopped). */
+ * "broken": the process lives but QMP does not answer, or QMP answers but no
+ * process holds the pid file. Never takes the VM's lock. Returns 0 (a missing
+ * state dir reads as stopped). */
 int vm_probe(const char *state_dir, bool query_qmp, vm_state *out);
+
+typedef struct vm_start_result {
+    bool already_running;
+    pid_t pid;
+    int ssh_port;          /* host port in use, 0 when the VM has none */
+    char state[32];        /* QMP run state after start */
+    double seconds;        /* launch → QMP answered */
+    char *stderr_tail;     /* on failure: the end of QEMU's stderr (caller frees), or NULL */
+} vm_start_result;
+
+/* Start VM name; returns once QMP answers query-status, within timeout_s. */
+int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err);
+
+typedef struct vm_stop_result {
+    bool was_running;
+    pid_t pid;
+    const char *stopped_by;   /* "powerdown", "quit", "SIGTERM", "SIGKILL", or NULL */
+    double seconds;
+} vm_stop_result;
+
+/* Stop VM name: system_powerdown (repeated) up to timeout_s, then QMP quit,
+ * SIGTERM, SIGKILL; force skips the powerdown. Removes pid file and sockets. */
+int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r,
+            qq_err *err);
+
+/* The status document: the original qqmgr's fields (name pid pid_file running
+ * alive qmp_connected ssh{port config} serial_file qmp_socket monitor_socket
+ * qemu_stdout qemu_stderr status_details) plus state, uptime (seconds).
+ * running: the process is alive; alive: it is and QMP answers. */
+json_t *vm_status_json(const config *cfg, const char *name, qq_err *err);
+
+enum vm_log { VM_LOG_SERIAL, VM_LOG_STDOUT, VM_LOG_STDERR };
+
+/* Write the last n lines of a log to stdout; with follow, keep writing what
+ * is appended (inotify) until the VM stops. */
+int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, qq_err *err);
+
+/* Attach the terminal to the serial console (raw mode; Ctrl-] leaves; the
+ * terminal is restored on every exit path). Returns when the user leaves or
+ * the VM stops. */
+int vm_console(const config *cfg, const char *name, qq_err *err);
+
+/* Replace this process with gdb on QEMU with the VM's full argv (or with
+ * --attach, on the running QEMU). extra: gdb arguments; debug: print the
+ * command line on stderr first. Returns only on error. */
+int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int nextra, bool debug,
+           qq_err *err);
+
+/* One QMP command; the whole reply object ({"return": …} or {"error": …}). */
+json_t *vm_qmp(const config *cfg, const char *name, const char *command, json_t *args, qq_err *err);
+
+/* One HMP command line; its output (caller frees). */
+char *vm_hmp(const config *cfg, const char *name, const char *command_line, qq_err *err);
 
 #endif

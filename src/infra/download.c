@@ -301,6 +301,8 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
             res->resumed_at = 0;
             continue;
         }
+        if (rc == CURLE_HTTP_RETURNED_ERROR && code == 416 && x.have)
+            rc = CURLE_OK;      /* nothing past the kept bytes: they may be all of it */
         if (rc != CURLE_OK) {
             hash_free(&x.h);
             char why[CURL_ERROR_SIZE + 256];

@@ -1,6 +1,512 @@
+/* Unit tests for infra/hash and infra/download, against a loopback HTTP
+ * server (tests/tools/http_server.py) started by the test on a free port. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-int main(void) { return 0; }
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/base/cleanup.h"
+#include "../../src/base/err.h"
+#include "../../src/base/sbuf.h"
+#include "../../src/infra/download.h"
+#include "../../src/infra/hash.h"
+
+#define DATA_LEN (3 * 1024 * 1024 + 123)
+
+static char tmpdir[] = "/tmp/qq-test-dl-XXXXXX";
+static char data_path[256];
+static char data_hex[HASH_HEX_LEN + 1];
+static unsigned char *data;
+static pid_t server_pid;
+static int port;
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int start_server(void **state)
+{
+    (void)state;
+    assert_non_null(mkdtemp(tmpdir));
+    data = malloc(DATA_LEN);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < DATA_LEN; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        data[i] = (unsigned char)x;
+    }
+    snprintf(data_path, sizeof data_path, "%s/data.bin", tmpdir);
+    write_file(data_path, data, DATA_LEN);
+    hash_bytes(data, DATA_LEN, data_hex);
+
+    const char *root = getenv("QQ_SOURCE_ROOT");
+    char script[512];
+    snprintf(script, sizeof script, "%s/tests/tools/http_server.py", root ? root : ".");
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    server_pid = fork();
+    if (server_pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        execl("/usr/bin/python3", "python3", script, tmpdir, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[32] = { 0 };
+    FILE *f = fdopen(p[0], "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    port = atoi(line);
+    assert_true(port > 0);
+    return 0;
+}
+
+static int stop_server(void **state)
+{
+    (void)state;
+    kill(server_pid, SIGTERM);
+    waitpid(server_pid, NULL, 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        return -1;
+    free(data);
+    return 0;
+}
+
+/* A fresh, empty cache directory for each test. */
+static int new_cache(void **state)
+{
+    static int n;
+    char *dir = malloc(300);
+    snprintf(dir, 300, "%s/cache%d", tmpdir, n++);
+    *state = dir;
+    return 0;
+}
+
+static int free_cache(void **state)
+{
+    free(*state);
+    return 0;
+}
+
+static char *url(const char *path)
+{
+    sbuf b = SBUF_INIT;
+    sbuf_addf(&b, "http://127.0.0.1:%d/%s", port, path);
+    return sbuf_steal(&b);
+}
+
+static size_t collect(char *p, size_t s, size_t n, void *ud)
+{
+    sbuf_add(ud, p, s * n);
+    return s * n;
+}
+
+static json_t *stats(void)
+{
+    _cleanup_free_ char *u = url("_stats");
+    _cleanup_sbuf_ sbuf b = SBUF_INIT;
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    json_t *j = json_loads(sbuf_str(&b), 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static int gets_of(const char *path)
+{
+    _cleanup_json_ json_t *s = stats();
+    return (int)json_integer_value(json_object_get(json_object_get(s, "count"), path));
+}
+
+/* Names in dir, sorted, joined by spaces ("" when empty or missing). */
+static char *listing(const char *dir)
+{
+    sbuf b = SBUF_INIT;
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        if (ents[i]->d_name[0] != '.') {
+            if (b.len)
+                sbuf_addc(&b, ' ');
+            sbuf_adds(&b, ents[i]->d_name);
+        }
+        free(ents[i]);
+    }
+    if (n >= 0)
+        free(ents);
+    return sbuf_steal(&b);
+}
+
+static void assert_file_is_data(const char *path)
+{
+    char hex[HASH_HEX_LEN + 1];
+    qq_err e = { 0 };
+    assert_int_equal(hash_file(path, hex, &e), 0);
+    assert_string_equal(hex, data_hex);
+}
+
+static off_t size_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* ---- hash ---- */
+
+static void test_hash_matches_known_vectors(void **state)
+{
+    (void)state;
+    char hex[HASH_HEX_LEN + 1];
+    hash_bytes("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    hash_bytes("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_hash_file_equals_incremental_hash(void **state)
+{
+    (void)state;
+    char whole[HASH_HEX_LEN + 1], inc[HASH_HEX_LEN + 1];
+    qq_err e = { 0 };
+    assert_int_equal(hash_file(data_path, whole, &e), 0);
+    hash_ctx h = { 0 };
+    assert_int_equal(hash_init(&h, &e), 0);
+    for (size_t off = 0; off < DATA_LEN; off += 4093)
+        hash_update(&h, data + off, DATA_LEN - off < 4093 ? DATA_LEN - off : 4093);
+    hash_final(&h, inc);
+    assert_string_equal(whole, inc);
+    assert_string_equal(whole, data_hex);
+}
+
+static void test_hash_of_missing_file_names_it(void **state)
+{
+    (void)state;
+    char hex[HASH_HEX_LEN + 1];
+    qq_err e = { 0 };
+    assert_int_equal(hash_file("/nonexistent/qq-file", hex, &e), -1);
+    assert_non_null(strstr(e.msg, "/nonexistent/qq-file"));
+    assert_int_equal(e.code, QQ_EXIT_FAIL);
+}
+
+static void test_hash_is_hex_accepts_only_64_hex_digits(void **state)
+{
+    (void)state;
+    assert_true(hash_is_hex(data_hex));
+    assert_true(hash_is_hex("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+    assert_false(hash_is_hex("ba7816bf"));
+    assert_false(hash_is_hex("za7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert_false(hash_is_hex(""));
+}
+
+/* ---- download ---- */
+
+static void test_download_verifies_and_caches_under_its_sha256(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_true(r.fetched);
+    assert_int_equal(r.bytes, DATA_LEN);
+    char want[400];
+    snprintf(want, sizeof want, "%s/%s", cache, data_hex);
+    assert_string_equal(path, want);
+    assert_file_is_data(path);
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, data_hex);        /* no .part, no .lock left */
+}
+
+static void test_cached_file_is_returned_without_a_request(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    free(download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e));
+    int before = gets_of("/data.bin");
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_false(r.fetched);
+    assert_int_equal(gets_of("/data.bin"), before);
+}
+
+static void test_uppercase_sha256_names_the_same_cache_entry(void **state)
+{
+    const char *cache = *state;
+    char upper[HASH_HEX_LEN + 1];
+    for (int i = 0; i <= HASH_HEX_LEN; i++)
+        upper[i] = (char)(data_hex[i] >= 'a' ? data_hex[i] - 32 : data_hex[i]);
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    _cleanup_free_ char *path = download_cached(u, upper, cache, NULL, DL_QUIET, NULL, &e);
+    assert_non_null(path);
+    assert_non_null(strstr(path, data_hex));
+}
+
+static void test_malformed_sha256_is_a_usage_error(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    assert_null(download_cached(u, "abc123", cache, NULL, DL_QUIET, NULL, &e));
+    assert_int_equal(e.code, QQ_EXIT_USAGE);
+    assert_non_null(strstr(e.msg, "abc123"));
+}
+
+static void test_wrong_sha256_fails_showing_both_sums_and_leaves_nothing(void **state)
+{
+    const char *cache = *state;
+    const char *wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    assert_null(download_cached(u, wrong, cache, NULL, DL_QUIET, NULL, &e));
+    assert_int_equal(e.code, QQ_EXIT_FAIL);
+    assert_non_null(strstr(e.msg, u));
+    assert_non_null(strstr(e.msg, "expected 0000000000000000"));
+    assert_non_null(strstr(e.msg, data_hex));
+    assert_null(strchr(e.msg, '\n'));
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, "");
+}
+
+static void test_http_404_fails_naming_url_and_leaves_nothing(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("missing.bin");
+    qq_err e = { 0 };
+    assert_null(download_cached(u, data_hex, cache, NULL, DL_QUIET, NULL, &e));
+    assert_non_null(strstr(e.msg, u));
+    assert_non_null(strstr(e.msg, "404"));
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, "");
+}
+
+static void test_refused_connection_fails_naming_url(void **state)
+{
+    const char *cache = *state;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);                 /* nobody listens there now */
+    char u[100];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/data.bin", ntohs(a.sin_port));
+    qq_err e = { 0 };
+    assert_null(download_cached(u, data_hex, cache, NULL, DL_QUIET, NULL, &e));
+    assert_non_null(strstr(e.msg, u));
+    assert_non_null(strstr(e.msg, "onnect"));
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, "");
+}
+
+static void test_cut_transfer_keeps_part_and_next_call_resumes_with_range(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *cut = url("cut/data.bin");
+    _cleanup_free_ char *good = url("data.bin");
+    qq_err e = { 0 };
+    assert_null(download_cached(cut, data_hex, cache, NULL, DL_QUIET, NULL, &e));
+    assert_non_null(strstr(e.msg, cut));
+    char part[400];
+    snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
+    assert_int_equal(size_of(part), DATA_LEN / 2);
+
+    dl_result r;
+    e = (qq_err){ 0 };
+    _cleanup_free_ char *path = download_cached(good, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_int_equal(r.resumed_at, DATA_LEN / 2);
+    assert_int_equal(r.bytes, DATA_LEN - DATA_LEN / 2);
+    assert_file_is_data(path);
+    _cleanup_json_ json_t *s = stats();
+    json_t *ranges = json_object_get(s, "ranges");
+    json_t *last = json_array_get(ranges, json_array_size(ranges) - 1);
+    char want[64];
+    snprintf(want, sizeof want, "bytes=%d-", DATA_LEN / 2);
+    assert_string_equal(json_string_value(json_array_get(last, 0)), "/data.bin");
+    assert_string_equal(json_string_value(json_array_get(last, 1)), want);
+}
+
+static void test_server_ignoring_range_restarts_from_zero(void **state)
+{
+    const char *cache = *state;
+    assert_int_equal(mkdir(cache, 0755), 0);
+    char part[400];
+    snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
+    write_file(part, data, 1000);
+    _cleanup_free_ char *u = url("norange/data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_int_equal(r.resumed_at, 0);
+    assert_file_is_data(path);
+}
+
+static void test_stale_part_is_discarded_and_fetched_again(void **state)
+{
+    const char *cache = *state;
+    assert_int_equal(mkdir(cache, 0755), 0);
+    char part[400];
+    snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
+    write_file(part, "garbage that is not a prefix", 28);
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_file_is_data(path);
+}
+
+static void test_complete_part_is_finished_without_refetching(void **state)
+{
+    const char *cache = *state;
+    assert_int_equal(mkdir(cache, 0755), 0);
+    char part[400];
+    snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
+    write_file(part, data, DATA_LEN);       /* killed just before the rename */
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    if (!path)
+        fail_msg("%s", e.msg);
+    assert_int_equal(r.bytes, 0);
+    assert_file_is_data(path);
+}
+
+static void test_file_url_is_fetched_and_resumed(void **state)
+{
+    const char *cache = *state;
+    assert_int_equal(mkdir(cache, 0755), 0);
+    char part[400];
+    snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
+    write_file(part, data, 5000);
+    char u[400];
+    snprintf(u, sizeof u, "file://%s", data_path);
+    qq_err e = { 0 };
+    dl_result r;
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_int_equal(r.resumed_at, 5000);
+    assert_int_equal(r.bytes, DATA_LEN - 5000);
+    assert_file_is_data(path);
+}
+
+static void test_missing_file_url_fails_naming_it(void **state)
+{
+    const char *cache = *state;
+    qq_err e = { 0 };
+    assert_null(download_cached("file:///nonexistent/qq.img", data_hex, cache, NULL, DL_QUIET,
+                                NULL, &e));
+    assert_non_null(strstr(e.msg, "file:///nonexistent/qq.img"));
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, "");
+}
+
+static void test_unsupported_scheme_is_refused(void **state)
+{
+    const char *cache = *state;
+    qq_err e = { 0 };
+    assert_null(download_cached("ftp://127.0.0.1/x", data_hex, cache, NULL, DL_QUIET, NULL, &e));
+    assert_non_null(strstr(e.msg, "ftp://127.0.0.1/x"));
+}
+
+static void test_concurrent_callers_download_once(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("slow/data.bin");
+    int before = gets_of("/slow/data.bin");
+    pid_t kids[3];
+    for (int i = 0; i < 3; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            qq_err e = { 0 };
+            char *p = download_cached(u, data_hex, cache, NULL, DL_QUIET, NULL, &e);
+            if (!p)
+                fprintf(stderr, "child: %s\n", e.msg);
+            _exit(p ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        int st;
+        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    assert_int_equal(gets_of("/slow/data.bin"), before + 1);
+    char final[400];
+    snprintf(final, sizeof final, "%s/%s", cache, data_hex);
+    assert_file_is_data(final);
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, data_hex);
+}
+
+static void test_default_cache_dir_follows_xdg_cache_home(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    setenv("XDG_CACHE_HOME", "/some/where", 1);
+    _cleanup_free_ char *d = download_cache_dir(&e);
+    assert_string_equal(d, "/some/where/qqmgr/sha256");
+    unsetenv("XDG_CACHE_HOME");
+    setenv("HOME", "/home/u", 1);
+    _cleanup_free_ char *h = download_cache_dir(&e);
+    assert_string_equal(h, "/home/u/.cache/qqmgr/sha256");
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, new_cache, free_cache)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hash_matches_known_vectors),
+        cmocka_unit_test(test_hash_file_equals_incremental_hash),
+        cmocka_unit_test(test_hash_of_missing_file_names_it),
+        cmocka_unit_test(test_hash_is_hex_accepts_only_64_hex_digits),
+        T(test_download_verifies_and_caches_under_its_sha256),
+        T(test_cached_file_is_returned_without_a_request),
+        T(test_uppercase_sha256_names_the_same_cache_entry),
+        T(test_malformed_sha256_is_a_usage_error),
+        T(test_wrong_sha256_fails_showing_both_sums_and_leaves_nothing),
+        T(test_http_404_fails_naming_url_and_leaves_nothing),
+        T(test_refused_connection_fails_naming_url),
+        T(test_cut_transfer_keeps_part_and_next_call_resumes_with_range),
+        T(test_server_ignoring_range_restarts_from_zero),
+        T(test_stale_part_is_discarded_and_fetched_again),
+        T(test_complete_part_is_finished_without_refetching),
+        T(test_file_url_is_fetched_and_resumed),
+        T(test_missing_file_url_fails_naming_it),
+        T(test_unsupported_scheme_is_refused),
+        T(test_concurrent_callers_download_once),
+        cmocka_unit_test(test_default_cache_dir_follows_xdg_cache_home),
+    };
+    return cmocka_run_group_tests(tests, start_server, stop_server);
+}

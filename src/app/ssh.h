@@ -1,0 +1,58 @@
+/* ssh — reaching into a VM with the user's own OpenSSH.
+ *
+ * Every VM gets an ssh config in its state dir (ssh.conf, written atomically
+ * on each use): a Host alias (the VM name when it is a plain host name, else
+ * "qqmgr-vm"), HostName 127.0.0.1, the port in use (also an automatic one),
+ * connection sharing on by default (ControlMaster auto, a ControlPath short
+ * enough for the unix socket limit whatever the state dir, ControlPersist
+ * 10m) unless the user's keys set those, then the VM's [vm.NAME.ssh] keys,
+ * then the global [ssh] keys (ssh keeps the first value: VM keys win).
+ * Booleans become yes/no, arrays repeat the key.
+ *
+ * The functions need a running VM; they fail with QQ_EXIT_FAIL and a clear
+ * message when it is not running, and with QQ_EXIT_USAGE when the VM has no
+ * ssh port configured.
+ */
+#ifndef QQ_SSH_H
+#define QQ_SSH_H
+
+#include <stdbool.h>
+
+#include "../base/err.h"
+#include "../base/sbuf.h"
+#include "config.h"
+
+typedef struct ssh_target {
+    char conf[4096];     /* path of the written ssh.conf */
+    char alias[256];     /* Host alias inside it */
+    char control[256];   /* ControlPath ("" when the user turned sharing off) */
+    int port;
+} ssh_target;
+
+/* The config text for VM s reached on port (no I/O). */
+int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_err *err);
+
+/* Check the VM runs and has a port, write its ssh.conf, drop a dead master
+ * socket (left by a crash). Fills t. */
+int ssh_prepare(const config *c, const char *vm, ssh_target *t, qq_err *err);
+
+/* Run ssh (replaces this process: the remote exit status becomes ours).
+ * argv: the remote command words, passed through untouched; empty = login. */
+int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err);
+
+/* Copy with scp through the same config and master: put (local → remote) or
+ * get (remote → local), recursive. Returns scp's exit status (0 = success). */
+int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err);
+
+/* Ask the master (if any) to exit; quiet, never fails. */
+void ssh_close_master(const char *state_dir);
+
+/* Wait until the guest is ready: "ssh" (sshd's banner, then `true` through
+ * ssh, which also brings the master up) or "cloud-init" (ssh, then
+ * /var/lib/cloud/instance/boot-finished). Fails at once when QEMU exits or the
+ * guest enters internal-error (with the end of the serial log); a timeout
+ * names the stage. deadline_ms is on proc_now_ms()'s clock. */
+int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
+                   qq_err *err);
+
+#endif
