@@ -5,15 +5,22 @@
 # console and stops it. Each command is printed before it runs; the first failure ends
 # the demo (the VM is stopped on the way out).
 #
-# Env: QQMGR  qqmgr binary (default: <repo>/build/qqmgr)
+# On a fresh Debian 12 machine it first installs the Debian packages it needs
+# (tools/deps.sh) and builds qqmgr into build/ (meson + ninja).
+#
+# Env: QQMGR  qqmgr binary (default: build it into <repo>/build and use that)
 #      QQ_TEST_CACHE  where the built guest is cached (see tests/guest/tiny-guest.sh)
-# Runs from examples/ whatever the caller's directory: ssh resolves the config's relative
-# IdentityFile (guest/id_ed25519) against the current directory.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
-QQMGR=${QQMGR:-$REPO/build/qqmgr}
+if [ -z "${QQMGR:-}" ]; then
+    "$REPO/tools/deps.sh"
+    echo "demo: building qqmgr" >&2
+    [ -f "$REPO/build/build.ninja" ] || meson setup "$REPO/build" "$REPO" >/dev/null
+    ninja -C "$REPO/build" >/dev/null
+    QQMGR=$REPO/build/qqmgr
+fi
 case $QQMGR in /*) ;; */*) QQMGR=$PWD/$QQMGR ;; esac   # keep it valid after the cd
 [ -x "$QQMGR" ] || command -v "$QQMGR" >/dev/null ||
     { echo "demo: no qqmgr binary at $QQMGR (build it, or set QQMGR)" >&2; exit 1; }
@@ -21,17 +28,16 @@ case $QQMGR in /*) ;; */*) QQMGR=$PWD/$QQMGR ;; esac   # keep it valid after the
 echo "demo: building or reusing the tiny guest" >&2
 guest=$("$REPO/tests/guest/tiny-guest.sh")
 ln -sfn "$guest" "$HERE/guest"
-cd "$HERE"
 
 run() {
     printf '\n$ %s\n' "$*"
     "$@"
 }
-qq() { run "$QQMGR" -c qqmgr.toml "$@"; }
+qq() { run "$QQMGR" -c "$HERE/qqmgr.toml" "$@"; }
 
 started=0
 cleanup() {
-    if [ "$started" = 1 ]; then "$QQMGR" -c qqmgr.toml stop demo >/dev/null 2>&1 || true; fi
+    if [ "$started" = 1 ]; then "$QQMGR" -c "$HERE/qqmgr.toml" stop demo >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 

@@ -1,1 +1,789 @@
-/* stub: being written */
+/* img — raw and cloud-init image builders; see img.h. */
+#include "img.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "../base/tmpl.h"
+#include "../infra/download.h"
+#include "../infra/fs.h"
+#include "../infra/hash.h"
+#include "../infra/iso.h"
+#include "../infra/proc.h"
+
+typedef struct build {
+    const config *c;
+    const img_build_opts *o;
+    img_spec s;
+    json_t *stages;          /* report array */
+    bool tty;                /* progress lines on stderr */
+    char *building;          /* <path>.building */
+} build;
+
+static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static void stage(build *b, const char *name, const char *action, const char *detail)
+{
+    json_t *o = json_pack("{s:s, s:s}", "stage", name, "action", action);
+    if (detail)
+        json_object_set_new(o, "detail", json_string(detail));
+    json_array_append_new(b->stages, o);
+    if (b->tty)
+        fprintf(stderr, "img %s: %-8s %s%s%s\n", b->s.name, name, action, detail ? ": " : "",
+                detail ? detail : "");
+}
+
+/* ---------------------------------------------------------------- running */
+
+static void debug_argv(const build *b, char *const *argv)
+{
+    if (!b->o->debug)
+        return;
+    _cleanup_sbuf_ sbuf l = SBUF_INIT;
+    for (size_t i = 0; argv[i]; i++) {
+        if (i)
+            sbuf_addc(&l, ' ');
+        sbuf_adds(&l, argv[i]);
+    }
+    fprintf(stderr, "+ %s\n", sbuf_str(&l));
+}
+
+/* Run argv (PATH searched) in cwd, feeding `in` on stdin (then closing it),
+ * collecting stdout into out and stderr into errout (NULL: inherited).
+ * Returns the wait status, or -1 if it could not run. */
+static int run(char *const *argv, const char *cwd, const char *in, sbuf *out, sbuf *errout,
+               qq_err *err)
+{
+    int pin[2] = { -1, -1 }, pout[2], perr[2] = { -1, -1 }, pexec[2];
+    if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 ||
+        (errout && pipe2(perr, O_CLOEXEC) < 0) || pipe2(pexec, O_CLOEXEC) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_DFL);
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        if (errout)
+            dup2(perr[1], 2);
+        if (cwd && chdir(cwd) < 0) {
+            int e = errno;
+            (void)!write(pexec[1], &e, sizeof e);
+            _exit(127);
+        }
+        execvp(argv[0], argv);
+        int e = errno;
+        (void)!write(pexec[1], &e, sizeof e);
+        _exit(127);
+    }
+    close(pin[0]);
+    close(pout[1]);
+    if (errout)
+        close(perr[1]);
+    close(pexec[1]);
+    int e = 0;
+    ssize_t n = read(pexec[0], &e, sizeof e);
+    close(pexec[0]);
+    if (n == sizeof e) {
+        close(pin[1]);
+        close(pout[0]);
+        if (errout)
+            close(perr[0]);
+        waitpid(pid, NULL, 0);
+        return qq_fail(err, QQ_EXIT_FAIL, "cannot run %s%s%s: %s", argv[0], cwd ? " in " : "",
+                       cwd ? cwd : "", strerror(e));
+    }
+    size_t inlen = in ? strlen(in) : 0, inoff = 0;
+    if (!inlen) {
+        close(pin[1]);
+        pin[1] = -1;
+    }
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    int ofd = pout[0], efd = errout ? perr[0] : -1;
+    char buf[65536];
+    while (pin[1] >= 0 || ofd >= 0 || efd >= 0) {
+        struct pollfd p[3] = { { pin[1], POLLOUT, 0 }, { ofd, POLLIN, 0 }, { efd, POLLIN, 0 } };
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pin[1] >= 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = write(pin[1], in + inoff, inlen - inoff);
+            if (w > 0)
+                inoff += (size_t)w;
+            if (w < 0 || inoff == inlen) {
+                close(pin[1]);
+                pin[1] = -1;
+            }
+        }
+        for (int i = 1; i < 3; i++) {
+            int *fd = i == 1 ? &ofd : &efd;
+            if (*fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                ssize_t r = read(*fd, buf, sizeof buf);
+                if (r > 0) {
+                    sbuf_add(i == 1 ? out : errout, buf, (size_t)r);
+                } else if (r == 0 || errno != EINTR) {
+                    close(*fd);
+                    *fd = -1;
+                }
+            }
+        }
+    }
+    signal(SIGPIPE, old);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+/* Run qemu-img; failure → "img NAME: what: <qemu-img's last stderr line>". */
+static int qemu_img(build *b, const char *what, char *const *args, sbuf *out, qq_err *err)
+{
+    const char *bin = config_qemu_img(b->c);
+    size_t n = 0;
+    while (args[n])
+        n++;
+    _cleanup_free_ char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = (char *)bin;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    debug_argv(b, argv);
+    _cleanup_sbuf_ sbuf o = SBUF_INIT, e = SBUF_INIT;
+    int st = run(argv, NULL, NULL, out ? out : &o, &e, err);
+    if (st < 0) {
+        qq_err_prefix(err, "img %s: %s", b->s.name, what);
+        return -1;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *msg = e.buf ? e.buf : (char *)"";
+        while (e.len && (msg[e.len - 1] == '\n' || msg[e.len - 1] == ' '))
+            msg[--e.len] = '\0';
+        char *nl = strrchr(msg, '\n');
+        return qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s failed: %s", b->s.name, what, bin,
+                       nl ? nl + 1 : msg[0] ? msg : "no message");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ stamps */
+
+static bool stamp_matches(const char *path, const char *hex)
+{
+    _cleanup_free_ char *s = NULL;
+    if (fs_read_file(path, &s, NULL, NULL) < 0)
+        return false;
+    return strncmp(s, hex, HASH_HEX_LEN) == 0;
+}
+
+static int stamp_write(const char *path, const char *hex, json_t *inputs, qq_err *err)
+{
+    _cleanup_free_ char *doc = json_dumps(inputs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    _cleanup_free_ char *text = xprintf("%s\n%s\n", hex, doc ? doc : "");
+    return fs_write_atomic(path, text, strlen(text), 0644, err);
+}
+
+static void stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1])
+{
+    _cleanup_free_ char *doc = json_dumps(inputs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    hash_bytes(doc, strlen(doc), hex);
+}
+
+/* ------------------------------------------------------------------- raw */
+
+static int build_raw(build *b, bool *up_to_date, qq_err *err)
+{
+    _cleanup_json_ json_t *inputs = json_pack("{s:s, s:I}", "builder", "raw", "size",
+                                              (json_int_t)b->s.size_bytes);
+    char hex[HASH_HEX_LEN + 1];
+    stamp_of(inputs, hex);
+    _cleanup_free_ char *stamp = xprintf("%s.stamp", b->s.path);
+    if (!b->o->force && fs_exists(b->s.path) && stamp_matches(stamp, hex)) {
+        *up_to_date = true;
+        stage(b, "create", "skipped", NULL);
+        return 0;
+    }
+    char size[32];
+    snprintf(size, sizeof size, "%llu", b->s.size_bytes);
+    fs_remove(b->building, NULL);
+    char *args[] = { "create", "-q", "-f", "raw", b->building, size, NULL };
+    if (qemu_img(b, "create", args, NULL, err) < 0) {
+        fs_remove(b->building, NULL);
+        return -1;
+    }
+    if (rename(b->building, b->s.path) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, b->s.path, strerror(errno));
+    if (stamp_write(stamp, hex, inputs, err) < 0)
+        return -1;
+    stage(b, "create", "done", NULL);
+    return 0;
+}
+
+/* ------------------------------------------------------------- cloud-init */
+
+/* Copy src to dst keeping holes: a reflink when the file system can, else
+ * copy_file_range over each data extent (SEEK_DATA/SEEK_HOLE). */
+static int copy_sparse(const char *src, const char *dst, qq_err *err)
+{
+    _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", src, strerror(errno));
+    _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", dst, strerror(errno));
+    struct stat st;
+    if (fstat(in, &st) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", src, strerror(errno));
+    if (ioctl(out, FICLONE, in) == 0)
+        return 0;
+    off_t pos = 0;
+    while (pos < st.st_size) {
+        off_t data = lseek(in, pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO)
+                break;          /* only a hole is left */
+            data = pos;         /* no SEEK_DATA: copy everything */
+        }
+        off_t hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0)
+            hole = st.st_size;
+        off_t io = data, oo = data;
+        while (io < hole) {
+            ssize_t n = copy_file_range(in, &io, out, &oo, (size_t)(hole - io), 0);
+            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
+                /* old kernel or odd file system: plain read/write */
+                char buf[1 << 16];
+                ssize_t r = pread(in, buf, sizeof buf, io);
+                if (r <= 0 || pwrite(out, buf, (size_t)r, oo) != r)
+                    return qq_fail(err, QQ_EXIT_FAIL, "copy %s: %s", dst, strerror(errno ? errno : EIO));
+                io += r, oo += r;
+                continue;
+            }
+            if (n < 0)
+                return qq_fail(err, QQ_EXIT_FAIL, "copy %s to %s: %s", src, dst, strerror(errno));
+            if (n == 0)
+                break;
+        }
+        pos = hole;
+    }
+    if (ftruncate(out, st.st_size) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", dst, strerror(errno));
+    return 0;
+}
+
+/* qemu-img info → format and virtual size. */
+static int img_info(build *b, const char *path, char **fmt, unsigned long long *vsize, qq_err *err)
+{
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    char *args[] = { "info", "--output=json", (char *)path, NULL };
+    if (qemu_img(b, "info", args, &out, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *j = json_loads(sbuf_str(&out), 0, NULL);
+    const char *f = json_string_value(json_object_get(j, "format"));
+    json_t *v = json_object_get(j, "virtual-size");
+    if (!f || !json_is_integer(v))
+        return qq_fail(err, QQ_EXIT_FAIL, "img %s: cannot read qemu-img info of %s", b->s.name, path);
+    *fmt = strdup(f);
+    *vsize = (unsigned long long)json_integer_value(v);
+    return 0;
+}
+
+/* The env after env_hook (new reference). */
+static json_t *run_env_hook(build *b, qq_err *err)
+{
+    json_t *env = json_object_get(b->s.table, "env");
+    env = env ? json_deep_copy(env) : json_object();
+    json_t *hook = json_object_get(b->s.table, "env_hook");
+    if (!hook)
+        return env;
+    _cleanup_json_ json_t *in_env = env;
+    const char *interp = json_string_value(json_object_get(hook, "interpreter"));
+    const char *script = json_string_value(json_object_get(hook, "script"));
+    _cleanup_free_ char *line = json_dumps(in_env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    _cleanup_free_ char *input = xprintf("%s\n", line);
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    /* the interpreter may have arguments ("python3 -u"): split like a cmd entry */
+    char **argv = NULL;
+    size_t argc = 0;
+    if (config_split_args(interp, &argv, &argc, err) < 0 || argc == 0) {
+        if (argc == 0)
+            qq_fail(err, QQ_EXIT_USAGE, "img %s: env_hook.interpreter is empty", b->s.name);
+        return NULL;
+    }
+    argv = realloc(argv, (argc + 2) * sizeof *argv);
+    argv[argc] = strdup(script);
+    argv[argc + 1] = NULL;
+    debug_argv(b, argv);
+    int st = run(argv, config_dir(b->c), input, &out, NULL, err);
+    for (size_t i = 0; argv[i]; i++)
+        free(argv[i]);
+    free(argv);
+    if (st < 0) {
+        qq_err_prefix(err, "img %s: env_hook", b->s.name);
+        return NULL;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "img %s: env_hook %s %s failed (%s %d)", b->s.name, interp, script,
+                WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        return NULL;
+    }
+    /* the last non-empty line of stdout */
+    char *s = out.buf ? out.buf : (char *)"";
+    size_t end = out.len;
+    while (end && (s[end - 1] == '\n' || s[end - 1] == '\r' || s[end - 1] == ' ' || s[end - 1] == '\t'))
+        end--;
+    size_t start = end;
+    while (start && s[start - 1] != '\n')
+        start--;
+    s[end] = '\0';
+    json_error_t je;
+    json_t *newenv = json_loads(s + start, 0, &je);
+    if (!newenv || !json_is_object(newenv)) {
+        if (newenv)
+            json_decref(newenv);
+        qq_fail(err, QQ_EXIT_FAIL, "img %s: env_hook %s: its last output line is not a JSON object: %.200s",
+                b->s.name, script, s + start);
+        return NULL;
+    }
+    return newenv;
+}
+
+static char *read_template(build *b, const char *rel, qq_err *err)
+{
+    _cleanup_free_ char *p = rel[0] == '/' ? strdup(rel) : xprintf("%s/%s", config_dir(b->c), rel);
+    char *text = NULL;
+    if (fs_read_file(p, &text, NULL, err) < 0) {
+        qq_err_prefix(err, "img %s: template", b->s.name);
+        return NULL;
+    }
+    return text;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) { interrupted = sig; }
+
+/* Run QEMU with the build args until it exits; copy its log to the terminal. */
+static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *err)
+{
+    size_t n = 0;
+    while (args[n])
+        n++;
+    _cleanup_free_ char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = (char *)config_qemu_bin(b->c);
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    debug_argv(b, argv);
+
+    struct sigaction sa = { .sa_handler = on_signal }, oint, oterm, ohup;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &oint);
+    sigaction(SIGTERM, &sa, &oterm);
+    sigaction(SIGHUP, &sa, &ohup);
+
+    /* both streams O_APPEND into one emptied file, so neither overwrites the other */
+    int rc = -1;
+    proc_opts po = { .stdout_path = log, .stderr_path = log, .truncate = false };
+    if (fs_write_atomic(log, "", 0, 0644, err) < 0)
+        goto out;
+    pid_t pid = proc_spawn(argv, &po, err);
+    if (pid < 0) {
+        qq_err_prefix(err, "img %s: boot", b->s.name);
+        goto out;
+    }
+    {
+        _cleanup_close_ int pfd = proc_pidfd(pid, err);
+        _cleanup_close_ int lfd = open(log, O_RDONLY | O_CLOEXEC);
+        bool show = !b->o->quiet && isatty(STDERR_FILENO);
+        long long deadline = timeout_s > 0 ? proc_now_ms() + timeout_s * 1000LL : -1;
+        bool timed_out = false;
+        char buf[8192];
+        for (;;) {
+            int r = pfd >= 0 ? proc_wait_pidfd(pfd, 200) : 0;
+            if (pfd < 0) {
+                int st;
+                r = proc_reap(pid, &st) ? 1 : 0;
+                if (!r)
+                    usleep(200000);
+            }
+            if (show && lfd >= 0) {
+                ssize_t k;
+                while ((k = read(lfd, buf, sizeof buf)) > 0)
+                    (void)!write(STDERR_FILENO, buf, (size_t)k);
+            }
+            if (r == 1)
+                break;
+            if (interrupted || (deadline >= 0 && proc_now_ms() >= deadline)) {
+                timed_out = !interrupted;
+                kill(pid, SIGTERM);
+                long long kd = proc_now_ms() + 5000;
+                while (proc_now_ms() < kd && (pfd < 0 || proc_wait_pidfd(pfd, 100) == 0))
+                    ;
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                if (timed_out)
+                    qq_fail(err, QQ_EXIT_FAIL,
+                            "img %s: the build boot did not power off within %d s (QEMU killed; see %s)",
+                            b->s.name, timeout_s, log);
+                else
+                    qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (previous image kept)",
+                            b->s.name, (int)interrupted);
+                goto out;
+            }
+        }
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        if (interrupted) {
+            qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (previous image kept)",
+                    b->s.name, (int)interrupted);
+            goto out;
+        }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            _cleanup_sbuf_ sbuf tail = SBUF_INIT;
+            fs_tail(log, 1, &tail, NULL);
+            while (tail.len && tail.buf[tail.len - 1] == '\n')
+                tail.buf[--tail.len] = '\0';
+            qq_fail(err, QQ_EXIT_FAIL, "img %s: QEMU %s %d during the build boot (see %s)%s%s", b->s.name,
+                    WIFEXITED(st) ? "exited with status" : "was killed by signal",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), log, tail.len ? ": " : "",
+                    sbuf_str(&tail));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    sigaction(SIGINT, &oint, NULL);
+    sigaction(SIGTERM, &oterm, NULL);
+    sigaction(SIGHUP, &ohup, NULL);
+    return rc;
+}
+
+/* Remove base copies other than keep. */
+static void remove_old_bases(const char *dir, const char *keep)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "base-", 5) == 0 && strcmp(e->d_name, keep) != 0) {
+            _cleanup_free_ char *p = xprintf("%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+static void strv_freep(char ***v) { free_strv(*v); }
+
+typedef struct sbufv {
+    sbuf *v;
+    size_t n;
+} sbufv;
+static void sbufv_free(sbufv *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        sbuf_free(&r->v[i]);
+    free(r->v);
+}
+
+static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
+{
+    json_t *t = b->s.table;
+    json_t *base = json_object_get(t, "base_img");
+    const char *base_url = json_string_value(json_object_get(base, "url"));
+    char base_sum[HASH_HEX_LEN + 1];
+    snprintf(base_sum, sizeof base_sum, "%s", json_string_value(json_object_get(base, "sha256sum")));
+    for (char *p = base_sum; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    _cleanup_free_ char *iso = xprintf("%s/cidata.iso", b->s.dir);
+    _cleanup_free_ char *cidir = xprintf("%s/cidata", b->s.dir);
+    _cleanup_free_ char *log = xprintf("%s/build.log", b->s.dir);
+
+    /* env, then the rendered files and args: all inputs of the final stamp */
+    _cleanup_json_ json_t *env = run_env_hook(b, err);
+    if (!env)
+        return -1;
+    stage(b, "env", json_object_get(t, "env_hook") ? "done" : "skipped", NULL);
+    _cleanup_json_ json_t *data = json_deep_copy(env);
+    json_object_set_new(data, "img_self", json_string(b->building));
+    json_object_set_new(data, "cloud_init_iso", json_string(iso));
+
+    json_t *tmpls = json_object_get(t, "templates");
+    size_t ntmpl = json_array_size(tmpls);
+    _cleanup_(sbufv_free) sbufv rendered_v = { calloc(ntmpl ? ntmpl : 1, sizeof(sbuf)), ntmpl };
+    sbuf *rendered = rendered_v.v;
+    _cleanup_json_ json_t *files = json_object();    /* ISO name → sha256 of content */
+    for (size_t i = 0; i < ntmpl; i++) {
+        json_t *e = json_array_get(tmpls, i);
+        const char *rel = json_string_value(json_object_get(e, "template"));
+        const char *outname = json_string_value(json_object_get(e, "output"));
+        _cleanup_free_ char *text = read_template(b, rel, err);
+        if (!text)
+            return -1;
+        tmpl_error te;
+        if (tmpl_render(rel, text, data, &rendered[i], &te) < 0) {
+            qq_fail(err, QQ_EXIT_USAGE, "img %s: templates[%zu] (%s): %s", b->s.name, i, rel, te.msg);
+            return -1;
+        }
+        char h[HASH_HEX_LEN + 1];
+        hash_bytes(sbuf_str(&rendered[i]), rendered[i].len, h);
+        json_object_set_new(files, outname, json_string(h));
+    }
+    json_t *srcs = json_object_get(t, "sources");
+    _cleanup_json_ json_t *srcsum = json_object();
+    size_t i;
+    json_t *e;
+    json_array_foreach(srcs, i, e) {
+        const char *fn = json_string_value(json_object_get(e, "filename"));
+        const char *url = json_string_value(json_object_get(e, "url"));
+        if (!fn) {
+            const char *sl = strrchr(url, '/');
+            fn = sl && sl[1] ? sl + 1 : url;
+        }
+        if (json_object_get(files, fn) || json_object_get(srcsum, fn)) {
+            qq_fail(err, QQ_EXIT_USAGE, "img %s: two files named \"%s\" for the ISO", b->s.name, fn);
+            return -1;
+        }
+        json_object_set(srcsum, fn, json_object_get(e, "sha256sum"));
+    }
+
+    _cleanup_(strv_freep) char **args = NULL;
+    size_t nargs = 0;
+    json_t *bargs = json_object_get(t, "build_args");
+    args = calloc(1, sizeof *args);
+    json_array_foreach(bargs, i, e) {
+        _cleanup_sbuf_ sbuf out = SBUF_INIT;
+        tmpl_error te;
+        if (tmpl_render("build_args", json_string_value(e), data, &out, &te) < 0) {
+            qq_fail(err, QQ_EXIT_USAGE, "img %s: build_args[%zu]: %s", b->s.name, i, te.msg);
+            return -1;
+        }
+        if (config_split_args(sbuf_str(&out), &args, &nargs, err) < 0) {
+            qq_err_prefix(err, "img %s: build_args[%zu]", b->s.name, i);
+            return -1;
+        }
+    }
+    json_t *jargs = json_array();
+    for (size_t k = 0; k < nargs; k++)
+        json_array_append_new(jargs, json_string(args[k]));
+
+    _cleanup_json_ json_t *copy_in = json_pack("{s:s, s:I}", "base", base_sum, "size",
+                                               (json_int_t)b->s.size_bytes);
+    char copy_hex[HASH_HEX_LEN + 1];
+    stamp_of(copy_in, copy_hex);
+    _cleanup_free_ char *copy_name = xprintf("base-%.16s.img", copy_hex);
+    _cleanup_free_ char *copy = xprintf("%s/%s", b->s.dir, copy_name);
+    _cleanup_json_ json_t *iso_in = json_pack("{s:O, s:O}", "files", files, "sources", srcsum);
+    char iso_hex[HASH_HEX_LEN + 1];
+    stamp_of(iso_in, iso_hex);
+    _cleanup_json_ json_t *final_in = json_pack("{s:s, s:s, s:s, s:s, s:o}", "builder", "cloud-init",
+                                                "copy", copy_hex, "iso", iso_hex, "qemu",
+                                                config_qemu_bin(b->c), "args", jargs);
+    char final_hex[HASH_HEX_LEN + 1];
+    stamp_of(final_in, final_hex);
+    _cleanup_free_ char *final_stamp = xprintf("%s.stamp", b->s.path);
+    if (!b->o->force && fs_exists(b->s.path) && fs_exists(copy) && stamp_matches(final_stamp, final_hex)) {
+        *up_to_date = true;
+        stage(b, "boot", "skipped", NULL);
+        return 0;
+    }
+
+    /* base */
+    dl_result dr;
+    int dflags = b->o->quiet ? DL_QUIET : 0;
+    _cleanup_free_ char *cached = download_cached(base_url, base_sum, NULL, NULL, dflags, &dr, err);
+    if (!cached) {
+        qq_err_prefix(err, "img %s: base_img", b->s.name);
+        return -1;
+    }
+    stage(b, "base", dr.fetched ? "downloaded" : "cached", cached);
+
+    /* copy + resize */
+    _cleanup_free_ char *fmt = NULL;
+    unsigned long long vsize = 0;
+    if (!b->o->force && fs_exists(copy)) {
+        stage(b, "copy", "skipped", copy);
+    } else {
+        _cleanup_free_ char *tmp = xprintf("%s.tmp", copy);
+        if (copy_sparse(cached, tmp, err) < 0 || img_info(b, tmp, &fmt, &vsize, err) < 0) {
+            qq_err_prefix(err, "img %s: copy", b->s.name);
+            unlink(tmp);
+            return -1;
+        }
+        if (b->s.size_bytes < vsize) {
+            qq_fail(err, QQ_EXIT_USAGE, "img %s: img_size %s is smaller than the base image (%llu bytes)",
+                    b->s.name, b->s.img_size, vsize);
+            unlink(tmp);
+            return -1;
+        }
+        if (b->s.size_bytes > vsize) {
+            char size[32];
+            snprintf(size, sizeof size, "%llu", b->s.size_bytes);
+            char *rargs[] = { "resize", "-q", "-f", fmt, tmp, size, NULL };
+            if (qemu_img(b, "resize", rargs, NULL, err) < 0) {
+                unlink(tmp);
+                return -1;
+            }
+        }
+        if (rename(tmp, copy) < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, copy, strerror(errno));
+            unlink(tmp);
+            return -1;
+        }
+        free(fmt);
+        fmt = NULL;
+        stage(b, "copy", "done", copy);
+    }
+    if (img_info(b, copy, &fmt, &vsize, err) < 0)
+        return -1;
+
+    /* rendered files */
+    if (fs_mkdir_p(cidir, 0755, err) < 0)
+        return -1;
+    _cleanup_free_ iso_entry *entries = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *entries);
+    _cleanup_(strv_freep) char **paths = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *paths);
+    size_t nent = 0;
+    for (size_t k = 0; k < ntmpl; k++) {
+        const char *outname = json_string_value(json_object_get(json_array_get(tmpls, k), "output"));
+        paths[nent] = xprintf("%s/%s", cidir, outname);
+        if (fs_write_atomic(paths[nent], sbuf_str(&rendered[k]), rendered[k].len, 0644, err) < 0)
+            return -1;
+        entries[nent].name = outname;
+        entries[nent].path = paths[nent];
+        nent++;
+    }
+    stage(b, "render", ntmpl ? "done" : "skipped", NULL);
+
+    /* sources */
+    size_t fetched = 0;
+    json_array_foreach(srcs, i, e) {
+        const char *url = json_string_value(json_object_get(e, "url"));
+        const char *sum = json_string_value(json_object_get(e, "sha256sum"));
+        const char *fn = json_string_value(json_object_get(e, "filename"));
+        if (!fn) {
+            const char *sl = strrchr(url, '/');
+            fn = sl && sl[1] ? sl + 1 : url;
+        }
+        paths[nent] = download_cached(url, sum, NULL, fn, dflags, &dr, err);
+        if (!paths[nent]) {
+            qq_err_prefix(err, "img %s: sources[%zu]", b->s.name, i);
+            return -1;
+        }
+        fetched += dr.fetched;
+        entries[nent].name = fn;
+        entries[nent].path = paths[nent];
+        nent++;
+    }
+    if (json_array_size(srcs))
+        stage(b, "sources", fetched ? "downloaded" : "cached", NULL);
+
+    /* ISO */
+    _cleanup_free_ char *iso_stamp = xprintf("%s.stamp", iso);
+    if (!b->o->force && fs_exists(iso) && stamp_matches(iso_stamp, iso_hex)) {
+        stage(b, "iso", "skipped", iso);
+    } else {
+        if (iso_write_cidata(iso, "cidata", entries, nent, err) < 0) {
+            qq_err_prefix(err, "img %s: iso", b->s.name);
+            return -1;
+        }
+        if (stamp_write(iso_stamp, iso_hex, iso_in, err) < 0)
+            return -1;
+        stage(b, "iso", "done", iso);
+    }
+
+    /* overlay + boot */
+    fs_remove(b->building, NULL);
+    char *oargs[] = { "create", "-q", "-f", "qcow2", "-b", copy, "-F", fmt, b->building, NULL };
+    if (qemu_img(b, "overlay", oargs, NULL, err) < 0)
+        return -1;
+    int timeout = b->o->timeout_s;
+    if (timeout <= 0) {
+        json_t *bt = json_object_get(t, "build_timeout");
+        timeout = bt ? (int)json_integer_value(bt) : 0;
+    }
+    if (boot(b, args, log, timeout, err) < 0) {
+        fs_remove(b->building, NULL);
+        return -1;
+    }
+    if (rename(b->building, b->s.path) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, b->s.path, strerror(errno));
+    if (stamp_write(final_stamp, final_hex, final_in, err) < 0)
+        return -1;
+    stage(b, "boot", "done", log);
+    remove_old_bases(b->s.dir, copy_name);
+    return 0;
+}
+
+int img_build(const config *c, const char *name, const img_build_opts *opts, json_t **report,
+              qq_err *err)
+{
+    static const img_build_opts dflt = { 0 };
+    build b = { .c = c, .o = opts ? opts : &dflt };
+    *report = NULL;
+    if (config_img(c, name, &b.s, err) < 0)
+        return -1;
+    b.tty = !b.o->quiet && isatty(STDERR_FILENO);
+    b.stages = json_array();
+    b.building = xprintf("%s.building", b.s.path);
+    int rc = -1;
+    bool up = false;
+    _cleanup_free_ char *lockp = xprintf("%s/lock", b.s.dir);
+    if (fs_mkdir_p(b.s.dir, 0755, err) < 0)
+        goto out;
+    int lfd = fs_lock(lockp, false, NULL);
+    if (lfd < 0 && errno == EWOULDBLOCK) {
+        if (b.tty)
+            fprintf(stderr, "img %s: waiting for another build of this image\n", name);
+        lfd = fs_lock(lockp, true, err);
+    } else if (lfd < 0) {
+        lfd = fs_lock(lockp, true, err);
+    }
+    if (lfd < 0)
+        goto out;
+    if (strcmp(b.s.builder, "raw") == 0)
+        rc = build_raw(&b, &up, err);
+    else
+        rc = build_cloud_init(&b, &up, err);
+    close(lfd);
+out:
+    *report = json_pack("{s:s, s:s, s:s, s:b, s:O}", "image", b.s.name, "builder", b.s.builder, "path",
+                        b.s.path, "up_to_date", up && rc == 0, "stages", b.stages);
+    json_decref(b.stages);
+    free(b.building);
+    img_spec_free(&b.s);
+    return rc;
+}

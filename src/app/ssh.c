@@ -50,12 +50,24 @@ static bool has_key(json_t *obj, const char *key)
     return false;
 }
 
-static void add_value(sbuf *out, const char *key, json_t *v)
+/* Keys naming local files: a relative path is relative to the config's
+ * directory (as QEMU's paths are), not to wherever ssh happens to run. */
+static bool path_key_name(const char *key)
+{
+    static const char *const keys[] = { "IdentityFile", "CertificateFile", "UserKnownHostsFile",
+                                        "GlobalKnownHostsFile", "IdentityAgent", NULL };
+    for (const char *const *k = keys; *k; k++)
+        if (strcasecmp(*k, key) == 0)
+            return true;
+    return false;
+}
+
+static void add_value(sbuf *out, const char *key, json_t *v, const char *base_dir)
 {
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) add_value(out, key, e);
+        json_array_foreach(v, i, e) add_value(out, key, e, base_dir);
         return;
     }
     sbuf_addf(out, "    %s ", key);
@@ -69,6 +81,10 @@ static void add_value(sbuf *out, const char *key, json_t *v)
         sbuf_addf(out, "%g", json_real_value(v));
     else {
         const char *s = json_string_value(v);
+        _cleanup_free_ char *abs = NULL;
+        if (s && *s && path_key_name(key) && !strchr("/~%$", s[0]) && strcasecmp(s, "none") != 0 &&
+            strcasecmp(s, "SSH_AUTH_SOCK") != 0 && asprintf(&abs, "%s/%s", base_dir, s) > 0)
+            s = abs;
         /* values with white space are quoted, as ssh_config reads them */
         if (s && strpbrk(s, " \t") && s[0] != '"')
             sbuf_addf(out, "\"%s\"", s);
@@ -125,8 +141,8 @@ int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_e
         sbuf_adds(out, "    ControlPersist " CONTROL_PERSIST "\n");
     const char *k;
     json_t *v;
-    json_object_foreach(vm, k, v) add_value(out, k, v);
-    json_object_foreach(global, k, v) add_value(out, k, v);
+    json_object_foreach(vm, k, v) add_value(out, k, v, config_dir(c));
+    json_object_foreach(global, k, v) add_value(out, k, v, config_dir(c));
     return 0;
 }
 

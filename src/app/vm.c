@@ -1,1 +1,921 @@
-/* stub: being written */
+/* vm — see vm.h. */
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "../infra/fs.h"
+#include "../infra/net.h"
+#include "../infra/proc.h"
+#include "../infra/qmp.h"
+#include "ssh.h"
+
+#define SUN_PATH_MAX 107
+#define SERIAL_CHARDEV "qq-serial"
+
+/* ------------------------------------------------------------ paths */
+
+static char *join(const char *dir, const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        abort();
+    return p;
+}
+
+/* Where QEMU is told the sockets are: the state dir, or a short symlink to it
+ * when a socket path would not fit in sun_path. The symlink's name is a hash
+ * of the state dir, so show, start and gdb agree without storing anything. */
+static char *short_dir_base(void)
+{
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    char *p;
+    if (asprintf(&p, "%s/qqmgr-%lu", rt && *rt ? rt : "/tmp", (unsigned long)getuid()) < 0)
+        abort();
+    return p;
+}
+
+static char *socket_dir(const char *state_dir)
+{
+    if (strlen(state_dir) + strlen("/monitor.socket") <= SUN_PATH_MAX)
+        return strdup(state_dir);
+    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (const unsigned char *s = (const unsigned char *)state_dir; *s; s++)
+        h = (h ^ *s) * 1099511628211ULL;
+    _cleanup_free_ char *base = short_dir_base();
+    char *p;
+    if (asprintf(&p, "%s/%012llx", base, (unsigned long long)(h & 0xffffffffffffULL)) < 0)
+        abort();
+    return p;
+}
+
+/* Make the short symlink (if one is used) point at the state dir. */
+static int prepare_socket_dir(const char *state_dir, qq_err *err)
+{
+    _cleanup_free_ char *sd = socket_dir(state_dir);
+    if (strcmp(sd, state_dir) == 0)
+        return 0;
+    _cleanup_free_ char *base = short_dir_base();
+    if (mkdir(base, 0700) < 0 && errno != EEXIST)
+        return qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", base, strerror(errno));
+    struct stat st;
+    if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: not a directory owned by you (needed for short socket paths)",
+                       base);
+    char cur[PATH_MAX];
+    ssize_t n = readlink(sd, cur, sizeof cur - 1);
+    if (n >= 0) {
+        cur[n] = '\0';
+        if (strcmp(cur, state_dir) == 0)
+            return 0;
+    }
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s.%ld", sd, (long)getpid()) < 0)
+        abort();
+    unlink(tmp);
+    if (symlink(state_dir, tmp) < 0 || rename(tmp, sd) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return qq_fail(err, QQ_EXIT_FAIL, "symlink %s: %s", sd, strerror(e));
+    }
+    return 0;
+}
+
+static void remove_socket_dir(const char *state_dir)
+{
+    _cleanup_free_ char *sd = socket_dir(state_dir);
+    if (strcmp(sd, state_dir) != 0)
+        unlink(sd);
+}
+
+/* QEMU option values: a comma is written twice. */
+static void add_escaped(sbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == ',')
+            sbuf_addc(b, ',');
+        sbuf_addc(b, *s);
+    }
+}
+
+/* ------------------------------------------------------------ argv */
+
+void vm_argv_free(char **argv)
+{
+    if (!argv)
+        return;
+    for (char **p = argv; *p; p++)
+        free(*p);
+    free(argv);
+}
+
+static const char *const injected[] = { "pidfile", "qmp", "qmp-pretty", "monitor", "serial", "daemonize", NULL };
+
+static int check_user_args(const vm_spec *s, qq_err *err)
+{
+    for (size_t i = 0; i < s->nargs; i++) {
+        const char *a = s->args[i];
+        if (a[0] != '-')
+            continue;
+        const char *opt = a + 1 + (a[1] == '-');
+        for (const char *const *p = injected; *p; p++) {
+            if (strcmp(opt, *p) == 0) {
+                const char *val = (strcmp(*p, "daemonize") != 0 && i + 1 < s->nargs) ? s->args[i + 1] : NULL;
+                return qq_fail(err, QQ_EXIT_USAGE,
+                               "vm.%s.cmd: '%s%s%s' sets what qqmgr injects itself (-pidfile, -qmp, "
+                               "-monitor, -serial; QEMU runs in the background without -daemonize): "
+                               "remove it (use `qqmgr qmp`, `monitor`, `console`, `serial`)",
+                               s->name, a, val ? " " : "", val ? val : "");
+            }
+        }
+        if ((strcmp(opt, "chardev") == 0 || strcmp(opt, "mon") == 0) && i + 1 < s->nargs &&
+            strstr(s->args[i + 1], "id=" SERIAL_CHARDEV))
+            return qq_fail(err, QQ_EXIT_USAGE, "vm.%s.cmd: '%s %s': the id " SERIAL_CHARDEV " is qqmgr's",
+                           s->name, a, s->args[i + 1]);
+    }
+    return 0;
+}
+
+int vm_argv(const vm_spec *s, char ***argv, qq_err *err)
+{
+    if (check_user_args(s, err) < 0)
+        return -1;
+    size_t n = 0, cap = s->nargs + 16;
+    char **v = calloc(cap, sizeof *v);
+    if (!v)
+        abort();
+#define ADD(str) (v[n++] = (str))
+    ADD(strdup(s->qemu_bin));
+    for (size_t i = 0; i < s->nargs; i++)
+        ADD(strdup(s->args[i]));
+    _cleanup_free_ char *sd = socket_dir(s->state_dir);
+    _cleanup_free_ char *pid = join(s->state_dir, "pid");
+    _cleanup_free_ char *serial_log = join(s->state_dir, "serial");
+    sbuf b = SBUF_INIT;
+    ADD(strdup("-pidfile"));
+    ADD(strdup(pid));
+    ADD(strdup("-qmp"));
+    sbuf_adds(&b, "unix:");
+    add_escaped(&b, sd);
+    sbuf_adds(&b, "/qmp.socket,server=on,wait=off");
+    ADD(sbuf_steal(&b));
+    ADD(strdup("-monitor"));
+    sbuf_adds(&b, "unix:");
+    add_escaped(&b, sd);
+    sbuf_adds(&b, "/monitor.socket,server=on,wait=off");
+    ADD(sbuf_steal(&b));
+    ADD(strdup("-chardev"));
+    sbuf_adds(&b, "socket,id=" SERIAL_CHARDEV ",path=");
+    add_escaped(&b, sd);
+    sbuf_adds(&b, "/serial.socket,server=on,wait=off,logfile=");
+    add_escaped(&b, serial_log);
+    sbuf_adds(&b, ",logappend=off");
+    ADD(sbuf_steal(&b));
+    ADD(strdup("-serial"));
+    ADD(strdup("chardev:" SERIAL_CHARDEV));
+#undef ADD
+    v[n] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i])
+            abort();
+    *argv = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------ probe */
+
+/* The pid holding the write lock on the pid file, 0 if none. */
+static pid_t pidfile_holder(const char *state_dir)
+{
+    _cleanup_free_ char *p = join(state_dir, "pid");
+    _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+        return 0;
+    return fl.l_pid > 0 ? fl.l_pid : 0;
+}
+
+static int read_port(const char *state_dir)
+{
+    _cleanup_free_ char *p = join(state_dir, "ssh_port");
+    _cleanup_free_ char *s = NULL;
+    if (fs_read_file(p, &s, NULL, NULL) < 0)
+        return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (end != s && v > 0 && v <= 65535) ? (int)v : 0;
+}
+
+/* Seconds since the process started, from /proc; -1 unknown. */
+static double proc_uptime(pid_t pid)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%ld/stat", (long)pid);
+    _cleanup_free_ char *stat = NULL, *up = NULL;
+    if (fs_read_file(p, &stat, NULL, NULL) < 0 || fs_read_file("/proc/uptime", &up, NULL, NULL) < 0)
+        return -1;
+    char *s = strrchr(stat, ')');
+    if (!s)
+        return -1;
+    /* fields after the comm: state is field 3, starttime field 22 */
+    unsigned long long start = 0;
+    int field = 2;
+    for (char *tok = strtok(s + 1, " "); tok; tok = strtok(NULL, " ")) {
+        if (++field == 22) {
+            start = strtoull(tok, NULL, 10);
+            break;
+        }
+    }
+    double now = strtod(up, NULL);
+    long hz = sysconf(_SC_CLK_TCK);
+    double u = now - (double)start / (double)(hz > 0 ? hz : 100);
+    return u < 0 ? 0 : u;
+}
+
+/* Probe with the query-status reply kept (details: new ref or NULL). */
+static void probe(const char *state_dir, bool query_qmp, vm_state *out, json_t **details)
+{
+    memset(out, 0, sizeof *out);
+    if (details)
+        *details = NULL;
+    out->pid = pidfile_holder(state_dir);
+    out->running = out->pid > 0;
+    out->ssh_port = read_port(state_dir);
+    snprintf(out->state, sizeof out->state, "%s", out->running ? "running" : "stopped");
+    if (!query_qmp)
+        return;
+    _cleanup_free_ char *sock = join(state_dir, "qmp.socket");
+    if (!out->running && !fs_exists(sock))
+        return;
+    qq_err e = { 0 };
+    qmp *q = qmp_open(sock, 1500, &e);
+    json_t *r = q ? qmp_execute(q, "query-status", NULL, 1500, &e) : NULL;
+    qmp_close(q);
+    if (r) {
+        out->qmp_connected = true;
+        const char *st = json_string_value(json_object_get(r, "status"));
+        snprintf(out->state, sizeof out->state, "%s", out->running ? (st ? st : "unknown") : "broken");
+        if (details)
+            *details = r;
+        else
+            json_decref(r);
+    } else if (out->running) {
+        snprintf(out->state, sizeof out->state, "broken");
+    }
+}
+
+int vm_probe(const char *state_dir, bool query_qmp, vm_state *out)
+{
+    probe(state_dir, query_qmp, out, NULL);
+    return 0;
+}
+
+/* ------------------------------------------------------------ start */
+
+static int check_name(const config *cfg, const char *name, qq_err *err)
+{
+    if (!config_has_vm(cfg, name))
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named '%s'", config_path(cfg), name);
+    return 0;
+}
+
+static void remove_runtime_files(const char *dir)
+{
+    static const char *const names[] = { "pid", "qmp.socket", "monitor.socket", "serial.socket", NULL };
+    for (const char *const *n = names; *n; n++) {
+        _cleanup_free_ char *p = join(dir, *n);
+        unlink(p);
+    }
+    remove_socket_dir(dir);
+}
+
+/* Which VM of ours uses host port `port` (running ones), or NULL. */
+static const char *port_owner(const config *cfg, int port, pid_t *pid)
+{
+    for (size_t i = 0; i < config_vm_count(cfg); i++) {
+        const char *n = config_vm_name(cfg, i);
+        _cleanup_free_ char *d = config_vm_dir(cfg, n);
+        vm_state st;
+        probe(d, false, &st, NULL);
+        int p = st.ssh_port ? st.ssh_port : config_vm_ssh_port(cfg, n);
+        if (st.running && p == port) {
+            *pid = st.pid;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* Choose the ssh host port; 0 when the VM has none. */
+static int choose_port(const config *cfg, const char *name, qq_err *err)
+{
+    int port = config_vm_ssh_port(cfg, name);
+    if (port == SSH_PORT_NONE)
+        return 0;
+    if (port == SSH_PORT_AUTO)
+        return net_pick_port(err);
+    if (!net_tcp_port_free(port)) {
+        pid_t pid = 0;
+        const char *owner = port_owner(cfg, port, &pid);
+        if (owner)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: ssh port %d is in use by VM '%s' (pid %ld)", name, port,
+                           owner, (long)pid);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: ssh port %d is already in use by another program", name, port);
+    }
+    return port;
+}
+
+static int write_text(const char *dir, const char *name, const char *text, qq_err *err)
+{
+    _cleanup_free_ char *p = join(dir, name);
+    return fs_write_atomic(p, text, strlen(text), 0600, err);
+}
+
+/* Prepare the state dir for a QEMU about to run with the argv of VM name:
+ * port chosen and recorded, stale runtime files gone, short socket dir made. */
+static int prepare_run(const config *cfg, const char *name, vm_spec *spec, char ***argv, qq_err *err)
+{
+    int port = choose_port(cfg, name, err);
+    if (port < 0)
+        return -1;
+    if (config_vm(cfg, name, port, spec, err) < 0)
+        return -1;
+    if (vm_argv(spec, argv, err) < 0)
+        return -1;
+    remove_runtime_files(spec->state_dir);
+    if (prepare_socket_dir(spec->state_dir, err) < 0)
+        return -1;
+    _cleanup_free_ char *pf = join(spec->state_dir, "ssh_port");
+    if (port > 0) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d\n", port);
+        if (write_text(spec->state_dir, "ssh_port", buf, err) < 0)
+            return -1;
+    } else {
+        unlink(pf);
+    }
+    json_t *a = json_array();
+    for (char **p = *argv; *p; p++)
+        json_array_append_new(a, json_string(*p));
+    _cleanup_free_ char *text = json_dumps(a, JSON_INDENT(2));
+    json_decref(a);
+    return write_text(spec->state_dir, "argv.json", text, err);
+}
+
+static char *stderr_tail(const char *dir, size_t lines)
+{
+    _cleanup_free_ char *p = join(dir, "qemu-stderr.log");
+    sbuf b = SBUF_INIT;
+    if (fs_tail(p, lines, &b, NULL) < 0 || b.len == 0) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return sbuf_steal(&b);
+}
+
+int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (check_name(cfg, name, err) < 0)
+        return -1;
+    /* arguments are checked before anything is created or locked */
+    vm_spec s0;
+    if (config_vm(cfg, name, 0, &s0, err) < 0)
+        return -1;
+    char **a0 = NULL;
+    int rc = vm_argv(&s0, &a0, err);
+    vm_argv_free(a0);
+    _cleanup_free_ char *dir = strdup(s0.state_dir);
+    vm_spec_free(&s0);
+    if (rc < 0)
+        return -1;
+    if (fs_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    _cleanup_free_ char *lockp = join(dir, "lock");
+    _cleanup_close_ int lock = fs_lock(lockp, true, err);
+    if (lock < 0)
+        return -1;
+
+    vm_state st;
+    probe(dir, true, &st, NULL);
+    if (st.running) {
+        r->already_running = true;
+        r->pid = st.pid;
+        r->ssh_port = st.ssh_port;
+        snprintf(r->state, sizeof r->state, "%s", st.state);
+        return 0;
+    }
+
+    vm_spec spec = { 0 };
+    char **argv = NULL;
+    if (prepare_run(cfg, name, &spec, &argv, err) < 0) {
+        vm_argv_free(argv);
+        vm_spec_free(&spec);
+        return -1;
+    }
+    r->ssh_port = spec.ssh_port_used > 0 ? spec.ssh_port_used : 0;
+    vm_spec_free(&spec);
+
+    _cleanup_free_ char *outp = join(dir, "qemu-stdout.log");
+    _cleanup_free_ char *errp = join(dir, "qemu-stderr.log");
+    _cleanup_free_ char *sock = join(dir, "qmp.socket");
+    proc_opts po = { .cwd = config_dir(cfg), .stdout_path = outp, .stderr_path = errp,
+                     .truncate = true, .new_session = true };
+    long long t0 = proc_now_ms(), deadline = t0 + (long long)timeout_s * 1000;
+    pid_t pid = proc_spawn(argv, &po, err);
+    vm_argv_free(argv);
+    if (pid < 0)
+        return -1;
+    _cleanup_close_ int pidfd = proc_pidfd(pid, err);
+    if (pidfd < 0)
+        return -1;
+    /* wake on: QEMU exits (pidfd), the QMP socket appears (inotify) */
+    _cleanup_close_ int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ino >= 0)
+        inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO);
+    for (;;) {
+        int status;
+        if (proc_reap(pid, &status) == 1) {
+            r->stderr_tail = stderr_tail(dir, 20);
+            remove_runtime_files(dir);
+            if (WIFSIGNALED(status))
+                return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU was killed by signal %d before QMP answered",
+                               name, WTERMSIG(status));
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU exited with status %d before QMP answered (%s)", name,
+                           WEXITSTATUS(status), errp);
+        }
+        long long left = deadline - proc_now_ms();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            remove_runtime_files(dir);
+            r->stderr_tail = stderr_tail(dir, 20);
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: QMP did not answer within %d s; QEMU was killed", name,
+                           timeout_s);
+        }
+        qq_err e = { 0 };
+        if (fs_exists(sock)) {
+            qmp *q = qmp_open(sock, (int)left, &e);
+            if (q) {
+                json_t *res = qmp_execute(q, "query-status", NULL, (int)(left > 0 ? left : 1), &e);
+                qmp_close(q);
+                if (res) {
+                    const char *s = json_string_value(json_object_get(res, "status"));
+                    snprintf(r->state, sizeof r->state, "%s", s ? s : "unknown");
+                    json_decref(res);
+                    r->pid = pid;
+                    r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
+                    return 0;
+                }
+            }
+        }
+        struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = ino, .events = POLLIN } };
+        /* the cap covers a connect refused before QEMU's listen() */
+        poll(p, ino >= 0 ? 2 : 1, left < 20 ? (int)left : 20);
+        if (ino >= 0 && (p[1].revents & POLLIN)) {
+            char buf[4096];
+            while (read(ino, buf, sizeof buf) > 0) {
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ stop */
+
+int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r, qq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (check_name(cfg, name, err) < 0)
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    if (!fs_exists(dir))
+        return 0;
+    _cleanup_free_ char *lockp = join(dir, "lock");
+    _cleanup_close_ int lock = fs_lock(lockp, true, err);
+    if (lock < 0)
+        return -1;
+    pid_t pid = pidfile_holder(dir);
+    if (pid <= 0) {
+        remove_runtime_files(dir);
+        return 0;
+    }
+    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
+    if (pidfd < 0 || pidfile_holder(dir) != pid) {   /* gone meanwhile */
+        remove_runtime_files(dir);
+        return 0;
+    }
+    r->was_running = true;
+    r->pid = pid;
+    long long t0 = proc_now_ms();
+
+    /* the ssh connection-sharing master goes first, before the guest does */
+    ssh_close_master(dir);
+
+    _cleanup_free_ char *sock = join(dir, "qmp.socket");
+    qq_err e = { 0 };
+    qmp *q = qmp_open(sock, 2000, &e);
+    if (!force && q) {
+        long long deadline = t0 + (long long)timeout_s * 1000;
+        bool guest_off = false;
+        for (;;) {
+            /* repeated: a guest still booting drops the request */
+            json_t *res = qmp_execute(q, "system_powerdown", NULL, 2000, &e);
+            json_decref(res);
+            if (!res && strstr(e.msg, "closed")) {
+                /* QEMU closed QMP: it is going away (the guest powered off) */
+                if (proc_wait_pidfd(pidfd, 5000) == 1)
+                    r->stopped_by = "powerdown";
+                break;
+            }
+            long long left = deadline - proc_now_ms();
+            int step = left > 1000 ? 1000 : (int)(left > 0 ? left : 0);
+            if (proc_wait_pidfd(pidfd, step) == 1) {
+                r->stopped_by = "powerdown";
+                break;
+            }
+            /* a guest that powered off under -no-shutdown leaves QEMU waiting */
+            while (qmp_wait_event(q, 0, NULL) == 1) {
+                json_t *ev = qmp_take_events(q);
+                size_t i;
+                json_t *v;
+                json_array_foreach(ev, i, v) {
+                    if (strcmp(json_string_value(json_object_get(v, "event")) ?: "", "SHUTDOWN") == 0)
+                        guest_off = true;
+                }
+                json_decref(ev);
+            }
+            if (guest_off || proc_now_ms() >= deadline)
+                break;
+        }
+        if (!r->stopped_by && guest_off) {
+            json_decref(qmp_execute(q, "quit", NULL, 2000, NULL));
+            if (proc_wait_pidfd(pidfd, 5000) == 1)
+                r->stopped_by = "powerdown";
+        }
+    }
+    if (!r->stopped_by && q) {
+        qmp_close(q);
+        q = qmp_open(sock, 2000, &e);   /* the first connection may have been closed */
+        if (q)
+            json_decref(qmp_execute(q, "quit", NULL, 2000, NULL));
+        if (proc_wait_pidfd(pidfd, 5000) == 1)
+            r->stopped_by = "quit";
+    }
+    qmp_close(q);
+    if (!r->stopped_by) {
+        proc_signal(pidfd, SIGTERM);
+        if (proc_wait_pidfd(pidfd, 5000) == 1)
+            r->stopped_by = "SIGTERM";
+    }
+    if (!r->stopped_by) {
+        proc_signal(pidfd, SIGKILL);
+        if (proc_wait_pidfd(pidfd, 10000) == 1)
+            r->stopped_by = "SIGKILL";
+    }
+    r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
+    if (!r->stopped_by)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
+    remove_runtime_files(dir);
+    return 0;
+}
+
+/* ------------------------------------------------------------ status */
+
+json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
+{
+    if (check_name(cfg, name, err) < 0)
+        return NULL;
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    vm_state st;
+    json_t *details = NULL;
+    probe(dir, true, &st, &details);
+    int cport = config_vm_ssh_port(cfg, name);
+    int port = st.running && st.ssh_port ? st.ssh_port : (cport > 0 ? cport : 0);
+    _cleanup_free_ char *pidf = join(dir, "pid"), *serial = join(dir, "serial"),
+                        *qmps = join(dir, "qmp.socket"), *mons = join(dir, "monitor.socket"),
+                        *out = join(dir, "qemu-stdout.log"), *errf = join(dir, "qemu-stderr.log"),
+                        *sshc = join(dir, "ssh.conf");
+    json_t *ssh = json_object();
+    json_object_set_new(ssh, "port", port > 0 ? json_integer(port) : json_null());
+    json_object_set_new(ssh, "config", json_string(sshc));
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "pid", st.running ? json_integer(st.pid) : json_null());
+    json_object_set_new(o, "pid_file", json_string(pidf));
+    json_object_set_new(o, "running", json_boolean(st.running));
+    json_object_set_new(o, "alive", json_boolean(st.running && st.qmp_connected));
+    json_object_set_new(o, "qmp_connected", json_boolean(st.qmp_connected));
+    json_object_set_new(o, "ssh", ssh);
+    json_object_set_new(o, "serial_file", json_string(serial));
+    json_object_set_new(o, "qmp_socket", json_string(qmps));
+    json_object_set_new(o, "monitor_socket", json_string(mons));
+    json_object_set_new(o, "qemu_stdout", json_string(out));
+    json_object_set_new(o, "qemu_stderr", json_string(errf));
+    json_object_set_new(o, "status_details", details ? details : json_null());
+    json_object_set_new(o, "state", json_string(st.state));
+    double up = st.running ? proc_uptime(st.pid) : -1;
+    json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
+    json_object_set_new(o, "state_dir", json_string(dir));
+    return o;
+}
+
+/* ------------------------------------------------------------ logs */
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, qq_err *err)
+{
+    if (check_name(cfg, name, err) < 0)
+        return -1;
+    static const char *const files[] = { "serial", "qemu-stdout.log", "qemu-stderr.log" };
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    _cleanup_free_ char *p = join(dir, files[which]);
+    pid_t pid = pidfile_holder(dir);
+    if (!fs_exists(p)) {
+        if (pid <= 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: no %s yet (the VM has not been started)", name, p);
+    }
+    _cleanup_sbuf_ sbuf b = SBUF_INIT;
+    if (fs_exists(p) && fs_tail(p, n, &b, err) < 0)
+        return -1;
+    write_all(1, b.buf ? b.buf : "", b.len);
+    if (!follow || pid <= 0)
+        return 0;
+
+    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
+    if (pidfd < 0)
+        return 0;
+    _cleanup_close_ int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ino < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "inotify: %s", strerror(errno));
+    /* watch the directory: the file may not exist yet, or be replaced */
+    inotify_add_watch(ino, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
+    _cleanup_close_ int fd = -1;
+    struct stat st;
+    off_t off = 0;
+    if (stat(p, &st) == 0)
+        off = st.st_size;
+    bool ended = false;
+    for (;;) {
+        if (fd < 0)
+            fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &st) == 0) {
+            if (st.st_size < off)   /* truncated: QEMU restarted */
+                off = 0;
+            char buf[65536];
+            ssize_t k;
+            while ((k = pread(fd, buf, sizeof buf, off)) > 0) {
+                write_all(1, buf, (size_t)k);
+                off += k;
+            }
+        }
+        if (ended)
+            return 0;
+        struct pollfd pf[2] = { { .fd = ino, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+        int r = poll(pf, 2, -1);
+        if (r < 0 && errno != EINTR)
+            return qq_fail(err, QQ_EXIT_FAIL, "poll: %s", strerror(errno));
+        if (pf[0].revents & POLLIN) {
+            char buf[4096];
+            while (read(ino, buf, sizeof buf) > 0) {
+            }
+        }
+        if (pf[1].revents & POLLIN)
+            ended = true;   /* one last read, then stop */
+    }
+}
+
+/* ------------------------------------------------------------ console */
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void restore_tty(void)
+{
+    if (tio_saved) {
+        tcsetattr(0, TCSAFLUSH, &saved_tio);
+        tio_saved = false;
+    }
+}
+
+static void on_signal(int sig)
+{
+    restore_tty();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int vm_console(const config *cfg, const char *name, qq_err *err)
+{
+    if (check_name(cfg, name, err) < 0)
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    pid_t pid = pidfile_holder(dir);
+    if (pid <= 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running", name);
+    _cleanup_free_ char *sock = join(dir, "serial.socket");
+    _cleanup_close_ int fd = net_unix_connect(sock, err);
+    if (fd < 0)
+        return -1;
+    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
+    bool tty = isatty(0);
+    if (tty) {
+        if (tcgetattr(0, &saved_tio) == 0) {
+            tio_saved = true;
+            atexit(restore_tty);
+            signal(SIGTERM, on_signal);
+            signal(SIGHUP, on_signal);
+            signal(SIGINT, on_signal);
+            signal(SIGQUIT, on_signal);
+            struct termios raw = saved_tio;
+            cfmakeraw(&raw);
+            tcsetattr(0, TCSAFLUSH, &raw);
+        }
+    }
+    fprintf(stderr, "Connected to %s's serial console; Ctrl-] leaves.\r\n", name);
+    const char *why = NULL;
+    bool stdin_open = true;
+    while (!why) {
+        struct pollfd p[3] = { { .fd = fd, .events = POLLIN }, { .fd = stdin_open ? 0 : -1, .events = POLLIN },
+                               { .fd = pidfd, .events = POLLIN } };
+        int r = poll(p, 3, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            why = "poll failed";
+            break;
+        }
+        char buf[4096];
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n <= 0) {
+                why = "the console connection closed";
+                break;
+            }
+            write_all(1, buf, (size_t)n);
+        }
+        if (p[1].revents & (POLLIN | POLLHUP)) {
+            ssize_t n = read(0, buf, sizeof buf);
+            if (n <= 0) {
+                stdin_open = false;
+                why = "end of input";
+                break;
+            }
+            char *esc = memchr(buf, 0x1d, (size_t)n);
+            size_t len = esc ? (size_t)(esc - buf) : (size_t)n;
+            if (len)
+                send(fd, buf, len, MSG_NOSIGNAL);
+            if (esc)
+                why = "left";
+        }
+        if (pidfd >= 0 && (p[2].revents & POLLIN))
+            why = "the VM stopped";
+    }
+    restore_tty();
+    fprintf(stderr, "\r\nDisconnected from %s (%s).\n", name, why);
+    return 0;
+}
+
+/* ------------------------------------------------------------ gdb */
+
+int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int nextra, bool debug,
+           qq_err *err)
+{
+    if (check_name(cfg, name, err) < 0)
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    pid_t pid = pidfile_holder(dir);
+    size_t n = 0;
+    char **gv = NULL;
+    char pidbuf[32];
+    if (attach) {
+        if (pid <= 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: nothing to attach to (drop --attach)", name);
+        gv = calloc((size_t)nextra + 8, sizeof *gv);
+        if (!gv)
+            abort();
+        snprintf(pidbuf, sizeof pidbuf, "%ld", (long)pid);
+        gv[n++] = "gdb";
+        gv[n++] = "-ex";
+        gv[n++] = "handle SIGUSR1 nostop noprint pass";
+        for (int i = 0; i < nextra; i++)
+            gv[n++] = extra[i];
+        gv[n++] = "-p";
+        gv[n++] = pidbuf;
+    } else {
+        if (pid > 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `gdb %s --attach`, or stop it",
+                           name, (long)pid, name);
+        if (fs_mkdir_p(dir, 0700, err) < 0)
+            return -1;
+        _cleanup_free_ char *lockp = join(dir, "lock");
+        _cleanup_close_ int lock = fs_lock(lockp, true, err);
+        if (lock < 0)
+            return -1;
+        vm_spec spec = { 0 };
+        char **argv = NULL;
+        if (prepare_run(cfg, name, &spec, &argv, err) < 0) {
+            vm_argv_free(argv);
+            vm_spec_free(&spec);
+            return -1;
+        }
+        vm_spec_free(&spec);
+        size_t na = 0;
+        while (argv[na])
+            na++;
+        gv = calloc((size_t)nextra + na + 8, sizeof *gv);
+        if (!gv)
+            abort();
+        gv[n++] = "gdb";
+        gv[n++] = "-ex";
+        gv[n++] = "handle SIGUSR1 nostop noprint pass";
+        for (int i = 0; i < nextra; i++)
+            gv[n++] = extra[i];
+        gv[n++] = "--args";
+        for (size_t i = 0; i < na; i++)
+            gv[n++] = argv[i];
+        if (config_dir(cfg) && chdir(config_dir(cfg)) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "chdir %s: %s", config_dir(cfg), strerror(errno));
+    }
+    gv[n] = NULL;
+    if (debug) {
+        sbuf b = SBUF_INIT;
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                sbuf_addc(&b, ' ');
+            sbuf_adds(&b, gv[i]);
+        }
+        fprintf(stderr, "+ %s\n", sbuf_str(&b));
+        sbuf_free(&b);
+    }
+    fflush(NULL);
+    execvp("gdb", gv);
+    int e = errno;
+    free(gv);
+    return qq_fail(err, QQ_EXIT_FAIL, "cannot run gdb: %s", strerror(e));
+}
+
+/* ------------------------------------------------------------ QMP / HMP */
+
+static qmp *open_vm_qmp(const config *cfg, const char *name, qq_err *err)
+{
+    if (check_name(cfg, name, err) < 0)
+        return NULL;
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    if (pidfile_holder(dir) <= 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s is not running", name);
+        return NULL;
+    }
+    _cleanup_free_ char *sock = join(dir, "qmp.socket");
+    return qmp_open(sock, 5000, err);
+}
+
+json_t *vm_qmp(const config *cfg, const char *name, const char *command, json_t *args, qq_err *err)
+{
+    qmp *q = open_vm_qmp(cfg, name, err);
+    if (!q)
+        return NULL;
+    json_t *r = qmp_execute_reply(q, command, args, 30000, err);
+    qmp_close(q);
+    if (r)
+        json_object_del(r, "id");
+    return r;
+}
+
+char *vm_hmp(const config *cfg, const char *name, const char *command_line, qq_err *err)
+{
+    qmp *q = open_vm_qmp(cfg, name, err);
+    if (!q)
+        return NULL;
+    char *s = qmp_hmp(q, command_line, 30000, err);
+    qmp_close(q);
+    return s;
+}

@@ -31,5 +31,13 @@ void qq_err_prefix(qq_err *e, const char *fmt, ...)
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    size_t n = strlen(pre);
+    if (n > sizeof e->msg - 3)
+        n = sizeof e->msg - 3;
+    memcpy(e->msg, pre, n);
+    memcpy(e->msg + n, ": ", 2);
+    size_t rest = sizeof e->msg - n - 3;
+    size_t m = strnlen(old, rest);
+    memcpy(e->msg + n + 2, old, m);
+    e->msg[n + 2 + m] = '\0';
 }

@@ -40,15 +40,24 @@ typedef struct meta_ent {
 } meta_ent;
 
 typedef struct key_seg {
-    char *s;      /* malloc'ed, NUL-terminated (may also contain NULs) */
+    const char *s;  /* into the text (bare key) or owned (quoted key); not NUL-terminated */
     size_t len;
-    size_t off;   /* offset of the segment's first character */
+    size_t off;     /* offset of the segment's first character */
+    size_t end;     /* offset just after it (after the closing quote) */
+    char *owned;
 } key_seg;
 
+/* Keys are short: a few segments live in the list itself. */
 typedef struct key_list {
     key_seg *v;
     size_t n, cap;
+    key_seg inl[6];
 } key_list;
+
+/* printf arguments for "%.*s": the key as written, from its first segment to seg */
+#define KEYARG(list, seg) KEYSPAN((list)->v[0].off, (seg)->end)
+#define KEYSPAN(from, to) (int)((to) - (from) > 200 ? 200 : (to) - (from)), p->s + (from)
+#define KEY_LIST_INIT(k) { .v = (k).inl, .cap = 6 }
 
 typedef struct parser {
     const char *s;
@@ -59,6 +68,9 @@ typedef struct parser {
     int cur_depth;
     json_t *locs;           /* NULL: no locations wanted */
     sbuf path;              /* path of cur (only with locs) */
+    sbuf scratch;           /* text of the string value being parsed */
+    json_t **nums;          /* shared json integers for locs, by value */
+    size_t nums_cap;
     toml_error *err;
     bool failed;
     meta_ent *meta;
@@ -133,11 +145,20 @@ static void pos_of(parser *p, size_t off, int *line, int *col)
 {
     if (off > p->n)
         off = p->n;
-    if (off < p->lc_off) {
-        p->lc_off = p->text_start;
-        p->lc_line = 1;
-        p->lc_ls = p->text_start;
+    if (off < p->lc_ls) {
+        /* backwards (an error or a header pointing before the last position):
+         * walk back, so the cost stays proportional to the distance */
+        for (size_t j = p->lc_ls; j > off; j--)
+            if (p->s[j - 1] == '\n')
+                p->lc_line--;
+        size_t ls = off;
+        while (ls > p->text_start && p->s[ls - 1] != '\n')
+            ls--;
+        p->lc_ls = ls;
+        p->lc_off = off;
     }
+    if (off < p->lc_off)
+        p->lc_off = p->lc_ls;
     for (size_t j = p->lc_off; j < off; j++) {
         if (p->s[j] == '\n') {
             p->lc_line++;
@@ -187,10 +208,15 @@ static const char *describe(const parser *p, size_t i, char *buf, size_t size)
         return "end of file";
     if (c == '\n' || c == '\r')
         return "end of line";
-    if (c >= 0x20 && c < 0x7f)
+    if (c >= 0x20 && c < 0x7f) {
         snprintf(buf, size, "'%c'", c);
-    else
+    } else if (c >= 0xC2 && c <= 0xF4) {
+        /* the text is valid UTF-8 by now: quote the whole character */
+        size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        snprintf(buf, size, "'%.*s'", (int)len, p->s + i);
+    } else {
         snprintf(buf, size, "byte 0x%02x", (unsigned)c);
+    }
     return buf;
 }
 
@@ -296,7 +322,14 @@ void toml_path_append(sbuf *path, const char *key)
 
 void toml_path_append_index(sbuf *path, size_t i)
 {
-    sbuf_addf(path, "[%zu]", i);
+    char d[24], *e = d + sizeof d;
+    *--e = ']';
+    do {
+        *--e = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    *--e = '[';
+    sbuf_add(path, e, (size_t)(d + sizeof d - e));
 }
 
 static void path_truncate(sbuf *path, size_t len)
@@ -305,6 +338,28 @@ static void path_truncate(sbuf *path, size_t len)
         path->len = len;
         path->buf[len] = '\0';
     }
+}
+
+/* A json integer for a line or column: small ones are made once and shared
+ * (locs hold tens of thousands of them). */
+static json_t *loc_num(parser *p, int v)
+{
+    if (v < 0 || v >= 1 << 16)
+        return json_integer(v);
+    if ((size_t)v >= p->nums_cap) {
+        size_t cap = p->nums_cap ? p->nums_cap : 256;
+        while (cap <= (size_t)v)
+            cap *= 2;
+        json_t **n = realloc(p->nums, cap * sizeof *n);
+        if (!n)
+            abort();
+        memset(n + p->nums_cap, 0, (cap - p->nums_cap) * sizeof *n);
+        p->nums = n;
+        p->nums_cap = cap;
+    }
+    if (!p->nums[v])
+        p->nums[v] = json_integer(v);
+    return json_incref(p->nums[v]);
 }
 
 /* Record the location of the current path; keep an existing one unless force. */
@@ -317,7 +372,10 @@ static void loc_set(parser *p, sbuf *path, size_t off, bool force)
         return;
     int line, col;
     pos_of(p, off, &line, &col);
-    json_object_set_new(p->locs, key, json_pack("[ii]", line, col));
+    json_t *pos = json_array();
+    json_array_append_new(pos, loc_num(p, line));
+    json_array_append_new(pos, loc_num(p, col));
+    json_object_set_new_nocheck(p->locs, key, pos);
 }
 
 /* ---- scalars -------------------------------------------------------- */
@@ -351,6 +409,29 @@ static json_t *make_real(double d)
         return json_real(isnan(d) ? 0.0 : d > 0 ? 1.7976931348623157e308 : -1.7976931348623157e308);
     }
     return r;
+}
+
+static json_t *scalar_int(parser *p, int64_t v)
+{
+    if (!(p->flags & TOML_TAGGED))
+        return json_integer((json_int_t)v);
+    char text[32];
+    snprintf(text, sizeof text, "%" PRId64, v);
+    return scalar(p, "integer", NULL, text, strlen(text));
+}
+
+static json_t *scalar_float(parser *p, double d)
+{
+    if (!(p->flags & TOML_TAGGED))
+        return make_real(d);
+    char text[40];
+    if (isnan(d))
+        strcpy(text, "nan");
+    else if (isinf(d))
+        strcpy(text, d < 0 ? "-inf" : "inf");
+    else
+        snprintf(text, sizeof text, "%.17g", d);
+    return scalar(p, "float", NULL, text, strlen(text));
 }
 
 /* ---- whitespace, comments, newlines ---------------------------------- */
@@ -581,10 +662,12 @@ static bool starts_ml(const parser *p, char q)
 static void keys_free(key_list *k)
 {
     for (size_t j = 0; j < k->n; j++)
-        free(k->v[j].s);
-    free(k->v);
-    k->v = NULL;
-    k->n = k->cap = 0;
+        free(k->v[j].owned);
+    if (k->v != k->inl)
+        free(k->v);
+    k->v = k->inl;
+    k->n = 0;
+    k->cap = sizeof k->inl / sizeof k->inl[0];
 }
 
 static int parse_key(parser *p, key_list *keys)
@@ -593,32 +676,38 @@ static int parse_key(parser *p, key_list *keys)
         skip_ws(p);
         size_t off = p->i;
         int c = cur_ch(p);
-        sbuf b = SBUF_INIT;
+        key_seg seg = { .off = off };
         if (c == '"' || c == '\'') {
-            if (starts_ml(p, (char)c)) {
-                sbuf_free(&b);
+            if (starts_ml(p, (char)c))
                 return fail(p, off, "a key cannot be a multi-line string");
-            }
+            sbuf b = SBUF_INIT;
             if (parse_line_string(p, &b) < 0) {
                 sbuf_free(&b);
                 return -1;
             }
+            seg.len = b.len;
+            seg.s = seg.owned = sbuf_steal(&b);
         } else if (is_bare_char(c)) {
             while (is_bare_char(cur_ch(p)))
                 p->i++;
-            sbuf_add(&b, p->s + off, p->i - off);
+            seg.s = p->s + off;
+            seg.len = p->i - off;
         } else {
             return UNEXPECTED(p, off, "a key");
         }
         if (keys->n == keys->cap) {
-            keys->cap = keys->cap ? keys->cap * 2 : 4;
-            key_seg *v = realloc(keys->v, keys->cap * sizeof *v);
+            size_t cap = keys->cap * 2;
+            key_seg *v = keys->v == keys->inl ? malloc(cap * sizeof *v)
+                                              : realloc(keys->v, cap * sizeof *v);
             if (!v)
                 abort();
+            if (keys->v == keys->inl)
+                memcpy(v, keys->inl, sizeof keys->inl);
             keys->v = v;
+            keys->cap = cap;
         }
-        size_t len = b.len;
-        keys->v[keys->n++] = (key_seg){ sbuf_steal(&b), len, off };
+        seg.end = p->i;
+        keys->v[keys->n++] = seg;
         skip_ws(p);
         if (cur_ch(p) != '.')
             return 0;
@@ -874,8 +963,7 @@ static json_t *parse_number(parser *p)
             p->i = j + 3;
             double d = word[0] == 'i' ? (c == '-' ? -INFINITY : INFINITY)
                                       : (c == '-' ? -NAN : NAN);
-            const char *text = word[0] == 'i' ? (c == '-' ? "-inf" : "inf") : "nan";
-            return scalar(p, "float", make_real(d), text, strlen(text));
+            return scalar_float(p, d);
         }
         UNEXPECTED(p, start, "a value");
         return NULL;
@@ -908,9 +996,7 @@ static json_t *parse_number(parser *p)
             goto out;
         }
         p->i = e;
-        char text[32];
-        snprintf(text, sizeof text, "%" PRId64, (int64_t)u);
-        result = scalar(p, "integer", json_integer((json_int_t)u), text, strlen(text));
+        result = scalar_int(p, (int64_t)u);
         goto out;
     }
     if (sign)
@@ -962,18 +1048,14 @@ static json_t *parse_number(parser *p)
             fail(p, start, "float out of range");
             goto out;
         }
-        char text[40];
-        snprintf(text, sizeof text, "%.17g", d);
-        result = scalar(p, "float", make_real(d), text, strlen(text));
+        result = scalar_float(p, d);
     } else {
         long long v = strtoll(num.buf, &end, 10);
         if (errno == ERANGE) {
             fail(p, start, "integer out of range (64-bit signed)");
             goto out;
         }
-        char text[32];
-        snprintf(text, sizeof text, "%lld", v);
-        result = scalar(p, "integer", json_integer((json_int_t)v), text, strlen(text));
+        result = scalar_int(p, (int64_t)v);
     }
     p->i = e;
 out:
@@ -993,13 +1075,14 @@ static json_t *parse_value(parser *p, int depth, sbuf *path)
     switch (c) {
     case '"':
     case '\'': {
-        sbuf b = SBUF_INIT;
-        int r = starts_ml(p, (char)c) ? parse_ml_string(p, &b) : parse_line_string(p, &b);
-        json_t *v = NULL;
-        if (r == 0)
-            v = scalar(p, "string", json_stringn(sbuf_str(&b), b.len), sbuf_str(&b), b.len);
-        sbuf_free(&b);
-        return v;
+        sbuf *b = &p->scratch;
+        sbuf_reset(b);
+        int r = starts_ml(p, (char)c) ? parse_ml_string(p, b) : parse_line_string(p, b);
+        if (r < 0)
+            return NULL;
+        if (p->flags & TOML_TAGGED)
+            return scalar(p, "string", NULL, sbuf_str(b), b->len);
+        return json_stringn_nocheck(sbuf_str(b), b->len);
     }
     case 't':
     case 'f':
@@ -1053,20 +1136,20 @@ static json_t *walk_dotted(parser *p, json_t *tbl, const key_list *keys, int *de
         if (!v) {
             v = json_object();
             meta_set(p, v, F_TABLE | F_DOTTED);
-            json_object_setn_new(tbl, seg->s, seg->len, v);
+            json_object_setn_new_nocheck(tbl, seg->s, seg->len, v);
             loc_set(p, path, seg->off, true);
         } else if (is_table(p, v)) {
             unsigned f = meta_get(p, v);
             if (f & F_INLINE)
-                return fail(p, seg->off, "cannot add to inline table \"%s\"", seg->s), NULL;
+                return fail(p, seg->off, "cannot add to inline table \"%.*s\"", KEYARG(keys, seg)), NULL;
             if (f & F_HEADER)
                 return fail(p, seg->off,
-                            "cannot add to table \"%s\" with dotted keys: it is defined by a [header]",
-                            seg->s), NULL;
+                            "cannot add to table \"%.*s\" with dotted keys: it is defined by a [header]",
+                            KEYARG(keys, seg)), NULL;
             if (f & F_IMPLICIT)
                 meta_set(p, v, F_TABLE | F_DOTTED);
         } else {
-            return fail(p, seg->off, "key \"%s\" is already defined and is not a table", seg->s),
+            return fail(p, seg->off, "key \"%.*s\" is already defined and is not a table", KEYARG(keys, seg)),
                    NULL;
         }
         tbl = v;
@@ -1077,7 +1160,7 @@ static json_t *walk_dotted(parser *p, json_t *tbl, const key_list *keys, int *de
 /* key = value, into tbl. p->i at the key. */
 static int parse_keyval(parser *p, json_t *tbl, int depth, sbuf *path)
 {
-    key_list keys = { 0 };
+    key_list keys = KEY_LIST_INIT(keys);
     size_t base = path->len;
     int r = -1;
     if (parse_key(p, &keys) < 0)
@@ -1093,7 +1176,7 @@ static int parse_keyval(parser *p, json_t *tbl, int depth, sbuf *path)
         goto out;
     const key_seg *last = &keys.v[keys.n - 1];
     if (json_object_getn(tbl, last->s, last->len)) {
-        fail(p, last->off, "duplicate key \"%s\"", last->s);
+        fail(p, last->off, "duplicate key \"%.*s\"", KEYARG(&keys, last));
         goto out;
     }
     path_add_key(p, path, last);
@@ -1105,7 +1188,7 @@ static int parse_keyval(parser *p, json_t *tbl, int depth, sbuf *path)
     json_t *v = parse_value(p, depth + 1, path);
     if (!v)
         goto out;
-    json_object_setn_new(tbl, last->s, last->len, v);
+    json_object_setn_new_nocheck(tbl, last->s, last->len, v);
     r = 0;
 out:
     path_truncate(path, base);
@@ -1159,7 +1242,7 @@ static int parse_header(parser *p)
     size_t start = p->i;
     bool aot = at(p, p->i + 1) == '[';
     p->i += aot ? 2 : 1;
-    key_list keys = { 0 };
+    key_list keys = KEY_LIST_INIT(keys);
     int r = -1;
     if (parse_key(p, &keys) < 0)
         goto out;
@@ -1188,13 +1271,13 @@ static int parse_header(parser *p)
             if (!v) {
                 v = json_array();
                 meta_set(p, v, F_AOT);
-                json_object_setn_new(tbl, seg->s, seg->len, v);
+                json_object_setn_new_nocheck(tbl, seg->s, seg->len, v);
                 loc_set(p, path, start, true);
             } else if (!json_is_array(v) || !(meta_get(p, v) & F_AOT)) {
                 fail(p, seg->off,
-                     json_is_array(v) ? "cannot append to array \"%s\": it is not an array of tables"
-                                      : "key \"%s\" is already defined and is not an array of tables",
-                     seg->s);
+                     json_is_array(v) ? "cannot append to array \"%.*s\": it is not an array of tables"
+                                      : "key \"%.*s\" is already defined and is not an array of tables",
+                     KEYARG(&keys, seg));
                 goto out;
             }
             json_t *t = json_object();
@@ -1209,21 +1292,21 @@ static int parse_header(parser *p)
         if (!v) {
             v = json_object();
             meta_set(p, v, F_TABLE | (last ? F_HEADER : F_IMPLICIT));
-            json_object_setn_new(tbl, seg->s, seg->len, v);
+            json_object_setn_new_nocheck(tbl, seg->s, seg->len, v);
             loc_set(p, path, last ? start : seg->off, true);
         } else if (is_table(p, v)) {
             unsigned f = meta_get(p, v);
             if (f & F_INLINE) {
-                fail(p, seg->off, "cannot add to inline table \"%s\"", seg->s);
+                fail(p, seg->off, "cannot add to inline table \"%.*s\"", KEYARG(&keys, seg));
                 goto out;
             }
             if (last) {
                 if (f & F_HEADER) {
-                    fail(p, seg->off, "table \"%s\" is defined twice", seg->s);
+                    fail(p, seg->off, "table [%.*s] is defined twice", KEYARG(&keys, seg));
                     goto out;
                 }
                 if (f & F_DOTTED) {
-                    fail(p, seg->off, "table \"%s\" is already defined by dotted keys", seg->s);
+                    fail(p, seg->off, "table [%.*s] is already defined by dotted keys", KEYARG(&keys, seg));
                     goto out;
                 }
                 meta_set(p, v, F_TABLE | F_HEADER);
@@ -1235,7 +1318,7 @@ static int parse_header(parser *p)
             path_add_index(p, path, nel - 1);
             depth++;
         } else {
-            fail(p, seg->off, "key \"%s\" is already defined and is not a table", seg->s);
+            fail(p, seg->off, "key \"%.*s\" is already defined and is not a table", KEYARG(&keys, seg));
             goto out;
         }
         tbl = v;
@@ -1296,6 +1379,10 @@ json_t *toml_parse(const char *text, size_t len, int flags, json_t *locs, toml_e
     else
         json_decref(p.root);
     sbuf_free(&p.path);
+    sbuf_free(&p.scratch);
+    for (size_t j = 0; j < p.nums_cap; j++)
+        json_decref(p.nums[j]);
+    free(p.nums);
     free(p.meta);
     return result;
 }

@@ -19,6 +19,23 @@
  * location of every key and array element, keyed by path → [line, col] where
  * path is built by toml_path_append(): "vm.test.cmd[1]", "vm.\"a.b\".ssh".
  * Tables defined by a header get the header's location.
+ *
+ * Details:
+ * - Locations point at the first character of the key segment (for
+ *   "a.b.c = 1": "a" at a, "a.b" at b, "a.b.c" at c), of the array element's
+ *   value, or at the '[' of a header; an element of an array of tables is
+ *   "a[0]", "a[1]"…, and "a" itself is at its first [[a]]. Tables made
+ *   implicitly by a header ([a.b] makes a) are at their segment until a
+ *   header defines them. The line/col integers in locs may be shared between
+ *   entries: treat locs as read-only.
+ * - Columns count Unicode characters from 1; a BOM is not counted.
+ * - Without TOML_TAGGED, inf and nan are json reals holding them (jansson's
+ *   json_real() refuses them, json_real_value() returns them); json_dumps()
+ *   of such a document is not valid JSON. With TOML_TAGGED all is strings.
+ * - Arrays, inline tables and tables nested more than 512 deep (counting
+ *   every key segment) are an error, so no input can exhaust the stack.
+ * - Key strings are exact: a quoted key may hold any character, including
+ *   "\u0000" (use json_object_getn / jansson's key length to see those).
  */
 #ifndef QQ_TOML_H
 #define QQ_TOML_H

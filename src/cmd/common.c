@@ -40,7 +40,7 @@ int qq_parse_simple(qq_ctx *ctx, int argc, char **argv)
         { 0 },
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (ch == 'h')
             return qq_usage(ctx, true);
         return qq_usage(ctx, false);

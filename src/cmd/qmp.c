@@ -1,14 +1,74 @@
+/* qmp, monitor — one QMP command (reply as JSON) or one HMP command (its text). */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app/vm.h"
 #include "cmd.h"
+
 int cmd_qmp(qq_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx; (void)argc; (void)argv;
-    fprintf(stderr, "qqmgr: not implemented yet\n");
-    return 1;
+    int rc = qq_parse_simple(ctx, argc, argv);
+    if (rc >= 0)
+        return rc;
+    const char *name = argv[optind], *command = argv[optind + 1];
+    const char *args_text = optind + 2 < argc ? argv[optind + 2] : NULL;
+    qq_err err = { 0 };
+    json_t *args = NULL;
+    if (args_text) {
+        json_error_t je;
+        args = json_loads(args_text, 0, &je);
+        if (!json_is_object(args)) {
+            json_decref(args);
+            qq_fail(&err, QQ_EXIT_USAGE, "qmp: JSON_ARGS must be a JSON object%s%s", args ? "" : ": ",
+                    args ? "" : je.text);
+            return qq_report(&err);
+        }
+    }
+    config *c = qq_config(ctx, &err);
+    json_t *reply = c ? vm_qmp(c, name, command, args, &err) : NULL;
+    json_decref(args);
+    if (!reply)
+        return qq_report(&err);
+    json_t *ret = json_object_get(reply, "return");
+    if (ret) {
+        /* a reply may be a bare string or number: print it as JSON all the same */
+        char *text = json_dumps(ret, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        printf("%s\n", text ? text : "null");
+        free(text);
+        json_decref(reply);
+        return 0;
+    }
+    json_t *e = json_object_get(reply, "error");
+    qq_fail(&err, QQ_EXIT_FAIL, "QMP %s: %s: %s", command, json_string_value(json_object_get(e, "class")) ?: "error",
+            json_string_value(json_object_get(e, "desc")) ?: "");
+    if (ctx->json)
+        qq_print_json(json_incref(reply));
+    json_decref(reply);
+    return qq_report(&err);
 }
+
 int cmd_monitor(qq_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx; (void)argc; (void)argv;
-    fprintf(stderr, "qqmgr: not implemented yet\n");
-    return 1;
+    int rc = qq_parse_simple(ctx, argc, argv);
+    if (rc >= 0)
+        return rc;
+    qq_err err = { 0 };
+    config *c = qq_config(ctx, &err);
+    if (!c)
+        return qq_report(&err);
+    char *out = vm_hmp(c, argv[optind], argv[optind + 1], &err);
+    if (!out)
+        return qq_report(&err);
+    if (ctx->json) {
+        qq_print_json(json_pack("{s:s}", "output", out));
+    } else {
+        fputs(out, stdout);
+        /* HMP text ends in \r\n: keep it, or add a newline when missing */
+        if (*out && out[strlen(out) - 1] != '\n')
+            fputc('\n', stdout);
+    }
+    free(out);
+    return 0;
 }

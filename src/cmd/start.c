@@ -1,8 +1,90 @@
+/* start — start a VM; returns once QMP answers. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../app/ssh.h"
+#include "../app/vm.h"
+#include "../infra/proc.h"
 #include "cmd.h"
+
+static int parse_seconds(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v <= 0 || v > 86400)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 int cmd_start(qq_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx; (void)argc; (void)argv;
-    fprintf(stderr, "qqmgr: not implemented yet\n");
-    return 1;
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "timeout", required_argument, NULL, 't' },
+        { "wait", optional_argument, NULL, 'w' },
+        { 0 },
+    };
+    int timeout = 0, ch;
+    const char *wait = NULL;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': return qq_usage(ctx, true);
+        case 't':
+            if (parse_seconds(optarg, &timeout) < 0) {
+                fprintf(stderr, "qqmgr: start: --timeout: expected seconds (1..86400), got '%s'\n", optarg);
+                return QQ_EXIT_USAGE;
+            }
+            break;
+        case 'w': wait = optarg ? optarg : "ssh"; break;
+        default: return qq_usage(ctx, false);
+        }
+    }
+    int rc = qq_check_args(ctx, argc - optind);
+    if (rc >= 0)
+        return rc;
+    const char *name = argv[optind];
+    qq_err err = { 0 };
+    if (wait && strcmp(wait, "ssh") != 0 && strcmp(wait, "cloud-init") != 0) {
+        fprintf(stderr, "qqmgr: start: --wait: expected ssh or cloud-init, got '%s'\n", wait);
+        return QQ_EXIT_USAGE;
+    }
+    if (!timeout)
+        timeout = wait ? 300 : 60;
+    long long deadline = proc_now_ms() + (long long)timeout * 1000;
+    config *c = qq_config(ctx, &err);
+    if (!c)
+        return qq_report(&err);
+    vm_start_result r;
+    if (vm_start(c, name, timeout, &r, &err) < 0) {
+        if (r.stderr_tail) {
+            fprintf(stderr, "%s", r.stderr_tail);
+            if (r.stderr_tail[0] && r.stderr_tail[strlen(r.stderr_tail) - 1] != '\n')
+                fputc('\n', stderr);
+            free(r.stderr_tail);
+        }
+        return qq_report(&err);
+    }
+    if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2), &err) < 0)
+        return qq_report(&err);
+    if (ctx->json) {
+        json_t *o = json_pack("{s:s, s:i, s:b, s:s}", "name", name, "pid", (int)r.pid, "already_running",
+                              r.already_running, "state", r.state);
+        json_object_set_new(o, "ssh_port", r.ssh_port > 0 ? json_integer(r.ssh_port) : json_null());
+        json_object_set_new(o, "elapsed_ms", r.already_running ? json_null() : json_integer((json_int_t)(r.seconds * 1000)));
+        qq_print_json(o);
+    } else if (r.already_running) {
+        printf("%s is already running (pid %ld)\n", name, (long)r.pid);
+    } else {
+        char port[32] = "";
+        if (r.ssh_port > 0)
+            snprintf(port, sizeof port, ", ssh port %d", r.ssh_port);
+        printf("started %s (pid %ld%s) in %.2f s\n", name, (long)r.pid, port, r.seconds);
+    }
+    if (strcmp(r.state, "running") != 0 && strcmp(r.state, "prelaunch") != 0 && strcmp(r.state, "paused") != 0)
+        fprintf(stderr, "qqmgr: warning: %s is in state '%s'\n", name, r.state);
+    return 0;
 }

@@ -1,8 +1,41 @@
+/* status — a VM's state, pid, ports and files. */
+#include <getopt.h>
 #include <stdio.h>
+
+#include "../app/vm.h"
 #include "cmd.h"
+
 int cmd_status(qq_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx; (void)argc; (void)argv;
-    fprintf(stderr, "qqmgr: not implemented yet\n");
-    return 1;
+    int rc = qq_parse_simple(ctx, argc, argv);
+    if (rc >= 0)
+        return rc;
+    const char *name = argv[optind];
+    qq_err err = { 0 };
+    config *c = qq_config(ctx, &err);
+    if (!c)
+        return qq_report(&err);
+    json_t *o = vm_status_json(c, name, &err);
+    if (!o)
+        return qq_report(&err);
+    if (ctx->json) {
+        qq_print_json(o);
+        return 0;
+    }
+    json_t *pid = json_object_get(o, "pid"), *up = json_object_get(o, "uptime");
+    json_t *port = json_object_get(json_object_get(o, "ssh"), "port");
+    printf("%-10s %s\n", "name:", name);
+    printf("%-10s %s\n", "state:", json_string_value(json_object_get(o, "state")));
+    if (json_is_integer(pid))
+        printf("%-10s %lld\n", "pid:", (long long)json_integer_value(pid));
+    if (json_is_integer(up))
+        printf("%-10s %lld s\n", "uptime:", (long long)json_integer_value(up));
+    if (json_is_integer(port))
+        printf("%-10s %lld\n", "ssh port:", (long long)json_integer_value(port));
+    printf("%-10s %s\n", "qmp:", json_is_true(json_object_get(o, "qmp_connected")) ? "connected" : "not connected");
+    printf("%-10s %s\n", "serial:", json_string_value(json_object_get(o, "serial_file")));
+    printf("%-10s %s\n", "stderr:", json_string_value(json_object_get(o, "qemu_stderr")));
+    printf("%-10s %s\n", "state dir:", json_string_value(json_object_get(o, "state_dir")));
+    json_decref(o);
+    return 0;
 }

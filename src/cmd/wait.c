@@ -19,7 +19,7 @@ int cmd_wait(qq_ctx *ctx, int argc, char **argv)
     const char *stage = "ssh";
     double timeout = 300;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'f': stage = optarg; break;
         case 't': {

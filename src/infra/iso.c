@@ -104,6 +104,8 @@ static int build(const char *out, const char *tmp, const char *volid, const iso_
     iso_write_opts_set_rockridge(opts, 1);
     iso_write_opts_set_joliet(opts, 1);
     iso_write_opts_set_relaxed_vol_atts(opts, 1);    /* "cidata", not "CIDATA" */
+    iso_write_opts_set_omit_version_numbers(opts, 3); /* Joliet "user-data", not */
+    iso_write_opts_set_no_force_dots(opts, 3);        /* "user-data.;1" */
     iso_write_opts_set_replace_mode(opts, 1, 1, 1, 1); /* 0555/0444, root:root */
     if ((r = iso_image_create_burn_source(image, opts, &src)) < 0) {
         src = NULL;

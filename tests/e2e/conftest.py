@@ -11,7 +11,8 @@ Environment:
 
 Fixtures:
   qqmgr          str, path of the binary (the test fails if it is missing)
-  project        Project in a fresh temp dir: .write(toml), .run(*args), .state_dir, ...
+  project        Project in a fresh temp dir: .write(toml), .run(*args, check=, timeout=),
+                 .json(*args), .state_dir, .vm_dir(name), .path, .config
   tiny_guest     TinyGuest (session): .dir .vmlinux .vmlinuz .initramfs .key .host_pubkey
                  (also tiny_guest["key"]); built once via tests/guest/tiny-guest.sh
   tiny_vm_toml   function(port, extra_append='', name='tiny', ...) -> TOML text of a VM
@@ -197,17 +198,26 @@ class Project:
     """A config dir for one test: write qqmgr.toml, run qqmgr on it."""
 
     def __init__(self, path, qqmgr):
-        self.path = Path(path)
-        self.config = self.path / "qqmgr.toml"
-        self.qqmgr = qqmgr
-        # DESIGN.md: a file named qqmgr.toml keeps its state in <its dir>/.qqmgr/
-        self.state_dir = self.path / ".qqmgr"
+        self.path = Path(path).resolve()
+        self.qqmgr = os.path.abspath(qqmgr)
+        self.use("qqmgr.toml")
 
-    def write(self, toml_text, name="qqmgr.toml"):
-        """Write the config (dedented); returns its path."""
-        p = self.path / name
-        p.write_text(textwrap.dedent(toml_text))
-        return p
+    def use(self, name):
+        """Make `name` (in the project dir) the config that run() passes with -c."""
+        self.config = self.path / name
+        # DESIGN.md: qqmgr.toml keeps its state in <dir>/.qqmgr/, other names in
+        # <dir>/.qqmgr/<name>/
+        self.state_dir = self.path / ".qqmgr"
+        if name != "qqmgr.toml":
+            self.state_dir = self.state_dir / name
+
+    def write(self, toml_text, name=None):
+        """Write the config (dedented) and return its path; with `name`, write and
+        use that file instead of qqmgr.toml."""
+        if name is not None:
+            self.use(name)
+        self.config.write_text(textwrap.dedent(toml_text))
+        return self.config
 
     def vm_dir(self, name):
         return self.state_dir / f"vm.{name}"
@@ -310,25 +320,31 @@ def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=()):
     ]
 
 
+def tiny_vm_section(guest, port, extra_append="", name="tiny", mem=256, accel=None,
+                    extra_args=(), ssh_extra=None):
+    """TOML text of [vm.NAME] (cmd from tiny_vm_cmd) and [vm.NAME.ssh] (port, the
+    guest's key, root, no host key checking, quiet) for `guest`."""
+    cmd = tiny_vm_cmd(guest, extra_append, mem, accel, extra_args)
+    lines = [f"[vm.{name}]", "cmd = ["]
+    lines += [f"    {_toml_str(c)}," for c in cmd]
+    lines += ["]", "", f"[vm.{name}.ssh]",
+              f"port = {_toml_value(port)}",
+              f"IdentityFile = {_toml_str(guest.key)}",
+              'User = "root"',
+              'StrictHostKeyChecking = "no"',
+              'UserKnownHostsFile = "/dev/null"',
+              'LogLevel = "ERROR"']
+    for k, v in (ssh_extra or {}).items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture
 def tiny_vm_toml(tiny_guest):
     """tiny_vm_toml(port, extra_append='', name='tiny', mem=256, accel=None,
     extra_args=(), ssh_extra=None) -> TOML text for [vm.NAME] + [vm.NAME.ssh].
     port: an int, or "auto"/0. extra_append: added to the kernel command line (e.g.
     "qqtest.noacpi"). extra_args: more cmd entries. ssh_extra: more ssh keys (dict)."""
-    def make(port, extra_append="", name="tiny", mem=256, accel=None, extra_args=(),
-             ssh_extra=None):
-        cmd = tiny_vm_cmd(tiny_guest, extra_append, mem, accel, extra_args)
-        lines = [f"[vm.{name}]", "cmd = ["]
-        lines += [f"    {_toml_str(c)}," for c in cmd]
-        lines += ["]", "", f"[vm.{name}.ssh]",
-                  f"port = {_toml_value(port)}",
-                  f"IdentityFile = {_toml_str(tiny_guest.key)}",
-                  'User = "root"',
-                  'StrictHostKeyChecking = "no"',
-                  'UserKnownHostsFile = "/dev/null"',
-                  'LogLevel = "ERROR"']
-        for k, v in (ssh_extra or {}).items():
-            lines.append(f"{k} = {_toml_value(v)}")
-        return "\n".join(lines) + "\n"
+    def make(port, extra_append="", **kw):
+        return tiny_vm_section(tiny_guest, port, extra_append, **kw)
     return make

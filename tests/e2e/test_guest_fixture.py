@@ -4,10 +4,13 @@ qqtest.* kernel command line switches do what tests rely on."""
 
 import socket
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from conftest import ACCEL, free_port, guest_ssh_args, qmp_execute, wait_until
+from conftest import (ACCEL, TinyGuest, free_port, guest_ssh_args, qmp_execute,
+                      tiny_vm_section, wait_until)
 
 BOOT_TIMEOUT = 180     # TCG on a loaded machine; typically 5-7 s
 
@@ -137,3 +140,23 @@ def test_tiny_guest_with_nosshd_boots_but_never_sends_ssh_banner(direct_guest):
             data = b""
     assert not data.startswith(b"SSH-")
     assert qmp_execute(g.qmp, "query-status")["return"]["status"] == "running"
+
+
+def test_tiny_vm_toml_is_valid_toml_with_ssh_forward_and_key():
+    d = Path("/cache/tiny guest")
+    g = TinyGuest(d, d / "vmlinux", d / "vmlinuz", d / "initramfs.gz", d / "id_ed25519",
+                  d / "ssh_host_ed25519_key.pub")
+    doc = tomllib.loads(tiny_vm_section(g, "auto", "qqtest.noacpi", name="t1",
+                                        ssh_extra={"ServerAliveInterval": 5}))
+    vm = doc["vm"]["t1"]
+    assert f"-initrd '{d}/initramfs.gz'" in vm["cmd"]
+    assert "-append 'console=ttyS0 quiet qqtest.noacpi'" in vm["cmd"]
+    assert any("hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}" in c
+               for c in vm["cmd"])
+    assert not any(w in " ".join(vm["cmd"]) for w in ("-serial", "-qmp", "-monitor",
+                                                       "-pidfile", "-daemonize"))
+    assert vm["ssh"] == {"port": "auto", "IdentityFile": str(d / "id_ed25519"),
+                         "User": "root", "StrictHostKeyChecking": "no",
+                         "UserKnownHostsFile": "/dev/null", "LogLevel": "ERROR",
+                         "ServerAliveInterval": 5}
+    assert tomllib.loads(tiny_vm_section(g, 2222))["vm"]["tiny"]["ssh"]["port"] == 2222

@@ -132,12 +132,14 @@ pass=1
 while :; do
     index_modules
     declare -A VIS=(); missing=()
+    # shellcheck disable=SC2206,SC2207  # module names are plain words
     stack=($MODULES)
     while [ ${#stack[@]} -gt 0 ]; do
         m=${stack[-1]//-/_}; unset 'stack[-1]'
         [ -n "${VIS[$m]:-}" ] && continue
         VIS[$m]=1
         if [ -n "${KO[$m]:-}" ]; then
+            # shellcheck disable=SC2207
             stack+=($(ko_depends "${KO[$m]}"))
         elif [[ "$BUILTIN" != *" $m "* ]]; then
             missing+=("$m")
@@ -210,12 +212,12 @@ cp -L "$PKGROOT/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$ROOT/lib/x86_64-lin
 ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$ROOT/lib64/ld-linux-x86-64.so.2"
 
 # ---------------------------------------------------------------- kernel modules
-declare -A DONE=()
+declare -A ADDED=()
 ORDER=()
 add_module() {     # depth-first, dependencies first
     local m=${1//-/_} d
-    [ -n "${DONE[$m]:-}" ] && return 0
-    DONE[$m]=1
+    [ -n "${ADDED[$m]:-}" ] && return 0
+    ADDED[$m]=1
     if [ -z "${KO[$m]:-}" ]; then
         log "module $m is built into the kernel"
         return 0

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # cached-build.sh - sourced by tiny-guest.sh and cloud-base.sh: build a test guest once
 # and keep it in a cache shared by every checkout and test run.
 #
@@ -9,6 +10,7 @@
 #   to stderr) in a temporary directory beside it and renames it into place, so a
 #   directory under the final name is always complete. Concurrent callers serialise on
 #   an flock of $CACHE/NAME-<hash>.lock; the second one finds the finished build.
+#   The build script's environment knobs (KERNEL_PKG, SUITE, ...) are not part of the key.
 #   Exits non-zero (with the build's messages on stderr) if the build fails; the
 #   temporary directory is removed.
 

