@@ -1052,7 +1052,18 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
             }
             s = sbuf_str(&outb);
         }
-        if (config_split_args(s, &out->args, &out->nargs, err) < 0) {
+        size_t before = out->nargs;
+        if (config_split_args(s, &out->args, &out->nargs, err) == 0) {
+            char where[PATH_MAX + 64];
+            config_where(c, sbuf_str(&p), where, sizeof where);
+            char **w = realloc(out->arg_where, (out->nargs + 1) * sizeof *w);
+            if (!w)
+                abort();
+            out->arg_where = w;
+            for (size_t k = before; k < out->nargs; k++)
+                w[k] = xasprintf("%s: %s", where, sbuf_str(&p));
+            w[out->nargs] = NULL;
+        } else {
             qq_err_prefix(err, "%s", sbuf_str(&p));
             char where[PATH_MAX + 64];
             config_where(c, sbuf_str(&p), where, sizeof where);
@@ -1082,10 +1093,13 @@ void vm_spec_free(vm_spec *s)
 {
     free(s->name);
     free(s->qemu_bin);
-    if (s->args)
-        for (size_t i = 0; i < s->nargs; i++)
-            free(s->args[i]);
+    for (size_t i = 0; i < s->nargs; i++) {
+        free(s->args[i]);
+        if (s->arg_where)
+            free(s->arg_where[i]);
+    }
     free(s->args);
+    free(s->arg_where);
     free(s->state_dir);
     if (s->ssh_opts)
         json_decref(s->ssh_opts);

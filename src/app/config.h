@@ -34,6 +34,7 @@ typedef struct vm_spec {
     char *qemu_bin;        /* [qemu] bin */
     char **args;           /* user arguments, rendered and split; NULL-terminated */
     size_t nargs;
+    char **arg_where;      /* per argument: "FILE:LINE:COL: vm.NAME.cmd[i]" of the entry it came from */
     char *state_dir;       /* absolute <state dir>/vm.NAME (not created) */
     int ssh_port;          /* as configured: SSH_PORT_NONE, SSH_PORT_AUTO or 1..65535 */
     int ssh_port_used;     /* the port the args were rendered with (the chosen one when auto) */

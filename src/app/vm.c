@@ -137,16 +137,16 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             if (strcmp(opt, *p) == 0) {
                 const char *val = (strcmp(*p, "daemonize") != 0 && i + 1 < s->nargs) ? s->args[i + 1] : NULL;
                 return qq_fail(err, QQ_EXIT_USAGE,
-                               "vm.%s.cmd: '%s%s%s' sets what qqmgr injects itself (-pidfile, -qmp, "
+                               "%s: '%s%s%s' sets what qqmgr injects itself (-pidfile, -qmp, "
                                "-monitor, -serial; QEMU runs in the background without -daemonize): "
                                "remove it (use `qqmgr qmp`, `monitor`, `console`, `serial`)",
-                               s->name, a, val ? " " : "", val ? val : "");
+                               s->arg_where ? s->arg_where[i] : s->name, a, val ? " " : "", val ? val : "");
             }
         }
         if ((strcmp(opt, "chardev") == 0 || strcmp(opt, "mon") == 0) && i + 1 < s->nargs &&
             strstr(s->args[i + 1], "id=" SERIAL_CHARDEV))
-            return qq_fail(err, QQ_EXIT_USAGE, "vm.%s.cmd: '%s %s': the id " SERIAL_CHARDEV " is qqmgr's",
-                           s->name, a, s->args[i + 1]);
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " SERIAL_CHARDEV " is qqmgr's",
+                           s->arg_where ? s->arg_where[i] : s->name, a, s->args[i + 1]);
     }
     return 0;
 }

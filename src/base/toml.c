@@ -76,7 +76,7 @@ typedef struct parser {
     meta_ent *meta;
     size_t meta_cap, meta_cnt;
     /* line/column cache: positions are mostly asked in increasing order */
-    size_t lc_off, lc_line, lc_ls, text_start;
+    size_t lc_off, lc_line, lc_col, text_start;
 } parser;
 
 /* ---- side map: json_t * → flags ---------------------------------------- */
@@ -141,37 +141,48 @@ static bool is_table(const parser *p, const json_t *v)
 
 /* ---- positions and errors ----------------------------------------------- */
 
+static bool starts_char(const char *s, size_t j)
+{
+    return ((unsigned char)s[j] & 0xC0) != 0x80;
+}
+
+/* Line and column of offset off. A cursor (lc_off, lc_line, lc_col) moves from
+ * the last position asked, so asking in document order costs O(n) in all. */
 static void pos_of(parser *p, size_t off, int *line, int *col)
 {
     if (off > p->n)
         off = p->n;
-    if (off < p->lc_ls) {
-        /* backwards (an error or a header pointing before the last position):
-         * walk back, so the cost stays proportional to the distance */
-        for (size_t j = p->lc_ls; j > off; j--)
-            if (p->s[j - 1] == '\n')
+    if (off >= p->lc_off) {
+        for (size_t j = p->lc_off; j < off; j++) {
+            if (p->s[j] == '\n') {
+                p->lc_line++;
+                p->lc_col = 1;
+            } else if (starts_char(p->s, j)) {
+                p->lc_col++;
+            }
+        }
+    } else {
+        bool crossed = false;
+        for (size_t j = p->lc_off; j > off; j--) {
+            if (p->s[j - 1] == '\n') {
                 p->lc_line--;
-        size_t ls = off;
-        while (ls > p->text_start && p->s[ls - 1] != '\n')
-            ls--;
-        p->lc_ls = ls;
-        p->lc_off = off;
-    }
-    if (off < p->lc_off)
-        p->lc_off = p->lc_ls;
-    for (size_t j = p->lc_off; j < off; j++) {
-        if (p->s[j] == '\n') {
-            p->lc_line++;
-            p->lc_ls = j + 1;
+                crossed = true;
+            } else if (starts_char(p->s, j - 1)) {
+                p->lc_col--;
+            }
+        }
+        if (crossed) {
+            size_t ls = off;
+            while (ls > p->text_start && p->s[ls - 1] != '\n')
+                ls--;
+            p->lc_col = 1;
+            for (size_t j = ls; j < off; j++)
+                p->lc_col += starts_char(p->s, j);
         }
     }
     p->lc_off = off;
-    size_t c = 1;
-    for (size_t j = p->lc_ls; j < off; j++)
-        if (((unsigned char)p->s[j] & 0xC0) != 0x80)
-            c++;
     *line = p->lc_line > INT32_MAX ? INT32_MAX : (int)p->lc_line;
-    *col = c > INT32_MAX ? INT32_MAX : (int)c;
+    *col = p->lc_col > INT32_MAX ? INT32_MAX : (int)p->lc_col;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -972,7 +983,8 @@ static json_t *parse_number(parser *p)
         UNEXPECTED(p, start, "a value");
         return NULL;
     }
-    sbuf num = SBUF_INIT;
+    sbuf *num = &p->scratch;
+    sbuf_reset(num);
     json_t *result = NULL;
     /* prefixed integers */
     if (at(p, j) == '0' && (at(p, j + 1) == 'x' || at(p, j + 1) == 'o' || at(p, j + 1) == 'b')) {
@@ -981,7 +993,7 @@ static json_t *parse_number(parser *p)
             fail(p, start, "a sign is not allowed on a hexadecimal, octal or binary integer");
             goto out;
         }
-        size_t e = scan_digits(p, j + 2, base, &num);
+        size_t e = scan_digits(p, j + 2, base, num);
         if (!e)
             goto out;
         if (!is_value_end(at(p, e))) {
@@ -990,7 +1002,7 @@ static json_t *parse_number(parser *p)
         }
         errno = 0;
         char *end;
-        unsigned long long u = strtoull(num.buf, &end, base);
+        unsigned long long u = strtoull(num->buf, &end, base);
         if (errno == ERANGE || u > INT64_MAX) {
             fail(p, start, "integer out of range (64-bit signed)");
             goto out;
@@ -1000,9 +1012,9 @@ static json_t *parse_number(parser *p)
         goto out;
     }
     if (sign)
-        sbuf_addc(&num, (char)c);
+        sbuf_addc(num, (char)c);
     size_t int_start = j;
-    size_t e = scan_digits(p, j, 10, &num);
+    size_t e = scan_digits(p, j, 10, num);
     if (!e)
         goto out;
     /* leading zeros: the integer part is "0" or starts with a non-zero digit */
@@ -1013,26 +1025,26 @@ static json_t *parse_number(parser *p)
     bool is_float = false;
     if (at(p, e) == '.') {
         is_float = true;
-        sbuf_addc(&num, '.');
+        sbuf_addc(num, '.');
         if (!is_digit(at(p, e + 1))) {
             UNEXPECTED(p, e + 1, "a digit after '.'");
             goto out;
         }
-        e = scan_digits(p, e + 1, 10, &num);
+        e = scan_digits(p, e + 1, 10, num);
         if (!e)
             goto out;
     }
     if (at(p, e) == 'e' || at(p, e) == 'E') {
         is_float = true;
-        sbuf_addc(&num, 'e');
+        sbuf_addc(num, 'e');
         e++;
         if (at(p, e) == '+' || at(p, e) == '-')
-            sbuf_addc(&num, (char)p->s[e++]);
+            sbuf_addc(num, (char)p->s[e++]);
         if (!is_digit(at(p, e))) {
             UNEXPECTED(p, e, "a digit in the exponent");
             goto out;
         }
-        e = scan_digits(p, e, 10, &num);
+        e = scan_digits(p, e, 10, num);
         if (!e)
             goto out;
     }
@@ -1043,14 +1055,14 @@ static json_t *parse_number(parser *p)
     errno = 0;
     char *end;
     if (is_float) {
-        double d = strtod(num.buf, &end);
+        double d = strtod(num->buf, &end);
         if (errno == ERANGE && isinf(d)) {
             fail(p, start, "float out of range");
             goto out;
         }
         result = scalar_float(p, d);
     } else {
-        long long v = strtoll(num.buf, &end, 10);
+        long long v = strtoll(num->buf, &end, 10);
         if (errno == ERANGE) {
             fail(p, start, "integer out of range (64-bit signed)");
             goto out;
@@ -1059,7 +1071,6 @@ static json_t *parse_number(parser *p)
     }
     p->i = e;
 out:
-    sbuf_free(&num);
     return result;
 }
 
@@ -1367,8 +1378,8 @@ json_t *toml_parse(const char *text, size_t len, int flags, json_t *locs, toml_e
         *err = (toml_error){ 0 };
     if (p.n >= 3 && memcmp(p.s, "\xEF\xBB\xBF", 3) == 0)
         p.i = 3;
-    p.text_start = p.lc_off = p.lc_ls = p.i;
-    p.lc_line = 1;
+    p.text_start = p.lc_off = p.i;
+    p.lc_line = p.lc_col = 1;
     p.locs = json_is_object(locs) ? locs : NULL;
     p.root = json_object();
     meta_set(&p, p.root, F_TABLE | F_HEADER);

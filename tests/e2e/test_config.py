@@ -175,7 +175,7 @@ BAD = [
     ("injected_arg", '[vm.a]\ncmd = ["-m 64 -qmp unix:/tmp/x,server=on"]\n', r"vm\.a\.cmd\[0\].*-qmp"),
     ("unsafe_output", '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x"\n'
      'sha256sum = "' + "0" * 64 + '"\n[[img.x.templates]]\ntemplate = "t"\noutput = "../user-data"\n',
-     r"qqmgr\.toml:10:\d+: img\.x\.templates\[0\]\.output: must be a plain file name"),
+     r"qqmgr\.toml:9:\d+: img\.x\.templates\[0\]\.output: must be a plain file name"),
     ("unsafe_source", '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x"\n'
      'sha256sum = "' + "0" * 64 + '"\n[[img.x.sources]]\nurl = "file:///y"\nsha256sum = "' + "1" * 64 +
      '"\nfilename = "a/b"\n', r"img\.x\.sources\[0\]\.filename: must be a plain file name"),

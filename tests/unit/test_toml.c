@@ -305,6 +305,34 @@ static void test_large_config_parses_quickly(void **state)
     sbuf_free(&b);
 }
 
+/* Locations of 50000 elements on one line, and 3000 headers whose parents are
+ * made implicitly, must not cost a scan from the line or file start each. */
+static void test_locs_cost_stays_linear_on_long_lines_and_implicit_tables(void **state)
+{
+    (void)state;
+    sbuf b = SBUF_INIT;
+    sbuf_adds(&b, "a = [");
+    for (int i = 0; i < 50000; i++)
+        sbuf_adds(&b, "1, ");
+    sbuf_adds(&b, "]\n");
+    for (int i = 0; i < 3000; i++)
+        sbuf_addf(&b, "[vm.v%d.ssh]\nport = %d\n", i, i);
+    json_t *locs = json_object();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    json_t *doc = parse_ok(sbuf_str(&b), 0, locs);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    print_message("%zu bytes, %zu locations: %.1f ms\n", b.len, json_object_size(locs), ms);
+    assert_loc(locs, "a[49999]", 1, 6 + 3 * 49999);
+    assert_loc(locs, "vm.v2999", 6000, 5);
+    assert_loc(locs, "vm.v2999.ssh", 6000, 1);
+    assert_true(ms < 2000.0);
+    json_decref(doc);
+    json_decref(locs);
+    sbuf_free(&b);
+}
+
 /* The toml-test conformance cases, when ../shared/toml-test and the decoder exist. */
 static void test_toml_test_conformance_suite_passes(void **state)
 {
@@ -339,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_tables_cannot_be_redefined_or_extended_when_closed),
         cmocka_unit_test(test_deep_nesting_is_an_error_not_a_crash),
         cmocka_unit_test(test_large_config_parses_quickly),
+        cmocka_unit_test(test_locs_cost_stays_linear_on_long_lines_and_implicit_tables),
         cmocka_unit_test(test_toml_test_conformance_suite_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
