@@ -21,6 +21,7 @@ ap.add_argument("qqmgr", nargs="?", default=os.path.join(os.path.dirname(__file_
 ap.add_argument("--vms", type=int, default=1000)
 ap.add_argument("--runs", type=int, default=50)
 a = ap.parse_args()
+a.qqmgr = os.path.abspath(a.qqmgr)
 
 d = tempfile.mkdtemp()
 with open(os.path.join(d, "qqmgr.toml"), "w") as f:
@@ -36,16 +37,19 @@ size = os.path.getsize(os.path.join(d, "qqmgr.toml"))
 
 
 def measure(argv):
-    times, rss = [], []
+    """Median wall time of argv, and its peak RSS as GNU time reports it (a child of
+    python would inherit python's own high-water mark across exec)."""
+    times = []
     for _ in range(a.runs):
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, ru = os.wait4(p.pid, 0)
+        p = subprocess.run(argv, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - t0)
-        rss.append(ru.ru_maxrss)
-        if status != 0:
-            sys.exit(f"{argv} failed: {p.stderr.read().decode()}")
-    return statistics.median(times) * 1000, max(rss) / 1024
+        if p.returncode != 0:
+            sys.exit(f"{argv} failed: {p.stderr.decode()}")
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], cwd=d, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    rss_kib = int(p.stderr.strip().splitlines()[-1])
+    return statistics.median(times) * 1000, rss_kib / 1024
 
 
 print(f"config: {a.vms} VMs, {size / 1024:.0f} KiB; median of {a.runs} runs")

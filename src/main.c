@@ -24,9 +24,9 @@ typedef struct row {
 
 static const row commands[] = {
     { { "list", cmd_list, 0, 0, "", "list the VMs of the config, with ssh port and state",
-        "  --json           an array of {name, configured, running, pid, state, ssh_port}\n" }, 0 },
+        "  --json           an array of {name, configured, running, state, pid, ssh_port, ssh_port_config}\n" }, 0 },
     { { "show", cmd_show, 1, 1, "VM", "print the exact QEMU command line start would run",
-        "  --json           {name, qemu, argv, state_dir, files}\n" }, 0 },
+        "  --json           {name, qemu, argv, state_dir, files, images}\n" }, 0 },
     { { "start", cmd_start, 1, 1, "VM [--wait[=ssh|cloud-init]] [--timeout S]",
         "start a VM (returns when QMP answers; --wait also waits for the guest)",
         "  --wait[=STAGE]   also wait for ssh (default) or cloud-init\n"
@@ -54,15 +54,15 @@ static const row commands[] = {
     { { "wait", cmd_wait, 1, 1, "VM [--for ssh|cloud-init] [--timeout S]", "wait until the guest is ready",
         "  --for STAGE      ssh (default) or cloud-init\n  --timeout S      give up after S seconds (default 300)\n" }, 0 },
     { { "img list", cmd_img, 0, 0, "", "list the images of the config, with builder, size and state",
-        "  --json           an array of {name, builder, img_size, path, built, size}\n" }, 0 },
+        "  --json           an array of {name, builder, img_size, img_size_bytes, path, built, disk_usage}\n" }, 0 },
     { { "img build", cmd_img_build, 1, 1, "IMAGE [--force] [--timeout S]", "build an image (stages skipped when up to date)",
         "  --force          rebuild every stage\n  --timeout S      bound the customisation boot\n"
         "  --json           what each stage did\n" }, 0 },
     { { "gdb", cmd_gdb, 1, -1, "VM [--attach] [-- GDB_ARGS...]", "run QEMU under gdb with the VM's exact arguments (alias: qemu)",
         "  --attach         attach gdb to the running QEMU instead\n" }, PASS_AFTER_VM },
     { { "qemu", cmd_gdb, 1, -1, "VM [--attach] [-- GDB_ARGS...]", NULL, NULL }, PASS_AFTER_VM },
-    { { "qmp", cmd_qmp, 2, 3, "VM COMMAND [JSON_ARGS]", "run a QMP command and print its reply", NULL }, PASS_AFTER_VM },
-    { { "monitor", cmd_monitor, 2, 2, "VM 'HMP COMMAND'", "run a human-monitor command and print its output", NULL }, PASS_AFTER_VM },
+    { { "qmp", cmd_qmp, 2, 3, "VM COMMAND [JSON_ARGS]", "run a QMP command and print its reply", NULL }, 0 },
+    { { "monitor", cmd_monitor, 2, 2, "VM 'HMP COMMAND'", "run a human-monitor command and print its output", NULL }, 0 },
 };
 
 static void usage_overview(FILE *f)
@@ -91,7 +91,7 @@ int qq_usage(qq_ctx *ctx, bool help)
 {
     FILE *f = help ? stdout : stderr;
     const qq_command *c = ctx->cmd;
-    fprintf(f, "usage: qqmgr %s %s\n", c->name, c->usage);
+    fprintf(f, "usage: qqmgr %s%s%s\n", c->name, *c->usage ? " " : "", c->usage);
     if (help) {
         if (c->summary)
             fprintf(f, "\n%s\n", c->summary);

@@ -23,7 +23,9 @@ struct config {
     char *dir;
     char *state_dir;
     json_t *root;      /* the document */
-    json_t *locs;      /* path → [line, col] */
+    json_t *locs;      /* path → [line, col]: parsed again, with locations, on first need */
+    char *text;        /* the file's text, kept for that */
+    size_t text_len;
     json_t *vms;       /* borrowed from root: object (may be empty) */
     json_t *imgs;      /* borrowed from root: object (may be empty) */
     json_t *vars;      /* borrowed: object */
@@ -53,8 +55,17 @@ static char *xasprintf(const char *fmt, ...)
     return s;
 }
 
-void config_where(const config *c, const char *path, char *buf, size_t len)
+void config_where(const config *cc, const char *path, char *buf, size_t len)
 {
+    /* Locations cost more than the parse itself; they are only needed for an
+     * error message, so the document is parsed a second time then. */
+    config *c = (config *)cc;
+    if (!c->locs && c->text) {
+        c->locs = json_object();
+        json_t *doc = toml_parse(c->text, c->text_len, 0, c->locs, NULL);
+        if (doc)
+            json_decref(doc);
+    }
     json_t *loc = c->locs ? json_object_get(c->locs, path) : NULL;
     if (json_is_array(loc))
         snprintf(buf, len, "%s:%" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT, c->shown,
@@ -289,6 +300,9 @@ static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
     toml_path_append(&base, name);
     if (want_type(c, err, sbuf_str(&base), vm, JSON_OBJECT, "a table") < 0)
         return -1;
+    /* the name becomes a directory name: vm.NAME */
+    if (!plain_name(name) || strlen(name) > 200)
+        return cfail(c, err, sbuf_str(&base), "a VM name must be usable as a file name (no '/', no '..')");
     static const char *const keys[] = { "cmd", "vars", "ssh", NULL };
     if (check_table_keys(c, err, sbuf_str(&base), vm, keys) < 0)
         return -1;
@@ -304,8 +318,9 @@ static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
         if (want_type(c, err, sbuf_str(&p), vars, JSON_OBJECT, "a table") < 0)
             return -1;
         if (json_object_get(vars, "ssh")) {
-            path_key(&p, sbuf_str(&p), "ssh");
-            return cfail(c, err, sbuf_str(&p), "reserved name: .vm.ssh holds the VM's ssh port and vm_port");
+            _cleanup_sbuf_ sbuf q = SBUF_INIT;
+            path_key(&q, sbuf_str(&p), "ssh");
+            return cfail(c, err, sbuf_str(&q), "reserved name: .vm.ssh holds the VM's ssh port and vm_port");
         }
     }
     json_t *ssh = json_object_get(vm, "ssh");
@@ -331,6 +346,15 @@ static int check_url_sum(const config *c, qq_err *err, const char *base, json_t 
     for (const char *const *k = with_filename ? k3 : k2; *k; k++) {
         json_t *v = json_object_get(t, *k);
         path_key(&p, base, *k);
+        if (!v && strcmp(*k, "filename") == 0) {
+            /* optional: the URL's last path segment */
+            const char *url = json_string_value(json_object_get(t, "url"));
+            const char *slash = url ? strrchr(url, '/') : NULL;
+            const char *last = slash ? slash + 1 : url;
+            if (!last || !plain_name(last) || strpbrk(last, "?#"))
+                return cfail(c, err, base, "the url names no file: give filename = \"…\"");
+            continue;
+        }
         if (!v)
             return cfail(c, err, base, "missing required key \"%s\"", *k);
         if (want_type(c, err, sbuf_str(&p), v, JSON_STRING, "a string") < 0)
@@ -600,13 +624,14 @@ config *config_load(const char *explicit_path, qq_err *err)
 
     if (read_file(c->path, &text, &len, err) < 0)
         goto fail;
-    c->locs = json_object();
     toml_error te = { 0 };
-    c->root = toml_parse(text, len, 0, c->locs, &te);
+    c->root = toml_parse(text, len, 0, NULL, &te);
     if (!c->root) {
         qq_fail(err, QQ_EXIT_USAGE, "%s:%d:%d: %s", c->shown, te.line, te.col, te.msg);
         goto fail;
     }
+    c->text = TAKE_PTR(text);
+    c->text_len = len;
     if (check_schema(c, err) < 0)
         goto fail;
     return c;
@@ -623,6 +648,7 @@ void config_free(config *c)
     free(c->shown);
     free(c->dir);
     free(c->state_dir);
+    free(c->text);
     if (c->root)
         json_decref(c->root);
     if (c->locs)
@@ -691,7 +717,7 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
     memset(out, 0, sizeof *out);
     json_t *img = c->imgs ? json_object_get(c->imgs, name) : NULL;
     if (!img)
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no image named \"%s\"", c->shown, name);
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no image named \"%s\"", c->path, name);
     out->name = xstrdup(name);
     out->builder = xstrdup(json_string_value(json_object_get(img, "builder")));
     json_t *size = json_object_get(img, "img_size");
@@ -972,7 +998,7 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     memset(out, 0, sizeof *out);
     json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
     if (!vm)
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"%s", c->shown, name,
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"%s", c->path, name,
                        config_vm_count(c) ? "" : " (the config defines no VMs)");
     _cleanup_sbuf_ sbuf base = SBUF_INIT;
     sbuf_adds(&base, "vm");

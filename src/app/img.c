@@ -24,6 +24,8 @@
 #include "../infra/hash.h"
 #include "../infra/iso.h"
 #include "../infra/proc.h"
+#include "../infra/qmp.h"
+#include "vm.h"
 
 typedef struct build {
     const config *c;
@@ -214,6 +216,32 @@ static void stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1])
     hash_bytes(doc, strlen(doc), hex);
 }
 
+/* A build replaces the image: refuse while a running VM uses it (a VM whose
+ * rendered arguments name it through {{.img.NAME}}). */
+static int refuse_if_in_use(build *b, qq_err *err)
+{
+    for (size_t i = 0; i < config_vm_count(b->c); i++) {
+        const char *vm = config_vm_name(b->c, i);
+        _cleanup_free_ char *dir = config_vm_dir(b->c, vm);
+        vm_state st;
+        if (!dir || vm_probe(dir, false, &st) < 0 || !st.running)
+            continue;
+        vm_spec spec = { 0 };
+        qq_err ignored = { 0 };
+        if (config_vm(b->c, vm, st.ssh_port, &spec, &ignored) < 0)
+            continue;           /* cannot tell what it uses */
+        bool uses = false;
+        for (char **p = spec.images; p && *p; p++)
+            uses = uses || strcmp(*p, b->s.name) == 0;
+        vm_spec_free(&spec);
+        if (uses)
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "img %s: VM %s is running and uses this image; stop it first (qqmgr stop %s)",
+                           b->s.name, vm, vm);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------- raw */
 
 static int build_raw(build *b, bool *up_to_date, qq_err *err)
@@ -228,6 +256,8 @@ static int build_raw(build *b, bool *up_to_date, qq_err *err)
         stage(b, "create", "skipped", NULL);
         return 0;
     }
+    if (refuse_if_in_use(b, err) < 0)
+        return -1;
     char size[32];
     snprintf(size, sizeof size, "%llu", b->s.size_bytes);
     fs_remove(b->building, NULL);
@@ -387,16 +417,90 @@ static char *read_template(build *b, const char *rel, qq_err *err)
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { interrupted = sig; }
 
-/* Run QEMU with the build args until it exits; copy its log to the terminal. */
+/* A unix socket path for the build QEMU's QMP monitor: in the image dir when
+ * it fits in sun_path (107 bytes), else in a fresh private temp dir (*tmpdir,
+ * to be removed by the caller). */
+static char *qmp_socket_path(const build *b, char **tmpdir, qq_err *err)
+{
+    *tmpdir = NULL;
+    char *p = xprintf("%s/build-qmp.sock", b->s.dir);
+    if (strlen(p) <= 107)
+        return p;
+    free(p);
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    char *tmpl = xprintf("%s/qqmgr-img-XXXXXX", rt && rt[0] == '/' && strlen(rt) < 60 ? rt : "/tmp");
+    if (!mkdtemp(tmpl)) {
+        qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, tmpl, strerror(errno));
+        free(tmpl);
+        return NULL;
+    }
+    *tmpdir = tmpl;
+    return xprintf("%s/qmp.sock", tmpl);
+}
+
+/* Ask the build QEMU for its run state (connecting on first use; QEMU makes
+ * the socket a moment after it starts). Returns the state (caller frees) or
+ * NULL when QMP is not (or no longer) reachable. */
+static char *build_run_state(qmp **q, const char *sock, bool *gone)
+{
+    qq_err e = { 0 };
+    if (!*q) {
+        if (*gone || !fs_exists(sock))
+            return NULL;
+        *q = qmp_open(sock, 2000, &e);
+        if (!*q)
+            return NULL;
+    }
+    json_t *r = qmp_execute(*q, "query-status", NULL, 2000, &e);
+    if (!r) {
+        /* QEMU is exiting (or wedged): its exit or the timeout decides */
+        qmp_close(*q);
+        *q = NULL;
+        *gone = true;
+        return NULL;
+    }
+    const char *st = json_string_value(json_object_get(r, "status"));
+    char *out = st ? strdup(st) : NULL;
+    json_decref(r);
+    return out;
+}
+
+/* End the build QEMU: SIGTERM, then SIGKILL after 5 s; reap it. */
+static void end_qemu(pid_t pid, int pfd)
+{
+    kill(pid, SIGTERM);
+    long long kd = proc_now_ms() + 5000;
+    while (proc_now_ms() < kd && !proc_reap(pid, NULL)) {
+        if (pfd >= 0)
+            proc_wait_pidfd(pfd, 100);
+        else
+            usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Run QEMU with the build args until it exits; copy its log to the terminal.
+ * QEMU runs in its own session (a terminal's Ctrl-C reaches only us, and we
+ * end it) and dies with us (kill -9 of qqmgr leaves no QEMU). A QMP monitor
+ * is added so a guest stuck in internal-error fails the build at once. */
 static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *err)
 {
+    _cleanup_free_ char *qdir = NULL;
+    _cleanup_free_ char *sock = qmp_socket_path(b, &qdir, err);
+    if (!sock)
+        return -1;
+    _cleanup_free_ char *qmparg = xprintf("unix:%s,server=on,wait=off", sock);
     size_t n = 0;
     while (args[n])
         n++;
-    _cleanup_free_ char **argv = calloc(n + 2, sizeof *argv);
+    _cleanup_free_ char **argv = calloc(n + 4, sizeof *argv);
     argv[0] = (char *)config_qemu_bin(b->c);
     for (size_t i = 0; i < n; i++)
         argv[i + 1] = args[i];
+    argv[n + 1] = "-qmp";
+    argv[n + 2] = qmparg;
     debug_argv(b, argv);
 
     struct sigaction sa = { .sa_handler = on_signal }, oint, oterm, ohup;
@@ -406,59 +510,65 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     sigaction(SIGTERM, &sa, &oterm);
     sigaction(SIGHUP, &sa, &ohup);
 
-    /* both streams O_APPEND into one emptied file, so neither overwrites the other */
     int rc = -1;
-    proc_opts po = { .stdout_path = log, .stderr_path = log, .truncate = false };
-    if (fs_write_atomic(log, "", 0, 0644, err) < 0)
-        goto out;
+    qmp *q = NULL;
+    unlink(sock);
+    proc_opts po = { .stdout_path = log, .stderr_path = log, .truncate = true, .new_session = true,
+                     .die_with_parent = true };
     pid_t pid = proc_spawn(argv, &po, err);
     if (pid < 0) {
         qq_err_prefix(err, "img %s: boot", b->s.name);
         goto out;
     }
     {
-        _cleanup_close_ int pfd = proc_pidfd(pid, err);
+        _cleanup_close_ int pfd = proc_pidfd(pid, NULL);
         _cleanup_close_ int lfd = open(log, O_RDONLY | O_CLOEXEC);
         bool show = !b->o->quiet && isatty(STDERR_FILENO);
         long long deadline = timeout_s > 0 ? proc_now_ms() + timeout_s * 1000LL : -1;
-        bool timed_out = false;
+        long long next_query = proc_now_ms() + 100;
+        bool qmp_gone = false;
         char buf[8192];
+        int st = 0;
         for (;;) {
-            int r = pfd >= 0 ? proc_wait_pidfd(pfd, 200) : 0;
-            if (pfd < 0) {
-                int st;
-                r = proc_reap(pid, &st) ? 1 : 0;
-                if (!r)
-                    usleep(200000);
+            bool ended;
+            if (pfd >= 0) {
+                ended = proc_wait_pidfd(pfd, 100) == 1 && proc_reap(pid, &st);
+            } else {
+                ended = proc_reap(pid, &st);
+                if (!ended)
+                    usleep(100000);
             }
             if (show && lfd >= 0) {
                 ssize_t k;
                 while ((k = read(lfd, buf, sizeof buf)) > 0)
                     (void)!write(STDERR_FILENO, buf, (size_t)k);
             }
-            if (r == 1)
+            if (ended)
                 break;
-            if (interrupted || (deadline >= 0 && proc_now_ms() >= deadline)) {
-                timed_out = !interrupted;
-                kill(pid, SIGTERM);
-                long long kd = proc_now_ms() + 5000;
-                while (proc_now_ms() < kd && (pfd < 0 || proc_wait_pidfd(pfd, 100) == 0))
-                    ;
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                if (timed_out)
-                    qq_fail(err, QQ_EXIT_FAIL,
-                            "img %s: the build boot did not power off within %d s (QEMU killed; see %s)",
-                            b->s.name, timeout_s, log);
-                else
-                    qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (previous image kept)",
-                            b->s.name, (int)interrupted);
+            if (interrupted) {
+                end_qemu(pid, pfd);
+                qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (QEMU ended; previous image kept)",
+                        b->s.name, (int)interrupted);
                 goto out;
             }
+            if (deadline >= 0 && proc_now_ms() >= deadline) {
+                end_qemu(pid, pfd);
+                qq_fail(err, QQ_EXIT_FAIL,
+                        "img %s: the build boot did not power off within %d s (QEMU killed; see %s)",
+                        b->s.name, timeout_s, log);
+                goto out;
+            }
+            if (proc_now_ms() >= next_query) {
+                next_query = proc_now_ms() + 500;
+                _cleanup_free_ char *state = build_run_state(&q, sock, &qmp_gone);
+                if (state && (strcmp(state, "internal-error") == 0 || strcmp(state, "guest-panicked") == 0)) {
+                    end_qemu(pid, pfd);
+                    qq_fail(err, QQ_EXIT_FAIL, "img %s: the guest stopped in state %s during the build boot "
+                            "(QEMU killed; see %s)", b->s.name, state, log);
+                    goto out;
+                }
+            }
         }
-        int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
         if (interrupted) {
             qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (previous image kept)",
                     b->s.name, (int)interrupted);
@@ -478,6 +588,10 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     }
     rc = 0;
 out:
+    qmp_close(q);
+    unlink(sock);
+    if (qdir)
+        rmdir(qdir);
     sigaction(SIGINT, &oint, NULL);
     sigaction(SIGTERM, &oterm, NULL);
     sigaction(SIGHUP, &ohup, NULL);
@@ -621,6 +735,8 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
         stage(b, "boot", "skipped", NULL);
         return 0;
     }
+    if (refuse_if_in_use(b, err) < 0)
+        return -1;
 
     /* base */
     dl_result dr;
@@ -774,6 +890,7 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
     }
     if (lfd < 0)
         goto out;
+    unlink(b.building);        /* left by a build that was killed: we hold the lock */
     if (strcmp(b.s.builder, "raw") == 0)
         rc = build_raw(&b, &up, err);
     else

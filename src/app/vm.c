@@ -292,7 +292,7 @@ int vm_probe(const char *state_dir, bool query_qmp, vm_state *out)
 static int check_name(const config *cfg, const char *name, qq_err *err)
 {
     if (!config_has_vm(cfg, name))
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named '%s'", config_path(cfg), name);
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(cfg), name);
     return 0;
 }
 
@@ -402,6 +402,18 @@ int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result
     char **a0 = NULL;
     int rc = vm_argv(&s0, &a0, err);
     vm_argv_free(a0);
+    /* an image the arguments use must exist before QEMU runs */
+    for (char **im = s0.images; rc == 0 && *im; im++) {
+        img_spec is;
+        if (config_img(cfg, *im, &is, err) < 0) {
+            rc = -1;
+            break;
+        }
+        if (access(is.path, F_OK) != 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s uses image %s, which is not built yet (%s): run `qqmgr img build %s`",
+                         name, *im, is.path, *im);
+        img_spec_free(&is);
+    }
     _cleanup_free_ char *dir = strdup(s0.state_dir);
     vm_spec_free(&s0);
     if (rc < 0)

@@ -7,6 +7,7 @@
 
 #include "../app/ssh.h"
 #include "../app/vm.h"
+#include "../base/cleanup.h"
 #include "../infra/proc.h"
 #include "cmd.h"
 
@@ -58,6 +59,11 @@ int cmd_start(qq_ctx *ctx, int argc, char **argv)
     config *c = qq_config(ctx, &err);
     if (!c)
         return qq_report(&err);
+    if (wait && config_has_vm(c, name) && config_vm_ssh_port(c, name) == SSH_PORT_NONE) {
+        qq_fail(&err, QQ_EXIT_USAGE, "start --wait: VM %s has no ssh port to wait on: set [vm.%s.ssh] port", name,
+                name);
+        return qq_report(&err);
+    }
     vm_start_result r;
     if (vm_start(c, name, timeout, &r, &err) < 0) {
         if (r.stderr_tail) {
@@ -67,6 +73,21 @@ int cmd_start(qq_ctx *ctx, int argc, char **argv)
             free(r.stderr_tail);
         }
         return qq_report(&err);
+    }
+    if (ctx->debug && !r.already_running) {
+        /* what was run, as recorded in the state dir */
+        _cleanup_free_ char *dir = config_vm_dir(c, name);
+        _cleanup_sbuf_ sbuf path = SBUF_INIT, line = SBUF_INIT;
+        sbuf_addf(&path, "%s/argv.json", dir);
+        _cleanup_json_ json_t *av = json_load_file(sbuf_str(&path), 0, NULL);
+        size_t i;
+        json_t *a;
+        json_array_foreach(av, i, a) {
+            sbuf_adds(&line, i ? " " : "+ ");
+            qq_shell_quote(&line, json_string_value(a) ? json_string_value(a) : "");
+        }
+        if (line.len)
+            fprintf(stderr, "%s\n", sbuf_str(&line));
     }
     if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2), &err) < 0)
         return qq_report(&err);

@@ -46,7 +46,7 @@ int cmd_wait(qq_ctx *ctx, int argc, char **argv)
     if (ssh_wait_ready(c, argv[optind], stage, t0 + (long long)(timeout * 1000), isatty(2) && !ctx->json, &err) < 0)
         return qq_report(&err);
     if (ctx->json)
-        qq_print_json(json_pack("{s:s, s:s, s:b, s:f}", "name", argv[optind], "for", stage, "ready", 1, "seconds",
-                                (double)(proc_now_ms() - t0) / 1000.0));
+        qq_print_json(json_pack("{s:s, s:s, s:b, s:I}", "name", argv[optind], "for", stage, "ready", 1, "elapsed_ms",
+                                (json_int_t)(proc_now_ms() - t0)));
     return 0;
 }

@@ -100,9 +100,108 @@ static void unlock_file(const char *path, int fd)
     close(fd);
 }
 
-typedef struct xfer {
+/* The sha256 runs in a second thread that follows the .part file as it
+ * grows (pread of what was just written, from the page cache), so hashing
+ * overlaps with receiving: a download costs what the transfer costs. The
+ * same thread first rehashes what an earlier interrupted transfer left. */
+typedef struct hasher {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
     int fd;
     hash_ctx h;
+    unsigned long long avail;     /* bytes in the file that may be hashed */
+    unsigned long long hashed;
+    bool closing;                 /* no more bytes will come */
+    int read_errno;
+    bool running;
+} hasher;
+
+#define HASH_CHUNK (1u << 20)
+
+static void *hasher_main(void *arg)
+{
+    hasher *hs = arg;
+    unsigned char *buf = malloc(HASH_CHUNK);
+    if (!buf)
+        abort();
+    pthread_mutex_lock(&hs->mu);
+    for (;;) {
+        while (hs->hashed == hs->avail && !hs->closing)
+            pthread_cond_wait(&hs->cv, &hs->mu);
+        if (hs->hashed == hs->avail || hs->read_errno)
+            break;
+        unsigned long long off = hs->hashed, left = hs->avail - off;
+        pthread_mutex_unlock(&hs->mu);
+        size_t want = left < HASH_CHUNK ? (size_t)left : HASH_CHUNK;
+        ssize_t n = pread(hs->fd, buf, want, (off_t)off);
+        pthread_mutex_lock(&hs->mu);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            hs->read_errno = n < 0 ? errno : EIO;
+            break;
+        }
+        pthread_mutex_unlock(&hs->mu);
+        hash_update(&hs->h, buf, (size_t)n);
+        pthread_mutex_lock(&hs->mu);
+        hs->hashed += (unsigned long long)n;
+    }
+    pthread_mutex_unlock(&hs->mu);
+    free(buf);
+    return NULL;
+}
+
+/* Start hashing fd from offset 0; its first `have` bytes may be hashed at once. */
+static int hasher_start(hasher *hs, int fd, unsigned long long have, qq_err *err)
+{
+    *hs = (hasher){ .fd = fd, .avail = have };
+    if (hash_init(&hs->h, err) < 0)
+        return -1;
+    pthread_mutex_init(&hs->mu, NULL);
+    pthread_cond_init(&hs->cv, NULL);
+    int e = pthread_create(&hs->th, NULL, hasher_main, hs);
+    if (e) {
+        hash_free(&hs->h);
+        return qq_fail(err, QQ_EXIT_FAIL, "sha256: cannot start a thread: %s", strerror(e));
+    }
+    hs->running = true;
+    return 0;
+}
+
+static void hasher_feed(hasher *hs, unsigned long long bytes)
+{
+    pthread_mutex_lock(&hs->mu);
+    hs->avail += bytes;
+    pthread_cond_signal(&hs->cv);
+    pthread_mutex_unlock(&hs->mu);
+}
+
+/* Wait for the thread to hash everything fed, and stop it. Returns the read
+ * errno (0: hex is the digest of the file's first `avail` bytes). hex may be
+ * NULL to abandon the digest. Safe to call twice. */
+static int hasher_finish(hasher *hs, char hex[HASH_HEX_LEN + 1])
+{
+    if (!hs->running)
+        return 0;
+    pthread_mutex_lock(&hs->mu);
+    hs->closing = true;
+    pthread_cond_signal(&hs->cv);
+    pthread_mutex_unlock(&hs->mu);
+    pthread_join(hs->th, NULL);
+    hs->running = false;
+    pthread_mutex_destroy(&hs->mu);
+    pthread_cond_destroy(&hs->cv);
+    if (hex && !hs->read_errno)
+        hash_final(&hs->h, hex);
+    else
+        hash_free(&hs->h);
+    return hs->read_errno;
+}
+
+typedef struct xfer {
+    int fd;
+    hasher *hs;
     unsigned long long have;      /* bytes in the .part file */
     unsigned long long got;       /* bytes received by this transfer */
     int write_errno;
@@ -136,7 +235,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
         p += n;
         left -= (size_t)n;
     }
-    hash_update(&x->h, ptr, len);
+    hasher_feed(x->hs, len);
     x->have += len;
     x->got += len;
     return len;
@@ -257,11 +356,11 @@ static const char *url_label(const char *url)
 /* Restart the .part from zero. */
 static int part_reset(xfer *x, const char *part, qq_err *err)
 {
-    hash_free(&x->h);
+    hasher_finish(x->hs, NULL);
     if (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
     x->have = 0;
-    return hash_init(&x->h, err);
+    return hasher_start(x->hs, x->fd, 0, err);
 }
 
 static char *fetch_locked(const char *url, const char *hex, const char *final, const char *part,
@@ -275,13 +374,18 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
         return NULL;
     }
     x.fd = fd;
-    if (hash_init(&x.h, err) < 0)
-        return NULL;
-    /* an earlier interrupted transfer: its bytes count, rehash them */
-    if (hash_update_fd(&x.h, fd, part, &x.have, err) < 0) {
-        hash_free(&x.h);
+    /* an earlier interrupted transfer: its bytes count, and are rehashed
+     * (by the hasher, while the rest arrives) */
+    struct stat st;
+    if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_END) < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
         return NULL;
     }
+    x.have = (unsigned long long)st.st_size;
+    hasher hs;
+    x.hs = &hs;
+    if (hasher_start(&hs, fd, x.have, err) < 0)
+        return NULL;
     res->resumed_at = x.have;
 
     char errbuf[CURL_ERROR_SIZE];
@@ -304,7 +408,7 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
         if (rc == CURLE_HTTP_RETURNED_ERROR && code == 416 && x.have)
             rc = CURLE_OK;      /* nothing past the kept bytes: they may be all of it */
         if (rc != CURLE_OK) {
-            hash_free(&x.h);
+            hasher_finish(&hs, NULL);
             char why[CURL_ERROR_SIZE + 256];
             if (rc == CURLE_WRITE_ERROR && x.write_errno)
                 snprintf(why, sizeof why, "%s: %s", part, strerror(x.write_errno));
@@ -321,7 +425,11 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
             }
             return NULL;
         }
-        hash_final(&x.h, got);
+        int re = hasher_finish(&hs, got);
+        if (re) {
+            qq_fail(err, QQ_EXIT_FAIL, "%s: read: %s", part, strerror(re));
+            return NULL;
+        }
         if (strcmp(got, hex) == 0)
             break;
         if (attempt == 0 && res->resumed_at) {

@@ -3,8 +3,13 @@
  * proc_spawn() runs argv[0] (searched in PATH) with stdin /dev/null and
  * stdout/stderr appended to, or truncated into, the given files (NULL: inherit),
  * in the given cwd, optionally in a new session (setsid) so it outlives the
- * terminal and qqmgr. Exec failures (no such program) are reported by
- * proc_spawn itself. Returns the child's pid, or -1 with err filled.
+ * terminal and qqmgr. When stdout_path and stderr_path name the same file it
+ * is opened once and shared (one file offset: neither stream overwrites the
+ * other). die_with_parent: the child gets SIGKILL when the calling thread
+ * exits, even by kill -9 (PR_SET_PDEATHSIG; for helpers such as the image
+ * build QEMU that must never outlive qqmgr). Exec failures (no such program)
+ * and unopenable output files are reported by proc_spawn itself. Returns the
+ * child's pid, or -1 with err filled.
  *
  * A pidfd (proc_pidfd) refers to one process for good, so waiting on it and
  * signalling it cannot hit a reused pid; it works for processes that are not
@@ -24,6 +29,7 @@ typedef struct proc_opts {
     const char *stderr_path;   /* NULL: inherit */
     bool truncate;             /* truncate the output files (else append) */
     bool new_session;          /* setsid() in the child */
+    bool die_with_parent;      /* SIGKILL the child when we exit (PR_SET_PDEATHSIG) */
 } proc_opts;
 
 pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err);

@@ -7,12 +7,15 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 QQMGR = os.environ.get("QQMGR") or str(Path(os.environ.get("QQ_BUILD_DIR", ROOT / "build")) / "qqmgr")
@@ -157,7 +160,8 @@ exit 0
 """
 
 
-def write_cloud(tmp_path, server, files, base_url=None, base_sum=None, hook="ok", extra=""):
+def write_cloud(tmp_path, server, files, base_url=None, base_sum=None, hook="ok", extra="",
+                qemu=None, build_args=None):
     d = tmp_path
     (d / "templates").mkdir(exist_ok=True)
     (d / "templates" / "user-data.tpl").write_text(
@@ -172,12 +176,12 @@ def write_cloud(tmp_path, server, files, base_url=None, base_sum=None, hook="ok"
     cfg = d / "qqmgr.toml"
     cfg.write_text(f"""
 [qemu]
-bin = "{fake}"
+bin = "{qemu or fake}"
 
 [img.ci]
 builder = "cloud-init"
 img_size = "64M"
-build_args = ["-drive", "file={{{{.img_self}}}},if=virtio", "-cdrom", "{{{{.cloud_init_iso}}}}"]
+build_args = {json.dumps(build_args or ["-drive", "file={{.img_self}},if=virtio", "-cdrom", "{{.cloud_init_iso}}"])}
 {extra}
 
 [img.ci.base_img]
@@ -356,3 +360,154 @@ def test_download_cut_half_way_is_resumed_by_the_next_build(tmp_path, env, serve
     assert r.returncode == 0, r.stderr
     assert ["/base.qcow2", f"bytes={size // 2}-"] in server.stats()["ranges"]
     assert cache_entries(tmp_path) == sorted([sha256(files / "base.qcow2"), sha256(files / "payload.txt")])
+
+
+# ------------------------------------------------- the boot stage's QEMU
+
+REAL_QEMU = shutil.which("qemu-system-x86_64")
+needs_qemu = pytest.mark.skipif(not REAL_QEMU, reason="needs qemu-system-x86_64")
+
+
+def idle_qemu_args(pidfile):
+    """build_args of a real QEMU that runs no guest, so it never powers off."""
+    return ["-accel tcg -machine q35 -m 64 -nodefaults -display none",
+            "-drive file={{.img_self}},if=virtio", f"-pidfile {pidfile}"]
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_hanging_build(tmp_path, server, files, env):
+    """Build once (stand-in QEMU), then start a rebuild whose real QEMU never
+    powers off. Returns (Popen of qqmgr, QEMU pid, inode of the first image)."""
+    cfg = write_cloud(tmp_path, server, files)
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    ino = (imgdir(tmp_path) / "disk.qcow2").stat().st_ino
+    pidfile = tmp_path / "qemu.pid"
+    write_cloud(tmp_path, server, files, qemu=REAL_QEMU, build_args=idle_qemu_args(pidfile),
+                extra="build_timeout = 300")
+    p = subprocess.Popen([QQMGR, "-c", str(cfg), "img", "build", "ci"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 30, what="QEMU pid file")
+    qpid = int(pidfile.read_text())
+    assert pid_alive(qpid)
+    return p, qpid, ino
+
+
+@needs_qemu
+def test_ctrl_c_during_boot_ends_qemu_and_keeps_the_previous_image(tmp_path, env, server, files):
+    p, qpid, ino = start_hanging_build(tmp_path, server, files, env)
+    p.send_signal(signal.SIGINT)
+    out, errout = p.communicate(timeout=30)
+    assert p.returncode == 1
+    assert "interrupted" in errout and "previous image kept" in errout
+    wait_until(lambda: not pid_alive(qpid), 10, what="QEMU gone")
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    assert disk.stat().st_ino == ino
+    assert not Path(str(disk) + ".building").exists()
+
+
+@needs_qemu
+def test_kill_9_of_qqmgr_during_boot_leaves_no_qemu_and_the_previous_image(tmp_path, env, server, files):
+    p, qpid, ino = start_hanging_build(tmp_path, server, files, env)
+    p.kill()
+    p.communicate(timeout=30)
+    wait_until(lambda: not pid_alive(qpid), 10, what="QEMU killed with its parent")
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    assert disk.stat().st_ino == ino
+    vsize(disk)                                        # still a readable image
+    # the next build is not blocked by a stale lock and cleans up the half-built file
+    cfg = write_cloud(tmp_path, server, files)
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 0, r.stderr
+    assert not Path(str(disk) + ".building").exists()
+
+
+FAKE_QMP_QEMU = """#!/usr/bin/python3
+# stands in for QEMU: serves QMP on the -qmp socket and reports STATE forever
+import json, socket, sys, time
+path = next(a for i, a in enumerate(sys.argv) if i and sys.argv[i - 1] == "-qmp")
+path = path[len("unix:"):].split(",")[0]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(1)
+print("fake qemu with QMP", flush=True)
+while True:
+    c, _ = s.accept()
+    f = c.makefile("rw")
+    f.write(json.dumps({"QMP": {"version": {}, "capabilities": []}}) + "\\n"); f.flush()
+    for line in f:
+        cmd = json.loads(line)
+        ret = {"status": "STATE", "running": False} if cmd["execute"] == "query-status" else {}
+        f.write(json.dumps({"return": ret, "id": cmd.get("id")}) + "\\n"); f.flush()
+"""
+
+
+def test_guest_in_internal_error_fails_the_build_at_once(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    ino = disk.stat().st_ino
+    fake = tmp_path / "fake-qmp-qemu"
+    fake.write_text(FAKE_QMP_QEMU.replace("STATE", "internal-error"))
+    fake.chmod(0o755)
+    write_cloud(tmp_path, server, files, qemu=fake, extra="build_timeout = 120")
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "internal-error" in r.stderr
+    assert time.monotonic() - t0 < 30
+    assert disk.stat().st_ino == ino
+    assert subprocess.run(["pgrep", "-f", str(fake)], capture_output=True).returncode == 1
+
+
+def test_build_waits_for_a_guest_that_is_running(tmp_path, env, server, files):
+    # a guest reported "running" is left alone until the timeout
+    fake = tmp_path / "fake-qmp-qemu"
+    fake.write_text(FAKE_QMP_QEMU.replace("STATE", "running"))
+    fake.chmod(0o755)
+    cfg = write_cloud(tmp_path, server, files, qemu=fake, extra="build_timeout = 3")
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "did not power off within 3 s" in r.stderr
+
+
+@needs_qemu
+def test_image_used_by_a_running_vm_is_not_rebuilt(tmp_path, env):
+    cfg = tmp_path / "qqmgr.toml"
+    cfg.write_text("""
+[img.disk]
+builder = "raw"
+img_size = "16M"
+
+[img.other]
+builder = "raw"
+img_size = "16M"
+
+[vm.user]
+cmd = ["-accel tcg -machine q35 -m 64 -nodefaults -display none",
+       "-drive file={{.img.disk}},format=raw,if=virtio"]
+""")
+    assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+    assert qq(cfg, "img", "build", "other", env=env).returncode == 0
+    path = tmp_path / ".qqmgr" / "img.disk" / "disk.raw"
+    ino = path.stat().st_ino
+    r = qq(cfg, "start", "user", env=env)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = qq(cfg, "img", "build", "disk", "--force", env=env)
+        assert r.returncode == 1
+        assert "VM user is running" in r.stderr and "qqmgr stop user" in r.stderr
+        assert path.stat().st_ino == ino
+        # an up-to-date image is no build: fine; an image the VM does not use: fine
+        assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+        assert qq(cfg, "img", "build", "other", "--force", env=env).returncode == 0
+    finally:
+        qq(cfg, "stop", "user", "--force", env=env)
+    r = qq(cfg, "img", "build", "disk", "--force", env=env)
+    assert r.returncode == 0, r.stderr

@@ -167,6 +167,18 @@ def test_injected_option_in_cmd_is_a_usage_error(project):
     assert not project.vm_dir("bare").exists()
 
 
+def test_start_refuses_a_vm_whose_image_is_not_built_and_names_the_build_command(project):
+    project.write(bare_toml(extra=', "-drive file={{.img.scratch}},format=raw,if=virtio"') +
+                  '[img.scratch]\nbuilder = "raw"\nimg_size = "8M"\n')
+    cp = project.run("start", "bare")
+    assert cp.returncode == 1
+    assert "scratch" in cp.stderr and "qqmgr img build scratch" in cp.stderr
+    assert project.json("status", "bare", check=True)["running"] is False
+    project.run("img", "build", "scratch", check=True)
+    project.run("start", "bare", check=True)
+    project.run("stop", "bare", "--force", check=True)
+
+
 def test_deep_state_dir_beyond_socket_path_limit(project, tmp_path):
     deep = project.path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
