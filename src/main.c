@@ -190,6 +190,11 @@ int main(int argc, char **argv)
     argc = take_json(&ctx, argc, argv, r->passthrough);
     optind = 0;   /* reset getopt for the command (GNU: 0 reinitialises) */
     int rc = r->c.handler(&ctx, argc, argv);
-    config_free(ctx.cfg);
+    /* The process ends here: tearing down a big config's value tree node by
+     * node costs as much as parsing it, and the kernel frees it at once. Kept
+     * reachable so leak checkers do not count it. */
+    static config *keep;
+    keep = ctx.cfg;
+    (void)keep;
     return rc;
 }

@@ -33,7 +33,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 step "unit tests (cmocka, sanitizer build)"
-meson test -C build-asan --suite unit --print-errorlogs || fail=1
+meson test -C build-asan --suite unit --print-errorlogs --verbose 2>&1 | grep -E "^\[ *(PASSED|FAILED|SKIPPED) *\]|^\[==========\]|^(Ok|Fail|Skipped|Timeout):| FAIL | OK " ; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
 TT=${QQ_TOML_TEST:-$ROOT/../shared/toml-test}
 if [ -d "$TT" ]; then

@@ -31,6 +31,9 @@ struct config {
     json_t *vars;      /* borrowed: object */
     json_t *ssh;       /* borrowed: object */
     const char *qemu_bin, *qemu_img;
+    json_t *it_obj;    /* nth_key()'s position */
+    void *it;
+    size_t it_idx;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -673,21 +676,30 @@ json_t *config_ssh_global(const config *c)
     return empty;
 }
 
-static const char *nth_key(json_t *obj, size_t i)
+/* The i-th key of obj. Walks from the last position when asked for the next
+ * one, so listing every VM in order stays linear. */
+static const char *nth_key(const config *cc, json_t *obj, size_t i)
 {
+    config *c = (config *)cc;
     if (!obj)
         return NULL;
-    void *it = json_object_iter(obj);
-    while (it && i--)
-        it = json_object_iter_next(obj, it);
-    return it ? json_object_iter_key(it) : NULL;
+    if (c->it_obj != obj || !c->it || i < c->it_idx) {
+        c->it_obj = obj;
+        c->it = json_object_iter(obj);
+        c->it_idx = 0;
+    }
+    while (c->it && c->it_idx < i) {
+        c->it = json_object_iter_next(obj, c->it);
+        c->it_idx++;
+    }
+    return c->it ? json_object_iter_key(c->it) : NULL;
 }
 
 size_t config_vm_count(const config *c) { return c->vms ? json_object_size(c->vms) : 0; }
-const char *config_vm_name(const config *c, size_t i) { return nth_key(c->vms, i); }
+const char *config_vm_name(const config *c, size_t i) { return nth_key(c, c->vms, i); }
 bool config_has_vm(const config *c, const char *name) { return c->vms && json_object_get(c->vms, name); }
 size_t config_img_count(const config *c) { return c->imgs ? json_object_size(c->imgs) : 0; }
-const char *config_img_name(const config *c, size_t i) { return nth_key(c->imgs, i); }
+const char *config_img_name(const config *c, size_t i) { return nth_key(c, c->imgs, i); }
 
 int config_vm_ssh_port(const config *c, const char *name)
 {
@@ -1005,6 +1017,7 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     toml_path_append(&base, name);
 
     out->name = xstrdup(name);
+    out->cfg = c;
     out->qemu_bin = xstrdup(c->qemu_bin);
     out->state_dir = config_vm_dir(c, name);
     out->ssh_port = SSH_PORT_NONE;
@@ -1080,14 +1093,12 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
         }
         size_t before = out->nargs;
         if (config_split_args(s, &out->args, &out->nargs, err) == 0) {
-            char where[PATH_MAX + 64];
-            config_where(c, sbuf_str(&p), where, sizeof where);
             char **w = realloc(out->arg_where, (out->nargs + 1) * sizeof *w);
             if (!w)
                 abort();
             out->arg_where = w;
             for (size_t k = before; k < out->nargs; k++)
-                w[k] = xasprintf("%s: %s", where, sbuf_str(&p));
+                w[k] = xstrdup(sbuf_str(&p));
             w[out->nargs] = NULL;
         } else {
             qq_err_prefix(err, "%s", sbuf_str(&p));

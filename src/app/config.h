@@ -34,7 +34,8 @@ typedef struct vm_spec {
     char *qemu_bin;        /* [qemu] bin */
     char **args;           /* user arguments, rendered and split; NULL-terminated */
     size_t nargs;
-    char **arg_where;      /* per argument: "FILE:LINE:COL: vm.NAME.cmd[i]" of the entry it came from */
+    char **arg_where;      /* per argument: the config path of its cmd entry ("vm.NAME.cmd[i]") */
+    const config *cfg;     /* borrowed: the config it came from (for config_where) */
     char *state_dir;       /* absolute <state dir>/vm.NAME (not created) */
     int ssh_port;          /* as configured: SSH_PORT_NONE, SSH_PORT_AUTO or 1..65535 */
     int ssh_port_used;     /* the port the args were rendered with (the chosen one when auto) */

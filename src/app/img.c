@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "../base/tmpl.h"
+#include "../infra/copy.h"
 #include "../infra/download.h"
 #include "../infra/fs.h"
 #include "../infra/hash.h"
@@ -275,56 +275,6 @@ static int build_raw(build *b, bool *up_to_date, qq_err *err)
 }
 
 /* ------------------------------------------------------------- cloud-init */
-
-/* Copy src to dst keeping holes: a reflink when the file system can, else
- * copy_file_range over each data extent (SEEK_DATA/SEEK_HOLE). */
-static int copy_sparse(const char *src, const char *dst, qq_err *err)
-{
-    _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", src, strerror(errno));
-    _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", dst, strerror(errno));
-    struct stat st;
-    if (fstat(in, &st) < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", src, strerror(errno));
-    if (ioctl(out, FICLONE, in) == 0)
-        return 0;
-    off_t pos = 0;
-    while (pos < st.st_size) {
-        off_t data = lseek(in, pos, SEEK_DATA);
-        if (data < 0) {
-            if (errno == ENXIO)
-                break;          /* only a hole is left */
-            data = pos;         /* no SEEK_DATA: copy everything */
-        }
-        off_t hole = lseek(in, data, SEEK_HOLE);
-        if (hole < 0)
-            hole = st.st_size;
-        off_t io = data, oo = data;
-        while (io < hole) {
-            ssize_t n = copy_file_range(in, &io, out, &oo, (size_t)(hole - io), 0);
-            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
-                /* old kernel or odd file system: plain read/write */
-                char buf[1 << 16];
-                ssize_t r = pread(in, buf, sizeof buf, io);
-                if (r <= 0 || pwrite(out, buf, (size_t)r, oo) != r)
-                    return qq_fail(err, QQ_EXIT_FAIL, "copy %s: %s", dst, strerror(errno ? errno : EIO));
-                io += r, oo += r;
-                continue;
-            }
-            if (n < 0)
-                return qq_fail(err, QQ_EXIT_FAIL, "copy %s to %s: %s", src, dst, strerror(errno));
-            if (n == 0)
-                break;
-        }
-        pos = hole;
-    }
-    if (ftruncate(out, st.st_size) < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", dst, strerror(errno));
-    return 0;
-}
 
 /* qemu-img info → format and virtual size. */
 static int img_info(build *b, const char *path, char **fmt, unsigned long long *vsize, qq_err *err)
@@ -755,7 +705,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
         stage(b, "copy", "skipped", copy);
     } else {
         _cleanup_free_ char *tmp = xprintf("%s.tmp", copy);
-        if (copy_sparse(cached, tmp, err) < 0 || img_info(b, tmp, &fmt, &vsize, err) < 0) {
+        if (copy_sparse(cached, tmp, NULL, err) < 0 || img_info(b, tmp, &fmt, &vsize, err) < 0) {
             qq_err_prefix(err, "img %s: copy", b->s.name);
             unlink(tmp);
             return -1;

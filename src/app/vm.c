@@ -126,8 +126,20 @@ void vm_argv_free(char **argv)
 
 static const char *const injected[] = { "pidfile", "qmp", "qmp-pretty", "monitor", "serial", "daemonize", NULL };
 
+/* "FILE:LINE:COL: vm.NAME.cmd[i]" of argument i (located only for an error) */
+static const char *arg_where(const vm_spec *s, size_t i, char *buf, size_t len)
+{
+    if (!s->arg_where || !s->cfg)
+        return s->name;
+    char loc[PATH_MAX + 32];
+    config_where(s->cfg, s->arg_where[i], loc, sizeof loc);
+    snprintf(buf, len, "%s: %s", loc, s->arg_where[i]);
+    return buf;
+}
+
 static int check_user_args(const vm_spec *s, qq_err *err)
 {
+    char wb[PATH_MAX + 300];
     for (size_t i = 0; i < s->nargs; i++) {
         const char *a = s->args[i];
         if (a[0] != '-')
@@ -140,13 +152,13 @@ static int check_user_args(const vm_spec *s, qq_err *err)
                                "%s: '%s%s%s' sets what qqmgr injects itself (-pidfile, -qmp, "
                                "-monitor, -serial; QEMU runs in the background without -daemonize): "
                                "remove it (use `qqmgr qmp`, `monitor`, `console`, `serial`)",
-                               s->arg_where ? s->arg_where[i] : s->name, a, val ? " " : "", val ? val : "");
+                               arg_where(s, i, wb, sizeof wb), a, val ? " " : "", val ? val : "");
             }
         }
         if ((strcmp(opt, "chardev") == 0 || strcmp(opt, "mon") == 0) && i + 1 < s->nargs &&
             strstr(s->args[i + 1], "id=" SERIAL_CHARDEV))
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " SERIAL_CHARDEV " is qqmgr's",
-                           s->arg_where ? s->arg_where[i] : s->name, a, s->args[i + 1]);
+                           arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
     }
     return 0;
 }

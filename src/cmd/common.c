@@ -1,6 +1,7 @@
 /* common — helpers shared by the command files (see cmd.h). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -20,8 +21,13 @@ int qq_report(const qq_err *err)
 
 void qq_print_json(json_t *doc)
 {
-    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    fputc('\n', stdout);
+    /* one buffer, one write: jansson's stream dumper writes token by token */
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
     json_decref(doc);
 }
 

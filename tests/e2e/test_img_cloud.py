@@ -64,7 +64,7 @@ def sha256(path):
 
 
 def machine(kernel, initrd):
-    return [f"-accel {ACCEL} -m 768 -smp 2 -nodefaults -display none -serial stdio",
+    return [f"-accel {ACCEL} -m 768 -smp 2 -nodefaults -display none",
             f"-kernel {kernel}", f"-initrd {initrd}",
             "-append 'root=/dev/vda rw console=ttyS0'",
             "-device virtio-rng-pci"]
@@ -118,7 +118,7 @@ def built(tmp_path_factory, cloud_base, qqmgr):
         port = int(server.stdout.readline())
         url = f"http://127.0.0.1:{port}"
         m = machine(cloud_base / "vmlinuz", cloud_base / "initrd.img")
-        build_args = m + ["-drive file={{.img_self}},if=virtio,format=qcow2",
+        build_args = m + ["-serial stdio", "-drive file={{.img_self}},if=virtio,format=qcow2",
                           "-cdrom {{.cloud_init_iso}}",
                           "-netdev user,id=n0 -device virtio-net-pci,netdev=n0"]
         vm_cmd = m + ["-drive file={{.img.cloud}},if=virtio,format=qcow2",

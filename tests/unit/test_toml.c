@@ -334,21 +334,7 @@ static void test_locs_cost_stays_linear_on_long_lines_and_implicit_tables(void *
     sbuf_free(&b);
 }
 
-/* The toml-test conformance cases, when ../shared/toml-test and the decoder exist. */
-static void test_toml_test_conformance_suite_passes(void **state)
-{
-    (void)state;
-    const char *src = getenv("QQ_SOURCE_ROOT"), *build = getenv("QQ_BUILD_ROOT");
-    if (!src || !build)
-        skip();
-    char run[4096], dec[4096], cmd[9000];
-    snprintf(run, sizeof run, "%s/../shared/toml-test/run.py", src);
-    snprintf(dec, sizeof dec, "%s/tests/toml-test-decoder", build);
-    if (access(run, R_OK) != 0 || access(dec, X_OK) != 0)
-        skip();
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' --verbose", run, dec);
-    assert_int_equal(system(cmd), 0);
-}
+/* The toml-test conformance cases run as their own step of tests/run.sh. */
 
 int main(void)
 {
@@ -369,7 +355,6 @@ int main(void)
         cmocka_unit_test(test_deep_nesting_is_an_error_not_a_crash),
         cmocka_unit_test(test_large_config_parses_quickly),
         cmocka_unit_test(test_locs_cost_stays_linear_on_long_lines_and_implicit_tables),
-        cmocka_unit_test(test_toml_test_conformance_suite_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
