@@ -16,19 +16,25 @@
  *   boot     a qcow2 overlay on the copy, then QEMU runs build_args in the
  *            foreground until it exits; success only when it exits 0 by itself
  *            within the timeout; its output goes to <dir>/build.log (and to
- *            stderr when that is a terminal and opts->quiet is false)
+ *            stderr when that is a terminal and opts->quiet is false). A QMP
+ *            socket is added (-qmp) and polled: a guest in internal-error or
+ *            guest-panicked fails the build at once. That QEMU runs in its own
+ *            session and is killed when qqmgr dies (even by kill -9); SIGINT,
+ *            SIGTERM or SIGHUP of qqmgr end it and fail the build.
  * Each stage records the hash of its inputs (a stamp) and is skipped when
  * they did not change; opts->force redoes everything. The image VMs use is
  * only ever replaced by rename() after a successful build: a failed, timed
- * out or interrupted build leaves the previous image as it was.
+ * out or interrupted build leaves the previous image as it was (a
+ * <path>.building left by a killed build is removed by the next one). A build
+ * that would replace the image while a running VM of the config uses it
+ * (vm_spec.images) is refused, QQ_EXIT_FAIL naming the VM; an up-to-date image
+ * is no build and is not refused.
  *
  * The report (always set on success, may be set on failure; caller decrefs)
  * is {"image", "builder", "path", "up_to_date", "stages": [{"stage",
  * "action": "done"|"skipped"|"downloaded"|"cached", ...}]}.
  * Errors: QQ_EXIT_USAGE for config/template problems, QQ_EXIT_FAIL otherwise;
  * one line naming the image and the stage.
- *
- * TODO(lead): refuse to build an image that a running VM uses (needs vm.h).
  */
 #ifndef QQ_IMG_H
 #define QQ_IMG_H

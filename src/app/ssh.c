@@ -395,7 +395,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
     const char *what = "the ssh port to answer with an SSH banner";
     int phase = 0; /* 0 banner, 1 ssh true, 2 cloud-init */
-    long long start = proc_now_ms();
+    long long start = proc_now_ms(), last_qmp = 0;
     for (;;) {
         vm_state st = { 0 };
         vm_probe(dir, false, &st);
@@ -433,12 +433,16 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
             if (rc == 0)
                 break;
         }
-        /* internal-error (what a broken KVM does) never recovers */
-        vm_state q = { 0 };
-        vm_probe(dir, true, &q);
-        if (strcmp(q.state, "internal-error") == 0)
-            return fail_vm_gone(dir, vm, "is in internal-error (the guest crashed; try -accel tcg)", err);
-        struct timespec ts = { 0, phase == 0 ? 100 * 1000 * 1000 : 200 * 1000 * 1000 };
+        /* internal-error (what a broken KVM does) never recovers; asking QMP
+         * costs a connection, so once a second is enough */
+        if (proc_now_ms() - last_qmp >= 1000) {
+            last_qmp = proc_now_ms();
+            vm_state q = { 0 };
+            vm_probe(dir, true, &q);
+            if (strcmp(q.state, "internal-error") == 0)
+                return fail_vm_gone(dir, vm, "is in internal-error (the guest crashed; try -accel tcg)", err);
+        }
+        struct timespec ts = { 0, phase == 0 ? 50 * 1000 * 1000 : 200 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
     if (progress)

@@ -363,6 +363,83 @@ static int part_reset(xfer *x, const char *part, qq_err *err)
     return hasher_start(x->hs, x->fd, 0, err);
 }
 
+/* Durability without an fdatasync per download: a verified file is renamed
+ * to <hex> unsynced, and <hex>.ok records the boot it was verified in
+ * ("boot <boot_id>"). Within that boot no crash can have damaged it, so it is
+ * trusted; in a later boot (the data may have been lost in a crash) it is
+ * rehashed once, then fdatasync'ed and marked "durable" for good. Without a
+ * boot id (no /proc), every download is fdatasync'ed before its rename. */
+static void boot_id(char out[64])
+{
+    out[0] = '\0';
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, out, 63);
+    close(fd);
+    out[n > 0 ? n : 0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* Is the cached file trusted without rehashing? */
+static bool cached_trusted(const char *okpath)
+{
+    char buf[128], id[64];
+    int fd = open(okpath, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    if (strcmp(buf, "durable\n") == 0)
+        return true;
+    boot_id(id);
+    return id[0] && strncmp(buf, "boot ", 5) == 0 && strncmp(buf + 5, id, strlen(id)) == 0 &&
+           buf[5 + strlen(id)] == '\n';
+}
+
+/* Replace okpath with text (through a temporary name; synced when durable). */
+static int ok_write(const char *okpath, const char *text, bool durable, qq_err *err)
+{
+    sbuf tb = SBUF_INIT;
+    sbuf_addf(&tb, "%s.tmp", okpath);
+    _cleanup_free_ char *tmp = sbuf_steal(&tb);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t len = strlen(text);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || (durable && fdatasync(fd) < 0)) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", okpath, strerror(e));
+    }
+    close(fd);
+    if (rename(tmp, okpath) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", okpath, strerror(e));
+    }
+    return 0;
+}
+
+/* Under the lock: a cached file from an earlier boot (or without a record).
+ * 1: rehashed, synced and marked durable; 0: damaged, removed; -1: error. */
+static int recheck_cached(const char *final, const char *okpath, const char *hex, qq_err *err)
+{
+    _cleanup_close_ int fd = open(final, O_RDONLY | O_CLOEXEC);
+    char got[HASH_HEX_LEN + 1];
+    if (fd < 0 || hash_file(final, got, err) < 0)
+        return fd < 0 ? qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno)) : -1;
+    if (strcmp(got, hex) != 0) {
+        unlink(final);
+        unlink(okpath);
+        return 0;
+    }
+    if (fdatasync(fd) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno));
+    return ok_write(okpath, "durable\n", true, err) < 0 ? -1 : 1;
+}
+
 static char *fetch_locked(const char *url, const char *hex, const char *final, const char *part,
                           const char *label, int flags, dl_result *res, qq_err *err)
 {
@@ -443,8 +520,16 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
         qq_fail(err, QQ_EXIT_FAIL, "%s: sha256 mismatch: expected %s, got %s", url, hex, got);
         return NULL;
     }
-    if (fdatasync(fd) < 0 || rename(part, final) < 0) {
-        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno));
+    char id[64], rec[80];
+    boot_id(id);
+    snprintf(rec, sizeof rec, "boot %s\n", id);
+    sbuf ob = SBUF_INIT;
+    sbuf_addf(&ob, "%s.ok", final);
+    _cleanup_free_ char *okpath = sbuf_steal(&ob);
+    if ((!id[0] && fdatasync(fd) < 0) || ok_write(okpath, id[0] ? rec : "durable\n", !id[0], err) < 0 ||
+        rename(part, final) < 0) {
+        if (!err || !err->code)
+            qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno));
         return NULL;
     }
     res->fetched = true;
@@ -477,8 +562,11 @@ char *download_cached(const char *url, const char *sha256, const char *cache_dir
     sbuf fb = SBUF_INIT;
     sbuf_addf(&fb, "%s/%s", cache_dir, hex);
     _cleanup_free_ char *final = sbuf_steal(&fb);
-    if (access(final, F_OK) == 0)
-        return TAKE_PTR(final);         /* only verified files carry this name */
+    sbuf_addf(&fb, "%s/%s.ok", cache_dir, hex);
+    _cleanup_free_ char *okpath = sbuf_steal(&fb);
+    /* only verified files carry this name */
+    if (cached_trusted(okpath) && access(final, F_OK) == 0)
+        return TAKE_PTR(final);
 
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK) {
@@ -495,10 +583,13 @@ char *download_cached(const char *url, const char *sha256, const char *cache_dir
     int lfd = lock_file(lock, url, err);
     if (lfd < 0)
         return NULL;
-    char *out;
-    if (access(final, F_OK) == 0)     /* another process fetched it while we waited */
+    char *out = NULL;
+    int ok = 0;
+    if (access(final, F_OK) == 0)     /* fetched while we waited, or from an earlier boot */
+        ok = cached_trusted(okpath) ? 1 : recheck_cached(final, okpath, hex, err);
+    if (ok > 0)
         out = strdup(final);
-    else
+    else if (ok == 0)
         out = fetch_locked(url, hex, final, part, label ? label : url_label(url), flags, res, err);
     unlock_file(lock, lfd);
     return out;
