@@ -926,7 +926,7 @@ static int render_value(resolver *r, json_t *parent, const char *key, size_t idx
         _cleanup_sbuf_ sbuf out = SBUF_INIT;
         tmpl_error te = { { 0 } };
         if (tmpl_render(path, s, r->data, &out, &te) < 0)
-            return cfail(r->c, err, path, "%s", te.msg);
+            return cfail(r->c, err, path, "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
         json_t *nv = json_string(sbuf_str(&out));
         if (!nv)
             return cfail(r->c, err, path, "renders to text that is not valid UTF-8");
@@ -1086,7 +1086,7 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
             scan_refs(&r, s, on_ref, NULL);
             tmpl_error te = { { 0 } };
             if (tmpl_render(sbuf_str(&p), s, data, &outb, &te) < 0) {
-                rc = cfail(c, err, sbuf_str(&p), "%s", te.msg);
+                rc = cfail(c, err, sbuf_str(&p), "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
                 break;
             }
             s = sbuf_str(&outb);

@@ -2,8 +2,15 @@
  *
  * The cache is a directory of files named by their sha256 (lowercase hex):
  *   ${XDG_CACHE_HOME:-~/.cache}/qqmgr/sha256/<hex>
- * A file only ever appears under that name after its sum was checked, so an
- * existing <hex> is trusted and returned without any I/O (the no-op path).
+ * A file only ever appears under that name after its sum was checked. The
+ * sha256 is computed by a second thread that follows the file as it is
+ * written, so hashing overlaps the transfer. The verified file is renamed
+ * without an fdatasync; <hex>.ok records the boot it was verified in. An
+ * existing <hex> whose record names this boot (or says "durable") is trusted
+ * and returned at the cost of one small read; one from an earlier boot (a
+ * crash may have cost it data) is rehashed once, then synced and marked
+ * durable, or fetched again if it is damaged. Without /proc's boot_id every
+ * download is synced before its rename.
  * While downloading, bytes go to <hex>.part; an interrupted transfer leaves the
  * .part, and the next call rehashes it and resumes with a Range request (a
  * server that ignores the range restarts from zero). <hex>.lock is flock'ed for

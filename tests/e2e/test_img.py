@@ -2,6 +2,7 @@
 (with a stand-in QEMU so no guest boots), and download failures.
 
 Run: QQMGR=build/qqmgr /usr/bin/python3 -m pytest tests/e2e/test_img.py
+(the real cloud-init build, booting a guest, is in test_img_cloud.py)
 """
 import hashlib
 import json
@@ -467,7 +468,7 @@ def test_guest_in_internal_error_fails_the_build_at_once(tmp_path, env, server, 
     assert subprocess.run(["pgrep", "-f", str(fake)], capture_output=True).returncode == 1
 
 
-def test_build_waits_for_a_guest_that_is_running(tmp_path, env, server, files):
+def test_guest_reported_running_is_not_failed_before_the_timeout(tmp_path, env, server, files):
     # a guest reported "running" is left alone until the timeout
     fake = tmp_path / "fake-qmp-qemu"
     fake.write_text(FAKE_QMP_QEMU.replace("STATE", "running"))

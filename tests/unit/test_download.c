@@ -240,7 +240,83 @@ static void test_download_verifies_and_caches_under_its_sha256(void **state)
     assert_string_equal(path, want);
     assert_file_is_data(path);
     _cleanup_free_ char *ls = listing(cache);
-    assert_string_equal(ls, data_hex);        /* no .part, no .lock left */
+    char files[200];
+    snprintf(files, sizeof files, "%s %s.ok", data_hex, data_hex);
+    assert_string_equal(ls, files);        /* the file and its record; no .part, no .lock left */
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *read_text(const char *path)
+{
+    char *s = calloc(1, 256);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(s, 1, 255, f);
+        s[n] = '\0';
+        fclose(f);
+    }
+    return s;
+}
+
+static void test_download_in_this_boot_is_trusted_without_a_sync(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    free(download_cached(u, data_hex, cache, NULL, DL_QUIET, NULL, &e));
+    char ok[400];
+    snprintf(ok, sizeof ok, "%s/%s.ok", cache, data_hex);
+    _cleanup_free_ char *rec = read_text(ok);
+    _cleanup_free_ char *boot = read_text("/proc/sys/kernel/random/boot_id");
+    char want[128];
+    snprintf(want, sizeof want, "boot %s", boot);
+    assert_string_equal(rec, want);
+}
+
+static void test_file_cached_in_an_earlier_boot_is_rehashed_once_then_durable(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    free(download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e));
+    char ok[400];
+    snprintf(ok, sizeof ok, "%s/%s.ok", cache, data_hex);
+    write_text(ok, "boot 00000000-0000-0000-0000-000000000000\n");
+    int before = gets_of("/data.bin");
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    assert_false(r.fetched);
+    assert_int_equal(gets_of("/data.bin"), before);
+    _cleanup_free_ char *rec = read_text(ok);
+    assert_string_equal(rec, "durable\n");
+}
+
+static void test_file_damaged_by_a_crash_is_fetched_again(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    _cleanup_free_ char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(path);
+    char ok[400];
+    snprintf(ok, sizeof ok, "%s/%s.ok", cache, data_hex);
+    write_text(ok, "boot 00000000-0000-0000-0000-000000000000\n");
+    assert_int_equal(truncate(path, 0), 0);     /* what a power cut may leave */
+    int before = gets_of("/data.bin");
+    _cleanup_free_ char *again = download_cached(u, data_hex, cache, NULL, DL_QUIET, &r, &e);
+    assert_non_null(again);
+    assert_true(r.fetched);
+    assert_int_equal(gets_of("/data.bin"), before + 1);
+    assert_file_is_data(again);
 }
 
 static void test_cached_file_is_returned_without_a_request(void **state)
@@ -466,7 +542,9 @@ static void test_concurrent_callers_download_once(void **state)
     snprintf(final, sizeof final, "%s/%s", cache, data_hex);
     assert_file_is_data(final);
     _cleanup_free_ char *ls = listing(cache);
-    assert_string_equal(ls, data_hex);
+    char files[200];
+    snprintf(files, sizeof files, "%s %s.ok", data_hex, data_hex);
+    assert_string_equal(ls, files);
 }
 
 static void test_default_cache_dir_follows_xdg_cache_home(void **state)
@@ -492,6 +570,9 @@ int main(void)
         cmocka_unit_test(test_hash_of_missing_file_names_it),
         cmocka_unit_test(test_hash_is_hex_accepts_only_64_hex_digits),
         T(test_download_verifies_and_caches_under_its_sha256),
+        T(test_download_in_this_boot_is_trusted_without_a_sync),
+        T(test_file_cached_in_an_earlier_boot_is_rehashed_once_then_durable),
+        T(test_file_damaged_by_a_crash_is_fetched_again),
         T(test_cached_file_is_returned_without_a_request),
         T(test_uppercase_sha256_names_the_same_cache_entry),
         T(test_malformed_sha256_is_a_usage_error),
