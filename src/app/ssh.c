@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,11 +15,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include "../base/cleanup.h"
 #include "../infra/fs.h"
@@ -101,17 +101,17 @@ static void control_path(const char *state_dir, char *buf, size_t len)
         snprintf(buf, len, "%s/ssh.ctl", state_dir);
         return;
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(state_dir, strlen(state_dir), md, &mdlen, EVP_sha256(), NULL);
+    /* a short name unique per state dir: 64-bit FNV-1a (no need for libcrypto) */
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)state_dir; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
     const char *rt = getenv("XDG_RUNTIME_DIR");
     char dir[128];
     if (rt && rt[0] == '/' && strlen(rt) < 60)
         snprintf(dir, sizeof dir, "%s/qqmgr", rt);
     else
         snprintf(dir, sizeof dir, "/tmp/qqmgr-%u", (unsigned)getuid());
-    snprintf(buf, len, "%s/%02x%02x%02x%02x%02x%02x%02x%02x.ssh", dir, md[0], md[1], md[2], md[3], md[4], md[5],
-             md[6], md[7]);
+    snprintf(buf, len, "%s/%016" PRIx64 ".ssh", dir, h);
 }
 
 static void alias_of(const vm_spec *s, char *buf, size_t len)

@@ -1,4 +1,5 @@
 /* download — a sha256-keyed download cache over libcurl; see download.h. */
+#include "curl_dl.h"   /* libcurl is loaded on first use */
 #include "download.h"
 
 #include <curl/curl.h>
@@ -568,6 +569,10 @@ char *download_cached(const char *url, const char *sha256, const char *cache_dir
     if (cached_trusted(okpath) && access(final, F_OK) == 0)
         return TAKE_PTR(final);
 
+    if (curl_dl_load(err) < 0) {
+        qq_err_prefix(err, "%s", url);
+        return NULL;
+    }
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: libcurl: %s", url, curl_easy_strerror(curl_init_rc));

@@ -1,14 +1,47 @@
-/* hash — SHA-256 with OpenSSL EVP; see hash.h. */
+/* hash — SHA-256 with OpenSSL EVP, libcrypto loaded on first use; see hash.h. */
 #include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "dl.h"
+
+/* libcrypto costs every process ~2 MiB and its start-up time; only image
+ * commands hash, so it is dlopen()ed by crypto_load() (see dl.h). */
+static struct {
+    __typeof__(EVP_MD_CTX_new) *md_ctx_new;
+    __typeof__(EVP_MD_CTX_free) *md_ctx_free;
+    __typeof__(EVP_sha256) *sha256;
+    __typeof__(EVP_DigestInit_ex) *digest_init_ex;
+    __typeof__(EVP_DigestUpdate) *digest_update;
+    __typeof__(EVP_DigestFinal_ex) *digest_final_ex;
+    __typeof__(EVP_Digest) *digest;
+} crypto;
+
+#define EVP_MD_CTX_new (*crypto.md_ctx_new)
+#define EVP_MD_CTX_free (*crypto.md_ctx_free)
+#define EVP_sha256 (*crypto.sha256)
+#define EVP_DigestInit_ex (*crypto.digest_init_ex)
+#define EVP_DigestUpdate (*crypto.digest_update)
+#define EVP_DigestFinal_ex (*crypto.digest_final_ex)
+#define EVP_Digest (*crypto.digest)
+
+static int crypto_load(qq_err *err)
+{
+    static const char *const sonames[] = { "libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", NULL };
+    static const char *const syms[] = {
+        "EVP_MD_CTX_new", "EVP_MD_CTX_free", "EVP_sha256", "EVP_DigestInit_ex",
+        "EVP_DigestUpdate", "EVP_DigestFinal_ex", "EVP_Digest", NULL,
+    };
+    static qq_dl_lib lib = { "libcrypto", "libssl3", sonames, syms, &crypto, sizeof crypto, NULL };
+    return qq_dl_load(&lib, err);
+}
 
 /* 1 MiB reads: large enough that syscalls cost nothing next to hashing. */
 #define HASH_BUF (1u << 20)
@@ -25,6 +58,9 @@ static void to_hex(const unsigned char *d, unsigned n, char *hex)
 
 int hash_init(hash_ctx *h, qq_err *err)
 {
+    h->md = NULL;
+    if (crypto_load(err) < 0)
+        return -1;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
@@ -55,7 +91,8 @@ void hash_final(hash_ctx *h, char hex[HASH_HEX_LEN + 1])
 
 void hash_free(hash_ctx *h)
 {
-    EVP_MD_CTX_free(h->md);
+    if (h->md)   /* a context exists only once libcrypto is loaded */
+        EVP_MD_CTX_free(h->md);
     h->md = NULL;
 }
 
@@ -99,6 +136,12 @@ int hash_file(const char *path, char hex[HASH_HEX_LEN + 1], qq_err *err)
 
 void hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1])
 {
+    qq_err err = { 0 };
+    if (crypto_load(&err) < 0) {
+        /* a broken installation: nothing sensible to return */
+        fprintf(stderr, "qqmgr: %s\n", err.msg);
+        exit(QQ_EXIT_FAIL);
+    }
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     if (EVP_Digest(data, len, d, &n, EVP_sha256(), NULL) != 1 || n != 32)

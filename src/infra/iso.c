@@ -1,4 +1,4 @@
-/* iso — NoCloud ISO writer over libisofs; see iso.h. */
+/* iso — NoCloud ISO writer over libisofs (loaded on first use); see iso.h. */
 #include "iso.h"
 
 #include <errno.h>
@@ -16,6 +16,71 @@
 
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
+#include "dl.h"
+
+/* libisofs is dlopen()ed by isofs_load() when an ISO is written (see dl.h):
+ * only `img build` writes one. Each function below is called through the
+ * table; the macros keep the code reading as plain libisofs calls (a macro
+ * does not expand inside its own expansion, so the field keeps the name). */
+#define ISOFS_FNS(X) \
+    X(iso_init) \
+    X(iso_finish) \
+    X(iso_set_msgs_severities) \
+    X(iso_error_to_msg) \
+    X(iso_image_new) \
+    X(iso_image_set_volume_id) \
+    X(iso_image_get_root) \
+    X(iso_tree_add_new_node) \
+    X(iso_write_opts_new) \
+    X(iso_write_opts_set_iso_level) \
+    X(iso_write_opts_set_rockridge) \
+    X(iso_write_opts_set_joliet) \
+    X(iso_write_opts_set_relaxed_vol_atts) \
+    X(iso_write_opts_set_omit_version_numbers) \
+    X(iso_write_opts_set_no_force_dots) \
+    X(iso_write_opts_set_replace_mode) \
+    X(iso_image_create_burn_source) \
+    X(iso_write_opts_free) \
+    X(iso_image_unref)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+    ISOFS_FNS(X)
+#undef X
+} isofs;
+
+#define iso_init (*isofs.iso_init)
+#define iso_finish (*isofs.iso_finish)
+#define iso_set_msgs_severities (*isofs.iso_set_msgs_severities)
+#define iso_error_to_msg (*isofs.iso_error_to_msg)
+#define iso_image_new (*isofs.iso_image_new)
+#define iso_image_set_volume_id (*isofs.iso_image_set_volume_id)
+#define iso_image_get_root (*isofs.iso_image_get_root)
+#define iso_tree_add_new_node (*isofs.iso_tree_add_new_node)
+#define iso_write_opts_new (*isofs.iso_write_opts_new)
+#define iso_write_opts_set_iso_level (*isofs.iso_write_opts_set_iso_level)
+#define iso_write_opts_set_rockridge (*isofs.iso_write_opts_set_rockridge)
+#define iso_write_opts_set_joliet (*isofs.iso_write_opts_set_joliet)
+#define iso_write_opts_set_relaxed_vol_atts (*isofs.iso_write_opts_set_relaxed_vol_atts)
+#define iso_write_opts_set_omit_version_numbers (*isofs.iso_write_opts_set_omit_version_numbers)
+#define iso_write_opts_set_no_force_dots (*isofs.iso_write_opts_set_no_force_dots)
+#define iso_write_opts_set_replace_mode (*isofs.iso_write_opts_set_replace_mode)
+#define iso_image_create_burn_source (*isofs.iso_image_create_burn_source)
+#define iso_write_opts_free (*isofs.iso_write_opts_free)
+#define iso_image_unref (*isofs.iso_image_unref)
+
+static int isofs_load(qq_err *err)
+{
+    static const char *const sonames[] = { "libisofs.so.6", "libisofs.so", NULL };
+    static const char *const syms[] = {
+#define X(f) #f,
+        ISOFS_FNS(X)
+#undef X
+        NULL,
+    };
+    static qq_dl_lib lib = { "libisofs", "libisofs6", sonames, syms, &isofs, sizeof isofs, NULL };
+    return qq_dl_load(&lib, err);
+}
 
 #define SECTOR 2048
 #define OUTBUF (1024 * 1024)
@@ -156,6 +221,8 @@ int iso_write_cidata(const char *out, const char *volid, const iso_entry *files,
                 return qq_fail(err, QQ_EXIT_USAGE, "%s: two files named \"%s\"", out,
                                files[i].name);
     }
+    if (isofs_load(err) < 0)
+        return -1;
     int r = iso_init();
     if (r < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "libisofs: %s", iso_error_to_msg(r));

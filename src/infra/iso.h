@@ -7,6 +7,9 @@
  * image goes to "<out>.tmp" and is renamed to out only when complete, so out
  * is either the old file or the whole new one. Errors are one line naming
  * the file or entry at fault, code QQ_EXIT_FAIL (QQ_EXIT_USAGE for a bad name).
+ * libisofs is loaded at run time on the first call (dl.h); failing to load it
+ * is an error of that call ("cannot load libisofs (…): install the libisofs6
+ * package").
  */
 #ifndef QQ_ISO_H
 #define QQ_ISO_H
