@@ -7,6 +7,13 @@
  * json_t pointer, so the result is the bare document with no bookkeeping.
  * A scalar never has an entry in that map, which keeps tagged scalars
  * ({"type", "value"} objects) apart from tables.
+ *
+ * Characters the text may not hold anywhere (invalid UTF-8, control
+ * characters, a CR without LF) are not checked in a pass of their own: every
+ * byte of an accepted document is read by the grammar (ASCII only), or inside
+ * a string or comment, where the scanners check them. When parsing fails,
+ * check_text() then looks for the first such character in the whole text, and
+ * that error wins over the syntax error, as if it had been checked first.
  */
 #include "toml.h"
 
@@ -57,7 +64,6 @@ typedef struct key_list {
 /* printf arguments for "%.*s": the key as written, from its first segment to seg */
 #define KEYARG(list, seg) KEYSPAN((list)->v[0].off, (seg)->end)
 #define KEYSPAN(from, to) (int)((to) - (from) > 200 ? 200 : (to) - (from)), p->s + (from)
-#define KEY_LIST_INIT(k) { .v = (k).inl, .cap = 6 }
 
 typedef struct parser {
     const char *s;
@@ -222,8 +228,10 @@ static const char *describe(const parser *p, size_t i, char *buf, size_t size)
     if (c >= 0x20 && c < 0x7f) {
         snprintf(buf, size, "'%c'", c);
     } else if (c >= 0xC2 && c <= 0xF4) {
-        /* the text is valid UTF-8 by now: quote the whole character */
+        /* quote the whole character (only kept when the text is valid UTF-8) */
         size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (len > p->n - i)
+            len = p->n - i;   /* invalid text: check_text()'s error replaces this one */
         snprintf(buf, size, "'%.*s'", (int)len, p->s + i);
     } else {
         snprintf(buf, size, "byte 0x%02x", (unsigned)c);
@@ -237,13 +245,76 @@ static const char *describe(const parser *p, size_t i, char *buf, size_t size)
         fail((p), (i), "expected %s, found %s", (what), describe((p), (i), _b, sizeof _b)); \
     })
 
-/* ---- UTF-8 and control characters (checked once, before parsing) -------- */
+/* ---- UTF-8 and control characters ---------------------------------------- */
 
+/* Byte classes: which bytes end a run of ordinary characters in a basic
+ * string, a literal string and a comment. Control characters but tab, DEL and
+ * all non-ASCII bytes end every run (a valid UTF-8 sequence is then skipped
+ * by scan_plain()). */
+enum { C_BASIC = 1, C_LITERAL = 2, C_COMMENT = 4, C_ANY = 7, C_BARE = 8 };
+
+static const unsigned char cls[256] = {
+    [0x00 ... 0x08] = C_ANY, [0x0a ... 0x1f] = C_ANY, [0x7f ... 0xff] = C_ANY,
+    ['"'] = C_BASIC, ['\\'] = C_BASIC, ['\''] = C_LITERAL,
+    /* characters of a bare key */
+    ['A' ... 'Z'] = C_BARE, ['a' ... 'z'] = C_BARE, ['0' ... '9'] = C_BARE, ['_'] = C_BARE, ['-'] = C_BARE,
+};
+
+/* Length of the valid UTF-8 sequence (of a Unicode scalar value) starting with
+ * the byte s[i] >= 0x80, or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
+{
+    unsigned c = s[i];
+    size_t len;
+    uint32_t cp, min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2; cp = c & 0x1F; min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3; cp = c & 0x0F; min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4; cp = c & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n - i)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[i + k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return 0;
+    return len;
+}
+
+/* From j, skip the bytes that are not in class stop and the valid UTF-8
+ * sequences: returns the offset of the first other byte, or p->n. */
+static size_t scan_plain(const parser *p, size_t j, unsigned stop)
+{
+    const unsigned char *s = (const unsigned char *)p->s;
+    size_t n = p->n;
+    for (;;) {
+        while (j < n && !(cls[s[j]] & stop))
+            j++;
+        if (j < n && s[j] >= 0x80) {
+            size_t l = utf8_len(s, j, n);
+            if (l) {
+                j += l;
+                continue;
+            }
+        }
+        return j;
+    }
+}
+
+/* The first character of the text that it may not hold anywhere: reported
+ * when parsing failed (see the top of this file). */
 static int check_text(parser *p)
 {
     const unsigned char *s = (const unsigned char *)p->s;
     size_t n = p->n;
-    for (size_t i = p->i; i < n;) {
+    for (size_t i = p->text_start; i < n;) {
         unsigned c = s[i];
         if (c < 0x80) {
             if (c == '\r') {
@@ -290,8 +361,7 @@ static int check_text(parser *p)
 
 static bool is_bare_char(int c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return c >= 0 && (cls[c] & C_BARE);
 }
 
 static void path_append_n(sbuf *path, const char *key, size_t len)
@@ -464,12 +534,13 @@ static size_t newline_at(const parser *p, size_t i)
     return 0;
 }
 
+/* A comment runs to the end of the line; it stops early at a character no
+ * comment may hold, which the caller then fails on. */
 static void skip_comment(parser *p)
 {
     if (cur_ch(p) != '#')
         return;
-    while (p->i < p->n && p->s[p->i] != '\n' && p->s[p->i] != '\r')
-        p->i++;
+    p->i = scan_plain(p, p->i + 1, C_COMMENT);
 }
 
 /* Whitespace, comments and newlines (inside arrays). */
@@ -577,31 +648,41 @@ static int parse_escape(parser *p, sbuf *out)
     }
 }
 
-/* Basic or literal string, one line; p->i at the opening quote. */
-static int parse_line_string(parser *p, sbuf *out)
+/* Basic or literal string, one line; p->i at the opening quote. A string
+ * without escapes is not copied: *span and *span_len then give it inside the
+ * text; otherwise *span is NULL and the value is appended to out. */
+static int parse_line_string(parser *p, sbuf *out, const char **span, size_t *span_len)
 {
     size_t start = p->i;
     char q = p->s[p->i++];
+    unsigned stop = q == '"' ? C_BASIC : C_LITERAL;
+    bool copied = false;
     for (;;) {
-        int c = cur_ch(p);
-        if (c < 0 || c == '\n' || c == '\r')
-            return fail(p, start, "unterminated string");
+        size_t run = p->i, j = scan_plain(p, run, stop);
+        int c = at(p, j);
         if (c == q) {
-            p->i++;
+            if (copied) {
+                sbuf_add(out, p->s + run, j - run);
+                *span = NULL;
+            } else {
+                *span = p->s + run;
+                *span_len = j - run;
+            }
+            p->i = j + 1;
             return 0;
         }
-        if (c == '\\' && q == '"') {
+        if (c == '\\') {   /* only a basic string stops here */
+            sbuf_add(out, p->s + run, j - run);
+            copied = true;
+            p->i = j;
             if (parse_escape(p, out) < 0)
                 return -1;
             continue;
         }
-        /* run of ordinary bytes */
-        size_t j = p->i;
-        while (j < p->n && p->s[j] != q && p->s[j] != '\n' && p->s[j] != '\r' &&
-               !(q == '"' && p->s[j] == '\\'))
-            j++;
-        sbuf_add(out, p->s + p->i, j - p->i);
-        p->i = j;
+        if (c < 0 || c == '\n' || c == '\r')
+            return fail(p, start, "unterminated string");
+        /* a control character or invalid UTF-8: check_text() says which */
+        return fail(p, j, "character not allowed in a string");
     }
 }
 
@@ -654,10 +735,9 @@ static int parse_ml_string(parser *p, sbuf *out)
                 return -1;
             continue;
         }
-        size_t j = p->i;
-        while (j < p->n && p->s[j] != q && p->s[j] != '\n' && p->s[j] != '\r' &&
-               !(q == '"' && p->s[j] == '\\'))
-            j++;
+        size_t j = scan_plain(p, p->i, q == '"' ? C_BASIC : C_LITERAL);
+        if (j == p->i)   /* a control character, a lone CR or invalid UTF-8 */
+            return fail(p, j, "character not allowed in a string");
         sbuf_add(out, p->s + p->i, j - p->i);
         p->i = j;
     }
@@ -669,6 +749,14 @@ static bool starts_ml(const parser *p, char q)
 }
 
 /* ---- keys ------------------------------------------------------------ */
+
+/* Only the header: the inline segments need no zeroing. */
+static void keys_init(key_list *k)
+{
+    k->v = k->inl;
+    k->n = 0;
+    k->cap = sizeof k->inl / sizeof k->inl[0];
+}
 
 static void keys_free(key_list *k)
 {
@@ -692,15 +780,20 @@ static int parse_key(parser *p, key_list *keys)
             if (starts_ml(p, (char)c))
                 return fail(p, off, "a key cannot be a multi-line string");
             sbuf b = SBUF_INIT;
-            if (parse_line_string(p, &b) < 0) {
+            if (parse_line_string(p, &b, &seg.s, &seg.len) < 0) {
                 sbuf_free(&b);
                 return -1;
             }
-            seg.len = b.len;
-            seg.s = seg.owned = sbuf_steal(&b);
+            if (!seg.s) {   /* had escapes */
+                seg.len = b.len;
+                seg.s = seg.owned = sbuf_steal(&b);
+            }
         } else if (is_bare_char(c)) {
-            while (is_bare_char(cur_ch(p)))
-                p->i++;
+            const unsigned char *t = (const unsigned char *)p->s;
+            size_t j = p->i + 1;
+            while (j < p->n && (cls[t[j]] & C_BARE))
+                j++;
+            p->i = j;
             seg.s = p->s + off;
             seg.len = p->i - off;
         } else {
@@ -1088,12 +1181,18 @@ static json_t *parse_value(parser *p, int depth, sbuf *path)
     case '\'': {
         sbuf *b = &p->scratch;
         sbuf_reset(b);
-        int r = starts_ml(p, (char)c) ? parse_ml_string(p, b) : parse_line_string(p, b);
+        const char *span = NULL;
+        size_t len = 0;
+        int r = starts_ml(p, (char)c) ? parse_ml_string(p, b) : parse_line_string(p, b, &span, &len);
         if (r < 0)
             return NULL;
+        if (!span) {
+            span = sbuf_str(b);
+            len = b->len;
+        }
         if (p->flags & TOML_TAGGED)
-            return scalar(p, "string", NULL, sbuf_str(b), b->len);
-        return json_stringn_nocheck(sbuf_str(b), b->len);
+            return scalar(p, "string", NULL, span, len);
+        return json_stringn_nocheck(span, len);
     }
     case 't':
     case 'f':
@@ -1171,7 +1270,8 @@ static json_t *walk_dotted(parser *p, json_t *tbl, const key_list *keys, int *de
 /* key = value, into tbl. p->i at the key. */
 static int parse_keyval(parser *p, json_t *tbl, int depth, sbuf *path)
 {
-    key_list keys = KEY_LIST_INIT(keys);
+    key_list keys;
+    keys_init(&keys);
     size_t base = path->len;
     int r = -1;
     if (parse_key(p, &keys) < 0)
@@ -1253,7 +1353,8 @@ static int parse_header(parser *p)
     size_t start = p->i;
     bool aot = at(p, p->i + 1) == '[';
     p->i += aot ? 2 : 1;
-    key_list keys = KEY_LIST_INIT(keys);
+    key_list keys;
+    keys_init(&keys);
     int r = -1;
     if (parse_key(p, &keys) < 0)
         goto out;
@@ -1385,10 +1486,14 @@ json_t *toml_parse(const char *text, size_t len, int flags, json_t *locs, toml_e
     meta_set(&p, p.root, F_TABLE | F_HEADER);
     p.cur = p.root;
     json_t *result = NULL;
-    if (check_text(&p) == 0 && parse_document(&p) == 0)
+    if (parse_document(&p) == 0) {
         result = p.root;
-    else
+    } else {
+        /* a character the text may not hold anywhere wins over the syntax error */
+        p.failed = false;
+        check_text(&p);
         json_decref(p.root);
+    }
     sbuf_free(&p.path);
     sbuf_free(&p.scratch);
     for (size_t j = 0; j < p.nums_cap; j++)

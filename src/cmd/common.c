@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/jsonw.h"
 #include "cmd.h"
 
 config *qq_config(qq_ctx *ctx, qq_err *err)
@@ -21,13 +22,23 @@ int qq_report(const qq_err *err)
 
 void qq_print_json(json_t *doc)
 {
-    /* one buffer, one write: jansson's stream dumper writes token by token */
-    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    if (s) {
-        fputs(s, stdout);
-        fputc('\n', stdout);
-        free(s);
+    if (!doc)
+        return;
+    /* jsonw writes what json_dumps() would, minus jansson's per-token cost;
+     * what it leaves to jansson (reals, invalid UTF-8) still goes there */
+    sbuf b = SBUF_INIT;
+    if (jsonw_value(&b, doc, 0) == 0) {
+        sbuf_addc(&b, '\n');
+        fwrite(b.buf, 1, b.len, stdout);
+    } else {
+        char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        if (s) {
+            fputs(s, stdout);
+            fputc('\n', stdout);
+            free(s);
+        }
     }
+    sbuf_free(&b);
     json_decref(doc);
 }
 
