@@ -1,5 +1,6 @@
 /* jsonw — jansson-identical indented JSON text (see jsonw.h). */
 #include "jsonw.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -14,33 +15,6 @@ static const unsigned char special[256] = {
     [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
 };
 
-/* Length of the valid UTF-8 sequence at s[i] (s[i] >= 0x80), 0 if invalid.
- * Same rules as jansson's utf8 check: no overlongs, surrogates or > U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
-{
-    unsigned c = s[i];
-    size_t len;
-    uint32_t cp, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2; cp = c & 0x1F; min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3; cp = c & 0x0F; min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4; cp = c & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n - i)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return 0;
-    return len;
-}
 
 int jsonw_string(sbuf *out, const char *str, size_t n)
 {

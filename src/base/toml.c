@@ -16,6 +16,7 @@
  * that error wins over the syntax error, as if it had been checked first.
  */
 #include "toml.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -260,33 +261,6 @@ static const unsigned char cls[256] = {
     ['A' ... 'Z'] = C_BARE, ['a' ... 'z'] = C_BARE, ['0' ... '9'] = C_BARE, ['_'] = C_BARE, ['-'] = C_BARE,
 };
 
-/* Length of the valid UTF-8 sequence (of a Unicode scalar value) starting with
- * the byte s[i] >= 0x80, or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
-{
-    unsigned c = s[i];
-    size_t len;
-    uint32_t cp, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2; cp = c & 0x1F; min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3; cp = c & 0x0F; min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4; cp = c & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n - i)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return 0;
-    return len;
-}
 
 /* From j, skip the bytes that are not in class stop and the valid UTF-8
  * sequences: returns the offset of the first other byte, or p->n. */

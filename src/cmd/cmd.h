@@ -52,6 +52,12 @@ int qq_usage(qq_ctx *ctx, bool help);
  * --json: returns -1 to go on (optind set), or an exit code to return. */
 int qq_parse_simple(qq_ctx *ctx, int argc, char **argv);
 
+/* The usual start of a command whose only options are -h and --json: parse
+ * them, check the argument count, load the config into *c. Returns -1 to go
+ * on (optind at the first positional), or the exit code to return (errors
+ * already reported). */
+int qq_begin(qq_ctx *ctx, int argc, char **argv, config **c, qq_err *err);
+
 /* Positional-argument count check against the command table row; returns -1 to go on. */
 int qq_check_args(qq_ctx *ctx, int npos);
 

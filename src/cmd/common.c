@@ -65,6 +65,15 @@ int qq_parse_simple(qq_ctx *ctx, int argc, char **argv)
     return qq_check_args(ctx, argc - optind);
 }
 
+int qq_begin(qq_ctx *ctx, int argc, char **argv, config **c, qq_err *err)
+{
+    int rc = qq_parse_simple(ctx, argc, argv);
+    if (rc >= 0)
+        return rc;
+    *c = qq_config(ctx, err);
+    return *c ? -1 : qq_report(err);
+}
+
 void qq_shell_quote(sbuf *out, const char *arg)
 {
     if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

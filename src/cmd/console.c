@@ -5,13 +5,11 @@
 
 int cmd_console(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     if (vm_console(c, argv[optind], &err) < 0)
         return qq_report(&err);
     return 0;

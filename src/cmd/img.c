@@ -6,13 +6,11 @@
 
 int cmd_img(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     json_t *arr = ctx->json ? json_array() : NULL;
     size_t n = config_img_count(c);
     if (!ctx->json && n)

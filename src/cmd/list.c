@@ -30,13 +30,11 @@ static json_t *vms_with_state(const config *c)
 
 int cmd_list(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
 
     json_t *with_state = vms_with_state(c);
     size_t n = config_vm_count(c);

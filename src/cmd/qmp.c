@@ -51,13 +51,11 @@ int cmd_qmp(qq_ctx *ctx, int argc, char **argv)
 
 int cmd_monitor(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     char *out = vm_hmp(c, argv[optind], argv[optind + 1], &err);
     if (!out)
         return qq_report(&err);

@@ -16,14 +16,12 @@ static void free_argv(char **argv)
 
 int cmd_show(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
     const char *name = argv[optind];
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     /* an automatic port shows the port in use when the VM runs */
     int port = 0;
     if (config_vm_ssh_port(c, name) == SSH_PORT_AUTO) {

@@ -34,13 +34,11 @@ int cmd_ssh(qq_ctx *ctx, int argc, char **argv)
 
 int cmd_ssh_config(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     ssh_target t;
     if (ssh_prepare(c, argv[optind], &t, &err) < 0)
         return qq_report(&err);
@@ -64,13 +62,11 @@ int cmd_ssh_config(qq_ctx *ctx, int argc, char **argv)
 
 static int copy(qq_ctx *ctx, int argc, char **argv, bool put)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     ssh_target t;
     if (ssh_prepare(c, argv[optind], &t, &err) < 0)
         return qq_report(&err);

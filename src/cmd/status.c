@@ -7,14 +7,12 @@
 
 int cmd_status(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, argc, argv, &c, &err);
     if (rc >= 0)
         return rc;
     const char *name = argv[optind];
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
     json_t *o = vm_status_json(c, name, &err);
     if (!o)
         return qq_report(&err);
