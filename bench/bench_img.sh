@@ -17,9 +17,9 @@ SRV=
 trap '[ -n "$SRV" ] && kill $SRV 2>/dev/null; rm -rf "$T"' EXIT INT TERM
 S=$ROOT/src
 CF="-std=c17 -O2 -D_GNU_SOURCE"
-cc $CF -o "$T/qq-sha256" "$ROOT/bench/qq_sha256.c" $S/infra/hash.c $S/base/err.c -lcrypto
-cc $CF -o "$T/qq-fetch" "$ROOT/bench/qq_fetch.c" $S/infra/download.c $S/infra/hash.c \
-   $S/base/err.c $S/base/sbuf.c -lcurl -lcrypto -lpthread
+cc $CF -o "$T/qq-sha256" "$ROOT/bench/qq_sha256.c" $S/infra/hash.c $S/infra/dl.c $S/base/err.c
+cc $CF -o "$T/qq-fetch" "$ROOT/bench/qq_fetch.c" $S/infra/download.c $S/infra/curl_dl.c $S/infra/dl.c $S/infra/hash.c \
+   $S/base/err.c $S/base/sbuf.c -lpthread
 cc $CF -o "$T/qq-copy" "$ROOT/bench/qq_copy.c" $S/infra/copy.c $S/base/err.c
 t() { s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); echo "$e - $s" | bc | sed 's/^\./0./'; }
 
