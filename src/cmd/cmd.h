@@ -58,6 +58,10 @@ int qq_parse_simple(qq_ctx *ctx, int argc, char **argv);
  * already reported). */
 int qq_begin(qq_ctx *ctx, int argc, char **argv, config **c, qq_err *err);
 
+/* Parse a --timeout value: whole seconds from min to 86400. Returns -1 with
+ * *out set, or prints one line and returns QQ_EXIT_USAGE. */
+int qq_opt_seconds(qq_ctx *ctx, const char *text, int min, int *out);
+
 /* Positional-argument count check against the command table row; returns -1 to go on. */
 int qq_check_args(qq_ctx *ctx, int npos);
 

@@ -1,4 +1,5 @@
 /* common — helpers shared by the command files (see cmd.h). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,20 @@ int qq_begin(qq_ctx *ctx, int argc, char **argv, config **c, qq_err *err)
         return rc;
     *c = qq_config(ctx, err);
     return *c ? -1 : qq_report(err);
+}
+
+int qq_opt_seconds(qq_ctx *ctx, const char *text, int min, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > 86400) {
+        fprintf(stderr, "qqmgr: %s: --timeout: expected whole seconds (%d..86400), got '%s'\n", ctx->cmd->name, min,
+                text);
+        return QQ_EXIT_USAGE;
+    }
+    *out = (int)v;
+    return -1;
 }
 
 void qq_shell_quote(sbuf *out, const char *arg)

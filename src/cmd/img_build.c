@@ -25,15 +25,9 @@ int cmd_img_build(qq_ctx *ctx, int argc, char **argv)
             o.force = true;
             break;
         case 't': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v <= 0 || v > INT_MAX) {
-                fprintf(stderr, "qqmgr: img build: --timeout must be a positive number of seconds, not \"%s\"\n",
-                        optarg);
-                return QQ_EXIT_USAGE;
-            }
-            o.timeout_s = (int)v;
+            int rc = qq_opt_seconds(ctx, optarg, 1, &o.timeout_s);
+            if (rc >= 0)
+                return rc;
             break;
         }
         case 'h':

@@ -11,16 +11,6 @@
 #include "../infra/proc.h"
 #include "cmd.h"
 
-static int parse_seconds(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v <= 0 || v > 86400)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int cmd_start(qq_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -29,22 +19,20 @@ int cmd_start(qq_ctx *ctx, int argc, char **argv)
         { "wait", optional_argument, NULL, 'w' },
         { 0 },
     };
-    int timeout = 0, ch;
+    int timeout = 0, ch, rc;
     const char *wait = NULL;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'h': return qq_usage(ctx, true);
         case 't':
-            if (parse_seconds(optarg, &timeout) < 0) {
-                fprintf(stderr, "qqmgr: start: --timeout: expected seconds (1..86400), got '%s'\n", optarg);
-                return QQ_EXIT_USAGE;
-            }
+            if ((rc = qq_opt_seconds(ctx, optarg, 1, &timeout)) >= 0)
+                return rc;
             break;
         case 'w': wait = optarg ? optarg : "ssh"; break;
         default: return qq_usage(ctx, false);
         }
     }
-    int rc = qq_check_args(ctx, argc - optind);
+    rc = qq_check_args(ctx, argc - optind);
     if (rc >= 0)
         return rc;
     const char *name = argv[optind];

@@ -21,13 +21,9 @@ int cmd_stop(qq_ctx *ctx, int argc, char **argv)
         case 'h': return qq_usage(ctx, true);
         case 'f': force = true; break;
         case 't': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || v < 0 || v > 86400) {
-                fprintf(stderr, "qqmgr: stop: --timeout: expected seconds (0..86400), got '%s'\n", optarg);
-                return QQ_EXIT_USAGE;
-            }
-            timeout = (int)v;
+            int rc = qq_opt_seconds(ctx, optarg, 0, &timeout);
+            if (rc >= 0)
+                return rc;
             break;
         }
         default: return qq_usage(ctx, false);
