@@ -301,6 +301,16 @@ int vm_probe(const char *state_dir, bool query_qmp, vm_state *out)
 
 /* ------------------------------------------------------------ start */
 
+/* The VM's lock (start, stop, gdb; img build for the images it uses): its
+ * state dir is made first. Returns the descriptor holding it. */
+static int lock_vm(const char *dir, qq_err *err)
+{
+    if (fs_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    _cleanup_free_ char *lockp = join(dir, "lock");
+    return fs_lock(lockp, true, err);
+}
+
 static int check_name(const config *cfg, const char *name, qq_err *err)
 {
     if (!config_has_vm(cfg, name))
@@ -430,10 +440,7 @@ int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result
     vm_spec_free(&s0);
     if (rc < 0)
         return -1;
-    if (fs_mkdir_p(dir, 0700, err) < 0)
-        return -1;
-    _cleanup_free_ char *lockp = join(dir, "lock");
-    _cleanup_close_ int lock = fs_lock(lockp, true, err);
+    _cleanup_close_ int lock = lock_vm(dir, err);
     if (lock < 0)
         return -1;
 
@@ -531,8 +538,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     if (!fs_exists(dir))
         return 0;
-    _cleanup_free_ char *lockp = join(dir, "lock");
-    _cleanup_close_ int lock = fs_lock(lockp, true, err);
+    _cleanup_close_ int lock = lock_vm(dir, err);
     if (lock < 0)
         return -1;
     pid_t pid = pidfile_holder(dir);
@@ -858,10 +864,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
         if (pid > 0)
             return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `gdb %s --attach`, or stop it",
                            name, (long)pid, name);
-        if (fs_mkdir_p(dir, 0700, err) < 0)
-            return -1;
-        _cleanup_free_ char *lockp = join(dir, "lock");
-        _cleanup_close_ int lock = fs_lock(lockp, true, err);
+        _cleanup_close_ int lock = lock_vm(dir, err);
         if (lock < 0)
             return -1;
         vm_spec spec = { 0 };
