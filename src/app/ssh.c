@@ -162,7 +162,7 @@ static bool unix_socket_alive(const char *path)
     return ok;
 }
 
-static int vm_port_in_use(const config *c, const char *vm, vm_spec *s, int *port, qq_err *err)
+static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm_spec *s, int *port, qq_err *err)
 {
     if (config_vm(c, vm, 0, s, err) < 0)
         return -1;
@@ -174,8 +174,10 @@ static int vm_port_in_use(const config *c, const char *vm, vm_spec *s, int *port
     }
     vm_state st = { 0 };
     vm_probe(s->state_dir, false, &st);
-    if (!st.running) {
-        qq_fail(err, QQ_EXIT_FAIL, "VM %s is not running (start it with: qqmgr start %s)", vm, vm);
+    /* a fixed port is known without the VM; an automatic one only while it runs */
+    if (!st.running && (need_running || s->ssh_port == SSH_PORT_AUTO)) {
+        qq_fail(err, QQ_EXIT_FAIL, "VM %s is not running (start it with: qqmgr start %s)%s", vm, vm,
+                need_running ? "" : "; its ssh port is chosen at start");
         vm_spec_free(s);
         return -1;
     }
@@ -189,12 +191,12 @@ static int vm_port_in_use(const config *c, const char *vm, vm_spec *s, int *port
     return 0;
 }
 
-int ssh_prepare(const config *c, const char *vm, ssh_target *t, qq_err *err)
+int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *t, qq_err *err)
 {
     memset(t, 0, sizeof *t);
     vm_spec s;
     int port;
-    if (vm_port_in_use(c, vm, &s, &port, err) < 0)
+    if (vm_port_in_use(c, vm, need_running, &s, &port, err) < 0)
         return -1;
     _cleanup_sbuf_ sbuf text = SBUF_INIT;
     int rc = ssh_config_text(c, &s, port, &text, err);
@@ -207,7 +209,7 @@ int ssh_prepare(const config *c, const char *vm, ssh_target *t, qq_err *err)
         /* write only when changed: a concurrent ssh may be reading it */
         _cleanup_free_ char *old = NULL;
         if (fs_read_file(t->conf, &old, NULL, NULL) < 0 || strcmp(old, sbuf_str(&text)) != 0)
-            rc = fs_write_atomic(t->conf, text.buf, text.len, 0600, err);
+            rc = fs_mkdir_p(s.state_dir, 0700, err) < 0 ? -1 : fs_write_atomic(t->conf, text.buf, text.len, 0600, err);
     }
     if (rc == 0 && t->control[0]) {
         char *slash = strrchr(t->control, '/');
@@ -390,7 +392,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
     if (!cloud && strcmp(stage, "ssh") != 0)
         return qq_fail(err, QQ_EXIT_USAGE, "unknown readiness stage \"%s\" (expected ssh or cloud-init)", stage);
     ssh_target t;
-    if (ssh_prepare(c, vm, &t, err) < 0)
+    if (ssh_prepare(c, vm, true, &t, err) < 0)
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
     const char *what = "the ssh port to answer with an SSH banner";

@@ -32,9 +32,10 @@ typedef struct ssh_target {
 /* The config text for VM s reached on port (no I/O). */
 int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_err *err);
 
-/* Check the VM runs and has a port, write its ssh.conf, drop a dead master
- * socket (left by a crash). Fills t. */
-int ssh_prepare(const config *c, const char *vm, ssh_target *t, qq_err *err);
+/* Check the VM has a port (and runs, when need_running; without it a fixed
+ * port is enough), write its ssh.conf, drop a dead master socket (left by a
+ * crash). Fills t. */
+int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *t, qq_err *err);
 
 /* Run ssh (replaces this process: the remote exit status becomes ours).
  * argv: the remote command words, passed through untouched; empty = login. */

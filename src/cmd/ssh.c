@@ -20,7 +20,7 @@ int cmd_ssh(qq_ctx *ctx, int argc, char **argv)
     if (!c)
         return qq_report(&err);
     ssh_target t;
-    if (ssh_prepare(c, argv[1], &t, &err) < 0)
+    if (ssh_prepare(c, argv[1], true, &t, &err) < 0)
         return qq_report(&err);
     int rest = argc - 2;
     char **cmd = argv + 2;
@@ -40,7 +40,7 @@ int cmd_ssh_config(qq_ctx *ctx, int argc, char **argv)
     if (rc >= 0)
         return rc;
     ssh_target t;
-    if (ssh_prepare(c, argv[optind], &t, &err) < 0)
+    if (ssh_prepare(c, argv[optind], false, &t, &err) < 0)
         return qq_report(&err);
     if (ctx->json) {
         qq_print_json(json_pack("{s:s, s:s, s:i, s:s}", "file", t.conf, "host", t.alias, "port", t.port,
@@ -68,7 +68,7 @@ static int copy(qq_ctx *ctx, int argc, char **argv, bool put)
     if (rc >= 0)
         return rc;
     ssh_target t;
-    if (ssh_prepare(c, argv[optind], &t, &err) < 0)
+    if (ssh_prepare(c, argv[optind], true, &t, &err) < 0)
         return qq_report(&err);
     if (ssh_copy(&t, ctx->debug, put, argv[optind + 1], argv[optind + 2], &err) < 0)
         return qq_report(&err);

@@ -177,3 +177,17 @@ def test_kill_9_then_start_wait_and_ssh_work_again(project, tiny_vm_toml):
     assert r.stdout == "again\n"
     stop = project.run("stop", "tiny")
     assert stop.returncode == 0
+
+
+def test_ssh_config_of_a_stopped_vm_with_a_fixed_port_is_written(project):
+    from conftest import free_port
+    port = free_port()
+    project.write(f'[vm.f]\ncmd = ["-m 64"]\n[vm.f.ssh]\nport = {port}\nIdentityFile = "keys/id"\n')
+    r = project.run("ssh-config", "f")
+    assert r.returncode == 0, r.stderr
+    assert f"Port {port}" in r.stdout
+    # a relative IdentityFile is relative to the config's directory, wherever qqmgr runs
+    assert f"IdentityFile {project.path}/keys/id" in r.stdout
+    project.write('[vm.f]\ncmd = ["-m 64"]\n[vm.f.ssh]\nport = "auto"\n')
+    r = project.run("ssh-config", "f")
+    assert r.returncode == 1 and "not running" in r.stderr
