@@ -463,7 +463,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     int rc = -1;
     qmp *q = NULL;
     unlink(sock);
-    proc_opts po = { .stdout_path = log, .stderr_path = log, .truncate = true, .new_session = true,
+    proc_opts po = { .cwd = config_dir(b->c), .stdout_path = log, .stderr_path = log, .truncate = true, .new_session = true,
                      .die_with_parent = true };
     pid_t pid = proc_spawn(argv, &po, err);
     if (pid < 0) {

@@ -152,7 +152,7 @@ def test_unknown_image_is_a_usage_error(tmp_path, env):
 FAKE_QEMU = """#!/bin/sh
 # stands in for QEMU: records its arguments, then does what the mode file says
 printf '%s\\n' "$@" > "{argfile}"
-echo "fake qemu running"
+echo "fake qemu running in $(pwd)"
 case "$(cat {modefile} 2>/dev/null)" in
   fail) echo "guest exploded" >&2; exit 3;;
   hang) exec sleep 600;;
@@ -239,7 +239,8 @@ def test_cloud_init_build_runs_every_stage_and_boots_the_overlay(tmp_path, env, 
         names = subprocess.run(["isoinfo", "-i", str(iso), "-R", "-f"], capture_output=True,
                                text=True).stdout.split()
         assert sorted(names) == ["/meta-data", "/payload.txt", "/user-data"]
-    assert "fake qemu running" in (imgdir(tmp_path) / "build.log").read_text()
+    # QEMU runs from the config's directory (relative paths in build_args), not from ours
+    assert f"fake qemu running in {os.path.realpath(tmp_path)}\n" in (imgdir(tmp_path) / "build.log").read_text()
 
 
 def test_second_cloud_init_build_is_up_to_date_without_the_server(tmp_path, env, server, files):
