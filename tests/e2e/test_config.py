@@ -229,3 +229,14 @@ def test_help_is_generated_for_every_command(qqmgr, tmp_path):
 def test_version(qqmgr):
     r = subprocess.run([qqmgr, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("qqmgr ")
+
+
+def test_source_filename_defaults_to_the_urls_last_segment_and_must_exist(qqmgr, tmp_path):
+    base = ('[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///b.qcow2"\n'
+            'sha256sum = "' + "0" * 64 + '"\n[[img.x.sources]]\nsha256sum = "' + "1" * 64 + '"\n')
+    write(tmp_path, base + 'url = "https://example.org/pkgs/tool.tar.gz"\n')
+    assert qq(qqmgr, "img", "list", cwd=tmp_path).returncode == 0
+    write(tmp_path, base + 'url = "https://example.org/download?id=3"\n')
+    r = qq(qqmgr, "img", "list", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "img.x.sources[0]: the url names no file" in r.stderr
