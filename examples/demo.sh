@@ -15,7 +15,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 if [ -z "${QQMGR:-}" ]; then
-    "$REPO/tools/deps.sh"
+    "$REPO/tools/deps.sh" --demo
     echo "demo: building qqmgr" >&2
     [ -f "$REPO/build/build.ninja" ] || meson setup "$REPO/build" "$REPO" >/dev/null
     ninja -C "$REPO/build" >/dev/null

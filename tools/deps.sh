@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # deps.sh — install the Debian packages qqmgr needs to build, test and run its
 # example (only the missing ones; `apt-get update` first when one is not found).
-# Usage: tools/deps.sh [--build-only]
+# Usage: tools/deps.sh [--build-only | --demo]
+#   (default: everything the tests need; --demo: building, running VMs and
+#   building the tiny example guest)
 set -euo pipefail
 
 BUILD=(meson ninja-build pkg-config gcc clang libjansson-dev libcurl4-openssl-dev libssl-dev
        libisofs-dev libcmocka-dev)
 RUN=(qemu-system-x86 qemu-utils openssh-client gdb)
+GUEST=(binutils xz-utils ca-certificates)
 TEST=(python3 python3-pytest golang-go libclang-rt-14-dev busybox-static dropbear-bin
       openssh-sftp-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl
       ca-certificates)
 
 want=("${BUILD[@]}")
-[ "${1:-}" = --build-only ] || want+=("${RUN[@]}" "${TEST[@]}")
+case "${1:-}" in
+    --build-only) ;;
+    --demo) want+=("${RUN[@]}" "${GUEST[@]}") ;;
+    *) want+=("${RUN[@]}" "${GUEST[@]}" "${TEST[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
