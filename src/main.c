@@ -80,9 +80,12 @@ static void usage_overview(FILE *f)
         const qq_command *c = &commands[i].c;
         if (!c->summary)
             continue;
-        char head[96];
+        char head[128];
         snprintf(head, sizeof head, "%s %s", c->name, c->usage);
-        fprintf(f, "  %-44s %s\n", head, c->summary);
+        if (strlen(head) > 44)
+            fprintf(f, "  %s\n  %-44s %s\n", head, "", c->summary);
+        else
+            fprintf(f, "  %-44s %s\n", head, c->summary);
     }
     fprintf(f, "\nExit status: 0 success, 1 failure, 2 usage or config error; ssh passes the remote status.\n");
 }
