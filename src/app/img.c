@@ -315,7 +315,10 @@ static json_t *run_env_hook(build *b, qq_err *err)
             qq_fail(err, QQ_EXIT_USAGE, "img %s: env_hook.interpreter is empty", b->s.name);
         return NULL;
     }
-    argv = realloc(argv, (argc + 2) * sizeof *argv);
+    char **grown = realloc(argv, (argc + 2) * sizeof *argv);
+    if (!grown)
+        abort();
+    argv = grown;
     argv[argc] = strdup(script);
     argv[argc + 1] = NULL;
     debug_argv(b, argv);
