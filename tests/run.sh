@@ -36,7 +36,7 @@ step "unit tests (cmocka, sanitizer build)"
 # the runners' summaries on success; the whole log of what failed otherwise
 meson test -C build-asan --suite unit --verbose >build-asan/unit.log 2>&1
 urc=$?
-grep -E "^\[ *(PASSED|FAILED|SKIPPED) *\]|^\[==========\] [0-9]+ test|^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):" build-asan/unit.log
+grep -E "^\[ *(PASSED|FAILED|SKIPPED) *\]|^\[==========\] [0-9]+ test|^ *[0-9]+/[0-9]+ +[a-z_]+ +(OK|FAIL|SKIP|TIMEOUT)|^(Ok|Fail|Skipped|Timeout):" build-asan/unit.log
 if [ $urc -ne 0 ]; then fail=1; tail -n 150 build-asan/unit.log; fi
 
 TT=${QQ_TOML_TEST:-$ROOT/../shared/toml-test}
