@@ -128,17 +128,19 @@ static const row *find_command(int argc, char **argv, int *words)
  * pass-through commands not after the VM name) and set ctx->json. */
 static int take_json(qq_ctx *ctx, int argc, char **argv, int passthrough)
 {
-    int out = 1, seen_pos = 0, stop = 0;
+    int out = 1;
+    bool stop = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!stop && strcmp(a, "--") == 0)
-            stop = 1;
+            stop = true;
         if (!stop && strcmp(a, "--json") == 0) {
             ctx->json = true;
             continue;
         }
-        if (!stop && a[0] != '-' && passthrough == PASS_AFTER_VM && ++seen_pos >= 1)
-            stop = 1;
+        /* the VM name: what follows it is the remote command's, or gdb's */
+        if (!stop && a[0] != '-' && passthrough == PASS_AFTER_VM)
+            stop = true;
         argv[out++] = argv[i];
     }
     argv[out] = NULL;
