@@ -817,7 +817,9 @@ static int lex_variable(lexer *l)
     return lex_field_or_var(l, I_VARIABLE);
 }
 
-static int lex_char(lexer *l)
+/* A quoted constant up to its closing delim, with backslash escapes (Go's
+ * lexChar and lexQuote). */
+static int lex_escaped(lexer *l, int32_t delim, int item, const char *what)
 {
     for (;;) {
         int32_t r = lx_next(l);
@@ -825,16 +827,18 @@ static int lex_char(lexer *l)
             r = lx_next(l);
             if (r != EOFR && r != '\n')
                 continue;
-            return lx_errorf(l, "unterminated character constant");
+            return lx_errorf(l, "unterminated %s", what);
         }
         if (r == EOFR || r == '\n')
-            return lx_errorf(l, "unterminated character constant");
-        if (r == '\'')
+            return lx_errorf(l, "unterminated %s", what);
+        if (r == delim)
             break;
     }
-    lx_emit(l, I_CHARCONST);
+    lx_emit(l, item);
     return LS_INSIDE;
 }
+
+static int lex_char(lexer *l) { return lex_escaped(l, '\'', I_CHARCONST, "character constant"); }
 
 static int scan_number(lexer *l)
 {
@@ -882,24 +886,7 @@ static int lex_number(lexer *l)
     return LS_INSIDE;
 }
 
-static int lex_quote(lexer *l)
-{
-    for (;;) {
-        int32_t r = lx_next(l);
-        if (r == '\\') {
-            r = lx_next(l);
-            if (r != EOFR && r != '\n')
-                continue;
-            return lx_errorf(l, "unterminated quoted string");
-        }
-        if (r == EOFR || r == '\n')
-            return lx_errorf(l, "unterminated quoted string");
-        if (r == '"')
-            break;
-    }
-    lx_emit(l, I_STRING);
-    return LS_INSIDE;
-}
+static int lex_quote(lexer *l) { return lex_escaped(l, '"', I_STRING, "quoted string"); }
 
 static int lex_raw_quote(lexer *l)
 {
