@@ -303,29 +303,16 @@ static int check_text(parser *p)
             continue;
         }
         size_t len;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2; cp = c & 0x1F; min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3; cp = c & 0x0F; min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4; cp = c & 0x07; min = 0x10000;
-        } else {
-            return fail(p, i, "invalid UTF-8 byte 0x%02x", c);
+        uint32_t cp;
+        switch (utf8_decode(s, i, n, &len, &cp)) {
+        case UTF8_OK: break;
+        case UTF8_BAD_LEAD: return fail(p, i, "invalid UTF-8 byte 0x%02x", c);
+        case UTF8_TRUNCATED: return fail(p, i, "truncated UTF-8 sequence");
+        case UTF8_BAD_CONTINUATION: return fail(p, i, "invalid UTF-8 sequence");
+        case UTF8_OVERLONG: return fail(p, i, "overlong UTF-8 sequence");
+        case UTF8_SURROGATE: return fail(p, i, "UTF-8 encoded surrogate U+%04X", (unsigned)cp);
+        case UTF8_TOO_BIG: return fail(p, i, "UTF-8 sequence beyond U+10FFFF");
         }
-        if (i + len > n)
-            return fail(p, i, "truncated UTF-8 sequence");
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return fail(p, i, "invalid UTF-8 sequence");
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min)
-            return fail(p, i, "overlong UTF-8 sequence");
-        if (cp >= 0xD800 && cp <= 0xDFFF)
-            return fail(p, i, "UTF-8 encoded surrogate U+%04X", (unsigned)cp);
-        if (cp > 0x10FFFF)
-            return fail(p, i, "UTF-8 sequence beyond U+10FFFF");
         i += len;
     }
     return 0;
