@@ -17,6 +17,7 @@
 #include "../base/sbuf.h"
 #include "../base/tmpl.h"
 #include "../base/toml.h"
+#include "../base/xalloc.h"
 
 struct config {
     char *path;        /* real path */
@@ -38,26 +39,6 @@ struct config {
 };
 
 /* ------------------------------------------------------------------ helpers */
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
 
 void config_where(const config *cc, const char *path, char *buf, size_t len)
 {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/xalloc.h"
 #include "../base/sbuf.h"
 #include "../base/tmpl.h"
 #include "../infra/copy.h"
@@ -567,13 +568,6 @@ static void remove_old_bases(const char *dir, const char *keep)
     closedir(d);
 }
 
-static void free_strv(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-static void strv_freep(char ***v) { free_strv(*v); }
 
 typedef struct sbufv {
     sbuf *v;
@@ -648,7 +642,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
         json_object_set(srcsum, fn, json_object_get(e, "sha256sum"));
     }
 
-    _cleanup_(strv_freep) char **args = NULL;
+    _cleanup_strv_ char **args = NULL;
     size_t nargs = 0;
     json_t *bargs = json_object_get(t, "build_args");
     args = calloc(1, sizeof *args);
@@ -744,7 +738,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
     if (fs_mkdir_p(cidir, 0755, err) < 0)
         return -1;
     _cleanup_free_ iso_entry *entries = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *entries);
-    _cleanup_(strv_freep) char **paths = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *paths);
+    _cleanup_strv_ char **paths = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *paths);
     size_t nent = 0;
     for (size_t k = 0; k < ntmpl; k++) {
         const char *outname = json_string_value(json_object_get(json_array_get(tmpls, k), "output"));
