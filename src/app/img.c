@@ -642,6 +642,8 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
         json_object_set(srcsum, fn, json_object_get(e, "sha256sum"));
     }
 
+    /* each build_args element is exactly one argument, rendered, never split
+     * (the original's exec.Command(bin, args...)) */
     _cleanup_strv_ char **args = NULL;
     size_t nargs = 0;
     json_t *bargs = json_object_get(t, "build_args");
@@ -653,10 +655,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
             qq_fail(err, QQ_EXIT_USAGE, "img %s: build_args[%zu]: %s", b->s.name, i, te.msg);
             return -1;
         }
-        if (config_split_args(sbuf_str(&out), &args, &nargs, err) < 0) {
-            qq_err_prefix(err, "img %s: build_args[%zu]", b->s.name, i);
-            return -1;
-        }
+        strv_push(&args, &nargs, sbuf_steal(&out));
     }
     json_t *jargs = json_array();
     for (size_t k = 0; k < nargs; k++)

@@ -243,6 +243,17 @@ def test_cloud_init_build_runs_every_stage_and_boots_the_overlay(tmp_path, env, 
     assert f"fake qemu running in {os.path.realpath(tmp_path)}\n" in (imgdir(tmp_path) / "build.log").read_text()
 
 
+def test_each_build_args_element_is_one_argument_never_split(tmp_path, env, server, files):
+    # the original's exec.Command(bin, args...): "-append", "a b c" is two arguments
+    cfg = write_cloud(tmp_path, server, files, build_args=[
+        "-append", "root=/dev/vda rw console=ttyS0", "-name", "{{.hostname}} vm", "it's 'quoted'", ""])
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 0, r.stderr
+    args = (tmp_path / "qemu-args").read_text().split("\n")
+    assert args[:6] == ["-append", "root=/dev/vda rw console=ttyS0", "-name", "vm1 vm", "it's 'quoted'", ""]
+    assert args[6] == "-qmp"
+
+
 def test_second_cloud_init_build_is_up_to_date_without_the_server(tmp_path, env, server, files):
     cfg = write_cloud(tmp_path, server, files)
     assert qq(cfg, "img", "build", "ci", env=env).returncode == 0

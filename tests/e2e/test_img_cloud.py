@@ -11,6 +11,7 @@ The build (~65-90 s under TCG) happens once per module. Run:
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -118,9 +119,11 @@ def built(tmp_path_factory, cloud_base, qqmgr):
         port = int(server.stdout.readline())
         url = f"http://127.0.0.1:{port}"
         m = machine(cloud_base / "vmlinuz", cloud_base / "initrd.img")
-        build_args = m + ["-serial stdio", "-drive file={{.img_self}},if=virtio,format=qcow2",
-                          "-cdrom {{.cloud_init_iso}}",
-                          "-netdev user,id=n0 -device virtio-net-pci,netdev=n0"]
+        # build_args elements are single arguments (never split, unlike cmd entries)
+        build_args = [a for s in m + ["-serial stdio", "-drive file={{.img_self}},if=virtio,format=qcow2",
+                                      "-cdrom {{.cloud_init_iso}}",
+                                      "-netdev user,id=n0 -device virtio-net-pci,netdev=n0"]
+                      for a in shlex.split(s)]
         vm_cmd = m + ["-drive file={{.img.cloud}},if=virtio,format=qcow2",
                       "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}",
                       "-device virtio-net-pci,netdev=n0"]
