@@ -74,17 +74,43 @@ static int cfail(const config *c, qq_err *err, const char *path, const char *fmt
     return qq_fail(err, QQ_EXIT_USAGE, "%s: %s: %s", where, path, msg);
 }
 
-static const char *type_name(const json_t *v)
+/* The value an error got, as the user wrote it: 70000, "atuo", true, 1.5,
+ * a table, an array (strings quoted and escaped, cut after 80 bytes). */
+static char *got(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "table";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "float";
-    case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
+    case JSON_OBJECT: return xstrdup("a table");
+    case JSON_ARRAY: return xstrdup("an array");
+    case JSON_INTEGER: return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_TRUE: return xstrdup("true");
+    case JSON_FALSE: return xstrdup("false");
+    case JSON_STRING:
+    case JSON_REAL: {
+        char *s = json_dumps(v, JSON_ENCODE_ANY);
+        if (!s)
+            abort();
+        if (strlen(s) > 80) {
+            char *cut = xasprintf("%.80s…", s);
+            free(s);
+            return cut;
+        }
+        return s;
+    }
+    default: return xstrdup("null");
+    }
+}
+
+/* "the string \"x\"", "the integer 5", "a table": what a type error got. */
+static char *got_typed(const json_t *v)
+{
+    _cleanup_free_ char *g = got(v);
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+    case JSON_ARRAY: return xstrdup(g);
+    case JSON_STRING: return xasprintf("the string %s", g);
+    case JSON_INTEGER: return xasprintf("the integer %s", g);
+    case JSON_REAL: return xasprintf("the float %s", g);
+    default: return xasprintf("the boolean %s", g);
     }
 }
 
@@ -170,14 +196,15 @@ static int check_ssh_value(const config *c, qq_err *err, const char *path, json_
             sbuf_adds(&p, path);
             toml_path_append_index(&p, i);
             if (json_is_array(e) || json_is_object(e))
-                return cfail(c, err, sbuf_str(&p), "an ssh option value must be a string, number or boolean");
+                return cfail(c, err, sbuf_str(&p), "an ssh option value must be a string, number or boolean, not %s",
+                             json_is_array(e) ? "an array" : "a table");
             if (check_ssh_value(c, err, sbuf_str(&p), e) < 0)
                 return -1;
         }
         return 0;
     }
-    return cfail(c, err, path, "an ssh option must be a string, number, boolean or array, not a %s",
-                 type_name(v));
+    _cleanup_free_ char *g = got_typed(v);
+    return cfail(c, err, path, "an ssh option must be a string, number, boolean or array, not %s", g);
 }
 
 static int check_ssh_table(const config *c, qq_err *err, const char *base, json_t *t, bool vm)
@@ -193,13 +220,16 @@ static int check_ssh_table(const config *c, qq_err *err, const char *base, json_
                     return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not \"%s\"",
                                  json_string_value(v));
             } else if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
-                return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\"");
+                _cleanup_free_ char *g = got(v);
+                return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not %s", g);
             }
             continue;
         }
         if (vm && strcmp(k, "vm_port") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
-                return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535)");
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535) {
+                _cleanup_free_ char *g = got(v);
+                return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), not %s", g);
+            }
             continue;
         }
         if (!*k || strpbrk(k, " \t\n\r=\""))
@@ -214,7 +244,8 @@ static int want_type(const config *c, qq_err *err, const char *path, json_t *v, 
 {
     if (json_typeof(v) == t || (t == JSON_TRUE && json_is_boolean(v)))
         return 0;
-    return cfail(c, err, path, "must be %s, not a %s", what, type_name(v));
+    _cleanup_free_ char *g = got_typed(v);
+    return cfail(c, err, path, "must be %s, not %s", what, g);
 }
 
 static int want_string_array(const config *c, qq_err *err, const char *path, json_t *v)
@@ -228,7 +259,8 @@ static int want_string_array(const config *c, qq_err *err, const char *path, jso
         if (!json_is_string(e)) {
             sbuf_adds(&p, path);
             toml_path_append_index(&p, i);
-            return cfail(c, err, sbuf_str(&p), "must be a string, not a %s", type_name(e));
+            _cleanup_free_ char *g = got_typed(e);
+            return cfail(c, err, sbuf_str(&p), "must be a string, not %s", g);
         }
     }
     return 0;
@@ -360,8 +392,10 @@ static int check_url_sum(const config *c, qq_err *err, const char *base, json_t 
             return -1;
         const char *s = json_string_value(v);
         if (strcmp(*k, "sha256sum") == 0) {
-            if (strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64)
-                return cfail(c, err, sbuf_str(&p), "must be 64 hexadecimal digits");
+            if (strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64) {
+                _cleanup_free_ char *g = got(v);
+                return cfail(c, err, sbuf_str(&p), "must be 64 hexadecimal digits, not %s", g);
+            }
         } else if (strcmp(*k, "filename") == 0) {
             if (!plain_name(s))
                 return cfail(c, err, sbuf_str(&p), "must be a plain file name (no '/', no '..'), not \"%s\"", s);
@@ -401,11 +435,12 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
         return cfail(c, err, b, "missing required key \"img_size\" (such as \"10G\")");
     path_key(&p, b, "img_size");
     unsigned long long bytes;
-    if (json_is_integer(size)) {
-        if (json_integer_value(size) <= 0)
-            return cfail(c, err, sbuf_str(&p), "must be a positive size");
-    } else if (!json_is_string(size) || config_parse_size(json_string_value(size), &bytes) < 0 || bytes == 0) {
-        return cfail(c, err, sbuf_str(&p), "must be a size such as \"10G\", \"512M\" or a number of bytes");
+    if (json_is_integer(size) ? json_integer_value(size) <= 0
+                              : !json_is_string(size) || config_parse_size(json_string_value(size), &bytes) < 0 ||
+                                    bytes == 0) {
+        _cleanup_free_ char *g = got(size);
+        return cfail(c, err, sbuf_str(&p),
+                     "must be a size such as \"10G\", \"512M\" or a positive number of bytes, not %s", g);
     }
     json_t *v;
     if ((v = json_object_get(img, "build_args"))) {
@@ -415,8 +450,10 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
     }
     if ((v = json_object_get(img, "build_timeout"))) {
         path_key(&p, b, "build_timeout");
-        if (!json_is_integer(v) || json_integer_value(v) <= 0)
-            return cfail(c, err, sbuf_str(&p), "must be a positive number of seconds");
+        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+            _cleanup_free_ char *g = got(v);
+            return cfail(c, err, sbuf_str(&p), "must be a positive number of seconds, not %s", g);
+        }
     }
     if ((v = json_object_get(img, "base_img"))) {
         path_key(&p, b, "base_img");

@@ -199,6 +199,43 @@ def test_broken_config_gets_one_line_naming_the_place_and_exit_2(qqmgr, tmp_path
     assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr
 
 
+SSHA = '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\n'
+IMGX = '[img.x]\nbuilder = "raw"\n'
+CIX = '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x"\n'
+WRONG_VALUES = [
+    ("port_range", SSHA + "port = 70000\n", r"vm\.a\.ssh\.port: must be a port .*, not 70000$"),
+    ("port_negative", SSHA + "port = -1\n", r"vm\.a\.ssh\.port: .*, not -1$"),
+    ("port_type", SSHA + "port = 1.5\n", r"vm\.a\.ssh\.port: .*, not 1\.5$"),
+    ("port_bool", SSHA + "port = true\n", r"vm\.a\.ssh\.port: .*, not true$"),
+    ("port_word", SSHA + 'port = "atuo"\n', r'vm\.a\.ssh\.port: .*, not "atuo"$'),
+    ("vm_port_range", SSHA + "vm_port = 0\n", r"vm\.a\.ssh\.vm_port: must be a port .*, not 0$"),
+    ("cmd_type", '[vm.a]\ncmd = "-m 64"\n', r'vm\.a\.cmd: must be an array of strings, not the string "-m 64"$'),
+    ("cmd_elem", '[vm.a]\ncmd = ["-m", 64]\n', r"vm\.a\.cmd\[1\]: must be a string, not the integer 64$"),
+    ("vars_type", '[vm.a]\ncmd = ["-m 64"]\nvars = 3\n', r"vm\.a\.vars: must be a table, not the integer 3$"),
+    ("ssh_value", '[ssh]\nUser = {a = 1}\n', r"ssh\.User: .*, not a table$"),
+    ("img_size_word", IMGX + 'img_size = "lots"\n', r'img\.x\.img_size: must be .*, not "lots"$'),
+    ("img_size_zero", IMGX + 'img_size = 0\n', r"img\.x\.img_size: must be .*, not 0$"),
+    ("img_size_bool", IMGX + 'img_size = false\n', r"img\.x\.img_size: must be .*, not false$"),
+    ("build_timeout", IMGX + 'img_size = "1G"\nbuild_timeout = -5\n',
+     r"img\.x\.build_timeout: must be a positive number of seconds, not -5$"),
+    ("build_timeout_str", IMGX + 'img_size = "1G"\nbuild_timeout = "10m"\n',
+     r'img\.x\.build_timeout: must be a positive number of seconds, not "10m"$'),
+    ("sha256sum", CIX + 'sha256sum = "abc"\n', r'img\.x\.base_img\.sha256sum: must be 64 hexadecimal digits, not "abc"$'),
+    ("builder_type", '[img.x]\nbuilder = 1\nimg_size = "1G"\n', r"img\.x\.builder: must be a string, not the integer 1$"),
+]
+
+
+@pytest.mark.parametrize("name,text,pattern", WRONG_VALUES, ids=[b[0] for b in WRONG_VALUES])
+def test_type_and_range_errors_name_the_value_they_got(qqmgr, tmp_path, name, text, pattern):
+    write(tmp_path, text)
+    r = qq(qqmgr, "list", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.search(r"qqmgr\.toml:\d+:\d+: ", lines[0]), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+
+
 def test_invalid_utf8_is_a_config_error(qqmgr, tmp_path):
     (tmp_path / "qqmgr.toml").write_bytes(b'[vm.a]\ncmd = ["-name \xff"]\n')
     r = qq(qqmgr, "list", cwd=tmp_path)
