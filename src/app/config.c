@@ -181,8 +181,12 @@ static int read_file(const char *path, char **data, size_t *len, qq_err *err)
 static int check_ssh_value(const config *c, qq_err *err, const char *path, json_t *v)
 {
     if (json_is_string(v)) {
-        if (strpbrk(json_string_value(v), "\n\r"))
-            return cfail(c, err, path, "an ssh option value cannot contain a newline");
+        for (const unsigned char *s = (const unsigned char *)json_string_value(v); *s; s++)
+            if (*s < 0x20 || *s == 0x7f) {
+                _cleanup_free_ char *g = got(v);
+                return cfail(c, err, path, "an ssh option value cannot contain a control character (%s), not %s",
+                             *s == '\n' ? "a newline" : *s == '\t' ? "a tab" : "such as \\r or \\u001b", g);
+            }
         return 0;
     }
     if (json_is_integer(v) || json_is_boolean(v) || json_is_real(v))
@@ -266,6 +270,62 @@ static int want_string_array(const config *c, qq_err *err, const char *path, jso
     return 0;
 }
 
+/* VM and image names: letters, digits, '.', '_', '-', not starting with '.'
+ * or '-' (they become file names, ssh Host names and command arguments). */
+#define NAME_RULE "letters, digits, '.', '_' and '-', not starting with '.' or '-'"
+static bool valid_name(const char *s)
+{
+    if (!*s || *s == '.' || *s == '-' || strlen(s) > 200)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+            return false;
+    return true;
+}
+
+static int bad_name(const config *c, qq_err *err, const char *path, const char *kind, const char *name)
+{
+    _cleanup_json_ json_t *j = json_string(name);
+    _cleanup_free_ char *g = j ? got(j) : xstrdup("?");
+    return cfail(c, err, path, "the %s name %s is not valid: a name has " NAME_RULE, kind, g);
+}
+
+/* A NUL (\u0000) anywhere in the document: a string or key that C would cut
+ * short ("-m 64\u0000-daemonize" is not "-m 64"). Keys and values become
+ * arguments, paths, names and ssh values, so each is refused, by place. */
+static int check_nul(const config *c, qq_err *err, sbuf *path, json_t *v)
+{
+    size_t mark = path->len;
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return cfail(c, err, sbuf_str(path), "contains a NUL character (\\u0000), which no argument, path, "
+                         "name or ssh value can hold");
+    } else if (json_is_object(v)) {
+        for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+            const char *k = json_object_iter_key(it);
+            toml_path_append_n(path, k, json_object_iter_key_len(it));
+            if (strlen(k) != json_object_iter_key_len(it))
+                return cfail(c, err, sbuf_str(path), "this key contains a NUL character (\\u0000), "
+                             "which no argument, path, name or ssh value can hold");
+            int r = check_nul(c, err, path, json_object_iter_value(it));
+            path->len = mark;
+            path->buf[mark] = '\0';
+            if (r < 0)
+                return -1;
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            toml_path_append_index(path, i);
+            int r = check_nul(c, err, path, json_array_get(v, i));
+            path->len = mark;
+            path->buf[mark] = '\0';
+            if (r < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* A plain file name: no '/', not "." or "..", not empty. */
 static bool plain_name(const char *s)
 {
@@ -331,9 +391,9 @@ static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
     toml_path_append(&base, name);
     if (want_type(c, err, sbuf_str(&base), vm, JSON_OBJECT, "a table") < 0)
         return -1;
-    /* the name becomes a directory name: vm.NAME */
-    if (!plain_name(name) || strlen(name) > 200)
-        return cfail(c, err, sbuf_str(&base), "a VM name must be usable as a file name (no '/', no '..')");
+    /* the name becomes a directory name (vm.NAME), an ssh Host, an argument */
+    if (!valid_name(name))
+        return bad_name(c, err, sbuf_str(&base), "VM", name);
     static const char *const keys[] = { "cmd", "vars", "ssh", NULL };
     if (check_table_keys(c, err, sbuf_str(&base), vm, keys) < 0)
         return -1;
@@ -414,8 +474,8 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
     const char *b = sbuf_str(&base);
     if (want_type(c, err, b, img, JSON_OBJECT, "a table") < 0)
         return -1;
-    if (!plain_name(name))
-        return cfail(c, err, b, "an image name must be usable as a file name");
+    if (!valid_name(name))
+        return bad_name(c, err, b, "image", name);
     static const char *const keys[] = { "builder", "img_size", "build_args", "build_timeout", "base_img",
                                         "templates", "env", "env_hook", "sources", NULL };
     if (check_table_keys(c, err, b, img, keys) < 0)
@@ -529,7 +589,9 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
 static int check_schema(config *c, qq_err *err)
 {
     static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", NULL };
-    if (check_table_keys(c, err, "", c->root, top) < 0)
+    _cleanup_sbuf_ sbuf path = SBUF_INIT;
+    sbuf_adds(&path, "");
+    if (check_nul(c, err, &path, c->root) < 0 || check_table_keys(c, err, "", c->root, top) < 0)
         return -1;
     json_t *v;
     if ((v = json_object_get(c->root, "qemu"))) {

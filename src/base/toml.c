@@ -357,6 +357,11 @@ static void path_append_n(sbuf *path, const char *key, size_t len)
     sbuf_addc(path, '"');
 }
 
+void toml_path_append_n(sbuf *path, const char *key, size_t len)
+{
+    path_append_n(path, key, len);
+}
+
 void toml_path_append(sbuf *path, const char *key)
 {
     path_append_n(path, key, strlen(key));

@@ -57,6 +57,8 @@ json_t *toml_parse(const char *text, size_t len, int flags, json_t *locs, toml_e
 /* Append one key segment to a path: ".key" (no dot when the path is empty),
  * quoted like a TOML basic string when the key is not a bare key. */
 void toml_path_append(sbuf *path, const char *key);
+/* The same for a key of len bytes (which may hold a NUL: written \u0000). */
+void toml_path_append_n(sbuf *path, const char *key, size_t len);
 /* Append an array index: "[i]". */
 void toml_path_append_index(sbuf *path, size_t i);
 

@@ -236,6 +236,51 @@ def test_type_and_range_errors_name_the_value_they_got(qqmgr, tmp_path, name, te
     assert re.search(pattern, lines[0]), lines[0]
 
 
+REFUSED = [
+    # a NUL would cut the C string short: "-m 64\u0000-daemonize" must not become "-m 64"
+    ("nul_in_cmd", '[vm.a]\ncmd = ["-m 64\\u0000-daemonize"]\n',
+     r"qqmgr\.toml:2:\d+: vm\.a\.cmd\[0\]: contains a NUL character"),
+    ("nul_in_var", '[vars]\nx = "a\\u0000b"\n[vm.a]\ncmd = ["{{.x}}"]\n',
+     r"qqmgr\.toml:2:\d+: vars\.x: contains a NUL character"),
+    ("nul_in_key", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.vars]\n"x\\u0000y" = "1"\n',
+     r'qqmgr\.toml:4:1: vm\.a\.vars\."x\\u0000y": this key contains a NUL character'),
+    ("nul_in_vm_name", '[vm."a\\u0000b"]\ncmd = ["-m 64"]\n',
+     r'qqmgr\.toml:1:\d+: vm\."a\\u0000b": this key contains a NUL character'),
+    ("nul_in_ssh_value", '[ssh]\nUser = "root\\u0000"\n', r"qqmgr\.toml:2:\d+: ssh\.User: contains a NUL"),
+    ("nul_in_path", '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x\\u0000y"\n'
+     'sha256sum = "' + "0" * 64 + '"\n', r"qqmgr\.toml:5:\d+: img\.x\.base_img\.url: contains a NUL"),
+    ("control_in_ssh_value", '[ssh]\nUser = "a\\u001bb"\n', r"qqmgr\.toml:2:\d+: ssh\.User: .*control character"),
+    ("tab_in_vm_ssh_value", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nUser = "a\\tb"\n',
+     r"qqmgr\.toml:4:\d+: vm\.a\.ssh\.User: .*control character \(a tab\)"),
+    ("cr_in_ssh_array", '[ssh]\nSendEnv = ["A", "B\\rProxyCommand x"]\n', r"ssh\.SendEnv\[1\]: .*control character"),
+    ("vm_name_newline", '[vm."a\\nProxyCommand x"]\ncmd = ["-m 64"]\n',
+     r"qqmgr\.toml:1:\d+: vm\.\"a\\nProxyCommand x\": the VM name .* letters, digits, '\.', '_' and '-', not starting"),
+    ("vm_name_space", '[vm."a b"]\ncmd = ["-m 64"]\n', r'vm\."a b": the VM name "a b" is not valid'),
+    ("vm_name_dash", '[vm."-x"]\ncmd = ["-m 64"]\n', r'vm\.-x: the VM name "-x" is not valid'),
+    ("vm_name_dot", '[vm.".x"]\ncmd = ["-m 64"]\n', r'vm\."\.x": the VM name "\.x" is not valid'),
+    ("vm_name_percent", '[vm."a%h"]\ncmd = ["-m 64"]\n', r'the VM name "a%h" is not valid'),
+    ("img_name_slash", '[img."a/b"]\nbuilder = "raw"\nimg_size = "1G"\n', r'img\."a/b": the image name "a/b" is not valid'),
+    ("img_name_dash", '[img."-b"]\nbuilder = "raw"\nimg_size = "1G"\n', r'the image name "-b" is not valid: a name has'),
+]
+
+
+@pytest.mark.parametrize("name,text,pattern", REFUSED, ids=[b[0] for b in REFUSED])
+def test_nul_control_characters_and_bad_names_are_config_errors(qqmgr, tmp_path, name, text, pattern):
+    write(tmp_path, text)
+    r = qq(qqmgr, "list", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_names_of_letters_digits_dot_underscore_dash_are_accepted(qqmgr, tmp_path):
+    write(tmp_path, '[vm."web-1.example_A"]\ncmd = ["-m 64"]\n[img."disk_2.v-3"]\nbuilder = "raw"\nimg_size = "1M"\n')
+    r = qq(qqmgr, "list", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [v["name"] for v in json.loads(r.stdout)] == ["web-1.example_A"]
+
+
 def test_invalid_utf8_is_a_config_error(qqmgr, tmp_path):
     (tmp_path / "qqmgr.toml").write_bytes(b'[vm.a]\ncmd = ["-name \xff"]\n')
     r = qq(qqmgr, "list", cwd=tmp_path)
