@@ -345,14 +345,15 @@ static const char *port_owner(const config *cfg, int port, pid_t *pid)
     return NULL;
 }
 
-/* Choose the ssh host port; 0 when the VM has none. */
-static int choose_port(const config *cfg, const char *name, qq_err *err)
+/* Choose the ssh host port; 0 when the VM has none. An automatic one is
+ * reserved for this process (net_reserve_port) and never one of avoid[]. */
+static int choose_port(const config *cfg, const char *name, const int *avoid, size_t navoid, qq_err *err)
 {
     int port = config_vm_ssh_port(cfg, name);
     if (port == SSH_PORT_NONE)
         return 0;
     if (port == SSH_PORT_AUTO)
-        return net_pick_port(err);
+        return net_reserve_port(avoid, navoid, err);
     if (!net_tcp_port_free(port)) {
         pid_t pid = 0;
         const char *owner = port_owner(cfg, port, &pid);
@@ -372,9 +373,10 @@ static int write_text(const char *dir, const char *name, const char *text, qq_er
 
 /* Prepare the state dir for a QEMU about to run with the argv of VM name:
  * port chosen and recorded, stale runtime files gone, short socket dir made. */
-static int prepare_run(const config *cfg, const char *name, vm_spec *spec, char ***argv, qq_err *err)
+static int prepare_run(const config *cfg, const char *name, const int *avoid, size_t navoid, vm_spec *spec,
+                       char ***argv, qq_err *err)
 {
-    int port = choose_port(cfg, name, err);
+    int port = choose_port(cfg, name, avoid, navoid, err);
     if (port < 0)
         return -1;
     if (config_vm(cfg, name, port, spec, err) < 0)
@@ -412,7 +414,25 @@ static char *stderr_tail(const char *dir, size_t lines)
     return sbuf_steal(&b);
 }
 
-int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err)
+/* Did QEMU fail to bind host port `port` ("Could not set up host forwarding
+ * rule 'tcp:127.0.0.1:PORT-:22'")? */
+static bool hostfwd_failed(const char *tail, int port)
+{
+    char needle[32];
+    snprintf(needle, sizeof needle, ":%d-", port);
+    for (const char *l = tail; l && (l = strstr(l, "host forwarding rule")); l++) {
+        const char *eol = strchr(l, '\n');
+        const char *hit = strstr(l, needle);
+        if (hit && (!eol || hit < eol))
+            return true;
+    }
+    return false;
+}
+
+/* One attempt of vm_start; *port_taken: QEMU could not bind the automatic
+ * port it was given (another program took it after it was chosen). */
+static int start_once(const config *cfg, const char *name, int timeout_s, const int *avoid, size_t navoid,
+                      vm_start_result *r, bool *port_taken, qq_err *err)
 {
     memset(r, 0, sizeof *r);
     if (check_name(cfg, name, err) < 0)
@@ -456,12 +476,13 @@ int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result
 
     vm_spec spec = { 0 };
     char **argv = NULL;
-    if (prepare_run(cfg, name, &spec, &argv, err) < 0) {
+    if (prepare_run(cfg, name, avoid, navoid, &spec, &argv, err) < 0) {
         vm_argv_free(argv);
         vm_spec_free(&spec);
         return -1;
     }
     r->ssh_port = spec.ssh_port_used > 0 ? spec.ssh_port_used : 0;
+    bool auto_port = spec.ssh_port == SSH_PORT_AUTO;
     vm_spec_free(&spec);
 
     _cleanup_free_ char *outp = join(dir, "qemu-stdout.log");
@@ -486,6 +507,7 @@ int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result
         if (proc_reap(pid, &status) == 1) {
             r->stderr_tail = stderr_tail(dir, 20);
             remove_runtime_files(dir);
+            *port_taken = auto_port && r->ssh_port > 0 && hostfwd_failed(r->stderr_tail, r->ssh_port);
             if (WIFSIGNALED(status))
                 return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU was killed by signal %d before QMP answered",
                                name, WTERMSIG(status));
@@ -525,6 +547,29 @@ int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result
             while (read(ino, buf, sizeof buf) > 0) {
             }
         }
+    }
+}
+
+/* An automatic port another program took between qqmgr's choice and QEMU's
+ * bind is retried with a new one (as syzkaller does), a few times. */
+#define START_PORT_TRIES 8
+
+int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err)
+{
+    int failed[START_PORT_TRIES];
+    size_t nfailed = 0;
+    long long deadline = proc_now_ms() + (long long)timeout_s * 1000;
+    for (;;) {
+        bool port_taken = false;
+        int rc = start_once(cfg, name, timeout_s, failed, nfailed, r, &port_taken, err);
+        if (r->ssh_port > 0)
+            net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
+        long long left = deadline - proc_now_ms();
+        if (rc == 0 || !port_taken || nfailed + 1 >= START_PORT_TRIES || left < 1000)
+            return rc;
+        failed[nfailed++] = r->ssh_port;
+        free(r->stderr_tail);
+        timeout_s = (int)(left / 1000);
     }
 }
 
@@ -869,7 +914,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
             return -1;
         vm_spec spec = { 0 };
         char **argv = NULL;
-        if (prepare_run(cfg, name, &spec, &argv, err) < 0) {
+        if (prepare_run(cfg, name, NULL, 0, &spec, &argv, err) < 0) {
             vm_argv_free(argv);
             vm_spec_free(&spec);
             return -1;

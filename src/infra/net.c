@@ -9,10 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "../base/xalloc.h"
+#include "fs.h"
 
 int net_unix_connect(const char *path, qq_err *err)
 {
@@ -94,4 +98,151 @@ int net_pick_port(qq_err *err)
             return port;
     }
     return qq_fail(err, QQ_EXIT_FAIL, "no free TCP port found");
+}
+
+/* ------------------------------------------------------------ reserved ports */
+
+/* The owner's start time in clock ticks (field 22 of /proc/PID/stat); 0 when
+ * the process is gone (or a zombie). */
+static unsigned long long proc_start_ticks(long pid)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *s = strrchr(buf, ')');
+    if (!s || s[1] != ' ' || s[2] == 'Z' || s[2] == 'X')
+        return 0;
+    int field = 2;
+    for (char *tok = strtok(s + 1, " "); tok; tok = strtok(NULL, " "))
+        if (++field == 22)
+            return strtoull(tok, NULL, 10);
+    return 0;
+}
+
+static char *registry_path(void)
+{
+    const char *env = getenv("QQMGR_PORT_REGISTRY");
+    if (env && *env)
+        return xstrdup(env);
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        return xasprintf("%s/qqmgr/ports", xdg);
+    if (home && home[0] == '/')
+        return xasprintf("%s/.cache/qqmgr/ports", home);
+    return NULL;
+}
+
+typedef struct port_entry {
+    int port;
+    long pid;
+    unsigned long long start;
+} port_entry;
+
+/* Open and lock the registry, read its live entries. Returns the locked
+ * descriptor, or -1 when there is no usable registry. */
+static int registry_open(port_entry **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    _cleanup_free_ char *path = registry_path();
+    if (!path)
+        return -1;
+    _cleanup_free_ char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (fs_mkdir_p(dir, 0700, NULL) < 0)
+            return -1;
+    }
+    int fd = fs_lock(path, true, NULL);
+    if (fd < 0)
+        return -1;
+    _cleanup_free_ char *text = NULL;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (1 << 20)) {
+        text = xmalloc((size_t)st.st_size + 1);
+        ssize_t k = pread(fd, text, (size_t)st.st_size, 0);
+        text[k > 0 ? k : 0] = '\0';
+    }
+    size_t cap = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        port_entry e;
+        if (sscanf(line, "%d %ld %llu", &e.port, &e.pid, &e.start) != 3 || e.port <= 0 || e.port > 65535)
+            continue;
+        if (e.pid <= 0 || proc_start_ticks(e.pid) != e.start)
+            continue;   /* the owner is gone: the reservation with it */
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        (*out)[(*n)++] = e;
+    }
+    return fd;
+}
+
+static void registry_write(int fd, const port_entry *e, size_t n)
+{
+    sbuf b = SBUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        sbuf_addf(&b, "%d %ld %llu\n", e[i].port, e[i].pid, e[i].start);
+    if (ftruncate(fd, 0) == 0 && b.len && pwrite(fd, b.buf, b.len, 0) < 0) {
+        /* a lost write only loses reservations: QEMU's own failure is still retried */
+    }
+    sbuf_free(&b);
+}
+
+static bool port_listed(int port, const port_entry *e, size_t n, const int *avoid, size_t navoid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (e[i].port == port)
+            return true;
+    for (size_t i = 0; i < navoid; i++)
+        if (avoid[i] == port)
+            return true;
+    return false;
+}
+
+int net_reserve_port(const int *avoid, size_t navoid, qq_err *err)
+{
+    _cleanup_free_ port_entry *e = NULL;
+    size_t n = 0;
+    _cleanup_close_ int fd = registry_open(&e, &n);
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int port = net_pick_port(err);
+        if (port < 0)
+            return -1;
+        if (port_listed(port, e, n, avoid, navoid))
+            continue;
+        if (fd >= 0) {
+            unsigned long long start = proc_start_ticks((long)getpid());
+            e = xrealloc(e, (n + 1) * sizeof *e);
+            e[n++] = (port_entry){ port, (long)getpid(), start };
+            registry_write(fd, e, n);
+        }
+        return port;
+    }
+    return qq_fail(err, QQ_EXIT_FAIL, "no free TCP port found that no other qqmgr has reserved");
+}
+
+void net_release_port(int port)
+{
+    _cleanup_free_ port_entry *e = NULL;
+    size_t n = 0;
+    _cleanup_close_ int fd = registry_open(&e, &n);
+    if (fd < 0)
+        return;
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(e[i].port == port && e[i].pid == (long)getpid()))
+            e[out++] = e[i];
+    registry_write(fd, e, out);
 }
