@@ -18,6 +18,7 @@
 #include "../base/tmpl.h"
 #include "../base/toml.h"
 #include "../base/xalloc.h"
+#include "layout.h"
 
 struct config {
     char *path;        /* real path */
@@ -811,7 +812,7 @@ int config_vm_ssh_port(const config *c, const char *name)
 
 char *config_vm_dir(const config *c, const char *name)
 {
-    return xasprintf("%s/vm.%s", c->state_dir, name);
+    return layout_vm_dir(c->state_dir, name);
 }
 
 /* ------------------------------------------------------------------ images */
@@ -819,8 +820,8 @@ char *config_vm_dir(const config *c, const char *name)
 static char *img_path_of(const config *c, const char *name, json_t *img)
 {
     const char *builder = json_string_value(json_object_get(img, "builder"));
-    return xasprintf("%s/img.%s/%s", c->state_dir, name,
-                     builder && strcmp(builder, "raw") == 0 ? "disk.raw" : "disk.qcow2");
+    _cleanup_free_ char *dir = layout_img_dir(c->state_dir, name);
+    return layout_path(dir, builder && strcmp(builder, "raw") == 0 ? LAYOUT_IMG_RAW : LAYOUT_IMG_QCOW2);
 }
 
 int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
@@ -839,7 +840,7 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
         out->img_size = xstrdup(json_string_value(size));
         config_parse_size(out->img_size, &out->size_bytes);
     }
-    out->dir = xasprintf("%s/img.%s", c->state_dir, name);
+    out->dir = layout_img_dir(c->state_dir, name);
     out->path = img_path_of(c, name, img);
     out->table = json_incref(img);
     return 0;

@@ -27,7 +27,7 @@
 #include "../infra/iso.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
-#include "vm.h"
+#include "layout.h"
 
 extern char **environ;
 
@@ -178,7 +178,9 @@ static int qemu_img(build *b, const char *what, char *const *args, sbuf *out, qq
         argv[i + 1] = args[i];
     debug_argv(b, argv);
     _cleanup_sbuf_ sbuf o = SBUF_INIT, e = SBUF_INIT;
+    mode_t um = umask(077);   /* the images it makes are private */
     int st = run(argv, NULL, NULL, out ? out : &o, &e, err);
+    umask(um);
     if (st < 0) {
         qq_err_prefix(err, "img %s: %s", b->s.name, what);
         return -1;
@@ -208,7 +210,7 @@ static int stamp_write(const char *path, const char *hex, json_t *inputs, qq_err
 {
     _cleanup_free_ char *doc = json_dumps(inputs, JSON_COMPACT | JSON_PRESERVE_ORDER);
     _cleanup_free_ char *text = xprintf("%s\n%s\n", hex, doc ? doc : "");
-    return fs_write_atomic(path, text, strlen(text), 0644, err);
+    return fs_write_atomic(path, text, strlen(text), 0600, err);
 }
 
 static void stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1])
@@ -251,7 +253,7 @@ static int build_raw(build *b, bool *up_to_date, qq_err *err)
                                               (json_int_t)b->s.size_bytes);
     char hex[HASH_HEX_LEN + 1];
     stamp_of(inputs, hex);
-    _cleanup_free_ char *stamp = xprintf("%s.stamp", b->s.path);
+    _cleanup_free_ char *stamp = layout_beside(b->s.path, ".stamp");
     if (!b->o->force && fs_exists(b->s.path) && stamp_matches(stamp, hex)) {
         *up_to_date = true;
         stage(b, "create", "skipped", NULL);
@@ -371,27 +373,6 @@ static char *read_template(build *b, const char *rel, qq_err *err)
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { interrupted = sig; }
 
-/* A unix socket path for the build QEMU's QMP monitor: in the image dir when
- * it fits in sun_path (107 bytes), else in a fresh private temp dir (*tmpdir,
- * to be removed by the caller). */
-static char *qmp_socket_path(const build *b, char **tmpdir, qq_err *err)
-{
-    *tmpdir = NULL;
-    char *p = xprintf("%s/build-qmp.sock", b->s.dir);
-    if (strlen(p) <= 107)
-        return p;
-    free(p);
-    const char *rt = getenv("XDG_RUNTIME_DIR");
-    char *tmpl = xprintf("%s/qqmgr-img-XXXXXX", rt && rt[0] == '/' && strlen(rt) < 60 ? rt : "/tmp");
-    if (!mkdtemp(tmpl)) {
-        qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, tmpl, strerror(errno));
-        free(tmpl);
-        return NULL;
-    }
-    *tmpdir = tmpl;
-    return xprintf("%s/qmp.sock", tmpl);
-}
-
 /* Ask the build QEMU for its run state (connecting on first use; QEMU makes
  * the socket a moment after it starts). Returns the state (caller frees) or
  * NULL when QMP is not (or no longer) reachable. */
@@ -441,8 +422,7 @@ static void end_qemu(pid_t pid, int pfd)
  * is added so a guest stuck in internal-error fails the build at once. */
 static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *err)
 {
-    _cleanup_free_ char *qdir = NULL;
-    _cleanup_free_ char *sock = qmp_socket_path(b, &qdir, err);
+    _cleanup_free_ char *sock = layout_build_qmp(b->s.dir, err);
     if (!sock)
         return -1;
     _cleanup_free_ char *qmparg = xprintf("unix:%s,server=on,wait=off", sock);
@@ -469,7 +449,9 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     unlink(sock);
     proc_opts po = { .cwd = config_dir(b->c), .stdout_path = log, .stderr_path = log, .truncate = true, .new_session = true,
                      .die_with_parent = true };
+    mode_t um = umask(077);   /* what QEMU creates (its socket) is private */
     pid_t pid = proc_spawn(argv, &po, err);
+    umask(um);
     if (pid < 0) {
         qq_err_prefix(err, "img %s: boot", b->s.name);
         goto out;
@@ -544,8 +526,6 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
 out:
     qmp_close(q);
     unlink(sock);
-    if (qdir)
-        rmdir(qdir);
     sigaction(SIGINT, &oint, NULL);
     sigaction(SIGTERM, &oterm, NULL);
     sigaction(SIGHUP, &ohup, NULL);
@@ -560,7 +540,7 @@ static void remove_old_bases(const char *dir, const char *keep)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "base-", 5) == 0 && strcmp(e->d_name, keep) != 0) {
+        if (layout_is_base_copy(e->d_name) && strcmp(e->d_name, keep) != 0) {
             _cleanup_free_ char *p = xprintf("%s/%s", dir, e->d_name);
             unlink(p);
         }
@@ -590,9 +570,9 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
     for (char *p = base_sum; *p; p++)
         if (*p >= 'A' && *p <= 'F')
             *p = (char)(*p - 'A' + 'a');
-    _cleanup_free_ char *iso = xprintf("%s/cidata.iso", b->s.dir);
-    _cleanup_free_ char *cidir = xprintf("%s/cidata", b->s.dir);
-    _cleanup_free_ char *log = xprintf("%s/build.log", b->s.dir);
+    _cleanup_free_ char *iso = layout_path(b->s.dir, LAYOUT_IMG_ISO);
+    _cleanup_free_ char *cidir = layout_path(b->s.dir, LAYOUT_IMG_CIDATA);
+    _cleanup_free_ char *log = layout_path(b->s.dir, LAYOUT_IMG_BUILD_LOG);
 
     /* env, then the rendered files and args: all inputs of the final stamp */
     _cleanup_json_ json_t *env = run_env_hook(b, err);
@@ -665,7 +645,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
                                                (json_int_t)b->s.size_bytes);
     char copy_hex[HASH_HEX_LEN + 1];
     stamp_of(copy_in, copy_hex);
-    _cleanup_free_ char *copy_name = xprintf("base-%.16s.img", copy_hex);
+    _cleanup_free_ char *copy_name = layout_base_copy_name(copy_hex);
     _cleanup_free_ char *copy = xprintf("%s/%s", b->s.dir, copy_name);
     _cleanup_json_ json_t *iso_in = json_pack("{s:O, s:O}", "files", files, "sources", srcsum);
     char iso_hex[HASH_HEX_LEN + 1];
@@ -675,7 +655,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
                                                 config_qemu_bin(b->c), "args", jargs);
     char final_hex[HASH_HEX_LEN + 1];
     stamp_of(final_in, final_hex);
-    _cleanup_free_ char *final_stamp = xprintf("%s.stamp", b->s.path);
+    _cleanup_free_ char *final_stamp = layout_beside(b->s.path, ".stamp");
     if (!b->o->force && fs_exists(b->s.path) && fs_exists(copy) && stamp_matches(final_stamp, final_hex)) {
         *up_to_date = true;
         stage(b, "boot", "skipped", NULL);
@@ -700,7 +680,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
     if (!b->o->force && fs_exists(copy)) {
         stage(b, "copy", "skipped", copy);
     } else {
-        _cleanup_free_ char *tmp = xprintf("%s.tmp", copy);
+        _cleanup_free_ char *tmp = layout_beside(copy, ".tmp");
         if (copy_sparse(cached, tmp, NULL, err) < 0 || img_info(b, tmp, &fmt, &vsize, err) < 0) {
             qq_err_prefix(err, "img %s: copy", b->s.name);
             unlink(tmp);
@@ -734,7 +714,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
         return -1;
 
     /* rendered files */
-    if (fs_mkdir_p(cidir, 0755, err) < 0)
+    if (layout_make_dir(cidir, err) < 0)
         return -1;
     _cleanup_free_ iso_entry *entries = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *entries);
     _cleanup_strv_ char **paths = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *paths);
@@ -742,7 +722,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
     for (size_t k = 0; k < ntmpl; k++) {
         const char *outname = json_string_value(json_object_get(json_array_get(tmpls, k), "output"));
         paths[nent] = xprintf("%s/%s", cidir, outname);
-        if (fs_write_atomic(paths[nent], sbuf_str(&rendered[k]), rendered[k].len, 0644, err) < 0)
+        if (fs_write_atomic(paths[nent], sbuf_str(&rendered[k]), rendered[k].len, 0600, err) < 0)
             return -1;
         entries[nent].name = outname;
         entries[nent].path = paths[nent];
@@ -774,7 +754,7 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
         stage(b, "sources", fetched ? "downloaded" : "cached", NULL);
 
     /* ISO */
-    _cleanup_free_ char *iso_stamp = xprintf("%s.stamp", iso);
+    _cleanup_free_ char *iso_stamp = layout_beside(iso, ".stamp");
     if (!b->o->force && fs_exists(iso) && stamp_matches(iso_stamp, iso_hex)) {
         stage(b, "iso", "skipped", iso);
     } else {
@@ -820,19 +800,16 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
         return -1;
     b.tty = !b.o->quiet && isatty(STDERR_FILENO);
     b.stages = json_array();
-    b.building = xprintf("%s.building", b.s.path);
+    b.building = layout_beside(b.s.path, ".building");
     int rc = -1;
     bool up = false;
-    _cleanup_free_ char *lockp = xprintf("%s/lock", b.s.dir);
-    if (fs_mkdir_p(b.s.dir, 0755, err) < 0)
-        goto out;
-    int lfd = fs_lock(lockp, false, NULL);
+    int lfd = layout_lock(b.s.dir, false, NULL);
     if (lfd < 0 && errno == EWOULDBLOCK) {
         if (b.tty)
             fprintf(stderr, "img %s: waiting for another build of this image\n", name);
-        lfd = fs_lock(lockp, true, err);
+        lfd = layout_lock(b.s.dir, true, err);
     } else if (lfd < 0) {
-        lfd = fs_lock(lockp, true, err);
+        lfd = layout_lock(b.s.dir, true, err);
     }
     if (lfd < 0)
         goto out;

@@ -23,7 +23,8 @@
 #include "../base/cleanup.h"
 #include "../infra/fs.h"
 #include "../infra/proc.h"
-#include "vm.h"
+#include "../base/xalloc.h"
+#include "layout.h"
 
 #define CONTROL_PERSIST "10m"
 
@@ -94,26 +95,6 @@ static void add_value(sbuf *out, const char *key, json_t *v, const char *base_di
     sbuf_addc(out, '\n');
 }
 
-/* A ControlPath that fits sun_path (ssh adds ".XXXXXXXXXXXXXXXX" while binding). */
-static void control_path(const char *state_dir, char *buf, size_t len)
-{
-    if (strlen(state_dir) + strlen("/ssh.ctl") + 17 < 100) {
-        snprintf(buf, len, "%s/ssh.ctl", state_dir);
-        return;
-    }
-    /* a short name unique per state dir: 64-bit FNV-1a (no need for libcrypto) */
-    uint64_t h = 0xcbf29ce484222325u;
-    for (const unsigned char *p = (const unsigned char *)state_dir; *p; p++)
-        h = (h ^ *p) * 0x100000001b3u;
-    const char *rt = getenv("XDG_RUNTIME_DIR");
-    char dir[128];
-    if (rt && rt[0] == '/' && strlen(rt) < 60)
-        snprintf(dir, sizeof dir, "%s/qqmgr", rt);
-    else
-        snprintf(dir, sizeof dir, "/tmp/qqmgr-%u", (unsigned)getuid());
-    snprintf(buf, len, "%s/%016" PRIx64 ".ssh", dir, h);
-}
-
 static void alias_of(const vm_spec *s, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", plain_alias(s->name) ? s->name : "qqmgr-vm");
@@ -123,9 +104,9 @@ int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_e
 {
     (void)err;
     json_t *vm = s->ssh_opts, *global = config_ssh_global(c);
-    char alias[256], ctl[256];
+    char alias[256];
     alias_of(s, alias, sizeof alias);
-    control_path(s->state_dir, ctl, sizeof ctl);
+    _cleanup_free_ char *ctl = layout_control_path(s->state_dir, false, NULL);
     sbuf_addf(out, "# ssh config of VM %s, written by qqmgr (%s)\n", s->name, config_path(c));
     sbuf_addf(out, "Host %s\n", alias);
     sbuf_adds(out, "    HostName 127.0.0.1\n");
@@ -198,27 +179,32 @@ int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *
     int port;
     if (vm_port_in_use(c, vm, need_running, &s, &port, err) < 0)
         return -1;
-    _cleanup_sbuf_ sbuf text = SBUF_INIT;
-    int rc = ssh_config_text(c, &s, port, &text, err);
-    snprintf(t->conf, sizeof t->conf, "%s/ssh.conf", s.state_dir);
+    _cleanup_free_ char *conf = layout_path(s.state_dir, LAYOUT_SSH_CONF);
+    snprintf(t->conf, sizeof t->conf, "%s", conf);
     alias_of(&s, t->alias, sizeof t->alias);
     t->port = port;
-    if (!has_key(s.ssh_opts, "ControlPath") && !has_key(config_ssh_global(c), "ControlPath"))
-        control_path(s.state_dir, t->control, sizeof t->control);
+    int rc = layout_make_dir(s.state_dir, err);
+    if (rc == 0 && !has_key(s.ssh_opts, "ControlPath") && !has_key(config_ssh_global(c), "ControlPath")) {
+        /* the runtime dir made (and checked) before ssh.conf names it */
+        _cleanup_free_ char *ctl = layout_control_path(s.state_dir, true, err);
+        if (!ctl)
+            rc = -1;
+        else
+            snprintf(t->control, sizeof t->control, "%s", ctl);
+    }
+    _cleanup_sbuf_ sbuf text = SBUF_INIT;
+    if (rc == 0)
+        rc = ssh_config_text(c, &s, port, &text, err);
     if (rc == 0) {
         /* write only when changed: a concurrent ssh may be reading it */
         _cleanup_free_ char *old = NULL;
         if (fs_read_file(t->conf, &old, NULL, NULL) < 0 || strcmp(old, sbuf_str(&text)) != 0)
-            rc = fs_mkdir_p(s.state_dir, 0700, err) < 0 ? -1 : fs_write_atomic(t->conf, text.buf, text.len, 0600, err);
+            rc = fs_write_atomic(t->conf, text.buf, text.len, 0600, err);
     }
     if (rc == 0 && t->control[0]) {
-        char *slash = strrchr(t->control, '/');
-        *slash = '\0';
-        rc = fs_mkdir_p(t->control, 0700, err);
-        *slash = '/';
         /* a master socket nobody answers on (the master died with a crash) */
         struct stat st;
-        if (rc == 0 && lstat(t->control, &st) == 0 && S_ISSOCK(st.st_mode) && !unix_socket_alive(t->control))
+        if (lstat(t->control, &st) == 0 && S_ISSOCK(st.st_mode) && !unix_socket_alive(t->control))
             unlink(t->control);
     }
     vm_spec_free(&s);
@@ -303,8 +289,7 @@ int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const c
 
 void ssh_close_master(const char *state_dir)
 {
-    char conf[4096];
-    snprintf(conf, sizeof conf, "%s/ssh.conf", state_dir);
+    _cleanup_free_ char *conf = layout_path(state_dir, LAYOUT_SSH_CONF);
     if (access(conf, R_OK) != 0)
         return;
     _cleanup_free_ char *text = NULL;
@@ -375,8 +360,7 @@ static int run_ssh_quiet(const ssh_target *t, const char *cmd, int connect_timeo
 
 static int fail_vm_gone(const char *state_dir, const char *vm, const char *why, qq_err *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/serial", state_dir);
+    _cleanup_free_ char *path = layout_path(state_dir, LAYOUT_SERIAL);
     _cleanup_sbuf_ sbuf tail = SBUF_INIT;
     fs_tail(path, 15, &tail, NULL);
     /* one line: the serial tail is shown after it */

@@ -23,85 +23,10 @@
 #include "../infra/net.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
-#include "ssh.h"
+#include "../base/xalloc.h"
+#include "layout.h"
 
-#define SUN_PATH_MAX 107
 #define SERIAL_CHARDEV "qq-serial"
-
-/* ------------------------------------------------------------ paths */
-
-static char *join(const char *dir, const char *name)
-{
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
-/* Where QEMU is told the sockets are: the state dir, or a short symlink to it
- * when a socket path would not fit in sun_path. The symlink's name is a hash
- * of the state dir, so show, start and gdb agree without storing anything. */
-static char *short_dir_base(void)
-{
-    const char *rt = getenv("XDG_RUNTIME_DIR");
-    char *p;
-    if (asprintf(&p, "%s/qqmgr-%lu", rt && *rt ? rt : "/tmp", (unsigned long)getuid()) < 0)
-        abort();
-    return p;
-}
-
-static char *socket_dir(const char *state_dir)
-{
-    if (strlen(state_dir) + strlen("/monitor.socket") <= SUN_PATH_MAX)
-        return strdup(state_dir);
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-    for (const unsigned char *s = (const unsigned char *)state_dir; *s; s++)
-        h = (h ^ *s) * 1099511628211ULL;
-    _cleanup_free_ char *base = short_dir_base();
-    char *p;
-    if (asprintf(&p, "%s/%012llx", base, (unsigned long long)(h & 0xffffffffffffULL)) < 0)
-        abort();
-    return p;
-}
-
-/* Make the short symlink (if one is used) point at the state dir. */
-static int prepare_socket_dir(const char *state_dir, qq_err *err)
-{
-    _cleanup_free_ char *sd = socket_dir(state_dir);
-    if (strcmp(sd, state_dir) == 0)
-        return 0;
-    _cleanup_free_ char *base = short_dir_base();
-    if (mkdir(base, 0700) < 0 && errno != EEXIST)
-        return qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", base, strerror(errno));
-    struct stat st;
-    if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: not a directory owned by you (needed for short socket paths)",
-                       base);
-    char cur[PATH_MAX];
-    ssize_t n = readlink(sd, cur, sizeof cur - 1);
-    if (n >= 0) {
-        cur[n] = '\0';
-        if (strcmp(cur, state_dir) == 0)
-            return 0;
-    }
-    _cleanup_free_ char *tmp = NULL;
-    if (asprintf(&tmp, "%s.%ld", sd, (long)getpid()) < 0)
-        abort();
-    unlink(tmp);
-    if (symlink(state_dir, tmp) < 0 || rename(tmp, sd) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return qq_fail(err, QQ_EXIT_FAIL, "symlink %s: %s", sd, strerror(e));
-    }
-    return 0;
-}
-
-static void remove_socket_dir(const char *state_dir)
-{
-    _cleanup_free_ char *sd = socket_dir(state_dir);
-    if (strcmp(sd, state_dir) != 0)
-        unlink(sd);
-}
 
 /* QEMU option values: a comma is written twice. */
 static void add_escaped(sbuf *b, const char *s)
@@ -175,26 +100,30 @@ int vm_argv(const vm_spec *s, char ***argv, qq_err *err)
     ADD(strdup(s->qemu_bin));
     for (size_t i = 0; i < s->nargs; i++)
         ADD(strdup(s->args[i]));
-    _cleanup_free_ char *sd = socket_dir(s->state_dir);
-    _cleanup_free_ char *pid = join(s->state_dir, "pid");
-    _cleanup_free_ char *serial_log = join(s->state_dir, "serial");
+    /* what start made (without it, the name it would make) */
+    _cleanup_free_ char *sd = layout_socket_dir(s->state_dir, false, NULL);
+    _cleanup_free_ char *pid = layout_path(s->state_dir, LAYOUT_PID);
+    _cleanup_free_ char *serial_log = layout_path(s->state_dir, LAYOUT_SERIAL);
+    _cleanup_free_ char *qmp_sock = layout_path(sd, LAYOUT_QMP);
+    _cleanup_free_ char *mon_sock = layout_path(sd, LAYOUT_MONITOR);
+    _cleanup_free_ char *ser_sock = layout_path(sd, LAYOUT_SERIAL_SOCKET);
     sbuf b = SBUF_INIT;
     ADD(strdup("-pidfile"));
     ADD(strdup(pid));
     ADD(strdup("-qmp"));
     sbuf_adds(&b, "unix:");
-    add_escaped(&b, sd);
-    sbuf_adds(&b, "/qmp.socket,server=on,wait=off");
+    add_escaped(&b, qmp_sock);
+    sbuf_adds(&b, ",server=on,wait=off");
     ADD(sbuf_steal(&b));
     ADD(strdup("-monitor"));
     sbuf_adds(&b, "unix:");
-    add_escaped(&b, sd);
-    sbuf_adds(&b, "/monitor.socket,server=on,wait=off");
+    add_escaped(&b, mon_sock);
+    sbuf_adds(&b, ",server=on,wait=off");
     ADD(sbuf_steal(&b));
     ADD(strdup("-chardev"));
     sbuf_adds(&b, "socket,id=" SERIAL_CHARDEV ",path=");
-    add_escaped(&b, sd);
-    sbuf_adds(&b, "/serial.socket,server=on,wait=off,logfile=");
+    add_escaped(&b, ser_sock);
+    sbuf_adds(&b, ",server=on,wait=off,logfile=");
     add_escaped(&b, serial_log);
     sbuf_adds(&b, ",logappend=off");
     ADD(sbuf_steal(&b));
@@ -210,30 +139,6 @@ int vm_argv(const vm_spec *s, char ***argv, qq_err *err)
 }
 
 /* ------------------------------------------------------------ probe */
-
-/* The pid holding the write lock on the pid file, 0 if none. */
-static pid_t pidfile_holder(const char *state_dir)
-{
-    _cleanup_free_ char *p = join(state_dir, "pid");
-    _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
-    if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
-        return 0;
-    return fl.l_pid > 0 ? fl.l_pid : 0;
-}
-
-static int read_port(const char *state_dir)
-{
-    _cleanup_free_ char *p = join(state_dir, "ssh_port");
-    _cleanup_free_ char *s = NULL;
-    if (fs_read_file(p, &s, NULL, NULL) < 0)
-        return 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    return (end != s && v > 0 && v <= 65535) ? (int)v : 0;
-}
 
 /* Seconds since the process started, from /proc; -1 unknown. */
 static double proc_uptime(pid_t pid)
@@ -261,54 +166,13 @@ static double proc_uptime(pid_t pid)
     return u < 0 ? 0 : u;
 }
 
-/* Probe with the query-status reply kept (details: new ref or NULL). */
-static void probe(const char *state_dir, bool query_qmp, vm_state *out, json_t **details)
-{
-    memset(out, 0, sizeof *out);
-    if (details)
-        *details = NULL;
-    out->pid = pidfile_holder(state_dir);
-    out->running = out->pid > 0;
-    out->ssh_port = read_port(state_dir);
-    snprintf(out->state, sizeof out->state, "%s", out->running ? "running" : "stopped");
-    if (!query_qmp)
-        return;
-    _cleanup_free_ char *sock = join(state_dir, "qmp.socket");
-    if (!out->running && !fs_exists(sock))
-        return;
-    qq_err e = { 0 };
-    qmp *q = qmp_open(sock, 1500, &e);
-    json_t *r = q ? qmp_execute(q, "query-status", NULL, 1500, &e) : NULL;
-    qmp_close(q);
-    if (r) {
-        out->qmp_connected = true;
-        const char *st = json_string_value(json_object_get(r, "status"));
-        snprintf(out->state, sizeof out->state, "%s", out->running ? (st ? st : "unknown") : "broken");
-        if (details)
-            *details = r;
-        else
-            json_decref(r);
-    } else if (out->running) {
-        snprintf(out->state, sizeof out->state, "broken");
-    }
-}
-
-int vm_probe(const char *state_dir, bool query_qmp, vm_state *out)
-{
-    probe(state_dir, query_qmp, out, NULL);
-    return 0;
-}
-
 /* ------------------------------------------------------------ start */
 
 /* The VM's lock (start, stop, gdb; img build for the images it uses): its
  * state dir is made first. Returns the descriptor holding it. */
 static int lock_vm(const char *dir, qq_err *err)
 {
-    if (fs_mkdir_p(dir, 0700, err) < 0)
-        return -1;
-    _cleanup_free_ char *lockp = join(dir, "lock");
-    return fs_lock(lockp, true, err);
+    return layout_lock(dir, true, err);
 }
 
 static int check_name(const config *cfg, const char *name, qq_err *err)
@@ -318,16 +182,6 @@ static int check_name(const config *cfg, const char *name, qq_err *err)
     return 0;
 }
 
-static void remove_runtime_files(const char *dir)
-{
-    static const char *const names[] = { "pid", "qmp.socket", "monitor.socket", "serial.socket", NULL };
-    for (const char *const *n = names; *n; n++) {
-        _cleanup_free_ char *p = join(dir, *n);
-        unlink(p);
-    }
-    remove_socket_dir(dir);
-}
-
 /* Which VM of ours uses host port `port` (running ones), or NULL. */
 static const char *port_owner(const config *cfg, int port, pid_t *pid)
 {
@@ -335,7 +189,7 @@ static const char *port_owner(const config *cfg, int port, pid_t *pid)
         const char *n = config_vm_name(cfg, i);
         _cleanup_free_ char *d = config_vm_dir(cfg, n);
         vm_state st;
-        probe(d, false, &st, NULL);
+        vm_probe(d, false, &st);
         int p = st.ssh_port ? st.ssh_port : config_vm_ssh_port(cfg, n);
         if (st.running && p == port) {
             *pid = st.pid;
@@ -365,12 +219,6 @@ static int choose_port(const config *cfg, const char *name, const int *avoid, si
     return port;
 }
 
-static int write_text(const char *dir, const char *name, const char *text, qq_err *err)
-{
-    _cleanup_free_ char *p = join(dir, name);
-    return fs_write_atomic(p, text, strlen(text), 0600, err);
-}
-
 /* Prepare the state dir for a QEMU about to run with the argv of VM name:
  * port chosen and recorded, stale runtime files gone, short socket dir made. */
 static int prepare_run(const config *cfg, const char *name, const int *avoid, size_t navoid, vm_spec *spec,
@@ -381,31 +229,25 @@ static int prepare_run(const config *cfg, const char *name, const int *avoid, si
         return -1;
     if (config_vm(cfg, name, port, spec, err) < 0)
         return -1;
+    layout_remove_runtime(spec->state_dir);
+    _cleanup_free_ char *sd = layout_socket_dir(spec->state_dir, true, err);
+    if (!sd)
+        return -1;
     if (vm_argv(spec, argv, err) < 0)
         return -1;
-    remove_runtime_files(spec->state_dir);
-    if (prepare_socket_dir(spec->state_dir, err) < 0)
+    if (layout_write_port(spec->state_dir, port, err) < 0)
         return -1;
-    _cleanup_free_ char *pf = join(spec->state_dir, "ssh_port");
-    if (port > 0) {
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d\n", port);
-        if (write_text(spec->state_dir, "ssh_port", buf, err) < 0)
-            return -1;
-    } else {
-        unlink(pf);
-    }
     json_t *a = json_array();
     for (char **p = *argv; *p; p++)
         json_array_append_new(a, json_string(*p));
     _cleanup_free_ char *text = json_dumps(a, JSON_INDENT(2));
     json_decref(a);
-    return write_text(spec->state_dir, "argv.json", text, err);
+    return layout_write(spec->state_dir, LAYOUT_ARGV, text, err);
 }
 
 static char *stderr_tail(const char *dir, size_t lines)
 {
-    _cleanup_free_ char *p = join(dir, "qemu-stderr.log");
+    _cleanup_free_ char *p = layout_path(dir, LAYOUT_STDERR);
     sbuf b = SBUF_INIT;
     if (fs_tail(p, lines, &b, NULL) < 0 || b.len == 0) {
         sbuf_free(&b);
@@ -465,7 +307,7 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         return -1;
 
     vm_state st;
-    probe(dir, true, &st, NULL);
+    vm_probe(dir, true, &st);
     if (st.running) {
         r->already_running = true;
         r->pid = st.pid;
@@ -485,13 +327,21 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
     bool auto_port = spec.ssh_port == SSH_PORT_AUTO;
     vm_spec_free(&spec);
 
-    _cleanup_free_ char *outp = join(dir, "qemu-stdout.log");
-    _cleanup_free_ char *errp = join(dir, "qemu-stderr.log");
-    _cleanup_free_ char *sock = join(dir, "qmp.socket");
+    _cleanup_free_ char *outp = layout_path(dir, LAYOUT_STDOUT);
+    _cleanup_free_ char *errp = layout_path(dir, LAYOUT_STDERR);
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
     proc_opts po = { .cwd = config_dir(cfg), .stdout_path = outp, .stderr_path = errp,
                      .truncate = true, .new_session = true };
     long long t0 = proc_now_ms(), deadline = t0 + (long long)timeout_s * 1000;
+    /* the VM's files are private: what QEMU creates (sockets, serial log) too,
+     * and logs an older qqmgr left wider */
+    chmod(outp, 0600);
+    chmod(errp, 0600);
+    _cleanup_free_ char *serial = layout_path(dir, LAYOUT_SERIAL);
+    chmod(serial, 0600);
+    mode_t um = umask(077);
     pid_t pid = proc_spawn(argv, &po, err);
+    umask(um);
     vm_argv_free(argv);
     if (pid < 0)
         return -1;
@@ -506,7 +356,7 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         int status;
         if (proc_reap(pid, &status) == 1) {
             r->stderr_tail = stderr_tail(dir, 20);
-            remove_runtime_files(dir);
+            layout_remove_runtime(dir);
             *port_taken = auto_port && r->ssh_port > 0 && hostfwd_failed(r->stderr_tail, r->ssh_port);
             if (WIFSIGNALED(status))
                 return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU was killed by signal %d before QMP answered",
@@ -518,7 +368,7 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         if (left <= 0) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
-            remove_runtime_files(dir);
+            layout_remove_runtime(dir);
             r->stderr_tail = stderr_tail(dir, 20);
             return qq_fail(err, QQ_EXIT_FAIL, "%s: QMP did not answer within %d s; QEMU was killed", name,
                            timeout_s);
@@ -586,24 +436,21 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     _cleanup_close_ int lock = lock_vm(dir, err);
     if (lock < 0)
         return -1;
-    pid_t pid = pidfile_holder(dir);
+    pid_t pid = layout_pid_holder(dir);
     if (pid <= 0) {
-        remove_runtime_files(dir);
+        layout_remove_runtime(dir);
         return 0;
     }
     _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
-    if (pidfd < 0 || pidfile_holder(dir) != pid) {   /* gone meanwhile */
-        remove_runtime_files(dir);
+    if (pidfd < 0 || layout_pid_holder(dir) != pid) {   /* gone meanwhile */
+        layout_remove_runtime(dir);
         return 0;
     }
     r->was_running = true;
     r->pid = pid;
     long long t0 = proc_now_ms();
 
-    /* the ssh connection-sharing master goes first, before the guest does */
-    ssh_close_master(dir);
-
-    _cleanup_free_ char *sock = join(dir, "qmp.socket");
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
     qq_err e = { 0 };
     qmp *q = qmp_open(sock, 2000, &e);
     if (!force && q) {
@@ -667,7 +514,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
-    remove_runtime_files(dir);
+    layout_remove_runtime(dir);
     return 0;
 }
 
@@ -680,13 +527,13 @@ json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     vm_state st;
     json_t *details = NULL;
-    probe(dir, true, &st, &details);
+    vm_probe_details(dir, true, &st, &details);
     int cport = config_vm_ssh_port(cfg, name);
     int port = st.running && st.ssh_port ? st.ssh_port : (cport > 0 ? cport : 0);
-    _cleanup_free_ char *pidf = join(dir, "pid"), *serial = join(dir, "serial"),
-                        *qmps = join(dir, "qmp.socket"), *mons = join(dir, "monitor.socket"),
-                        *out = join(dir, "qemu-stdout.log"), *errf = join(dir, "qemu-stderr.log"),
-                        *sshc = join(dir, "ssh.conf");
+    _cleanup_free_ char *pidf = layout_path(dir, LAYOUT_PID), *serial = layout_path(dir, LAYOUT_SERIAL),
+                        *qmps = layout_path(dir, LAYOUT_QMP), *mons = layout_path(dir, LAYOUT_MONITOR),
+                        *out = layout_path(dir, LAYOUT_STDOUT), *errf = layout_path(dir, LAYOUT_STDERR),
+                        *sshc = layout_path(dir, LAYOUT_SSH_CONF);
     json_t *ssh = json_object();
     json_object_set_new(ssh, "port", port > 0 ? json_integer(port) : json_null());
     json_object_set_new(ssh, "config", json_string(sshc));
@@ -730,10 +577,10 @@ int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, boo
 {
     if (check_name(cfg, name, err) < 0)
         return -1;
-    static const char *const files[] = { "serial", "qemu-stdout.log", "qemu-stderr.log" };
+    static const layout_file files[] = { LAYOUT_SERIAL, LAYOUT_STDOUT, LAYOUT_STDERR };
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
-    _cleanup_free_ char *p = join(dir, files[which]);
-    pid_t pid = pidfile_holder(dir);
+    _cleanup_free_ char *p = layout_path(dir, files[which]);
+    pid_t pid = layout_pid_holder(dir);
     if (!fs_exists(p)) {
         if (pid <= 0)
             return qq_fail(err, QQ_EXIT_FAIL, "%s: no %s yet (the VM has not been started)", name, p);
@@ -813,10 +660,10 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
     if (check_name(cfg, name, err) < 0)
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
-    pid_t pid = pidfile_holder(dir);
+    pid_t pid = layout_pid_holder(dir);
     if (pid <= 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s is not running", name);
-    _cleanup_free_ char *sock = join(dir, "serial.socket");
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_SERIAL_SOCKET);
     _cleanup_close_ int fd = net_unix_connect(sock, err);
     if (fd < 0)
         return -1;
@@ -887,7 +734,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
     if (check_name(cfg, name, err) < 0)
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
-    pid_t pid = pidfile_holder(dir);
+    pid_t pid = layout_pid_holder(dir);
     size_t n = 0;
     char **gv = NULL;
     char pidbuf[32];
@@ -962,11 +809,11 @@ static qmp *open_vm_qmp(const config *cfg, const char *name, qq_err *err)
     if (check_name(cfg, name, err) < 0)
         return NULL;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
-    if (pidfile_holder(dir) <= 0) {
+    if (layout_pid_holder(dir) <= 0) {
         qq_fail(err, QQ_EXIT_FAIL, "%s is not running", name);
         return NULL;
     }
-    _cleanup_free_ char *sock = join(dir, "qmp.socket");
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
     return qmp_open(sock, 5000, err);
 }
 

@@ -1,12 +1,9 @@
 /* vm — the lifecycle of one VM: its state dir, start, stop, status, and the
  * ways into a running VM (logs, serial console, gdb, QMP/HMP).
  *
- * A VM's state lives in spec->state_dir (DESIGN.md "State of one VM"): pid,
- * qmp.socket, monitor.socket, serial.socket (console), serial (console log),
- * qemu-stdout.log, qemu-stderr.log, lock, ssh_port (the host port in use),
- * argv.json (what start ran). When a socket path would pass 107 bytes, QEMU is
- * given ${XDG_RUNTIME_DIR:-/tmp}/qqmgr-UID/HASH/… instead, a symlink to the
- * state dir, so the socket files still land in the state dir.
+ * A VM's state lives in spec->state_dir; its files, their names and the
+ * runtime paths that stand in for too-long socket paths are layout.h's
+ * (vm_probe and vm_state are declared there).
  *
  * Liveness comes from the write lock QEMU holds on its pid file (F_GETLK),
  * never from the pid alone; the run state from QMP query-status. start and
@@ -23,6 +20,7 @@
 
 #include "../base/err.h"
 #include "config.h"
+#include "layout.h"
 
 /* The exact argv start runs: qemu_bin, the user args, then the injected ones
  * (-pidfile, -qmp, -monitor, serial). NULL-terminated, caller frees each string
@@ -30,21 +28,6 @@
  * naming it. Creates nothing on disk. */
 int vm_argv(const vm_spec *s, char ***argv, qq_err *err);
 void vm_argv_free(char **argv);
-
-typedef struct vm_state {
-    bool running;          /* the QEMU process is alive (pid-file lock held) */
-    pid_t pid;             /* 0 when not running */
-    int ssh_port;          /* the host port in use (auto ports as recorded); 0 unknown */
-    bool qmp_connected;    /* only when asked to query QMP */
-    char state[32];        /* "stopped", "running", "paused", "internal-error", "broken", … */
-} vm_state;
-
-/* Probe a VM's state dir. With query_qmp, also ask QMP for the run state
- * (bounded by a short timeout); without, state is "running" or "stopped".
- * "broken": the process lives but QMP does not answer, or QMP answers but no
- * process holds the pid file. Never takes the VM's lock. Returns 0 (a missing
- * state dir reads as stopped). */
-int vm_probe(const char *state_dir, bool query_qmp, vm_state *out);
 
 typedef struct vm_start_result {
     bool already_running;
@@ -66,7 +49,8 @@ typedef struct vm_stop_result {
 } vm_stop_result;
 
 /* Stop VM name: system_powerdown (repeated) up to timeout_s, then QMP quit,
- * SIGTERM, SIGKILL; force skips the powerdown. Removes pid file and sockets. */
+ * SIGTERM, SIGKILL; force skips the powerdown. Removes pid file and sockets.
+ * The ssh master is the caller's to close (ssh_close_master), after this. */
 int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r,
             qq_err *err);
 

@@ -21,9 +21,11 @@ static json_t *vms_with_state(const config *c)
         return errno == ENOENT ? json_object() : NULL;
     json_t *set = json_object();
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (strncmp(e->d_name, "vm.", 3) == 0 && e->d_name[3])
-            json_object_set_new_nocheck(set, e->d_name + 3, json_true());
+    while ((e = readdir(d))) {
+        const char *vm = layout_vm_of_entry(e->d_name);
+        if (vm)
+            json_object_set_new_nocheck(set, vm, json_true());
+    }
     closedir(d);
     return set;
 }

@@ -42,17 +42,7 @@ int cmd_show(qq_ctx *ctx, int argc, char **argv)
         json_t *av = json_array();
         for (char **p = full; *p; p++)
             json_array_append_new(av, json_string(*p));
-        json_t *files = json_object();
-        static const char *const f[][2] = {
-            { "pid", "pid" }, { "qmp_socket", "qmp.socket" }, { "monitor_socket", "monitor.socket" },
-            { "serial", "serial" }, { "qemu_stdout", "qemu-stdout.log" }, { "qemu_stderr", "qemu-stderr.log" },
-            { "ssh_config", "ssh.conf" },
-        };
-        for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
-            char buf[4096];
-            snprintf(buf, sizeof buf, "%s/%s", s.state_dir, f[i][1]);
-            json_object_set_new(files, f[i][0], json_string(buf));
-        }
+        json_t *files = layout_vm_files_json(s.state_dir);
         json_t *imgs = json_array();
         for (char **p = s.images; *p; p++)
             json_array_append_new(imgs, json_string(*p));

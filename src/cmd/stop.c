@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../app/ssh.h"
 #include "../app/vm.h"
+#include "../base/cleanup.h"
 #include "cmd.h"
 
 int cmd_stop(qq_ctx *ctx, int argc, char **argv)
@@ -40,6 +42,11 @@ int cmd_stop(qq_ctx *ctx, int argc, char **argv)
     vm_stop_result r;
     if (vm_stop(c, name, timeout, force, &r, &err) < 0)
         return qq_report(&err);
+    if (r.was_running) {
+        /* the ssh connection-sharing master, once QEMU is gone */
+        _cleanup_free_ char *dir = config_vm_dir(c, name);
+        ssh_close_master(dir);
+    }
     if (ctx->json) {
         json_t *o = json_pack("{s:s, s:b}", "name", name, "was_running", r.was_running);
         json_object_set_new(o, "pid", r.was_running ? json_integer(r.pid) : json_null());

@@ -50,7 +50,7 @@ int copy_sparse(const char *src, const char *dst, copy_stats *stats, qq_err *err
     _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", src, strerror(errno));
-    _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", dst, strerror(errno));
     struct stat st;

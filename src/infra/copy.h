@@ -1,6 +1,6 @@
 /* copy — copy a file fast and keep its holes (for image base copies).
  *
- * copy_sparse() makes dst (created or truncated, mode 0644) a copy of src:
+ * copy_sparse() makes dst (created or truncated, mode 0600) a copy of src:
  * a reflink (FICLONE) where the file system shares blocks (btrfs, xfs), else
  * copy_file_range() over each data extent found with SEEK_DATA/SEEK_HOLE, so
  * holes stay holes and the bytes never pass through user space; plain

@@ -178,7 +178,7 @@ static int build(const char *out, const char *tmp, const char *volid, const iso_
         goto done;
     }
     {
-        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {
             qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
             src->cancel(src);

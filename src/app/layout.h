@@ -1,0 +1,143 @@
+/* layout — where a VM's and an image's files live, what they are called,
+ * which runtime paths stand in for them, and what they say about the VM.
+ *
+ * Every file name in a state dir is spelled here and nowhere else
+ * (DESIGN.md "State of one VM"):
+ *   <state dir>/vm.NAME/   pid qmp.socket monitor.socket serial.socket serial
+ *                          qemu-stdout.log qemu-stderr.log ssh.conf ssh.ctl
+ *                          known_hosts lock ssh_port argv.json runtime_dir
+ *   <state dir>/img.NAME/  disk.raw | disk.qcow2 (+ .stamp, .building) lock
+ *                          cidata/ cidata.iso build.log build-qmp.sock
+ *                          runtime_dir base-HASH.img
+ * Directories are 0700, files 0600 (layout_make_dir() also tightens a dir an
+ * older qqmgr made 0755).
+ *
+ * Runtime paths. A unix socket path must fit sun_path (107 bytes). When
+ * "<dir>/<longest socket name>" does not, the sockets go through a private
+ * runtime directory (rundir.h: $XDG_RUNTIME_DIR/qqmgr, else /tmp/qqmgr-UID,
+ * else a mkdtemp() directory recorded in <dir>/runtime_dir — never one
+ * another user made; checked on every use). One scheme, written once: the
+ * entry's name is a hash of <dir> (HASH, 16 hex digits):
+ *   QEMU sockets     <rundir>/HASH, a symlink to the VM's dir (QEMU binds
+ *                    there; the socket files land in the VM's dir)
+ *   ssh ControlPath  <rundir>/HASH.ssh (else <dir>/ssh.ctl)
+ *   build QMP        <rundir>/HASH.qmp (else <img dir>/build-qmp.sock)
+ *
+ * Liveness: QEMU holds a write lock on its pid file; layout_pid_holder()
+ * names the holder (F_GETLK), so a stale file or a reused pid never reads as
+ * running. The host ssh port a VM runs with is recorded in ssh_port.
+ * Returned strings are the caller's (free()).
+ */
+#ifndef QQ_LAYOUT_H
+#define QQ_LAYOUT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../base/err.h"
+
+typedef enum layout_file {
+    /* a VM's dir */
+    LAYOUT_PID,
+    LAYOUT_QMP,
+    LAYOUT_MONITOR,
+    LAYOUT_SERIAL_SOCKET,
+    LAYOUT_SERIAL,
+    LAYOUT_STDOUT,
+    LAYOUT_STDERR,
+    LAYOUT_SSH_CONF,
+    LAYOUT_SSH_CTL,
+    LAYOUT_KNOWN_HOSTS,
+    LAYOUT_LOCK,          /* VM or image lock */
+    LAYOUT_SSH_PORT,
+    LAYOUT_ARGV,
+    LAYOUT_RUNTIME_DIR,   /* record of a fallback runtime dir (VM or image) */
+    /* an image's dir */
+    LAYOUT_IMG_RAW,
+    LAYOUT_IMG_QCOW2,
+    LAYOUT_IMG_CIDATA,    /* directory of the rendered cloud-init files */
+    LAYOUT_IMG_ISO,
+    LAYOUT_IMG_BUILD_LOG,
+    LAYOUT_IMG_BUILD_QMP,
+    LAYOUT_FILE_COUNT
+} layout_file;
+
+/* The file's name ("pid", "qmp.socket", …). */
+const char *layout_name(layout_file f);
+/* <dir>/<name> */
+char *layout_path(const char *dir, layout_file f);
+/* <path><suffix>: the files kept beside one (".stamp", ".building", ".tmp"). */
+char *layout_beside(const char *path, const char *suffix);
+/* <img dir>/base-<hash16>.img: the resized copy of a base image; the prefix
+ * tells old copies apart (layout_is_base_copy). */
+char *layout_base_copy_name(const char *hash_hex);
+bool layout_is_base_copy(const char *entry);
+
+/* <state dir>/vm.NAME and <state dir>/img.NAME */
+char *layout_vm_dir(const char *state_dir, const char *vm);
+char *layout_img_dir(const char *state_dir, const char *img);
+/* The VM name of a state-dir entry "vm.NAME", or NULL. */
+const char *layout_vm_of_entry(const char *entry);
+
+/* mkdir -p dir with mode 0700; dir (and its parent, the config's state dir)
+ * are set to 0700 when an older version made them wider. */
+int layout_make_dir(const char *dir, qq_err *err);
+
+/* Open (create 0600) and take the lock file of a VM or image dir (made
+ * first). Returns the descriptor holding the lock; wait=false and held
+ * elsewhere → -1 with errno EWOULDBLOCK. */
+int layout_lock(const char *dir, bool wait, qq_err *err);
+
+/* The runtime dir for dir's runtime paths (rundir_get with the record in
+ * dir; dir must exist when create). */
+char *layout_runtime_dir(const char *dir, bool create, qq_err *err);
+
+/* The directory QEMU is told its sockets are in: the VM's dir when its
+ * sockets fit, else <rundir>/HASH. With create, the symlink is made (or
+ * fixed) to point at vm_dir. NULL only on error with create. */
+char *layout_socket_dir(const char *vm_dir, bool create, qq_err *err);
+
+/* The ssh ControlPath of a VM: <vm_dir>/ssh.ctl when it fits (with ssh's
+ * 17-byte suffix), else <rundir>/HASH.ssh (the runtime dir made with create). */
+char *layout_control_path(const char *vm_dir, bool create, qq_err *err);
+
+/* The build QEMU's QMP socket of an image (made ready: dirs exist). */
+char *layout_build_qmp(const char *img_dir, qq_err *err);
+
+/* Remove what only a running QEMU needs: pid file, sockets, the socket-dir
+ * symlink. Logs, ssh.conf, the recorded port stay. */
+void layout_remove_runtime(const char *vm_dir);
+
+/* The pid holding the write lock on the pid file, 0 if none. */
+pid_t layout_pid_holder(const char *vm_dir);
+
+/* The recorded ssh host port (0 unknown); record one (0: remove the record). */
+int layout_read_port(const char *vm_dir);
+int layout_write_port(const char *vm_dir, int port, qq_err *err);
+
+/* Write <dir>/<name of f> atomically, mode 0600. */
+int layout_write(const char *dir, layout_file f, const char *text, qq_err *err);
+
+/* The files `show --json` lists: {pid, qmp_socket, monitor_socket, serial,
+ * qemu_stdout, qemu_stderr, ssh_config} → absolute paths. */
+json_t *layout_vm_files_json(const char *vm_dir);
+
+typedef struct vm_state {
+    bool running;          /* the QEMU process is alive (pid-file lock held) */
+    pid_t pid;             /* 0 when not running */
+    int ssh_port;          /* the host port in use (auto ports as recorded); 0 unknown */
+    bool qmp_connected;    /* only when asked to query QMP */
+    char state[32];        /* "stopped", "running", "paused", "internal-error", "broken", … */
+} vm_state;
+
+/* Probe a VM's state dir. With query_qmp, also ask QMP for the run state
+ * (bounded by a short timeout); without, state is "running" or "stopped".
+ * "broken": the process lives but QMP does not answer, or QMP answers but no
+ * process holds the pid file. Never takes the VM's lock. Returns 0 (a missing
+ * state dir reads as stopped). details: when not NULL, the query-status reply
+ * (new reference) or NULL. */
+int vm_probe(const char *vm_dir, bool query_qmp, vm_state *out);
+void vm_probe_details(const char *vm_dir, bool query_qmp, vm_state *out, json_t **details);
+
+#endif
