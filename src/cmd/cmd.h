@@ -1,21 +1,62 @@
-/* cmd — what every command file shares: the context main() hands in, and the
- * small helpers that turn results into output and exit codes.
+/* cmd — the command table's types, the one option parser, and what every
+ * command file shares.
  *
- * A command is `int cmd_NAME(qq_ctx *ctx, int argc, char **argv)`: argv[0] is
- * the command's name, the rest its own arguments (global options already
- * removed; `--json` anywhere after the command sets ctx->json and is removed).
- * It parses its options (getopt_long), calls the app layer, prints text or
- * one JSON document, and returns the exit status (0, 1, 2, or a remote
- * status for ssh). It holds no logic of its own.
+ * Each command is one `qq_command` row (defined in its file, listed in
+ * main.c's table). The row declares the command's positional arguments and
+ * its options as data (`qq_opt`); main() parses the command line with the
+ * row before the handler runs, and `CMD -h`, the overview and the shell
+ * completion are generated from the same rows, so help cannot drift.
+ *
+ * How to add a command (e.g. `snapshot save VM NAME [--force]`):
+ *
+ *   1. src/cmd/snapshot.c:
+ *
+ *        typedef struct { bool force; int timeout; } save_opts;
+ *        static const save_opts save_defaults = { .timeout = 30 };
+ *        static const qq_opt save_options[] = {
+ *            QQ_FLAG('f', "force", save_opts, force, "replace a snapshot of that name"),
+ *            QQ_SECONDS("timeout", save_opts, timeout, 1, "give up after S seconds"),
+ *            QQ_OPT_END,
+ *        };
+ *        static int save(qq_ctx *ctx, int argc, char **argv)
+ *        {
+ *            const save_opts *o = ctx->opts;   // parsed, defaults applied
+ *            // argv[0] = "snapshot save", argv[1..argc-1] = VM NAME (count checked)
+ *            ...
+ *        }
+ *        const qq_command qq_cmd_snapshot_save = {
+ *            .name = "snapshot save", .handler = save, .args = "VM NAME", .min_args = 2, .max_args = 2,
+ *            .summary = "save the VM's state under NAME",
+ *            QQ_OPTIONS(save_opts, save_options, &save_defaults),
+ *            .json = "{name, snapshot, elapsed_ms}",
+ *        };
+ *
+ *   2. cmd.h: `extern const qq_command qq_cmd_snapshot_save;`
+ *   3. main.c: `&qq_cmd_snapshot_save,` in `commands[]` (its place is its place in the overview)
+ *   4. meson.build: the file in cmd_src; README/reference/man page: the command.
+ *
+ * Words of `args` name what completion offers: VM, IMAGE, SNAPSHOT (names from
+ * the config / the VM), LOCAL (files); anything else is free text.
+ *
+ * A handler gets argv[0] = the command's name and argv[1..argc-1] = its
+ * positional arguments only (options removed, count checked); `--json`
+ * anywhere among a command's own arguments sets ctx->json. For commands with
+ * `.rest`, the arguments that are not qqmgr's (a remote command, gdb's
+ * arguments) are in ctx->rest / ctx->nrest. It calls the app layer, prints
+ * text or one JSON document, and returns the exit status (0, 1, 2, or a
+ * remote status for ssh). It holds no logic of its own.
  */
 #ifndef QQ_CMD_H
 #define QQ_CMD_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #include "../app/config.h"
 #include "../base/err.h"
+#include "../base/sbuf.h"
 
 typedef struct qq_ctx {
     const char *config_path;   /* -c FILE, or NULL for discovery */
@@ -23,18 +64,92 @@ typedef struct qq_ctx {
     bool json;                 /* --json */
     config *cfg;               /* loaded on first qq_config() */
     const struct qq_command *cmd;
+    const void *opts;          /* the command's parsed option struct (NULL without options) */
+    char **rest;               /* arguments that are not qqmgr's (see qq_command.rest) */
+    int nrest;
 } qq_ctx;
 
 typedef int (*qq_handler)(qq_ctx *ctx, int argc, char **argv);
 
+typedef enum qq_opt_kind {
+    QQ_OPT_FLAG = 1,   /* bool: given or not */
+    QQ_OPT_SECONDS,    /* int: whole seconds, min..86400 (no fractions, nan, inf or sign) */
+    QQ_OPT_INT,        /* long: a whole number >= min */
+    QQ_OPT_STRING,     /* const char *: any text */
+    QQ_OPT_ENUM,       /* const char *: one of values[] */
+} qq_opt_kind;
+
+typedef struct qq_opt {
+    qq_opt_kind kind;
+    char short_name;            /* 'f' for -f, or 0 */
+    const char *long_name;      /* "force" for --force, or NULL */
+    const char *arg;            /* the value's name in help: "S", "N", "STAGE" */
+    size_t offset;              /* where the value goes in the command's option struct */
+    const char *help;           /* one line for `CMD -h` */
+    const char *const *values;  /* QQ_OPT_ENUM: the accepted values, NULL-terminated */
+    const char *implicit;       /* the value is optional (only as --name=VALUE): this when absent */
+    long min;                   /* QQ_OPT_SECONDS / QQ_OPT_INT: the least accepted value */
+} qq_opt;
+
+#define QQ_OPT_END { 0 }
+#define QQ_FLAG(s, l, T, field, h) \
+    { .kind = QQ_OPT_FLAG, .short_name = (s), .long_name = (l), .offset = offsetof(T, field), .help = (h) }
+#define QQ_SECONDS(l, T, field, mn, h) \
+    { .kind = QQ_OPT_SECONDS, .long_name = (l), .arg = "S", .offset = offsetof(T, field), .help = (h), .min = (mn) }
+#define QQ_INT(s, l, a, T, field, mn, h) \
+    { .kind = QQ_OPT_INT, .short_name = (s), .long_name = (l), .arg = (a), .offset = offsetof(T, field), \
+      .help = (h), .min = (mn) }
+#define QQ_STRING(s, l, a, T, field, h) \
+    { .kind = QQ_OPT_STRING, .short_name = (s), .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h) }
+#define QQ_ENUM(l, a, T, field, vals, h) \
+    { .kind = QQ_OPT_ENUM, .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h), .values = (vals) }
+/* --name[=VALUE]: without a value, `implicit` */
+#define QQ_ENUM_OPTIONAL(l, a, T, field, vals, impl, h) \
+    { .kind = QQ_OPT_ENUM, .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h), \
+      .values = (vals), .implicit = (impl) }
+
+/* in a qq_command: the option struct type, its options, its defaults (or NULL) */
+#define QQ_OPTIONS(T, list, defaults) .opts = (list), .opts_size = sizeof(T), .opts_defaults = (defaults)
+
+enum qq_rest {
+    QQ_REST_NONE = 0,
+    QQ_REST_AFTER_FIRST,   /* after the first positional (ssh VM COMMAND...): nothing is ours; a leading `--` is dropped */
+    QQ_REST_AFTER_DASHDASH /* after `--` (gdb VM -- GDB_ARGS); `--json` only before the first positional */
+};
+
 typedef struct qq_command {
-    const char *name;
+    const char *name;          /* "stop", or two words: "img build" */
     qq_handler handler;
-    int min_args, max_args;    /* positional arguments after the name; -1 = any */
-    const char *usage;         /* "VM [--timeout S] [--force]" */
-    const char *summary;       /* one line for the overview */
-    const char *options;       /* option lines for `CMD -h`, may be NULL */
+    const char *args;          /* positional arguments as usage shows them: "VM", "VM LOCAL REMOTE" */
+    int min_args, max_args;    /* positional argument count; max -1 = any */
+    const char *summary;       /* one line for the overview; NULL hides the row (aliases, internal) */
+    const qq_opt *opts;        /* the options, ending with QQ_OPT_END; NULL = none */
+    size_t opts_size;          /* size of the option struct the offsets point into */
+    const void *opts_defaults; /* copied into the struct before parsing; NULL = all zero */
+    const char *json;          /* what --json prints, for help; NULL: --json is accepted, prints as text */
+    enum qq_rest rest;         /* arguments that are not qqmgr's */
+    const char *rest_args;     /* how usage shows them: "[COMMAND...]", "[-- GDB_ARGS...]" */
+    const char *alias_of;      /* hidden alias: help shows that command's name */
 } qq_command;
+
+/* The command table (main.c), in overview order, NULL-terminated. */
+extern const qq_command *const qq_commands[];
+
+/* Parse a command's own arguments (argv[0] = its name) against its row:
+ * options into opts (already holding the defaults), positionals compacted
+ * into argv[1..*argc-1], `--json` into ctx->json, the rest into ctx->rest.
+ * Returns -1 to go on, or the exit code (help printed: 0; usage error
+ * reported: 2). */
+int qq_parse(qq_ctx *ctx, const qq_command *c, int *argc, char **argv, void *opts);
+
+/* The help of one command (stdout, 0) or its usage line (stderr, 2). */
+int qq_usage(qq_ctx *ctx, bool help);
+/* The overview of every visible command. */
+void qq_overview(FILE *f);
+/* Help on a group of two-word commands ("img"): its subcommands. */
+void qq_group_usage(FILE *f, const char *group);
+/* "VM [--timeout S] [-f|--force]": the synopsis after the command's name. */
+void qq_synopsis(sbuf *out, const qq_command *c);
 
 /* The config, loaded once; NULL with err filled on failure. */
 config *qq_config(qq_ctx *ctx, qq_err *err);
@@ -45,48 +160,19 @@ int qq_report(const qq_err *err);
 /* Print a JSON document on stdout (indented, one trailing newline) and decref it. */
 void qq_print_json(json_t *doc);
 
-/* Print the usage of ctx->cmd to stderr and return 2 (or to stdout and 0 when help). */
-int qq_usage(qq_ctx *ctx, bool help);
+/* Load the config: returns -1 with *c set, or the exit code (error reported). */
+int qq_begin(qq_ctx *ctx, config **c, qq_err *err);
 
-/* Standard getopt_long loop helper for commands whose only options are -h and
- * --json: returns -1 to go on (optind set), or an exit code to return. */
-int qq_parse_simple(qq_ctx *ctx, int argc, char **argv);
-
-/* The usual start of a command whose only options are -h and --json: parse
- * them, check the argument count, load the config into *c. Returns -1 to go
- * on (optind at the first positional), or the exit code to return (errors
- * already reported). */
-int qq_begin(qq_ctx *ctx, int argc, char **argv, config **c, qq_err *err);
-
-/* Parse a --timeout value: whole seconds from min to 86400. Returns -1 with
- * *out set, or prints one line and returns QQ_EXIT_USAGE. */
-int qq_opt_seconds(qq_ctx *ctx, const char *text, int min, int *out);
-
-/* Positional-argument count check against the command table row; returns -1 to go on. */
-int qq_check_args(qq_ctx *ctx, int npos);
+/* Parse whole seconds (min..86400): the one seconds parser. 0 with *out set, or -1. */
+int qq_parse_seconds(const char *text, long min, int *out);
 
 /* Shell-quote one argument for a copy-pasteable command line (appends to out). */
-#include "../base/sbuf.h"
 void qq_shell_quote(sbuf *out, const char *arg);
 
-int cmd_list(qq_ctx *ctx, int argc, char **argv);
-int cmd_show(qq_ctx *ctx, int argc, char **argv);
-int cmd_img(qq_ctx *ctx, int argc, char **argv);          /* img list | img build */
-int cmd_img_build(qq_ctx *ctx, int argc, char **argv);
-int cmd_start(qq_ctx *ctx, int argc, char **argv);
-int cmd_stop(qq_ctx *ctx, int argc, char **argv);
-int cmd_status(qq_ctx *ctx, int argc, char **argv);
-int cmd_serial(qq_ctx *ctx, int argc, char **argv);
-int cmd_stdout(qq_ctx *ctx, int argc, char **argv);
-int cmd_stderr(qq_ctx *ctx, int argc, char **argv);
-int cmd_console(qq_ctx *ctx, int argc, char **argv);
-int cmd_gdb(qq_ctx *ctx, int argc, char **argv);
-int cmd_qmp(qq_ctx *ctx, int argc, char **argv);
-int cmd_monitor(qq_ctx *ctx, int argc, char **argv);
-int cmd_ssh(qq_ctx *ctx, int argc, char **argv);
-int cmd_ssh_config(qq_ctx *ctx, int argc, char **argv);
-int cmd_put(qq_ctx *ctx, int argc, char **argv);
-int cmd_get(qq_ctx *ctx, int argc, char **argv);
-int cmd_wait(qq_ctx *ctx, int argc, char **argv);
+/* The rows, one per command (each in its file). */
+extern const qq_command qq_cmd_list, qq_cmd_show, qq_cmd_start, qq_cmd_stop, qq_cmd_status, qq_cmd_serial,
+    qq_cmd_stdout, qq_cmd_stderr, qq_cmd_console, qq_cmd_ssh, qq_cmd_ssh_config, qq_cmd_put, qq_cmd_get,
+    qq_cmd_wait, qq_cmd_img_list, qq_cmd_img_build, qq_cmd_gdb, qq_cmd_qemu, qq_cmd_qmp, qq_cmd_monitor,
+    qq_cmd_completion, qq_cmd_complete, qq_cmd_init;
 
 #endif

@@ -1,10 +1,11 @@
-/* common — helpers shared by the command files (see cmd.h). */
+/* common — the one option parser, the help generated from the command rows,
+ * and the helpers every command file shares (see cmd.h). */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/cleanup.h"
 #include "../base/jsonw.h"
 #include "cmd.h"
 
@@ -43,50 +44,22 @@ void qq_print_json(json_t *doc)
     json_decref(doc);
 }
 
-int qq_check_args(qq_ctx *ctx, int npos)
+int qq_begin(qq_ctx *ctx, config **c, qq_err *err)
 {
-    const qq_command *c = ctx->cmd;
-    if (npos < c->min_args || (c->max_args >= 0 && npos > c->max_args))
-        return qq_usage(ctx, false);
-    return -1;
-}
-
-int qq_parse_simple(qq_ctx *ctx, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { 0 },
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == 'h')
-            return qq_usage(ctx, true);
-        return qq_usage(ctx, false);
-    }
-    return qq_check_args(ctx, argc - optind);
-}
-
-int qq_begin(qq_ctx *ctx, int argc, char **argv, config **c, qq_err *err)
-{
-    int rc = qq_parse_simple(ctx, argc, argv);
-    if (rc >= 0)
-        return rc;
     *c = qq_config(ctx, err);
     return *c ? -1 : qq_report(err);
 }
 
-int qq_opt_seconds(qq_ctx *ctx, const char *text, int min, int *out)
+int qq_parse_seconds(const char *text, long min, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > 86400) {
-        fprintf(stderr, "qqmgr: %s: --timeout: expected whole seconds (%d..86400), got '%s'\n", ctx->cmd->name, min,
-                text);
-        return QQ_EXIT_USAGE;
-    }
+    /* digits only: no sign, fraction, exponent, blank, "nan" or "inf" */
+    if (!*text || strspn(text, "0123456789") != strlen(text) || strlen(text) > 6)
+        return -1;
+    long v = strtol(text, NULL, 10);
+    if (v < min || v > 86400)
+        return -1;
     *out = (int)v;
-    return -1;
+    return 0;
 }
 
 void qq_shell_quote(sbuf *out, const char *arg)
@@ -104,4 +77,415 @@ void qq_shell_quote(sbuf *out, const char *arg)
             sbuf_addc(out, *p);
     }
     sbuf_addc(out, '\'');
+}
+
+/* ------------------------------------------------------------------ help */
+
+static const qq_command *visible(const qq_command *c)
+{
+    return c->alias_of ? NULL : c;
+}
+
+/* "-f|--force", "--timeout S", "--wait[=STAGE]", "-n|--lines N" */
+static void opt_spelling(sbuf *out, const qq_opt *o, const char *sep)
+{
+    if (o->short_name)
+        sbuf_addf(out, "-%c", o->short_name);
+    if (o->short_name && o->long_name)
+        sbuf_adds(out, sep);
+    if (o->long_name)
+        sbuf_addf(out, "--%s", o->long_name);
+    if (o->kind != QQ_OPT_FLAG) {
+        if (o->implicit)
+            sbuf_addf(out, "[=%s]", o->arg);
+        else
+            sbuf_addf(out, " %s", o->arg);
+    }
+}
+
+void qq_synopsis(sbuf *out, const qq_command *c)
+{
+    sbuf_adds(out, c->args ? c->args : "");
+    for (const qq_opt *o = c->opts; o && o->kind; o++) {
+        if (out->len)
+            sbuf_addc(out, ' ');
+        sbuf_addc(out, '[');
+        opt_spelling(out, o, "|");
+        sbuf_addc(out, ']');
+    }
+    if (c->rest_args) {
+        if (out->len)
+            sbuf_addc(out, ' ');
+        sbuf_adds(out, c->rest_args);
+    }
+}
+
+static void help_line(FILE *f, const char *left, const char *text)
+{
+    if (strlen(left) > 20)
+        fprintf(f, "  %s\n  %-20s %s\n", left, "", text);
+    else
+        fprintf(f, "  %-20s %s\n", left, text);
+}
+
+/* the generated tail of a help line: accepted values and default */
+static void opt_details(sbuf *out, const qq_opt *o, const void *defaults)
+{
+    const char *def = NULL;
+    char num[32];
+    if (defaults) {
+        const char *p = (const char *)defaults + o->offset;
+        if (o->kind == QQ_OPT_SECONDS && *(const int *)(const void *)p) {
+            snprintf(num, sizeof num, "%d", *(const int *)(const void *)p);
+            def = num;
+        } else if (o->kind == QQ_OPT_INT && *(const long *)(const void *)p) {
+            snprintf(num, sizeof num, "%ld", *(const long *)(const void *)p);
+            def = num;
+        } else if ((o->kind == QQ_OPT_ENUM || o->kind == QQ_OPT_STRING) && *(const char *const *)(const void *)p) {
+            def = *(const char *const *)(const void *)p;
+        }
+    }
+    if (o->kind == QQ_OPT_ENUM) {
+        sbuf_addf(out, " (%s: ", o->arg);
+        for (const char *const *v = o->values; *v; v++)
+            sbuf_addf(out, "%s%s", v == o->values ? "" : ", ", *v);
+        if (o->implicit)
+            sbuf_addf(out, "; alone: %s", o->implicit);
+        if (def)
+            sbuf_addf(out, "; default %s", def);
+        sbuf_addc(out, ')');
+    } else if (o->kind == QQ_OPT_SECONDS) {
+        sbuf_addf(out, " [whole seconds, %ld to 86400%s%s]", o->min, def ? "; default " : "", def ? def : "");
+    } else if (def) {
+        sbuf_addf(out, " (default %s)", def);
+    }
+}
+
+int qq_usage(qq_ctx *ctx, bool help)
+{
+    FILE *f = help ? stdout : stderr;
+    const qq_command *c = ctx->cmd;
+    _cleanup_sbuf_ sbuf syn = SBUF_INIT;
+    qq_synopsis(&syn, c);
+    fprintf(f, "usage: qqmgr %s%s%s\n", c->name, syn.len ? " " : "", sbuf_str(&syn));
+    if (!help) {
+        fprintf(f, "(qqmgr %s -h for help)\n", c->name);
+        return QQ_EXIT_USAGE;
+    }
+    if (c->summary)
+        fprintf(f, "\n%s\n", c->summary);
+    if (c->alias_of)
+        fprintf(f, "\nan alias of qqmgr %s\n", c->alias_of);
+    fprintf(f, "\nOptions:\n");
+    for (const qq_opt *o = c->opts; o && o->kind; o++) {
+        _cleanup_sbuf_ sbuf left = SBUF_INIT, text = SBUF_INIT;
+        opt_spelling(&left, o, ", ");
+        sbuf_adds(&text, o->help);
+        opt_details(&text, o, c->opts_defaults);
+        help_line(f, sbuf_str(&left), sbuf_str(&text));
+    }
+    if (c->json)
+        help_line(f, "--json", c->json);
+    help_line(f, "-h, --help", "this help");
+    return 0;
+}
+
+void qq_overview(FILE *f)
+{
+    fprintf(f,
+            "usage: qqmgr [-c FILE] [-d] COMMAND [ARGS...] [--json]\n"
+            "       qqmgr COMMAND -h    help on one command\n\n"
+            "Global options (before the command):\n"
+            "  -c, --config FILE  the config (default: ./qqmgr.toml, else ~/.config/qqmgr/conf.toml)\n"
+            "  -d, --debug        print what is run\n"
+            "  -h, --help         this help\n"
+            "      --version      print the version\n\n"
+            "Commands:\n");
+    for (const qq_command *const *p = qq_commands; *p; p++) {
+        const qq_command *c = visible(*p);
+        if (!c || !c->summary)
+            continue;
+        _cleanup_sbuf_ sbuf head = SBUF_INIT;
+        sbuf_addf(&head, "%s ", c->name);
+        qq_synopsis(&head, c);
+        if (head.len > 44)
+            fprintf(f, "  %s\n  %-44s %s\n", sbuf_str(&head), "", c->summary);
+        else
+            fprintf(f, "  %-44s %s\n", sbuf_str(&head), c->summary);
+    }
+    fprintf(f, "\nExit status: 0 success, 1 failure, 2 usage or config error; ssh passes the remote status.\n");
+}
+
+void qq_group_usage(FILE *f, const char *group)
+{
+    size_t n = strlen(group);
+    fprintf(f, "usage: qqmgr %s SUBCOMMAND ...\n\nSubcommands:\n", group);
+    for (const qq_command *const *p = qq_commands; *p; p++) {
+        const qq_command *c = *p;
+        if (!c->summary || strncmp(c->name, group, n) != 0 || c->name[n] != ' ')
+            continue;
+        _cleanup_sbuf_ sbuf head = SBUF_INIT;
+        sbuf_addf(&head, "%s ", c->name);
+        qq_synopsis(&head, c);
+        fprintf(f, "  %-44s %s\n", sbuf_str(&head), c->summary);
+    }
+    fprintf(f, "\nqqmgr %s SUBCOMMAND -h: help on one\n", group);
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+static bool is_global_option(const char *a)
+{
+    return strncmp(a, "-c", 2) == 0 || strcmp(a, "-d") == 0 || strcmp(a, "--config") == 0 ||
+           strncmp(a, "--config=", 9) == 0 || strcmp(a, "--debug") == 0;
+}
+
+/* `list -c x.toml`: say where global options go, with the line that works */
+static int global_misplaced(qq_ctx *ctx, int argc, char **argv, int at)
+{
+    _cleanup_sbuf_ sbuf line = SBUF_INIT;
+    sbuf_adds(&line, "qqmgr");
+    if (ctx->config_path) {
+        sbuf_adds(&line, " -c ");
+        qq_shell_quote(&line, ctx->config_path);
+    }
+    if (ctx->debug)
+        sbuf_adds(&line, " -d");
+    /* the global options found among the command's arguments, in order */
+    bool *moved = calloc((size_t)argc, sizeof *moved);
+    if (!moved)
+        abort();
+    for (int i = at; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (!is_global_option(a))
+            continue;
+        moved[i] = true;
+        sbuf_addc(&line, ' ');
+        qq_shell_quote(&line, a);
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            moved[++i] = true;
+            sbuf_addc(&line, ' ');
+            qq_shell_quote(&line, argv[i]);
+        }
+    }
+    sbuf_addf(&line, " %s", ctx->cmd->name);
+    for (int i = 1; i < argc; i++) {
+        if (moved[i])
+            continue;
+        sbuf_addc(&line, ' ');
+        qq_shell_quote(&line, argv[i]);
+    }
+    free(moved);
+    fprintf(stderr, "qqmgr: %s: %s is a global option; global options (-c, -d) go before the command: %s\n",
+            ctx->cmd->name, argv[at], sbuf_str(&line));
+    return QQ_EXIT_USAGE;
+}
+
+static int unknown_option(qq_ctx *ctx, const char *spelled)
+{
+    fprintf(stderr, "qqmgr: %s: unknown option '%s'\n", ctx->cmd->name, spelled);
+    return qq_usage(ctx, false);
+}
+
+static void opt_name(char *buf, size_t n, const qq_opt *o)
+{
+    if (o->long_name)
+        snprintf(buf, n, "--%s", o->long_name);
+    else
+        snprintf(buf, n, "-%c", o->short_name);
+}
+
+/* store one option's value; text NULL for a flag or an absent optional value */
+static int set_opt(qq_ctx *ctx, const qq_opt *o, const char *text, void *opts)
+{
+    char *p = (char *)opts + o->offset;
+    char name[64];
+    opt_name(name, sizeof name, o);
+    switch (o->kind) {
+    case QQ_OPT_FLAG:
+        *(bool *)(void *)p = true;
+        return -1;
+    case QQ_OPT_SECONDS:
+        if (qq_parse_seconds(text, o->min, (int *)(void *)p) < 0) {
+            fprintf(stderr, "qqmgr: %s: %s: expected whole seconds (%ld..86400), got '%s'\n", ctx->cmd->name, name,
+                    o->min, text);
+            return QQ_EXIT_USAGE;
+        }
+        return -1;
+    case QQ_OPT_INT: {
+        long v = 0;
+        if (*text && strspn(text, "0123456789") == strlen(text) && strlen(text) <= 9)
+            v = strtol(text, NULL, 10);
+        else
+            v = o->min - 1;
+        if (v < o->min) {
+            fprintf(stderr, "qqmgr: %s: %s: expected a whole number (at least %ld), got '%s'\n", ctx->cmd->name,
+                    name, o->min, text);
+            return QQ_EXIT_USAGE;
+        }
+        *(long *)(void *)p = v;
+        return -1;
+    }
+    case QQ_OPT_STRING:
+        *(const char **)(void *)p = text;
+        return -1;
+    case QQ_OPT_ENUM:
+        if (!text)
+            text = o->implicit;
+        for (const char *const *v = o->values; *v; v++) {
+            if (strcmp(*v, text) == 0) {
+                *(const char **)(void *)p = *v;
+                return -1;
+            }
+        }
+        _cleanup_sbuf_ sbuf vals = SBUF_INIT;
+        for (const char *const *v = o->values; *v; v++)
+            sbuf_addf(&vals, "%s%s", v == o->values ? "" : v[1] ? ", " : " or ", *v);
+        fprintf(stderr, "qqmgr: %s: %s: expected %s, got '%s'\n", ctx->cmd->name, name, sbuf_str(&vals), text);
+        return QQ_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static const qq_opt *find_long(const qq_command *c, const char *name, size_t len)
+{
+    for (const qq_opt *o = c->opts; o && o->kind; o++)
+        if (o->long_name && strlen(o->long_name) == len && strncmp(o->long_name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+static const qq_opt *find_short(const qq_command *c, char ch)
+{
+    for (const qq_opt *o = c->opts; o && o->kind; o++)
+        if (o->short_name == ch)
+            return o;
+    return NULL;
+}
+
+/* `start VM --wait ssh`: the extra word was meant as --wait's value */
+static bool optional_value_hint(qq_ctx *ctx, const char *prev, const char *word)
+{
+    if (!prev || strncmp(prev, "--", 2) != 0 || strchr(prev, '='))
+        return false;
+    const qq_opt *o = find_long(ctx->cmd, prev + 2, strlen(prev + 2));
+    if (!o || !o->implicit)
+        return false;
+    fprintf(stderr, "qqmgr: %s: %s takes its value after '=': %s=%s (alone it means %s=%s)\n", ctx->cmd->name, prev,
+            prev, word, prev, o->implicit);
+    return true;
+}
+
+int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *opts)
+{
+    int argc = *argcp, npos = 1;
+    const char **after = calloc((size_t)argc + 1, sizeof *after);   /* the word before each positional */
+    if (!after)
+        abort();
+    int rc = -1;
+    int i = 1;
+    for (; i < argc; i++) {
+        char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            if (c->rest == QQ_REST_AFTER_DASHDASH) {
+                ctx->rest = argv + i;
+                ctx->nrest = argc - i;
+                i = argc;
+            }
+            for (; i < argc; i++) {
+                after[npos] = argv[i - 1];
+                argv[npos++] = argv[i];
+            }
+            break;
+        }
+        if (strcmp(a, "--json") == 0 && !(c->rest && npos > 1)) {
+            ctx->json = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            rc = qq_usage(ctx, true);
+            goto out;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            after[npos] = i > 1 ? argv[i - 1] : NULL;
+            argv[npos++] = a;
+            if (c->rest == QQ_REST_AFTER_FIRST) {
+                i++;
+                if (i < argc && strcmp(argv[i], "--") == 0)
+                    i++;
+                ctx->rest = argv + i;
+                ctx->nrest = argc - i;
+                i = argc;
+                break;
+            }
+            continue;
+        }
+        if (a[1] == '-') {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            const qq_opt *o = find_long(c, name, len);
+            if (!o) {
+                rc = is_global_option(a) ? global_misplaced(ctx, argc, argv, i) : unknown_option(ctx, a);
+                goto out;
+            }
+            const char *val = NULL;
+            if (o->kind == QQ_OPT_FLAG) {
+                if (eq) {
+                    fprintf(stderr, "qqmgr: %s: --%s takes no value\n", c->name, o->long_name);
+                    rc = QQ_EXIT_USAGE;
+                    goto out;
+                }
+            } else if (eq) {
+                val = eq + 1;
+            } else if (!o->implicit) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "qqmgr: %s: --%s needs a value (%s)\n", c->name, o->long_name, o->arg);
+                    rc = QQ_EXIT_USAGE;
+                    goto out;
+                }
+                val = argv[++i];
+            }
+            if ((rc = set_opt(ctx, o, val, opts)) >= 0)
+                goto out;
+            continue;
+        }
+        /* short options, clustered (-fn5, -n 5) */
+        for (const char *s = a + 1; *s; s++) {
+            const qq_opt *o = find_short(c, *s);
+            if (!o) {
+                char spelled[3] = { '-', *s, 0 };
+                rc = (*s == 'c' || *s == 'd') ? global_misplaced(ctx, argc, argv, i) : unknown_option(ctx, spelled);
+                goto out;
+            }
+            if (o->kind == QQ_OPT_FLAG) {
+                set_opt(ctx, o, NULL, opts);
+                continue;
+            }
+            const char *val = s[1] ? s + 1 : NULL;
+            if (!val) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "qqmgr: %s: -%c needs a value (%s)\n", c->name, *s, o->arg);
+                    rc = QQ_EXIT_USAGE;
+                    goto out;
+                }
+                val = argv[++i];
+            }
+            if ((rc = set_opt(ctx, o, val, opts)) >= 0)
+                goto out;
+            break;
+        }
+    }
+    argv[npos] = NULL;
+    int n = npos - 1;
+    if (n < c->min_args || (c->max_args >= 0 && n > c->max_args)) {
+        if (c->max_args >= 0 && n > c->max_args)
+            optional_value_hint(ctx, after[c->max_args + 1], argv[c->max_args + 1]);
+        rc = qq_usage(ctx, false);
+        goto out;
+    }
+    *argcp = npos;
+out:
+    free(after);
+    return rc;
 }

@@ -1,16 +1,21 @@
 /* console — the terminal on a VM's serial console (Ctrl-] leaves). */
-#include <getopt.h>
 #include "../app/vm.h"
 #include "cmd.h"
 
-int cmd_console(qq_ctx *ctx, int argc, char **argv)
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    if (vm_console(c, argv[optind], &err) < 0)
+    if (vm_console(c, argv[1], &err) < 0)
         return qq_report(&err);
     return 0;
 }
+
+const qq_command qq_cmd_console = {
+    .name = "console", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "attach the terminal to the serial console (Ctrl-] leaves)",
+};

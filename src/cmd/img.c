@@ -4,11 +4,12 @@
 
 #include "cmd.h"
 
-int cmd_img(qq_ctx *ctx, int argc, char **argv)
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc, (void)argv;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
     json_t *arr = ctx->json ? json_array() : NULL;
@@ -38,3 +39,9 @@ int cmd_img(qq_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "qqmgr: %s defines no images\n", config_path(c));
     return 0;
 }
+
+const qq_command qq_cmd_img_list = {
+    .name = "img list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
+    .summary = "list the images of the config, with builder, size and state",
+    .json = "an array of {name, builder, img_size, img_size_bytes, path, built, disk_usage}",
+};

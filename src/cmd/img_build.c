@@ -1,7 +1,4 @@
 /* img build — build one image (stages skipped when their inputs are unchanged). */
-#include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,37 +6,24 @@
 #include "../app/img.h"
 #include "cmd.h"
 
-int cmd_img_build(qq_ctx *ctx, int argc, char **argv)
+typedef struct {
+    bool force;
+    int timeout;
+} build_opts;
+
+static const qq_opt options[] = {
+    QQ_FLAG('f', "force", build_opts, force, "rebuild every stage"),
+    QQ_SECONDS("timeout", build_opts, timeout, 1, "bound the customisation boot (default: the image's build_timeout)"),
+    QQ_OPT_END,
+};
+
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "force", no_argument, NULL, 'f' },
-        { "timeout", required_argument, NULL, 't' },
-        { "help", no_argument, NULL, 'h' },
-        { 0 },
-    };
-    img_build_opts o = { .debug = ctx->debug, .quiet = ctx->json };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'f':
-            o.force = true;
-            break;
-        case 't': {
-            int rc = qq_opt_seconds(ctx, optarg, 1, &o.timeout_s);
-            if (rc >= 0)
-                return rc;
-            break;
-        }
-        case 'h':
-            return qq_usage(ctx, true);
-        default:
-            return qq_usage(ctx, false);
-        }
-    }
-    int rc = qq_check_args(ctx, argc - optind);
-    if (rc >= 0)
-        return rc;
-    const char *name = argv[optind];
+    (void)argc;
+    const build_opts *bo = ctx->opts;
+    img_build_opts o = { .debug = ctx->debug, .quiet = ctx->json, .force = bo->force, .timeout_s = bo->timeout };
+    const char *name = argv[1];
+    int rc;
     qq_err err = { 0 };
     config *c = qq_config(ctx, &err);
     if (!c)
@@ -65,3 +49,10 @@ int cmd_img_build(qq_ctx *ctx, int argc, char **argv)
     json_decref(report);
     return 0;
 }
+
+const qq_command qq_cmd_img_build = {
+    .name = "img build", .handler = run, .args = "IMAGE", .min_args = 1, .max_args = 1,
+    .summary = "build an image (stages skipped when up to date)",
+    QQ_OPTIONS(build_opts, options, NULL),
+    .json = "what each stage did",
+};

@@ -30,11 +30,12 @@ static json_t *vms_with_state(const config *c)
     return set;
 }
 
-int cmd_list(qq_ctx *ctx, int argc, char **argv)
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc, (void)argv;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
 
@@ -92,3 +93,9 @@ int cmd_list(qq_ctx *ctx, int argc, char **argv)
     }
     return 0;
 }
+
+const qq_command qq_cmd_list = {
+    .name = "list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
+    .summary = "list the VMs of the config, with ssh port and state",
+    .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config}",
+};

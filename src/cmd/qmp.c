@@ -1,5 +1,4 @@
 /* qmp, monitor — one QMP command (reply as JSON) or one HMP command (its text). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,13 +6,10 @@
 #include "../app/vm.h"
 #include "cmd.h"
 
-int cmd_qmp(qq_ctx *ctx, int argc, char **argv)
+static int qmp(qq_ctx *ctx, int argc, char **argv)
 {
-    int rc = qq_parse_simple(ctx, argc, argv);
-    if (rc >= 0)
-        return rc;
-    const char *name = argv[optind], *command = argv[optind + 1];
-    const char *args_text = optind + 2 < argc ? argv[optind + 2] : NULL;
+    const char *name = argv[1], *command = argv[2];
+    const char *args_text = argc > 3 ? argv[3] : NULL;
     qq_err err = { 0 };
     json_t *args = NULL;
     if (args_text) {
@@ -49,14 +45,15 @@ int cmd_qmp(qq_ctx *ctx, int argc, char **argv)
     return qq_report(&err);
 }
 
-int cmd_monitor(qq_ctx *ctx, int argc, char **argv)
+static int monitor(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    char *out = vm_hmp(c, argv[optind], argv[optind + 1], &err);
+    char *out = vm_hmp(c, argv[1], argv[2], &err);
     if (!out)
         return qq_report(&err);
     if (ctx->json) {
@@ -70,3 +67,14 @@ int cmd_monitor(qq_ctx *ctx, int argc, char **argv)
     free(out);
     return 0;
 }
+
+const qq_command qq_cmd_qmp = {
+    .name = "qmp", .handler = qmp, .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
+    .summary = "run a QMP command and print its reply",
+    .json = "on a QMP error, the whole reply (the return value is printed as JSON anyway)",
+};
+const qq_command qq_cmd_monitor = {
+    .name = "monitor", .handler = monitor, .args = "VM 'HMP COMMAND'", .min_args = 2, .max_args = 2,
+    .summary = "run a human-monitor command and print its output",
+    .json = "{output}",
+};

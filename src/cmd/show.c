@@ -14,14 +14,15 @@ static void free_argv(char **argv)
     free(argv);
 }
 
-int cmd_show(qq_ctx *ctx, int argc, char **argv)
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    const char *name = argv[optind];
+    const char *name = argv[1];
     /* an automatic port shows the port in use when the VM runs */
     int port = 0;
     if (config_vm_ssh_port(c, name) == SSH_PORT_AUTO) {
@@ -63,3 +64,9 @@ int cmd_show(qq_ctx *ctx, int argc, char **argv)
     vm_spec_free(&s);
     return 0;
 }
+
+const qq_command qq_cmd_show = {
+    .name = "show", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "print the exact QEMU command line start would run",
+    .json = "{name, qemu, argv, state_dir, files, images}",
+};

@@ -1,6 +1,5 @@
 /* ssh, ssh-config, put, get — reaching into a VM with OpenSSH. */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <stdio.h>
 
@@ -8,13 +7,10 @@
 #include "../base/cleanup.h"
 #include "cmd.h"
 
-int cmd_ssh(qq_ctx *ctx, int argc, char **argv)
+static int ssh(qq_ctx *ctx, int argc, char **argv)
 {
-    /* everything after the VM name belongs to the remote command */
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-        return qq_usage(ctx, true);
-    if (argc < 2 || argv[1][0] == '-')
-        return qq_usage(ctx, false);
+    (void)argc;
+    /* everything after the VM name belongs to the remote command (ctx->rest) */
     qq_err err = { 0 };
     config *c = qq_config(ctx, &err);
     if (!c)
@@ -22,25 +18,20 @@ int cmd_ssh(qq_ctx *ctx, int argc, char **argv)
     ssh_target t;
     if (ssh_prepare(c, argv[1], true, &t, &err) < 0)
         return qq_report(&err);
-    int rest = argc - 2;
-    char **cmd = argv + 2;
-    if (rest > 0 && strcmp(cmd[0], "--") == 0) {
-        rest--;
-        cmd++;
-    }
-    ssh_exec(&t, ctx->debug, rest, cmd, &err);
+    ssh_exec(&t, ctx->debug, ctx->nrest, ctx->rest, &err);
     return qq_report(&err);
 }
 
-int cmd_ssh_config(qq_ctx *ctx, int argc, char **argv)
+static int ssh_config(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
     ssh_target t;
-    if (ssh_prepare(c, argv[optind], false, &t, &err) < 0)
+    if (ssh_prepare(c, argv[1], false, &t, &err) < 0)
         return qq_report(&err);
     if (ctx->json) {
         qq_print_json(json_pack("{s:s, s:s, s:i, s:s}", "file", t.conf, "host", t.alias, "port", t.port,
@@ -60,20 +51,39 @@ int cmd_ssh_config(qq_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
-static int copy(qq_ctx *ctx, int argc, char **argv, bool put)
+static int copy(qq_ctx *ctx, char **argv, bool put)
 {
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
     ssh_target t;
-    if (ssh_prepare(c, argv[optind], true, &t, &err) < 0)
+    if (ssh_prepare(c, argv[1], true, &t, &err) < 0)
         return qq_report(&err);
-    if (ssh_copy(&t, ctx->debug, put, argv[optind + 1], argv[optind + 2], &err) < 0)
+    if (ssh_copy(&t, ctx->debug, put, argv[2], argv[3], &err) < 0)
         return qq_report(&err);
     return 0;
 }
 
-int cmd_put(qq_ctx *ctx, int argc, char **argv) { return copy(ctx, argc, argv, true); }
-int cmd_get(qq_ctx *ctx, int argc, char **argv) { return copy(ctx, argc, argv, false); }
+static int put(qq_ctx *ctx, int argc, char **argv) { (void)argc; return copy(ctx, argv, true); }
+static int get(qq_ctx *ctx, int argc, char **argv) { (void)argc; return copy(ctx, argv, false); }
+
+const qq_command qq_cmd_ssh = {
+    .name = "ssh", .handler = ssh, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "log in to the VM, or run COMMAND there (exit status passed through)",
+    .rest = QQ_REST_AFTER_FIRST, .rest_args = "[COMMAND...]",
+};
+const qq_command qq_cmd_ssh_config = {
+    .name = "ssh-config", .handler = ssh_config, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "print the VM's ssh config (usable with ssh -F)",
+    .json = "{file, host, port, control_path}",
+};
+const qq_command qq_cmd_put = {
+    .name = "put", .handler = put, .args = "VM LOCAL REMOTE", .min_args = 3, .max_args = 3,
+    .summary = "copy files or directories into the VM",
+};
+const qq_command qq_cmd_get = {
+    .name = "get", .handler = get, .args = "VM REMOTE LOCAL", .min_args = 3, .max_args = 3,
+    .summary = "copy files or directories out of the VM",
+};

@@ -1,5 +1,4 @@
 /* start — start a VM; returns once QMP answers. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,39 +10,32 @@
 #include "../infra/proc.h"
 #include "cmd.h"
 
-int cmd_start(qq_ctx *ctx, int argc, char **argv)
+typedef struct {
+    const char *wait;
+    int timeout;
+} start_opts;
+
+static const char *const stages[] = { "ssh", "cloud-init", NULL };
+
+static const qq_opt options[] = {
+    QQ_ENUM_OPTIONAL("wait", "STAGE", start_opts, wait, stages, "ssh",
+                     "also wait until the guest is ready: ssh answers, or cloud-init finished"),
+    QQ_SECONDS("timeout", start_opts, timeout, 1, "bound the whole start (default 60, 300 with --wait)"),
+    QQ_OPT_END,
+};
+
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "timeout", required_argument, NULL, 't' },
-        { "wait", optional_argument, NULL, 'w' },
-        { 0 },
-    };
-    int timeout = 0, ch, rc;
-    const char *wait = NULL;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'h': return qq_usage(ctx, true);
-        case 't':
-            if ((rc = qq_opt_seconds(ctx, optarg, 1, &timeout)) >= 0)
-                return rc;
-            break;
-        case 'w': wait = optarg ? optarg : "ssh"; break;
-        default: return qq_usage(ctx, false);
-        }
-    }
-    rc = qq_check_args(ctx, argc - optind);
-    if (rc >= 0)
-        return rc;
-    const char *name = argv[optind];
+    (void)argc;
+    const start_opts *o = ctx->opts;
+    const char *wait = o->wait;
+    int timeout = o->timeout;
+    const char *name = argv[1];
     qq_err err = { 0 };
-    if (wait && strcmp(wait, "ssh") != 0 && strcmp(wait, "cloud-init") != 0) {
-        fprintf(stderr, "qqmgr: start: --wait: expected ssh or cloud-init, got '%s'\n", wait);
-        return QQ_EXIT_USAGE;
-    }
+    long long t0 = proc_now_ms();
     if (!timeout)
         timeout = wait ? 300 : 60;
-    long long deadline = proc_now_ms() + (long long)timeout * 1000;
+    long long deadline = t0 + (long long)timeout * 1000;
     config *c = qq_config(ctx, &err);
     if (!c)
         return qq_report(&err);
@@ -97,3 +89,10 @@ int cmd_start(qq_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "qqmgr: warning: %s is in state '%s'\n", name, r.state);
     return 0;
 }
+
+const qq_command qq_cmd_start = {
+    .name = "start", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "start a VM (returns when QMP answers; --wait also waits for the guest)",
+    QQ_OPTIONS(start_opts, options, NULL),
+    .json = "{name, pid, ssh_port, already_running, state, elapsed_ms}",
+};

@@ -1,18 +1,18 @@
 /* status — a VM's state, pid, ports and files. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "../app/vm.h"
 #include "cmd.h"
 
-int cmd_status(qq_ctx *ctx, int argc, char **argv)
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
+    (void)argc;
     qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, argc, argv, &c, &err);
+    int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    const char *name = argv[optind];
+    const char *name = argv[1];
     json_t *o = vm_status_json(c, name, &err);
     if (!o)
         return qq_report(&err);
@@ -37,3 +37,9 @@ int cmd_status(qq_ctx *ctx, int argc, char **argv)
     json_decref(o);
     return 0;
 }
+
+const qq_command qq_cmd_status = {
+    .name = "status", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "show a VM's state, pid, ports and files",
+    .json = "the original qqmgr's fields, plus state and uptime",
+};

@@ -1,5 +1,4 @@
 /* stop — power a VM down: ACPI, then QMP quit, SIGTERM, SIGKILL. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,33 +7,26 @@
 #include "../base/cleanup.h"
 #include "cmd.h"
 
-int cmd_stop(qq_ctx *ctx, int argc, char **argv)
+typedef struct {
+    int timeout;
+    bool force;
+} stop_opts;
+
+static const stop_opts defaults = { .timeout = 30 };
+
+static const qq_opt options[] = {
+    QQ_SECONDS("timeout", stop_opts, timeout, 0, "how long to wait for the guest to power off"),
+    QQ_FLAG('f', "force", stop_opts, force, "skip the polite steps: QMP quit, then kill"),
+    QQ_OPT_END,
+};
+
+static int run(qq_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "timeout", required_argument, NULL, 't' },
-        { "force", no_argument, NULL, 'f' },
-        { 0 },
-    };
-    int timeout = 30, ch;
-    bool force = false;
-    while ((ch = getopt_long(argc, argv, "hf", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'h': return qq_usage(ctx, true);
-        case 'f': force = true; break;
-        case 't': {
-            int rc = qq_opt_seconds(ctx, optarg, 0, &timeout);
-            if (rc >= 0)
-                return rc;
-            break;
-        }
-        default: return qq_usage(ctx, false);
-        }
-    }
-    int rc = qq_check_args(ctx, argc - optind);
-    if (rc >= 0)
-        return rc;
-    const char *name = argv[optind];
+    (void)argc;
+    const stop_opts *o = ctx->opts;
+    int timeout = o->timeout;
+    bool force = o->force;
+    const char *name = argv[1];
     qq_err err = { 0 };
     config *c = qq_config(ctx, &err);
     if (!c)
@@ -60,3 +52,10 @@ int cmd_stop(qq_ctx *ctx, int argc, char **argv)
     }
     return 0;
 }
+
+const qq_command qq_cmd_stop = {
+    .name = "stop", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "power a VM down (ACPI, then QMP quit, SIGTERM, SIGKILL)",
+    QQ_OPTIONS(stop_opts, options, &defaults),
+    .json = "{name, was_running, pid, stopped_by, elapsed_ms}",
+};

@@ -1,0 +1,139 @@
+"""The command line: help generated from the command table, the one option parser
+(seconds, enums, optional values, argument counts, --json placement), hints for
+misplaced options, the version from meson.build."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+BARE = "-nodefaults -machine q35 -m 64 -display none -accel tcg"
+
+
+def qq(qqmgr, *args, cwd=None):
+    return subprocess.run([qqmgr, *args], capture_output=True, text=True, cwd=cwd,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def commands(qqmgr):
+    """(name, synopsis) of every command the overview lists."""
+    out = qq(qqmgr, "--help").stdout
+    body = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    rows, pending = [], None
+    for line in body.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            pending = line[2:]
+            head = re.split(r"\s{2,}", pending)[0]
+            rows.append(head)
+    names = []
+    for head in rows:
+        words = head.split()
+        name = " ".join(words[:2]) if words[0] in ("img", "snapshot") and len(words) > 1 else words[0]
+        names.append((name, head[len(name):].strip()))
+    return names
+
+
+def test_every_commands_help_is_its_overview_row(qqmgr):
+    rows = commands(qqmgr)
+    assert len(rows) >= 19
+    for name, synopsis in rows:
+        r = qq(qqmgr, *name.split(), "-h")
+        assert r.returncode == 0, name
+        first = r.stdout.splitlines()[0]
+        assert first == f"usage: qqmgr {name}" + (f" {synopsis}" if synopsis else ""), (name, first)
+        # every option of the synopsis has its help line
+        for opt in re.findall(r"\[(-[^\]\s|=\[]+)", synopsis):
+            assert re.search(rf"^  .*{re.escape(opt)}", r.stdout, re.M), (name, opt)
+        assert "-h, --help" in r.stdout
+
+
+def test_documented_options_of_bug_4(qqmgr):
+    assert "-n, --lines N" in qq(qqmgr, "serial", "-h").stdout
+    assert "-f, --follow" in qq(qqmgr, "serial", "-h").stdout
+    assert "-f, --force" in qq(qqmgr, "stop", "-h").stdout
+    assert "--json" in qq(qqmgr, "qmp", "-h").stdout and "--json" in qq(qqmgr, "monitor", "-h").stdout
+
+
+def test_img_alone_or_with_h_lists_its_subcommands(qqmgr):
+    r = qq(qqmgr, "img", "-h")
+    assert r.returncode == 0
+    assert "img list" in r.stdout and "img build IMAGE" in r.stdout
+    r = qq(qqmgr, "img")
+    assert r.returncode == 2 and "img build IMAGE" in r.stderr
+    r = qq(qqmgr, "img", "frob")
+    assert r.returncode == 2 and "unknown subcommand 'frob'" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1.5", "1e3", "", " 5", "86401", "0x10"])
+@pytest.mark.parametrize("cmd", [["start", "v"], ["stop", "v"], ["wait", "v"], ["img", "build", "i"]])
+def test_timeout_that_is_not_whole_seconds_is_a_usage_error(qqmgr, tmp_path, cmd, value):
+    r = qq(qqmgr, *cmd, "--timeout", value, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "--timeout: expected whole seconds" in r.stderr
+    r = qq(qqmgr, *cmd, f"--timeout={value}", cwd=tmp_path)
+    assert r.returncode == 2
+
+
+def test_enum_values_are_checked_and_named(qqmgr, tmp_path):
+    r = qq(qqmgr, "wait", "v", "--for", "boot", cwd=tmp_path)
+    assert r.returncode == 2 and "--for: expected ssh or cloud-init, got 'boot'" in r.stderr
+    r = qq(qqmgr, "start", "v", "--wait=boot", cwd=tmp_path)
+    assert r.returncode == 2 and "--wait: expected ssh or cloud-init, got 'boot'" in r.stderr
+
+
+def test_wait_with_a_separate_value_explains_the_equals_sign(qqmgr, tmp_path):
+    r = qq(qqmgr, "start", "v", "--wait", "cloud-init", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--wait takes its value after '=': --wait=cloud-init" in r.stderr
+
+
+def test_global_option_after_the_command_says_where_it_goes(qqmgr, tmp_path):
+    r = qq(qqmgr, "list", "-c", "x.toml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "global options (-c, -d) go before the command: qqmgr -c x.toml list" in r.stderr
+    r = qq(qqmgr, "show", "vm", "--config=my conf.toml", "-d", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "qqmgr '--config=my conf.toml' -d show vm" in r.stderr
+
+
+def test_unknown_option_names_it(qqmgr, tmp_path):
+    r = qq(qqmgr, "stop", "v", "--frob", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown option '--frob'" in r.stderr and "usage: qqmgr stop" in r.stderr
+    r = qq(qqmgr, "stop", "v", "--force=yes", cwd=tmp_path)
+    assert r.returncode == 2 and "--force takes no value" in r.stderr
+    r = qq(qqmgr, "serial", "v", "-n", cwd=tmp_path)
+    assert r.returncode == 2 and "-n needs a value" in r.stderr
+    r = qq(qqmgr, "serial", "v", "-n", "x", cwd=tmp_path)
+    assert r.returncode == 2 and "expected a whole number" in r.stderr
+
+
+def test_version_is_meson_project_version(qqmgr):
+    m = re.search(r"version\s*:\s*'([^']+)'", (REPO / "meson.build").read_text())
+    r = qq(qqmgr, "--version")
+    assert r.returncode == 0 and r.stdout == f"qqmgr {m.group(1)}\n"
+    assert "0.1.0" not in (REPO / "src" / "main.c").read_text()
+
+
+def test_json_after_the_vm_name_for_qmp_and_monitor(project):
+    project.write(f'[vm.bare]\ncmd = ["{BARE}"]\n')
+    project.run("start", "bare", check=True)
+    try:
+        r = project.run("qmp", "bare", "query-status", "--json", check=True)
+        assert json.loads(r.stdout)["status"] in ("running", "prelaunch")
+        r = project.run("monitor", "bare", "info status", "--json", check=True)
+        assert "VM status" in json.loads(r.stdout)["output"]
+        # after the VM name of gdb, only --attach and `-- GDB_ARGS` are ours
+        r = project.run("gdb", "bare", "--json")
+        assert r.returncode == 2 and "unknown option '--json'" in r.stderr
+    finally:
+        project.run("stop", "bare", "--force", check=True)
+
+
+def test_dash_dash_ends_options(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_text(f'[vm.bare]\ncmd = ["{BARE}"]\n')
+    r = qq(qqmgr, "show", "--", "-h", cwd=tmp_path)
+    assert r.returncode == 2 and 'no VM named "-h"' in r.stderr
