@@ -39,7 +39,8 @@
  * the config / the VM), LOCAL (files); anything else is free text.
  *
  * A handler gets argv[0] = the command's name and argv[1..argc-1] = its
- * positional arguments only (options removed, count checked); `--json`
+ * positional arguments only (options removed, count checked; use argc, argv
+ * is NULL-terminated only when there is no rest); `--json`
  * anywhere among a command's own arguments sets ctx->json. For commands with
  * `.rest`, the arguments that are not qqmgr's (a remote command, gdb's
  * arguments) are in ctx->rest / ctx->nrest. It calls the app layer, prints

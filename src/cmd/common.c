@@ -476,7 +476,8 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
             break;
         }
     }
-    argv[npos] = NULL;
+    if (!ctx->rest || argv + npos < ctx->rest)   /* the rest may start right there */
+        argv[npos] = NULL;
     int n = npos - 1;
     if (n < c->min_args || (c->max_args >= 0 && n > c->max_args)) {
         if (c->max_args >= 0 && n > c->max_args)

@@ -137,3 +137,20 @@ def test_dash_dash_ends_options(qqmgr, tmp_path):
     (tmp_path / "qqmgr.toml").write_text(f'[vm.bare]\ncmd = ["{BARE}"]\n')
     r = qq(qqmgr, "show", "--", "-h", cwd=tmp_path)
     assert r.returncode == 2 and 'no VM named "-h"' in r.stderr
+
+
+def test_ssh_passes_every_word_after_the_vm_name_on(project):
+    # a VM whose ssh port leads nowhere: -d shows the ssh line before ssh runs
+    project.write(f'[vm.bare]\ncmd = ["{BARE} -netdev user,id=n,hostfwd=tcp:127.0.0.1:{{{{.vm.ssh.port}}}}-:22 '
+                  f'-device virtio-net,netdev=n"]\n[vm.bare.ssh]\nport = "auto"\n')
+    project.run("start", "bare", check=True)
+    try:
+        p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "-d", "ssh", "bare", "--", "echo", "--json",
+                              "-h"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        line = p.stderr.readline()
+        p.kill()
+        p.communicate()
+        assert line.startswith("+ ssh ") and line.rstrip().endswith(" bare -- echo --json -h"), line
+    finally:
+        project.run("stop", "bare", "--force", check=True)
