@@ -4,14 +4,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +25,6 @@
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
 #include "layout.h"
-
-extern char **environ;
 
 typedef struct build {
     const config *c;
@@ -78,93 +73,6 @@ static void debug_argv(const build *b, char *const *argv)
     fprintf(stderr, "+ %s\n", sbuf_str(&l));
 }
 
-/* Run argv (PATH searched) in cwd, feeding `in` on stdin (then closing it),
- * collecting stdout into out and stderr into errout (NULL: inherited).
- * Returns the wait status, or -1 if it could not run. */
-static int run(char *const *argv, const char *cwd, const char *in, sbuf *out, sbuf *errout,
-               qq_err *err)
-{
-    int pin[2] = { -1, -1 }, pout[2], perr[2] = { -1, -1 };
-    if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 ||
-        (errout && pipe2(perr, O_CLOEXEC) < 0))
-        return qq_fail(err, QQ_EXIT_FAIL, "pipe: %s", strerror(errno));
-    /* posix_spawn (vfork-like): no copy of our page tables, which costs more
-     * than the hook itself on a small VM; exec errors come back from it */
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-    if (errout)
-        posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-    if (cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    sigset_t dflt;
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int e = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(pin[0]);
-    close(pout[1]);
-    if (errout)
-        close(perr[1]);
-    if (e != 0) {
-        close(pin[1]);
-        close(pout[0]);
-        if (errout)
-            close(perr[0]);
-        return qq_fail(err, QQ_EXIT_FAIL, "cannot run %s%s%s: %s", argv[0], cwd ? " in " : "",
-                       cwd ? cwd : "", strerror(e));
-    }
-    size_t inlen = in ? strlen(in) : 0, inoff = 0;
-    if (!inlen) {
-        close(pin[1]);
-        pin[1] = -1;
-    }
-    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-    int ofd = pout[0], efd = errout ? perr[0] : -1;
-    char buf[65536];
-    while (pin[1] >= 0 || ofd >= 0 || efd >= 0) {
-        struct pollfd p[3] = { { pin[1], POLLOUT, 0 }, { ofd, POLLIN, 0 }, { efd, POLLIN, 0 } };
-        if (poll(p, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (pin[1] >= 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t w = write(pin[1], in + inoff, inlen - inoff);
-            if (w > 0)
-                inoff += (size_t)w;
-            if (w < 0 || inoff == inlen) {
-                close(pin[1]);
-                pin[1] = -1;
-            }
-        }
-        for (int i = 1; i < 3; i++) {
-            int *fd = i == 1 ? &ofd : &efd;
-            if (*fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
-                ssize_t r = read(*fd, buf, sizeof buf);
-                if (r > 0) {
-                    sbuf_add(i == 1 ? out : errout, buf, (size_t)r);
-                } else if (r == 0 || errno != EINTR) {
-                    close(*fd);
-                    *fd = -1;
-                }
-            }
-        }
-    }
-    signal(SIGPIPE, old);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return st;
-}
-
 /* Run qemu-img; failure → "img NAME: what: <qemu-img's last stderr line>". */
 static int qemu_img(build *b, const char *what, char *const *args, sbuf *out, qq_err *err)
 {
@@ -178,13 +86,16 @@ static int qemu_img(build *b, const char *what, char *const *args, sbuf *out, qq
         argv[i + 1] = args[i];
     debug_argv(b, argv);
     _cleanup_sbuf_ sbuf o = SBUF_INIT, e = SBUF_INIT;
+    proc_run_opts po = { .out = out ? out : &o, .err = &e, .null_stdio = true };
+    proc_result pr;
     mode_t um = umask(077);   /* the images it makes are private */
-    int st = run(argv, NULL, NULL, out ? out : &o, &e, err);
+    int rc = proc_run(argv, &po, &pr, err);
     umask(um);
-    if (st < 0) {
+    if (rc < 0) {
         qq_err_prefix(err, "img %s: %s", b->s.name, what);
         return -1;
     }
+    int st = pr.status;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         char *msg = e.buf ? e.buf : (char *)"";
         while (e.len && (msg[e.len - 1] == '\n' || msg[e.len - 1] == ' '))
@@ -325,11 +236,14 @@ static json_t *run_env_hook(build *b, qq_err *err)
     argv[argc] = strdup(script);
     argv[argc + 1] = NULL;
     debug_argv(b, argv);
-    int st = run(argv, config_dir(b->c), input, &out, NULL, err);
+    proc_run_opts po = { .cwd = config_dir(b->c), .in = input, .out = &out };
+    proc_result pr;
+    int rc = proc_run(argv, &po, &pr, err);
+    int st = pr.status;
     for (size_t i = 0; argv[i]; i++)
         free(argv[i]);
     free(argv);
-    if (st < 0) {
+    if (rc < 0) {
         qq_err_prefix(err, "img %s: env_hook", b->s.name);
         return NULL;
     }
@@ -547,7 +461,6 @@ static void remove_old_bases(const char *dir, const char *keep)
     }
     closedir(d);
 }
-
 
 typedef struct sbufv {
     sbuf *v;

@@ -247,26 +247,15 @@ int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err
     return qq_fail(err, QQ_EXIT_FAIL, "cannot run ssh: %s", strerror(e));
 }
 
+/* Run argv to its end (quiet: stdio on /dev/null): its exit status, 128+signal,
+ * 127 when there is no such program, -1 when it could not run. */
 static int run_wait(char **argv, bool quiet)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        if (quiet) {
-            int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-            dup2(fd, 0);
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    proc_run_opts o = { .null_stdio = quiet };
+    proc_result r;
+    if (proc_run(argv, &o, &r, NULL) < 0)
+        return errno == ENOENT ? 127 : -1;
+    return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
 }
 
 int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/sbuf.h"
 
 extern char **environ;
 
@@ -192,5 +193,143 @@ int proc_reap(pid_t pid, int *status)
             *status = st;
         return 1;
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err *e)
+{
+    *r = (proc_result){ 0 };
+    int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+    if ((o->in && pipe2(pin, O_CLOEXEC) < 0) || (o->out && pipe2(pout, O_CLOEXEC) < 0) ||
+        (o->err && pipe2(perr, O_CLOEXEC) < 0)) {
+        int en = errno;
+        for (int i = 0; i < 2; i++) {
+            close_fd(&pin[i]);
+            close_fd(&pout[i]);
+            close_fd(&perr[i]);
+        }
+        errno = en;
+        return qq_fail(e, QQ_EXIT_FAIL, "cannot run %s: pipe: %s", argv[0], strerror(en));
+    }
+    /* posix_spawn (vfork-like): no copy of our page tables, and exec errors
+     * come back from it */
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    int pipes[3][2] = { { pin[0], pin[1] }, { pout[1], pout[0] }, { perr[1], perr[0] } };
+    for (int fd = 0; fd < 3; fd++) {
+        if (pipes[fd][0] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, pipes[fd][0], fd);
+        else if (o->null_stdio)
+            posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+    }
+    if (o->cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close_fd(&pin[0]);
+    close_fd(&pout[1]);
+    close_fd(&perr[1]);
+    if (rc != 0) {
+        close_fd(&pin[1]);
+        close_fd(&pout[0]);
+        close_fd(&perr[0]);
+        qq_fail(e, QQ_EXIT_FAIL, "cannot run %s%s%s: %s", argv[0], o->cwd ? " in " : "", o->cwd ? o->cwd : "",
+                strerror(rc));
+        errno = rc;
+        return -1;
+    }
+
+    size_t inlen = o->in ? strlen(o->in) : 0, inoff = 0;
+    if (pin[1] >= 0 && !inlen)
+        close_fd(&pin[1]);
+    /* our end never blocks: a child that writes while we write its stdin
+     * must not deadlock with us */
+    if (pin[1] >= 0)
+        fcntl(pin[1], F_SETFL, fcntl(pin[1], F_GETFL) | O_NONBLOCK);
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &old);
+    long long deadline = o->timeout_ms > 0 ? proc_now_ms() + o->timeout_ms : -1;
+    _cleanup_close_ int pfd = proc_pidfd(pid, NULL);
+    bool ended = false;
+    int st = 0;
+    char buf[65536];
+    while (!ended || pin[1] >= 0 || pout[0] >= 0 || perr[0] >= 0) {
+        int left = -1;
+        if (deadline >= 0) {
+            long long l = deadline - proc_now_ms();
+            if (l <= 0) {
+                if (!ended) {
+                    kill(pid, SIGKILL);
+                    r->timed_out = true;
+                }
+                break;
+            }
+            left = (int)l;
+        }
+        if (ended && pfd < 0 && pin[1] < 0 && pout[0] < 0 && perr[0] < 0)
+            break;
+        /* without a pidfd the child's end is polled every 50 ms */
+        if (!ended && pfd < 0 && (left < 0 || left > 50))
+            left = 50;
+        struct pollfd p[4] = { { pin[1], POLLOUT, 0 }, { pout[0], POLLIN, 0 }, { perr[0], POLLIN, 0 },
+                               { ended ? -1 : pfd, POLLIN, 0 } };
+        int n = poll(p, 4, left);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n < 0)
+            continue;
+        if (pin[1] >= 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = write(pin[1], o->in + inoff, inlen - inoff);
+            if (w > 0)
+                inoff += (size_t)w;
+            if ((w < 0 && errno != EINTR && errno != EAGAIN) || inoff == inlen)
+                close_fd(&pin[1]);
+        }
+        for (int i = 1; i < 3; i++) {
+            int *fd = i == 1 ? &pout[0] : &perr[0];
+            if (*fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                ssize_t k = read(*fd, buf, sizeof buf);
+                if (k > 0)
+                    sbuf_add(i == 1 ? o->out : o->err, buf, (size_t)k);
+                else if (k == 0 || errno != EINTR)
+                    close_fd(fd);
+            }
+        }
+        if (!ended && (pfd < 0 || (p[3].revents & POLLIN)))
+            ended = proc_reap(pid, &st) == 1;
+        /* the child is gone and nothing is left to read or write */
+        if (ended && pin[1] < 0 && pout[0] < 0 && perr[0] < 0)
+            break;
+        if (ended && pin[1] >= 0)
+            close_fd(&pin[1]);
+    }
+    close_fd(&pin[1]);
+    close_fd(&pout[0]);
+    close_fd(&perr[0]);
+    sigaction(SIGPIPE, &old, NULL);
+    if (!ended)
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    r->status = st;
     return 0;
 }

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "../base/err.h"
+#include "../base/sbuf.h"
 
 typedef struct proc_opts {
     const char *cwd;           /* NULL: ours */
@@ -33,6 +34,34 @@ typedef struct proc_opts {
 } proc_opts;
 
 pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err);
+
+/* proc_run() runs argv[0] (PATH searched) to its end, without a shell:
+ *   cwd        NULL: ours
+ *   in         text written to its stdin, which is then closed; NULL: stdin
+ *              is /dev/null (null_stdio) or ours
+ *   out, err   capture stdout / stderr into these buffers (appended); NULL:
+ *              /dev/null (null_stdio) or ours
+ *   timeout_ms > 0: the child gets SIGKILL when it has not ended by then
+ *              (r->timed_out); pipes still held open by its own children
+ *              are not waited for past the deadline either
+ * Returns 0 when it ran (r->status is the wait status), -1 with e filled
+ * (QQ_EXIT_FAIL "cannot run X[ in DIR]: why"; errno kept, ENOENT: no such
+ * program) when it could not be started. SIGPIPE is ignored while writing
+ * `in`; the child starts with default signal dispositions. */
+typedef struct proc_run_opts {
+    const char *cwd;
+    const char *in;
+    sbuf *out, *err;
+    bool null_stdio;
+    int timeout_ms;
+} proc_run_opts;
+
+typedef struct proc_result {
+    int status;                /* as waitpid() reports it */
+    bool timed_out;            /* killed at the deadline */
+} proc_result;
+
+int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err *e);
 
 /* pidfd_open(pid); -1 with err (ESRCH: no such process). */
 int proc_pidfd(pid_t pid, qq_err *err);

@@ -384,8 +384,8 @@ needs_qemu = pytest.mark.skipif(not REAL_QEMU, reason="needs qemu-system-x86_64"
 
 def idle_qemu_args(pidfile):
     """build_args of a real QEMU that runs no guest, so it never powers off."""
-    return ["-accel tcg -machine q35 -m 64 -nodefaults -display none",
-            "-drive file={{.img_self}},if=virtio", f"-pidfile {pidfile}"]
+    return ["-accel", "tcg", "-machine", "q35", "-m", "64", "-nodefaults", "-display", "none",
+            "-drive", "file={{.img_self}},if=virtio", "-pidfile", str(pidfile)]
 
 
 def pid_alive(pid):

@@ -1,0 +1,166 @@
+/* Unit tests for proc_run, the one way qqmgr runs a program to its end:
+ * cwd, stdin text, stdout/stderr capture, exit status, timeout kills. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/base/sbuf.h"
+#include "../../src/infra/proc.h"
+
+static void test_run_captures_stdout_and_stderr_apart(void **state)
+{
+    (void)state;
+    sbuf out = SBUF_INIT, err = SBUF_INIT;
+    char *argv[] = { "sh", "-c", "echo to-out; echo to-err >&2; exit 3", NULL };
+    proc_run_opts o = { .out = &out, .err = &err };
+    proc_result r;
+    qq_err e = { 0 };
+    assert_int_equal(proc_run(argv, &o, &r, &e), 0);
+    assert_true(WIFEXITED(r.status));
+    assert_int_equal(WEXITSTATUS(r.status), 3);
+    assert_false(r.timed_out);
+    assert_string_equal(sbuf_str(&out), "to-out\n");
+    assert_string_equal(sbuf_str(&err), "to-err\n");
+    sbuf_free(&out);
+    sbuf_free(&err);
+}
+
+static void test_run_delivers_stdin_text_then_closes_it(void **state)
+{
+    (void)state;
+    /* 1 MiB: more than a pipe holds, so writing and reading must interleave */
+    size_t n = 1 << 20;
+    char *in = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (char)('a' + i % 26);
+    in[n] = '\0';
+    sbuf out = SBUF_INIT;
+    char *argv[] = { "cat", NULL };
+    proc_run_opts o = { .in = in, .out = &out };
+    proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.buf, in, n);
+    sbuf_free(&out);
+    free(in);
+}
+
+static void test_run_without_stdin_text_reads_dev_null_when_asked(void **state)
+{
+    (void)state;
+    sbuf out = SBUF_INIT;
+    char *argv[] = { "sh", "-c", "cat; echo end", NULL };
+    proc_run_opts o = { .out = &out, .null_stdio = true };
+    proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    assert_string_equal(sbuf_str(&out), "end\n");
+    sbuf_free(&out);
+}
+
+static void test_run_in_the_given_directory(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/qq-test-proc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    sbuf out = SBUF_INIT;
+    char *argv[] = { "pwd", "-P", NULL };
+    proc_run_opts o = { .cwd = dir, .out = &out };
+    proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    char *real = realpath(dir, NULL);
+    char want[300];
+    snprintf(want, sizeof want, "%s\n", real);
+    assert_string_equal(sbuf_str(&out), want);
+    free(real);
+    sbuf_free(&out);
+    rmdir(dir);
+}
+
+static void test_run_timeout_kills_the_child(void **state)
+{
+    (void)state;
+    sbuf out = SBUF_INIT;
+    char *argv[] = { "sh", "-c", "echo started; exec sleep 30", NULL };
+    proc_run_opts o = { .out = &out, .timeout_ms = 300 };
+    proc_result r;
+    long long t0 = proc_now_ms();
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    long long took = proc_now_ms() - t0;
+    assert_true(r.timed_out);
+    assert_true(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    assert_true(took >= 250 && took < 5000);
+    assert_string_equal(sbuf_str(&out), "started\n");
+    sbuf_free(&out);
+}
+
+static void test_run_timeout_also_bounds_a_grandchild_holding_the_pipe(void **state)
+{
+    (void)state;
+    sbuf out = SBUF_INIT;
+    /* the child exits at once; its background child keeps stdout open */
+    char *argv[] = { "sh", "-c", "sleep 30 & echo bye", NULL };
+    proc_run_opts o = { .out = &out, .timeout_ms = 300 };
+    proc_result r;
+    long long t0 = proc_now_ms();
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    assert_true(proc_now_ms() - t0 < 5000);
+    assert_false(r.timed_out);
+    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    assert_string_equal(sbuf_str(&out), "bye\n");
+    sbuf_free(&out);
+}
+
+static void test_run_of_a_missing_program_fails_with_enoent(void **state)
+{
+    (void)state;
+    char *argv[] = { "qq-no-such-program-here", NULL };
+    proc_run_opts o = { .cwd = "/" };
+    proc_result r;
+    qq_err e = { 0 };
+    assert_int_equal(proc_run(argv, &o, &r, &e), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(e.code, QQ_EXIT_FAIL);
+    assert_non_null(strstr(e.msg, "cannot run qq-no-such-program-here in /"));
+}
+
+static void test_run_child_that_ignores_its_stdin_does_not_kill_us(void **state)
+{
+    (void)state;
+    /* the child exits without reading: writing the rest must not SIGPIPE us */
+    size_t n = 1 << 20;
+    char *in = malloc(n + 1);
+    memset(in, 'x', n);
+    in[n] = '\0';
+    char *argv[] = { "true", NULL };
+    proc_run_opts o = { .in = in };
+    proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    free(in);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_captures_stdout_and_stderr_apart),
+        cmocka_unit_test(test_run_delivers_stdin_text_then_closes_it),
+        cmocka_unit_test(test_run_without_stdin_text_reads_dev_null_when_asked),
+        cmocka_unit_test(test_run_in_the_given_directory),
+        cmocka_unit_test(test_run_timeout_kills_the_child),
+        cmocka_unit_test(test_run_timeout_also_bounds_a_grandchild_holding_the_pipe),
+        cmocka_unit_test(test_run_of_a_missing_program_fails_with_enoent),
+        cmocka_unit_test(test_run_child_that_ignores_its_stdin_does_not_kill_us),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
