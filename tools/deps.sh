@@ -12,7 +12,7 @@ RUN=(qemu-system-x86 qemu-utils openssh-client gdb)
 GUEST=(binutils xz-utils ca-certificates)
 TEST=(python3 python3-pytest golang-go libclang-rt-14-dev busybox-static dropbear-bin
       openssh-sftp-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl
-      ca-certificates)
+      ca-certificates time)
 
 want=("${BUILD[@]}")
 case "${1:-}" in

@@ -22,6 +22,7 @@
 
 #include "../base/cleanup.h"
 #include "../infra/fs.h"
+#include "../infra/net.h"
 #include "../infra/proc.h"
 #include "../base/xalloc.h"
 #include "layout.h"
@@ -258,6 +259,32 @@ static int run_wait(char **argv, bool quiet)
     return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
 }
 
+/* run_wait, quiet, killed after timeout_ms: its exit status, or -1 on timeout. */
+static int run_bounded(char **argv, int timeout_ms)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
+    if (pidfd < 0 || proc_wait_pidfd(pidfd, timeout_ms) != 1)
+        kill(pid, SIGKILL);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFSIGNALED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
 int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err)
 {
     _cleanup_sbuf_ sbuf remote = SBUF_INIT;
@@ -276,7 +303,7 @@ int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const c
     return 0;
 }
 
-void ssh_close_master(const char *state_dir)
+void ssh_close_master(const char *state_dir, int timeout_ms)
 {
     _cleanup_free_ char *conf = layout_path(state_dir, LAYOUT_SSH_CONF);
     if (access(conf, R_OK) != 0)
@@ -294,10 +321,28 @@ void ssh_close_master(const char *state_dir)
         if (!ctl[0] && sscanf(line, "ControlPath %511s", ctl) == 1)
             continue;
     }
-    if (!alias[0] || !ctl[0] || !unix_socket_alive(ctl))
+    /* as written: maybe quoted, with %% for a % */
+    size_t cl = strlen(ctl);
+    if (cl >= 2 && ctl[0] == '"' && ctl[cl - 1] == '"') {
+        memmove(ctl, ctl + 1, cl - 2);
+        ctl[cl - 2] = '\0';
+    }
+    for (char *pc = strstr(ctl, "%%"); pc; pc = strstr(pc + 1, "%%"))
+        memmove(pc, pc + 1, strlen(pc));
+    struct stat st;
+    if (!alias[0] || !ctl[0] || lstat(ctl, &st) < 0 || !S_ISSOCK(st.st_mode))
         return;
+    long long deadline = proc_now_ms() + timeout_ms;
+    _cleanup_close_ int probe = net_unix_connect_ms(ctl, timeout_ms, NULL);
+    if (probe < 0) {
+        if (errno != ENOENT)
+            unlink(ctl);   /* dead (refused) or never accepting: only the socket is left */
+        return;
+    }
     char *av[] = { "ssh", "-F", conf, "-O", "exit", alias, NULL };
-    run_wait(av, true);
+    long long left = deadline - proc_now_ms();
+    if (run_bounded(av, left > 0 ? (int)left : 0) != 0)
+        unlink(ctl);   /* a master that does not answer: removing its socket is enough */
 }
 
 /* ------------------------------------------------------------------ readiness */

@@ -45,8 +45,12 @@ int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err
  * get (remote → local), recursive. Returns scp's exit status (0 = success). */
 int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err);
 
-/* Ask the master (if any) to exit; quiet, never fails. */
-void ssh_close_master(const char *state_dir);
+/* Ask the master (if any) to exit (`ssh -O exit`); quiet, never fails, never
+ * takes longer than timeout_ms: a master that refuses, does not accept or
+ * does not answer in time loses its socket instead (the master itself ends
+ * with its connection once QEMU is gone). */
+#define SSH_CLOSE_MASTER_MS 2000
+void ssh_close_master(const char *state_dir, int timeout_ms);
 
 /* Wait until the guest is ready: "ssh" (sshd's banner, then `true` through
  * ssh, which also brings the master up) or "cloud-init" (ssh, then

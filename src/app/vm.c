@@ -425,6 +425,98 @@ int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result
 
 /* ------------------------------------------------------------ stop */
 
+/* Whether a SHUTDOWN event arrived (one look at what QEMU sent already). */
+static bool saw_shutdown(qmp *q)
+{
+    if (qmp_wait_event(q, 0, NULL) != 1)
+        return false;
+    bool off = false;
+    json_t *ev = qmp_take_events(q);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ev, i, v) {
+        if (strcmp(json_string_value(json_object_get(v, "event")) ?: "", "SHUTDOWN") == 0)
+            off = true;
+    }
+    json_decref(ev);
+    return off;
+}
+
+static int clamp_ms(long long ms, int lo, int hi)
+{
+    return ms < lo ? lo : ms > hi ? hi : (int)ms;
+}
+
+/* End the QEMU behind pidfd: system_powerdown (repeated: a guest still
+ * booting drops it) until deadline (monotonic ms), unless force; then QMP
+ * quit, SIGTERM, SIGKILL. Every step is bounded by the clock, whatever QEMU
+ * sends on QMP: the powerdown phase ends by deadline (one call of at most
+ * STOP_QMP_MS when the deadline is already past), quit takes at most
+ * STOP_QMP_MS plus STOP_QUIT_WAIT_MS, SIGTERM STOP_TERM_WAIT_MS, SIGKILL
+ * STOP_KILL_WAIT_MS. Returns what ended it, or NULL. */
+#define STOP_QMP_MS 2000
+#define STOP_QUIT_WAIT_MS 5000
+#define STOP_TERM_WAIT_MS 5000
+#define STOP_KILL_WAIT_MS 10000
+static const char *stop_qemu(const char *dir, int pidfd, long long deadline, bool force)
+{
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
+    qq_err e = { 0 };
+    if (!force) {
+        long long left = deadline - proc_now_ms();
+        qmp *q = qmp_open(sock, clamp_ms(left, 1000, STOP_QMP_MS), &e);
+        bool guest_off = false;
+        for (int tries = 0; q; tries++) {
+            left = deadline - proc_now_ms();
+            if (tries > 0 && left <= 0)
+                break;
+            json_t *res = qmp_execute(q, "system_powerdown", NULL, clamp_ms(left, 1000, STOP_QMP_MS), &e);
+            json_decref(res);
+            if (!res && strstr(e.msg, "closed")) {
+                /* QEMU closed QMP: it is going away (the guest powered off) */
+                qmp_close(q);
+                q = NULL;
+                if (proc_wait_pidfd(pidfd, STOP_QUIT_WAIT_MS) == 1)
+                    return "powerdown";
+                break;
+            }
+            left = deadline - proc_now_ms();
+            if (proc_wait_pidfd(pidfd, clamp_ms(left, 0, 1000)) == 1) {
+                qmp_close(q);
+                return "powerdown";
+            }
+            /* a guest that powered off under -no-shutdown leaves QEMU waiting */
+            if (saw_shutdown(q)) {
+                guest_off = true;
+                break;
+            }
+        }
+        if (q && guest_off) {
+            json_decref(qmp_execute(q, "quit", NULL, STOP_QMP_MS, NULL));
+            if (proc_wait_pidfd(pidfd, STOP_QUIT_WAIT_MS) == 1) {
+                qmp_close(q);
+                return "powerdown";
+            }
+        }
+        qmp_close(q);
+    }
+    /* a fresh connection: the first may have been closed, or be flooded */
+    long long qd = proc_now_ms() + STOP_QMP_MS;
+    qmp *q = qmp_open(sock, STOP_QMP_MS, &e);
+    if (q)
+        json_decref(qmp_execute(q, "quit", NULL, clamp_ms(qd - proc_now_ms(), 1, STOP_QMP_MS), NULL));
+    qmp_close(q);
+    if (proc_wait_pidfd(pidfd, STOP_QUIT_WAIT_MS) == 1)
+        return "quit";
+    proc_signal(pidfd, SIGTERM);
+    if (proc_wait_pidfd(pidfd, STOP_TERM_WAIT_MS) == 1)
+        return "SIGTERM";
+    proc_signal(pidfd, SIGKILL);
+    if (proc_wait_pidfd(pidfd, STOP_KILL_WAIT_MS) == 1)
+        return "SIGKILL";
+    return NULL;
+}
+
 int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -450,67 +542,10 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     r->pid = pid;
     long long t0 = proc_now_ms();
 
-    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
-    qq_err e = { 0 };
-    qmp *q = qmp_open(sock, 2000, &e);
-    if (!force && q) {
-        long long deadline = t0 + (long long)timeout_s * 1000;
-        bool guest_off = false;
-        for (;;) {
-            /* repeated: a guest still booting drops the request */
-            json_t *res = qmp_execute(q, "system_powerdown", NULL, 2000, &e);
-            json_decref(res);
-            if (!res && strstr(e.msg, "closed")) {
-                /* QEMU closed QMP: it is going away (the guest powered off) */
-                if (proc_wait_pidfd(pidfd, 5000) == 1)
-                    r->stopped_by = "powerdown";
-                break;
-            }
-            long long left = deadline - proc_now_ms();
-            int step = left > 1000 ? 1000 : (int)(left > 0 ? left : 0);
-            if (proc_wait_pidfd(pidfd, step) == 1) {
-                r->stopped_by = "powerdown";
-                break;
-            }
-            /* a guest that powered off under -no-shutdown leaves QEMU waiting */
-            while (qmp_wait_event(q, 0, NULL) == 1) {
-                json_t *ev = qmp_take_events(q);
-                size_t i;
-                json_t *v;
-                json_array_foreach(ev, i, v) {
-                    if (strcmp(json_string_value(json_object_get(v, "event")) ?: "", "SHUTDOWN") == 0)
-                        guest_off = true;
-                }
-                json_decref(ev);
-            }
-            if (guest_off || proc_now_ms() >= deadline)
-                break;
-        }
-        if (!r->stopped_by && guest_off) {
-            json_decref(qmp_execute(q, "quit", NULL, 2000, NULL));
-            if (proc_wait_pidfd(pidfd, 5000) == 1)
-                r->stopped_by = "powerdown";
-        }
-    }
-    if (!r->stopped_by && q) {
-        qmp_close(q);
-        q = qmp_open(sock, 2000, &e);   /* the first connection may have been closed */
-        if (q)
-            json_decref(qmp_execute(q, "quit", NULL, 2000, NULL));
-        if (proc_wait_pidfd(pidfd, 5000) == 1)
-            r->stopped_by = "quit";
-    }
-    qmp_close(q);
-    if (!r->stopped_by) {
-        proc_signal(pidfd, SIGTERM);
-        if (proc_wait_pidfd(pidfd, 5000) == 1)
-            r->stopped_by = "SIGTERM";
-    }
-    if (!r->stopped_by) {
-        proc_signal(pidfd, SIGKILL);
-        if (proc_wait_pidfd(pidfd, 10000) == 1)
-            r->stopped_by = "SIGKILL";
-    }
+    r->stopped_by = stop_qemu(dir, pidfd, t0 + (long long)timeout_s * 1000, force);
+    /* the ssh master goes once QEMU is gone, with a short bound (a master
+     * that does not answer only loses its socket) */
+    ssh_close_master(dir, SSH_CLOSE_MASTER_MS);
     r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
@@ -804,7 +839,11 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
 
 /* ------------------------------------------------------------ QMP / HMP */
 
-static qmp *open_vm_qmp(const config *cfg, const char *name, qq_err *err)
+/* qmp and monitor: one deadline for the whole exchange (QMP_CALL_MS), of
+ * which the connection and greeting take at most QMP_OPEN_MS. */
+#define QMP_OPEN_MS 5000
+#define QMP_CALL_MS 30000
+static qmp *open_vm_qmp(const config *cfg, const char *name, long long *deadline, qq_err *err)
 {
     if (check_name(cfg, name, err) < 0)
         return NULL;
@@ -814,15 +853,23 @@ static qmp *open_vm_qmp(const config *cfg, const char *name, qq_err *err)
         return NULL;
     }
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
-    return qmp_open(sock, 5000, err);
+    *deadline = proc_now_ms() + QMP_CALL_MS;
+    return qmp_open(sock, QMP_OPEN_MS, err);
+}
+
+static int ms_left(long long deadline)
+{
+    long long left = deadline - proc_now_ms();
+    return left > 0 ? (int)left : 1;
 }
 
 json_t *vm_qmp(const config *cfg, const char *name, const char *command, json_t *args, qq_err *err)
 {
-    qmp *q = open_vm_qmp(cfg, name, err);
+    long long deadline;
+    qmp *q = open_vm_qmp(cfg, name, &deadline, err);
     if (!q)
         return NULL;
-    json_t *r = qmp_execute_reply(q, command, args, 30000, err);
+    json_t *r = qmp_execute_reply(q, command, args, ms_left(deadline), err);
     qmp_close(q);
     if (r)
         json_object_del(r, "id");
@@ -831,10 +878,11 @@ json_t *vm_qmp(const config *cfg, const char *name, const char *command, json_t 
 
 char *vm_hmp(const config *cfg, const char *name, const char *command_line, qq_err *err)
 {
-    qmp *q = open_vm_qmp(cfg, name, err);
+    long long deadline;
+    qmp *q = open_vm_qmp(cfg, name, &deadline, err);
     if (!q)
         return NULL;
-    char *s = qmp_hmp(q, command_line, 30000, err);
+    char *s = qmp_hmp(q, command_line, ms_left(deadline), err);
     qmp_close(q);
     return s;
 }

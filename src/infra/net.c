@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../base/cleanup.h"
@@ -18,7 +20,7 @@
 #include "../base/xalloc.h"
 #include "fs.h"
 
-int net_unix_connect(const char *path, qq_err *err)
+int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     _cleanup_close_ int dirfd = -1;
@@ -43,13 +45,35 @@ int net_unix_connect(const char *path, qq_err *err)
             return qq_fail(err, QQ_EXIT_FAIL, "connect %s: socket name too long", path);
         }
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (timeout_ms >= 0 ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "socket: %s", strerror(errno));
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int r;
-    do
+    for (;;) {
         r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    while (r < 0 && errno == EINTR);
+        if (r == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        /* a listener whose backlog is full (it never accepts): retry until the deadline */
+        if (errno == EAGAIN && timeout_ms >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            long long ms = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
+            if (ms < timeout_ms) {
+                poll(NULL, 0, 10);
+                continue;
+            }
+            close(fd);
+            qq_fail(err, QQ_EXIT_FAIL, "connect %s: not accepted within %.1f s", path, timeout_ms / 1000.0);
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        break;
+    }
+    if (r == 0 && timeout_ms >= 0)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (r < 0) {
         int e = errno;
         close(fd);
@@ -246,3 +270,5 @@ void net_release_port(int port)
             e[out++] = e[i];
     registry_write(fd, e, out);
 }
+
+int net_unix_connect(const char *path, qq_err *err) { return net_unix_connect_ms(path, -1, err); }

@@ -19,6 +19,12 @@
 
 int net_unix_connect(const char *path, qq_err *err);
 
+/* The same, bounded: a listener whose backlog is full (one that never
+ * accepts) is retried until timeout_ms, then -1 with errno ETIMEDOUT.
+ * timeout_ms < 0: wait as long as connect() does. The descriptor returned
+ * is blocking either way. */
+int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err);
+
 /* Is TCP port free to bind on every address (what QEMU's hostfwd=tcp::PORT does)? */
 bool net_tcp_port_free(int port);
 

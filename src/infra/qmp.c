@@ -17,8 +17,12 @@
 struct qmp {
     int fd;
     char *path;
-    sbuf in;            /* bytes received, not yet parsed */
-    json_t *events;     /* array of kept events */
+    sbuf in;            /* bytes received: in.buf[off..len) not yet parsed */
+    size_t off;         /* start of the first unparsed line */
+    size_t scanned;     /* in.buf[off..scanned) holds no newline */
+    json_t *ring[QMP_MAX_EVENTS];   /* kept events, oldest at ring[head] */
+    size_t head, nev;
+    unsigned long dropped;          /* events dropped because the queue was full */
     json_t *greeting;
     unsigned long next_id;
     bool timed_out;     /* the last read_message failed by timeout */
@@ -31,29 +35,69 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Take one complete line (one JSON message) out of q->in, if there is one. */
+/* Keep an event (stolen); a full queue drops its oldest. */
+static void keep_event(qmp *q, json_t *ev)
+{
+    if (q->nev == QMP_MAX_EVENTS) {
+        json_decref(q->ring[q->head]);
+        q->ring[q->head] = NULL;
+        q->head = (q->head + 1) % QMP_MAX_EVENTS;
+        q->nev--;
+        q->dropped++;
+    }
+    q->ring[(q->head + q->nev) % QMP_MAX_EVENTS] = ev;
+    q->nev++;
+}
+
+static void fail_malformed(qmp *q, qq_err *err, const char *why)
+{
+    qq_fail(err, QQ_EXIT_FAIL, "QMP %s: malformed message from QEMU%s", q->path, why);
+}
+
+/* Take one complete line (one JSON message) out of q->in, if there is one.
+ * Each byte is looked at once, so a flood of blank lines or one endless line
+ * costs linear time; a line longer than QMP_MAX_MESSAGE is malformed. */
 static json_t *take_message(qmp *q, qq_err *err, bool *bad)
 {
     *bad = false;
     for (;;) {
-        char *nl = memchr(q->in.buf ? q->in.buf : "", '\n', q->in.len);
-        if (!nl)
+        char *start = q->in.buf + q->off;
+        char *nl = q->in.len > q->scanned ? memchr(q->in.buf + q->scanned, '\n', q->in.len - q->scanned) : NULL;
+        if (!nl) {
+            q->scanned = q->in.len;
+            if (q->in.len - q->off > QMP_MAX_MESSAGE) {
+                *bad = true;
+                fail_malformed(q, err, " (longer than 16 MiB)");
+                return NULL;
+            }
+            if (q->off > 0) {   /* keep only the unfinished line */
+                memmove(q->in.buf, start, q->in.len - q->off);
+                q->in.len -= q->off;
+                q->scanned -= q->off;
+                q->off = 0;
+                q->in.buf[q->in.len] = '\0';
+            }
             return NULL;
-        size_t linelen = (size_t)(nl - q->in.buf);
+        }
+        size_t linelen = (size_t)(nl - start);
+        q->off += linelen + 1;
+        q->scanned = q->off;
+        if (linelen > QMP_MAX_MESSAGE) {
+            *bad = true;
+            fail_malformed(q, err, " (longer than 16 MiB)");
+            return NULL;
+        }
+        size_t sp = 0;
+        while (sp < linelen && (start[sp] == ' ' || start[sp] == '\t' || start[sp] == '\r'))
+            sp++;
+        if (sp == linelen)
+            continue;   /* a blank line */
         json_error_t je;
-        json_t *msg = NULL;
-        bool blank = strspn(q->in.buf, " \t\r") >= linelen;
-        if (!blank)
-            msg = json_loadb(q->in.buf, linelen, 0, &je);
-        memmove(q->in.buf, nl + 1, q->in.len - linelen - 1);
-        q->in.len -= linelen + 1;
-        q->in.buf[q->in.len] = '\0';
-        if (blank)
-            continue;
+        json_t *msg = json_loadb(start, linelen, 0, &je);
         if (!msg || !json_is_object(msg)) {
             json_decref(msg);
             *bad = true;
-            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: malformed message from QEMU", q->path);
+            fail_malformed(q, err, "");
             return NULL;
         }
         return msg;
@@ -61,10 +105,13 @@ static json_t *take_message(qmp *q, qq_err *err, bool *bad)
 }
 
 /* Read the next message, waiting until deadline_ms (monotonic). NULL with err
- * on timeout, EOF or a malformed message. what: for the timeout message. */
+ * on timeout, EOF or a malformed message. Data keeps arriving does not extend
+ * the deadline: once it has passed (and the socket was looked at once), the
+ * call fails. what: for the timeout message. */
 static json_t *read_message(qmp *q, long long deadline_ms, const char *what, qq_err *err)
 {
     q->timed_out = false;
+    bool looked = false;
     for (;;) {
         bool bad;
         json_t *msg = take_message(q, err, &bad);
@@ -73,6 +120,12 @@ static json_t *read_message(qmp *q, long long deadline_ms, const char *what, qq_
         long long left = deadline_ms - now_ms();
         if (left < 0)
             left = 0;
+        if (left == 0 && looked) {
+            q->timed_out = true;
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s", q->path, what);
+            return NULL;
+        }
+        looked = true;
         struct pollfd p = { .fd = q->fd, .events = POLLIN };
         int r = poll(&p, 1, (int)left);
         if (r < 0 && errno == EINTR)
@@ -87,7 +140,7 @@ static json_t *read_message(qmp *q, long long deadline_ms, const char *what, qq_
             return NULL;
         }
         char buf[65536];
-        ssize_t n = recv(q->fd, buf, sizeof buf, 0);
+        ssize_t n = recv(q->fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n < 0 && errno != ECONNRESET) {
@@ -142,14 +195,18 @@ json_t *qmp_execute_reply(qmp *q, const char *command, json_t *args, int timeout
         json_t *msg = read_message(q, deadline, what, err);
         if (!msg)
             return NULL;
-        if (json_object_get(msg, "event")) {
-            json_array_append_new(q->events, msg);
-            continue;
-        }
         const char *mid = json_string_value(json_object_get(msg, "id"));
-        if (mid && strcmp(mid, id) == 0)
+        if (json_object_get(msg, "event"))
+            keep_event(q, msg);
+        else if (mid && strcmp(mid, id) == 0)
             return msg;
-        json_decref(msg);   /* a late reply to an earlier, timed-out request */
+        else
+            json_decref(msg);   /* a late reply to an earlier, timed-out request */
+        if (now_ms() >= deadline) {   /* a flood of events cannot extend the call */
+            q->timed_out = true;
+            qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s", q->path, what);
+            return NULL;
+        }
     }
 }
 
@@ -172,7 +229,7 @@ json_t *qmp_execute(qmp *q, const char *command, json_t *args, int timeout_ms, q
 qmp *qmp_open(const char *socket_path, int timeout_ms, qq_err *err)
 {
     long long deadline = now_ms() + timeout_ms;
-    int fd = net_unix_connect(socket_path, err);
+    int fd = net_unix_connect_ms(socket_path, timeout_ms, err);
     if (fd < 0) {
         qq_err_prefix(err, "QMP");
         return NULL;
@@ -182,7 +239,6 @@ qmp *qmp_open(const char *socket_path, int timeout_ms, qq_err *err)
         abort();
     q->fd = fd;
     q->path = strdup(socket_path);
-    q->events = json_array();
     char what[160];
     snprintf(what, sizeof what, "no greeting within %.1f s (another client connected, or QEMU wedged?)",
              timeout_ms / 1000.0);
@@ -213,7 +269,8 @@ void qmp_close(qmp *q)
     if (q->fd >= 0)
         close(q->fd);
     sbuf_free(&q->in);
-    json_decref(q->events);
+    for (size_t i = 0; i < q->nev; i++)
+        json_decref(q->ring[(q->head + i) % QMP_MAX_EVENTS]);
     json_decref(q->greeting);
     free(q->path);
     free(q);
@@ -234,27 +291,45 @@ char *qmp_hmp(qmp *q, const char *command_line, int timeout_ms, qq_err *err)
 
 int qmp_wait_event(qmp *q, int timeout_ms, qq_err *err)
 {
-    if (json_array_size(q->events) > 0)
+    if (q->nev > 0)
         return 1;
     long long deadline = now_ms() + timeout_ms;
     for (;;) {
         json_t *msg = read_message(q, deadline, "no event", err);
         if (!msg)
             return q->timed_out ? 0 : -1;
-        if (json_object_get(msg, "event")) {
-            json_array_append_new(q->events, msg);
-            return 1;
+        if (json_object_get(msg, "event"))
+            keep_event(q, msg);
+        else
+            json_decref(msg);
+        if (q->nev > 0) {
+            /* keep the other events already received too, without reading more */
+            bool bad;
+            while ((msg = take_message(q, err, &bad)) != NULL) {
+                if (json_object_get(msg, "event"))
+                    keep_event(q, msg);
+                else
+                    json_decref(msg);
+            }
+            return 1;   /* a malformed rest shows on the next call */
         }
-        json_decref(msg);
+        if (now_ms() >= deadline)
+            return 0;
     }
 }
 
 json_t *qmp_take_events(qmp *q)
 {
-    json_t *ev = q->events;
-    q->events = json_array();
+    json_t *ev = json_array();
+    for (size_t i = 0; i < q->nev; i++) {
+        size_t k = (q->head + i) % QMP_MAX_EVENTS;
+        json_array_append_new(ev, q->ring[k]);
+        q->ring[k] = NULL;
+    }
+    q->head = q->nev = 0;
     return ev;
 }
 
+unsigned long qmp_events_dropped(const qmp *q) { return q->dropped; }
 const json_t *qmp_greeting(const qmp *q) { return q->greeting; }
 int qmp_fd(const qmp *q) { return q->fd; }

@@ -5,7 +5,17 @@
  * serving another client on its one-client socket (the connect succeeds but
  * no greeting comes) or be wedged. qmp_execute() sends {"execute", "arguments",
  * "id"} and waits for the reply with that id; events that arrive meanwhile
- * are kept (qmp_take_events). Errors are one line: a transport failure
+ * are kept (qmp_take_events).
+ *
+ * A peer that floods or stalls cannot hold a caller: every call has one hard
+ * deadline (its timeout_ms, counted from the call) that arriving data cannot
+ * extend — an endless stream of events or blank lines ends the call at the
+ * deadline like silence does; connecting to a listener that never accepts is
+ * bounded by the same clock. One message longer than QMP_MAX_MESSAGE bytes is
+ * "malformed" (memory stays bounded by it). At most QMP_MAX_EVENTS events are
+ * kept: a full queue drops its oldest, counted by qmp_events_dropped.
+ *
+ * Errors are one line: a transport failure
  * ("QMP /path: no greeting within 2.0 s (another client connected?)") or
  * QEMU's own error ("QMP query-foo: CommandNotFound: The command … has not
  * been found"), code QQ_EXIT_FAIL. After a transport error the connection is
@@ -18,6 +28,9 @@
 #include <stdbool.h>
 
 #include "../base/err.h"
+
+#define QMP_MAX_MESSAGE (16u << 20)   /* bytes in one message (one line) */
+#define QMP_MAX_EVENTS 1024             /* events kept between qmp_take_events */
 
 typedef struct qmp qmp;
 
@@ -35,12 +48,16 @@ json_t *qmp_execute_reply(qmp *q, const char *command, json_t *args, int timeout
 /* Run an HMP command line through human-monitor-command; its text (caller frees). */
 char *qmp_hmp(qmp *q, const char *command_line, int timeout_ms, qq_err *err);
 
-/* Wait up to timeout_ms for one event to arrive (it is kept). 1 an event
- * arrived (or was already kept), 0 timeout, -1 transport error / EOF. */
+/* Wait up to timeout_ms for one event to arrive (it is kept, with any other
+ * event already received). 1 an event arrived (or was already kept), 0
+ * timeout, -1 transport error / EOF / malformed. */
 int qmp_wait_event(qmp *q, int timeout_ms, qq_err *err);
 
 /* The events received so far (a new array reference), and forget them. */
 json_t *qmp_take_events(qmp *q);
+
+/* How many events were dropped because the queue was full. */
+unsigned long qmp_events_dropped(const qmp *q);
 
 /* The greeting object (borrowed). */
 const json_t *qmp_greeting(const qmp *q);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -61,7 +62,24 @@ static int listen_at(const char *p)
 /* A scripted fake QMP server in a child process: sends greeting, answers
  * qmp_capabilities, then for the next command runs `mode`. */
 enum fake_mode { FAKE_SILENT_AFTER_CAPS, FAKE_EVENTS_THEN_REPLY, FAKE_CLOSE_AFTER_CAPS,
-                 FAKE_ERROR_REPLY };
+                 FAKE_ERROR_REPLY, FAKE_FLOOD_EVENTS, FAKE_FLOOD_BLANK, FAKE_FLOOD_LINE,
+                 FAKE_2000_EVENTS_THEN_REPLY, FAKE_BLANK_BEFORE_GREETING };
+
+/* Write the same chunk until the client goes away (EPIPE), then exit. */
+_Noreturn static void flood(int c, const char *chunk)
+{
+    signal(SIGPIPE, SIG_IGN);
+    size_t n = strlen(chunk);
+    char buf[65536];
+    size_t k = 0;
+    while (k + n <= sizeof buf) {
+        memcpy(buf + k, chunk, n);
+        k += n;
+    }
+    for (;;)
+        if (write(c, buf, k) < 0)
+            _exit(0);
+}
 
 static void read_line(int c, char *buf, size_t n)
 {
@@ -90,12 +108,28 @@ static pid_t fake_server(const char *p, enum fake_mode mode)
     }
     int c = accept(l, NULL, NULL);
     char line[4096];
+    if (mode == FAKE_BLANK_BEFORE_GREETING)
+        flood(c, "\r\n");
     dprintf(c, "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n");
     read_line(c, line, sizeof line);
     reply_id(c, line, "\"return\": {}");
     if (mode == FAKE_CLOSE_AFTER_CAPS)
         _exit(0);
     read_line(c, line, sizeof line);
+    if (mode == FAKE_FLOOD_EVENTS)
+        flood(c, "{\"event\": \"RTC_CHANGE\", \"data\": {\"offset\": 1}, "
+                 "\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n");
+    if (mode == FAKE_FLOOD_BLANK)
+        flood(c, "\r\n");
+    if (mode == FAKE_FLOOD_LINE)
+        flood(c, "{\"return\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    if (mode == FAKE_2000_EVENTS_THEN_REPLY) {
+        for (int i = 0; i < 2000; i++)
+            dprintf(c, "{\"event\": \"E\", \"data\": {\"n\": %d}}\r\n", i);
+        reply_id(c, line, "\"return\": {}");
+        pause();
+        _exit(0);
+    }
     if (mode == FAKE_SILENT_AFTER_CAPS) {
         pause();
         _exit(0);
@@ -215,6 +249,141 @@ static void test_missing_socket_names_the_path(void **state)
     assert_non_null(strstr(e.msg, "No such file"));
 }
 
+
+/* ---- floods and stalls: every call ends by its own deadline, memory stays bounded ---- */
+
+static long maxrss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void flood_call_ends_at_its_deadline(enum fake_mode mode, const char *sockname)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, sockname);
+    pid_t srv = fake_server(p, mode);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    long long t0 = now_ms();
+    json_t *r = qmp_execute(q, "query-status", NULL, 500, &e);
+    long long took = now_ms() - t0;
+    assert_null(r);
+    print_message("%s: call ended after %lld ms: %s\n", sockname, took, e.msg);
+    assert_true(took >= 490 && took < 1500);
+    assert_non_null(strstr(e.msg, "no reply to query-status within 0.5 s"));
+    if (mode == FAKE_FLOOD_EVENTS) {
+        assert_true(qmp_events_dropped(q) > 0);
+        _cleanup_json_ json_t *ev = qmp_take_events(q);
+        assert_int_equal(json_array_size(ev), QMP_MAX_EVENTS);
+    }
+    qmp_close(q);
+    kill_child(srv);
+}
+
+static void test_endless_events_cannot_extend_a_call_and_the_queue_drops_oldest(void **state)
+{
+    (void)state;
+    flood_call_ends_at_its_deadline(FAKE_FLOOD_EVENTS, "flood-events.sock");
+}
+
+static void test_endless_blank_lines_cannot_extend_a_call(void **state)
+{
+    (void)state;
+    flood_call_ends_at_its_deadline(FAKE_FLOOD_BLANK, "flood-blank.sock");
+}
+
+static void test_endless_blank_lines_before_the_greeting_end_the_open_at_its_deadline(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/blank-greeting.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_BLANK_BEFORE_GREETING);
+    qq_err e = { 0 };
+    long long t0 = now_ms();
+    qmp *q = qmp_open(p, 400, &e);
+    long long took = now_ms() - t0;
+    assert_null(q);
+    assert_true(took >= 390 && took < 1400);
+    assert_non_null(strstr(e.msg, "no greeting within 0.4 s"));
+    kill_child(srv);
+}
+
+static void test_endless_line_is_malformed_past_16_mib_and_memory_stays_bounded(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/flood-line.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_FLOOD_LINE);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    long before = maxrss_kib();
+    long long t0 = now_ms();
+    json_t *r = qmp_execute(q, "query-status", NULL, 20000, &e);
+    long long took = now_ms() - t0;
+    assert_null(r);
+    print_message("endless line: %lld ms, max RSS %ld -> %ld KiB: %s\n", took, before, maxrss_kib(), e.msg);
+    assert_non_null(strstr(e.msg, "malformed message from QEMU (longer than 16 MiB)"));
+    assert_true(took < 20000);
+    qmp_close(q);
+    kill_child(srv);
+}
+
+static void test_event_queue_keeps_the_newest_and_counts_the_dropped(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/2000-events.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_2000_EVENTS_THEN_REPLY);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    _cleanup_json_ json_t *r = qmp_execute(q, "query-status", NULL, 5000, &e);
+    assert_non_null(r);
+    assert_int_equal(qmp_events_dropped(q), 2000 - QMP_MAX_EVENTS);
+    _cleanup_json_ json_t *ev = qmp_take_events(q);
+    assert_int_equal(json_array_size(ev), QMP_MAX_EVENTS);
+    json_t *first = json_object_get(json_object_get(json_array_get(ev, 0), "data"), "n");
+    json_t *last = json_object_get(json_object_get(json_array_get(ev, QMP_MAX_EVENTS - 1), "data"), "n");
+    assert_int_equal(json_integer_value(first), 2000 - QMP_MAX_EVENTS);
+    assert_int_equal(json_integer_value(last), 1999);
+    qmp_close(q);
+    kill_child(srv);
+}
+
+static void test_listener_that_never_accepts_with_a_full_backlog_bounds_the_open(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/full.sock", tmpdir);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    assert_true(strlen(p) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, p, strlen(p) + 1);
+    unlink(p);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(l, 0), 0);
+    /* fill the backlog: further connects would block */
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+    }
+    qq_err e = { 0 };
+    long long t0 = now_ms();
+    qmp *q = qmp_open(p, 300, &e);
+    long long took = now_ms() - t0;
+    assert_null(q);
+    assert_true(took < 1300);
+    assert_non_null(strstr(e.msg, "full.sock"));
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(l);
+}
+
 /* ---- real QEMU ---- */
 
 static pid_t qemu_pid;
@@ -321,6 +490,12 @@ int main(void)
         cmocka_unit_test(test_closed_connection_is_reported),
         cmocka_unit_test(test_error_reply_carries_class_and_description),
         cmocka_unit_test(test_missing_socket_names_the_path),
+        cmocka_unit_test(test_endless_events_cannot_extend_a_call_and_the_queue_drops_oldest),
+        cmocka_unit_test(test_endless_blank_lines_cannot_extend_a_call),
+        cmocka_unit_test(test_endless_blank_lines_before_the_greeting_end_the_open_at_its_deadline),
+        cmocka_unit_test(test_endless_line_is_malformed_past_16_mib_and_memory_stays_bounded),
+        cmocka_unit_test(test_event_queue_keeps_the_newest_and_counts_the_dropped),
+        cmocka_unit_test(test_listener_that_never_accepts_with_a_full_backlog_bounds_the_open),
     };
     const struct CMUnitTest real[] = {
         cmocka_unit_test_setup_teardown(test_real_qemu_query_status_stop_event_and_hmp, qemu_setup, qemu_teardown),
