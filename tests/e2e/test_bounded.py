@@ -40,7 +40,7 @@ def slack(asan):
 
 def is_asan(binary):
     with open(binary, "rb") as f:
-        return b"AddressSanitizer" in f.read()
+        return b"__asan_init" in f.read()
 
 
 def run_measured(argv, cwd, timeout):
