@@ -543,9 +543,6 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     long long t0 = proc_now_ms();
 
     r->stopped_by = stop_qemu(dir, pidfd, t0 + (long long)timeout_s * 1000, force);
-    /* the ssh master goes once QEMU is gone, with a short bound (a master
-     * that does not answer only loses its socket) */
-    ssh_close_master(dir, SSH_CLOSE_MASTER_MS);
     r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);

@@ -35,9 +35,10 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     if (vm_stop(c, name, timeout, force, &r, &err) < 0)
         return qq_report(&err);
     if (r.was_running) {
-        /* the ssh connection-sharing master, once QEMU is gone */
+        /* the ssh connection-sharing master, once QEMU is gone, briefly (a
+         * master that does not answer only loses its socket) */
         _cleanup_free_ char *dir = config_vm_dir(c, name);
-        ssh_close_master(dir);
+        ssh_close_master(dir, SSH_CLOSE_MASTER_MS);
     }
     if (ctx->json) {
         json_t *o = json_pack("{s:s, s:b}", "name", name, "was_running", r.was_running);
