@@ -1219,6 +1219,7 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     const char *k;
     json_t *v;
     json_object_foreach(used, k, v) out->images[j++] = xstrdup(k);
+    out->vars = json_incref(vmdata);
     if (rc < 0) {
         vm_spec_free(out);
         return -1;
@@ -1244,5 +1245,7 @@ void vm_spec_free(vm_spec *s)
         for (char **p = s->images; *p; p++)
             free(*p);
     free(s->images);
+    if (s->vars)
+        json_decref(s->vars);
     memset(s, 0, sizeof *s);
 }

@@ -42,6 +42,7 @@ typedef struct vm_spec {
     int ssh_vm_port;       /* default 22 */
     json_t *ssh_opts;      /* owned: the VM's [vm.NAME.ssh] keys except port/vm_port, in file order */
     char **images;         /* names of the images the args use (via .img), NULL-terminated */
+    json_t *vars;          /* owned: the VM's vars, resolved (as .vm sees them; `symbols` for gdb --guest) */
 } vm_spec;
 
 typedef struct img_spec {

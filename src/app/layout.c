@@ -37,6 +37,9 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
     [LAYOUT_SSH_PORT] = "ssh_port",
     [LAYOUT_ARGV] = "argv.json",
     [LAYOUT_RUNTIME_DIR] = "runtime_dir",
+    [LAYOUT_GDB_SOCKET] = "gdb.socket",
+    [LAYOUT_EVENTS_SOCKET] = "events.socket",
+    [LAYOUT_FORWARDS] = "forwards.json",
     [LAYOUT_IMG_RAW] = "disk.raw",
     [LAYOUT_IMG_QCOW2] = "disk.qcow2",
     [LAYOUT_IMG_CIDATA] = "cidata",
@@ -46,7 +49,8 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
 };
 
 /* the QEMU sockets QEMU binds (the longest decides whether they fit) */
-static const layout_file qemu_sockets[] = { LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET };
+static const layout_file qemu_sockets[] = { LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET, LAYOUT_GDB_SOCKET,
+                                            LAYOUT_EVENTS_SOCKET };
 
 const char *layout_name(layout_file f) { return names[f]; }
 
@@ -180,7 +184,8 @@ char *layout_build_qmp(const char *img_dir, qq_err *err)
 
 void layout_remove_runtime(const char *vm_dir)
 {
-    static const layout_file files[] = { LAYOUT_PID, LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET };
+    static const layout_file files[] = { LAYOUT_PID, LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET,
+                                         LAYOUT_GDB_SOCKET, LAYOUT_EVENTS_SOCKET, LAYOUT_FORWARDS };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         _cleanup_free_ char *p = layout_path(vm_dir, files[i]);
         unlink(p);

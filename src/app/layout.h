@@ -6,6 +6,7 @@
  *   <state dir>/vm.NAME/   pid qmp.socket monitor.socket serial.socket serial
  *                          qemu-stdout.log qemu-stderr.log ssh.conf ssh.ctl
  *                          known_hosts lock ssh_port argv.json runtime_dir
+ *                          gdb.socket events.socket forwards.json
  *   <state dir>/img.NAME/  disk.raw | disk.qcow2 (+ .stamp, .building) lock
  *                          cidata/ cidata.iso build.log build-qmp.sock
  *                          runtime_dir base-HASH.img
@@ -53,6 +54,9 @@ typedef enum layout_file {
     LAYOUT_SSH_PORT,
     LAYOUT_ARGV,
     LAYOUT_RUNTIME_DIR,   /* record of a fallback runtime dir (VM or image) */
+    LAYOUT_GDB_SOCKET,    /* the guest's gdbstub (debug.h) */
+    LAYOUT_EVENTS_SOCKET, /* the QMP monitor `events` reads (debug.h) */
+    LAYOUT_FORWARDS,      /* port forwards added at run time (forward.h) */
     /* an image's dir */
     LAYOUT_IMG_RAW,
     LAYOUT_IMG_QCOW2,
@@ -106,7 +110,7 @@ char *layout_control_path(const char *vm_dir, bool create, qq_err *err);
 char *layout_build_qmp(const char *img_dir, qq_err *err);
 
 /* Remove what only a running QEMU needs: pid file, sockets, the socket-dir
- * symlink. Logs, ssh.conf, the recorded port stay. */
+ * symlink, the run-time port forwards. Logs, ssh.conf, the recorded port stay. */
 void layout_remove_runtime(const char *vm_dir);
 
 /* The pid holding the write lock on the pid file, 0 if none. */

@@ -24,6 +24,7 @@
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
 #include "../base/xalloc.h"
+#include "debug.h"
 #include "layout.h"
 
 #define SERIAL_CHARDEV "qq-serial"
@@ -81,14 +82,20 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             }
         }
         if ((strcmp(opt, "chardev") == 0 || strcmp(opt, "mon") == 0) && i + 1 < s->nargs &&
-            strstr(s->args[i + 1], "id=" SERIAL_CHARDEV))
-            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " SERIAL_CHARDEV " is qqmgr's",
+            (strstr(s->args[i + 1], "id=" SERIAL_CHARDEV) || strstr(s->args[i + 1], "id=" DEBUG_EVENTS_CHARDEV)))
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " SERIAL_CHARDEV " and " DEBUG_EVENTS_CHARDEV
+                           " are qqmgr's",
                            arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
     }
     return 0;
 }
 
 int vm_argv(const vm_spec *s, char ***argv, qq_err *err)
+{
+    return vm_argv_opts(s, NULL, argv, err);
+}
+
+int vm_argv_opts(const vm_spec *s, const vm_run_opts *ro, char ***argv, qq_err *err)
 {
     if (check_user_args(s, err) < 0)
         return -1;
@@ -134,6 +141,11 @@ int vm_argv(const vm_spec *s, char ***argv, qq_err *err)
     for (size_t i = 0; i < n; i++)
         if (!v[i])
             abort();
+    /* debugging kit: gdbstub, events monitor, -S, the wrapper (debug.h) */
+    if (debug_argv_finish(s, ro, sd, &v, err) < 0) {
+        vm_argv_free(v);
+        return -1;
+    }
     *argv = v;
     return 0;
 }
@@ -221,8 +233,8 @@ static int choose_port(const config *cfg, const char *name, const int *avoid, si
 
 /* Prepare the state dir for a QEMU about to run with the argv of VM name:
  * port chosen and recorded, stale runtime files gone, short socket dir made. */
-static int prepare_run(const config *cfg, const char *name, const int *avoid, size_t navoid, vm_spec *spec,
-                       char ***argv, qq_err *err)
+static int prepare_run(const config *cfg, const char *name, const int *avoid, size_t navoid,
+                       const vm_run_opts *ro, vm_spec *spec, char ***argv, qq_err *err)
 {
     int port = choose_port(cfg, name, avoid, navoid, err);
     if (port < 0)
@@ -233,7 +245,7 @@ static int prepare_run(const config *cfg, const char *name, const int *avoid, si
     _cleanup_free_ char *sd = layout_socket_dir(spec->state_dir, true, err);
     if (!sd)
         return -1;
-    if (vm_argv(spec, argv, err) < 0)
+    if (vm_argv_opts(spec, ro, argv, err) < 0)
         return -1;
     if (layout_write_port(spec->state_dir, port, err) < 0)
         return -1;
@@ -274,7 +286,7 @@ static bool hostfwd_failed(const char *tail, int port)
 /* One attempt of vm_start; *port_taken: QEMU could not bind the automatic
  * port it was given (another program took it after it was chosen). */
 static int start_once(const config *cfg, const char *name, int timeout_s, const int *avoid, size_t navoid,
-                      vm_start_result *r, bool *port_taken, qq_err *err)
+                      const vm_run_opts *ro, vm_start_result *r, bool *port_taken, qq_err *err)
 {
     memset(r, 0, sizeof *r);
     if (check_name(cfg, name, err) < 0)
@@ -284,7 +296,7 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
     if (config_vm(cfg, name, 0, &s0, err) < 0)
         return -1;
     char **a0 = NULL;
-    int rc = vm_argv(&s0, &a0, err);
+    int rc = vm_argv_opts(&s0, ro, &a0, err);
     vm_argv_free(a0);
     /* an image the arguments use must exist before QEMU runs */
     for (char **im = s0.images; rc == 0 && *im; im++) {
@@ -318,7 +330,7 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
 
     vm_spec spec = { 0 };
     char **argv = NULL;
-    if (prepare_run(cfg, name, avoid, navoid, &spec, &argv, err) < 0) {
+    if (prepare_run(cfg, name, avoid, navoid, ro, &spec, &argv, err) < 0) {
         vm_argv_free(argv);
         vm_spec_free(&spec);
         return -1;
@@ -366,6 +378,9 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         }
         long long left = deadline - proc_now_ms();
         if (left <= 0) {
+            pid_t qemu = layout_pid_holder(dir);   /* under a wrapper, QEMU is not our child */
+            if (qemu > 0 && qemu != pid)
+                kill(qemu, SIGKILL);
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
             layout_remove_runtime(dir);
@@ -383,7 +398,8 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
                     const char *s = json_string_value(json_object_get(res, "status"));
                     snprintf(r->state, sizeof r->state, "%s", s ? s : "unknown");
                     json_decref(res);
-                    r->pid = pid;
+                    pid_t qemu = layout_pid_holder(dir);   /* under --wrap, pid is the wrapper's */
+                    r->pid = qemu > 0 ? qemu : pid;
                     r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
                     return 0;
                 }
@@ -406,12 +422,18 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
 
 int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err)
 {
+    return vm_start_opts(cfg, name, timeout_s, NULL, r, err);
+}
+
+int vm_start_opts(const config *cfg, const char *name, int timeout_s, const vm_run_opts *ro, vm_start_result *r,
+                  qq_err *err)
+{
     int failed[START_PORT_TRIES];
     size_t nfailed = 0;
     long long deadline = proc_now_ms() + (long long)timeout_s * 1000;
     for (;;) {
         bool port_taken = false;
-        int rc = start_once(cfg, name, timeout_s, failed, nfailed, r, &port_taken, err);
+        int rc = start_once(cfg, name, timeout_s, failed, nfailed, ro, r, &port_taken, err);
         if (r->ssh_port > 0)
             net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
         long long left = deadline - proc_now_ms();
@@ -793,7 +815,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
             return -1;
         vm_spec spec = { 0 };
         char **argv = NULL;
-        if (prepare_run(cfg, name, NULL, 0, &spec, &argv, err) < 0) {
+        if (prepare_run(cfg, name, NULL, 0, NULL, &spec, &argv, err) < 0) {
             vm_argv_free(argv);
             vm_spec_free(&spec);
             return -1;

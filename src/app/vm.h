@@ -20,13 +20,16 @@
 
 #include "../base/err.h"
 #include "config.h"
+#include "debug.h"
 #include "layout.h"
 
 /* The exact argv start runs: qemu_bin, the user args, then the injected ones
- * (-pidfile, -qmp, -monitor, serial). NULL-terminated, caller frees each string
+ * (-pidfile, -qmp, -monitor, serial, and the debugging kit's: debug.h). NULL-terminated, caller frees each string
  * and the array. A user argument that sets an injected option → QQ_EXIT_USAGE
  * naming it. Creates nothing on disk. */
 int vm_argv(const vm_spec *s, char ***argv, qq_err *err);
+/* The same with run options (debug.h): -S for paused, the wrapper in front. */
+int vm_argv_opts(const vm_spec *s, const vm_run_opts *ro, char ***argv, qq_err *err);
 void vm_argv_free(char **argv);
 
 typedef struct vm_start_result {
@@ -40,6 +43,10 @@ typedef struct vm_start_result {
 
 /* Start VM name; returns once QMP answers query-status, within timeout_s. */
 int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err);
+/* The same with run options (ro may be NULL): --paused, --wrap. Under a
+ * wrapper, r->pid is QEMU's (the pid-file lock's holder), not the wrapper's. */
+int vm_start_opts(const config *cfg, const char *name, int timeout_s, const vm_run_opts *ro, vm_start_result *r,
+                  qq_err *err);
 
 typedef struct vm_stop_result {
     bool was_running;

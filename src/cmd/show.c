@@ -14,9 +14,22 @@ static void free_argv(char **argv)
     free(argv);
 }
 
+typedef struct {
+    bool paused;
+    const char *wrap;
+} show_opts;
+
+static const qq_opt options[] = {
+    QQ_FLAG(0, "paused", show_opts, paused, "as start --paused runs it"),
+    QQ_STRING(0, "wrap", "'CMD ARGS'", show_opts, wrap, "as start --wrap runs it: the tool's words, then QEMU's"),
+    QQ_OPT_END,
+};
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
+    const show_opts *o = ctx->opts;
+    vm_run_opts ro = { .paused = o->paused, .wrap = o->wrap };
     qq_err err = { 0 };
     config *c;
     int rc = qq_begin(ctx, &c, &err);
@@ -35,7 +48,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     if (config_vm(c, name, port, &s, &err) < 0)
         return qq_report(&err);
     char **full = NULL;
-    if (vm_argv(&s, &full, &err) < 0) {
+    if (vm_argv_opts(&s, &ro, &full, &err) < 0) {
         vm_spec_free(&s);
         return qq_report(&err);
     }
@@ -68,5 +81,6 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 const qq_command qq_cmd_show = {
     .name = "show", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print the exact QEMU command line start would run",
+    QQ_OPTIONS(show_opts, options, NULL),
     .json = "{name, qemu, argv, state_dir, files, images}",
 };

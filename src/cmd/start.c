@@ -13,6 +13,8 @@
 typedef struct {
     const char *wait;
     int timeout;
+    bool paused;
+    const char *wrap;
 } start_opts;
 
 static const char *const stages[] = { "ssh", "cloud-init", NULL };
@@ -21,6 +23,10 @@ static const qq_opt options[] = {
     QQ_ENUM_OPTIONAL("wait", "STAGE", start_opts, wait, stages, "ssh",
                      "also wait until the guest is ready: ssh answers, or cloud-init finished"),
     QQ_SECONDS("timeout", start_opts, timeout, 1, "bound the whole start (default 60, 300 with --wait)"),
+    QQ_FLAG(0, "paused", start_opts, paused,
+            "start with the CPUs stopped (-S): `qmp VM cont` or gdb's continue runs them"),
+    QQ_STRING(0, "wrap", "'CMD ARGS'", start_opts, wrap,
+              "run QEMU under a tool (valgrind, rr record, perf record, strace -f -o FILE); split like a cmd entry"),
     QQ_OPT_END,
 };
 
@@ -45,7 +51,8 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         return qq_report(&err);
     }
     vm_start_result r;
-    if (vm_start(c, name, timeout, &r, &err) < 0) {
+    vm_run_opts ro = { .paused = o->paused, .wrap = o->wrap };
+    if (vm_start_opts(c, name, timeout, &ro, &r, &err) < 0) {
         if (r.stderr_tail) {
             fprintf(stderr, "%s", r.stderr_tail);
             if (r.stderr_tail[0] && r.stderr_tail[strlen(r.stderr_tail) - 1] != '\n')

@@ -1,0 +1,72 @@
+/* events — see events.h. */
+#include "events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/cleanup.h"
+#include "../base/xalloc.h"
+#include "../infra/fs.h"
+#include "../infra/proc.h"
+#include "../infra/qmp.h"
+#include "debug.h"
+#include "layout.h"
+
+/* Deliver the kept events; 1 when fn asked to stop. */
+static int deliver(qmp *q, events_fn fn, void *data, size_t *seen)
+{
+    _cleanup_json_ json_t *ev = qmp_take_events(q);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ev, i, v) {
+        (*seen)++;
+        if (fn(v, data) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+int events_watch(const config *cfg, const char *name, bool follow, int timeout_ms, events_fn fn, void *data,
+                 qq_err *err)
+{
+    _cleanup_free_ char *dir = NULL;
+    pid_t pid;
+    if (debug_running(cfg, name, &pid, &dir, err) < 0)
+        return -1;
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_EVENTS_SOCKET);
+    if (!fs_exists(sock))
+        return qq_fail(err, QQ_EXIT_FAIL, "%s has no events socket (%s): it was started by an older qqmgr; restart it",
+                       name, sock);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(sock, 3000, &e);
+    if (!q) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: %s%s", name, e.msg,
+                strstr(e.msg, "greeting") ? " (is another `qqmgr events` following this VM?)" : "");
+        return -1;
+    }
+    if (fn(NULL, data) != 0) {
+        qmp_close(q);
+        return 0;
+    }
+    long long deadline = timeout_ms < 0 ? -1 : proc_now_ms() + timeout_ms;
+    size_t seen = 0;
+    int rc = 0;
+    for (;;) {
+        long long left = deadline < 0 ? 1000 : deadline - proc_now_ms();
+        int w = qmp_wait_event(q, left > 1000 ? 1000 : (int)(left > 0 ? left : 0), &e);
+        if (deliver(q, fn, data, &seen) || (!follow && seen > 0))
+            break;
+        if (w < 0) {   /* QEMU closed the monitor: it has ended */
+            if (!follow && seen == 0)
+                rc = qq_fail(err, QQ_EXIT_FAIL, "%s stopped before an event came", name);
+            break;
+        }
+        if (deadline >= 0 && proc_now_ms() >= deadline) {
+            if (!follow)
+                rc = qq_fail(err, QQ_EXIT_FAIL, "%s: no event within %d s", name, timeout_ms / 1000);
+            break;
+        }
+    }
+    qmp_close(q);
+    return rc;
+}
