@@ -52,6 +52,7 @@ int debug_argv_finish(const vm_spec *s, const vm_run_opts *ro, const char *sock_
     char **w = NULL;
     size_t nw = 0;
     if (config_split_args(ro->wrap, &w, &nw, err) < 0) {
+        strv_free(w);
         qq_err_prefix(err, "--wrap");
         return -1;
     }

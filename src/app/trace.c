@@ -41,7 +41,7 @@ json_t *trace_list(const config *cfg, const char *name, const char *pattern, qq_
     _cleanup_json_ json_t *ret = call(cfg, name, "trace-event-get-state", args, &e);
     /* an exact name QEMU does not know is an error there, an empty list for a glob */
     if (!ret && strstr(e.msg, "unknown event"))
-        json_decref(ret = json_array());
+        ret = json_array();
     if (!ret) {
         *err = e;
         return NULL;
