@@ -10,7 +10,7 @@ BUILD=(meson ninja-build pkg-config gcc clang libjansson-dev libcurl4-openssl-de
        libisofs-dev libcmocka-dev)
 RUN=(qemu-system-x86 qemu-utils openssh-client gdb)
 GUEST=(binutils xz-utils ca-certificates)
-TEST=(python3 python3-pytest golang-go libclang-rt-14-dev busybox-static dropbear-bin
+TEST=(python3 python3-pytest golang-go libclang-rt-14-dev busybox-static dropbear-bin strace
       openssh-sftp-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl
       ca-certificates time)
 
