@@ -719,7 +719,8 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
     int lfd = layout_lock(b.s.dir, false, NULL);
     if (lfd < 0 && errno == EWOULDBLOCK) {
         if (b.tty)
-            fprintf(stderr, "img %s: waiting for another build of this image\n", name);
+            fprintf(stderr, "img %s: waiting for another build of this image, or a start of a VM using it\n",
+                    name);
         lfd = layout_lock(b.s.dir, true, err);
     } else if (lfd < 0) {
         lfd = layout_lock(b.s.dir, true, err);

@@ -262,27 +262,11 @@ static int run_wait(char **argv, bool quiet)
 /* run_wait, quiet, killed after timeout_ms: its exit status, or -1 on timeout. */
 static int run_bounded(char **argv, int timeout_ms)
 {
-    pid_t pid = fork();
-    if (pid < 0)
+    proc_run_opts o = { .null_stdio = true, .timeout_ms = timeout_ms > 0 ? timeout_ms : 1 };
+    proc_result r;
+    if (proc_run(argv, &o, &r, NULL) < 0 || r.timed_out || !WIFEXITED(r.status))
         return -1;
-    if (pid == 0) {
-        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
-    if (pidfd < 0 || proc_wait_pidfd(pidfd, timeout_ms) != 1)
-        kill(pid, SIGKILL);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    if (WIFSIGNALED(st))
-        return -1;
-    return WEXITSTATUS(st);
+    return WEXITSTATUS(r.status);
 }
 
 int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err)

@@ -285,6 +285,59 @@ static bool hostfwd_failed(const char *tail, int port)
 
 /* One attempt of vm_start; *port_taken: QEMU could not bind the automatic
  * port it was given (another program took it after it was chosen). */
+/* ------------------------------------------------------------ start: image locks, own QEMU */
+
+/* Take the lock of every image dir in dirs shared (img build takes it
+ * exclusively while it checks that no VM uses the image and replaces it), so a
+ * build never replaces an image under a starting QEMU. Waits for a running
+ * build until deadline_ms, then refuses naming the image. fds[i] receives
+ * the descriptors (close_fds them once QMP answered: QEMU has the images open
+ * then, and a build sees the VM running). */
+static int lock_images_shared(const char *name, char **names, char **dirs, int *fds, long long deadline_ms,
+                              qq_err *err)
+{
+    for (size_t i = 0; dirs && dirs[i]; i++) {
+        _cleanup_free_ char *lockp = layout_path(dirs[i], LAYOUT_LOCK);
+        for (;;) {
+            fds[i] = fs_lock_shared(lockp, false, err);
+            if (fds[i] >= 0)
+                break;
+            if (errno != EWOULDBLOCK)
+                return -1;
+            if (proc_now_ms() >= deadline_ms)
+                return qq_fail(err, QQ_EXIT_FAIL,
+                               "%s uses image %s, which is being built (qqmgr img build %s): "
+                               "start it again when the build is done", name, names[i], names[i]);
+            poll(NULL, 0, 50);
+        }
+    }
+    return 0;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
+/* After a start failed: remove the runtime files only when they are ours —
+ * not when another QEMU holds the pid file (one an earlier, killed start
+ * launched, which took the VM meanwhile). Returns that QEMU's pid, or 0. */
+static pid_t remove_own_runtime(const char *dir)
+{
+    pid_t other = layout_pid_holder(dir);
+    if (other > 0)
+        return other;
+    layout_remove_runtime(dir);
+    return 0;
+}
+
+static int start_locked(const config *cfg, const char *name, const char *dir, int timeout_s, const int *avoid,
+                        size_t navoid, vm_start_result *r, bool *port_taken, qq_err *err);
+
 static int start_once(const config *cfg, const char *name, int timeout_s, const int *avoid, size_t navoid,
                       const vm_run_opts *ro, vm_start_result *r, bool *port_taken, qq_err *err)
 {
@@ -299,6 +352,9 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
     int rc = vm_argv_opts(&s0, ro, &a0, err);
     vm_argv_free(a0);
     /* an image the arguments use must exist before QEMU runs */
+    _cleanup_strv_ char **img_names = strv_dup(s0.images);
+    _cleanup_strv_ char **img_dirs = NULL;
+    size_t nimg = 0;
     for (char **im = s0.images; rc == 0 && *im; im++) {
         img_spec is;
         if (config_img(cfg, *im, &is, err) < 0) {
@@ -308,16 +364,33 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         if (access(is.path, F_OK) != 0)
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s uses image %s, which is not built yet (%s): run `qqmgr img build %s`",
                          name, *im, is.path, *im);
+        strv_push(&img_dirs, &nimg, xstrdup(is.dir));
         img_spec_free(&is);
     }
     _cleanup_free_ char *dir = strdup(s0.state_dir);
     vm_spec_free(&s0);
     if (rc < 0)
         return -1;
+    long long start_deadline = proc_now_ms() + (long long)timeout_s * 1000;
     _cleanup_close_ int lock = lock_vm(dir, err);
     if (lock < 0)
         return -1;
+    _cleanup_free_ int *img_locks = xcalloc(nimg + 1, sizeof *img_locks);
+    for (size_t i = 0; i <= nimg; i++)
+        img_locks[i] = -1;
+    if (lock_images_shared(name, img_names, img_dirs, img_locks, start_deadline, err) < 0) {
+        close_fds(img_locks, nimg);
+        return -1;
+    }
+    rc = start_locked(cfg, name, dir, timeout_s, avoid, navoid, r, port_taken, err);
+    close_fds(img_locks, nimg);
+    return rc;
+}
 
+/* start_once, with the VM's lock and its images' shared locks held. */
+static int start_locked(const config *cfg, const char *name, const char *dir, int timeout_s, const int *avoid,
+                        size_t navoid, vm_start_result *r, bool *port_taken, qq_err *err)
+{
     vm_state st;
     vm_probe(dir, true, &st);
     if (st.running) {
@@ -368,7 +441,12 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         int status;
         if (proc_reap(pid, &status) == 1) {
             r->stderr_tail = stderr_tail(dir, 20);
-            layout_remove_runtime(dir);
+            pid_t other = remove_own_runtime(dir);
+            if (other > 0)
+                return qq_fail(err, QQ_EXIT_FAIL,
+                               "%s: another QEMU (pid %ld) took the VM while this start ran (launched by an "
+                               "earlier start that was killed?); it is left running: `qqmgr stop %s` ends it",
+                               name, (long)other, name);
             *port_taken = auto_port && r->ssh_port > 0 && hostfwd_failed(r->stderr_tail, r->ssh_port);
             if (WIFSIGNALED(status))
                 return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU was killed by signal %d before QMP answered",
@@ -383,7 +461,7 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
                 kill(qemu, SIGKILL);
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
-            layout_remove_runtime(dir);
+            remove_own_runtime(dir);
             r->stderr_tail = stderr_tail(dir, 20);
             return qq_fail(err, QQ_EXIT_FAIL, "%s: QMP did not answer within %d s; QEMU was killed", name,
                            timeout_s);
@@ -394,6 +472,12 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
             if (q) {
                 json_t *res = qmp_execute(q, "query-status", NULL, (int)(left > 0 ? left : 1), &e);
                 qmp_close(q);
+                /* success only when the QEMU that answers is ours: the pid-file
+                 * lock holder is our child (not one a killed start launched) */
+                if (res && layout_pid_holder(dir) != pid) {
+                    json_decref(res);
+                    res = NULL;
+                }
                 if (res) {
                     const char *s = json_string_value(json_object_get(res, "status"));
                     snprintf(r->state, sizeof r->state, "%s", s ? s : "unknown");

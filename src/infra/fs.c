@@ -120,14 +120,14 @@ int fs_read_file(const char *path, char **out, size_t *len, qq_err *err)
     return 0;
 }
 
-int fs_lock(const char *path, bool wait, qq_err *err)
+static int lock_as(const char *path, int how, bool wait, qq_err *err)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "lock %s: %s", path, strerror(errno));
     int r;
     do
-        r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB));
+        r = flock(fd, how | (wait ? 0 : LOCK_NB));
     while (r < 0 && errno == EINTR);
     if (r < 0) {
         int e = errno;
@@ -139,6 +139,10 @@ int fs_lock(const char *path, bool wait, qq_err *err)
     }
     return fd;
 }
+
+int fs_lock(const char *path, bool wait, qq_err *err) { return lock_as(path, LOCK_EX, wait, err); }
+
+int fs_lock_shared(const char *path, bool wait, qq_err *err) { return lock_as(path, LOCK_SH, wait, err); }
 
 int fs_tail(const char *path, size_t n, sbuf *out, qq_err *err)
 {

@@ -31,6 +31,9 @@ int fs_read_file(const char *path, char **out, size_t *len, qq_err *err);
  * lock is held elsewhere → -1 with errno EWOULDBLOCK. */
 int fs_lock(const char *path, bool wait, qq_err *err);
 
+/* The same, shared: any number of shared holders, none while fs_lock holds it. */
+int fs_lock_shared(const char *path, bool wait, qq_err *err);
+
 /* Append the last n lines of path to out (a last line without a newline counts).
  * Reads backwards from the end, so a huge log costs only what is printed. */
 int fs_tail(const char *path, size_t n, sbuf *out, qq_err *err);

@@ -525,3 +525,89 @@ cmd = ["-accel tcg -machine q35 -m 64 -nodefaults -display none",
         qq(cfg, "stop", "user", "--force", env=env)
     r = qq(cfg, "img", "build", "disk", "--force", env=env)
     assert r.returncode == 0, r.stderr
+
+
+def slow_wrapper(path, real, marker, subcommand=None, delay=1.5):
+    """A stand-in for `real` that touches `marker` and waits `delay` s before it runs
+    (only for `subcommand` when given): it widens a race window on purpose."""
+    cond = f'[ "$1" = {subcommand} ] && ' if subcommand else ""
+    path.write_text(f'#!/bin/sh\n{cond}{{ touch "{marker}"; sleep {delay}; }}\nexec {real} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def open_files(pid):
+    d = Path(f"/proc/{pid}/fd")
+    out = []
+    for fd in d.iterdir():
+        try:
+            out.append(os.readlink(fd))
+        except OSError:
+            pass
+    return out
+
+
+RACE_TOML = """
+[qemu]
+{qemu_key} = "{wrapper}"
+
+[img.disk]
+builder = "raw"
+img_size = "16M"
+
+[vm.user]
+cmd = ["-accel tcg -machine q35 -m 64 -nodefaults -display none",
+       "-drive file={{{{.img.disk}}}},format=raw,if=virtio"]
+"""
+
+
+@needs_qemu
+def test_start_during_a_build_waits_and_qemu_never_opens_the_replaced_image(tmp_path, env):
+    marker = tmp_path / "qemu-img-create-started"
+    wrapper = slow_wrapper(tmp_path / "slow-qemu-img", "qemu-img", marker, "create")
+    cfg = tmp_path / "qqmgr.toml"
+    cfg.write_text(RACE_TOML.format(qemu_key="img", wrapper=wrapper))
+    assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+    marker.unlink()
+    path = tmp_path / ".qqmgr" / "img.disk" / "disk.raw"
+    build = subprocess.Popen([QQMGR, "-c", str(cfg), "img", "build", "disk", "--force"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the build has checked that no VM uses the image and is making the new one
+        wait_until(marker.exists, 30, 0.02, what="qemu-img create started")
+        r = qq(cfg, "start", "user", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        pid = json.loads(r.stdout)["pid"]
+        out, err = build.communicate(timeout=60)
+        assert build.returncode == 0, err
+        files = [f for f in open_files(pid) if "disk.raw" in f]
+        assert files == [str(path.resolve())], f"QEMU has {files} open, not the built image"
+    finally:
+        build.kill()
+        build.wait()
+        qq(cfg, "stop", "user", "--force", env=env)
+
+
+@needs_qemu
+def test_build_during_a_start_waits_for_qemu_then_refuses_the_image_in_use(tmp_path, env):
+    marker = tmp_path / "qemu-started"
+    wrapper = slow_wrapper(tmp_path / "slow-qemu", "qemu-system-x86_64", marker)
+    cfg = tmp_path / "qqmgr.toml"
+    cfg.write_text(RACE_TOML.format(qemu_key="bin", wrapper=wrapper))
+    assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
+    path = tmp_path / ".qqmgr" / "img.disk" / "disk.raw"
+    ino = path.stat().st_ino
+    start = subprocess.Popen([QQMGR, "-c", str(cfg), "start", "user"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(marker.exists, 30, 0.02, what="QEMU launched")
+        r = qq(cfg, "img", "build", "disk", "--force", env=env)
+        out, err = start.communicate(timeout=60)
+        assert start.returncode == 0, err
+        assert r.returncode == 1, r.stderr
+        assert "VM user is running" in r.stderr
+        assert path.stat().st_ino == ino
+    finally:
+        start.kill()
+        start.wait()
+        qq(cfg, "stop", "user", "--force", env=env)

@@ -118,6 +118,48 @@ def test_kill_9_reads_as_stopped_and_start_works_again(project):
     project.run("stop", "bare", "--force", check=True)
 
 
+def test_start_after_a_killed_start_trusts_only_its_own_qemu_and_keeps_the_others_files(project):
+    # QEMU behind a gate: the first launch waits for go1, the second for go2, so the
+    # QEMU of a start killed by -9 can take the VM while a second start runs
+    gate = project.path / "gated-qemu"
+    gate.write_text('#!/bin/sh\nif mkdir first.d 2>/dev/null; then n=1; else n=2; fi\n'
+                    'touch launched$n\nwhile [ ! -e go$n ]; do sleep 0.02; done\n'
+                    'exec qemu-system-x86_64 "$@"\n')
+    gate.chmod(0o755)
+    project.write(f'[qemu]\nbin = "{gate}"\n' + bare_toml())
+    argv = [project.qqmgr, "-c", str(project.config), "start", "bare", "--json"]
+    first = subprocess.Popen(argv, cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = None
+    try:
+        wait_until((project.path / "launched1").exists, 30, 0.02, what="first QEMU launched")
+        first.kill()                     # kill -9 of the first start; its QEMU lives on
+        first.wait()
+        second = subprocess.Popen(argv, cwd=project.path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        wait_until((project.path / "launched2").exists, 30, 0.02, what="second QEMU launched")
+        (project.path / "go1").touch()   # the orphan takes the VM: pid file, QMP
+        st = wait_until(lambda: (lambda s: s if s["state"] == "running" else None)(
+            project.json("status", "bare", check=True)), 30, what="the orphan QEMU answers QMP")
+        orphan = st["pid"]
+        # the second start must not take the orphan's answer for its own QEMU's
+        time.sleep(1.0)
+        assert second.poll() is None, f"start returned with another QEMU's answer: {second.communicate()}"
+        (project.path / "go2").touch()   # its own QEMU finds the pid file locked and exits
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 1, out + err
+        assert f"another QEMU (pid {orphan})" in err
+        # the orphan's files are left alone
+        st = project.json("status", "bare", check=True)
+        assert st["pid"] == orphan and st["state"] == "running"
+        assert (project.vm_dir("bare") / "qmp.socket").exists()
+    finally:
+        for p in (first, second):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        project.run("stop", "bare", "--force")
+
+
 def test_stale_pid_file_with_another_process_pid_reads_as_stopped(project):
     project.write(bare_toml())
     vm = project.vm_dir("bare")
