@@ -541,6 +541,18 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
                 return cfail(c, err, sbuf_str(&p), "missing required key \"%s\"", *k);
             if (want_type(c, err, sbuf_str(&q), e, JSON_STRING, "a string") < 0)
                 return -1;
+            if (strcmp(*k, "interpreter") == 0) {
+                /* split like a cmd entry: "python3 -u" */
+                _cleanup_strv_ char **words = NULL;
+                size_t n = 0;
+                qq_err why = { 0 };
+                if (config_split_args(json_string_value(e), &words, &n, &why) < 0)
+                    return cfail(c, err, sbuf_str(&q), "%s", why.msg);
+                if (n == 0) {
+                    _cleanup_free_ char *g = got(e);
+                    return cfail(c, err, sbuf_str(&q), "must name a program, not %s", g);
+                }
+            }
         }
     }
     if ((v = json_object_get(img, "templates"))) {
@@ -824,6 +836,19 @@ static char *img_path_of(const config *c, const char *name, json_t *img)
     return layout_path(dir, builder && strcmp(builder, "raw") == 0 ? LAYOUT_IMG_RAW : LAYOUT_IMG_QCOW2);
 }
 
+static void download_of(json_t *t, img_download *d)
+{
+    d->url = xstrdup(json_string_value(json_object_get(t, "url")));
+    d->sha256sum = xstrdup(json_string_value(json_object_get(t, "sha256sum")));
+}
+
+static void download_free(img_download *d)
+{
+    free(d->url);
+    free(d->sha256sum);
+    free(d->filename);
+}
+
 int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -832,6 +857,7 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
         return qq_fail(err, QQ_EXIT_USAGE, "%s: no image named \"%s\"", c->path, name);
     out->name = xstrdup(name);
     out->builder = xstrdup(json_string_value(json_object_get(img, "builder")));
+    out->cloud_init = strcmp(out->builder, "cloud-init") == 0;
     json_t *size = json_object_get(img, "img_size");
     if (json_is_integer(size)) {
         out->size_bytes = (unsigned long long)json_integer_value(size);
@@ -842,7 +868,41 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
     }
     out->dir = layout_img_dir(c->state_dir, name);
     out->path = img_path_of(c, name, img);
-    out->table = json_incref(img);
+
+    /* the rest was validated by check_img */
+    json_t *v, *e;
+    size_t i;
+    if ((v = json_object_get(img, "base_img")))
+        download_of(v, &out->base_img);
+    v = json_object_get(img, "templates");
+    out->ntemplates = json_array_size(v);
+    out->templates = xcalloc(out->ntemplates + 1, sizeof *out->templates);
+    json_array_foreach(v, i, e) {
+        out->templates[i].template = xstrdup(json_string_value(json_object_get(e, "template")));
+        out->templates[i].output = xstrdup(json_string_value(json_object_get(e, "output")));
+    }
+    v = json_object_get(img, "sources");
+    out->nsources = json_array_size(v);
+    out->sources = xcalloc(out->nsources + 1, sizeof *out->sources);
+    json_array_foreach(v, i, e) {
+        img_download *d = &out->sources[i];
+        download_of(e, d);
+        json_t *fn = json_object_get(e, "filename");
+        const char *slash = strrchr(d->url, '/');
+        d->filename = xstrdup(fn ? json_string_value(fn) : slash && slash[1] ? slash + 1 : d->url);
+    }
+    if ((v = json_object_get(img, "env_hook"))) {
+        size_t n = 0;
+        config_split_args(json_string_value(json_object_get(v, "interpreter")), &out->hook_argv, &n, NULL);
+        strv_push(&out->hook_argv, &n, xstrdup(json_string_value(json_object_get(v, "script"))));
+    }
+    out->build_args = xcalloc(1, sizeof *out->build_args);
+    json_array_foreach(json_object_get(img, "build_args"), i, e)
+        strv_push(&out->build_args, &out->nbuild_args, xstrdup(json_string_value(e)));
+    v = json_object_get(img, "build_timeout");
+    out->build_timeout = v ? (int)(json_integer_value(v) > INT_MAX ? INT_MAX : json_integer_value(v)) : 0;
+    v = json_object_get(img, "env");
+    out->env = v ? json_deep_copy(v) : json_object();
     return 0;
 }
 
@@ -853,8 +913,19 @@ void img_spec_free(img_spec *s)
     free(s->img_size);
     free(s->path);
     free(s->dir);
-    if (s->table)
-        json_decref(s->table);
+    download_free(&s->base_img);
+    for (size_t i = 0; i < s->ntemplates; i++) {
+        free(s->templates[i].template);
+        free(s->templates[i].output);
+    }
+    free(s->templates);
+    for (size_t i = 0; i < s->nsources; i++)
+        download_free(&s->sources[i]);
+    free(s->sources);
+    strv_free(s->hook_argv);
+    strv_free(s->build_args);
+    if (s->env)
+        json_decref(s->env);
     memset(s, 0, sizeof *s);
 }
 

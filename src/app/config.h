@@ -14,6 +14,10 @@
  * level, .vm = VM vars + ssh{port, vm_port}, .img = image name → absolute
  * path of the built image) and splits each entry into arguments ('…' and "…"
  * keep white space). The returned vm_spec is owned by the caller.
+ *
+ * config_img() gives one image as a typed img_spec (builder, size, paths,
+ * base_img, templates, sources, env_hook argv, build_args, build_timeout,
+ * env): the builders never read the raw TOML.
  */
 #ifndef QQ_CONFIG_H
 #define QQ_CONFIG_H
@@ -45,14 +49,38 @@ typedef struct vm_spec {
     json_t *vars;          /* owned: the VM's vars, resolved (as .vm sees them; `symbols` for gdb --guest) */
 } vm_spec;
 
+/* A file an image build downloads: base_img, or one of sources. */
+typedef struct img_download {
+    char *url;
+    char *sha256sum;       /* as written: 64 hex digits */
+    char *filename;        /* sources: as given, else the URL's last path segment; base_img: NULL */
+} img_download;
+
+typedef struct img_template {
+    char *template;        /* as written: relative to the config's directory, or absolute */
+    char *output;          /* its plain file name inside the ISO */
+} img_template;
+
+/* One [img.NAME], validated and typed; everything owned. */
 typedef struct img_spec {
     char *name;
     char *builder;         /* "raw" or "cloud-init" */
+    bool cloud_init;
     char *img_size;        /* as written ("10G"); */
     unsigned long long size_bytes;
     char *path;            /* absolute path VMs use: <dir>/disk.raw (raw) or <dir>/disk.qcow2 (cloud-init) */
     char *dir;             /* absolute <state dir>/img.NAME */
-    json_t *table;         /* owned: the whole [img.NAME] table as parsed (validated) */
+    /* cloud-init (empty for raw): */
+    img_download base_img;
+    img_template *templates;
+    size_t ntemplates;
+    img_download *sources;
+    size_t nsources;
+    char **hook_argv;      /* env_hook: interpreter (split like a cmd entry) + script; NULL: no hook */
+    char **build_args;     /* templates, one argument each (rendered, never split); NULL-terminated */
+    size_t nbuild_args;
+    int build_timeout;     /* seconds; 0: unbounded */
+    json_t *env;           /* owned: [img.NAME.env] (an empty object when absent) */
 } img_spec;
 
 config *config_load(const char *explicit_path, qq_err *err);

@@ -35,18 +35,6 @@ typedef struct build {
     char *building;          /* <path>.building */
 } build;
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
 static void stage(build *b, const char *name, const char *action, const char *detail)
 {
     json_t *o = json_pack("{s:s, s:s}", "stage", name, "action", action);
@@ -120,7 +108,7 @@ static bool stamp_matches(const char *path, const char *hex)
 static int stamp_write(const char *path, const char *hex, json_t *inputs, qq_err *err)
 {
     _cleanup_free_ char *doc = json_dumps(inputs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    _cleanup_free_ char *text = xprintf("%s\n%s\n", hex, doc ? doc : "");
+    _cleanup_free_ char *text = xasprintf("%s\n%s\n", hex, doc ? doc : "");
     return fs_write_atomic(path, text, strlen(text), 0600, err);
 }
 
@@ -210,45 +198,28 @@ static int img_info(build *b, const char *path, char **fmt, unsigned long long *
 /* The env after env_hook (new reference). */
 static json_t *run_env_hook(build *b, qq_err *err)
 {
-    json_t *env = json_object_get(b->s.table, "env");
-    env = env ? json_deep_copy(env) : json_object();
-    json_t *hook = json_object_get(b->s.table, "env_hook");
-    if (!hook)
+    json_t *env = json_deep_copy(b->s.env);
+    if (!b->s.hook_argv)
         return env;
     _cleanup_json_ json_t *in_env = env;
-    const char *interp = json_string_value(json_object_get(hook, "interpreter"));
-    const char *script = json_string_value(json_object_get(hook, "script"));
     _cleanup_free_ char *line = json_dumps(in_env, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    _cleanup_free_ char *input = xprintf("%s\n", line);
+    _cleanup_free_ char *input = xasprintf("%s\n", line);
     _cleanup_sbuf_ sbuf out = SBUF_INIT;
-    /* the interpreter may have arguments ("python3 -u"): split like a cmd entry */
-    char **argv = NULL;
-    size_t argc = 0;
-    if (config_split_args(interp, &argv, &argc, err) < 0 || argc == 0) {
-        if (argc == 0)
-            qq_fail(err, QQ_EXIT_USAGE, "img %s: env_hook.interpreter is empty", b->s.name);
-        return NULL;
-    }
-    char **grown = realloc(argv, (argc + 2) * sizeof *argv);
-    if (!grown)
-        abort();
-    argv = grown;
-    argv[argc] = strdup(script);
-    argv[argc + 1] = NULL;
+    char **argv = b->s.hook_argv;
+    const char *script = argv[strv_len(argv) - 1];
     debug_argv(b, argv);
     proc_run_opts po = { .cwd = config_dir(b->c), .in = input, .out = &out };
     proc_result pr;
-    int rc = proc_run(argv, &po, &pr, err);
-    int st = pr.status;
-    for (size_t i = 0; argv[i]; i++)
-        free(argv[i]);
-    free(argv);
-    if (rc < 0) {
+    if (proc_run(argv, &po, &pr, err) < 0) {
         qq_err_prefix(err, "img %s: env_hook", b->s.name);
         return NULL;
     }
+    int st = pr.status;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        qq_fail(err, QQ_EXIT_FAIL, "img %s: env_hook %s %s failed (%s %d)", b->s.name, interp, script,
+        _cleanup_sbuf_ sbuf interp = SBUF_INIT;
+        for (char **w = argv; w[1]; w++)
+            sbuf_addf(&interp, "%s%s", w == argv ? "" : " ", *w);
+        qq_fail(err, QQ_EXIT_FAIL, "img %s: env_hook %s %s failed (%s %d)", b->s.name, sbuf_str(&interp), script,
                 WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
         return NULL;
     }
@@ -275,7 +246,7 @@ static json_t *run_env_hook(build *b, qq_err *err)
 
 static char *read_template(build *b, const char *rel, qq_err *err)
 {
-    _cleanup_free_ char *p = rel[0] == '/' ? strdup(rel) : xprintf("%s/%s", config_dir(b->c), rel);
+    _cleanup_free_ char *p = rel[0] == '/' ? strdup(rel) : xasprintf("%s/%s", config_dir(b->c), rel);
     char *text = NULL;
     if (fs_read_file(p, &text, NULL, err) < 0) {
         qq_err_prefix(err, "img %s: template", b->s.name);
@@ -339,7 +310,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     _cleanup_free_ char *sock = layout_build_qmp(b->s.dir, err);
     if (!sock)
         return -1;
-    _cleanup_free_ char *qmparg = xprintf("unix:%s,server=on,wait=off", sock);
+    _cleanup_free_ char *qmparg = xasprintf("unix:%s,server=on,wait=off", sock);
     size_t n = 0;
     while (args[n])
         n++;
@@ -455,155 +426,181 @@ static void remove_old_bases(const char *dir, const char *keep)
     struct dirent *e;
     while ((e = readdir(d))) {
         if (layout_is_base_copy(e->d_name) && strcmp(e->d_name, keep) != 0) {
-            _cleanup_free_ char *p = xprintf("%s/%s", dir, e->d_name);
+            _cleanup_free_ char *p = xasprintf("%s/%s", dir, e->d_name);
             unlink(p);
         }
     }
     closedir(d);
 }
 
-typedef struct sbufv {
-    sbuf *v;
-    size_t n;
-} sbufv;
-static void sbufv_free(sbufv *r)
+/* A cloud-init build: what the planning steps work out (every input of the
+ * stamps) and what the build stages hand on to each other. */
+typedef struct ci {
+    build *b;
+    char base_sum[HASH_HEX_LEN + 1];    /* lower case */
+    char *iso, *cidir, *log;
+    json_t *data;                       /* env (after env_hook) + img_self + cloud_init_iso */
+    sbuf *rendered;                     /* per template */
+    json_t *files;                      /* ISO name → sha256 of the rendered content */
+    json_t *srcsum;                     /* ISO name → sha256sum of a source */
+    char **args;                        /* rendered build_args */
+    size_t nargs;
+    char copy_hex[HASH_HEX_LEN + 1], iso_hex[HASH_HEX_LEN + 1], final_hex[HASH_HEX_LEN + 1];
+    json_t *iso_in, *final_in;          /* stamp inputs */
+    char *copy_name, *copy, *final_stamp;
+    char *cached;                       /* the base image in the download cache */
+    char *fmt;                          /* the copy's format */
+    iso_entry *entries;                 /* files of the ISO */
+    char **paths;
+    size_t nent;
+    int dflags;
+} ci;
+
+static void ci_free(ci *x)
 {
-    for (size_t i = 0; i < r->n; i++)
-        sbuf_free(&r->v[i]);
-    free(r->v);
+    free(x->iso);
+    free(x->cidir);
+    free(x->log);
+    if (x->data)
+        json_decref(x->data);
+    for (size_t i = 0; x->rendered && i < x->b->s.ntemplates; i++)
+        sbuf_free(&x->rendered[i]);
+    free(x->rendered);
+    json_decref(x->files);
+    json_decref(x->srcsum);
+    strv_free(x->args);
+    json_decref(x->iso_in);
+    json_decref(x->final_in);
+    free(x->copy_name);
+    free(x->copy);
+    free(x->final_stamp);
+    free(x->cached);
+    free(x->fmt);
+    free(x->entries);
+    strv_free(x->paths);
 }
 
-static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
-{
-    json_t *t = b->s.table;
-    json_t *base = json_object_get(t, "base_img");
-    const char *base_url = json_string_value(json_object_get(base, "url"));
-    char base_sum[HASH_HEX_LEN + 1];
-    snprintf(base_sum, sizeof base_sum, "%s", json_string_value(json_object_get(base, "sha256sum")));
-    for (char *p = base_sum; *p; p++)
-        if (*p >= 'A' && *p <= 'F')
-            *p = (char)(*p - 'A' + 'a');
-    _cleanup_free_ char *iso = layout_path(b->s.dir, LAYOUT_IMG_ISO);
-    _cleanup_free_ char *cidir = layout_path(b->s.dir, LAYOUT_IMG_CIDATA);
-    _cleanup_free_ char *log = layout_path(b->s.dir, LAYOUT_IMG_BUILD_LOG);
+/* ---- planning: the inputs, computed before anything is built */
 
-    /* env, then the rendered files and args: all inputs of the final stamp */
+static int plan_env(ci *x, qq_err *err)
+{
+    build *b = x->b;
     _cleanup_json_ json_t *env = run_env_hook(b, err);
     if (!env)
         return -1;
-    stage(b, "env", json_object_get(t, "env_hook") ? "done" : "skipped", NULL);
-    _cleanup_json_ json_t *data = json_deep_copy(env);
-    json_object_set_new(data, "img_self", json_string(b->building));
-    json_object_set_new(data, "cloud_init_iso", json_string(iso));
+    stage(b, "env", b->s.hook_argv ? "done" : "skipped", NULL);
+    x->data = json_deep_copy(env);
+    json_object_set_new(x->data, "img_self", json_string(b->building));
+    json_object_set_new(x->data, "cloud_init_iso", json_string(x->iso));
+    return 0;
+}
 
-    json_t *tmpls = json_object_get(t, "templates");
-    size_t ntmpl = json_array_size(tmpls);
-    _cleanup_(sbufv_free) sbufv rendered_v = { calloc(ntmpl ? ntmpl : 1, sizeof(sbuf)), ntmpl };
-    sbuf *rendered = rendered_v.v;
-    _cleanup_json_ json_t *files = json_object();    /* ISO name → sha256 of content */
-    for (size_t i = 0; i < ntmpl; i++) {
-        json_t *e = json_array_get(tmpls, i);
-        const char *rel = json_string_value(json_object_get(e, "template"));
-        const char *outname = json_string_value(json_object_get(e, "output"));
-        _cleanup_free_ char *text = read_template(b, rel, err);
+static int plan_templates(ci *x, qq_err *err)
+{
+    build *b = x->b;
+    x->rendered = xcalloc(b->s.ntemplates + 1, sizeof *x->rendered);
+    x->files = json_object();
+    for (size_t i = 0; i < b->s.ntemplates; i++) {
+        const img_template *t = &b->s.templates[i];
+        _cleanup_free_ char *text = read_template(b, t->template, err);
         if (!text)
             return -1;
         tmpl_error te;
-        if (tmpl_render(rel, text, data, &rendered[i], &te) < 0) {
-            qq_fail(err, QQ_EXIT_USAGE, "img %s: templates[%zu] (%s): %s", b->s.name, i, rel, te.msg);
-            return -1;
-        }
+        if (tmpl_render(t->template, text, x->data, &x->rendered[i], &te) < 0)
+            return qq_fail(err, QQ_EXIT_USAGE, "img %s: templates[%zu] (%s): %s", b->s.name, i, t->template,
+                           te.msg);
         char h[HASH_HEX_LEN + 1];
-        hash_bytes(sbuf_str(&rendered[i]), rendered[i].len, h);
-        json_object_set_new(files, outname, json_string(h));
+        hash_bytes(sbuf_str(&x->rendered[i]), x->rendered[i].len, h);
+        json_object_set_new(x->files, t->output, json_string(h));
     }
-    json_t *srcs = json_object_get(t, "sources");
-    _cleanup_json_ json_t *srcsum = json_object();
-    size_t i;
-    json_t *e;
-    json_array_foreach(srcs, i, e) {
-        const char *fn = json_string_value(json_object_get(e, "filename"));
-        const char *url = json_string_value(json_object_get(e, "url"));
-        if (!fn) {
-            const char *sl = strrchr(url, '/');
-            fn = sl && sl[1] ? sl + 1 : url;
-        }
-        if (json_object_get(files, fn) || json_object_get(srcsum, fn)) {
-            qq_fail(err, QQ_EXIT_USAGE, "img %s: two files named \"%s\" for the ISO", b->s.name, fn);
-            return -1;
-        }
-        json_object_set(srcsum, fn, json_object_get(e, "sha256sum"));
-    }
+    return 0;
+}
 
-    /* each build_args element is exactly one argument, rendered, never split
-     * (the original's exec.Command(bin, args...)) */
-    _cleanup_strv_ char **args = NULL;
-    size_t nargs = 0;
-    json_t *bargs = json_object_get(t, "build_args");
-    args = calloc(1, sizeof *args);
-    json_array_foreach(bargs, i, e) {
+static int plan_sources(ci *x, qq_err *err)
+{
+    build *b = x->b;
+    x->srcsum = json_object();
+    for (size_t i = 0; i < b->s.nsources; i++) {
+        const img_download *d = &b->s.sources[i];
+        if (json_object_get(x->files, d->filename) || json_object_get(x->srcsum, d->filename))
+            return qq_fail(err, QQ_EXIT_USAGE, "img %s: two files named \"%s\" for the ISO", b->s.name,
+                           d->filename);
+        json_object_set_new(x->srcsum, d->filename, json_string(d->sha256sum));
+    }
+    return 0;
+}
+
+/* Each build_args element is exactly one argument, rendered, never split
+ * (the original's exec.Command(bin, args...)). */
+static int plan_args(ci *x, qq_err *err)
+{
+    build *b = x->b;
+    x->args = xcalloc(1, sizeof *x->args);
+    for (size_t i = 0; i < b->s.nbuild_args; i++) {
         _cleanup_sbuf_ sbuf out = SBUF_INIT;
         tmpl_error te;
-        if (tmpl_render("build_args", json_string_value(e), data, &out, &te) < 0) {
-            qq_fail(err, QQ_EXIT_USAGE, "img %s: build_args[%zu]: %s", b->s.name, i, te.msg);
-            return -1;
-        }
-        strv_push(&args, &nargs, sbuf_steal(&out));
+        if (tmpl_render("build_args", b->s.build_args[i], x->data, &out, &te) < 0)
+            return qq_fail(err, QQ_EXIT_USAGE, "img %s: build_args[%zu]: %s", b->s.name, i, te.msg);
+        strv_push(&x->args, &x->nargs, sbuf_steal(&out));
     }
+    return 0;
+}
+
+static int plan_stamps(ci *x, qq_err *err)
+{
+    (void)err;
+    build *b = x->b;
     json_t *jargs = json_array();
-    for (size_t k = 0; k < nargs; k++)
-        json_array_append_new(jargs, json_string(args[k]));
-
-    _cleanup_json_ json_t *copy_in = json_pack("{s:s, s:I}", "base", base_sum, "size",
+    for (size_t k = 0; k < x->nargs; k++)
+        json_array_append_new(jargs, json_string(x->args[k]));
+    _cleanup_json_ json_t *copy_in = json_pack("{s:s, s:I}", "base", x->base_sum, "size",
                                                (json_int_t)b->s.size_bytes);
-    char copy_hex[HASH_HEX_LEN + 1];
-    stamp_of(copy_in, copy_hex);
-    _cleanup_free_ char *copy_name = layout_base_copy_name(copy_hex);
-    _cleanup_free_ char *copy = xprintf("%s/%s", b->s.dir, copy_name);
-    _cleanup_json_ json_t *iso_in = json_pack("{s:O, s:O}", "files", files, "sources", srcsum);
-    char iso_hex[HASH_HEX_LEN + 1];
-    stamp_of(iso_in, iso_hex);
-    _cleanup_json_ json_t *final_in = json_pack("{s:s, s:s, s:s, s:s, s:o}", "builder", "cloud-init",
-                                                "copy", copy_hex, "iso", iso_hex, "qemu",
-                                                config_qemu_bin(b->c), "args", jargs);
-    char final_hex[HASH_HEX_LEN + 1];
-    stamp_of(final_in, final_hex);
-    _cleanup_free_ char *final_stamp = layout_beside(b->s.path, ".stamp");
-    if (!b->o->force && fs_exists(b->s.path) && fs_exists(copy) && stamp_matches(final_stamp, final_hex)) {
-        *up_to_date = true;
-        stage(b, "boot", "skipped", NULL);
-        return 0;
-    }
-    if (refuse_if_in_use(b, err) < 0)
-        return -1;
+    stamp_of(copy_in, x->copy_hex);
+    x->copy_name = layout_base_copy_name(x->copy_hex);
+    x->copy = xasprintf("%s/%s", b->s.dir, x->copy_name);
+    x->iso_in = json_pack("{s:O, s:O}", "files", x->files, "sources", x->srcsum);
+    stamp_of(x->iso_in, x->iso_hex);
+    x->final_in = json_pack("{s:s, s:s, s:s, s:s, s:o}", "builder", "cloud-init", "copy", x->copy_hex, "iso",
+                            x->iso_hex, "qemu", config_qemu_bin(b->c), "args", jargs);
+    stamp_of(x->final_in, x->final_hex);
+    x->final_stamp = layout_beside(b->s.path, ".stamp");
+    return 0;
+}
 
-    /* base */
+/* ---- the build stages, run in order once the image is out of date */
+
+static int stage_base(ci *x, qq_err *err)
+{
+    build *b = x->b;
     dl_result dr;
-    int dflags = b->o->quiet ? DL_QUIET : 0;
-    _cleanup_free_ char *cached = download_cached(base_url, base_sum, NULL, NULL, dflags, &dr, err);
-    if (!cached) {
+    x->cached = download_cached(b->s.base_img.url, x->base_sum, NULL, NULL, x->dflags, &dr, err);
+    if (!x->cached) {
         qq_err_prefix(err, "img %s: base_img", b->s.name);
         return -1;
     }
-    stage(b, "base", dr.fetched ? "downloaded" : "cached", cached);
+    stage(b, "base", dr.fetched ? "downloaded" : "cached", x->cached);
+    return 0;
+}
 
-    /* copy + resize */
-    _cleanup_free_ char *fmt = NULL;
+/* A sparse copy of the base, resized to img_size. */
+static int stage_copy(ci *x, qq_err *err)
+{
+    build *b = x->b;
     unsigned long long vsize = 0;
-    if (!b->o->force && fs_exists(copy)) {
-        stage(b, "copy", "skipped", copy);
+    if (!b->o->force && fs_exists(x->copy)) {
+        stage(b, "copy", "skipped", x->copy);
     } else {
-        _cleanup_free_ char *tmp = layout_beside(copy, ".tmp");
-        if (copy_sparse(cached, tmp, NULL, err) < 0 || img_info(b, tmp, &fmt, &vsize, err) < 0) {
+        _cleanup_free_ char *tmp = layout_beside(x->copy, ".tmp");
+        _cleanup_free_ char *fmt = NULL;
+        if (copy_sparse(x->cached, tmp, NULL, err) < 0 || img_info(b, tmp, &fmt, &vsize, err) < 0) {
             qq_err_prefix(err, "img %s: copy", b->s.name);
             unlink(tmp);
             return -1;
         }
         if (b->s.size_bytes < vsize) {
-            qq_fail(err, QQ_EXIT_USAGE, "img %s: img_size %s is smaller than the base image (%llu bytes)",
-                    b->s.name, b->s.img_size, vsize);
             unlink(tmp);
-            return -1;
+            return qq_fail(err, QQ_EXIT_USAGE, "img %s: img_size %s is smaller than the base image (%llu bytes)",
+                           b->s.name, b->s.img_size, vsize);
         }
         if (b->s.size_bytes > vsize) {
             char size[32];
@@ -614,92 +611,132 @@ static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
                 return -1;
             }
         }
-        if (rename(tmp, copy) < 0) {
-            qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, copy, strerror(errno));
+        if (rename(tmp, x->copy) < 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, x->copy, strerror(errno));
             unlink(tmp);
             return -1;
         }
-        free(fmt);
-        fmt = NULL;
-        stage(b, "copy", "done", copy);
+        stage(b, "copy", "done", x->copy);
     }
-    if (img_info(b, copy, &fmt, &vsize, err) < 0)
-        return -1;
+    return img_info(b, x->copy, &x->fmt, &vsize, err);
+}
 
-    /* rendered files */
-    if (layout_make_dir(cidir, err) < 0)
+static int stage_render(ci *x, qq_err *err)
+{
+    build *b = x->b;
+    if (layout_make_dir(x->cidir, err) < 0)
         return -1;
-    _cleanup_free_ iso_entry *entries = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *entries);
-    _cleanup_strv_ char **paths = calloc(ntmpl + json_array_size(srcs) + 1, sizeof *paths);
-    size_t nent = 0;
-    for (size_t k = 0; k < ntmpl; k++) {
-        const char *outname = json_string_value(json_object_get(json_array_get(tmpls, k), "output"));
-        paths[nent] = xprintf("%s/%s", cidir, outname);
-        if (fs_write_atomic(paths[nent], sbuf_str(&rendered[k]), rendered[k].len, 0600, err) < 0)
+    size_t n = b->s.ntemplates + b->s.nsources;
+    x->entries = xcalloc(n + 1, sizeof *x->entries);
+    x->paths = xcalloc(n + 1, sizeof *x->paths);
+    for (size_t k = 0; k < b->s.ntemplates; k++) {
+        const char *outname = b->s.templates[k].output;
+        x->paths[x->nent] = xasprintf("%s/%s", x->cidir, outname);
+        if (fs_write_atomic(x->paths[x->nent], sbuf_str(&x->rendered[k]), x->rendered[k].len, 0600, err) < 0)
             return -1;
-        entries[nent].name = outname;
-        entries[nent].path = paths[nent];
-        nent++;
+        x->entries[x->nent].name = outname;
+        x->entries[x->nent].path = x->paths[x->nent];
+        x->nent++;
     }
-    stage(b, "render", ntmpl ? "done" : "skipped", NULL);
+    stage(b, "render", b->s.ntemplates ? "done" : "skipped", NULL);
+    return 0;
+}
 
-    /* sources */
+static int stage_sources(ci *x, qq_err *err)
+{
+    build *b = x->b;
     size_t fetched = 0;
-    json_array_foreach(srcs, i, e) {
-        const char *url = json_string_value(json_object_get(e, "url"));
-        const char *sum = json_string_value(json_object_get(e, "sha256sum"));
-        const char *fn = json_string_value(json_object_get(e, "filename"));
-        if (!fn) {
-            const char *sl = strrchr(url, '/');
-            fn = sl && sl[1] ? sl + 1 : url;
-        }
-        paths[nent] = download_cached(url, sum, NULL, fn, dflags, &dr, err);
-        if (!paths[nent]) {
+    for (size_t i = 0; i < b->s.nsources; i++) {
+        const img_download *d = &b->s.sources[i];
+        dl_result dr;
+        x->paths[x->nent] = download_cached(d->url, d->sha256sum, NULL, d->filename, x->dflags, &dr, err);
+        if (!x->paths[x->nent]) {
             qq_err_prefix(err, "img %s: sources[%zu]", b->s.name, i);
             return -1;
         }
         fetched += dr.fetched;
-        entries[nent].name = fn;
-        entries[nent].path = paths[nent];
-        nent++;
+        x->entries[x->nent].name = d->filename;
+        x->entries[x->nent].path = x->paths[x->nent];
+        x->nent++;
     }
-    if (json_array_size(srcs))
+    if (b->s.nsources)
         stage(b, "sources", fetched ? "downloaded" : "cached", NULL);
+    return 0;
+}
 
-    /* ISO */
-    _cleanup_free_ char *iso_stamp = layout_beside(iso, ".stamp");
-    if (!b->o->force && fs_exists(iso) && stamp_matches(iso_stamp, iso_hex)) {
-        stage(b, "iso", "skipped", iso);
-    } else {
-        if (iso_write_cidata(iso, "cidata", entries, nent, err) < 0) {
-            qq_err_prefix(err, "img %s: iso", b->s.name);
-            return -1;
-        }
-        if (stamp_write(iso_stamp, iso_hex, iso_in, err) < 0)
-            return -1;
-        stage(b, "iso", "done", iso);
+static int stage_iso(ci *x, qq_err *err)
+{
+    build *b = x->b;
+    _cleanup_free_ char *iso_stamp = layout_beside(x->iso, ".stamp");
+    if (!b->o->force && fs_exists(x->iso) && stamp_matches(iso_stamp, x->iso_hex)) {
+        stage(b, "iso", "skipped", x->iso);
+        return 0;
     }
+    if (iso_write_cidata(x->iso, "cidata", x->entries, x->nent, err) < 0) {
+        qq_err_prefix(err, "img %s: iso", b->s.name);
+        return -1;
+    }
+    if (stamp_write(iso_stamp, x->iso_hex, x->iso_in, err) < 0)
+        return -1;
+    stage(b, "iso", "done", x->iso);
+    return 0;
+}
 
-    /* overlay + boot */
+/* A qcow2 overlay on the copy, booted with build_args until the guest powers
+ * off; then it replaces the image (rename) and the stamp is written. */
+static int stage_boot(ci *x, qq_err *err)
+{
+    build *b = x->b;
     fs_remove(b->building, NULL);
-    char *oargs[] = { "create", "-q", "-f", "qcow2", "-b", copy, "-F", fmt, b->building, NULL };
+    char *oargs[] = { "create", "-q", "-f", "qcow2", "-b", x->copy, "-F", x->fmt, b->building, NULL };
     if (qemu_img(b, "overlay", oargs, NULL, err) < 0)
         return -1;
-    int timeout = b->o->timeout_s;
-    if (timeout <= 0) {
-        json_t *bt = json_object_get(t, "build_timeout");
-        timeout = bt ? (int)json_integer_value(bt) : 0;
-    }
-    if (boot(b, args, log, timeout, err) < 0) {
+    int timeout = b->o->timeout_s > 0 ? b->o->timeout_s : b->s.build_timeout;
+    if (boot(b, x->args, x->log, timeout, err) < 0) {
         fs_remove(b->building, NULL);
         return -1;
     }
     if (rename(b->building, b->s.path) < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: %s", b->s.name, b->s.path, strerror(errno));
-    if (stamp_write(final_stamp, final_hex, final_in, err) < 0)
+    if (stamp_write(x->final_stamp, x->final_hex, x->final_in, err) < 0)
         return -1;
-    stage(b, "boot", "done", log);
-    remove_old_bases(b->s.dir, copy_name);
+    stage(b, "boot", "done", x->log);
+    remove_old_bases(b->s.dir, x->copy_name);
+    return 0;
+}
+
+typedef int (*ci_step)(ci *x, qq_err *err);
+
+/* Planning: env → templates → sources → args → stamps; every input of the
+ * final stamp is known before anything is downloaded or built. */
+static const ci_step ci_plan[] = { plan_env, plan_templates, plan_sources, plan_args, plan_stamps };
+
+/* The stages of an out-of-date image, in order (each reports itself). */
+static const ci_step ci_stages[] = { stage_base, stage_copy, stage_render, stage_sources, stage_iso, stage_boot };
+
+static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
+{
+    _cleanup_(ci_free) ci x = { .b = b, .dflags = b->o->quiet ? DL_QUIET : 0 };
+    snprintf(x.base_sum, sizeof x.base_sum, "%s", b->s.base_img.sha256sum);
+    for (char *p = x.base_sum; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    x.iso = layout_path(b->s.dir, LAYOUT_IMG_ISO);
+    x.cidir = layout_path(b->s.dir, LAYOUT_IMG_CIDATA);
+    x.log = layout_path(b->s.dir, LAYOUT_IMG_BUILD_LOG);
+    for (size_t i = 0; i < sizeof ci_plan / sizeof *ci_plan; i++)
+        if (ci_plan[i](&x, err) < 0)
+            return -1;
+    if (!b->o->force && fs_exists(b->s.path) && fs_exists(x.copy) && stamp_matches(x.final_stamp, x.final_hex)) {
+        *up_to_date = true;
+        stage(b, "boot", "skipped", NULL);
+        return 0;
+    }
+    if (refuse_if_in_use(b, err) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof ci_stages / sizeof *ci_stages; i++)
+        if (ci_stages[i](&x, err) < 0)
+            return -1;
     return 0;
 }
 
@@ -728,10 +765,7 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
     if (lfd < 0)
         goto out;
     unlink(b.building);        /* left by a build that was killed: we hold the lock */
-    if (strcmp(b.s.builder, "raw") == 0)
-        rc = build_raw(&b, &up, err);
-    else
-        rc = build_cloud_init(&b, &up, err);
+    rc = b.s.cloud_init ? build_cloud_init(&b, &up, err) : build_raw(&b, &up, err);
     close(lfd);
 out:
     *report = json_pack("{s:s, s:s, s:s, s:b, s:O}", "image", b.s.name, "builder", b.s.builder, "path",
