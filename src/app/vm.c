@@ -336,7 +336,7 @@ static pid_t remove_own_runtime(const char *dir)
 }
 
 static int start_locked(const config *cfg, const char *name, const char *dir, int timeout_s, const int *avoid,
-                        size_t navoid, vm_start_result *r, bool *port_taken, qq_err *err);
+                        size_t navoid, const vm_run_opts *ro, vm_start_result *r, bool *port_taken, qq_err *err);
 
 static int start_once(const config *cfg, const char *name, int timeout_s, const int *avoid, size_t navoid,
                       const vm_run_opts *ro, vm_start_result *r, bool *port_taken, qq_err *err)
@@ -382,14 +382,14 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
         close_fds(img_locks, nimg);
         return -1;
     }
-    rc = start_locked(cfg, name, dir, timeout_s, avoid, navoid, r, port_taken, err);
+    rc = start_locked(cfg, name, dir, timeout_s, avoid, navoid, ro, r, port_taken, err);
     close_fds(img_locks, nimg);
     return rc;
 }
 
 /* start_once, with the VM's lock and its images' shared locks held. */
 static int start_locked(const config *cfg, const char *name, const char *dir, int timeout_s, const int *avoid,
-                        size_t navoid, vm_start_result *r, bool *port_taken, qq_err *err)
+                        size_t navoid, const vm_run_opts *ro, vm_start_result *r, bool *port_taken, qq_err *err)
 {
     vm_state st;
     vm_probe(dir, true, &st);
