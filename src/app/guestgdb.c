@@ -82,7 +82,7 @@ char *guestgdb_target(const vm_spec *s, qq_err *err)
         }
     } else if (strncmp(dev, "unix:", 5) == 0 && dev[5]) {
         const char *p = dev + 5;
-        if (p[0] == '/' || !config_dir(s->cfg))
+        if (p[0] == '/' || !s->cfg || !config_dir(s->cfg))
             return xstrdup(p);
         return xasprintf("%s/%s", config_dir(s->cfg), p);
     }

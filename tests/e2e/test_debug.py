@@ -78,6 +78,32 @@ def test_gdb_guest_connects_to_the_users_own_gdb_tcp_port(project):
     project.run("stop", "bare", "--force", check=True)
 
 
+def test_gdb_guest_and_events_work_in_a_state_dir_beyond_the_socket_path_limit(project):
+    deep = project.path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    project.config = deep / "qqmgr.toml"
+    project.config.write_text(bare_toml())
+    state = deep / ".qqmgr" / "vm.bare"
+    assert len(str(state / "events.socket")) > 107
+    project.run("start", "bare", check=True)
+    assert (state / "gdb.socket").is_socket() and (state / "events.socket").is_socket()
+    cp = project.run("gdb", "bare", "--guest", "--", "-batch", "-ex", "info registers pc", "-ex", "detach",
+                     timeout=60)
+    assert cp.returncode == 0 and "pc " in cp.stdout, cp.stderr
+    f = subprocess.Popen([project.qqmgr, "-c", str(project.config), "events", "bare", "-f"],
+                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert "following the events of bare" in f.stderr.readline()
+        project.run("stop", "bare", "--force", check=True)
+        out, err = f.communicate(timeout=30)
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    assert f.returncode == 0 and "SHUTDOWN" in out, (out, err)
+
+
 def test_gdb_guest_with_a_gdb_device_it_cannot_reach_is_a_usage_error_naming_it(project):
     project.write(bare_toml(extra=', "-gdb pty"'))
     cp = project.run("gdb", "bare", "--guest")
