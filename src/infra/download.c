@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,8 @@ typedef struct xfer {
     hasher *hs;
     unsigned long long have;      /* bytes in the .part file */
     unsigned long long got;       /* bytes received by this transfer */
+    unsigned long long max_bytes; /* the file's expected size, 0 unknown */
+    bool too_long;                /* more than max_bytes arrived */
     int write_errno;
     const char *label;
     bool progress;
@@ -223,6 +226,10 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     xfer *x = userdata;
     size_t len = size * nmemb;
+    if (x->max_bytes && x->have + len > x->max_bytes) {
+        x->too_long = true;   /* a body that never ends: bounded by the expected size */
+        return 0;
+    }
     const char *p = ptr;
     size_t left = len;
     while (left) {
@@ -442,9 +449,10 @@ static int recheck_cached(const char *final, const char *okpath, const char *hex
 }
 
 static char *fetch_locked(const char *url, const char *hex, const char *final, const char *part,
-                          const char *label, int flags, dl_result *res, qq_err *err)
+                          const char *label, int flags, unsigned long long max_bytes, dl_result *res,
+                          qq_err *err)
 {
-    xfer x = { .fd = -1, .label = label };
+    xfer x = { .fd = -1, .label = label, .max_bytes = max_bytes };
     x.progress = !(flags & DL_QUIET) && isatty(STDERR_FILENO);
     _cleanup_close_ int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -488,15 +496,30 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
         if (rc != CURLE_OK) {
             hasher_finish(&hs, NULL);
             char why[CURL_ERROR_SIZE + 256];
-            if (rc == CURLE_WRITE_ERROR && x.write_errno)
-                snprintf(why, sizeof why, "%s: %s", part, strerror(x.write_errno));
-            else if (rc == CURLE_HTTP_RETURNED_ERROR)
+            if (rc == CURLE_WRITE_ERROR && x.too_long) {
+                /* nothing of it can be the file: do not keep it */
+                unlink(part);
+                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: the body is longer than the expected %llu bytes",
+                        url, x.max_bytes);
+                return NULL;
+            }
+            if (rc == CURLE_WRITE_ERROR && x.write_errno) {
+                /* a full disk (or a file size limit): the partial file only takes space */
+                unlink(part);
+                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: %s: %s (the partial file is removed)", url,
+                        part, strerror(x.write_errno));
+                return NULL;
+            }
+            if (rc == CURLE_HTTP_RETURNED_ERROR)
                 snprintf(why, sizeof why, "HTTP %ld", code);
             else
                 snprintf(why, sizeof why, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-            if (x.have) {
-                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: %s (%llu bytes kept to resume)",
-                        url, why, x.have);
+            /* what the .part holds, not what was counted */
+            struct stat pst;
+            unsigned long long kept = fstat(fd, &pst) == 0 ? (unsigned long long)pst.st_size : x.have;
+            if (kept) {
+                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: %s (%llu bytes kept to resume)", url, why,
+                        kept);
             } else {
                 unlink(part);
                 qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: %s", url, why);
@@ -539,6 +562,12 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
 
 char *download_cached(const char *url, const char *sha256, const char *cache_dir,
                       const char *label, int flags, dl_result *res, qq_err *err)
+{
+    return download_cached_max(url, sha256, cache_dir, label, flags, 0, res, err);
+}
+
+char *download_cached_max(const char *url, const char *sha256, const char *cache_dir, const char *label,
+                          int flags, unsigned long long max_bytes, dl_result *res, qq_err *err)
 {
     dl_result dummy;
     if (!res)
@@ -594,8 +623,13 @@ char *download_cached(const char *url, const char *sha256, const char *cache_dir
         ok = cached_trusted(okpath) ? 1 : recheck_cached(final, okpath, hex, err);
     if (ok > 0)
         out = strdup(final);
-    else if (ok == 0)
-        out = fetch_locked(url, hex, final, part, label ? label : url_label(url), flags, res, err);
+    else if (ok == 0) {
+        /* past RLIMIT_FSIZE a write fails (EFBIG) instead of killing us */
+        struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+        sigaction(SIGXFSZ, &ign, &old);
+        out = fetch_locked(url, hex, final, part, label ? label : url_label(url), flags, max_bytes, res, err);
+        sigaction(SIGXFSZ, &old, NULL);
+    }
     unlock_file(lock, lfd);
     return out;
 }

@@ -19,8 +19,12 @@
  *
  * URLs: http://, https:// (redirects followed) and file://. HTTP status >= 400,
  * a refused connection, a short transfer or a wrong sum are one-line errors
- * that name the URL (code QQ_EXIT_FAIL). A wrong sum deletes the .part; other
- * failures keep a non-empty .part for resuming and remove an empty one.
+ * that name the URL (code QQ_EXIT_FAIL). A wrong sum deletes the .part; so
+ * does a write error (a full disk, ENOSPC, or a file size limit, EFBIG: the
+ * signal SIGXFSZ is ignored while fetching) and a body longer than the
+ * expected size (download_cached_max: a body that never ends stops there).
+ * Other failures keep a non-empty .part for resuming ("N bytes kept": what
+ * the .part holds) and remove an empty one.
  * A progress bar is drawn on stderr only when stderr is a terminal.
  */
 #ifndef QQ_DOWNLOAD_H
@@ -49,5 +53,10 @@ char *download_cache_dir(qq_err *err);
  * path (malloc'd) or NULL with err filled. res may be NULL. */
 char *download_cached(const char *url, const char *sha256, const char *cache_dir,
                       const char *label, int flags, dl_result *res, qq_err *err);
+
+/* The same, with the file's expected size when it is known (0: unknown): a
+ * body longer than max_bytes fails the download. */
+char *download_cached_max(const char *url, const char *sha256, const char *cache_dir, const char *label,
+                          int flags, unsigned long long max_bytes, dl_result *res, qq_err *err);
 
 #endif

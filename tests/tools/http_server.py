@@ -8,6 +8,7 @@ the port on the first line of stdout. Paths:
   /cut/NAME        announces the full length, sends half, then drops the connection
   /norange/NAME    ignores Range headers (always 200 with the whole file)
   /slow/NAME       sends the file in small pieces over about a second
+  /endless/NAME    200 without a length, then the file's bytes over and over, never ending
   /_stats          JSON: {"count": {path: GETs}, "ranges": [[path, Range header], ...]}
 Anything else: 404.
 """
@@ -47,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
                 RANGES.append([path, self.headers["Range"]])
         mode = ""
         name = path.lstrip("/")
-        for m in ("cut", "norange", "slow"):
+        for m in ("cut", "norange", "slow", "endless"):
             if name.startswith(m + "/"):
                 mode, name = m, name[len(m) + 1:]
         full = os.path.join(ROOT, name)
@@ -55,6 +56,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         size = os.path.getsize(full)
+        if mode == "endless":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            with open(full, "rb") as f:
+                body = f.read() or b"x"
+            try:
+                while True:
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                return
         start = 0
         rng = self.headers.get("Range")
         if rng and mode != "norange" and rng.startswith("bytes="):

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -414,6 +415,9 @@ static void test_cut_transfer_keeps_part_and_next_call_resumes_with_range(void *
     char part[400];
     snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
     assert_int_equal(size_of(part), DATA_LEN / 2);
+    char kept[64];   /* the message tells what the .part holds */
+    snprintf(kept, sizeof kept, "(%d bytes kept to resume)", DATA_LEN / 2);
+    assert_non_null(strstr(e.msg, kept));
 
     dl_result r;
     e = (qq_err){ 0 };
@@ -429,6 +433,60 @@ static void test_cut_transfer_keeps_part_and_next_call_resumes_with_range(void *
     snprintf(want, sizeof want, "bytes=%d-", DATA_LEN / 2);
     assert_string_equal(json_string_value(json_array_get(last, 0)), "/data.bin");
     assert_string_equal(json_string_value(json_array_get(last, 1)), want);
+}
+
+
+/* Under RLIMIT_FSIZE (as on a full disk) a write fails: the partial file is
+ * removed, not left to fill the disk, and the process is not killed by SIGXFSZ. */
+static void test_write_error_removes_the_partial_file(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("data.bin");
+    char part[400];
+    snprintf(part, sizeof part, "%s/%s.part", cache, data_hex);
+    assert_int_equal(mkdir(cache, 0700), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        struct rlimit rl = { .rlim_cur = 1 << 20, .rlim_max = 1 << 20 };
+        setrlimit(RLIMIT_FSIZE, &rl);
+        qq_err e = { 0 };
+        char *path = download_cached(u, data_hex, cache, NULL, DL_QUIET, NULL, &e);
+        if (write(p[1], e.msg, strlen(e.msg)) < 0)
+            _exit(3);
+        _exit(path ? 2 : 0);
+    }
+    close(p[1]);
+    char msg[1024] = { 0 };
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(p[0], msg + got, sizeof msg - 1 - got)) > 0)
+        got += (size_t)n;
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));   /* not killed by SIGXFSZ */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_non_null(strstr(msg, u));
+    assert_non_null(strstr(msg, "File too large"));
+    assert_non_null(strstr(msg, "the partial file is removed"));
+    assert_int_equal(size_of(part), -1);
+}
+
+static void test_endless_body_is_bounded_by_the_expected_size(void **state)
+{
+    const char *cache = *state;
+    _cleanup_free_ char *u = url("endless/data.bin");
+    qq_err e = { 0 };
+    assert_null(download_cached_max(u, data_hex, cache, NULL, DL_QUIET, DATA_LEN, NULL, &e));
+    assert_non_null(strstr(e.msg, u));
+    char want[96];
+    snprintf(want, sizeof want, "the body is longer than the expected %d bytes", DATA_LEN);
+    assert_non_null(strstr(e.msg, want));
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, "");
 }
 
 static void test_server_ignoring_range_restarts_from_zero(void **state)
@@ -580,6 +638,8 @@ int main(void)
         T(test_http_404_fails_naming_url_and_leaves_nothing),
         T(test_refused_connection_fails_naming_url),
         T(test_cut_transfer_keeps_part_and_next_call_resumes_with_range),
+        T(test_write_error_removes_the_partial_file),
+        T(test_endless_body_is_bounded_by_the_expected_size),
         T(test_server_ignoring_range_restarts_from_zero),
         T(test_stale_part_is_discarded_and_fetched_again),
         T(test_complete_part_is_finished_without_refetching),
