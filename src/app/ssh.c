@@ -27,107 +27,6 @@
 #include "../base/xalloc.h"
 #include "layout.h"
 
-#define CONTROL_PERSIST "10m"
-
-/* ------------------------------------------------------------------ config text */
-
-static bool plain_alias(const char *s)
-{
-    if (!*s || strlen(s) > 200)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
-            return false;
-    return true;
-}
-
-static bool has_key(json_t *obj, const char *key)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(obj, k, v) {
-        if (strcasecmp(k, key) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Keys naming local files: a relative path is relative to the config's
- * directory (as QEMU's paths are), not to wherever ssh happens to run. */
-static bool path_key_name(const char *key)
-{
-    static const char *const keys[] = { "IdentityFile", "CertificateFile", "UserKnownHostsFile",
-                                        "GlobalKnownHostsFile", "IdentityAgent", NULL };
-    for (const char *const *k = keys; *k; k++)
-        if (strcasecmp(*k, key) == 0)
-            return true;
-    return false;
-}
-
-static void add_value(sbuf *out, const char *key, json_t *v, const char *base_dir)
-{
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) add_value(out, key, e, base_dir);
-        return;
-    }
-    sbuf_addf(out, "    %s ", key);
-    if (json_is_true(v))
-        sbuf_adds(out, "yes");
-    else if (json_is_false(v))
-        sbuf_adds(out, "no");
-    else if (json_is_integer(v))
-        sbuf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else if (json_is_real(v))
-        sbuf_addf(out, "%g", json_real_value(v));
-    else {
-        const char *s = json_string_value(v);
-        _cleanup_free_ char *abs = NULL;
-        if (s && *s && path_key_name(key) && !strchr("/~%$", s[0]) && strcasecmp(s, "none") != 0 &&
-            strcasecmp(s, "SSH_AUTH_SOCK") != 0 && asprintf(&abs, "%s/%s", base_dir, s) > 0)
-            s = abs;
-        /* values with white space are quoted, as ssh_config reads them */
-        if (s && strpbrk(s, " \t") && s[0] != '"')
-            sbuf_addf(out, "\"%s\"", s);
-        else
-            sbuf_adds(out, s ? s : "");
-    }
-    sbuf_addc(out, '\n');
-}
-
-static void alias_of(const vm_spec *s, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s", plain_alias(s->name) ? s->name : "qqmgr-vm");
-}
-
-int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_err *err)
-{
-    (void)err;
-    json_t *vm = s->ssh_opts, *global = config_ssh_global(c);
-    char alias[256];
-    alias_of(s, alias, sizeof alias);
-    _cleanup_free_ char *ctl = layout_control_path(s->state_dir, false, NULL);
-    sbuf_addf(out, "# ssh config of VM %s, written by qqmgr (%s)\n", s->name, config_path(c));
-    sbuf_addf(out, "Host %s\n", alias);
-    sbuf_adds(out, "    HostName 127.0.0.1\n");
-    sbuf_addf(out, "    Port %d\n", port);
-    if (!has_key(vm, "HostKeyAlias") && !has_key(global, "HostKeyAlias"))
-        sbuf_addf(out, "    HostKeyAlias qqmgr-%s\n", alias);
-    /* connection sharing on unless the user's keys say otherwise */
-    if (!has_key(vm, "ControlMaster") && !has_key(global, "ControlMaster"))
-        sbuf_adds(out, "    ControlMaster auto\n");
-    if (!has_key(vm, "ControlPath") && !has_key(global, "ControlPath"))
-        sbuf_addf(out, "    ControlPath %s\n", ctl);
-    if (!has_key(vm, "ControlPersist") && !has_key(global, "ControlPersist"))
-        sbuf_adds(out, "    ControlPersist " CONTROL_PERSIST "\n");
-    const char *k;
-    json_t *v;
-    json_object_foreach(vm, k, v) add_value(out, k, v, config_dir(c));
-    json_object_foreach(global, k, v) add_value(out, k, v, config_dir(c));
-    return 0;
-}
-
 /* ------------------------------------------------------------------ prepare */
 
 static bool unix_socket_alive(const char *path)
@@ -182,10 +81,10 @@ int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *
         return -1;
     _cleanup_free_ char *conf = layout_path(s.state_dir, LAYOUT_SSH_CONF);
     snprintf(t->conf, sizeof t->conf, "%s", conf);
-    alias_of(&s, t->alias, sizeof t->alias);
+    sshconf_alias(s.name, t->alias, sizeof t->alias);
     t->port = port;
     int rc = layout_make_dir(s.state_dir, err);
-    if (rc == 0 && !has_key(s.ssh_opts, "ControlPath") && !has_key(config_ssh_global(c), "ControlPath")) {
+    if (rc == 0 && !sshconf_user_sets(c, &s, "ControlPath")) {
         /* the runtime dir made (and checked) before ssh.conf names it */
         _cleanup_free_ char *ctl = layout_control_path(s.state_dir, true, err);
         if (!ctl)
@@ -296,25 +195,10 @@ void ssh_close_master(const char *state_dir, int timeout_ms)
     if (fs_read_file(conf, &text, NULL, NULL) < 0)
         return;
     /* the alias and ControlPath as written */
-    char alias[256] = "", ctl[512] = "";
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        while (*line == ' ')
-            line++;
-        if (!alias[0] && sscanf(line, "Host %255s", alias) == 1)
-            continue;
-        if (!ctl[0] && sscanf(line, "ControlPath %511s", ctl) == 1)
-            continue;
-    }
-    /* as written: maybe quoted, with %% for a % */
-    size_t cl = strlen(ctl);
-    if (cl >= 2 && ctl[0] == '"' && ctl[cl - 1] == '"') {
-        memmove(ctl, ctl + 1, cl - 2);
-        ctl[cl - 2] = '\0';
-    }
-    for (char *pc = strstr(ctl, "%%"); pc; pc = strstr(pc + 1, "%%"))
-        memmove(pc, pc + 1, strlen(pc));
+    _cleanup_free_ char *alias = sshconf_get(text, "Host");
+    _cleanup_free_ char *ctl = sshconf_get(text, "ControlPath");
     struct stat st;
-    if (!alias[0] || !ctl[0] || lstat(ctl, &st) < 0 || !S_ISSOCK(st.st_mode))
+    if (!alias || !ctl || lstat(ctl, &st) < 0 || !S_ISSOCK(st.st_mode))
         return;
     long long deadline = proc_now_ms() + timeout_ms;
     _cleanup_close_ int probe = net_unix_connect_ms(ctl, timeout_ms, NULL);

@@ -21,6 +21,7 @@
 #include "../base/err.h"
 #include "../base/sbuf.h"
 #include "config.h"
+#include "sshconf.h"
 
 typedef struct ssh_target {
     char conf[4096];     /* path of the written ssh.conf */
@@ -29,8 +30,6 @@ typedef struct ssh_target {
     int port;
 } ssh_target;
 
-/* The config text for VM s reached on port (no I/O). */
-int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_err *err);
 
 /* Check the VM has a port (and runs, when need_running; without it a fixed
  * port is enough), write its ssh.conf, drop a dead master socket (left by a

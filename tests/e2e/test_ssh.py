@@ -187,7 +187,7 @@ def test_ssh_config_of_a_stopped_vm_with_a_fixed_port_is_written(project):
     assert r.returncode == 0, r.stderr
     assert f"Port {port}" in r.stdout
     # a relative IdentityFile is relative to the config's directory, wherever qqmgr runs
-    assert f"IdentityFile {project.path}/keys/id" in r.stdout
+    assert f"IdentityFile \"{project.path}/keys/id\"" in r.stdout
     project.write('[vm.f]\ncmd = ["-m 64"]\n[vm.f.ssh]\nport = "auto"\n')
     r = project.run("ssh-config", "f")
     assert r.returncode == 1 and "not running" in r.stderr
