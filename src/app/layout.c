@@ -182,6 +182,29 @@ char *layout_build_qmp(const char *img_dir, qq_err *err)
     return rd ? short_name(rd, img_dir, ".qmp") : NULL;
 }
 
+char *layout_previous(const char *dir, layout_file f, int n)
+{
+    return xasprintf("%s/%s.%d", dir, names[f], n);
+}
+
+void layout_rotate_logs(const char *vm_dir)
+{
+    static const layout_file logs[] = { LAYOUT_SERIAL, LAYOUT_STDOUT, LAYOUT_STDERR };
+    for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
+        _cleanup_free_ char *cur = layout_path(vm_dir, logs[i]);
+        if (!fs_exists(cur))
+            continue;
+        for (int n = LAYOUT_LOG_KEEP - 1; n >= 1; n--) {
+            _cleanup_free_ char *from = layout_previous(vm_dir, logs[i], n);
+            _cleanup_free_ char *to = layout_previous(vm_dir, logs[i], n + 1);
+            rename(from, to);   /* a missing one is a gap, no more */
+        }
+        _cleanup_free_ char *first = layout_previous(vm_dir, logs[i], 1);
+        if (rename(cur, first) == 0)
+            chmod(first, 0600);   /* one an older qqmgr left wider */
+    }
+}
+
 void layout_remove_runtime(const char *vm_dir)
 {
     static const layout_file files[] = { LAYOUT_PID, LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET,

@@ -6,6 +6,8 @@
  *   <state dir>/vm.NAME/   pid qmp.socket monitor.socket serial.socket serial
  *                          qemu-stdout.log qemu-stderr.log ssh.conf ssh.ctl
  *                          known_hosts lock ssh_port argv.json runtime_dir
+ *                          serial.N qemu-stdout.log.N qemu-stderr.log.N (N = 1…5:
+ *                          the logs of the runs before the current one)
  *                          gdb.socket events.socket forwards.json
  *   <state dir>/img.NAME/  disk.raw | disk.qcow2 (+ .stamp, .building) lock
  *                          cidata/ cidata.iso build.log build-qmp.sock
@@ -108,6 +110,13 @@ char *layout_control_path(const char *vm_dir, bool create, qq_err *err);
 
 /* The build QEMU's QMP socket of an image (made ready: dirs exist). */
 char *layout_build_qmp(const char *img_dir, qq_err *err);
+
+/* Logs of earlier runs: each start moves serial, qemu-stdout.log and
+ * qemu-stderr.log to NAME.1 (NAME.1 to NAME.2, …), keeping LAYOUT_LOG_KEEP. */
+#define LAYOUT_LOG_KEEP 5
+void layout_rotate_logs(const char *vm_dir);
+/* <dir>/<name of f>.N: the log of the run N before the current one. */
+char *layout_previous(const char *dir, layout_file f, int n);
 
 /* Remove what only a running QEMU needs: pid file, sockets, the socket-dir
  * symlink, the run-time port forwards. Logs, ssh.conf, the recorded port stay. */

@@ -418,12 +418,11 @@ static int start_locked(const config *cfg, const char *name, const char *dir, in
     proc_opts po = { .cwd = config_dir(cfg), .stdout_path = outp, .stderr_path = errp,
                      .truncate = true, .new_session = true };
     long long t0 = proc_now_ms(), deadline = t0 + (long long)timeout_s * 1000;
-    /* the VM's files are private: what QEMU creates (sockets, serial log) too,
-     * and logs an older qqmgr left wider */
-    chmod(outp, 0600);
-    chmod(errp, 0600);
-    _cleanup_free_ char *serial = layout_path(dir, LAYOUT_SERIAL);
-    chmod(serial, 0600);
+    /* the logs of earlier runs are kept (a retry with another port is the
+     * same run); the VM's files are private: what QEMU creates (sockets,
+     * serial log) too */
+    if (navoid == 0)
+        layout_rotate_logs(dir);
     mode_t um = umask(077);
     pid_t pid = proc_spawn(argv, &po, err);
     umask(um);
@@ -709,6 +708,25 @@ static void write_all(int fd, const char *s, size_t n)
         s += w;
         n -= (size_t)w;
     }
+}
+
+int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size_t n, int previous, qq_err *err)
+{
+    if (check_name(cfg, name, err) < 0)
+        return -1;
+    static const layout_file files[] = { LAYOUT_SERIAL, LAYOUT_STDOUT, LAYOUT_STDERR };
+    if (previous < 1 || previous > LAYOUT_LOG_KEEP)
+        return qq_fail(err, QQ_EXIT_USAGE, "--previous %d: the logs of the last %d runs are kept (1-%d)", previous,
+                       LAYOUT_LOG_KEEP, LAYOUT_LOG_KEEP);
+    _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    _cleanup_free_ char *p = layout_previous(dir, files[which], previous);
+    if (!fs_exists(p))
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: no log of the run %d before the current one (%s)", name, previous, p);
+    _cleanup_sbuf_ sbuf b = SBUF_INIT;
+    if (fs_tail(p, n, &b, err) < 0)
+        return -1;
+    write_all(1, b.buf ? b.buf : "", b.len);
+    return 0;
 }
 
 int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, qq_err *err)

@@ -73,6 +73,11 @@ enum vm_log { VM_LOG_SERIAL, VM_LOG_STDOUT, VM_LOG_STDERR };
  * is appended (inotify) until the VM stops. */
 int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, qq_err *err);
 
+/* The last n lines of the log of the run `previous` (1 = the one before the
+ * current run, up to LAYOUT_LOG_KEEP) to stdout; each start keeps the earlier
+ * runs' logs (layout_rotate_logs). */
+int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size_t n, int previous, qq_err *err);
+
 /* Attach the terminal to the serial console (raw mode; Ctrl-] leaves; the
  * terminal is restored on every exit path). Returns when the user leaves or
  * the VM stops. */

@@ -104,6 +104,10 @@ typedef struct qq_opt {
     { .kind = QQ_OPT_STRING, .short_name = (s), .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h) }
 #define QQ_ENUM(l, a, T, field, vals, h) \
     { .kind = QQ_OPT_ENUM, .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h), .values = (vals) }
+/* --name[=N]: without a value, `implicit` */
+#define QQ_INT_OPTIONAL(l, a, T, field, mn, impl, h) \
+    { .kind = QQ_OPT_INT, .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h), .min = (mn), \
+      .implicit = (impl) }
 /* --name[=VALUE]: without a value, `implicit` */
 #define QQ_ENUM_OPTIONAL(l, a, T, field, vals, impl, h) \
     { .kind = QQ_OPT_ENUM, .long_name = (l), .arg = (a), .offset = offsetof(T, field), .help = (h), \

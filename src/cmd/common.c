@@ -313,6 +313,8 @@ static int set_opt(qq_ctx *ctx, const qq_opt *o, const char *text, void *opts)
         }
         return -1;
     case QQ_OPT_INT: {
+        if (!text)
+            text = o->implicit;
         long v = 0;
         if (*text && strspn(text, "0123456789") == strlen(text) && strlen(text) <= 9)
             v = strtol(text, NULL, 10);

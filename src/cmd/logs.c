@@ -8,6 +8,7 @@
 typedef struct {
     long lines;
     bool follow;
+    long previous;
 } log_opts;
 
 static const log_opts defaults = { .lines = 10 };
@@ -15,6 +16,8 @@ static const log_opts defaults = { .lines = 10 };
 static const qq_opt options[] = {
     QQ_INT('n', "lines", "N", log_opts, lines, 0, "print the last N lines"),
     QQ_FLAG('f', "follow", log_opts, follow, "then print what is added, until the VM stops"),
+    QQ_INT_OPTIONAL("previous", "N", log_opts, previous, 1, "1",
+                    "the log of the run N before the current one (the last 5 are kept)"),
     QQ_OPT_END,
 };
 
@@ -26,7 +29,13 @@ static int run(qq_ctx *ctx, char **argv, enum vm_log which)
     int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    if (vm_log(c, argv[1], which, (size_t)o->lines, o->follow, &err) < 0)
+    if (o->previous && o->follow) {
+        fprintf(stderr, "qqmgr: %s: --previous and --follow do not go together (an earlier run's log is complete)\n",
+                ctx->cmd->name);
+        return QQ_EXIT_USAGE;
+    }
+    if (o->previous ? vm_log_previous(c, argv[1], which, (size_t)o->lines, (int)o->previous, &err)
+                    : vm_log(c, argv[1], which, (size_t)o->lines, o->follow, &err))
         return qq_report(&err);
     return 0;
 }
