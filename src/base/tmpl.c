@@ -2136,9 +2136,38 @@ typedef struct fmtf {
     int wid, prec;
 } fmtf;
 
+/* How the executor reads elements out of containers: through the caller's
+ * lookup hook when there is one. Printing cannot unwind (it holds malloc'd
+ * key lists), so a failed read sets failed and err, printing stops, and the
+ * executor reports err once printing has returned. */
+typedef struct reader {
+    tmpl_lookup_fn fn;
+    void *ud;
+    int failed;
+    tmpl_error err;
+} reader;
+
+/* the value to use for container[key] (key NULL for arrays); NULL after a failure */
+static json_t *rd_read(reader *r, json_t *container, const char *key, json_t *value)
+{
+    if (!r || !r->fn)
+        return value;
+    if (r->failed)
+        return NULL;
+    r->err.msg[0] = 0;
+    json_t *got = r->fn(r->ud, container, key, value, &r->err);
+    if (!got) {
+        r->failed = 1;
+        if (!r->err.msg[0])
+            snprintf(r->err.msg, sizeof r->err.msg, "lookup hook failed");
+    }
+    return got;
+}
+
 typedef struct pp {
     sbuf *buf;
     fmtf f;
+    reader *rd;
 } pp;
 
 static void write_padding(pp *p, int n)
@@ -2729,11 +2758,14 @@ static void print_value(pp *p, val v, int verb, int depth)
         size_t n;
         const char **keys = sorted_keys(v.j, &n);
         for (size_t i = 0; i < n; i++) {
+            json_t *x = rd_read(p->rd, v.j, keys[i], json_object_get(v.j, keys[i]));
+            if (!x)
+                break;
             if (i > 0)
                 sbuf_adds(p->buf, p->f.sharpV ? ", " : " ");
             print_value(p, v_string(keys[i], strlen(keys[i])), verb, depth + 1);
             sbuf_addc(p->buf, ':');
-            print_value(p, v_from_json(json_object_get(v.j, keys[i]), 1), verb, depth + 1);
+            print_value(p, v_from_json(x, 1), verb, depth + 1);
         }
         free(keys);
         sbuf_addc(p->buf, p->f.sharpV ? '}' : ']');
@@ -2742,9 +2774,12 @@ static void print_value(pp *p, val v, int verb, int depth)
     case V_SLICE:
         sbuf_adds(p->buf, p->f.sharpV ? "[]interface {}{" : "[");
         for (size_t i = 0; i < v.len; i++) {
+            json_t *x = rd_read(p->rd, v.j, NULL, v_slice_elem(&v, i));
+            if (!x)
+                break;
             if (i > 0)
                 sbuf_adds(p->buf, p->f.sharpV ? ", " : " ");
-            print_value(p, v_from_json(v_slice_elem(&v, i), 1), verb, depth + 1);
+            print_value(p, v_from_json(x, 1), verb, depth + 1);
         }
         sbuf_addc(p->buf, p->f.sharpV ? '}' : ']');
         break;
@@ -2865,11 +2900,12 @@ static int int_from_arg(const val *a, int nargs, int *argnum, int *num)
     return isint;
 }
 
-static void go_sprintf(sbuf *out, const char *fmt, size_t end, const val *a, int nargs)
+static void go_sprintf(sbuf *out, reader *rd, const char *fmt, size_t end, const val *a, int nargs)
 {
     pfstate ps;
     memset(&ps, 0, sizeof ps);
     ps.p.buf = out;
+    ps.p.rd = rd;
     pp *p = &ps.p;
     int argnum = 0, after_index = 0;
     size_t i = 0;
@@ -3005,11 +3041,12 @@ static void go_sprintf(sbuf *out, const char *fmt, size_t end, const val *a, int
 
 static int is_string_arg(const val *a) { return v_concrete(*a).k == V_STRING; }
 
-static void go_sprint(sbuf *out, const val *a, int n)
+static void go_sprint(sbuf *out, reader *rd, const val *a, int n)
 {
     pp p;
     memset(&p, 0, sizeof p);
     p.buf = out;
+    p.rd = rd;
     int prev_string = 0;
     for (int i = 0; i < n; i++) {
         int is_string = is_string_arg(&a[i]);
@@ -3021,11 +3058,12 @@ static void go_sprint(sbuf *out, const val *a, int n)
     }
 }
 
-static void go_sprintln(sbuf *out, const val *a, int n)
+static void go_sprintln(sbuf *out, reader *rd, const val *a, int n)
 {
     pp p;
     memset(&p, 0, sizeof p);
     p.buf = out;
+    p.rd = rd;
     for (int i = 0; i < n; i++) {
         if (i > 0)
             sbuf_addc(out, ' ');
@@ -3054,14 +3092,19 @@ typedef struct state {
     jmp_buf jb;
     tmpl_error *err;
     const char *stack_base;
+    reader rd;            /* the caller's lookup hook */
 } state;
+
+/* The outermost execution's stack base: an execution started from inside a
+ * lookup hook shares its budget instead of starting a fresh one. */
+static _Thread_local const char *outer_stack_base;
 
 enum { WALK_OK, WALK_BREAK, WALK_CONTINUE };
 
 static void s_errorf(state *s, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 static void s_errorf(state *s, const char *fmt, ...)
 {
-    char msg[800];
+    char msg[sizeof s->err->msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -3108,6 +3151,7 @@ static const char *s_fmtv(state *s, val v, int verb)
     pp p;
     memset(&p, 0, sizeof p);
     p.buf = &b;
+    p.rd = &s->rd;
     print_arg(&p, v, verb);
     if (b.len > 300)
         b.len = 300, b.buf[300] = 0;
@@ -3117,6 +3161,23 @@ static const char *s_fmtv(state *s, val v, int verb)
 }
 
 static void s_at(state *s, const node *n) { s->node = n; }
+
+/* Fails the execution at the current node when a read through the hook failed. */
+static void s_check_read(state *s)
+{
+    if (s->rd.failed)
+        s_errorf(s, "%s", s->rd.err.msg);
+}
+
+/* container[key] (key NULL for arrays) as the hook sees it */
+static val s_read(state *s, json_t *container, const char *key, json_t *value)
+{
+    if (!s->rd.fn)
+        return v_from_json(value, 1);
+    json_t *got = rd_read(&s->rd, container, key, value);
+    s_check_read(s);
+    return v_from_json(got, 1);
+}
 
 static void s_step(state *s)
 {
@@ -3226,7 +3287,7 @@ static val eval_field(state *s, str field, const node *n, int nargs, val final, 
         json_t *x = json_object_get(recv.j, key);
         if (!x)
             s_errorf(s, "map has no entry for key %s", s_quote(s, field.p, field.n));
-        return v_from_json(x, 1);
+        return s_read(s, recv.j, key, x);
     }
     s_errorf(s, "can't evaluate field %.*s in type %s", (int)field.n, field.p, typ);
 }
@@ -3424,7 +3485,7 @@ static int fn_index(state *s, val item, const val *idx, int n, val *res, char *e
                 return -1;
             }
             if (item.k == V_SLICE) {
-                item = v_from_json(v_slice_elem(&item, x), 1);
+                item = s_read(s, item.j, NULL, v_slice_elem(&item, x));
             } else {
                 val b = v_make(V_UINT8);
                 b.i = (unsigned char)item.s.p[x];
@@ -3449,7 +3510,7 @@ static int fn_index(state *s, val item, const val *idx, int n, val *res, char *e
                 snprintf(err, errsz, "map has no entry for key %s", s_quote(s, ix.s.p, ix.s.n));
                 return -1;
             }
-            item = v_from_json(x, 1);
+            item = s_read(s, item.j, key, x);
             break;
         }
         default:
@@ -3709,7 +3770,7 @@ static void eval_args_string(state *s, const val *a, int n, sbuf *out)
         val c = v_concrete(a[i]);
         tmp[i] = c.k == V_INVALID ? v_string("<no value>", 10) : c;
     }
-    go_sprint(out, tmp, n);
+    go_sprint(out, &s->rd, tmp, n);
 }
 
 static val call_builtin(state *s, int fi, const val *argv, int argc, char *err, size_t errsz, int *failed)
@@ -3760,14 +3821,14 @@ static val call_builtin(state *s, int fi, const val *argv, int argc, char *err, 
         res = v_bool(!truth(argv[0]));
     } else if (!strcmp(name, "print") || !strcmp(name, "println")) {
         if (name[5])
-            go_sprintln(&b, argv, argc);
+            go_sprintln(&b, &s->rd, argv, argc);
         else
-            go_sprint(&b, argv, argc);
+            go_sprint(&b, &s->rd, argv, argc);
         size_t n = b.len;
         res = v_string(str_arena(s, &b), n);
     } else if (!strcmp(name, "printf")) {
         val f = v_concrete(argv[0]);
-        go_sprintf(&b, f.s.p, f.s.n, argv + 1, argc - 1);
+        go_sprintf(&b, &s->rd, f.s.p, f.s.n, argv + 1, argc - 1);
         size_t n = b.len;
         res = v_string(str_arena(s, &b), n);
     } else if (!strcmp(name, "eq") || !strcmp(name, "ne")) {
@@ -3859,11 +3920,11 @@ static val eval_call(state *s, val dot, int fi, const node *n, const nvec *args,
     }
     char err[600];
     int failed;
+    s_at(s, n); /* where a failed read through the hook is reported */
     val r = call_builtin(s, fi, argv, num_in, err, sizeof err, &failed);
-    if (failed) {
-        s_at(s, n);
+    s_check_read(s);
+    if (failed)
         s_errorf(s, "error calling %s: %s", name, err);
-    }
     return r;
 }
 
@@ -3932,7 +3993,9 @@ static void print_value_node(state *s, const node *n, val v)
     pp p;
     memset(&p, 0, sizeof p);
     p.buf = s->out;
+    p.rd = &s->rd;
     print_arg(&p, v, 'v');
+    s_check_read(s);
 }
 
 static int walk_if_or_with(state *s, int type, val dot, const node *n)
@@ -3973,7 +4036,8 @@ static int walk_range(state *s, val dot, const node *r)
         if (v.len == 0)
             break;
         for (size_t i = 0; i < v.len; i++) {
-            rc = range_iteration(s, r, mark, v_int((int64_t)i), v_from_json(v_slice_elem(&v, i), 1));
+            s_at(s, r->sub);
+            rc = range_iteration(s, r, mark, v_int((int64_t)i), s_read(s, v.j, NULL, v_slice_elem(&v, i)));
             if (rc == WALK_BREAK)
                 break;
         }
@@ -3991,7 +4055,8 @@ static int walk_range(state *s, val dot, const node *r)
         free(keys);
         for (size_t i = 0; i < n; i++) {
             json_t *x = json_object_get(v.j, ak[i]);
-            rc = range_iteration(s, r, mark, v_string(ak[i], strlen(ak[i])), v_from_json(x, 1));
+            s_at(s, r->sub);
+            rc = range_iteration(s, r, mark, v_string(ak[i], strlen(ak[i])), s_read(s, v.j, ak[i], x));
             if (rc == WALK_BREAK)
                 break;
         }
@@ -4104,6 +4169,12 @@ tmpl *tmpl_parse(const char *name, const char *text, tmpl_error *err)
 
 int tmpl_exec(const tmpl *t, const char *name, json_t *data, sbuf *out, tmpl_error *err)
 {
+    return tmpl_exec_with(t, name, data, NULL, NULL, out, err);
+}
+
+int tmpl_exec_with(const tmpl *t, const char *name, json_t *data, tmpl_lookup_fn fn, void *ud,
+                   sbuf *out, tmpl_error *err)
+{
     str want = { name ? name : t->name, strlen(name ? name : t->name) };
     ttree *tr = tmpl_lookup(t, want);
     if (!tr) {
@@ -4123,9 +4194,14 @@ int tmpl_exec(const tmpl *t, const char *name, json_t *data, sbuf *out, tmpl_err
     s->tname = tr->name;
     s->out = out;
     s->err = err;
+    s->rd.fn = fn;
+    s->rd.ud = ud;
     val dot = v_from_json(data, 0);
     char base;
-    s->stack_base = &base;
+    const char *volatile outer = outer_stack_base;
+    if (!outer)
+        outer_stack_base = &base;
+    s->stack_base = outer_stack_base;
     volatile int rc = 0;
     if (setjmp(s->jb)) {
         rc = -1;
@@ -4135,6 +4211,7 @@ int tmpl_exec(const tmpl *t, const char *name, json_t *data, sbuf *out, tmpl_err
             s_errorf(s, "%s is an incomplete or empty template", s_quote(s, tr->name.p, tr->name.n));
         walk(s, dot, tr->root);
     }
+    outer_stack_base = outer;
     free(s->vars);
     afree(&s->a);
     free(s);
@@ -4151,10 +4228,16 @@ void tmpl_free(tmpl *t)
 
 int tmpl_render(const char *name, const char *text, json_t *data, sbuf *out, tmpl_error *err)
 {
+    return tmpl_render_with(name, text, data, NULL, NULL, out, err);
+}
+
+int tmpl_render_with(const char *name, const char *text, json_t *data, tmpl_lookup_fn fn,
+                     void *ud, sbuf *out, tmpl_error *err)
+{
     tmpl *t = tmpl_parse(name, text, err);
     if (!t)
         return -1;
-    int rc = tmpl_exec(t, NULL, data, out, err);
+    int rc = tmpl_exec_with(t, NULL, data, fn, ud, out, err);
     tmpl_free(t);
     return rc;
 }

@@ -32,8 +32,28 @@ tmpl *tmpl_parse(const char *name, const char *text, tmpl_error *err);
 int tmpl_exec(const tmpl *t, const char *name, json_t *data, sbuf *out, tmpl_error *err);
 void tmpl_free(tmpl *t);
 
-/* Convenience: parse + execute the main template once. */
+/* Convenience: parse + execute the main template once.
+ * tmpl_exec/tmpl_render are tmpl_exec_with/tmpl_render_with without a hook. */
 int tmpl_render(const char *name, const char *text, json_t *data, sbuf *out, tmpl_error *err);
+
+/* Called for every value the executor reads out of an object or an array: a field or
+ * chain step (.a.b), index, each element of range (maps and arrays), and each element when
+ * a container is printed ({{.ns}}, print, printf, html, js, urlquery, or an error message
+ * that shows it, e.g. eq's "non-comparable types"). len reads no element and eq/lt compare
+ * only basic values, so those call it only through such a message.
+ * container: the object/array read from; key: the object key (NULL for arrays);
+ * value: what was found. Returns the value to use instead (borrowed; it must stay valid
+ * until tmpl_exec_with returns — usually value itself), or NULL with err->msg filled to
+ * fail the execution (reported like Go's exec errors, at the node being evaluated:
+ * `template: NAME:LINE:COL: executing "NAME" at <.x>: MESSAGE`).
+ * The hook may itself call tmpl_exec_with/tmpl_render_with (executions are re-entrant);
+ * a missing object key fails before the hook is called. */
+typedef json_t *(*tmpl_lookup_fn)(void *ud, json_t *container, const char *key, json_t *value,
+                                  tmpl_error *err);
+int tmpl_exec_with(const tmpl *t, const char *name, json_t *data, tmpl_lookup_fn fn, void *ud,
+                   sbuf *out, tmpl_error *err);
+int tmpl_render_with(const char *name, const char *text, json_t *data, tmpl_lookup_fn fn,
+                     void *ud, sbuf *out, tmpl_error *err);
 
 /* True when text contains no "{{" (rendering would return it unchanged). */
 int tmpl_is_plain(const char *text);

@@ -130,6 +130,189 @@ static void test_exec_named_template_and_plain_text(void **state)
     assert_false(tmpl_is_plain("a {{.x}}"));
 }
 
+/* ---- the lookup hook (tmpl_exec_with) ---- */
+
+typedef struct hook_log {
+    sbuf log;             /* "key" or "[value]" per read, space separated */
+    const char *fail_key; /* fail when reading this key ... */
+    json_int_t fail_int;  /* ... or an array element with this integer value (when nonzero) */
+    const char *repl_key; /* return repl instead of the value of this key */
+    json_t *repl;
+} hook_log;
+
+static json_t *logging_hook(void *ud, json_t *container, const char *key, json_t *value, tmpl_error *err)
+{
+    hook_log *h = ud;
+    assert_non_null(container);
+    assert_non_null(value);
+    if (h->log.len)
+        sbuf_addc(&h->log, ' ');
+    if (key) {
+        assert_ptr_equal(json_object_get(container, key), value);
+        sbuf_adds(&h->log, key);
+    } else {
+        assert_true(json_is_array(container));
+        _cleanup_free_ char *d = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+        sbuf_addf(&h->log, "[%s]", d);
+    }
+    if ((key && h->fail_key && !strcmp(key, h->fail_key)) ||
+        (!key && h->fail_int && json_is_integer(value) && json_integer_value(value) == h->fail_int)) {
+        snprintf(err->msg, sizeof err->msg, "refused by hook");
+        return NULL;
+    }
+    if (key && h->repl_key && !strcmp(key, h->repl_key))
+        return h->repl;
+    return value;
+}
+
+/* Renders text over DATA through logging_hook; returns 0 or -1, the output in out. */
+static int render_hooked(const char *text, hook_log *h, sbuf *out, tmpl_error *err)
+{
+    _cleanup_json_ json_t *data = json_loads(DATA, 0, NULL);
+    assert_non_null(data);
+    return tmpl_render_with("t", text, data, logging_hook, h, out, err);
+}
+
+static void assert_hook_sees(const char *text, const char *want_out, const char *want_log)
+{
+    hook_log h = { .log = SBUF_INIT };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error err = { "" };
+    if (render_hooked(text, &h, &out, &err) < 0)
+        fail_msg("%s: unexpected error: %s", text, err.msg);
+    assert_string_equal(sbuf_str(&out), want_out);
+    assert_string_equal(sbuf_str(&h.log), want_log);
+    sbuf_free(&h.log);
+}
+
+static void test_hook_sees_fields_chains_and_index(void **state)
+{
+    (void)state;
+    assert_hook_sees("{{.s}} {{.vm.ssh.port}} {{index .list 1}} {{index .img \"deb-12\"}}",
+                     "hi 2222 2 /i/deb.qcow2", "s vm ssh port list [2] img deb-12");
+    assert_hook_sees("{{index . \"vm\" \"name\"}}", "web", "vm name");
+}
+
+static void test_hook_sees_range_elements_of_maps_and_arrays(void **state)
+{
+    (void)state;
+    assert_hook_sees("{{range $k, $v := .m}}{{$k}}{{end}}|{{range $i, $e := .list}}{{$i}}{{end}}|{{range .n}}{{else}}e{{end}}",
+                     "abc|012|e", "m a b c list [1] [2] [3] n");
+}
+
+static void test_hook_sees_with_parens_variables_and_template_data(void **state)
+{
+    (void)state;
+    assert_hook_sees("{{with .vm}}{{.name}}{{end}} {{(.vm).name}} {{$x := .vm}}{{$x.ssh.port}}", "web web 2222",
+                     "vm name vm name vm ssh port");
+    assert_hook_sees("{{define \"d\"}}{{.port}}{{end}}{{template \"d\" .vm.ssh}} {{.s | printf \"%s!\"}}",
+                     "2222 hi!", "vm ssh port s");
+}
+
+static void test_hook_sees_elements_of_printed_containers(void **state)
+{
+    (void)state;
+    assert_hook_sees("{{.m}}", "map[a:1 b:2 c:<nil>]", "m a b c");
+    assert_hook_sees("{{printf \"%v\" .list}} {{print .img}}", "[1 2 3] map[deb-12:/i/deb.qcow2]",
+                     "list [1] [2] [3] img deb-12");
+    /* len and truth read no element */
+    assert_hook_sees("{{len .list}} {{if .m}}y{{end}}", "3 y", "list m");
+}
+
+static void test_hook_replacement_value_is_used(void **state)
+{
+    (void)state;
+    _cleanup_json_ json_t *repl = json_pack("{s:s}", "deep", "R");
+    hook_log h = { .log = SBUF_INIT, .repl_key = "name", .repl = repl };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error err = { "" };
+    assert_int_equal(render_hooked("{{.vm.name.deep}} {{.vm.name}} {{range .vm}}{{.}};{{end}}", &h, &out, &err), 0);
+    assert_string_equal(sbuf_str(&out), "R map[deep:R] map[deep:R];map[port:2222 vm_port:22];");
+    sbuf_free(&h.log);
+}
+
+static void assert_hook_fails(const char *text, hook_log h, const char *want_out, const char *want_msg)
+{
+    h.log = (sbuf)SBUF_INIT;
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error err = { "" };
+    if (render_hooked(text, &h, &out, &err) == 0)
+        fail_msg("%s: expected error, got output %s", text, sbuf_str(&out));
+    assert_string_equal(err.msg, want_msg);
+    assert_string_equal(sbuf_str(&out), want_out);
+    sbuf_free(&h.log);
+}
+
+static void test_hook_failure_fails_the_execution_at_the_node(void **state)
+{
+    (void)state;
+    hook_log port = { .fail_key = "port" }, b = { .fail_key = "b" }, two = { .fail_int = 2 };
+    assert_hook_fails("x\n {{.vm.ssh.port}}", port, "x\n ",
+                      "template: t:2:6: executing \"t\" at <.vm.ssh.port>: refused by hook");
+    assert_hook_fails("{{range .list}}{{.}}{{end}}", two, "1",
+                      "template: t:1:8: executing \"t\" at <.list>: refused by hook");
+    assert_hook_fails("{{index .list 1}}", two, "",
+                      "template: t:1:2: executing \"t\" at <index .list 1>: refused by hook");
+    assert_hook_fails("{{.m}}", b, "map[a:1]",
+                      "template: t:1:2: executing \"t\" at <{{.m}}>: refused by hook");
+    assert_hook_fails("{{printf \"%v\" .m}}", b, "",
+                      "template: t:1:2: executing \"t\" at <printf \"%v\" .m>: refused by hook");
+    assert_hook_fails("{{define \"d\"}}{{.ssh.port}}{{end}}{{template \"d\" .vm}}", port, "",
+                      "template: t:1:20: executing \"d\" at <.ssh.port>: refused by hook");
+}
+
+/* A lazy resolver like the config's: a string value holding "{{" is a template,
+ * rendered (re-entrantly) on first read and cached in place; a value read while
+ * its own rendering is in progress is a cycle. */
+typedef struct lazy {
+    json_t *root;
+    json_t *busy[8];
+    int nbusy;
+} lazy;
+
+static json_t *lazy_hook(void *ud, json_t *container, const char *key, json_t *value, tmpl_error *err)
+{
+    lazy *z = ud;
+    if (!key || !json_is_string(value) || tmpl_is_plain(json_string_value(value)))
+        return value;
+    for (int i = 0; i < z->nbusy; i++)
+        if (z->busy[i] == value) {
+            snprintf(err->msg, sizeof err->msg, "cycle through %s", key);
+            return NULL;
+        }
+    z->busy[z->nbusy++] = value;
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error e = { "" };
+    int rc = tmpl_render_with(key, json_string_value(value), z->root, lazy_hook, z, &out, &e);
+    z->nbusy--;
+    if (rc < 0) {
+        snprintf(err->msg, sizeof err->msg, "%s", e.msg);
+        return NULL;
+    }
+    json_object_set_new(container, key, json_string(sbuf_str(&out))); /* frees value */
+    return json_object_get(container, key);
+}
+
+static void test_hook_may_render_re_entrantly(void **state)
+{
+    (void)state;
+    _cleanup_json_ json_t *root = json_loads("{\"v\":{\"a\":\"x{{.v.b}}\",\"b\":\"{{with .v}}{{.c}}{{end}}y\","
+                                             "\"c\":\"C\",\"loop\":\"{{.v.loop}}\"}}", 0, NULL);
+    assert_non_null(root);
+    lazy z = { .root = root };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error err = { "" };
+    assert_int_equal(tmpl_render_with("t", "{{.v.a}} {{.v.b}} {{range .v}}{{if eq . \"C\"}}{{break}}{{end}}{{.}},{{end}}",
+                                      root, lazy_hook, &z, &out, &err), 0);
+    assert_string_equal(sbuf_str(&out), "xCy Cy xCy,Cy,");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "v"), "a")), "xCy");
+    sbuf_reset(&out);
+    assert_int_equal(tmpl_render_with("t", "{{.v.loop}}", root, lazy_hook, &z, &out, &err), -1);
+    assert_string_equal(err.msg, "template: t:1:4: executing \"t\" at <.v.loop>: template: loop:1:4: "
+                                 "executing \"loop\" at <.v.loop>: cycle through loop");
+    assert_int_equal(z.nbusy, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +326,13 @@ int main(void)
         cmocka_unit_test(test_parse_error_names_line),
         cmocka_unit_test(test_self_recursive_template_stops_with_error),
         cmocka_unit_test(test_exec_named_template_and_plain_text),
+        cmocka_unit_test(test_hook_sees_fields_chains_and_index),
+        cmocka_unit_test(test_hook_sees_range_elements_of_maps_and_arrays),
+        cmocka_unit_test(test_hook_sees_with_parens_variables_and_template_data),
+        cmocka_unit_test(test_hook_sees_elements_of_printed_containers),
+        cmocka_unit_test(test_hook_replacement_value_is_used),
+        cmocka_unit_test(test_hook_failure_fails_the_execution_at_the_node),
+        cmocka_unit_test(test_hook_may_render_re_entrantly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
