@@ -3920,11 +3920,13 @@ static val eval_call(state *s, val dot, int fi, const node *n, const nvec *args,
     }
     char err[600];
     int failed;
-    s_at(s, n); /* where a failed read through the hook is reported */
+    const node *last = s->node; /* Go reports later errors at the last argument */
+    s_at(s, n);                 /* where a failed read through the hook is reported */
     val r = call_builtin(s, fi, argv, num_in, err, sizeof err, &failed);
     s_check_read(s);
     if (failed)
         s_errorf(s, "error calling %s: %s", name, err);
+    s_at(s, last);
     return r;
 }
 
