@@ -29,6 +29,7 @@ const qq_command *const qq_commands[] = {
     &qq_cmd_console,
     &qq_cmd_ssh,
     &qq_cmd_ssh_config,
+    &qq_cmd_ssh_keys_reset,
     &qq_cmd_put,
     &qq_cmd_get,
     &qq_cmd_wait,

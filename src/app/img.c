@@ -144,6 +144,27 @@ static int refuse_if_in_use(build *b, qq_err *err)
     return 0;
 }
 
+/* A new image means new host keys in the guest: the VMs that use it forget
+ * the ones they pinned. */
+static void forget_host_keys(build *b)
+{
+    for (size_t i = 0; i < config_vm_count(b->c); i++) {
+        const char *vm = config_vm_name(b->c, i);
+        _cleanup_free_ char *dir = config_vm_dir(b->c, vm);
+        vm_spec spec = { 0 };
+        qq_err ignored = { 0 };
+        if (config_vm(b->c, vm, layout_read_port(dir), &spec, &ignored) < 0)
+            continue;
+        bool uses = false;
+        for (char **p = spec.images; p && *p; p++)
+            uses = uses || strcmp(*p, b->s.name) == 0;
+        vm_spec_free(&spec);
+        if (uses && layout_forget_host_keys(dir) && b->tty)
+            fprintf(stderr, "img %s: VM %s's pinned ssh host keys forgotten (a new image, new keys)\n", b->s.name,
+                    vm);
+    }
+}
+
 /* ------------------------------------------------------------------- raw */
 
 static int build_raw(build *b, bool *up_to_date, qq_err *err)
@@ -766,6 +787,8 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
         goto out;
     unlink(b.building);        /* left by a build that was killed: we hold the lock */
     rc = b.s.cloud_init ? build_cloud_init(&b, &up, err) : build_raw(&b, &up, err);
+    if (rc == 0 && !up)
+        forget_host_keys(&b);
     close(lfd);
 out:
     *report = json_pack("{s:s, s:s, s:s, s:b, s:O}", "image", b.s.name, "builder", b.s.builder, "path",

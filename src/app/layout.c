@@ -205,6 +205,12 @@ void layout_rotate_logs(const char *vm_dir)
     }
 }
 
+bool layout_forget_host_keys(const char *vm_dir)
+{
+    _cleanup_free_ char *p = layout_path(vm_dir, LAYOUT_KNOWN_HOSTS);
+    return unlink(p) == 0;
+}
+
 void layout_remove_runtime(const char *vm_dir)
 {
     static const layout_file files[] = { LAYOUT_PID, LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET,

@@ -118,6 +118,10 @@ void layout_rotate_logs(const char *vm_dir);
 /* <dir>/<name of f>.N: the log of the run N before the current one. */
 char *layout_previous(const char *dir, layout_file f, int n);
 
+/* Forget the VM's pinned ssh host keys (remove known_hosts): its image was
+ * rebuilt, or the user asked. Returns whether there was a file. */
+bool layout_forget_host_keys(const char *vm_dir);
+
 /* Remove what only a running QEMU needs: pid file, sockets, the socket-dir
  * symlink, the run-time port forwards. Logs, ssh.conf, the recorded port stay. */
 void layout_remove_runtime(const char *vm_dir);

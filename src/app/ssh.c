@@ -101,6 +101,13 @@ int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *
         if (fs_read_file(t->conf, &old, NULL, NULL) < 0 || strcmp(old, sbuf_str(&text)) != 0)
             rc = fs_write_atomic(t->conf, text.buf, text.len, 0600, err);
     }
+    if (rc == 0 && !sshconf_user_sets(c, &s, "UserKnownHostsFile")) {
+        /* made here, so it is private: ssh would make it with the umask's mode */
+        _cleanup_free_ char *kh = layout_path(s.state_dir, LAYOUT_KNOWN_HOSTS);
+        int fd = open(kh, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
     if (rc == 0 && t->control[0]) {
         /* a master socket nobody answers on (the master died with a crash) */
         struct stat st;
@@ -109,6 +116,15 @@ int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *
     }
     vm_spec_free(&s);
     return rc;
+}
+
+int ssh_forget_host_keys(const config *c, const char *vm, bool *had, qq_err *err)
+{
+    if (!config_has_vm(c, vm))
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(c), vm);
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    *had = layout_forget_host_keys(dir);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ run */

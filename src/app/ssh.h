@@ -44,6 +44,10 @@ int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err
  * get (remote → local), recursive. Returns scp's exit status (0 = success). */
 int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err);
 
+/* Forget the VM's pinned host keys (its known_hosts in the state dir);
+ * *had: whether there were any. */
+int ssh_forget_host_keys(const config *c, const char *vm, bool *had, qq_err *err);
+
 /* Ask the master (if any) to exit (`ssh -O exit`); quiet, never fails, never
  * takes longer than timeout_ms: a master that refuses, does not accept or
  * does not answer in time loses its socket instead (the master itself ends

@@ -217,6 +217,17 @@ int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_e
     }
     if (!sshconf_user_sets(c, s, "ControlPersist"))
         sbuf_adds(out, "    ControlPersist " CONTROL_PERSIST "\n");
+    /* host keys pinned per VM unless the user's keys say otherwise */
+    if (!sshconf_user_sets(c, s, "UserKnownHostsFile")) {
+        _cleanup_free_ char *kh = layout_path(s->state_dir, LAYOUT_KNOWN_HOSTS);
+        if (check_ours("UserKnownHostsFile", kh, err) < 0)
+            return -1;
+        sbuf_adds(out, "    UserKnownHostsFile \"");
+        quote_part(out, kh, true);
+        sbuf_adds(out, "\"\n");
+    }
+    if (!sshconf_user_sets(c, s, "StrictHostKeyChecking"))
+        sbuf_adds(out, "    StrictHostKeyChecking accept-new\n");
     json_t *tables[] = { vm, global };
     for (size_t t = 0; t < 2; t++) {
         const char *k;

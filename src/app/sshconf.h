@@ -3,8 +3,9 @@
  *
  * Order: a comment, Host ALIAS (the VM name when it is a plain host name,
  * else "qqmgr-vm"), HostName 127.0.0.1, Port, HostKeyAlias qqmgr-ALIAS,
- * ControlMaster auto, ControlPath, ControlPersist 10m (each of the last four
- * unless the user's keys set it), then the VM's [vm.NAME.ssh] keys, then the
+ * ControlMaster auto, ControlPath, ControlPersist 10m, UserKnownHostsFile
+ * <VM dir>/known_hosts, StrictHostKeyChecking accept-new (each of the last six
+ * unless the user's keys set it: host keys are pinned per VM), then the VM's [vm.NAME.ssh] keys, then the
  * global [ssh] keys (ssh keeps the first value: VM keys win). Booleans become
  * yes/no, numbers digits, arrays repeat the key.
  *

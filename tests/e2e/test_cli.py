@@ -32,7 +32,7 @@ def commands(qqmgr):
     names = []
     for head in rows:
         words = head.split()
-        name = " ".join(words[:2]) if words[0] in ("img", "snapshot") and len(words) > 1 else words[0]
+        name = " ".join(words[:2]) if words[0] in ("img", "snapshot", "ssh-keys") and len(words) > 1 else words[0]
         names.append((name, head[len(name):].strip()))
     return names
 
