@@ -134,6 +134,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     optind = 1;   /* argv[optind] is the first positional, as after getopt */
+    qq_install_reporter();
     rc = c->handler(&ctx, argc, argv);
     /* The process ends here: tearing down a big config's value tree node by
      * node costs as much as parsing it, and the kernel frees it at once. Kept

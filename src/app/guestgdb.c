@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "debug.h"
@@ -153,7 +154,7 @@ int guestgdb_exec(const config *cfg, const char *name, const char *symbols, char
         sbuf b = SBUF_INIT;
         for (size_t i = 0; i < n; i++)
             sbuf_addf(&b, "%s%s", i ? " " : "+ ", gv[i]);
-        fprintf(stderr, "%s\n", sbuf_str(&b));
+        report_line("%s", sbuf_str(&b));
         sbuf_free(&b);
     }
     fflush(NULL);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/xalloc.h"
 #include "../base/sbuf.h"
 #include "../base/tmpl.h"
@@ -42,8 +43,7 @@ static void stage(build *b, const char *name, const char *action, const char *de
         json_object_set_new(o, "detail", json_string(detail));
     json_array_append_new(b->stages, o);
     if (b->tty)
-        fprintf(stderr, "img %s: %-8s %s%s%s\n", b->s.name, name, action, detail ? ": " : "",
-                detail ? detail : "");
+        report_note("img %s: %-8s %s%s%s", b->s.name, name, action, detail ? ": " : "", detail ? detail : "");
 }
 
 /* ---------------------------------------------------------------- running */
@@ -58,7 +58,7 @@ static void debug_argv(const build *b, char *const *argv)
             sbuf_addc(&l, ' ');
         sbuf_adds(&l, argv[i]);
     }
-    fprintf(stderr, "+ %s\n", sbuf_str(&l));
+    report_line("+ %s", sbuf_str(&l));
 }
 
 /* Run qemu-img; failure → "img NAME: what: <qemu-img's last stderr line>". */
@@ -112,10 +112,10 @@ static int stamp_write(const char *path, const char *hex, json_t *inputs, qq_err
     return fs_write_atomic(path, text, strlen(text), 0600, err);
 }
 
-static void stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1])
+static int stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1], qq_err *err)
 {
     _cleanup_free_ char *doc = json_dumps(inputs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    hash_bytes(doc, strlen(doc), hex);
+    return hash_bytes(doc, strlen(doc), hex, err);
 }
 
 /* A build replaces the image: refuse while a running VM uses it (a VM whose
@@ -172,7 +172,8 @@ static int build_raw(build *b, bool *up_to_date, qq_err *err)
     _cleanup_json_ json_t *inputs = json_pack("{s:s, s:I}", "builder", "raw", "size",
                                               (json_int_t)b->s.size_bytes);
     char hex[HASH_HEX_LEN + 1];
-    stamp_of(inputs, hex);
+    if (stamp_of(inputs, hex, err) < 0)
+        return -1;
     _cleanup_free_ char *stamp = layout_beside(b->s.path, ".stamp");
     if (!b->o->force && fs_exists(b->s.path) && stamp_matches(stamp, hex)) {
         *up_to_date = true;
@@ -365,7 +366,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     {
         _cleanup_close_ int pfd = proc_pidfd(pid, NULL);
         _cleanup_close_ int lfd = open(log, O_RDONLY | O_CLOEXEC);
-        bool show = !b->o->quiet && isatty(STDERR_FILENO);
+        bool show = !b->o->quiet && report_watched();
         long long deadline = timeout_s > 0 ? proc_now_ms() + timeout_s * 1000LL : -1;
         long long next_query = proc_now_ms() + 100;
         bool qmp_gone = false;
@@ -383,7 +384,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
             if (show && lfd >= 0) {
                 ssize_t k;
                 while ((k = read(lfd, buf, sizeof buf)) > 0)
-                    (void)!write(STDERR_FILENO, buf, (size_t)k);
+                    report_output(buf, (size_t)k);
             }
             if (ended)
                 break;
@@ -531,7 +532,8 @@ static int plan_templates(ci *x, qq_err *err)
             return qq_fail(err, QQ_EXIT_USAGE, "img %s: templates[%zu] (%s): %s", b->s.name, i, t->template,
                            te.msg);
         char h[HASH_HEX_LEN + 1];
-        hash_bytes(sbuf_str(&x->rendered[i]), x->rendered[i].len, h);
+        if (hash_bytes(sbuf_str(&x->rendered[i]), x->rendered[i].len, h, err) < 0)
+            return -1;
         json_object_set_new(x->files, t->output, json_string(h));
     }
     return 0;
@@ -569,21 +571,27 @@ static int plan_args(ci *x, qq_err *err)
 
 static int plan_stamps(ci *x, qq_err *err)
 {
-    (void)err;
     build *b = x->b;
     json_t *jargs = json_array();
     for (size_t k = 0; k < x->nargs; k++)
         json_array_append_new(jargs, json_string(x->args[k]));
     _cleanup_json_ json_t *copy_in = json_pack("{s:s, s:I}", "base", x->base_sum, "size",
                                                (json_int_t)b->s.size_bytes);
-    stamp_of(copy_in, x->copy_hex);
+    if (stamp_of(copy_in, x->copy_hex, err) < 0) {
+        json_decref(jargs);
+        return -1;
+    }
     x->copy_name = layout_base_copy_name(x->copy_hex);
     x->copy = xasprintf("%s/%s", b->s.dir, x->copy_name);
     x->iso_in = json_pack("{s:O, s:O}", "files", x->files, "sources", x->srcsum);
-    stamp_of(x->iso_in, x->iso_hex);
+    if (stamp_of(x->iso_in, x->iso_hex, err) < 0) {
+        json_decref(jargs);
+        return -1;
+    }
     x->final_in = json_pack("{s:s, s:s, s:s, s:s, s:o}", "builder", "cloud-init", "copy", x->copy_hex, "iso",
                             x->iso_hex, "qemu", config_qemu_bin(b->c), "args", jargs);
-    stamp_of(x->final_in, x->final_hex);
+    if (stamp_of(x->final_in, x->final_hex, err) < 0)
+        return -1;
     x->final_stamp = layout_beside(b->s.path, ".stamp");
     return 0;
 }
@@ -769,7 +777,7 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
     *report = NULL;
     if (config_img(c, name, &b.s, err) < 0)
         return -1;
-    b.tty = !b.o->quiet && isatty(STDERR_FILENO);
+    b.tty = !b.o->quiet && report_watched();
     b.stages = json_array();
     b.building = layout_beside(b.s.path, ".building");
     int rc = -1;
@@ -777,8 +785,7 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
     int lfd = layout_lock(b.s.dir, false, NULL);
     if (lfd < 0 && errno == EWOULDBLOCK) {
         if (b.tty)
-            fprintf(stderr, "img %s: waiting for another build of this image, or a start of a VM using it\n",
-                    name);
+            report_note("img %s: waiting for another build of this image, or a start of a VM using it", name);
         lfd = layout_lock(b.s.dir, true, err);
     } else if (lfd < 0) {
         lfd = layout_lock(b.s.dir, true, err);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../infra/fs.h"
 #include "../infra/net.h"
 #include "../infra/proc.h"
@@ -133,10 +134,11 @@ static void debug_argv(bool debug, char **argv)
 {
     if (!debug)
         return;
-    fprintf(stderr, "+");
+    _cleanup_sbuf_ sbuf l = SBUF_INIT;
+    sbuf_adds(&l, "+");
     for (char **p = argv; *p; p++)
-        fprintf(stderr, " %s", *p);
-    fprintf(stderr, "\n");
+        sbuf_addf(&l, " %s", *p);
+    report_line("%s", sbuf_str(&l));
 }
 
 int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err)
@@ -308,14 +310,13 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
         long long now = proc_now_ms();
         if (now >= deadline_ms) {
             if (progress)
-                fputc('\n', stderr);
+                report_progress_break();
             return qq_fail(err, QQ_EXIT_FAIL, "VM %s: timed out after %.1fs waiting for %s (port %d)", vm,
                            (double)(now - start) / 1000.0, what, t.port);
         }
         if (progress)
-            fprintf(stderr, "\rqqmgr: %s: waiting for %s... %llds ", vm, phase == 0 ? "sshd" :
-                                                                        phase == 1 ? "ssh login" : "cloud-init",
-                    (now - start) / 1000);
+            report_progress("qqmgr: %s: waiting for %s... %llds ", vm,
+                            phase == 0 ? "sshd" : phase == 1 ? "ssh login" : "cloud-init", (now - start) / 1000);
         if (phase == 0) {
             if (banner_ok(t.port)) {
                 phase = 1;
@@ -350,7 +351,6 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
         nanosleep(&ts, NULL);
     }
     if (progress)
-        fprintf(stderr, "\rqqmgr: %s: ready (%s) after %.1fs          \n", vm, stage,
-                (double)(proc_now_ms() - start) / 1000.0);
+        report_progress_end("qqmgr: %s: ready (%s) after %.1fs", vm, stage, (double)(proc_now_ms() - start) / 1000.0);
     return 0;
 }

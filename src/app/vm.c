@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/sbuf.h"
 #include "../infra/fs.h"
 #include "../infra/net.h"
@@ -838,7 +839,7 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
             tcsetattr(0, TCSAFLUSH, &raw);
         }
     }
-    fprintf(stderr, "Connected to %s's serial console; Ctrl-] leaves.\r\n", name);
+    report_line("Connected to %s's serial console; Ctrl-] leaves.\r", name);
     const char *why = NULL;
     bool stdin_open = true;
     while (!why) {
@@ -878,7 +879,7 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
             why = "the VM stopped";
     }
     restore_tty();
-    fprintf(stderr, "\r\nDisconnected from %s (%s).\n", name, why);
+    report_line("\r\nDisconnected from %s (%s).", name, why);
     return 0;
 }
 
@@ -948,7 +949,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
                 sbuf_addc(&b, ' ');
             sbuf_adds(&b, gv[i]);
         }
-        fprintf(stderr, "+ %s\n", sbuf_str(&b));
+        report_line("+ %s", sbuf_str(&b));
         sbuf_free(&b);
     }
     fflush(NULL);

@@ -162,6 +162,10 @@ config *qq_config(qq_ctx *ctx, qq_err *err);
 /* Print err as "qqmgr: MSG" on stderr and return its exit code. */
 int qq_report(const qq_err *err);
 
+/* Route the app and infra layers' reports (base/report.h) to stderr:
+ * progress and notes only when stderr is a terminal. */
+void qq_install_reporter(void);
+
 /* Print a JSON document on stdout (indented, one trailing newline) and decref it. */
 void qq_print_json(json_t *doc);
 

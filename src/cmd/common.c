@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../base/cleanup.h"
 #include "../base/jsonw.h"
+#include "../base/report.h"
 #include "cmd.h"
 
 config *qq_config(qq_ctx *ctx, qq_err *err)
@@ -14,6 +16,37 @@ config *qq_config(qq_ctx *ctx, qq_err *err)
     if (!ctx->cfg)
         ctx->cfg = config_load(ctx->config_path, err);
     return ctx->cfg;
+}
+
+/* The reporter's sink: stderr; progress and notes only when it is a terminal. */
+static void stderr_sink(void *ud, report_kind kind, const char *text, size_t len)
+{
+    (void)ud;
+    switch (kind) {
+    case REPORT_PROGRESS:
+        fprintf(stderr, "\r\033[K%s", text);
+        break;
+    case REPORT_PROGRESS_END:
+        if (text)
+            fprintf(stderr, "\r\033[K%s\n", text);
+        else
+            fputc('\n', stderr);
+        break;
+    case REPORT_NOTE:
+    case REPORT_LINE:
+        fprintf(stderr, "%s\n", text);
+        break;
+    case REPORT_OUTPUT:
+        fwrite(text, 1, len, stderr);
+        break;
+    }
+    fflush(stderr);
+}
+
+void qq_install_reporter(void)
+{
+    report_sink s = { .emit = stderr_sink, .watched = isatty(STDERR_FILENO) };
+    report_set_sink(&s);
 }
 
 int qq_report(const qq_err *err)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/sbuf.h"
 #include "hash.h"
 
@@ -77,8 +78,8 @@ static int lock_file(const char *path, const char *url, qq_err *err)
                 close(fd);
                 return qq_fail(err, QQ_EXIT_FAIL, "%s: flock: %s", path, strerror(e));
             }
-            if (!told && isatty(STDERR_FILENO)) {
-                fprintf(stderr, "waiting for another process downloading %s\n", url);
+            if (!told) {
+                report_note("waiting for another process downloading %s", url);
                 told = true;
             }
             while (flock(fd, LOCK_EX) < 0) {
@@ -274,7 +275,7 @@ static void draw(xfer *x, double total, bool final)
     struct winsize ws;
     if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
         width = ws.ws_col;
-    char label[40];
+    char label[40], line[512];
     snprintf(label, sizeof label, "%s", x->label);
     if (total > 0) {
         human(total, tot, sizeof tot);
@@ -286,14 +287,15 @@ static void draw(xfer *x, double total, bool final)
         for (int i = 0; i < bar; i++)
             b[i] = i < fill ? '#' : '-';
         b[bar] = '\0';
-        fprintf(stderr, "\r\033[K%.*s [%s] %3d%% %s/%s %s/s", width - 60 > 8 ? width - 60 : 8, label,
-                b, (int)((double)x->have * 100 / total), have, tot, rate);
+        snprintf(line, sizeof line, "%.*s [%s] %3d%% %s/%s %s/s", width - 60 > 8 ? width - 60 : 8, label, b,
+                 (int)((double)x->have * 100 / total), have, tot, rate);
     } else {
-        fprintf(stderr, "\r\033[K%s %s %s/s", label, have, rate);
+        snprintf(line, sizeof line, "%s %s %s/s", label, have, rate);
     }
     if (final)
-        fputc('\n', stderr);
-    fflush(stderr);
+        report_progress_end("%s", line);
+    else
+        report_progress("%s", line);
 }
 
 static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -453,7 +455,7 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
                           qq_err *err)
 {
     xfer x = { .fd = -1, .label = label, .max_bytes = max_bytes };
-    x.progress = !(flags & DL_QUIET) && isatty(STDERR_FILENO);
+    x.progress = !(flags & DL_QUIET) && report_watched();
     _cleanup_close_ int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));

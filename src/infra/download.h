@@ -25,7 +25,8 @@
  * expected size (download_cached_max: a body that never ends stops there).
  * Other failures keep a non-empty .part for resuming ("N bytes kept": what
  * the .part holds) and remove an empty one.
- * A progress bar is drawn on stderr only when stderr is a terminal.
+ * A progress bar and "waiting for another process" go to the reporter
+ * (base/report.h), which shows them only to a person watching.
  */
 #ifndef QQ_DOWNLOAD_H
 #define QQ_DOWNLOAD_H

@@ -134,19 +134,16 @@ int hash_file(const char *path, char hex[HASH_HEX_LEN + 1], qq_err *err)
     return 0;
 }
 
-void hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1])
+int hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1], qq_err *err)
 {
-    qq_err err = { 0 };
-    if (crypto_load(&err) < 0) {
-        /* a broken installation: nothing sensible to return */
-        fprintf(stderr, "qqmgr: %s\n", err.msg);
-        exit(QQ_EXIT_FAIL);
-    }
+    if (crypto_load(err) < 0)
+        return -1;   /* a broken installation */
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     if (EVP_Digest(data, len, d, &n, EVP_sha256(), NULL) != 1 || n != 32)
         abort();   /* only fails on out-of-memory */
     to_hex(d, n, hex);
+    return 0;
 }
 
 bool hash_is_hex(const char *s)

@@ -8,8 +8,7 @@
  * rest of an open descriptor (used to rehash a partial download).
  * Errors (open/read failures, OpenSSL failures) are one line naming the file,
  * code QQ_EXIT_FAIL. libcrypto is loaded at run time (dl.h) by hash_init() and
- * hash_bytes(); hash_init() reports a missing libcrypto as an error, while
- * hash_bytes(), which has no error path, prints it and exits with status 1.
+ * hash_bytes(); both report a missing libcrypto as an error.
  */
 #ifndef QQ_HASH_H
 #define QQ_HASH_H
@@ -36,10 +35,9 @@ int hash_update_fd(hash_ctx *h, int fd, const char *name, unsigned long long *nr
                    qq_err *err);
 
 int hash_file(const char *path, char hex[HASH_HEX_LEN + 1], qq_err *err);
-/* Digest of a byte string (for stamps of small inputs). Never returns an error:
- * without a loadable libcrypto (a broken installation) it prints one line and
- * calls exit(1). */
-void hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1]);
+/* Digest of a byte string (for stamps of small inputs). Fails only without a
+ * loadable libcrypto (a broken installation). */
+int hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1], qq_err *err);
 
 /* True when s is exactly 64 hex digits (either case). */
 bool hash_is_hex(const char *s);
