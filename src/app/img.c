@@ -160,8 +160,7 @@ static void forget_host_keys(build *b)
             uses = uses || strcmp(*p, b->s.name) == 0;
         vm_spec_free(&spec);
         if (uses && layout_forget_host_keys(dir) && b->tty)
-            fprintf(stderr, "img %s: VM %s's pinned ssh host keys forgotten (a new image, new keys)\n", b->s.name,
-                    vm);
+            report_note("img %s: VM %s's pinned ssh host keys forgotten (a new image, new keys)", b->s.name, vm);
     }
 }
 
