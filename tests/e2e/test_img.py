@@ -360,6 +360,25 @@ def test_404_fails_naming_url(tmp_path, env, server, files):
     assert cache_entries(tmp_path) == []
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (needs root)")
+def test_download_onto_a_full_disk_fails_and_removes_the_partial_file(tmp_path, env, server, files):
+    big = files / "big.img"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    cache = tmp_path / "cache"     # the download cache, on a 1 MiB file system
+    cache.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(cache)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        cfg = write_cloud(tmp_path, server, files, base_url=server.url("big.img"), base_sum=sha256(big))
+        r = qq(cfg, "img", "build", "ci", env=env)
+        assert r.returncode == 1
+        assert "big.img" in r.stderr and "No space left on device" in r.stderr
+        assert "the partial file is removed" in r.stderr
+        assert [p for p in cache_entries(tmp_path) if p.endswith(".part")] == []
+    finally:
+        subprocess.run(["umount", "-l", str(cache)])
+
+
 def test_download_cut_half_way_is_resumed_by_the_next_build(tmp_path, env, server, files):
     size = (files / "base.qcow2").stat().st_size
     cfg = write_cloud(tmp_path, server, files, base_url=server.url("cut/base.qcow2"))
