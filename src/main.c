@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/remote.h"
 #include "cmd/cmd.h"
 
 #ifndef QQ_VERSION
@@ -80,16 +81,19 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "debug", no_argument, NULL, 'd' },
+        { "host", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { "json", no_argument, NULL, 'j' },
         { 0 },
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "+c:dh", opts, NULL)) != -1) {
+    const char *host = getenv("QQMGR_HOST");
+    while ((ch = getopt_long(argc, argv, "+c:dH:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': ctx.config_path = optarg; break;
         case 'd': ctx.debug = true; break;
+        case 'H': host = optarg; break;
         case 'h': qq_overview(stdout); return 0;
         case 'V': printf("qqmgr %s\n", QQ_VERSION); return 0;
         case 'j': ctx.json = true; break;
@@ -101,6 +105,14 @@ int main(int argc, char **argv)
     if (argc < 1) {
         qq_overview(stderr);
         return QQ_EXIT_USAGE;
+    }
+    if (host && *host) {   /* the whole command runs there (-H '' runs it here) */
+        qq_err err = { 0 };
+        remote_host h;
+        int rc = remote_parse(host, &h, &err);
+        if (rc == 0)
+            rc = remote_run(&h, ctx.config_path, ctx.debug, argc, argv, &err);
+        return rc < 0 ? qq_report(&err) : rc;
     }
     if (strcmp(argv[0], "help") == 0) {
         qq_overview(stdout);

@@ -11,7 +11,7 @@ BUILD=(meson ninja-build pkg-config gcc clang libjansson-dev libcurl4-openssl-de
 RUN=(qemu-system-x86 qemu-utils openssh-client gdb)
 GUEST=(binutils xz-utils ca-certificates)
 TEST=(python3 python3-pytest golang-go libclang-rt-14-dev busybox-static dropbear-bin strace
-      openssh-sftp-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl
+      openssh-sftp-server openssh-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl
       ca-certificates time)
 
 want=("${BUILD[@]}")

@@ -78,3 +78,20 @@ char *sbuf_steal(sbuf *b)
 }
 
 const char *sbuf_str(const sbuf *b) { return b->buf ? b->buf : ""; }
+
+void sbuf_add_shell_quoted(sbuf *b, const char *s)
+{
+    if (*s && *s != '=' && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                        "0123456789_-+=.,:/@%^") == strlen(s)) {
+        sbuf_adds(b, s);
+        return;
+    }
+    sbuf_addc(b, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'')
+            sbuf_adds(b, "'\\''");
+        else
+            sbuf_addc(b, *p);
+    }
+    sbuf_addc(b, '\'');
+}

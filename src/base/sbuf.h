@@ -26,4 +26,9 @@ void sbuf_free(sbuf *b);
 char *sbuf_steal(sbuf *b);              /* never NULL: "" for an empty buffer */
 const char *sbuf_str(const sbuf *b);    /* never NULL */
 
+/* Append s as one word of a POSIX shell (bash, dash, zsh): as is when it only
+ * holds characters no shell treats specially (and does not start with '=',
+ * which zsh expands), else in '…' (a ' inside becomes '\''). */
+void sbuf_add_shell_quoted(sbuf *b, const char *s);
+
 #endif

@@ -95,22 +95,7 @@ int qq_parse_seconds(const char *text, long min, int *out)
     return 0;
 }
 
-void qq_shell_quote(sbuf *out, const char *arg)
-{
-    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                            "0123456789_-+=.,:/@%^") == strlen(arg)) {
-        sbuf_adds(out, arg);
-        return;
-    }
-    sbuf_addc(out, '\'');
-    for (const char *p = arg; *p; p++) {
-        if (*p == '\'')
-            sbuf_adds(out, "'\\''");
-        else
-            sbuf_addc(out, *p);
-    }
-    sbuf_addc(out, '\'');
-}
+void qq_shell_quote(sbuf *out, const char *arg) { sbuf_add_shell_quoted(out, arg); }
 
 /* ------------------------------------------------------------------ help */
 
@@ -226,11 +211,12 @@ int qq_usage(qq_ctx *ctx, bool help)
 void qq_overview(FILE *f)
 {
     fprintf(f,
-            "usage: qqmgr [-c FILE] [-d] COMMAND [ARGS...] [--json]\n"
+            "usage: qqmgr [-H HOST] [-c FILE] [-d] COMMAND [ARGS...] [--json]\n"
             "       qqmgr COMMAND -h    help on one command\n\n"
             "Global options (before the command):\n"
             "  -c, --config FILE  the config (default: ./qqmgr.toml, else ~/.config/qqmgr/conf.toml)\n"
             "  -d, --debug        print what is run\n"
+            "  -H, --host HOST    run the command on [ssh://][USER@]HOST[:PORT] over ssh (also: QQMGR_HOST)\n"
             "  -h, --help         this help\n"
             "      --version      print the version\n\n"
             "Commands:\n");

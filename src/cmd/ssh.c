@@ -5,6 +5,7 @@
 
 #include "../app/ssh.h"
 #include "../base/cleanup.h"
+#include "../infra/fs.h"
 #include "cmd.h"
 
 static int ssh(qq_ctx *ctx, int argc, char **argv)
@@ -34,8 +35,12 @@ static int ssh_config(qq_ctx *ctx, int argc, char **argv)
     if (ssh_prepare(c, argv[1], false, &t, &err) < 0)
         return qq_report(&err);
     if (ctx->json) {
-        qq_print_json(json_pack("{s:s, s:s, s:i, s:s}", "file", t.conf, "host", t.alias, "port", t.port,
-                                "control_path", t.control));
+        /* config: the file's text, for `-H HOST ssh|put|get` (the file is on this host) */
+        _cleanup_free_ char *text = NULL;
+        if (fs_read_file(t.conf, &text, NULL, &err) < 0)
+            return qq_report(&err);
+        qq_print_json(json_pack("{s:s, s:s, s:i, s:s, s:s}", "file", t.conf, "host", t.alias, "port", t.port,
+                                "control_path", t.control, "config", text));
         return 0;
     }
     FILE *f = fopen(t.conf, "r");

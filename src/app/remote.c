@@ -1,0 +1,382 @@
+/* remote — see remote.h. */
+#include "remote.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "../base/xalloc.h"
+#include "../infra/fs.h"
+#include "ssh.h"
+
+/* ------------------------------------------------------------------ HOST */
+
+/* A user or host name ssh and a shell take as one word, and a file name. */
+static bool plain_word(const char *s)
+{
+    if (!*s || *s == '-' || *s == '.')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || strchr("'\"\\`$;&|<>(){}*?!#~/%", *p))
+            return false;
+    return true;
+}
+
+int remote_parse(const char *spec, remote_host *out, qq_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *s = spec;
+    bool url = strncmp(s, "ssh://", 6) == 0;
+    if (url)
+        s += 6;
+    _cleanup_free_ char *copy = xstrdup(s);
+    char *p = copy;
+    size_t len = strlen(p);
+    if (url && len && p[len - 1] == '/')
+        p[--len] = '\0';
+    char *at = strrchr(p, '@');
+    if (at) {
+        *at = '\0';
+        if (!plain_word(p) || strlen(p) >= sizeof out->user)
+            goto bad;
+        snprintf(out->user, sizeof out->user, "%s", p);
+        p = at + 1;
+    }
+    char *port = NULL;
+    if (*p == '[') {                      /* [IPv6]:PORT */
+        char *close = strchr(p, ']');
+        if (!close || (close[1] && close[1] != ':'))
+            goto bad;
+        *close = '\0';
+        port = close[1] ? close + 2 : NULL;
+        p++;
+    } else {
+        char *colon = strchr(p, ':');
+        if (colon && !strchr(colon + 1, ':')) {   /* one colon: HOST:PORT; more: a bare IPv6 address */
+            *colon = '\0';
+            port = colon + 1;
+        }
+    }
+    if (!plain_word(p) || strlen(p) >= sizeof out->host)
+        goto bad;
+    snprintf(out->host, sizeof out->host, "%s", p);
+    if (port) {
+        char *end;
+        long v = strtol(port, &end, 10);
+        if (!*port || *end || v < 1 || v > 65535)
+            goto bad;
+        out->port = (int)v;
+    }
+    return 0;
+bad:
+    return qq_fail(err, QQ_EXIT_USAGE, "-H: expected [ssh://][USER@]HOST[:PORT], not \"%s\"", spec);
+}
+
+/* ------------------------------------------------------------------ ssh */
+
+static const char *remote_bin(void)
+{
+    const char *b = getenv("QQMGR_REMOTE_BIN");
+    return b && *b ? b : "qqmgr";
+}
+
+/* "ssh [-F CONFIG] [-l USER] [-p PORT]" (without the destination) */
+static int ssh_base(const remote_host *h, char ***v, size_t *n, qq_err *err)
+{
+    strv_push(v, n, xstrdup("ssh"));
+    const char *cfg = getenv("QQMGR_SSH_CONFIG");
+    if (cfg && *cfg) {
+        for (const unsigned char *c = (const unsigned char *)cfg; *c; c++)
+            if (*c < ' ')
+                return qq_fail(err, QQ_EXIT_USAGE, "QQMGR_SSH_CONFIG: a control character in the path");
+        strv_push(v, n, xstrdup("-F"));
+        strv_push(v, n, xstrdup(cfg));
+    }
+    if (h->user[0]) {
+        strv_push(v, n, xstrdup("-l"));
+        strv_push(v, n, xstrdup(h->user));
+    }
+    if (h->port) {
+        strv_push(v, n, xstrdup("-p"));
+        strv_push(v, n, xasprintf("%d", h->port));
+    }
+    return 0;
+}
+
+/* The command line the remote shell runs. */
+static char *remote_command(const char *config_path, bool debug, int argc, char **argv)
+{
+    sbuf b = SBUF_INIT;
+    sbuf_adds(&b, remote_bin());
+    if (debug)
+        sbuf_adds(&b, " -d");
+    if (config_path) {
+        sbuf_adds(&b, " -c ");
+        sbuf_add_shell_quoted(&b, config_path);
+    }
+    for (int i = 0; i < argc; i++) {
+        sbuf_addc(&b, ' ');
+        sbuf_add_shell_quoted(&b, argv[i]);
+    }
+    return sbuf_steal(&b);
+}
+
+static void print_argv(char **av)
+{
+    sbuf b = SBUF_INIT;
+    sbuf_adds(&b, "+");
+    for (char **p = av; *p; p++) {
+        sbuf_addc(&b, ' ');
+        sbuf_add_shell_quoted(&b, *p);
+    }
+    fprintf(stderr, "%s\n", sbuf_str(&b));
+    sbuf_free(&b);
+}
+
+/* Run av, wait for it; with capture, its stdout is collected there. Ctrl-C
+ * and Ctrl-\ reach ssh (same process group), qqmgr waits for its status.
+ * Returns the exit status (128+N for a signal), or -1 with err when ssh
+ * could not be run at all. */
+static int run_ssh(char **av, sbuf *capture, qq_err *err)
+{
+    int out[2] = { -1, -1 }, report[2];
+    if ((capture && pipe2(out, O_CLOEXEC) < 0) || pipe2(report, O_CLOEXEC) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        if (capture)
+            dup2(out[1], 1);
+        execvp(av[0], av);
+        int e = errno;
+        if (write(report[1], &e, sizeof e) < 0) {
+            /* nothing left to tell */
+        }
+        _exit(127);
+    }
+    int e = errno;
+    close(report[1]);
+    if (capture)
+        close(out[1]);
+    int rc;
+    if (pid < 0) {
+        rc = qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(e));
+    } else {
+        if (capture) {
+            char buf[4096];
+            ssize_t k;
+            while ((k = read(out[0], buf, sizeof buf)) != 0) {
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k < 0)
+                    break;
+                sbuf_add(capture, buf, (size_t)k);
+            }
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        int exec_errno = 0;
+        if (read(report[0], &exec_errno, sizeof exec_errno) == (ssize_t)sizeof exec_errno)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "cannot run %s: %s (is openssh-client installed?)", av[0],
+                         strerror(exec_errno));
+        else
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    close(report[0]);
+    if (capture)
+        close(out[0]);
+    return rc;
+}
+
+/* ssh's own failures and a missing remote qqmgr become one clear line. */
+static int map_status(const remote_host *h, int rc, qq_err *err)
+{
+    if (rc == 255)
+        return qq_fail(err, QQ_EXIT_FAIL, "-H %s: ssh failed (its message is above)", h->host);
+    if (rc == 127)
+        return qq_fail(err, QQ_EXIT_FAIL, "qqmgr not found on %s (QQMGR_REMOTE_BIN: %s)", h->host, remote_bin());
+    if (rc == 126)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s on %s cannot be executed", remote_bin(), h->host);
+    return rc;
+}
+
+/* Run qqmgr on the host: argv is the command line after the global options. */
+static int run_remote(const remote_host *h, const char *config_path, bool debug, int argc, char **argv,
+                      const char *tty_flag, sbuf *capture, qq_err *err)
+{
+    _cleanup_strv_ char **av = NULL;
+    size_t n = 0;
+    if (ssh_base(h, &av, &n, err) < 0)
+        return -1;
+    if (tty_flag)
+        strv_push(&av, &n, xstrdup(tty_flag));
+    strv_push(&av, &n, xstrdup(h->host));
+    strv_push(&av, &n, xstrdup("--"));
+    strv_push(&av, &n, remote_command(config_path, debug, argc, argv));
+    if (debug)
+        print_argv(av);
+    int rc = run_ssh(av, capture, err);
+    return rc < 0 ? -1 : map_status(h, rc, err);
+}
+
+/* ------------------------------------------------------------------ ssh, put, get */
+
+static bool key_is(const char *line, const char *key)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    size_t k = strlen(key);
+    return strncasecmp(line, key, k) == 0 && (line[k] == ' ' || line[k] == '\t' || line[k] == '=');
+}
+
+/* The VM's ssh config as the host wrote it, reached through the host:
+ * ProxyCommand after the Host line (ssh keeps the first value), the host's
+ * connection-sharing keys dropped (their paths are the host's). */
+static char *local_config(const remote_host *h, const char *text, qq_err *err)
+{
+    _cleanup_strv_ char **pv = NULL;
+    size_t pn = 0;
+    if (ssh_base(h, &pv, &pn, err) < 0)
+        return NULL;
+    sbuf proxy = SBUF_INIT;
+    for (size_t i = 0; i < pn; i++) {
+        sbuf one = SBUF_INIT;
+        sbuf_add_shell_quoted(&one, pv[i]);
+        for (const char *c = sbuf_str(&one); *c; c++) {   /* ssh expands %-tokens */
+            if (*c == '%')
+                sbuf_addc(&proxy, '%');
+            sbuf_addc(&proxy, *c);
+        }
+        sbuf_free(&one);
+        sbuf_addc(&proxy, ' ');
+    }
+    sbuf_adds(&proxy, "-W %h:%p ");
+    sbuf_adds(&proxy, h->host);   /* a plain word (remote_parse) */
+
+    sbuf b = SBUF_INIT;
+    sbuf_addf(&b, "# the host's ssh config of the VM, reached through %s\n", h->host);
+    _cleanup_free_ char *copy = xstrdup(text);
+    for (char *line = copy, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (key_is(line, "ControlMaster") || key_is(line, "ControlPath") || key_is(line, "ControlPersist"))
+            continue;
+        sbuf_adds(&b, line);
+        sbuf_addc(&b, '\n');
+        if (key_is(line, "Host"))
+            sbuf_addf(&b, "    ProxyCommand %s\n    ControlMaster no\n    ControlPath none\n", sbuf_str(&proxy));
+    }
+    sbuf_free(&proxy);
+    return sbuf_steal(&b);
+}
+
+/* ${XDG_CACHE_HOME:-~/.cache}/qqmgr/remote/[USER@]HOST[:PORT]/VM.ssh.conf,
+ * rewritten (atomically) on each use. */
+static int write_local_config(const remote_host *h, const char *vm, const char *text, char *path, size_t len,
+                              qq_err *err)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    _cleanup_free_ char *base = xdg && xdg[0] == '/' ? xasprintf("%s/qqmgr/remote", xdg)
+                              : home && home[0] == '/' ? xasprintf("%s/.cache/qqmgr/remote", home) : NULL;
+    if (!base)
+        return qq_fail(err, QQ_EXIT_FAIL, "-H: nowhere to write the VM's ssh config: neither XDG_CACHE_HOME nor HOME is set");
+    char port[16] = "";
+    if (h->port)
+        snprintf(port, sizeof port, ":%d", h->port);
+    _cleanup_free_ char *dir = xasprintf("%s/%s%s%s%s", base, h->user, h->user[0] ? "@" : "", h->host, port);
+    if (fs_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    int n = snprintf(path, len, "%s/%s.ssh.conf", dir, vm);
+    if (n < 0 || (size_t)n >= len)
+        return qq_fail(err, QQ_EXIT_FAIL, "-H: path too long under %s", dir);
+    return fs_write_atomic(path, text, strlen(text), 0600, err);
+}
+
+static int via_host(const remote_host *h, const char *config_path, bool debug, int argc, char **argv,
+                    qq_err *err)
+{
+    const char *vm = argv[1];
+    char *q[] = { "ssh-config", (char *)vm, "--json" };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    int rc = run_remote(h, config_path, debug, 3, q, "-n", &out, err);
+    if (rc != 0)
+        return rc;
+    json_error_t je;
+    _cleanup_json_ json_t *doc = json_loads(sbuf_str(&out), 0, &je);
+    const char *text = json_string_value(json_object_get(doc, "config"));
+    const char *alias = json_string_value(json_object_get(doc, "host"));
+    json_t *port = json_object_get(doc, "port");
+    if (!text || !alias || !json_is_integer(port))
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "-H %s: `ssh-config %s --json` there gave no config (is its qqmgr older than this one?)",
+                       h->host, vm);
+    _cleanup_free_ char *conf = local_config(h, text, err);
+    if (!conf)
+        return -1;
+    /* ssh closes every inherited descriptor before it reads -F: a file it is */
+    ssh_target t = { .port = (int)json_integer_value(port) };
+    if (write_local_config(h, vm, conf, t.conf, sizeof t.conf, err) < 0)
+        return -1;
+    snprintf(t.alias, sizeof t.alias, "%s", alias);
+    if (debug)
+        fprintf(stderr, "+ cat %s\n%s", t.conf, conf);
+    if (strcmp(argv[0], "ssh") == 0) {
+        int rest = argc - 2;
+        char **cmd = argv + 2;
+        if (rest > 0 && strcmp(cmd[0], "--") == 0) {
+            rest--;
+            cmd++;
+        }
+        ssh_exec(&t, debug, rest, cmd, err);   /* returns only on failure */
+        return -1;
+    }
+    bool put = strcmp(argv[0], "put") == 0;
+    return ssh_copy(&t, debug, put, argv[2], argv[3], err);
+}
+
+/* Is this `ssh VM …`, `put VM A B` or `get VM A B` (no options), the
+ * commands that reach the guest from here? */
+static bool reaches_guest(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-')
+        return false;
+    if (strcmp(argv[0], "ssh") == 0)
+        return true;
+    if (strcmp(argv[0], "put") != 0 && strcmp(argv[0], "get") != 0)
+        return false;
+    if (argc != 4)
+        return false;
+    for (int i = 2; i < argc; i++)
+        if (argv[i][0] == '-')
+            return false;
+    return true;
+}
+
+int remote_run(const remote_host *h, const char *config_path, bool debug, int argc, char **argv, qq_err *err)
+{
+    if (reaches_guest(argc, argv))
+        return via_host(h, config_path, debug, argc, argv, err);
+    bool terminal = strcmp(argv[0], "console") == 0 || strcmp(argv[0], "gdb") == 0 ||
+                    strcmp(argv[0], "qemu") == 0;
+    const char *tty = terminal ? (isatty(0) ? "-t" : NULL) : "-n";
+    return run_remote(h, config_path, debug, argc, argv, tty, NULL, err);
+}
