@@ -54,6 +54,29 @@ static void fail_malformed(qmp *q, qq_err *err, const char *why)
     qq_fail(err, QQ_EXIT_FAIL, "QMP %s: malformed message from QEMU%s", q->path, why);
 }
 
+/* More than max values (commas, colons, brackets outside strings) in s? A
+ * message of 16 MiB of tiny values would cost jansson tens of times its size:
+ * such a message is malformed, so parsing stays within a few times the cap. */
+static bool too_many_values(const char *s, size_t len, size_t max)
+{
+    size_t n = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if ((c == ',' || c == ':' || c == '[' || c == '{') && ++n > max) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Take one complete line (one JSON message) out of q->in, if there is one.
  * Each byte is looked at once, so a flood of blank lines or one endless line
  * costs linear time; a line longer than QMP_MAX_MESSAGE is malformed. */
@@ -92,6 +115,11 @@ static json_t *take_message(qmp *q, qq_err *err, bool *bad)
             sp++;
         if (sp == linelen)
             continue;   /* a blank line */
+        if (too_many_values(start, linelen, QMP_MAX_VALUES)) {
+            *bad = true;
+            fail_malformed(q, err, " (too many values)");
+            return NULL;
+        }
         json_error_t je;
         json_t *msg = json_loadb(start, linelen, 0, &je);
         if (!msg || !json_is_object(msg)) {

@@ -11,8 +11,9 @@
  * deadline (its timeout_ms, counted from the call) that arriving data cannot
  * extend — an endless stream of events or blank lines ends the call at the
  * deadline like silence does; connecting to a listener that never accepts is
- * bounded by the same clock. One message longer than QMP_MAX_MESSAGE bytes is
- * "malformed" (memory stays bounded by it). At most QMP_MAX_EVENTS events are
+ * bounded by the same clock. One message longer than QMP_MAX_MESSAGE bytes,
+ * or holding more than QMP_MAX_VALUES JSON values, is "malformed" (memory
+ * stays bounded by them: parsing costs a few times the message). At most QMP_MAX_EVENTS events are
  * kept: a full queue drops its oldest, counted by qmp_events_dropped.
  *
  * Errors are one line: a transport failure
@@ -30,6 +31,7 @@
 #include "../base/err.h"
 
 #define QMP_MAX_MESSAGE (16u << 20)   /* bytes in one message (one line) */
+#define QMP_MAX_VALUES (256u << 10)   /* JSON values in one message */
 #define QMP_MAX_EVENTS 1024             /* events kept between qmp_take_events */
 
 typedef struct qmp qmp;

@@ -6,6 +6,7 @@ a greeting and an answer to qmp_capabilities, then, after the next command:
   events  an endless stream of events
   blank   endless blank lines
   line    one endless line (never a newline)
+  values  one 8 MiB reply of 4 Mi tiny values (under the size cap, costly to parse), then nothing
   stall   nothing, ever (the connection stays open)
 
 Usage: python3 fake_qmp.py DIR MODE   (prints "ready" once listening; SIGTERM ends it)
@@ -34,6 +35,12 @@ def serve(c, mode):
         req = json.loads(f.readline() or b"{}")
         c.sendall((json.dumps({"return": {}, "id": req.get("id")}) + "\r\n").encode())
         f.readline()
+        if mode == "stall":
+            while True:
+                time.sleep(60)
+        if mode == "values":
+            c.sendall(b'{"return": [0' + b",0" * (4 << 20) + b"]}\r\n")
+            mode = "stall"
         if mode == "stall":
             while True:
                 time.sleep(60)

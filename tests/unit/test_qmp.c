@@ -63,7 +63,7 @@ static int listen_at(const char *p)
  * qmp_capabilities, then for the next command runs `mode`. */
 enum fake_mode { FAKE_SILENT_AFTER_CAPS, FAKE_EVENTS_THEN_REPLY, FAKE_CLOSE_AFTER_CAPS,
                  FAKE_ERROR_REPLY, FAKE_FLOOD_EVENTS, FAKE_FLOOD_BLANK, FAKE_FLOOD_LINE,
-                 FAKE_2000_EVENTS_THEN_REPLY, FAKE_BLANK_BEFORE_GREETING };
+                 FAKE_2000_EVENTS_THEN_REPLY, FAKE_BLANK_BEFORE_GREETING, FAKE_HUGE_ARRAY_REPLY };
 
 /* Write the same chunk until the client goes away (EPIPE), then exit. */
 _Noreturn static void flood(int c, const char *chunk)
@@ -123,6 +123,20 @@ static pid_t fake_server(const char *p, enum fake_mode mode)
         flood(c, "\r\n");
     if (mode == FAKE_FLOOD_LINE)
         flood(c, "{\"return\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    if (mode == FAKE_HUGE_ARRAY_REPLY) {
+        /* one 8 MiB message of 4 Mi tiny values: under the byte cap, over the value cap */
+        signal(SIGPIPE, SIG_IGN);
+        dprintf(c, "{\"return\": [0");
+        static char zeros[1 << 16];
+        for (size_t i = 0; i < sizeof zeros; i += 2)
+            memcpy(zeros + i, ",0", 2);
+        for (int i = 0; i < 128; i++)
+            if (write(c, zeros, sizeof zeros) < 0)
+                _exit(0);
+        dprintf(c, "]}\r\n");
+        pause();
+        _exit(0);
+    }
     if (mode == FAKE_2000_EVENTS_THEN_REPLY) {
         for (int i = 0; i < 2000; i++)
             dprintf(c, "{\"event\": \"E\", \"data\": {\"n\": %d}}\r\n", i);
@@ -332,6 +346,21 @@ static void test_endless_line_is_malformed_past_16_mib_and_memory_stays_bounded(
     kill_child(srv);
 }
 
+static void test_message_of_millions_of_tiny_values_is_malformed(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/huge-array.sock", tmpdir);
+    pid_t srv = fake_server(p, FAKE_HUGE_ARRAY_REPLY);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    assert_non_null(q);
+    assert_null(qmp_execute(q, "query-status", NULL, 20000, &e));
+    assert_non_null(strstr(e.msg, "malformed message from QEMU (too many values)"));
+    qmp_close(q);
+    kill_child(srv);
+}
+
 static void test_event_queue_keeps_the_newest_and_counts_the_dropped(void **state)
 {
     (void)state;
@@ -494,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_endless_blank_lines_cannot_extend_a_call),
         cmocka_unit_test(test_endless_blank_lines_before_the_greeting_end_the_open_at_its_deadline),
         cmocka_unit_test(test_endless_line_is_malformed_past_16_mib_and_memory_stays_bounded),
+        cmocka_unit_test(test_message_of_millions_of_tiny_values_is_malformed),
         cmocka_unit_test(test_event_queue_keeps_the_newest_and_counts_the_dropped),
         cmocka_unit_test(test_listener_that_never_accepts_with_a_full_backlog_bounds_the_open),
     };
