@@ -324,6 +324,41 @@ static void close_fds(int *fds, size_t n)
         }
 }
 
+/* The records prepare_run rewrites (port, argv), as they were before it: an
+ * earlier start's QEMU that takes the VM meanwhile keeps its own. */
+typedef struct prev_records {
+    char *text[2];   /* NULL: the file did not exist */
+} prev_records;
+
+static const layout_file prev_files[2] = { LAYOUT_SSH_PORT, LAYOUT_ARGV };
+
+static void prev_save(const char *dir, prev_records *p)
+{
+    for (size_t i = 0; i < 2; i++) {
+        _cleanup_free_ char *path = layout_path(dir, prev_files[i]);
+        p->text[i] = NULL;
+        if (fs_read_file(path, &p->text[i], NULL, NULL) < 0)
+            p->text[i] = NULL;
+    }
+}
+
+static void prev_restore(const char *dir, const prev_records *p)
+{
+    for (size_t i = 0; i < 2; i++) {
+        _cleanup_free_ char *path = layout_path(dir, prev_files[i]);
+        if (p->text[i])
+            fs_write_atomic(path, p->text[i], strlen(p->text[i]), 0600, NULL);
+        else
+            unlink(path);
+    }
+}
+
+static void prev_free(prev_records *p)
+{
+    for (size_t i = 0; i < 2; i++)
+        free(p->text[i]);
+}
+
 /* After a start failed: remove the runtime files only when they are ours —
  * not when another QEMU holds the pid file (one an earlier, killed start
  * launched, which took the VM meanwhile). Returns that QEMU's pid, or 0. */
@@ -402,6 +437,8 @@ static int start_locked(const config *cfg, const char *name, const char *dir, in
         return 0;
     }
 
+    _cleanup_(prev_free) prev_records prev;
+    prev_save(dir, &prev);
     vm_spec spec = { 0 };
     char **argv = NULL;
     if (prepare_run(cfg, name, avoid, navoid, ro, &spec, &argv, err) < 0) {
@@ -443,6 +480,8 @@ static int start_locked(const config *cfg, const char *name, const char *dir, in
             r->stderr_tail = stderr_tail(dir, 20);
             pid_t other = remove_own_runtime(dir);
             if (other > 0)
+                prev_restore(dir, &prev);
+            if (other > 0)
                 return qq_fail(err, QQ_EXIT_FAIL,
                                "%s: another QEMU (pid %ld) took the VM while this start ran (launched by an "
                                "earlier start that was killed?); it is left running: `qqmgr stop %s` ends it",
@@ -461,7 +500,8 @@ static int start_locked(const config *cfg, const char *name, const char *dir, in
                 kill(qemu, SIGKILL);
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
-            remove_own_runtime(dir);
+            if (remove_own_runtime(dir) > 0)
+                prev_restore(dir, &prev);
             r->stderr_tail = stderr_tail(dir, 20);
             return qq_fail(err, QQ_EXIT_FAIL, "%s: QMP did not answer within %d s; QEMU was killed", name,
                            timeout_s);

@@ -126,12 +126,13 @@ def test_start_after_a_killed_start_trusts_only_its_own_qemu_and_keeps_the_other
                     'touch launched$n\nwhile [ ! -e go$n ]; do sleep 0.02; done\n'
                     'exec qemu-system-x86_64 "$@"\n')
     gate.chmod(0o755)
-    project.write(f'[qemu]\nbin = "{gate}"\n' + bare_toml())
+    project.write(f'[qemu]\nbin = "{gate}"\n' + bare_toml() + '[vm.bare.ssh]\nport = "auto"\n')
     argv = [project.qqmgr, "-c", str(project.config), "start", "bare", "--json"]
     first = subprocess.Popen(argv, cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     second = None
     try:
         wait_until((project.path / "launched1").exists, 30, 0.02, what="first QEMU launched")
+        orphan_port = int((project.vm_dir("bare") / "ssh_port").read_text())   # chosen by the first start
         first.kill()                     # kill -9 of the first start; its QEMU lives on
         first.wait()
         second = subprocess.Popen(argv, cwd=project.path, stdout=subprocess.PIPE,
@@ -151,6 +152,7 @@ def test_start_after_a_killed_start_trusts_only_its_own_qemu_and_keeps_the_other
         # the orphan's files are left alone
         st = project.json("status", "bare", check=True)
         assert st["pid"] == orphan and st["state"] == "running"
+        assert st["ssh"]["port"] == orphan_port   # its recorded port, not the failed start's
         assert (project.vm_dir("bare") / "qmp.socket").exists()
     finally:
         for p in (first, second):
