@@ -175,6 +175,18 @@ int qq_begin(qq_ctx *ctx, config **c, qq_err *err);
 /* Parse whole seconds (min..86400): the one seconds parser. 0 with *out set, or -1. */
 int qq_parse_seconds(const char *text, long min, int *out);
 
+/* Commands on several VMs (start, stop, status, wait): `CMD VM`, `CMD VM VM…`
+ * or `CMD --all` (every VM of the config, file order; QQ_ALL_RUNNING: the
+ * running ones). One VM: one(ctx, VM), as always. Several: each in a child
+ * process of its own (its own lock and result), CPUs × 2 at a time; their
+ * output in the order given; stderr lines "qqmgr: …" get the VM's name;
+ * --json prints an array of the single-VM documents (a failed VM:
+ * {name, error, exit}). Returns 0 only when every VM's one() returned 0,
+ * else the largest status (1 or 2). */
+enum qq_all { QQ_ALL_CONFIGURED, QQ_ALL_RUNNING };
+typedef int (*qq_vm_fn)(qq_ctx *ctx, const char *name);
+int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, qq_vm_fn one);
+
 /* Shell-quote one argument for a copy-pasteable command line (appends to out). */
 void qq_shell_quote(sbuf *out, const char *arg);
 

@@ -15,6 +15,7 @@ typedef struct {
     int timeout;
     bool paused;
     const char *wrap;
+    bool all;
 } start_opts;
 
 static const char *const stages[] = { "ssh", "cloud-init", NULL };
@@ -27,16 +28,15 @@ static const qq_opt options[] = {
             "start with the CPUs stopped (-S): `qmp VM cont` or gdb's continue runs them"),
     QQ_STRING(0, "wrap", "'CMD ARGS'", start_opts, wrap,
               "run QEMU under a tool (valgrind, rr record, perf record, strace -f -o FILE); split like a cmd entry"),
+    QQ_FLAG(0, "all", start_opts, all, "every VM of the config (several VMs start in parallel)"),
     QQ_OPT_END,
 };
 
-static int run(qq_ctx *ctx, int argc, char **argv)
+static int start_one(qq_ctx *ctx, const char *name)
 {
-    (void)argc;
     const start_opts *o = ctx->opts;
     const char *wait = o->wait;
     int timeout = o->timeout;
-    const char *name = argv[1];
     qq_err err = { 0 };
     long long t0 = proc_now_ms();
     if (!timeout)
@@ -97,9 +97,15 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+static int run(qq_ctx *ctx, int argc, char **argv)
+{
+    const start_opts *o = ctx->opts;
+    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_CONFIGURED, start_one);
+}
+
 const qq_command qq_cmd_start = {
-    .name = "start", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
-    .summary = "start a VM (returns when QMP answers; --wait also waits for the guest)",
+    .name = "start", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .summary = "start VMs (returns when QMP answers; --wait also waits for the guests)",
     QQ_OPTIONS(start_opts, options, NULL),
     .json = "{name, pid, ssh_port, already_running, state, elapsed_ms}",
 };

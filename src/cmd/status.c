@@ -4,15 +4,22 @@
 #include "../app/vm.h"
 #include "cmd.h"
 
-static int run(qq_ctx *ctx, int argc, char **argv)
+typedef struct {
+    bool all;
+} status_opts;
+
+static const qq_opt options[] = {
+    QQ_FLAG(0, "all", status_opts, all, "every running VM of the config"),
+    QQ_OPT_END,
+};
+
+static int status_one(qq_ctx *ctx, const char *name)
 {
-    (void)argc;
     qq_err err = { 0 };
     config *c;
     int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    const char *name = argv[1];
     json_t *o = vm_status_json(c, name, &err);
     if (!o)
         return qq_report(&err);
@@ -38,8 +45,15 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+static int run(qq_ctx *ctx, int argc, char **argv)
+{
+    const status_opts *o = ctx->opts;
+    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_RUNNING, status_one);
+}
+
 const qq_command qq_cmd_status = {
-    .name = "status", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
-    .summary = "show a VM's state, pid, ports and files",
+    .name = "status", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .summary = "show VMs' state, pid, ports and files",
+    QQ_OPTIONS(status_opts, options, NULL),
     .json = "the original qqmgr's fields, plus state and uptime",
 };

@@ -10,6 +10,7 @@
 typedef struct {
     int timeout;
     bool force;
+    bool all;
 } stop_opts;
 
 static const stop_opts defaults = { .timeout = 30 };
@@ -17,16 +18,15 @@ static const stop_opts defaults = { .timeout = 30 };
 static const qq_opt options[] = {
     QQ_SECONDS("timeout", stop_opts, timeout, 0, "how long to wait for the guest to power off"),
     QQ_FLAG('f', "force", stop_opts, force, "skip the polite steps: QMP quit, then kill"),
+    QQ_FLAG(0, "all", stop_opts, all, "every running VM of the config (stopped in parallel)"),
     QQ_OPT_END,
 };
 
-static int run(qq_ctx *ctx, int argc, char **argv)
+static int stop_one(qq_ctx *ctx, const char *name)
 {
-    (void)argc;
     const stop_opts *o = ctx->opts;
     int timeout = o->timeout;
     bool force = o->force;
-    const char *name = argv[1];
     qq_err err = { 0 };
     config *c = qq_config(ctx, &err);
     if (!c)
@@ -54,9 +54,15 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+static int run(qq_ctx *ctx, int argc, char **argv)
+{
+    const stop_opts *o = ctx->opts;
+    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_RUNNING, stop_one);
+}
+
 const qq_command qq_cmd_stop = {
-    .name = "stop", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
-    .summary = "power a VM down (ACPI, then QMP quit, SIGTERM, SIGKILL)",
+    .name = "stop", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .summary = "power VMs down (ACPI, then QMP quit, SIGTERM, SIGKILL)",
     QQ_OPTIONS(stop_opts, options, &defaults),
     .json = "{name, was_running, pid, stopped_by, elapsed_ms}",
 };

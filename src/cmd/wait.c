@@ -10,6 +10,7 @@
 typedef struct {
     const char *stage;
     int timeout;
+    bool all;
 } wait_opts;
 
 static const char *const stages[] = { "ssh", "cloud-init", NULL };
@@ -18,12 +19,12 @@ static const wait_opts defaults = { .stage = "ssh", .timeout = 300 };
 static const qq_opt options[] = {
     QQ_ENUM("for", "STAGE", wait_opts, stage, stages, "what to wait for: ssh answers, or cloud-init finished"),
     QQ_SECONDS("timeout", wait_opts, timeout, 1, "give up after S seconds"),
+    QQ_FLAG(0, "all", wait_opts, all, "every VM of the config (waited for in parallel)"),
     QQ_OPT_END,
 };
 
-static int run(qq_ctx *ctx, int argc, char **argv)
+static int wait_one(qq_ctx *ctx, const char *name)
 {
-    (void)argc;
     const wait_opts *o = ctx->opts;
     const char *stage = o->stage;
     int timeout = o->timeout;
@@ -32,17 +33,23 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     if (!c)
         return qq_report(&err);
     long long t0 = proc_now_ms();
-    if (ssh_wait_ready(c, argv[1], stage, t0 + (long long)timeout * 1000, isatty(2) && !ctx->json, &err) < 0)
+    if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, isatty(2) && !ctx->json, &err) < 0)
         return qq_report(&err);
     if (ctx->json)
-        qq_print_json(json_pack("{s:s, s:s, s:b, s:I}", "name", argv[1], "for", stage, "ready", 1, "elapsed_ms",
+        qq_print_json(json_pack("{s:s, s:s, s:b, s:I}", "name", name, "for", stage, "ready", 1, "elapsed_ms",
                                 (json_int_t)(proc_now_ms() - t0)));
     return 0;
 }
 
+static int run(qq_ctx *ctx, int argc, char **argv)
+{
+    const wait_opts *o = ctx->opts;
+    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_CONFIGURED, wait_one);
+}
+
 const qq_command qq_cmd_wait = {
-    .name = "wait", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
-    .summary = "wait until the guest is ready",
+    .name = "wait", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .summary = "wait until the guests are ready",
     QQ_OPTIONS(wait_opts, options, &defaults),
     .json = "{name, for, ready, elapsed_ms}",
 };

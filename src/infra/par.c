@@ -1,0 +1,125 @@
+/* par — see par.h. */
+#include "par.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/sbuf.h"
+#include "../base/xalloc.h"
+
+typedef struct item {
+    pid_t pid;          /* 0: not started, -1: ended */
+    int out, err;       /* memory files (-1 when closed) */
+    int status;
+    bool ended;
+} item;
+
+size_t par_default_parallel(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n * 2 : 2;
+}
+
+static void slurp(int fd, sbuf *b)
+{
+    char buf[8192];
+    off_t off = 0;
+    ssize_t k;
+    while ((k = pread(fd, buf, sizeof buf, off)) > 0) {
+        sbuf_add(b, buf, (size_t)k);
+        off += k;
+    }
+}
+
+static int start_one(item *it, size_t i, par_fn fn, void *arg, qq_err *err)
+{
+    it->out = memfd_create("qqmgr-stdout", MFD_CLOEXEC);
+    it->err = memfd_create("qqmgr-stderr", MFD_CLOEXEC);
+    if (it->out < 0 || it->err < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "memfd_create: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(it->out, 1);
+        dup2(it->err, 2);
+        int rc = fn(i, arg);
+        fflush(NULL);
+        _exit(rc & 0xff);
+    }
+    it->pid = pid;
+    return 0;
+}
+
+int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, qq_err *err)
+{
+    if (max_parallel < 1)
+        max_parallel = 1;
+    item *items = xcalloc(n ? n : 1, sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i].out = items[i].err = -1;
+    size_t next = 0, reported = 0, running = 0;
+    int rc = 0;
+    while (reported < n) {
+        while (rc == 0 && next < n && running < max_parallel) {
+            if (start_one(&items[next], next, fn, arg, err) < 0) {
+                rc = -1;
+                break;
+            }
+            next++;
+            running++;
+        }
+        /* report what is done, in order */
+        while (reported < next && items[reported].ended) {
+            item *it = &items[reported];
+            sbuf o = SBUF_INIT, e = SBUF_INIT;
+            slurp(it->out, &o);
+            slurp(it->err, &e);
+            close(it->out);
+            close(it->err);
+            it->out = it->err = -1;
+            par_result r = { .status = it->status, .out = sbuf_str(&o), .out_len = o.len,
+                             .err = sbuf_str(&e), .err_len = e.len };
+            done(reported, &r, arg);
+            sbuf_free(&o);
+            sbuf_free(&e);
+            reported++;
+        }
+        if (reported >= next && (rc < 0 || next >= n))
+            break;
+        if (running == 0)
+            continue;
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = qq_fail(err, QQ_EXIT_FAIL, "waitpid: %s", strerror(errno));
+            break;
+        }
+        for (size_t i = 0; i < next; i++) {
+            if (items[i].pid == pid && !items[i].ended) {
+                items[i].ended = true;
+                items[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                running--;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].out >= 0)
+            close(items[i].out);
+        if (items[i].err >= 0)
+            close(items[i].err);
+    }
+    free(items);
+    return rc;
+}

@@ -1,0 +1,116 @@
+"""Several VMs per command: `start a b`, `stop --all`, `status --all`, `wait a b`.
+
+Guestless VMs (nothing boots; QEMU starts in tens of milliseconds). Each VM is handled
+in a process of its own, in parallel; the output keeps the order given.
+"""
+
+import json
+import os
+
+from test_lifecycle import BARE, pid_alive
+
+
+def vms(*names, bad=()):
+    out = []
+    for n in names:
+        extra = ', "-no-such-option"' if n in bad else ""
+        out.append(f'[vm.{n}]\ncmd = ["{BARE}"{extra}]\n')
+    return "\n".join(out)
+
+
+def test_start_several_json_is_an_array_in_the_order_given(project):
+    project.write(vms("a", "b", "c"))
+    try:
+        docs = project.json("start", "c", "a", "b", check=True)
+        assert [d["name"] for d in docs] == ["c", "a", "b"]
+        assert all(d["state"] == "running" and d["already_running"] is False for d in docs)
+        assert len({d["pid"] for d in docs}) == 3 and all(pid_alive(d["pid"]) for d in docs)
+        st = project.json("status", "--all", check=True)
+        assert [d["name"] for d in st] == ["a", "b", "c"]          # file order
+        assert all(d["running"] and d["alive"] for d in st)
+        # one VM: one document, not an array, as before
+        assert project.json("status", "b", check=True)["name"] == "b"
+    finally:
+        stop = project.json("stop", "--all", "--force", check=True)
+    assert [d["name"] for d in stop] == ["a", "b", "c"]
+    assert all(d["was_running"] for d in stop)
+    assert not any(pid_alive(d["pid"]) for d in docs)
+
+
+def test_stop_all_and_status_all_take_only_the_running_vms(project):
+    project.write(vms("a", "b", "c"))
+    project.run("start", "b", check=True)
+    try:
+        assert [d["name"] for d in project.json("status", "--all", check=True)] == ["b"]
+    finally:
+        stop = project.json("stop", "--all", "--force", check=True)
+    assert [d["name"] for d in stop] == ["b"]
+    assert project.json("stop", "--all", check=True) == []
+    r = project.run("status", "--all", check=True)
+    assert r.stdout == "" and "no running VM" in r.stderr
+
+
+def test_start_all_starts_every_vm_and_text_output_keeps_the_order(project):
+    project.write(vms("x", "y", "z"))
+    try:
+        r = project.run("start", "--all", check=True)
+        lines = r.stdout.splitlines()
+        assert [l.split()[1] for l in lines] == ["x", "y", "z"], r.stdout
+        assert all(l.startswith("started ") for l in lines)
+    finally:
+        project.run("stop", "--all", "--force")
+
+
+def test_one_failing_vm_fails_the_command_and_its_message_names_it(project):
+    project.write(vms("good", "bad", "good2", bad=("bad",)))
+    try:
+        r = project.run("start", "good", "bad", "good2", "--json")
+        assert r.returncode == 1
+        docs = json.loads(r.stdout)
+        assert [d["name"] for d in docs] == ["good", "bad", "good2"]
+        assert docs[0]["state"] == "running" and docs[2]["state"] == "running"
+        assert docs[1]["exit"] == 1 and "bad" in docs[1]["error"] and "QEMU exited" in docs[1]["error"]
+        # every qqmgr line about the failure names the VM
+        msgs = [l for l in r.stderr.splitlines() if l.startswith("qqmgr: ")]
+        assert msgs and all(l.startswith("qqmgr: bad: ") for l in msgs), r.stderr
+        assert "-no-such-option" in r.stderr                    # QEMU's own message
+        # the others were started and are left running
+        assert [d["name"] for d in project.json("status", "--all", check=True)] == ["good", "good2"]
+    finally:
+        project.run("stop", "--all", "--force")
+
+
+def test_an_unknown_vm_among_several_is_exit_2_naming_it(project):
+    project.write(vms("a"))
+    try:
+        r = project.run("start", "a", "nosuch")
+        assert r.returncode == 2
+        assert 'no VM named "nosuch"' in r.stderr and "qqmgr: nosuch: " in r.stderr
+    finally:
+        project.run("stop", "--all", "--force")
+
+
+def test_the_same_vm_twice_starts_one_qemu_under_its_lock(project):
+    project.write(vms("a"))
+    try:
+        docs = project.json("start", "a", "a", "a", check=True)
+        assert len({d["pid"] for d in docs}) == 1
+        assert sorted(d["already_running"] for d in docs) == [False, True, True]
+    finally:
+        project.run("stop", "--all", "--force")
+
+
+def test_names_and_all_together_or_neither_are_usage_errors(project):
+    project.write(vms("a"))
+    r = project.run("start", "a", "--all")
+    assert r.returncode == 2 and "not both" in r.stderr
+    for cmd in ("start", "stop", "status", "wait"):
+        r = project.run(cmd)
+        assert r.returncode == 2 and "usage: qqmgr " + cmd in r.stderr
+
+
+def test_wait_on_several_vms_without_ssh_names_each(project):
+    project.write(vms("a", "b"))
+    r = project.run("wait", "a", "b", "--timeout", "5")
+    assert r.returncode == 2
+    assert "qqmgr: a: " in r.stderr and "qqmgr: b: " in r.stderr
