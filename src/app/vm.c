@@ -513,8 +513,9 @@ static int start_locked(const config *cfg, const char *name, const char *dir, in
                 json_t *res = qmp_execute(q, "query-status", NULL, (int)(left > 0 ? left : 1), &e);
                 qmp_close(q);
                 /* success only when the QEMU that answers is ours: the pid-file
-                 * lock holder is our child (not one a killed start launched) */
-                if (res && layout_pid_holder(dir) != pid) {
+                 * lock holder is our child (not one a killed start launched),
+                 * or under --wrap the wrapper's descendant */
+                if (res && !proc_descends_from(layout_pid_holder(dir), pid)) {
                     json_decref(res);
                     res = NULL;
                 }

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -332,4 +333,26 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
             ;
     r->status = st;
     return 0;
+}
+
+bool proc_descends_from(pid_t pid, pid_t ancestor)
+{
+    for (int depth = 0; pid > 1 && depth < 64; depth++) {
+        if (pid == ancestor)
+            return true;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (n <= 0)
+            return false;
+        buf[n] = '\0';
+        /* "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses */
+        const char *p = strrchr(buf, ')');
+        long ppid;
+        if (!p || sscanf(p + 1, " %*c %ld", &ppid) != 1)
+            return false;
+        pid = (pid_t)ppid;
+    }
+    return false;
 }

@@ -79,4 +79,8 @@ int proc_reap(pid_t pid, int *status);
 /* Milliseconds on the monotonic clock. */
 long long proc_now_ms(void);
 
+/* Is pid ancestor itself, or its child, grandchild, … (from /proc's parent
+ * pids; a process under a wrapper such as strace -f descends from it)? */
+bool proc_descends_from(pid_t pid, pid_t ancestor);
+
 #endif

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,10 +151,43 @@ static void test_run_child_that_ignores_its_stdin_does_not_kill_us(void **state)
     free(in);
 }
 
+static void test_descends_from_finds_a_grandchild_not_a_parent(void **state)
+{
+    (void)state;
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        /* a wrapper: its child (QEMU under strace -f) is our grandchild */
+        pid_t g = fork();
+        if (g == 0) {
+            pid_t me = getpid();
+            if (write(ready[1], &me, sizeof me) != (ssize_t)sizeof me)
+                _exit(1);
+            pause();
+            _exit(0);
+        }
+        waitpid(g, NULL, 0);
+        _exit(0);
+    }
+    pid_t grandchild = 0;
+    assert_int_equal(read(ready[0], &grandchild, sizeof grandchild), (ssize_t)sizeof grandchild);
+    bool got[] = { proc_descends_from(grandchild, child), proc_descends_from(grandchild, getpid()),
+                   proc_descends_from(child, child), proc_descends_from(child, grandchild),
+                   proc_descends_from(getppid(), getpid()), proc_descends_from(0, child) };
+    kill(grandchild, SIGKILL);   /* before any assert: a failure leaves no process behind */
+    waitpid(child, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    assert_true(got[0] && got[1] && got[2]);
+    assert_false(got[3] || got[4] || got[5]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_captures_stdout_and_stderr_apart),
+        cmocka_unit_test(test_descends_from_finds_a_grandchild_not_a_parent),
         cmocka_unit_test(test_run_delivers_stdin_text_then_closes_it),
         cmocka_unit_test(test_run_without_stdin_text_reads_dev_null_when_asked),
         cmocka_unit_test(test_run_in_the_given_directory),
