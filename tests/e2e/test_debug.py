@@ -111,6 +111,18 @@ def test_gdb_guest_with_a_gdb_device_it_cannot_reach_is_a_usage_error_naming_it(
     assert "-gdb pty" in cp.stderr and "vm.bare.cmd[1]" in cp.stderr and "qqmgr.toml:" in cp.stderr
 
 
+def test_gdb_symbols_that_cannot_be_read_fail_before_gdb_runs(project):
+    project.write(bare_toml() + '[vm.bare.vars]\nsymbols = "no-such-vmlinux"\n')
+    project.run("start", "bare", check=True)
+    cp = project.run("gdb", "bare", "--guest")
+    assert cp.returncode == 1 and str(project.path / "no-such-vmlinux") in cp.stderr, cp.stderr
+    cp = project.run("gdb", "bare", "--guest", "--symbols", "/nonexistent/vmlinux")
+    assert cp.returncode == 1 and "/nonexistent/vmlinux" in cp.stderr
+    assert project.run("gdb", "bare", "--symbols", "x").returncode == 2       # --symbols needs --guest
+    assert project.run("gdb", "bare", "--guest", "--attach").returncode == 2
+    project.run("stop", "bare", "--force", check=True)
+
+
 def test_gdb_guest_of_a_stopped_vm_fails_with_the_start_hint(project):
     project.write(bare_toml())
     cp = project.run("gdb", "bare", "--guest")
