@@ -192,11 +192,15 @@ int forward_add(const config *cfg, const char *name, const char *netdev, forward
         snprintf(f->netdev, sizeof f->netdev, "%s", netdev);
     else if (find_netdev(cfg, name, ssh_port, f, err) < 0)
         return -1;
-    if (f->host_port == 0 && (f->host_port = net_pick_port(err)) < 0)
+    /* an automatic port is reserved (net.h) until QEMU holds it */
+    bool reserved = f->host_port == 0;
+    if (reserved && (f->host_port = net_reserve_port(NULL, 0, err)) < 0)
         return -1;
     _cleanup_free_ char *cmd = xasprintf("hostfwd_add %s %s:%s:%d-:%d", f->netdev, f->proto, f->host_addr,
                                          f->host_port, f->guest_port);
     _cleanup_free_ char *out = vm_hmp(cfg, name, cmd, err);
+    if (reserved)
+        net_release_port(f->host_port);
     if (!out)
         return -1;
     if (*trimmed(out))
