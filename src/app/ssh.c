@@ -165,26 +165,21 @@ int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err
     return qq_fail(err, QQ_EXIT_FAIL, "cannot run ssh: %s", strerror(e));
 }
 
-/* Run argv to its end (quiet: stdio on /dev/null): its exit status, 128+signal,
- * 127 when there is no such program, -1 when it could not run. */
-static int run_wait(char **argv, bool quiet)
+/* Run argv to its end (quiet: stdio on /dev/null; timeout_ms > 0: killed
+ * then): its exit status, 128+signal, 127 when there is no such program, -1
+ * when it could not run or was killed at the timeout. */
+static int run_wait_ms(char **argv, bool quiet, int timeout_ms)
 {
-    proc_run_opts o = { .null_stdio = quiet };
+    proc_run_opts o = { .null_stdio = quiet, .timeout_ms = timeout_ms };
     proc_result r;
     if (proc_run(argv, &o, &r, NULL) < 0)
         return errno == ENOENT ? 127 : -1;
+    if (r.timed_out)
+        return -1;
     return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
 }
 
-/* run_wait, quiet, killed after timeout_ms: its exit status, or -1 on timeout. */
-static int run_bounded(char **argv, int timeout_ms)
-{
-    proc_run_opts o = { .null_stdio = true, .timeout_ms = timeout_ms > 0 ? timeout_ms : 1 };
-    proc_result r;
-    if (proc_run(argv, &o, &r, NULL) < 0 || r.timed_out || !WIFEXITED(r.status))
-        return -1;
-    return WEXITSTATUS(r.status);
-}
+static int run_wait(char **argv, bool quiet) { return run_wait_ms(argv, quiet, 0); }
 
 int ssh_copy(const ssh_target *t, bool debug, bool put, const char *src, const char *dst, qq_err *err)
 {
@@ -227,7 +222,7 @@ void ssh_close_master(const char *state_dir, int timeout_ms)
     }
     char *av[] = { "ssh", "-F", conf, "-O", "exit", alias, NULL };
     long long left = deadline - proc_now_ms();
-    if (run_bounded(av, left > 0 ? (int)left : 0) != 0)
+    if (run_wait_ms(av, true, left > 0 ? (int)left : 1) != 0)
         unlink(ctl);   /* a master that does not answer: removing its socket is enough */
 }
 

@@ -163,6 +163,19 @@ static pid_t fake_server(const char *p, enum fake_mode mode)
     _exit(0);
 }
 
+/* A fake server in mode at tmpdir/name, and a client past the handshake. */
+static qmp *open_fake(const char *name, enum fake_mode mode, pid_t *srv)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    *srv = fake_server(p, mode);
+    qq_err e = { 0 };
+    qmp *q = qmp_open(p, 2000, &e);
+    if (!q)
+        fail_msg("%s", e.msg);
+    return q;
+}
+
 static void kill_child(pid_t pid)
 {
     kill(pid, SIGKILL);
@@ -189,12 +202,9 @@ static void test_no_greeting_times_out_with_a_clear_error(void **state)
 static void test_command_without_reply_times_out(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/wedged.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_SILENT_AFTER_CAPS);
+    pid_t srv;
+    qmp *q = open_fake("wedged.sock", FAKE_SILENT_AFTER_CAPS, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     long long t0 = now_ms();
     json_t *r = qmp_execute(q, "query-status", NULL, 200, &e);
     assert_null(r);
@@ -207,12 +217,9 @@ static void test_command_without_reply_times_out(void **state)
 static void test_events_before_the_reply_are_kept(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/events.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_EVENTS_THEN_REPLY);
+    pid_t srv;
+    qmp *q = open_fake("events.sock", FAKE_EVENTS_THEN_REPLY, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     _cleanup_json_ json_t *r = qmp_execute(q, "query-status", NULL, 2000, &e);
     assert_non_null(r);
     assert_string_equal(json_string_value(json_object_get(r, "status")), "paused");
@@ -227,12 +234,9 @@ static void test_events_before_the_reply_are_kept(void **state)
 static void test_closed_connection_is_reported(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/closed.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_CLOSE_AFTER_CAPS);
+    pid_t srv;
+    qmp *q = open_fake("closed.sock", FAKE_CLOSE_AFTER_CAPS, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     waitpid(srv, NULL, 0);
     assert_null(qmp_execute(q, "query-status", NULL, 2000, &e));
     assert_non_null(strstr(e.msg, "closed the connection"));
@@ -242,12 +246,9 @@ static void test_closed_connection_is_reported(void **state)
 static void test_error_reply_carries_class_and_description(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/err.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_ERROR_REPLY);
+    pid_t srv;
+    qmp *q = open_fake("err.sock", FAKE_ERROR_REPLY, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     assert_null(qmp_execute(q, "cont", NULL, 2000, &e));
     assert_string_equal(e.msg, "QMP cont: GenericError: nope");
     qmp_close(q);
@@ -275,12 +276,9 @@ static long maxrss_kib(void)
 
 static void flood_call_ends_at_its_deadline(enum fake_mode mode, const char *sockname)
 {
-    char p[300];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, sockname);
-    pid_t srv = fake_server(p, mode);
+    pid_t srv;
+    qmp *q = open_fake(sockname, mode, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     long long t0 = now_ms();
     json_t *r = qmp_execute(q, "query-status", NULL, 500, &e);
     long long took = now_ms() - t0;
@@ -328,12 +326,9 @@ static void test_endless_blank_lines_before_the_greeting_end_the_open_at_its_dea
 static void test_endless_line_is_malformed_past_16_mib_and_memory_stays_bounded(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/flood-line.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_FLOOD_LINE);
+    pid_t srv;
+    qmp *q = open_fake("flood-line.sock", FAKE_FLOOD_LINE, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     long before = maxrss_kib();
     long long t0 = now_ms();
     json_t *r = qmp_execute(q, "query-status", NULL, 20000, &e);
@@ -349,12 +344,9 @@ static void test_endless_line_is_malformed_past_16_mib_and_memory_stays_bounded(
 static void test_message_of_millions_of_tiny_values_is_malformed(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/huge-array.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_HUGE_ARRAY_REPLY);
+    pid_t srv;
+    qmp *q = open_fake("huge-array.sock", FAKE_HUGE_ARRAY_REPLY, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     assert_null(qmp_execute(q, "query-status", NULL, 20000, &e));
     assert_non_null(strstr(e.msg, "malformed message from QEMU (too many values)"));
     qmp_close(q);
@@ -364,12 +356,9 @@ static void test_message_of_millions_of_tiny_values_is_malformed(void **state)
 static void test_event_queue_keeps_the_newest_and_counts_the_dropped(void **state)
 {
     (void)state;
-    char p[300];
-    snprintf(p, sizeof p, "%s/2000-events.sock", tmpdir);
-    pid_t srv = fake_server(p, FAKE_2000_EVENTS_THEN_REPLY);
+    pid_t srv;
+    qmp *q = open_fake("2000-events.sock", FAKE_2000_EVENTS_THEN_REPLY, &srv);
     qq_err e = { 0 };
-    qmp *q = qmp_open(p, 2000, &e);
-    assert_non_null(q);
     _cleanup_json_ json_t *r = qmp_execute(q, "query-status", NULL, 5000, &e);
     assert_non_null(r);
     assert_int_equal(qmp_events_dropped(q), 2000 - QMP_MAX_EVENTS);
