@@ -33,6 +33,7 @@ struct config {
     json_t *imgs;      /* borrowed from root: object (may be empty) */
     json_t *vars;      /* borrowed: object */
     json_t *ssh;       /* borrowed: object */
+    json_t *nets;      /* borrowed: object, or NULL */
     const char *qemu_bin, *qemu_img;
     json_t *it_obj;    /* nth_key()'s position */
     void *it;
@@ -426,6 +427,73 @@ static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
     return 0;
 }
 
+/* [net.NAME]: a network the VMs of the config share (port, group). */
+static int check_net(const config *c, qq_err *err, const char *name, json_t *net)
+{
+    _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
+    sbuf_adds(&base, "net");
+    toml_path_append(&base, name);
+    if (want_type(c, err, sbuf_str(&base), net, JSON_OBJECT, "a table") < 0)
+        return -1;
+    if (!valid_name(name))
+        return bad_name(c, err, sbuf_str(&base), "network", name);
+    static const char *const keys[] = { "port", "group", NULL };
+    if (check_table_keys(c, err, sbuf_str(&base), net, keys) < 0)
+        return -1;
+    json_t *v = json_object_get(net, "port");
+    path_key(&p, sbuf_str(&base), "port");
+    if (v && !(json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) &&
+        !(json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 65535)) {
+        _cleanup_free_ char *g = got(v);
+        return cfail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not %s", g);
+    }
+    v = json_object_get(net, "group");
+    sbuf_reset(&p);
+    path_key(&p, sbuf_str(&base), "group");
+    if (v) {
+        unsigned a, b, cc, d;
+        char tail;
+        const char *g = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!g || (strcmp(g, "auto") != 0 && (sscanf(g, "%u.%u.%u.%u%c", &a, &b, &cc, &d, &tail) != 4 ||
+                                                a < 224 || a > 239 || b > 255 || cc > 255 || d > 255))) {
+            _cleanup_free_ char *gv = got(v);
+            return cfail(c, err, sbuf_str(&p), "must be an IPv4 multicast address (224.0.0.0-239.255.255.255) or \"auto\", not %s",
+                         gv);
+        }
+    }
+    return 0;
+}
+
+/* .net.NAME = {port, group, mcast}: "auto" values are derived from the state
+ * dir and the name, so every VM of the config (and every start) gets the
+ * same ones, and another config almost surely others. */
+static json_t *net_data(const config *c)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *net;
+    json_object_foreach(c->nets, k, net) {
+        uint32_t h = 2166136261u;   /* FNV-1a of "STATE_DIR\0NAME" */
+        for (const char *s = c->state_dir; *s; s++)
+            h = (h ^ (unsigned char)*s) * 16777619u;
+        h *= 16777619u;
+        for (const char *s = k; *s; s++)
+            h = (h ^ (unsigned char)*s) * 16777619u;
+        json_t *pv = json_object_get(net, "port"), *gv = json_object_get(net, "group");
+        int port = json_is_integer(pv) && json_integer_value(pv) > 0 ? (int)json_integer_value(pv)
+                                                                      : 10000 + (int)(h % 22768);   /* below the ephemeral range */
+        _cleanup_free_ char *group = gv && strcmp(json_string_value(gv), "auto") != 0
+                                         ? xstrdup(json_string_value(gv))
+                                         : xasprintf("239.%u.%u.%u", (h >> 8) & 0xff, (h >> 16) & 0xff, 1 + (h >> 24) % 254);
+        json_t *o = json_object();
+        json_object_set_new(o, "port", json_integer(port));
+        json_object_set_new(o, "group", json_string(group));
+        json_object_set_new(o, "mcast", json_sprintf("%s:%d", group, port));
+        json_object_set_new(out, k, o);
+    }
+    return out;
+}
+
 static int check_url_sum(const config *c, qq_err *err, const char *base, json_t *t, bool with_filename)
 {
     static const char *const k2[] = { "url", "sha256sum", NULL };
@@ -601,7 +669,7 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
 
 static int check_schema(config *c, qq_err *err)
 {
-    static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", NULL };
+    static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", "net", NULL };
     _cleanup_sbuf_ sbuf path = SBUF_INIT;
     sbuf_adds(&path, "");
     if (check_nul(c, err, &path, c->root) < 0 || check_table_keys(c, err, "", c->root, top) < 0)
@@ -653,6 +721,20 @@ static int check_schema(config *c, qq_err *err)
                 return -1;
         }
         c->vms = v;
+    }
+    if ((v = json_object_get(c->root, "net"))) {
+        if (want_type(c, err, "net", v, JSON_OBJECT, "a table of networks") < 0)
+            return -1;
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            if (check_net(c, err, k, e) < 0)
+                return -1;
+        }
+        /* a config without [net] may keep a variable of that name */
+        if (c->vars && json_object_get(c->vars, "net"))
+            return cfail(c, err, "vars.net", "reserved name when the config has [net] sections: .net holds the networks");
+        c->nets = v;
     }
     if ((v = json_object_get(c->root, "img"))) {
         if (want_type(c, err, "img", v, JSON_OBJECT, "a table of images") < 0)
@@ -1163,7 +1245,7 @@ static void add_units(resolver *r, json_t *scope, const char *base)
     json_object_foreach(scope, k, v) {
         if (strcmp(k, "ssh") == 0 && scope != r->data)
             continue;
-        if (scope == r->data && (strcmp(k, "vm") == 0 || strcmp(k, "img") == 0))
+        if (scope == r->data && (strcmp(k, "vm") == 0 || strcmp(k, "img") == 0 || strcmp(k, "net") == 0))
             continue;
         unit *n = realloc(r->units, (r->nunits + 1) * sizeof *n);
         if (!n)
@@ -1228,6 +1310,8 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
         }
     }
     json_object_set_new(data, "img", imgs);
+    if (c->nets)
+        json_object_set_new(data, "net", net_data(c));
 
     resolver r = { .c = c, .data = data };
     _cleanup_json_ json_t *used = json_object();
