@@ -23,6 +23,7 @@
 struct config {
     char *path;        /* real path */
     char *shown;       /* the name errors use: as given, or the discovered path */
+    char *cli;         /* "qqmgr" or "qqmgr -c FILE": how hints spell a command */
     char *dir;
     char *state_dir;
     json_t *root;      /* the document */
@@ -801,6 +802,14 @@ config *config_load(const char *explicit_path, qq_err *err)
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
     bool global;
+    if (explicit_path) {
+        sbuf cli = SBUF_INIT;
+        sbuf_adds(&cli, "qqmgr -c ");
+        sbuf_add_shell_quoted(&cli, explicit_path);
+        c->cli = sbuf_steal(&cli);
+    } else {
+        c->cli = xstrdup("qqmgr");
+    }
     if (find_config(explicit_path, &c->path, &c->shown, &global, err) < 0)
         goto fail;
     char *slash = strrchr(c->path, '/');
@@ -843,6 +852,7 @@ void config_free(config *c)
         return;
     free(c->path);
     free(c->shown);
+    free(c->cli);
     free(c->dir);
     free(c->state_dir);
     free(c->text);
@@ -851,6 +861,11 @@ void config_free(config *c)
     if (c->locs)
         json_decref(c->locs);
     free(c);
+}
+
+const char *config_cli(const config *c)
+{
+    return c->cli;
 }
 
 const char *config_path(const config *c) { return c->path; }

@@ -87,6 +87,10 @@ config *config_load(const char *explicit_path, qq_err *err);
 void config_free(config *c);
 
 const char *config_path(const config *c);       /* real path of the file */
+/* How a hint spells a qqmgr command for this config, copy-pasteable:
+ * "qqmgr", or "qqmgr -c FILE" (FILE as given, shell-quoted) when -c named it.
+ * Every message that suggests a command starts it with this. */
+const char *config_cli(const config *c);
 const char *config_dir(const config *c);        /* its directory */
 const char *config_state_dir(const config *c);
 const char *config_qemu_bin(const config *c);

@@ -138,8 +138,8 @@ static int refuse_if_in_use(build *b, qq_err *err)
         vm_spec_free(&spec);
         if (uses)
             return qq_fail(err, QQ_EXIT_FAIL,
-                           "img %s: VM %s is running and uses this image; stop it first (qqmgr stop %s)",
-                           b->s.name, vm, vm);
+                           "img %s: VM %s is running and uses this image; stop it first: %s stop %s",
+                           b->s.name, vm, config_cli(b->c), vm);
     }
     return 0;
 }

@@ -58,7 +58,7 @@ static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm
     vm_probe(s->state_dir, false, &st);
     /* a fixed port is known without the VM; an automatic one only while it runs */
     if (!st.running && (need_running || s->ssh_port == SSH_PORT_AUTO)) {
-        qq_fail(err, QQ_EXIT_FAIL, "VM %s is not running (start it with: qqmgr start %s)%s", vm, vm,
+        qq_fail(err, QQ_EXIT_FAIL, "VM %s is not running (start it with: %s start %s)%s", vm, config_cli(c), vm,
                 need_running ? "" : "; its ssh port is chosen at start");
         vm_spec_free(s);
         return -1;

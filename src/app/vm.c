@@ -398,8 +398,8 @@ static int start_once(const config *cfg, const char *name, int timeout_s, const 
             break;
         }
         if (access(is.path, F_OK) != 0)
-            rc = qq_fail(err, QQ_EXIT_FAIL, "%s uses image %s, which is not built yet (%s): run `qqmgr img build %s`",
-                         name, *im, is.path, *im);
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s uses image %s, which is not built yet (%s): run `%s img build %s`",
+                         name, *im, is.path, config_cli(cfg), *im);
         strv_push(&img_dirs, &nimg, xstrdup(is.dir));
         img_spec_free(&is);
     }

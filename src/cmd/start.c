@@ -78,19 +78,27 @@ static int start_one(qq_ctx *ctx, const char *name)
     }
     if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2), &err) < 0)
         return qq_report(&err);
+    double total = (double)(proc_now_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {
         json_t *o = json_pack("{s:s, s:i, s:b, s:s}", "name", name, "pid", (int)r.pid, "already_running",
                               r.already_running, "state", r.state);
         json_object_set_new(o, "ssh_port", r.ssh_port > 0 ? json_integer(r.ssh_port) : json_null());
         json_object_set_new(o, "elapsed_ms", r.already_running ? json_null() : json_integer((json_int_t)(r.seconds * 1000)));
+        json_object_set_new(o, "ready_ms", wait ? json_integer((json_int_t)(total * 1000)) : json_null());
         qq_print_json(o);
     } else if (r.already_running) {
-        printf("%s is already running (pid %ld)\n", name, (long)r.pid);
+        printf("%s is already running (pid %ld)", name, (long)r.pid);
+        if (wait)
+            printf("; %s ready after %.2f s", wait, total);
+        printf("\n");
     } else {
         char port[32] = "";
         if (r.ssh_port > 0)
             snprintf(port, sizeof port, ", ssh port %d", r.ssh_port);
-        printf("started %s (pid %ld%s) in %.2f s\n", name, (long)r.pid, port, r.seconds);
+        printf("started %s (pid %ld%s) in %.2f s", name, (long)r.pid, port, r.seconds);
+        if (wait)
+            printf("; %s ready after %.2f s in all", wait, total);
+        printf("\n");
     }
     if (strcmp(r.state, "running") != 0 && strcmp(r.state, "prelaunch") != 0 && strcmp(r.state, "paused") != 0)
         fprintf(stderr, "qqmgr: warning: %s is in state '%s'\n", name, r.state);
@@ -107,5 +115,5 @@ const qq_command qq_cmd_start = {
     .name = "start", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
     .summary = "start VMs (returns when QMP answers; --wait also waits for the guests)",
     QQ_OPTIONS(start_opts, options, NULL),
-    .json = "{name, pid, ssh_port, already_running, state, elapsed_ms}",
+    .json = "{name, pid, ssh_port, already_running, state, elapsed_ms, ready_ms}",
 };

@@ -154,3 +154,37 @@ def test_ssh_passes_every_word_after_the_vm_name_on(project):
         assert line.startswith("+ ssh ") and line.rstrip().endswith(" bare -- echo --json -h"), line
     finally:
         project.run("stop", "bare", "--force", check=True)
+
+
+def test_hints_are_copy_pasteable_with_the_config_that_was_given(qqmgr, tmp_path):
+    (tmp_path / "my conf.toml").write_text(
+        '[img.scratch]\nbuilder = "raw"\nimg_size = "16M"\n\n'
+        f'[vm.v]\ncmd = ["{BARE}", "-drive file={{{{.img.scratch}}}},format=raw,if=virtio"]\n'
+        '[vm.v.ssh]\nport = "auto"\n')
+    r = qq(qqmgr, "-c", "my conf.toml", "start", "v", cwd=tmp_path)
+    assert r.returncode == 1
+    hint = re.search(r"run `([^`]+)`", r.stderr).group(1)
+    assert hint == "qqmgr -c 'my conf.toml' img build scratch"
+    r = subprocess.run(hint.replace("qqmgr", qqmgr, 1), shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = qq(qqmgr, "-c", "my conf.toml", "ssh", "v", "true", cwd=tmp_path)
+    assert r.returncode == 1 and "start it with: qqmgr -c 'my conf.toml' start v" in r.stderr
+    # without -c, the hint has none
+    (tmp_path / "qqmgr.toml").write_text((tmp_path / "my conf.toml").read_text())
+    r = qq(qqmgr, "start", "v", cwd=tmp_path)
+    assert r.returncode == 1 and "run `qqmgr img build scratch`" in r.stderr
+
+
+@pytest.mark.guest
+def test_start_wait_prints_the_total_time(project, tiny_vm_toml):
+    project.write(tiny_vm_toml("auto"))
+    try:
+        r = project.run("start", "tiny", "--wait", "--timeout", "180", check=True)
+        m = re.search(r"started tiny \(pid \d+, ssh port \d+\) in ([\d.]+) s; ssh ready after ([\d.]+) s in all",
+                      r.stdout)
+        assert m, r.stdout
+        assert float(m.group(2)) >= float(m.group(1))
+        out = project.json("start", "tiny", "--wait", check=True)
+        assert out["already_running"] and isinstance(out["ready_ms"], int)
+    finally:
+        project.run("stop", "tiny", "--force")

@@ -535,7 +535,7 @@ cmd = ["-accel tcg -machine q35 -m 64 -nodefaults -display none",
     try:
         r = qq(cfg, "img", "build", "disk", "--force", env=env)
         assert r.returncode == 1
-        assert "VM user is running" in r.stderr and "qqmgr stop user" in r.stderr
+        assert "VM user is running" in r.stderr and f"qqmgr -c {cfg} stop user" in r.stderr
         assert path.stat().st_ino == ino
         # an up-to-date image is no build: fine; an image the VM does not use: fine
         assert qq(cfg, "img", "build", "disk", env=env).returncode == 0
