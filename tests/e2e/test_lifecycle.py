@@ -218,7 +218,7 @@ def test_start_refuses_a_vm_whose_image_is_not_built_and_names_the_build_command
                   '[img.scratch]\nbuilder = "raw"\nimg_size = "8M"\n')
     cp = project.run("start", "bare")
     assert cp.returncode == 1
-    assert "scratch" in cp.stderr and "qqmgr img build scratch" in cp.stderr
+    assert "scratch" in cp.stderr and f"qqmgr -c {project.config} img build scratch" in cp.stderr
     assert project.json("status", "bare", check=True)["running"] is False
     project.run("img", "build", "scratch", check=True)
     project.run("start", "bare", check=True)
