@@ -384,13 +384,19 @@ static const qq_opt *find_short(const qq_command *c, char ch)
     return NULL;
 }
 
-/* `start VM --wait ssh`: the extra word was meant as --wait's value */
+/* `start VM --wait ssh`: the word after an optional-value option is one of
+ * its values, so it was meant as that value (which needs the '=') */
 static bool optional_value_hint(qq_ctx *ctx, const char *prev, const char *word)
 {
     if (!prev || strncmp(prev, "--", 2) != 0 || strchr(prev, '='))
         return false;
     const qq_opt *o = find_long(ctx->cmd, prev + 2, strlen(prev + 2));
     if (!o || !o->implicit)
+        return false;
+    bool is_value = false;
+    for (const char *const *v = o->values; v && *v; v++)
+        is_value = is_value || strcmp(*v, word) == 0;
+    if (!is_value)
         return false;
     fprintf(stderr, "qqmgr: %s: %s takes its value after '=': %s=%s (alone it means %s=%s)\n", ctx->cmd->name, prev,
             prev, word, prev, o->implicit);
@@ -400,9 +406,6 @@ static bool optional_value_hint(qq_ctx *ctx, const char *prev, const char *word)
 int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *opts)
 {
     int argc = *argcp, npos = 1;
-    const char **after = calloc((size_t)argc + 1, sizeof *after);   /* the word before each positional */
-    if (!after)
-        abort();
     int rc = -1;
     int i = 1;
     for (; i < argc; i++) {
@@ -415,7 +418,6 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
                 i = argc;
             }
             for (; i < argc; i++) {
-                after[npos] = argv[i - 1];
                 argv[npos++] = argv[i];
             }
             break;
@@ -429,7 +431,10 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
             goto out;
         }
         if (a[0] != '-' || a[1] == '\0') {
-            after[npos] = i > 1 ? argv[i - 1] : NULL;
+            if (i > 1 && optional_value_hint(ctx, argv[i - 1], a)) {
+                rc = qq_usage(ctx, false);
+                goto out;
+            }
             argv[npos++] = a;
             if (c->rest == QQ_REST_AFTER_FIRST) {
                 i++;
@@ -501,13 +506,10 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
         argv[npos] = NULL;
     int n = npos - 1;
     if (n < c->min_args || (c->max_args >= 0 && n > c->max_args)) {
-        if (c->max_args >= 0 && n > c->max_args)
-            optional_value_hint(ctx, after[c->max_args + 1], argv[c->max_args + 1]);
         rc = qq_usage(ctx, false);
         goto out;
     }
     *argcp = npos;
 out:
-    free(after);
     return rc;
 }
