@@ -39,6 +39,9 @@
 typedef struct vm_run_opts {
     bool paused;          /* -S */
     const char *wrap;     /* "strace -f -o FILE": a tool QEMU runs under; NULL none */
+    /* the test loop (snapshot.h); both NULL-terminated, may be NULL */
+    char *const *extra_args;   /* appended to the user's: -loadvm NAME, -incoming URI, -snapshot */
+    char *const *replace;      /* pairs FROM, TO: in each user argument FROM becomes TO (per-run disk copies) */
 } vm_run_opts;
 
 /* Append the kit's arguments to the NULL-terminated *argv (which stays the

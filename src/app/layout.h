@@ -9,6 +9,7 @@
  *                          serial.N qemu-stdout.log.N qemu-stderr.log.N (N = 1…5:
  *                          the logs of the runs before the current one)
  *                          gdb.socket events.socket forwards.json
+ *                          snapshots/ throwaway
  *   <state dir>/img.NAME/  disk.raw | disk.qcow2 (+ .stamp, .building) lock
  *                          cidata/ cidata.iso build.log build-qmp.sock
  *                          runtime_dir base-HASH.img
@@ -59,6 +60,8 @@ typedef enum layout_file {
     LAYOUT_GDB_SOCKET,    /* the guest's gdbstub (debug.h) */
     LAYOUT_EVENTS_SOCKET, /* the QMP monitor `events` reads (debug.h) */
     LAYOUT_FORWARDS,      /* port forwards added at run time (forward.h) */
+    LAYOUT_SNAPSHOTS,     /* dir: state-file snapshots NAME.state + NAME.json, disks.json (snapshot.h) */
+    LAYOUT_THROWAWAY,     /* the pid of a throwaway run (start --rm) */
     /* an image's dir */
     LAYOUT_IMG_RAW,
     LAYOUT_IMG_QCOW2,

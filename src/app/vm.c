@@ -142,6 +142,19 @@ int vm_argv_opts(const vm_spec *s, const vm_run_opts *ro, char ***argv, qq_err *
     for (size_t i = 0; i < n; i++)
         if (!v[i])
             abort();
+    /* the test loop (snapshot.h): per-run disk copies, -loadvm/-incoming/-snapshot */
+    for (size_t i = 1; ro && ro->replace && i <= s->nargs; i++) {
+        for (char *const *r = ro->replace; r[0] && r[1]; r += 2) {
+            char *at = strstr(v[i], r[0]);
+            if (!at)
+                continue;
+            char *t = xasprintf("%.*s%s%s", (int)(at - v[i]), v[i], r[1], at + strlen(r[0]));
+            free(v[i]);
+            v[i] = t;
+        }
+    }
+    for (char *const *e = ro ? ro->extra_args : NULL; e && *e; e++)
+        strv_push(&v, &n, xstrdup(*e));
     /* debugging kit: gdbstub, events monitor, -S, the wrapper (debug.h) */
     if (debug_argv_finish(s, ro, sd, &v, err) < 0) {
         vm_argv_free(v);

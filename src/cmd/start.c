@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../app/snapshot.h"
 #include "../app/ssh.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
@@ -16,6 +17,8 @@ typedef struct {
     bool paused;
     const char *wrap;
     bool all;
+    const char *restore;
+    bool rm;
 } start_opts;
 
 static const char *const stages[] = { "ssh", "cloud-init", NULL };
@@ -29,6 +32,9 @@ static const qq_opt options[] = {
     QQ_STRING(0, "wrap", "'CMD ARGS'", start_opts, wrap,
               "run QEMU under a tool (valgrind, rr record, perf record, strace -f -o FILE); split like a cmd entry"),
     QQ_FLAG(0, "all", start_opts, all, "every VM of the config (several VMs start in parallel)"),
+    QQ_STRING(0, "restore", "SNAPSHOT", start_opts, restore,
+              "start from the snapshot: the guest continues where it was saved"),
+    QQ_FLAG(0, "rm", start_opts, rm, "throwaway run: every disk write is lost when the VM stops"),
     QQ_OPT_END,
 };
 
@@ -52,7 +58,10 @@ static int start_one(qq_ctx *ctx, const char *name)
     }
     vm_start_result r;
     vm_run_opts ro = { .paused = o->paused, .wrap = o->wrap };
-    if (vm_start_opts(c, name, timeout, &ro, &r, &err) < 0) {
+    snap_start_opts so = { .restore = o->restore, .rm = o->rm, .run = &ro };
+    /* from a snapshot or throwaway: snapshot.h; else the plain start */
+    if ((so.restore || so.rm) ? snap_start(c, name, &so, timeout, &r, &err) < 0
+                              : vm_start_opts(c, name, timeout, &ro, &r, &err) < 0) {
         if (r.stderr_tail) {
             fprintf(stderr, "%s", r.stderr_tail);
             if (r.stderr_tail[0] && r.stderr_tail[strlen(r.stderr_tail) - 1] != '\n')

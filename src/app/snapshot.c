@@ -1,0 +1,975 @@
+/* snapshot — see snapshot.h. */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/sbuf.h"
+#include "../base/xalloc.h"
+#include "../infra/copy.h"
+#include "debug.h"
+#include "../infra/fs.h"
+#include "../infra/proc.h"
+#include "../infra/qmp.h"
+#include "layout.h"
+#include "ssh.h"
+
+#define DISKS_FILE "disks.json"    /* in the snapshots dir */
+#define SAVE_TIMEOUT_MS (30 * 60 * 1000)   /* a savevm of a big guest on a slow disk */
+
+/* ------------------------------------------------------------ small helpers */
+
+int snap_check_name(const char *name, qq_err *err)
+{
+    bool ok = name[0] && name[0] != '.' && name[0] != '-' && strlen(name) <= 128;
+    for (const char *p = name; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+             *p == '_' || *p == '-';
+    if (!ok)
+        return qq_fail(err, QQ_EXIT_USAGE,
+                       "snapshot name \"%s\": use letters, digits, '.', '_' and '-', not starting with '.' or '-'",
+                       name);
+    return 0;
+}
+
+static int check_vm(const config *c, const char *vm, qq_err *err)
+{
+    if (!config_has_vm(c, vm))
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(c), vm);
+    return 0;
+}
+
+static char *snap_dir(const char *dir)
+{
+    return layout_path(dir, LAYOUT_SNAPSHOTS);
+}
+
+static char *snap_path(const char *dir, const char *name, const char *suffix)
+{
+    _cleanup_free_ char *sd = snap_dir(dir);
+    return xasprintf("%s/%s%s", sd, name, suffix);
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = sig;
+}
+
+typedef struct sigsave {
+    struct sigaction old[3];
+} sigsave;
+
+static const int caught[3] = { SIGINT, SIGTERM, SIGHUP };
+
+/* Catch SIGINT/SIGTERM/SIGHUP into `interrupted` (no SA_RESTART: waits wake up). */
+static void catch_signals(sigsave *s)
+{
+    interrupted = 0;
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaction(caught[i], &sa, &s->old[i]);
+}
+
+static void restore_signals(sigsave *s)
+{
+    for (int i = 0; i < 3; i++)
+        sigaction(caught[i], &s->old[i], NULL);
+}
+
+/* The last non-empty line of text (in place), without "Error: " or a "prog: " prefix kept. */
+static const char *last_line(char *text)
+{
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    char *nl = strrchr(text, '\n');
+    char *s = nl ? nl + 1 : text;
+    if (strncmp(s, "Error: ", 7) == 0)
+        s += 7;
+    return s;
+}
+
+/* qemu-img ARGS; its stdout in *out (caller frees) or -1 with its last words. */
+static int qemu_img(const config *c, char *const *args, char **out, qq_err *err)
+{
+    char **argv = NULL;
+    size_t n = 0;
+    strv_push(&argv, &n, xstrdup(config_qemu_img(c)));
+    for (char *const *a = args; *a; a++)
+        strv_push(&argv, &n, xstrdup(*a));
+    _cleanup_sbuf_ sbuf o = SBUF_INIT, e = SBUF_INIT;
+    proc_run_opts po = { .out = &o, .err = &e, .null_stdio = true, .timeout_ms = 10 * 60 * 1000 };
+    proc_result pr;
+    int rc = proc_run(argv, &po, &pr, err);
+    strv_free(argv);
+    if (rc < 0)
+        return -1;
+    if (!WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0) {
+        _cleanup_free_ char *text = sbuf_steal(&e);
+        return qq_fail(err, QQ_EXIT_FAIL, "qemu-img %s: %s", args[0], text ? last_line(text) : "failed");
+    }
+    if (out)
+        *out = sbuf_steal(&o) ?: xstrdup("");
+    return 0;
+}
+
+/* QMP of a running VM (NULL with err when it is not running or QMP fails). */
+static qmp *open_qmp(const char *vm, const char *dir, int timeout_ms, qq_err *err)
+{
+    vm_state st;
+    vm_probe(dir, false, &st);
+    if (!st.running) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s is not running", vm);
+        return NULL;
+    }
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
+    return qmp_open(sock, timeout_ms, err);
+}
+
+/* An HMP command whose success prints nothing: 0, or -1 with QEMU's words. */
+static int hmp_quiet(qmp *q, const char *vm, const char *line, int timeout_ms, qq_err *err)
+{
+    _cleanup_free_ char *out = qmp_hmp(q, line, timeout_ms, err);
+    if (!out)
+        return -1;
+    const char *msg = last_line(out);
+    if (*msg)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s: %s", vm, line, msg);
+    return 0;
+}
+
+/* ------------------------------------------------------------ entries */
+
+static json_t *entry(const char *name, double date, json_int_t size, json_t *clock)
+{
+    char iso[64] = "";
+    time_t t = (time_t)date;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s, s:s, s:I, s:o}", "name", name, "date", iso, "vm_state_size", size, "vm_clock",
+                     clock ? clock : json_null());
+}
+
+/* One QEMU snapshot info ({"name", "date-sec", "vm-clock-sec", ...}) as our entry. */
+static json_t *entry_of_qemu(json_t *s)
+{
+    double clock = (double)json_integer_value(json_object_get(s, "vm-clock-sec")) +
+                   (double)json_integer_value(json_object_get(s, "vm-clock-nsec")) / 1e9;
+    return entry(json_string_value(json_object_get(s, "name")) ?: "",
+                 (double)json_integer_value(json_object_get(s, "date-sec")),
+                 json_integer_value(json_object_get(s, "vm-state-size")), json_real((double)(long long)(clock * 1000) / 1000));
+}
+
+/* The snapshots every one of the disks holds (lists: arrays of QEMU
+ * snapshot infos, the first disk first), as our entries. */
+static void add_common(json_t *out, json_t *lists)
+{
+    json_t *first = json_array_get(lists, 0);
+    size_t i, j, k;
+    json_t *s, *l, *t;
+    json_array_foreach(first, i, s) {
+        const char *name = json_string_value(json_object_get(s, "name"));
+        bool everywhere = name != NULL;
+        json_array_foreach(lists, j, l) {
+            bool here = false;
+            json_array_foreach(l, k, t) {
+                here = here || strcmp(json_string_value(json_object_get(t, "name")) ?: "", name ?: "") == 0;
+            }
+            everywhere = everywhere && here;
+        }
+        if (everywhere)
+            json_array_append_new(out, entry_of_qemu(s));
+    }
+}
+
+/* State-file snapshots: <dir>/snapshots/NAME.json next to NAME.state. */
+static void add_state_files(json_t *out, const char *dir)
+{
+    _cleanup_free_ char *sd = snap_dir(dir);
+    DIR *d = opendir(sd);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 6, ".state") != 0)
+            continue;
+        _cleanup_free_ char *name = xstrndup(de->d_name, n - 6);
+        if (snap_check_name(name, NULL) < 0)
+            continue;
+        _cleanup_free_ char *meta = snap_path(dir, name, ".json");
+        _cleanup_json_ json_t *m = json_load_file(meta, 0, NULL);
+        struct stat st;
+        _cleanup_free_ char *sp = snap_path(dir, name, ".state");
+        if (stat(sp, &st) < 0)
+            continue;
+        json_t *date = json_object_get(m, "date");
+        json_array_append_new(out, entry(name, date ? json_number_value(date) : (double)st.st_mtime,
+                                         (json_int_t)st.st_size, json_incref(json_object_get(m, "vm_clock"))));
+    }
+    closedir(d);
+}
+
+static int by_date(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "date"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "date"));
+    return strcmp(x ?: "", y ?: "");
+}
+
+static void sort_by_date(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    if (n < 2)
+        return;
+    json_t **v = xcalloc(n, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof *v, by_date);   /* ISO dates sort as text; qsort of equal dates keeps no order, fine */
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, v[i]);
+    free(v);
+}
+
+/* ------------------------------------------------------------ disks */
+
+typedef struct disks {
+    json_t *qcow2;    /* [{device, file, path}] writable qcow2 disks; path: absolute */
+    json_t *other;    /* [{device, file, format}] writable disks of another format */
+    json_t *lists;    /* per qcow2 disk: QEMU's snapshot infos */
+} disks;
+
+static void disks_free(disks *d)
+{
+    json_decref(d->qcow2);
+    json_decref(d->other);
+    json_decref(d->lists);
+}
+
+static char *absolute(const config *c, const char *file)
+{
+    if (file[0] == '/' || !config_dir(c))
+        return xstrdup(file);
+    return xasprintf("%s/%s", config_dir(c), file);
+}
+
+/* The writable disks of a running VM (QMP query-block). */
+static int running_disks(const config *c, qmp *q, disks *d, qq_err *err)
+{
+    memset(d, 0, sizeof *d);
+    _cleanup_json_ json_t *blk = qmp_execute(q, "query-block", NULL, 10000, err);
+    if (!blk)
+        return -1;
+    d->qcow2 = json_array();
+    d->other = json_array();
+    d->lists = json_array();
+    size_t i;
+    json_t *b;
+    json_array_foreach(blk, i, b) {
+        json_t *ins = json_object_get(b, "inserted");
+        if (!ins || json_is_true(json_object_get(ins, "ro")))
+            continue;
+        const char *dev = json_string_value(json_object_get(b, "device"));
+        if (!dev || !*dev)
+            dev = json_string_value(json_object_get(b, "qdev")) ?: "?";
+        const char *file = json_string_value(json_object_get(ins, "file")) ?: "?";
+        const char *drv = json_string_value(json_object_get(ins, "drv")) ?: "?";
+        if (strcmp(drv, "qcow2") == 0) {
+            _cleanup_free_ char *abs = absolute(c, file);
+            json_array_append_new(d->qcow2, json_pack("{s:s, s:s, s:s}", "device", dev, "file", file, "path", abs));
+            json_t *snaps = json_object_get(json_object_get(ins, "image"), "snapshots");
+            json_array_append(d->lists, snaps ? snaps : json_array());
+            if (!snaps)
+                json_decref(json_array_get(d->lists, json_array_size(d->lists) - 1));
+        } else {
+            json_array_append_new(d->other, json_pack("{s:s, s:s, s:s}", "device", dev, "file", file, "format", drv));
+        }
+    }
+    return 0;
+}
+
+/* QEMU's snapshot infos of one image file (qemu-img info -U); NULL when unreadable. */
+static json_t *image_snapshots(const config *c, const char *path)
+{
+    char *args[] = { "info", "-U", "--output=json", (char *)path, NULL };
+    _cleanup_free_ char *out = NULL;
+    qq_err e = { 0 };
+    if (access(path, F_OK) != 0 || qemu_img(c, args, &out, &e) < 0)
+        return NULL;
+    _cleanup_json_ json_t *j = json_loads(out, 0, NULL);
+    json_t *s = json_object_get(j, "snapshots");
+    if (strcmp(json_string_value(json_object_get(j, "format")) ?: "", "qcow2") != 0)
+        return NULL;
+    return s ? json_incref(s) : json_array();
+}
+
+/* The disks of a stopped VM: those of its last qcow2 save. */
+static int stopped_disks(const config *c, const char *dir, disks *d)
+{
+    memset(d, 0, sizeof *d);
+    d->qcow2 = json_array();
+    d->other = json_array();
+    d->lists = json_array();
+    _cleanup_free_ char *p = snap_path(dir, DISKS_FILE, "");
+    _cleanup_json_ json_t *rec = json_load_file(p, 0, NULL);
+    size_t i;
+    json_t *x;
+    json_array_foreach(rec, i, x) {
+        const char *path = json_string_value(json_object_get(x, "path"));
+        json_t *snaps = path ? image_snapshots(c, path) : NULL;
+        if (!snaps)
+            continue;
+        json_array_append(d->qcow2, x);
+        json_array_append_new(d->lists, snaps);
+    }
+    return 0;
+}
+
+static int record_disks(const char *dir, json_t *qcow2, qq_err *err)
+{
+    _cleanup_free_ char *p = snap_path(dir, DISKS_FILE, "");
+    _cleanup_free_ char *text = json_dumps(qcow2, JSON_INDENT(2));
+    return fs_write_atomic(p, text, strlen(text), 0600, err);
+}
+
+char **snap_names_in_image(const config *c, const char *path)
+{
+    char **v = xcalloc(1, sizeof *v);   /* an empty, NULL-terminated list */
+    size_t n = 0;
+    _cleanup_json_ json_t *s = image_snapshots(c, path);
+    size_t i;
+    json_t *x;
+    json_array_foreach(s, i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        if (name)
+            strv_push(&v, &n, xstrdup(name));
+    }
+    return v;
+}
+
+/* ------------------------------------------------------------ list / find */
+
+/* The snapshot list of a VM; *running tells which way it was read. */
+static json_t *list_in(const config *c, const char *vm, const char *dir, qmp *q, qq_err *err)
+{
+    disks d;
+    if (q ? running_disks(c, q, &d, err) < 0 : stopped_disks(c, dir, &d) < 0)
+        return NULL;
+    json_t *out = json_array();
+    if (json_array_size(d.lists) > 0)
+        add_common(out, d.lists);
+    add_state_files(out, dir);
+    disks_free(&d);
+    sort_by_date(out);
+    (void)vm;
+    return out;
+}
+
+json_t *snap_list(const config *c, const char *vm, qq_err *err)
+{
+    if (check_vm(c, vm, err) < 0)
+        return NULL;
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    qmp *q = NULL;
+    if (st.running && !(q = open_qmp(vm, dir, 5000, err)))
+        return NULL;
+    json_t *l = list_in(c, vm, dir, q, err);
+    qmp_close(q);
+    return l;
+}
+
+static bool has_snapshot(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x) {
+        if (strcmp(json_string_value(json_object_get(x, "name")) ?: "", name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "VM has no snapshot 'x' (snapshots: a, b)" */
+static int unknown_snapshot(const char *vm, const char *name, json_t *list, qq_err *err)
+{
+    _cleanup_sbuf_ sbuf b = SBUF_INIT;
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x) {
+        sbuf_adds(&b, i ? ", " : "");
+        sbuf_adds(&b, json_string_value(json_object_get(x, "name")) ?: "?");
+    }
+    if (b.len)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s' (its snapshots: %s)", vm, name, sbuf_str(&b));
+    return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s' (it has none; make one with `qqmgr snapshot save %s %s`)",
+                   vm, name, vm, name);
+}
+
+static bool is_state_file(const char *dir, const char *name)
+{
+    _cleanup_free_ char *p = snap_path(dir, name, ".state");
+    return access(p, F_OK) == 0;
+}
+
+/* Is the running QEMU of dir a throwaway run (start --rm)? */
+static bool throwaway_run(const char *dir, pid_t pid)
+{
+    _cleanup_free_ char *p = layout_path(dir, LAYOUT_THROWAWAY);
+    _cleanup_free_ char *s = NULL;
+    if (fs_read_file(p, &s, NULL, NULL) < 0)
+        return false;
+    return strtol(s, NULL, 10) == (long)pid;
+}
+
+static int lock_dir(const char *dir, qq_err *err)
+{
+    return layout_lock(dir, true, err);
+}
+
+/* ------------------------------------------------------------ save */
+
+/* Diskless save: stop, migrate to NAME.state.tmp, rename, cont. */
+static int save_state_file(qmp *q, const char *vm, const char *dir, const char *name, bool was_running, qq_err *err)
+{
+    _cleanup_free_ char *tmp = snap_path(dir, name, ".state.tmp");
+    _cleanup_free_ char *final = snap_path(dir, name, ".state");
+    _cleanup_free_ char *meta = snap_path(dir, name, ".json");
+    _cleanup_sbuf_ sbuf uri = SBUF_INIT;
+    sbuf_adds(&uri, "exec:cat > '");
+    for (const char *p = tmp; *p; p++)
+        sbuf_adds(&uri, *p == '\'' ? "'\\''" : (char[]){ *p, 0 });
+    sbuf_adds(&uri, "'");
+    fs_remove(tmp, NULL);
+    int rc = -1;
+    if (was_running) {
+        json_t *r = qmp_execute(q, "stop", NULL, 10000, err);
+        if (!r)
+            return -1;
+        json_decref(r);
+    }
+    _cleanup_json_ json_t *params = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
+    json_decref(qmp_execute(q, "migrate-set-parameters", params, 10000, NULL));
+    _cleanup_json_ json_t *args = json_pack("{s:s}", "uri", sbuf_str(&uri));
+    json_t *r = qmp_execute(q, "migrate", args, 10000, err);
+    if (r) {
+        json_decref(r);
+        bool cancelled = false;
+        for (;;) {
+            if (interrupted && !cancelled) {
+                json_decref(qmp_execute(q, "migrate_cancel", NULL, 10000, NULL));
+                cancelled = true;
+            }
+            json_t *m = qmp_execute(q, "query-migrate", NULL, 10000, err);
+            if (!m)
+                break;
+            const char *s = json_string_value(json_object_get(m, "status")) ?: "";
+            if (strcmp(s, "completed") == 0) {
+                json_decref(m);
+                if (interrupted) {
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: snapshot '%s' was not kept", vm, name);
+                    break;
+                }
+                chmod(tmp, 0600);   /* the shell made it with the umask */
+                if (rename(tmp, final) < 0) {
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno));
+                    break;
+                }
+                _cleanup_json_ json_t *md = json_pack("{s:I}", "date", (json_int_t)time(NULL));
+                _cleanup_free_ char *text = json_dumps(md, 0);
+                rc = fs_write_atomic(meta, text, strlen(text), 0600, err);
+                break;
+            }
+            if (strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0) {
+                const char *why = json_string_value(json_object_get(m, "error-desc"));
+                struct statvfs vfs;
+                _cleanup_free_ char *sd = snap_dir(dir);
+                bool full = statvfs(sd, &vfs) == 0 && (unsigned long long)vfs.f_bavail * vfs.f_frsize < (1ULL << 20);
+                if (interrupted)
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: snapshot '%s' was not kept", vm, name);
+                else if (full)
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: saving '%s' failed: no space left on the device of %s", vm,
+                            name, sd);
+                else
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: saving '%s' failed: %s", vm, name, why ? why : s);
+                json_decref(m);
+                break;
+            }
+            json_decref(m);
+            usleep(20 * 1000);
+        }
+    }
+    if (rc < 0)
+        fs_remove(tmp, NULL);
+    if (was_running)
+        json_decref(qmp_execute(q, "cont", NULL, 10000, NULL));
+    return rc;
+}
+
+int snap_save(const config *c, const char *vm, const char *name, bool force, snap_save_result *r, qq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    if (!st.running)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`qqmgr start %s`)", vm, vm);
+    _cleanup_close_ int lock = lock_dir(dir, err);
+    if (lock < 0)
+        return -1;
+    vm_probe(dir, false, &st);
+    if (!st.running)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`qqmgr start %s`)", vm, vm);
+    if (throwaway_run(dir, st.pid))
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s is a throwaway run (start --rm): a snapshot of it would be lost at stop; "
+                       "start it without --rm to save snapshots", vm);
+    _cleanup_free_ char *sd = snap_dir(dir);
+    if (layout_make_dir(sd, err) < 0)
+        return -1;
+    qmp *q = open_qmp(vm, dir, 5000, err);
+    if (!q)
+        return -1;
+    int rc = -1;
+    disks d = { 0 };
+    json_t *list = NULL;
+    _cleanup_json_ json_t *status = NULL;
+    if (running_disks(c, q, &d, err) < 0)
+        goto out;
+    if (json_array_size(d.other) > 0) {
+        json_t *o = json_array_get(d.other, 0);
+        qq_fail(err, QQ_EXIT_FAIL,
+                "%s: drive '%s' (%s) is a writable %s disk, which cannot hold snapshots: every writable disk must "
+                "be qcow2 (build its image with format = \"qcow2\" in [img.NAME], convert it with `qemu-img "
+                "convert -O qcow2`, or attach it read-only)",
+                vm, json_string_value(json_object_get(o, "device")), json_string_value(json_object_get(o, "file")),
+                json_string_value(json_object_get(o, "format")));
+        goto out;
+    }
+    if (!(list = list_in(c, vm, dir, q, err)))
+        goto out;
+    bool qcow2 = json_array_size(d.qcow2) > 0;
+    if (has_snapshot(list, name)) {
+        if (!force) {
+            qq_fail(err, QQ_EXIT_FAIL, "%s already has a snapshot '%s' (--force replaces it)", vm, name);
+            goto out;
+        }
+        if (is_state_file(dir, name)) {
+            _cleanup_free_ char *a = snap_path(dir, name, ".state"), *b = snap_path(dir, name, ".json");
+            fs_remove(a, NULL);
+            fs_remove(b, NULL);
+        } else {
+            _cleanup_free_ char *line = xasprintf("delvm %s", name);
+            if (hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err) < 0)
+                goto out;
+        }
+        r->replaced = true;
+    }
+    status = qmp_execute(q, "query-status", NULL, 5000, err);
+    if (!status)
+        goto out;
+    bool was_running = json_is_true(json_object_get(status, "running"));
+    sigsave ss;
+    catch_signals(&ss);
+    long long t0 = proc_now_ms();
+    if (qcow2) {
+        r->kind = "qcow2";
+        /* savevm runs to its end in QEMU whatever happens to us; an interrupt
+         * is honoured after it, by deleting what it made */
+        _cleanup_free_ char *line = xasprintf("savevm %s", name);
+        rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
+        if (rc == 0 && interrupted) {
+            _cleanup_free_ char *del = xasprintf("delvm %s", name);
+            hmp_quiet(q, vm, del, SAVE_TIMEOUT_MS, NULL);
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: snapshot '%s' was not kept", vm, name);
+        }
+        if (rc == 0)
+            rc = record_disks(dir, d.qcow2, err);
+    } else {
+        r->kind = "state-file";
+        rc = save_state_file(q, vm, dir, name, was_running, err);
+    }
+    r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
+    restore_signals(&ss);
+out:
+    json_decref(list);
+    disks_free(&d);
+    qmp_close(q);
+    return rc;
+}
+
+/* ------------------------------------------------------------ restore / delete */
+
+int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
+{
+    if (check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    if (!st.running)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it from the snapshot with `qqmgr start %s --restore %s`",
+                       vm, vm, name);
+    int lock = lock_dir(dir, err);
+    if (lock < 0)
+        return -1;
+    qmp *q = open_qmp(vm, dir, 5000, err);
+    _cleanup_json_ json_t *list = q ? list_in(c, vm, dir, q, err) : NULL;
+    int rc = -1;
+    if (!list)
+        goto out;
+    if (!has_snapshot(list, name)) {
+        unknown_snapshot(vm, name, list, err);
+        goto out;
+    }
+    if (!is_state_file(dir, name)) {
+        _cleanup_free_ char *line = xasprintf("loadvm %s", name);
+        rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
+        ssh_close_master(dir, 2000);   /* its connection died with the old guest state */
+        goto out;
+    }
+    /* a state file loads only into a fresh QEMU: restart from it */
+    qmp_close(q);
+    q = NULL;
+    close(lock);
+    lock = -1;
+    vm_stop_result sr;
+    if (vm_stop(c, vm, 10, true, &sr, err) < 0)
+        goto out;
+    ssh_close_master(dir, 2000);
+    snap_start_opts so = { .restore = name };
+    vm_start_result r;
+    rc = snap_start(c, vm, &so, 60, &r, err);
+    free(r.stderr_tail);
+out:
+    qmp_close(q);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
+int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
+{
+    if (check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    _cleanup_close_ int lock = lock_dir(dir, err);
+    if (lock < 0)
+        return -1;
+    vm_state st;
+    vm_probe(dir, false, &st);
+    qmp *q = NULL;
+    if (st.running && !(q = open_qmp(vm, dir, 5000, err)))
+        return -1;
+    int rc = -1;
+    disks d = { 0 };
+    _cleanup_json_ json_t *list = list_in(c, vm, dir, q, err);
+    if (!list)
+        goto out;
+    if (!has_snapshot(list, name)) {
+        unknown_snapshot(vm, name, list, err);
+        goto out;
+    }
+    if (is_state_file(dir, name)) {
+        _cleanup_free_ char *a = snap_path(dir, name, ".state"), *b = snap_path(dir, name, ".json");
+        rc = fs_remove(a, err) < 0 || fs_remove(b, err) < 0 ? -1 : 0;
+    } else if (q) {
+        _cleanup_free_ char *line = xasprintf("delvm %s", name);
+        rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
+    } else {
+        stopped_disks(c, dir, &d);
+        rc = 0;
+        size_t i;
+        json_t *x;
+        json_array_foreach(d.qcow2, i, x) {
+            char *args[] = { "snapshot", "-d", (char *)name,
+                             (char *)json_string_value(json_object_get(x, "path")), NULL };
+            if (qemu_img(c, args, NULL, err) < 0) {
+                rc = -1;
+                break;
+            }
+        }
+    }
+out:
+    disks_free(&d);
+    qmp_close(q);
+    return rc;
+}
+
+/* ------------------------------------------------------------ start */
+
+/* The QEMU error lines of its stderr log (the last few), for a failed restore. */
+static char *qemu_words(const char *dir)
+{
+    _cleanup_free_ char *p = layout_path(dir, LAYOUT_STDERR);
+    sbuf b = SBUF_INIT;
+    if (fs_tail(p, 3, &b, NULL) < 0 || b.len == 0) {
+        sbuf_free(&b);
+        return xstrdup("QEMU gave no reason");
+    }
+    char *s = sbuf_steal(&b);
+    for (char *q = s; *q; q++)
+        if (*q == '\n')
+            *q = (q[1] ? ' ' : '\0');
+    return s;
+}
+
+/* Wait until an incoming migration is over: 0 running (or paused), -1 QEMU gave up. */
+static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err *err)
+{
+    _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
+    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
+    for (;;) {
+        qq_err e = { 0 };
+        qmp *q = qmp_open(sock, 2000, &e);
+        json_t *s = q ? qmp_execute(q, "query-status", NULL, 5000, &e) : NULL;
+        qmp_close(q);
+        const char *status = json_string_value(json_object_get(s, "status"));
+        bool done = status && strcmp(status, "inmigrate") != 0;
+        /* the state was saved with the VM stopped (a consistent point): it
+         * arrives paused */
+        if (done && strcmp(status, "paused") == 0) {
+            q = qmp_open(sock, 2000, &e);
+            json_t *r = q ? qmp_execute(q, "cont", NULL, 5000, &e) : NULL;
+            qmp_close(q);
+            if (!r) {
+                json_decref(s);
+                return qq_fail(err, QQ_EXIT_FAIL, "cont after loading the state: %s", e.msg);
+            }
+            json_decref(r);
+        }
+        json_decref(s);
+        if (done)
+            return 0;
+        if (pidfd < 0 || proc_wait_pidfd(pidfd, 20) == 1)
+            return qq_fail(err, QQ_EXIT_FAIL, "QEMU exited");
+        if (proc_now_ms() > deadline)
+            return qq_fail(err, QQ_EXIT_FAIL, "the state did not load in time");
+    }
+}
+
+int snap_start(const config *c, const char *vm, const snap_start_opts *o, int timeout_s, vm_start_result *r,
+               qq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (check_vm(c, vm, err) < 0 || (o->restore && snap_check_name(o->restore, err) < 0))
+        return -1;
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    if (st.running) {
+        if (o->restore)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): `qqmgr snapshot restore %s %s` "
+                           "returns it to the snapshot in place", vm, (long)st.pid, vm, o->restore);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): --rm applies to a fresh start; stop it first",
+                       vm, (long)st.pid);
+    }
+    char **extra = NULL, **replace = NULL, **copies = NULL;
+    size_t ne = 0, nr = 0, nc = 0;
+    bool state_file = false, loadvm = false;
+    int rc = -1;
+    long long deadline = proc_now_ms() + (long long)timeout_s * 1000;
+    _cleanup_free_ char *marker = layout_path(dir, LAYOUT_THROWAWAY);
+    if (o->restore) {
+        json_t *list = list_in(c, vm, dir, NULL, err);
+        if (!list)
+            return -1;
+        bool have = has_snapshot(list, o->restore);
+        if (!have)
+            unknown_snapshot(vm, o->restore, list, err);
+        json_decref(list);
+        if (!have)
+            return -1;
+        state_file = is_state_file(dir, o->restore);
+        if (state_file) {
+            _cleanup_free_ char *p = snap_path(dir, o->restore, ".state");
+            sbuf uri = SBUF_INIT;
+            sbuf_adds(&uri, "exec:cat '");
+            for (const char *s = p; *s; s++)
+                sbuf_adds(&uri, *s == '\'' ? "'\\''" : (char[]){ *s, 0 });
+            sbuf_adds(&uri, "'");
+            strv_push(&extra, &ne, xstrdup("-incoming"));
+            strv_push(&extra, &ne, sbuf_steal(&uri));
+        } else {
+            loadvm = true;
+            strv_push(&extra, &ne, xstrdup("-loadvm"));
+            strv_push(&extra, &ne, xstrdup(o->restore));
+        }
+    }
+    if (o->rm && loadvm) {
+        /* the snapshot must stay visible: a private copy of each disk, not an overlay */
+        disks d;
+        stopped_disks(c, dir, &d);
+        size_t i;
+        json_t *x;
+        json_array_foreach(d.qcow2, i, x) {
+            char *copy = xasprintf("%s/throwaway.%ld.%zu.qcow2", dir, (long)getpid(), i);
+            strv_push(&copies, &nc, copy);
+            if (copy_sparse(json_string_value(json_object_get(x, "path")), copy, NULL, err) < 0) {
+                disks_free(&d);
+                goto out;
+            }
+            chmod(copy, 0600);
+            strv_push(&replace, &nr, xstrdup(json_string_value(json_object_get(x, "file"))));
+            strv_push(&replace, &nr, xstrdup(copy));
+        }
+        disks_free(&d);
+    } else if (o->rm) {
+        strv_push(&extra, &ne, xstrdup("-snapshot"));
+    }
+    vm_run_opts ro = { 0 };
+    if (o->run)
+        ro = *o->run;
+    ro.extra_args = extra;
+    ro.replace = replace;
+    fs_remove(marker, NULL);
+    if (vm_start_opts(c, vm, timeout_s, &ro, r, err) < 0) {
+        if (o->restore) {
+            _cleanup_free_ char *why = qemu_words(dir);
+            free(r->stderr_tail);   /* its words are in the message */
+            r->stderr_tail = NULL;
+            qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot '%s' did not load (was the VM's cmd changed since it was saved?): %s",
+                    vm, o->restore, why);
+        }
+        goto out;
+    }
+    if (o->rm) {
+        char pid[32];
+        snprintf(pid, sizeof pid, "%ld\n", (long)r->pid);
+        fs_write_atomic(marker, pid, strlen(pid), 0600, NULL);
+    }
+    if (state_file) {
+        qq_err e = { 0 };
+        if (wait_incoming(dir, r->pid, deadline, &e) < 0) {
+            _cleanup_free_ char *why = qemu_words(dir);
+            vm_stop_result sr;
+            vm_stop(c, vm, 5, true, &sr, NULL);
+            ssh_close_master(dir, 2000);
+            qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot '%s' did not load (was the VM's cmd changed since it was saved?): %s",
+                    vm, o->restore, why);
+            goto out;
+        }
+        snprintf(r->state, sizeof r->state, "running");
+    }
+    rc = 0;
+out:
+    /* QEMU holds the copies open (or never will): their names can go now */
+    for (char **p = copies; p && *p; p++)
+        unlink(*p);
+    strv_free(copies);
+    strv_free(extra);
+    strv_free(replace);
+    return rc;
+}
+
+/* ------------------------------------------------------------ run */
+
+int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *status, qq_err *err)
+{
+    *status = 0;
+    if (check_vm(c, vm, err) < 0)
+        return -1;
+    if (config_vm_ssh_port(c, vm) == SSH_PORT_NONE)
+        return qq_fail(err, QQ_EXIT_USAGE, "run: VM %s has no ssh port to run the command through: set [vm.%s.ssh] port",
+                       vm, vm);
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    if (st.running)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `qqmgr ssh %s COMMAND...` "
+                       "(run starts and stops its own VM)", vm, (long)st.pid, vm);
+    long long t0 = proc_now_ms();
+    long long deadline = o->timeout_s > 0 ? t0 + (long long)o->timeout_s * 1000 : t0 + 300 * 1000;
+    sigsave ss;
+    catch_signals(&ss);
+    int rc = -1;
+    _cleanup_close_ int pidfd = -1;
+    snap_start_opts so = { .restore = o->restore, .rm = o->rm };
+    vm_start_result r;
+    int start_s = (int)((deadline - t0 + 999) / 1000);
+    if (snap_start(c, vm, &so, start_s > 0 ? start_s : 1, &r, err) < 0) {
+        free(r.stderr_tail);
+        goto out;
+    }
+    if (ssh_wait_ready(c, vm, "ssh", deadline, false, err) < 0)
+        goto out;
+    if (interrupted) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", vm);
+        goto out;
+    }
+    ssh_target t;
+    if (ssh_prepare(c, vm, true, &t, err) < 0)
+        goto out;
+    long long cmd_deadline = o->timeout_s > 0 ? deadline : -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        restore_signals(&ss);
+        qq_err e = { 0 };
+        ssh_exec(&t, o->debug, o->argc, o->argv, &e);
+        fprintf(stderr, "qqmgr: %s\n", e.msg);
+        _exit(255);
+    }
+    pidfd = proc_pidfd(pid, NULL);
+    int ws = 0;
+    for (;;) {
+        if (proc_reap(pid, &ws) == 1)
+            break;
+        long long left = cmd_deadline < 0 ? 1000 : cmd_deadline - proc_now_ms();
+        if (interrupted || left <= 0) {
+            kill(pid, SIGTERM);
+            if (pidfd >= 0 && proc_wait_pidfd(pidfd, 3000) != 1)
+                kill(pid, SIGKILL);
+            waitpid(pid, &ws, 0);
+            if (interrupted)
+                qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", vm);
+            else
+                qq_fail(err, QQ_EXIT_FAIL, "%s: the run took longer than %d s; the command and the VM were stopped",
+                        vm, o->timeout_s);
+            goto out;
+        }
+        if (pidfd >= 0)
+            proc_wait_pidfd(pidfd, left > 1000 ? 1000 : (int)left);
+        else
+            usleep(20 * 1000);
+    }
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    rc = 0;
+out:
+    /* it was not running before: whatever runs now is this run's */
+    vm_probe(dir, false, &st);
+    if (st.running) {
+        vm_stop_result sr;
+        qq_err e = { 0 };
+        /* a throwaway run has nothing to keep: no need to wait for the guest */
+        if (vm_stop(c, vm, 30, o->rm, &sr, &e) < 0 && rc == 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s", e.msg);
+        ssh_close_master(dir, 2000);
+    }
+    restore_signals(&ss);
+    return rc;
+}

@@ -1,0 +1,98 @@
+/* snapshot — the test loop: a VM's snapshots (save, restore, list, delete),
+ * starting from one, throwaway runs, and `run VM -- COMMAND`.
+ *
+ * Where a snapshot lives (DESIGN.md "State of one VM"):
+ *  - every writable disk of the VM is qcow2: an internal qcow2 snapshot in
+ *    each of them, RAM and device state in the first (HMP savevm / loadvm /
+ *    delvm on a running VM, `qemu-img snapshot -d` and `info` on a stopped
+ *    one). The disk files of the last such save are recorded in
+ *    <vm dir>/snapshots/disks.json, so a stopped VM's snapshots are found.
+ *  - the VM has no writable disk (kernel + initramfs): a migration stream in
+ *    <vm dir>/snapshots/NAME.state (written to NAME.state.tmp, renamed when
+ *    complete) and NAME.json (date, vm_clock, size); QEMU starts from it
+ *    with -incoming.
+ *  - a writable disk of another format (raw): no snapshot; QQ_EXIT_FAIL
+ *    naming the drive and the fix (format = "qcow2").
+ * A save, restore or delete holds the VM's lock. A save interrupted by
+ * SIGINT/SIGTERM/SIGHUP lets QEMU finish (or cancels the migration), removes
+ * what it made and fails: the VM keeps running, no partial snapshot remains.
+ *
+ * Snapshot names follow the VM-name rule (letters, digits, . _ -, not
+ * starting with . or -): QQ_EXIT_USAGE otherwise. An unknown snapshot is
+ * QQ_EXIT_FAIL listing the ones that exist. Other errors: QQ_EXIT_FAIL with
+ * QEMU's or qemu-img's own words.
+ */
+#ifndef QQ_SNAPSHOT_H
+#define QQ_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "../base/err.h"
+#include "config.h"
+#include "debug.h"
+#include "vm.h"
+
+/* 0, or -1 (QQ_EXIT_USAGE) naming what is wrong with the snapshot name. */
+int snap_check_name(const char *name, qq_err *err);
+
+/* The VM's snapshots, running or stopped: a new array of {name, date (ISO
+ * 8601 UTC), vm_state_size (bytes), vm_clock (guest seconds, a number)},
+ * oldest first. NULL with err on failure. */
+json_t *snap_list(const config *c, const char *vm, qq_err *err);
+
+typedef struct snap_save_result {
+    const char *kind;        /* "qcow2" (internal snapshots) or "state-file" */
+    double seconds;          /* how long the save took */
+    bool replaced;           /* an older snapshot of that name was replaced (force) */
+} snap_save_result;
+
+/* Save the running VM's state (RAM, devices, writable disks) as name; an
+ * existing name fails unless force. */
+int snap_save(const config *c, const char *vm, const char *name, bool force, snap_save_result *r, qq_err *err);
+
+/* Return the running VM to snapshot name in place (a diskless VM's QEMU is
+ * restarted from the state file); the ssh master is reset. A stopped VM:
+ * QQ_EXIT_FAIL pointing at `start --restore`. */
+int snap_restore(const config *c, const char *vm, const char *name, qq_err *err);
+
+/* Delete snapshot name (running or stopped VM). */
+int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
+
+/* The snapshot names a disk image holds (for `img build`): a NULL-terminated
+ * list (caller strv_free), empty when none or the file is not qcow2. */
+char **snap_names_in_image(const config *c, const char *path);
+
+typedef struct snap_start_opts {
+    const char *restore;     /* start from this snapshot, or NULL */
+    bool rm;                 /* throwaway: every disk write of this run is lost at stop */
+    const vm_run_opts *run;  /* start's other options (--paused, --wrap), or NULL */
+} snap_start_opts;
+
+/* Start a stopped VM from a snapshot and/or as a throwaway run (a running
+ * VM is QQ_EXIT_FAIL). --rm alone: QEMU's -snapshot (temporary overlays,
+ * deleted by QEMU); --rm with a qcow2 snapshot: per-run copies of the disks
+ * in the VM's dir, unlinked once QEMU holds them open. A snapshot that does
+ * not load: QQ_EXIT_FAIL with QEMU's words, and no QEMU left running.
+ * Returns like vm_start (r->stderr_tail may be set on failure). */
+int snap_start(const config *c, const char *vm, const snap_start_opts *o, int timeout_s, vm_start_result *r,
+               qq_err *err);
+
+typedef struct snap_run_opts {
+    const char *restore;     /* as snap_start_opts */
+    bool rm;
+    int timeout_s;           /* > 0: bounds the whole run; the VM is stopped at the deadline */
+    bool debug;              /* print the ssh command line */
+    char **argv;             /* the remote command words */
+    int argc;
+} snap_run_opts;
+
+/* `run`: start the stopped VM (as snap_start), wait for ssh, run the command
+ * through ssh (stdin/stdout/stderr passed through), stop the VM. *status:
+ * the command's exit status (ssh's 255 when ssh itself failed). Returns -1
+ * with err when the VM was running (use ssh), or start, wait or the timeout
+ * failed; the VM is stopped on every path, also on SIGINT/SIGTERM/SIGHUP.
+ * Prints nothing itself. */
+int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *status, qq_err *err);
+
+#endif

@@ -1,0 +1,45 @@
+/* run — start a VM, wait for ssh, run one command in it, stop it. */
+#include <stdio.h>
+
+#include "../app/snapshot.h"
+#include "cmd.h"
+
+typedef struct {
+    const char *restore;
+    bool rm;
+    int timeout;
+} run_opts;
+
+static const qq_opt options[] = {
+    QQ_STRING(0, "restore", "SNAPSHOT", run_opts, restore, "start from the snapshot (the guest continues where it was)"),
+    QQ_FLAG(0, "rm", run_opts, rm, "throwaway run: every disk write is lost when the VM stops"),
+    QQ_SECONDS("timeout", run_opts, timeout, 1, "bound the whole run; at the deadline the command and the VM stop"),
+    QQ_OPT_END,
+};
+
+static int run(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)argc;
+    const run_opts *o = ctx->opts;
+    if (ctx->nrest < 1) {
+        fprintf(stderr, "qqmgr: run: the command to run goes after --: qqmgr run %s -- COMMAND...\n", argv[1]);
+        return qq_usage(ctx, false);
+    }
+    qq_err err = { 0 };
+    config *c = qq_config(ctx, &err);
+    if (!c)
+        return qq_report(&err);
+    snap_run_opts ro = { .restore = o->restore, .rm = o->rm, .timeout_s = o->timeout, .debug = ctx->debug,
+                         .argv = ctx->rest, .argc = ctx->nrest };
+    int status = 0;
+    if (snap_run(c, argv[1], &ro, &status, &err) < 0)
+        return qq_report(&err);
+    return status;
+}
+
+const qq_command qq_cmd_run = {
+    .name = "run", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "start the VM, run COMMAND over ssh, stop the VM; the exit status is COMMAND's",
+    QQ_OPTIONS(run_opts, options, NULL),
+    .rest = QQ_REST_AFTER_DASHDASH, .rest_args = "-- COMMAND...",
+};

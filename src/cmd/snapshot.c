@@ -1,0 +1,139 @@
+/* snapshot save, restore, list, delete — a VM's snapshots. */
+#include <stdio.h>
+
+#include "../app/snapshot.h"
+#include "cmd.h"
+
+typedef struct {
+    bool force;
+} save_opts;
+
+static const qq_opt save_options[] = {
+    QQ_FLAG('f', "force", save_opts, force, "replace a snapshot of that name"),
+    QQ_OPT_END,
+};
+
+static int save(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)argc;
+    const save_opts *o = ctx->opts;
+    const char *vm = argv[1], *name = argv[2];
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, &c, &err);
+    if (rc >= 0)
+        return rc;
+    snap_save_result r;
+    if (snap_save(c, vm, name, o->force, &r, &err) < 0)
+        return qq_report(&err);
+    if (ctx->json)
+        qq_print_json(json_pack("{s:s, s:s, s:s, s:b, s:I}", "name", vm, "snapshot", name, "kind", r.kind,
+                                "replaced", r.replaced, "elapsed_ms", (json_int_t)(r.seconds * 1000)));
+    else
+        printf("saved snapshot %s of %s in %.2f s%s\n", name, vm, r.seconds, r.replaced ? " (replaced the older one)" : "");
+    return 0;
+}
+
+static int restore(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)argc;
+    const char *vm = argv[1], *name = argv[2];
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, &c, &err);
+    if (rc >= 0)
+        return rc;
+    if (snap_restore(c, vm, name, &err) < 0)
+        return qq_report(&err);
+    if (ctx->json)
+        qq_print_json(json_pack("{s:s, s:s}", "name", vm, "snapshot", name));
+    else
+        printf("restored %s to snapshot %s\n", vm, name);
+    return 0;
+}
+
+static int delete(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)argc;
+    const char *vm = argv[1], *name = argv[2];
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, &c, &err);
+    if (rc >= 0)
+        return rc;
+    if (snap_delete(c, vm, name, &err) < 0)
+        return qq_report(&err);
+    if (ctx->json)
+        qq_print_json(json_pack("{s:s, s:s}", "name", vm, "snapshot", name));
+    else
+        printf("deleted snapshot %s of %s\n", name, vm);
+    return 0;
+}
+
+static void human_size(char *buf, size_t len, double v)
+{
+    static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static int list(qq_ctx *ctx, int argc, char **argv)
+{
+    (void)argc;
+    const char *vm = argv[1];
+    qq_err err = { 0 };
+    config *c;
+    int rc = qq_begin(ctx, &c, &err);
+    if (rc >= 0)
+        return rc;
+    json_t *l = snap_list(c, vm, &err);
+    if (!l)
+        return qq_report(&err);
+    if (ctx->json) {
+        qq_print_json(l);
+        return 0;
+    }
+    if (json_array_size(l) == 0)
+        printf("%s has no snapshots\n", vm);
+    else
+        printf("%-24s %-20s %10s %12s\n", "NAME", "DATE", "STATE", "VM CLOCK");
+    size_t i;
+    json_t *s;
+    json_array_foreach(l, i, s) {
+        char size[32], clock[32] = "-";
+        human_size(size, sizeof size, (double)json_integer_value(json_object_get(s, "vm_state_size")));
+        json_t *vc = json_object_get(s, "vm_clock");
+        if (json_is_number(vc))
+            snprintf(clock, sizeof clock, "%.3f s", json_number_value(vc));
+        printf("%-24s %-20s %10s %12s\n", json_string_value(json_object_get(s, "name")),
+               json_string_value(json_object_get(s, "date")), size, clock);
+    }
+    json_decref(l);
+    return 0;
+}
+
+const qq_command qq_cmd_snapshot_save = {
+    .name = "snapshot save", .handler = save, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .summary = "save the running VM's RAM, devices and disks as SNAPSHOT",
+    QQ_OPTIONS(save_opts, save_options, NULL),
+    .json = "{name, snapshot, kind, replaced, elapsed_ms}",
+};
+const qq_command qq_cmd_snapshot_restore = {
+    .name = "snapshot restore", .handler = restore, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .summary = "return the running VM to SNAPSHOT in place (a stopped VM: start --restore)",
+    .json = "{name, snapshot}",
+};
+const qq_command qq_cmd_snapshot_list = {
+    .name = "snapshot list", .handler = list, .args = "VM", .min_args = 1, .max_args = 1,
+    .summary = "list the VM's snapshots (running or stopped)",
+    .json = "an array of {name, date, vm_state_size, vm_clock}",
+};
+const qq_command qq_cmd_snapshot_delete = {
+    .name = "snapshot delete", .handler = delete, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .summary = "delete a snapshot",
+    .json = "{name, snapshot}",
+};
