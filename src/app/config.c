@@ -547,7 +547,7 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
     if (!valid_name(name))
         return bad_name(c, err, b, "image", name);
     static const char *const keys[] = { "builder", "img_size", "build_args", "build_timeout", "base_img",
-                                        "templates", "env", "env_hook", "sources", NULL };
+                                        "templates", "env", "env_hook", "sources", "format", NULL };
     if (check_table_keys(c, err, b, img, keys) < 0)
         return -1;
     json_t *builder = json_object_get(img, "builder");
@@ -560,6 +560,15 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
     bool ci = strcmp(bs, "cloud-init") == 0;
     if (!ci && strcmp(bs, "raw") != 0)
         return cfail(c, err, sbuf_str(&p), "unknown builder \"%s\" (expected \"raw\" or \"cloud-init\")", bs);
+    json_t *format = json_object_get(img, "format");
+    if (format) {
+        path_key(&p, b, "format");
+        if (ci)
+            return cfail(c, err, sbuf_str(&p), "only the raw builder takes a format (cloud-init images are qcow2)");
+        if (!json_is_string(format) ||
+            (strcmp(json_string_value(format), "raw") != 0 && strcmp(json_string_value(format), "qcow2") != 0))
+            return cfail(c, err, sbuf_str(&p), "expected \"raw\" or \"qcow2\"");
+    }
     json_t *size = json_object_get(img, "img_size");
     if (!size)
         return cfail(c, err, b, "missing required key \"img_size\" (such as \"10G\")");
@@ -929,8 +938,10 @@ char *config_vm_dir(const config *c, const char *name)
 static char *img_path_of(const config *c, const char *name, json_t *img)
 {
     const char *builder = json_string_value(json_object_get(img, "builder"));
+    const char *format = json_string_value(json_object_get(img, "format"));
+    bool raw = builder && strcmp(builder, "raw") == 0 && !(format && strcmp(format, "qcow2") == 0);
     _cleanup_free_ char *dir = layout_img_dir(c->state_dir, name);
-    return layout_path(dir, builder && strcmp(builder, "raw") == 0 ? LAYOUT_IMG_RAW : LAYOUT_IMG_QCOW2);
+    return layout_path(dir, raw ? LAYOUT_IMG_RAW : LAYOUT_IMG_QCOW2);
 }
 
 static void download_of(json_t *t, img_download *d)

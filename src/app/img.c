@@ -26,6 +26,7 @@
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
 #include "layout.h"
+#include "snapshot.h"
 
 typedef struct build {
     const config *c;
@@ -122,6 +123,19 @@ static int stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1], qq_err *err)
  * rendered arguments name it through {{.img.NAME}}). */
 static int refuse_if_in_use(build *b, qq_err *err)
 {
+    /* snapshots live inside the disk: a rebuild loses them (unless forced) */
+    if (!b->o->force && fs_exists(b->s.path)) {
+        _cleanup_strv_ char **snaps = snap_names_in_image(b->c, b->s.path);
+        if (snaps[0]) {
+            _cleanup_sbuf_ sbuf l = SBUF_INIT;
+            for (char **p = snaps; *p; p++)
+                sbuf_addf(&l, "%s%s", p == snaps ? "" : ", ", *p);
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "img %s: its disk holds snapshots that a rebuild would lose: %s "
+                           "(`qqmgr img build %s --force` rebuilds anyway)",
+                           b->s.name, sbuf_str(&l), b->s.name);
+        }
+    }
     for (size_t i = 0; i < config_vm_count(b->c); i++) {
         const char *vm = config_vm_name(b->c, i);
         _cleanup_free_ char *dir = config_vm_dir(b->c, vm);
@@ -168,8 +182,11 @@ static void forget_host_keys(build *b)
 
 static int build_raw(build *b, bool *up_to_date, qq_err *err)
 {
+    const char *format = json_string_value(json_object_get(b->s.table, "format")) ?: "raw";
     _cleanup_json_ json_t *inputs = json_pack("{s:s, s:I}", "builder", "raw", "size",
                                               (json_int_t)b->s.size_bytes);
+    if (strcmp(format, "raw") != 0)   /* a raw image's stamp stays as it was */
+        json_object_set_new(inputs, "format", json_string(format));
     char hex[HASH_HEX_LEN + 1];
     if (stamp_of(inputs, hex, err) < 0)
         return -1;
@@ -184,7 +201,7 @@ static int build_raw(build *b, bool *up_to_date, qq_err *err)
     char size[32];
     snprintf(size, sizeof size, "%llu", b->s.size_bytes);
     fs_remove(b->building, NULL);
-    char *args[] = { "create", "-q", "-f", "raw", b->building, size, NULL };
+    char *args[] = { "create", "-q", "-f", (char *)format, b->building, size, NULL };
     if (qemu_img(b, "create", args, NULL, err) < 0) {
         fs_remove(b->building, NULL);
         return -1;
