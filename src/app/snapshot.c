@@ -447,6 +447,26 @@ static int lock_dir(const char *dir, qq_err *err)
 
 /* ------------------------------------------------------------ save */
 
+/* QEMU says "Input/output error" when a disk's file system is full: name the cause. */
+static void explain_full_disk(json_t *qcow2, qq_err *err)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(qcow2, i, x) {
+        const char *path = json_string_value(json_object_get(x, "path"));
+        struct statvfs vfs;
+        if (!path || statvfs(path, &vfs) < 0)
+            continue;
+        unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+        if (avail < (64ULL << 20)) {
+            _cleanup_free_ char *was = xstrdup(err->msg);
+            qq_fail(err, QQ_EXIT_FAIL, "%s (no space left: the file system of %s has %llu MiB free; earlier "
+                    "snapshots are intact)", was, path, avail >> 20);
+            return;
+        }
+    }
+}
+
 /* Diskless save: stop, migrate to NAME.state.tmp, rename, cont. */
 static int save_state_file(qmp *q, const char *vm, const char *dir, const char *name, bool was_running, qq_err *err)
 {
@@ -598,6 +618,8 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
          * is honoured after it, by deleting what it made */
         _cleanup_free_ char *line = xasprintf("savevm %s", name);
         rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
+        if (rc < 0)
+            explain_full_disk(d.qcow2, err);
         if (rc == 0 && interrupted) {
             _cleanup_free_ char *del = xasprintf("delvm %s", name);
             hmp_quiet(q, vm, del, SAVE_TIMEOUT_MS, NULL);
