@@ -966,6 +966,8 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
     out->name = xstrdup(name);
     out->builder = xstrdup(json_string_value(json_object_get(img, "builder")));
     out->cloud_init = strcmp(out->builder, "cloud-init") == 0;
+    const char *fmt = json_string_value(json_object_get(img, "format"));
+    out->format = out->cloud_init || (fmt && strcmp(fmt, "qcow2") == 0) ? "qcow2" : "raw";
     json_t *size = json_object_get(img, "img_size");
     if (json_is_integer(size)) {
         out->size_bytes = (unsigned long long)json_integer_value(size);

@@ -66,9 +66,10 @@ typedef struct img_spec {
     char *name;
     char *builder;         /* "raw" or "cloud-init" */
     bool cloud_init;
+    const char *format;    /* the disk's format: "raw" or "qcow2" (raw builder: format key; cloud-init: qcow2) */
     char *img_size;        /* as written ("10G"); */
     unsigned long long size_bytes;
-    char *path;            /* absolute path VMs use: <dir>/disk.raw (raw) or <dir>/disk.qcow2 (cloud-init) */
+    char *path;            /* absolute path VMs use: <dir>/disk.raw (raw) or <dir>/disk.qcow2 (qcow2) */
     char *dir;             /* absolute <state dir>/img.NAME */
     /* cloud-init (empty for raw): */
     img_download base_img;

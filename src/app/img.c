@@ -182,7 +182,7 @@ static void forget_host_keys(build *b)
 
 static int build_raw(build *b, bool *up_to_date, qq_err *err)
 {
-    const char *format = json_string_value(json_object_get(b->s.table, "format")) ?: "raw";
+    const char *format = b->s.format;
     _cleanup_json_ json_t *inputs = json_pack("{s:s, s:I}", "builder", "raw", "size",
                                               (json_int_t)b->s.size_bytes);
     if (strcmp(format, "raw") != 0)   /* a raw image's stamp stays as it was */
