@@ -91,6 +91,7 @@ def test_start_restore_reaches_ssh_on_a_different_automatic_port(project, tiny_v
     stop(project)
     # hold the old port so the restored VM must get another one
     with socket.socket() as hold:
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # past TIME_WAIT
         hold.bind(("127.0.0.1", old_port))
         hold.listen(1)
         out = project.json("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
