@@ -9,16 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../base/cleanup.h"
 #include "../base/json_arena.h"
 #include "../base/sbuf.h"
+#include "../base/strdist.h"
 #include "../base/tmpl.h"
 #include "../base/toml.h"
 #include "../base/xalloc.h"
 #include "layout.h"
+#include "ssh_keywords.h"
 
 struct config {
     char *path;        /* real path */
@@ -214,6 +217,22 @@ static int check_ssh_value(const config *c, qq_err *err, const char *path, json_
     return cfail(c, err, path, "an ssh option must be a string, number, boolean or array, not %s", g);
 }
 
+/* An unknown ssh_config keyword: "did you mean" the nearest one (in a VM's
+ * table, qqmgr's own port and vm_port first). */
+static int unknown_ssh_keyword(const config *c, qq_err *err, const char *path, const char *k, bool vm)
+{
+    static const char *const own[] = { "port", "vm_port", NULL };
+    const char *mine = vm ? str_closest(k, own) : NULL;
+    const char *theirs = str_closest(k, ssh_keywords);
+    const char *best = mine && (!theirs || str_distance(k, mine) <= str_distance(k, theirs)) ? mine : theirs;
+    _cleanup_json_ json_t *j = json_string(k);
+    _cleanup_free_ char *g = j ? got(j) : xstrdup("?");
+    if (best)
+        return cfail(c, err, path, "unknown ssh_config keyword %s (did you mean %s?)", g, best);
+    return cfail(c, err, path, "unknown ssh_config keyword %s (see ssh_config(5)%s)", g,
+                 vm ? "; qqmgr's own keys here are port and vm_port" : "");
+}
+
 static int check_ssh_table(const config *c, qq_err *err, const char *base, json_t *t, bool vm)
 {
     const char *k;
@@ -239,8 +258,10 @@ static int check_ssh_table(const config *c, qq_err *err, const char *base, json_
             }
             continue;
         }
-        if (!*k || strpbrk(k, " \t\n\r=\""))
-            return cfail(c, err, sbuf_str(&p), "not an ssh option name");
+        if (strcasecmp(k, "Host") == 0 || strcasecmp(k, "Match") == 0)
+            return cfail(c, err, sbuf_str(&p), "%s cannot be set: qqmgr writes the VM's Host block itself", k);
+        if (!ssh_keyword(k))
+            return unknown_ssh_keyword(c, err, sbuf_str(&p), k, vm);
         if (check_ssh_value(c, err, sbuf_str(&p), v) < 0)
             return -1;
     }
@@ -884,16 +905,6 @@ const char *config_qemu_bin(const config *c) { return c->qemu_bin; }
 const char *config_qemu_img(const config *c) { return c->qemu_img; }
 json_t *config_root(const config *c) { return c->root; }
 
-json_t *config_ssh_global(const config *c)
-{
-    static json_t *empty;
-    if (c->ssh)
-        return c->ssh;
-    if (!empty)
-        empty = json_object();
-    return empty;
-}
-
 /* The i-th key of obj. Walks from the last position when asked for the next
  * one, so listing every VM in order stays linear. */
 static const char *nth_key(const config *cc, json_t *obj, size_t i)
@@ -916,6 +927,43 @@ static const char *nth_key(const config *cc, json_t *obj, size_t i)
 size_t config_vm_count(const config *c) { return c->vms ? json_object_size(c->vms) : 0; }
 const char *config_vm_name(const config *c, size_t i) { return nth_key(c, c->vms, i); }
 bool config_has_vm(const config *c, const char *name) { return c->vms && json_object_get(c->vms, name); }
+
+/* "no VM named "x"; did you mean "y"? (VMs in FILE: a, b, …)" */
+static int no_such(const config *c, json_t *table, const char *what, const char *whats, const char *name,
+                   qq_err *err)
+{
+    _cleanup_json_ json_t *jn = json_string(name);
+    _cleanup_free_ char *g = jn ? got(jn) : xstrdup("?");
+    size_t n = table ? json_object_size(table) : 0;
+    if (!n)
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: no %s named %s (the config defines no %s)", c->shown, what, g,
+                       whats);
+    _cleanup_sbuf_ sbuf list = SBUF_INIT;
+    _cleanup_free_ const char **names = xcalloc(n + 1, sizeof *names);
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(table, k, v) {
+        if (i < 12)
+            sbuf_addf(&list, "%s%s", i ? ", " : "", k);
+        names[i++] = k;
+    }
+    if (n > 12)
+        sbuf_addf(&list, ", … (%zu in all)", n);
+    const char *near = str_closest(name, names);
+    return qq_fail(err, QQ_EXIT_USAGE, "%s: no %s named %s%s%s%s (%s: %s)", c->shown, what, g,
+                   near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "", whats, sbuf_str(&list));
+}
+
+int config_check_vm(const config *c, const char *name, qq_err *err)
+{
+    return config_has_vm(c, name) ? 0 : no_such(c, c->vms, "VM", "VMs", name, err);
+}
+
+int config_check_img(const config *c, const char *name, qq_err *err)
+{
+    return c->imgs && json_object_get(c->imgs, name) ? 0 : no_such(c, c->imgs, "image", "images", name, err);
+}
 size_t config_img_count(const config *c) { return c->imgs ? json_object_size(c->imgs) : 0; }
 const char *config_img_name(const config *c, size_t i) { return nth_key(c, c->imgs, i); }
 
@@ -962,7 +1010,7 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
     memset(out, 0, sizeof *out);
     json_t *img = c->imgs ? json_object_get(c->imgs, name) : NULL;
     if (!img)
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no image named \"%s\"", c->path, name);
+        return config_check_img(c, name, err);
     out->name = xstrdup(name);
     out->builder = xstrdup(json_string_value(json_object_get(img, "builder")));
     out->cloud_init = strcmp(out->builder, "cloud-init") == 0;
@@ -1266,6 +1314,16 @@ static int resolve_unit(resolver *r, unit *u, qq_err *err)
     return rc;
 }
 
+/* Render the template text s (at config path `path`) with the VM's data. */
+static int render_text(resolver *r, const char *path, const char *s, sbuf *out, qq_err *err)
+{
+    scan_refs(r, s, on_ref, NULL);
+    tmpl_error te = { { 0 } };
+    if (tmpl_render(path, s, r->data, out, &te) < 0)
+        return cfail(r->c, err, path, "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
+    return 0;
+}
+
 static void add_units(resolver *r, json_t *scope, const char *base)
 {
     const char *k;
@@ -1286,13 +1344,69 @@ static void add_units(resolver *r, json_t *scope, const char *base)
     }
 }
 
+/* Render one ssh option value (a string, or the strings of an array) into a
+ * new value; a rendered control character is an error as a written one is. */
+static json_t *render_ssh_value(resolver *r, json_t *v, const char *path, qq_err *err)
+{
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        _cleanup_sbuf_ sbuf p = SBUF_INIT;
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            sbuf_reset(&p);
+            sbuf_adds(&p, path);
+            toml_path_append_index(&p, i);
+            json_t *e = render_ssh_value(r, json_array_get(v, i), sbuf_str(&p), err);
+            if (!e) {
+                json_decref(a);
+                return NULL;
+            }
+            json_array_append_new(a, e);
+        }
+        return a;
+    }
+    const char *s = json_string_value(v);
+    if (!s || tmpl_is_plain(s))
+        return json_incref(v);
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    if (render_text(r, path, s, &out, err) < 0)
+        return NULL;
+    for (const unsigned char *q = (const unsigned char *)sbuf_str(&out); *q; q++)
+        if (*q < 0x20 || *q == 0x7f) {
+            _cleanup_json_ json_t *j = json_string(sbuf_str(&out));
+            _cleanup_free_ char *g = j ? got(j) : xstrdup("?");
+            cfail(r->c, err, path, "renders to an ssh value with a control character: %s", g);
+            return NULL;
+        }
+    json_t *nv = json_string(sbuf_str(&out));
+    if (!nv)
+        cfail(r->c, err, path, "renders to text that is not valid UTF-8");
+    return nv;
+}
+
+/* [ssh] or [vm.NAME.ssh] (without port and vm_port), rendered into dst. */
+static int render_ssh_table(resolver *r, json_t *src, const char *base, json_t *dst, qq_err *err)
+{
+    const char *k;
+    json_t *v;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_object_foreach(src, k, v) {
+        if (strcmp(base, "ssh") != 0 && (strcmp(k, "port") == 0 || strcmp(k, "vm_port") == 0))
+            continue;
+        path_key(&p, base, k);
+        json_t *nv = render_ssh_value(r, v, sbuf_str(&p), err);
+        if (!nv)
+            return -1;
+        json_object_set_new(dst, k, nv);
+    }
+    return 0;
+}
+
 int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err)
 {
     memset(out, 0, sizeof *out);
     json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
     if (!vm)
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"%s", c->path, name,
-                       config_vm_count(c) ? "" : " (the config defines no VMs)");
+        return config_check_vm(c, name, err);
     _cleanup_sbuf_ sbuf base = SBUF_INIT;
     sbuf_adds(&base, "vm");
     toml_path_append(&base, name);
@@ -1304,18 +1418,14 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     out->ssh_port = SSH_PORT_NONE;
     out->ssh_vm_port = 22;
     out->ssh_opts = json_object();
+    out->ssh_global = json_object();
     json_t *ssh = json_object_get(vm, "ssh");
     if (ssh) {
-        const char *k;
         json_t *v;
-        json_object_foreach(ssh, k, v) {
-            if (strcmp(k, "port") == 0)
-                out->ssh_port = json_is_string(v) ? SSH_PORT_AUTO : (int)json_integer_value(v);
-            else if (strcmp(k, "vm_port") == 0)
-                out->ssh_vm_port = (int)json_integer_value(v);
-            else
-                json_object_set(out->ssh_opts, k, v);
-        }
+        if ((v = json_object_get(ssh, "port")))
+            out->ssh_port = json_is_string(v) ? SSH_PORT_AUTO : (int)json_integer_value(v);
+        if ((v = json_object_get(ssh, "vm_port")))
+            out->ssh_vm_port = (int)json_integer_value(v);
     }
     out->ssh_port_used = out->ssh_port == SSH_PORT_AUTO ? auto_port : out->ssh_port;
 
@@ -1366,12 +1476,8 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
         const char *s = json_string_value(json_array_get(cmd, i));
         sbuf_reset(&outb);
         if (!tmpl_is_plain(s)) {
-            scan_refs(&r, s, on_ref, NULL);
-            tmpl_error te = { { 0 } };
-            if (tmpl_render(sbuf_str(&p), s, data, &outb, &te) < 0) {
-                rc = cfail(c, err, sbuf_str(&p), "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
+            if ((rc = render_text(&r, sbuf_str(&p), s, &outb, err)) < 0)
                 break;
-            }
             s = sbuf_str(&outb);
         }
         size_t before = out->nargs;
@@ -1390,6 +1496,15 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
             qq_err_prefix(err, "%s", where);
             rc = -1;
         }
+    }
+    /* ssh values are templates too, with the same data */
+    if (rc == 0 && c->ssh)
+        rc = render_ssh_table(&r, c->ssh, "ssh", out->ssh_global, err);
+    if (rc == 0 && ssh) {
+        sbuf_reset(&p);
+        sbuf_adds(&p, sbuf_str(&base));
+        toml_path_append(&p, "ssh");
+        rc = render_ssh_table(&r, ssh, sbuf_str(&p), out->ssh_opts, err);
     }
     for (size_t i = 0; i < r.nunits; i++)
         free(r.units[i].path);
@@ -1424,6 +1539,8 @@ void vm_spec_free(vm_spec *s)
     free(s->state_dir);
     if (s->ssh_opts)
         json_decref(s->ssh_opts);
+    if (s->ssh_global)
+        json_decref(s->ssh_global);
     if (s->images)
         for (char **p = s->images; *p; p++)
             free(*p);

@@ -44,7 +44,8 @@ typedef struct vm_spec {
     int ssh_port;          /* as configured: SSH_PORT_NONE, SSH_PORT_AUTO or 1..65535 */
     int ssh_port_used;     /* the port the args were rendered with (the chosen one when auto) */
     int ssh_vm_port;       /* default 22 */
-    json_t *ssh_opts;      /* owned: the VM's [vm.NAME.ssh] keys except port/vm_port, in file order */
+    json_t *ssh_opts;      /* owned: the VM's [vm.NAME.ssh] keys except port/vm_port, in file order, rendered */
+    json_t *ssh_global;    /* owned: the [ssh] keys, in file order, rendered with this VM's data */
     char **images;         /* names of the images the args use (via .img), NULL-terminated */
     json_t *vars;          /* owned: the VM's vars, resolved (as .vm sees them; `symbols` for gdb --guest) */
 } vm_spec;
@@ -96,12 +97,15 @@ const char *config_dir(const config *c);        /* its directory */
 const char *config_state_dir(const config *c);
 const char *config_qemu_bin(const config *c);
 const char *config_qemu_img(const config *c);
-json_t *config_ssh_global(const config *c);     /* borrowed: [ssh] keys in file order */
 json_t *config_root(const config *c);           /* borrowed: the parsed document */
 
 size_t config_vm_count(const config *c);
 const char *config_vm_name(const config *c, size_t i);   /* file order */
 bool config_has_vm(const config *c, const char *name);
+/* 0 when the config has VM (image) name; else QQ_EXIT_USAGE "no VM named "x"",
+ * with the nearest name ("did you mean") and the names that exist. */
+int config_check_vm(const config *c, const char *name, qq_err *err);
+int config_check_img(const config *c, const char *name, qq_err *err);
 size_t config_img_count(const config *c);
 const char *config_img_name(const config *c, size_t i);  /* file order */
 

@@ -72,8 +72,8 @@ int debug_argv_finish(const vm_spec *s, const vm_run_opts *ro, const char *sock_
 
 int debug_running(const config *cfg, const char *name, pid_t *pid, char **state_dir, qq_err *err)
 {
-    if (!config_has_vm(cfg, name))
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(cfg), name);
+    if (config_check_vm(cfg, name, err) < 0)
+        return -1;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     vm_state st;
     vm_probe(dir, false, &st);

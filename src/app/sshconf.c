@@ -62,7 +62,8 @@ static bool has_key(json_t *obj, const char *key)
 
 bool sshconf_user_sets(const config *c, const vm_spec *s, const char *key)
 {
-    return has_key(s->ssh_opts, key) || has_key(config_ssh_global(c), key);
+    (void)c;    /* [ssh] comes rendered with the VM (vm_spec.ssh_global) */
+    return has_key(s->ssh_opts, key) || has_key(s->ssh_global, key);
 }
 
 static int control_char(const char *key, const char *s, qq_err *err)
@@ -191,7 +192,7 @@ static int check_key(const char *key, qq_err *err)
 
 int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_err *err)
 {
-    json_t *vm = s->ssh_opts, *global = config_ssh_global(c);
+    json_t *vm = s->ssh_opts, *global = s->ssh_global;
     char alias[256];
     sshconf_alias(s->name, alias, sizeof alias);
     /* the comment names the config; a control character in its path is not copied */

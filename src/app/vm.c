@@ -203,9 +203,7 @@ static int lock_vm(const char *dir, qq_err *err)
 
 static int check_name(const config *cfg, const char *name, qq_err *err)
 {
-    if (!config_has_vm(cfg, name))
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(cfg), name);
-    return 0;
+    return config_check_vm(cfg, name, err);
 }
 
 /* Which VM of ours uses host port `port` (running ones), or NULL. */

@@ -281,6 +281,100 @@ def test_names_of_letters_digits_dot_underscore_dash_are_accepted(qqmgr, tmp_pat
     assert [v["name"] for v in json.loads(r.stdout)] == ["web-1.example_A"]
 
 
+SSH_KEYS = [
+    ("vm_prot", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nprot = "auto"\n',
+     r'qqmgr\.toml:4:1: vm\.a\.ssh\.prot: unknown ssh_config keyword "prot" \(did you mean port\?\)'),
+    ("typo", '[ssh]\nStrictHostKeyCheckin = "no"\n',
+     r'qqmgr\.toml:2:1: ssh\.StrictHostKeyCheckin: unknown ssh_config keyword .*did you mean StrictHostKeyChecking\?'),
+    ("vm_typo", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nIdentityFiel = "k"\n',
+     r"qqmgr\.toml:4:1: vm\.a\.ssh\.IdentityFiel: .*did you mean IdentityFile\?"),
+    ("unknown", '[ssh]\nFrobnicate = "yes"\n', r'ssh\.Frobnicate: unknown ssh_config keyword "Frobnicate" \(see ssh_config\(5\)\)'),
+    ("host", '[ssh]\nHost = "x"\n', r"ssh\.Host: Host cannot be set: qqmgr writes the VM's Host block"),
+    ("match", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nmatch = "all"\n', r"vm\.a\.ssh\.match: match cannot be set"),
+]
+
+
+@pytest.mark.parametrize("name,text,pattern", SSH_KEYS, ids=[b[0] for b in SSH_KEYS])
+def test_unknown_ssh_config_keywords_are_config_errors_with_a_hint(qqmgr, tmp_path, name, text, pattern):
+    write(tmp_path, text)
+    r = qq(qqmgr, "list", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_ssh_keywords_are_accepted_in_any_case(qqmgr, tmp_path):
+    write(tmp_path, '[ssh]\nstricthostkeychecking = "accept-new"\nLOGLEVEL = "ERROR"\n[vm.a]\ncmd = ["-m 64"]\n')
+    r = qq(qqmgr, "list", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+SSH_TEMPLATES = """
+[vars]
+keys = "/srv/keys"
+user = "root"
+[ssh]
+User = "{{.user}}"
+SendEnv = ["LANG", "{{.vm.envvar}}"]
+LogLevel = "ERROR"
+[vm.a]
+cmd = ["-m 64"]
+[vm.a.vars]
+envvar = "TZ"
+[vm.a.ssh]
+port = 2222
+IdentityFile = "{{.keys}}/id_ed25519"
+ProxyCommand = "nc %h %p"
+ConnectTimeout = 5
+"""
+
+
+def test_ssh_values_are_templates_rendered_with_the_vms_data(qqmgr, tmp_path):
+    write(tmp_path, SSH_TEMPLATES)
+    r = qq(qqmgr, "ssh-config", "a", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [l.strip() for l in r.stdout.splitlines()]
+    assert "IdentityFile /srv/keys/id_ed25519" in lines
+    assert "User root" in lines
+    assert "SendEnv LANG" in lines and "SendEnv TZ" in lines
+    assert "ConnectTimeout 5" in lines
+    # what has no template means what it always meant (the original wrote values as-is)
+    assert any(l.startswith("ProxyCommand") and "nc %h %p" in l for l in lines)
+    assert "{{" not in r.stdout
+
+
+def test_ssh_value_template_errors_name_the_place(qqmgr, tmp_path):
+    write(tmp_path, SSH_TEMPLATES.replace('"{{.keys}}/id_ed25519"', '"{{.kyes}}/id_ed25519"'))
+    r = qq(qqmgr, "ssh-config", "a", cwd=tmp_path)
+    assert r.returncode == 2
+    assert re.match(r"qqmgr: qqmgr\.toml:15:\d+: vm\.a\.ssh\.IdentityFile: .*kyes", r.stderr), r.stderr
+
+
+def test_ssh_value_rendering_a_newline_is_a_config_error(qqmgr, tmp_path):
+    write(tmp_path, SSH_TEMPLATES.replace('keys = "/srv/keys"', 'keys = "/srv\\nProxyCommand evil"'))
+    r = qq(qqmgr, "ssh-config", "a", cwd=tmp_path)
+    assert r.returncode == 2
+    assert re.match(r"qqmgr: qqmgr\.toml:15:\d+: vm\.a\.ssh\.IdentityFile: renders to an ssh value with a "
+                    r"control character", r.stderr), r.stderr
+
+
+def test_unknown_vm_or_image_lists_the_names_that_exist(qqmgr, tmp_path):
+    write(tmp_path, BASIC)
+    r = qq(qqmgr, "show", "nope", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == 'qqmgr: qqmgr.toml: no VM named "nope" (VMs: a, b)'
+    r = qq(qqmgr, "status", "aa", cwd=tmp_path)
+    assert r.returncode == 2 and 'no VM named "aa"; did you mean "a"? (VMs: a, b)' in r.stderr
+    r = qq(qqmgr, "img", "build", "scratc", cwd=tmp_path)
+    assert r.returncode == 2
+    assert 'no image named "scratc"; did you mean "scratch"? (images: scratch)' in r.stderr
+    many = "".join(f'[vm.vm{i}]\ncmd = ["-m 64"]\n' for i in range(30))
+    write(tmp_path, many)
+    r = qq(qqmgr, "show", "x", cwd=tmp_path)
+    assert r.returncode == 2 and "(VMs: vm0, vm1," in r.stderr and "… (30 in all)" in r.stderr
+
+
 def test_invalid_utf8_is_a_config_error(qqmgr, tmp_path):
     (tmp_path / "qqmgr.toml").write_bytes(b'[vm.a]\ncmd = ["-name \xff"]\n')
     r = qq(qqmgr, "list", cwd=tmp_path)

@@ -1,0 +1,41 @@
+/* ssh_keywords — see ssh_keywords.h. */
+#include "ssh_keywords.h"
+
+#include <stddef.h>
+#include <strings.h>
+
+/* From ssh_config(5) of OpenSSH 9.2 (Debian), Host and Match left out (qqmgr
+ * writes the Host block), plus the aliases ssh still accepts. */
+const char *const ssh_keywords[] = {
+    "AddKeysToAgent", "AddressFamily", "BatchMode", "BindAddress", "BindInterface", "CanonicalDomains",
+    "CanonicalizeFallbackLocal", "CanonicalizeHostname", "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs",
+    "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Ciphers", "ClearAllForwardings",
+    "Compression", "ConnectionAttempts", "ConnectTimeout", "ControlMaster", "ControlPath", "ControlPersist",
+    "DynamicForward", "EnableEscapeCommandline", "EnableSSHKeysign", "EscapeChar", "ExitOnForwardFailure",
+    "FingerprintHash", "ForkAfterAuthentication", "ForwardAgent", "ForwardX11", "ForwardX11Timeout",
+    "ForwardX11Trusted", "GatewayPorts", "GlobalKnownHostsFile", "GSSAPIAuthentication",
+    "GSSAPIClientIdentity", "GSSAPIDelegateCredentials", "GSSAPIKeyExchange", "GSSAPIRenewalForcesRekey",
+    "GSSAPIServerIdentity", "GSSAPITrustDns", "GSSAPIKexAlgorithms", "HashKnownHosts",
+    "HostbasedAcceptedAlgorithms", "HostbasedAuthentication", "HostKeyAlgorithms", "HostKeyAlias", "Hostname",
+    "IdentitiesOnly", "IdentityAgent", "IdentityFile", "IgnoreUnknown", "Include", "IPQoS",
+    "KbdInteractiveAuthentication", "KbdInteractiveDevices", "KexAlgorithms", "KnownHostsCommand",
+    "LocalCommand", "LocalForward", "LogLevel", "LogVerbose", "MACs", "NoHostAuthenticationForLocalhost",
+    "NumberOfPasswordPrompts", "PasswordAuthentication", "PermitLocalCommand", "PermitRemoteOpen",
+    "PKCS11Provider", "Port", "PreferredAuthentications", "ProxyCommand", "ProxyJump", "ProxyUseFdpass",
+    "PubkeyAcceptedAlgorithms", "PubkeyAuthentication", "RekeyLimit", "RemoteCommand", "RemoteForward",
+    "RequestTTY", "RequiredRSASize", "RevokedHostKeys", "SecurityKeyProvider", "SendEnv",
+    "ServerAliveCountMax", "ServerAliveInterval", "SessionType", "SetEnv", "StdinNull", "StreamLocalBindMask",
+    "StreamLocalBindUnlink", "StrictHostKeyChecking", "SyslogFacility", "TCPKeepAlive", "Tunnel",
+    "TunnelDevice", "UpdateHostKeys", "User", "UserKnownHostsFile", "VerifyHostKeyDNS", "VisualHostKey",
+    "XAuthLocation", "ChallengeResponseAuthentication", "HostbasedKeyTypes", "PubkeyAcceptedKeyTypes",
+    "IdentityFile2",
+    NULL,
+};
+
+const char *ssh_keyword(const char *name)
+{
+    for (const char *const *k = ssh_keywords; *k; k++)
+        if (strcasecmp(*k, name) == 0)
+            return *k;
+    return NULL;
+}
