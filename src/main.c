@@ -19,6 +19,7 @@
 
 /* In overview order. Two-word commands ("img build") are found by both words. */
 const qq_command *const qq_commands[] = {
+    &qq_cmd_init,
     &qq_cmd_list,
     &qq_cmd_show,
     &qq_cmd_start,

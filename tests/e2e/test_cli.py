@@ -188,3 +188,43 @@ def test_start_wait_prints_the_total_time(project, tiny_vm_toml):
         assert out["already_running"] and isinstance(out["ready_ms"], int)
     finally:
         project.run("stop", "tiny", "--force")
+
+
+def test_init_writes_a_starter_that_list_and_show_accept_and_never_overwrites(qqmgr, tmp_path):
+    import os
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3Nza me@host\n")
+    env = dict(os.environ, HOME=str(home))
+    d = tmp_path / "p"
+    d.mkdir()
+    r = subprocess.run([qqmgr, "init"], cwd=d, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = (d / "qqmgr.toml").read_text()
+    assert 'pubkey = "ssh-ed25519 AAAAC3Nza me@host"' in text
+    assert {p.name for p in d.iterdir()} == {"qqmgr.toml", "user-data.tpl", "meta-data.tpl"}
+    vms = json.loads(qq(qqmgr, "list", "--json", cwd=d).stdout)
+    assert [(v["name"], v["ssh_port_config"]) for v in vms] == [("dev", "auto")]
+    r = qq(qqmgr, "show", "dev", cwd=d)
+    assert r.returncode == 0 and "img.debian/disk.qcow2" in r.stdout and "img.data/disk.raw" in r.stdout
+    imgs = {i["name"]: i["builder"] for i in json.loads(qq(qqmgr, "img", "list", "--json", cwd=d).stdout)}
+    assert imgs == {"debian": "cloud-init", "data": "raw"}
+    assert qq(qqmgr, "img", "build", "data", cwd=d).returncode == 0
+    # never overwrites: the config, or any file it would write
+    r = qq(qqmgr, "init", cwd=d)
+    assert r.returncode == 1 and "exists already" in r.stderr
+    assert (d / "qqmgr.toml").read_text() == text
+    e = tmp_path / "e"
+    e.mkdir()
+    (e / "user-data.tpl").write_text("mine")
+    r = qq(qqmgr, "-c", "other.toml", "init", cwd=e)
+    assert r.returncode == 1 and "user-data.tpl exists already" in r.stderr
+    assert {p.name for p in e.iterdir()} == {"user-data.tpl"} and (e / "user-data.tpl").read_text() == "mine"
+    # -c names the file; the hints in it carry the -c
+    r = qq(qqmgr, "-c", "sub dir/x.toml", "init", cwd=tmp_path)
+    assert r.returncode == 1   # no such directory
+    (tmp_path / "sub dir").mkdir()
+    r = qq(qqmgr, "-c", "sub dir/x.toml", "init", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "qqmgr -c 'sub dir/x.toml' img build debian" in (tmp_path / "sub dir" / "x.toml").read_text()
+    assert qq(qqmgr, "-c", "sub dir/x.toml", "show", "dev", cwd=tmp_path).returncode == 0
