@@ -250,7 +250,7 @@ static bool key_is(const char *line, const char *key)
 /* The VM's ssh config as the host wrote it, reached through the host:
  * ProxyCommand after the Host line (ssh keeps the first value), the host's
  * connection-sharing keys dropped (their paths are the host's). */
-static char *local_config(const remote_host *h, const char *text, qq_err *err)
+static char *local_config(const remote_host *h, const char *text, const char *known_hosts, qq_err *err)
 {
     _cleanup_strv_ char **pv = NULL;
     size_t pn = 0;
@@ -280,6 +280,17 @@ static char *local_config(const remote_host *h, const char *text, qq_err *err)
             *next++ = '\0';
         if (key_is(line, "ControlMaster") || key_is(line, "ControlPath") || key_is(line, "ControlPersist"))
             continue;
+        if (known_hosts && key_is(line, "UserKnownHostsFile")) {   /* the host's pins, mirrored here */
+            sbuf_adds(&b, "    UserKnownHostsFile \"");
+            for (const char *c = known_hosts; *c; c++) {
+                if (*c == '%' || *c == '"' || *c == '\\')
+                    sbuf_addc(&b, *c == '%' ? '%' : '\\');
+                sbuf_addc(&b, *c);
+            }
+            sbuf_adds(&b, "\"\n");
+            known_hosts = NULL;
+            continue;
+        }
         sbuf_adds(&b, line);
         sbuf_addc(&b, '\n');
         if (key_is(line, "Host"))
@@ -289,26 +300,26 @@ static char *local_config(const remote_host *h, const char *text, qq_err *err)
     return sbuf_steal(&b);
 }
 
-/* ${XDG_CACHE_HOME:-~/.cache}/qqmgr/remote/[USER@]HOST[:PORT]/VM.ssh.conf,
- * rewritten (atomically) on each use. */
-static int write_local_config(const remote_host *h, const char *vm, const char *text, char *path, size_t len,
-                              qq_err *err)
+/* The directory of the configs for host h:
+ * ${XDG_CACHE_HOME:-~/.cache}/qqmgr/remote/[USER@]HOST[:PORT] (made 0700). */
+static char *local_dir(const remote_host *h, qq_err *err)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     _cleanup_free_ char *base = xdg && xdg[0] == '/' ? xasprintf("%s/qqmgr/remote", xdg)
                               : home && home[0] == '/' ? xasprintf("%s/.cache/qqmgr/remote", home) : NULL;
-    if (!base)
-        return qq_fail(err, QQ_EXIT_FAIL, "-H: nowhere to write the VM's ssh config: neither XDG_CACHE_HOME nor HOME is set");
+    if (!base) {
+        qq_fail(err, QQ_EXIT_FAIL, "-H: nowhere to write the VM's ssh config: neither XDG_CACHE_HOME nor HOME is set");
+        return NULL;
+    }
     char port[16] = "";
     if (h->port)
         snprintf(port, sizeof port, ":%d", h->port);
-    _cleanup_free_ char *dir = xasprintf("%s/%s%s%s%s", base, h->user, h->user[0] ? "@" : "", h->host, port);
-    if (fs_mkdir_p(dir, 0700, err) < 0)
-        return -1;
-    int n = snprintf(path, len, "%s/%s.ssh.conf", dir, vm);
-    if (n < 0 || (size_t)n >= len)
-        return qq_fail(err, QQ_EXIT_FAIL, "-H: path too long under %s", dir);
-    return fs_write_atomic(path, text, strlen(text), 0600, err);
+    char *dir = xasprintf("%s/%s%s%s%s", base, h->user, h->user[0] ? "@" : "", h->host, port);
+    if (fs_mkdir_p(dir, 0700, err) < 0) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
 }
 
 static int via_host(const remote_host *h, const char *config_path, bool debug, int argc, char **argv,
@@ -329,12 +340,28 @@ static int via_host(const remote_host *h, const char *config_path, bool debug, i
         return qq_fail(err, QQ_EXIT_FAIL,
                        "-H %s: `ssh-config %s --json` there gave no config (is its qqmgr older than this one?)",
                        h->host, vm);
-    _cleanup_free_ char *conf = local_config(h, text, err);
+    /* ssh closes every inherited descriptor before it reads -F: files they are,
+     * VM.ssh.conf and (when the host pins the VM's host keys) a copy of its
+     * known_hosts, VM.known_hosts, both rewritten on each use */
+    _cleanup_free_ char *dir = local_dir(h, err);
+    if (!dir)
+        return -1;
+    json_t *known = json_object_get(doc, "known_hosts");
+    _cleanup_free_ char *khpath = NULL;
+    if (json_is_object(known)) {
+        const char *pins = json_string_value(json_object_get(known, "text"));
+        khpath = xasprintf("%s/%s.known_hosts", dir, vm);
+        if (fs_write_atomic(khpath, pins ? pins : "", pins ? strlen(pins) : 0, 0600, err) < 0)
+            return -1;
+    }
+    _cleanup_free_ char *conf = local_config(h, text, khpath, err);
     if (!conf)
         return -1;
-    /* ssh closes every inherited descriptor before it reads -F: a file it is */
     ssh_target t = { .port = (int)json_integer_value(port) };
-    if (write_local_config(h, vm, conf, t.conf, sizeof t.conf, err) < 0)
+    int n = snprintf(t.conf, sizeof t.conf, "%s/%s.ssh.conf", dir, vm);
+    if (n < 0 || (size_t)n >= sizeof t.conf)
+        return qq_fail(err, QQ_EXIT_FAIL, "-H: path too long under %s", dir);
+    if (fs_write_atomic(t.conf, conf, strlen(conf), 0600, err) < 0)
         return -1;
     snprintf(t.alias, sizeof t.alias, "%s", alias);
     if (debug)

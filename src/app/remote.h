@@ -19,7 +19,9 @@
  * ProxyCommand `ssh … HOST -W 127.0.0.1:PORT` (connection sharing off), so
  * files move between this machine and the guest directly. That config is
  * written to ${XDG_CACHE_HOME:-~/.cache}/qqmgr/remote/[USER@]HOST[:PORT]/
- * VM.ssh.conf on each use (ssh reads -F only from a file). Files the VM's
+ * VM.ssh.conf on each use (ssh reads -F only from a file); when the host
+ * pins the VM's host keys, its known_hosts is mirrored to VM.known_hosts
+ * there on each use and used instead of the host's path. Files the VM's
  * config names (IdentityFile…) must exist here at the same path, or the key
  * be in the agent.
  *

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <stdio.h>
 
+#include "../app/layout.h"
 #include "../app/ssh.h"
 #include "../base/cleanup.h"
 #include "../infra/fs.h"
@@ -35,12 +36,21 @@ static int ssh_config(qq_ctx *ctx, int argc, char **argv)
     if (ssh_prepare(c, argv[1], false, &t, &err) < 0)
         return qq_report(&err);
     if (ctx->json) {
-        /* config: the file's text, for `-H HOST ssh|put|get` (the file is on this host) */
-        _cleanup_free_ char *text = NULL;
+        /* config: the file's text, and known_hosts the host keys qqmgr pins,
+         * for `-H HOST ssh|put|get` (the files are on this host) */
+        _cleanup_free_ char *text = NULL, *dir = config_vm_dir(c, argv[1]), *pins = NULL;
         if (fs_read_file(t.conf, &text, NULL, &err) < 0)
             return qq_report(&err);
-        qq_print_json(json_pack("{s:s, s:s, s:i, s:s, s:s}", "file", t.conf, "host", t.alias, "port", t.port,
-                                "control_path", t.control, "config", text));
+        _cleanup_free_ char *kh = layout_path(dir, LAYOUT_KNOWN_HOSTS);
+        json_t *known = json_null();
+        if (strstr(text, kh)) {
+            fs_read_file(kh, &pins, NULL, NULL);
+            known = json_pack("{s:s, s:s}", "file", kh, "text", pins ? pins : "");
+        }
+        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "file", t.conf, "host", t.alias, "port", t.port,
+                              "control_path", t.control, "config", text);
+        json_object_set_new(o, "known_hosts", known);
+        qq_print_json(o);
         return 0;
     }
     FILE *f = fopen(t.conf, "r");

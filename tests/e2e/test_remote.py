@@ -191,7 +191,11 @@ def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tin
     from conftest import tiny_vm_section
     (tmp_path / "g").mkdir()
     p = Project(tmp_path / "g", qqmgr)
-    p.write(tiny_vm_section(tiny_guest, "auto", name="g"))
+    # host keys pinned by qqmgr (the fixture's section turns checking off)
+    section = tiny_vm_section(tiny_guest, "auto", name="g")
+    section = "\n".join(l for l in section.splitlines()
+                         if not l.startswith(("StrictHostKeyChecking", "UserKnownHostsFile")))
+    p.write(section + "\n")
     try:
         r = run_h(p, sshd, "qqhost", "start", "g", "--wait", "--timeout", BOOT, timeout=BOOT + 30)
         assert r.returncode == 0, r.stderr
@@ -210,10 +214,17 @@ def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tin
         assert back.read_bytes() == src.read_bytes()
 
         # the guest was reached through the host: the config ssh used has the hop
-        r = run_h(p, sshd, "qqhost", "-d", "ssh", "g", "true")
+        cache = tmp_path / "cache"
+        r = run_h(p, sshd, "qqhost", "-d", "ssh", "g", "true", env=sshd.env(XDG_CACHE_HOME=str(cache)))
         assert r.returncode == 0, r.stderr
         assert "ProxyCommand ssh -F " in r.stderr and f"-W %h:%p qqhost" in r.stderr
         assert "ControlPath none" in r.stderr
+        # the host's pinned guest key is mirrored here and used
+        local = cache / "qqmgr" / "remote" / "qqhost"
+        assert (local / "g.ssh.conf").is_file()
+        assert f'UserKnownHostsFile "{local}/g.known_hosts"' in r.stderr
+        remote_pins = (p.vm_dir("g") / "known_hosts").read_text()
+        assert remote_pins.strip() and (local / "g.known_hosts").read_text() == remote_pins
     finally:
         p.run("stop", "g", "--force")
         reap_qemu_under(tmp_path)
