@@ -17,6 +17,7 @@
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
+#include "../infra/proc.h"
 #include "ssh.h"
 
 /* ------------------------------------------------------------------ HOST */
@@ -149,61 +150,18 @@ static void print_argv(char **av)
  * could not be run at all. */
 static int run_ssh(char **av, sbuf *capture, qq_err *err)
 {
-    int out[2] = { -1, -1 }, report[2];
-    if ((capture && pipe2(out, O_CLOEXEC) < 0) || pipe2(report, O_CLOEXEC) < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "pipe: %s", strerror(errno));
-    fflush(NULL);
     struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
     sigaction(SIGINT, &ign, &old_int);
     sigaction(SIGQUIT, &ign, &old_quit);
-    pid_t pid = fork();
-    if (pid == 0) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGQUIT, &old_quit, NULL);
-        if (capture)
-            dup2(out[1], 1);
-        execvp(av[0], av);
-        int e = errno;
-        if (write(report[1], &e, sizeof e) < 0) {
-            /* nothing left to tell */
-        }
-        _exit(127);
-    }
-    int e = errno;
-    close(report[1]);
-    if (capture)
-        close(out[1]);
-    int rc;
-    if (pid < 0) {
-        rc = qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(e));
-    } else {
-        if (capture) {
-            char buf[4096];
-            ssize_t k;
-            while ((k = read(out[0], buf, sizeof buf)) != 0) {
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k < 0)
-                    break;
-                sbuf_add(capture, buf, (size_t)k);
-            }
-        }
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-        }
-        int exec_errno = 0;
-        if (read(report[0], &exec_errno, sizeof exec_errno) == (ssize_t)sizeof exec_errno)
-            rc = qq_fail(err, QQ_EXIT_FAIL, "cannot run %s: %s (is openssh-client installed?)", av[0],
-                         strerror(exec_errno));
-        else
-            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
+    fflush(NULL);
+    proc_run_opts o = { .out = capture };   /* the child gets default signal dispositions */
+    proc_result r;
+    int rc = proc_run(av, &o, &r, err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
-    close(report[0]);
-    if (capture)
-        close(out[0]);
-    return rc;
+    if (rc < 0)
+        return -1;
+    return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
 }
 
 /* ssh's own failures and a missing remote qqmgr become one clear line. */
