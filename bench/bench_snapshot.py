@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""The test loop, side by side in one run (printed as ratios), under TCG:
+
+  1. `qqmgr start VM --restore S --wait` vs a cold `qqmgr start VM --wait` of the
+     same VM (the tiny guest with a blank qcow2 disk, and the same guest diskless,
+     whose snapshot is a state file); time until ssh answers.
+  2. `qqmgr run VM --rm -- true` end to end vs the same by hand:
+     `start --wait` + `ssh VM true` + `stop`; and `run VM --rm --restore S -- true`.
+
+usage: bench/bench_snapshot.py [--qqmgr PATH] [--runs N]
+Builds (or reuses) the tiny guest through tests/guest/tiny-guest.sh.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
+
+
+def timed(argv):
+    t0 = time.perf_counter()
+    cp = run(argv)
+    dt = time.perf_counter() - t0
+    if cp.returncode != 0:
+        sys.exit(f"{' '.join(map(str, argv))} failed ({cp.returncode}): {cp.stderr}")
+    return dt
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def tiny_config(g, disk):
+    kernel = g / "vmlinux" if (g / "vmlinux").is_file() else g / "vmlinuz"
+    drive = ',\n  "-drive file={{.img.d}},format=qcow2,if=virtio"' if disk else ""
+    img = '[img.d]\nbuilder = "raw"\nformat = "qcow2"\nimg_size = "64M"\n\n' if disk else ""
+    return f"""{img}[vm.t]
+cmd = [
+  "-accel {ACCEL} -m 256 -display none -nodefaults",
+  "-kernel {kernel}", "-initrd {g / 'initramfs.gz'}", "-append 'console=ttyS0 quiet'",
+  "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{{{.vm.ssh.port}}}}-:22",
+  "-device virtio-net-pci,netdev=n0", "-device virtio-rng-pci"{drive}
+]
+[vm.t.ssh]
+port = "auto"
+IdentityFile = "{g / 'id_ed25519'}"
+User = "root"
+StrictHostKeyChecking = "no"
+UserKnownHostsFile = "/dev/null"
+LogLevel = "ERROR"
+"""
+
+
+def restore_vs_cold(q, cfg, vm, runs, wait="ssh"):
+    qq = [q, "-c", str(cfg)]
+    w = f"--wait={wait}"
+    cold, warm = [], []
+    timed(qq + ["start", vm, w, "--timeout", "900"])
+    timed(qq + ["snapshot", "save", vm, "bench", "--force"])
+    timed(qq + ["stop", vm, "--force"])
+    for _ in range(runs):
+        cold.append(timed(qq + ["start", vm, w, "--timeout", "900"]))
+        timed(qq + ["stop", vm, "--force"])
+        warm.append(timed(qq + ["start", vm, "--restore", "bench", w, "--timeout", "900"]))
+        timed(qq + ["stop", vm, "--force"])
+    return med(cold), med(warm)
+
+
+def run_vs_hand(q, cfg, runs):
+    qq = [q, "-c", str(cfg)]
+    by_run, by_hand, by_restore = [], [], []
+    for _ in range(runs):
+        by_run.append(timed(qq + ["run", "t", "--rm", "--", "true"]))
+        t0 = time.perf_counter()
+        timed(qq + ["start", "t", "--wait"])
+        timed(qq + ["ssh", "t", "true"])
+        timed(qq + ["stop", "t"])
+        by_hand.append(time.perf_counter() - t0)
+        by_restore.append(timed(qq + ["run", "t", "--rm", "--restore", "bench", "--", "true"]))
+    return med(by_run), med(by_hand), med(by_restore)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--qqmgr", default=str(REPO / "build" / "qqmgr"))
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    q = os.path.abspath(a.qqmgr)
+    g = Path(run(["bash", str(REPO / "tests/guest/tiny-guest.sh")], check=True).stdout.strip().splitlines()[-1])
+    print(f"accel {ACCEL}, {a.runs} runs each, medians; qqmgr {q}")
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        for disk in (True, False):
+            cfg = d / ("disk.toml" if disk else "diskless.toml")
+            cfg.write_text(tiny_config(g, disk))
+            if disk:
+                timed([q, "-c", str(cfg), "img", "build", "d"])
+            try:
+                cold, warm = restore_vs_cold(q, cfg, "t", a.runs)
+                what = "tiny guest, qcow2 disk (-loadvm)" if disk else "tiny guest, diskless (state file)"
+                print(f"{what:36} cold start --wait {cold:6.2f} s   start --restore --wait {warm:6.2f} s"
+                      f"   ratio {cold / warm:5.1f}x")
+                if disk:
+                    r, h, rr = run_vs_hand(q, cfg, a.runs)
+                    print(f"{'run --rm -- true':36} run {r:6.2f} s   start --wait + ssh + stop by hand {h:6.2f} s"
+                          f"   ratio {h / r:5.2f}x")
+                    print(f"{'run --rm --restore S -- true':36} {rr:6.2f} s   vs by hand {h:6.2f} s"
+                          f"   ratio {h / rr:5.1f}x")
+            finally:
+                run([q, "-c", str(cfg), "stop", "t", "--force"])
+
+
+if __name__ == "__main__":
+    main()
