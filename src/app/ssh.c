@@ -228,17 +228,23 @@ void ssh_close_master(const char *state_dir, int timeout_ms)
 
 /* ------------------------------------------------------------------ readiness */
 
-/* Connect to 127.0.0.1:port and read the server's identification line. */
-static bool banner_ok(int port)
+/* Connect to 127.0.0.1:port and read the server's identification line;
+ * why: what went wrong (for the progress line and a timeout). */
+static bool banner_ok(int port, char *why, size_t wlen)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        snprintf(why, wlen, "socket: %s", strerror(errno));
         return false;
+    }
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     bool ok = false;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+    snprintf(why, wlen, "no SSH banner on port %d within 1.5 s", port);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+        snprintf(why, wlen, "port %d: %s", port, strerror(errno));
         goto out;
+    }
     char buf[256];
     size_t got = 0;
     long long end = proc_now_ms() + 1500;
@@ -254,23 +260,84 @@ static bool banner_ok(int port)
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 continue;
+            snprintf(why, wlen, "port %d: %s before an SSH banner", port,
+                     n == 0 ? "connection closed" : strerror(errno));
             goto out;
         }
         got += (size_t)n;
     }
     ok = memcmp(buf, "SSH-", 4) == 0;
+    if (!ok)
+        snprintf(why, wlen, "port %d answers, but not with an SSH banner", port);
 out:
     close(fd);
     return ok;
 }
 
-static int run_ssh_quiet(const ssh_target *t, const char *cmd, int connect_timeout)
+/* One probe: `ssh … ALIAS -- cmd` in batch mode, stderr kept in errout.
+ * Returns ssh's exit status (255: ssh itself failed), -1 when ssh could not
+ * run or was killed at its bound. */
+static int probe_ssh(const ssh_target *t, const char *cmd, int connect_timeout, bool debug, sbuf *errout)
 {
     char ct[64];
     snprintf(ct, sizeof ct, "ConnectTimeout=%d", connect_timeout);
     char *av[] = { "ssh", "-F", (char *)t->conf, "-o", "BatchMode=yes", "-o", ct, (char *)t->alias,
                    "--", (char *)cmd, NULL };
-    return run_wait(av, true);
+    debug_argv(debug, av);
+    proc_run_opts o = { .null_stdio = true, .err = errout, .timeout_ms = (connect_timeout + 10) * 1000 };
+    proc_result r;
+    if (proc_run(av, &o, &r, NULL) < 0) {
+        sbuf_addf(errout, "cannot run ssh: %s\n", strerror(errno));
+        return -1;
+    }
+    if (r.timed_out) {
+        sbuf_addf(errout, "ssh did not finish within %d s\n", connect_timeout + 10);
+        return -1;
+    }
+    return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
+}
+
+/* The last `max` non-empty lines of text, joined by "\n" (without a final one). */
+static void last_lines(const char *text, size_t max, char *buf, size_t len)
+{
+    const char *end = text + strlen(text);
+    const char *p = end;
+    size_t n = 0;
+    while (p > text && n < max) {
+        while (p > text && (p[-1] == '\n' || p[-1] == '\r'))
+            p--;
+        if (p == text)
+            break;
+        while (p > text && p[-1] != '\n')
+            p--;
+        n++;
+    }
+    while (*p == '\n' || *p == '\r')
+        p++;
+    snprintf(buf, len, "%s", p);
+    size_t l = strlen(buf);
+    while (l && (buf[l - 1] == '\n' || buf[l - 1] == '\r'))
+        buf[--l] = '\0';
+}
+
+/* What ssh said that waiting cannot mend: a config ssh rejects, a key it
+ * cannot read, a host key that changed. NULL: worth another try (refused,
+ * reset, auth failing while the guest boots). *code: the exit code. */
+static const char *unhealable(const char *ssh_err, int *code)
+{
+    *code = QQ_EXIT_USAGE;
+    if (strstr(ssh_err, "Bad configuration option") || strstr(ssh_err, "bad configuration options") ||
+        strstr(ssh_err, "Unsupported option") || strstr(ssh_err, "garbage at end of line"))
+        return "ssh rejects the VM's ssh config (check the [ssh] and [vm.NAME.ssh] keys)";
+    if ((strstr(ssh_err, "Identity file") && strstr(ssh_err, "not accessible")) || strstr(ssh_err, "no such identity"))
+        return "ssh cannot read the IdentityFile";
+    *code = QQ_EXIT_FAIL;
+    if (strstr(ssh_err, "REMOTE HOST IDENTIFICATION HAS CHANGED") || strstr(ssh_err, "Host key verification failed"))
+        return "the guest's host key is not the one pinned for this VM (a new guest? `qqmgr ssh-keys reset VM` "
+               "forgets the old key)";
+    if (strstr(ssh_err, "Can't open user config file"))
+        return "ssh cannot read the VM's ssh config";
+    return NULL;
 }
 
 static int fail_vm_gone(const char *state_dir, const char *vm, const char *why, qq_err *err)
@@ -284,8 +351,17 @@ static int fail_vm_gone(const char *state_dir, const char *vm, const char *why, 
     return qq_fail(err, QQ_EXIT_FAIL, "VM %s %s", vm, why);
 }
 
+/* The progress line on a terminal: stage, seconds, the last thing ssh said. */
+static void show_progress(const char *vm, const char *stage, long long ms, const char *last)
+{
+    char one[80];
+    snprintf(one, sizeof one, "%s", last);
+    one[strcspn(one, "\n")] = '\0';
+    report_progress("qqmgr: %s: waiting for %s... %llds%s%s", vm, stage, ms / 1000, one[0] ? " — " : "", one);
+}
+
 int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
-                   qq_err *err)
+                   bool debug, qq_err *err)
 {
     bool cloud = strcmp(stage, "cloud-init") == 0;
     if (!cloud && strcmp(stage, "ssh") != 0)
@@ -293,45 +369,88 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
     ssh_target t;
     if (ssh_prepare(c, vm, true, &t, err) < 0)
         return -1;
+    {
+        vm_spec s;
+        if (config_vm(c, vm, t.port, &s, err) < 0)
+            return -1;
+        _cleanup_free_ char *missing = sshconf_missing_identity(c, &s);
+        vm_spec_free(&s);
+        if (missing)
+            return qq_fail(err, QQ_EXIT_USAGE,
+                           "VM %s: IdentityFile %s does not exist: ssh could never log in (the VM was left "
+                           "running; `qqmgr stop %s` stops it)", vm, missing, vm);
+    }
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
     const char *what = "the ssh port to answer with an SSH banner";
+    static const char *const stage_names[] = { "sshd", "ssh login", "cloud-init" };
     int phase = 0; /* 0 banner, 1 ssh true, 2 cloud-init */
     long long start = proc_now_ms(), last_qmp = 0;
+    char last[1024] = "";   /* the last error (ssh's last lines, or the banner's) */
+    int probes = 0;
     for (;;) {
         vm_state st = { 0 };
         vm_probe(dir, false, &st);
-        if (!st.running)
+        if (!st.running) {
+            if (progress)
+                report_progress_break();
             return fail_vm_gone(dir, vm, "stopped while waiting for ssh", err);
+        }
         long long now = proc_now_ms();
         if (now >= deadline_ms) {
             if (progress)
                 report_progress_break();
-            return qq_fail(err, QQ_EXIT_FAIL, "VM %s: timed out after %.1fs waiting for %s (port %d)", vm,
-                           (double)(now - start) / 1000.0, what, t.port);
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "VM %s: timed out after %.1fs waiting for %s (port %d); the VM was left running "
+                           "(`qqmgr stop %s` stops it)%s%s", vm, (double)(now - start) / 1000.0, what, t.port, vm,
+                           last[0] ? "; last error:\n" : "", last);
         }
         if (progress)
-            report_progress("qqmgr: %s: waiting for %s... %llds ", vm,
-                            phase == 0 ? "sshd" : phase == 1 ? "ssh login" : "cloud-init", (now - start) / 1000);
+            show_progress(vm, stage_names[phase], now - start, last);
+        probes++;
         if (phase == 0) {
-            if (banner_ok(t.port)) {
+            char why[256];
+            bool ok = banner_ok(t.port, why, sizeof why);
+            if (debug)
+                report_line("qqmgr: %s: probe %d (%.1fs): banner on port %d: %s", vm, probes,
+                            (double)(proc_now_ms() - start) / 1000.0, t.port, ok ? "SSH" : why);
+            if (ok) {
                 phase = 1;
+                last[0] = '\0';
                 what = "an ssh login (running `true`)";
                 continue;
             }
-        } else if (phase == 1) {
+            snprintf(last, sizeof last, "%s", why);
+        } else {
             int left = (int)((deadline_ms - now) / 1000);
-            int rc = run_ssh_quiet(&t, "true", left < 1 ? 1 : left > 10 ? 10 : left);
+            _cleanup_sbuf_ sbuf e = SBUF_INIT;
+            const char *cmd = phase == 1 ? "true" : "test -e /var/lib/cloud/instance/boot-finished";
+            int rc = probe_ssh(&t, cmd, phase == 1 ? (left < 1 ? 1 : left > 10 ? 10 : left) : 10,
+                               debug, &e);
+            if (debug)
+                report_line("qqmgr: %s: probe %d (%.1fs): ssh exit %d%s%.*s", vm, probes,
+                            (double)(proc_now_ms() - start) / 1000.0, rc, e.len ? ": " : "",
+                            (int)(e.len && e.buf[e.len - 1] == '\n' ? e.len - 1 : e.len), e.len ? e.buf : "");
             if (rc == 0) {
-                if (!cloud)
+                if (phase == 2 || !cloud)
                     break;
                 phase = 2;
+                last[0] = '\0';
                 what = "cloud-init to finish (/var/lib/cloud/instance/boot-finished)";
                 continue;
             }
-        } else {
-            int rc = run_ssh_quiet(&t, "test -e /var/lib/cloud/instance/boot-finished", 10);
-            if (rc == 0)
-                break;
+            if (rc == 255 || rc < 0 || phase == 1) {
+                last_lines(sbuf_str(&e), 3, last, sizeof last);
+                int code;
+                const char *why = rc == 255 ? unhealable(sbuf_str(&e), &code) : NULL;
+                if (why) {
+                    if (progress)
+                        report_progress_break();
+                    return qq_fail(err, code, "VM %s: %s; the VM was left running (`qqmgr stop %s` stops it); "
+                                   "ssh said:\n%s", vm, why, vm, last);
+                }
+            } else {
+                snprintf(last, sizeof last, "/var/lib/cloud/instance/boot-finished not there yet");
+            }
         }
         /* internal-error (what a broken KVM does) never recovers; asking QMP
          * costs a connection, so once a second is enough */
@@ -339,8 +458,11 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
             last_qmp = proc_now_ms();
             vm_state q = { 0 };
             vm_probe(dir, true, &q);
-            if (strcmp(q.state, "internal-error") == 0)
+            if (strcmp(q.state, "internal-error") == 0) {
+                if (progress)
+                    report_progress_break();
                 return fail_vm_gone(dir, vm, "is in internal-error (the guest crashed; try -accel tcg)", err);
+            }
         }
         struct timespec ts = { 0, phase == 0 ? 50 * 1000 * 1000 : 200 * 1000 * 1000 };
         nanosleep(&ts, NULL);

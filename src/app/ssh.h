@@ -59,8 +59,15 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
  * ssh, which also brings the master up) or "cloud-init" (ssh, then
  * /var/lib/cloud/instance/boot-finished). Fails at once when QEMU exits or the
  * guest enters internal-error (with the end of the serial log); a timeout
- * names the stage. deadline_ms is on proc_now_ms()'s clock. */
+ * names the stage, says the VM was left running and ends with ssh's last
+ * error lines. What waiting cannot mend fails at once (the VM left running):
+ * an IdentityFile that does not exist or that ssh cannot read, a config ssh
+ * rejects (QQ_EXIT_USAGE), a host key other than the pinned one
+ * (QQ_EXIT_FAIL); refused connections and failing logins during boot are
+ * retried. progress: a line on stderr (stage, seconds, the last error);
+ * debug: each probe and its outcome on stderr. deadline_ms is on
+ * proc_now_ms()'s clock. */
 int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
-                   qq_err *err);
+                   bool debug, qq_err *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
@@ -241,6 +242,52 @@ int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_e
         }
     }
     return 0;
+}
+
+static char *missing_in(json_t *v, const char *base_dir)
+{
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            char *m = missing_in(e, base_dir);
+            if (m)
+                return m;
+        }
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (!s || !*s || strchr(s, '%') || strstr(s, "${") || strcasecmp(s, "none") == 0)
+        return NULL;
+    _cleanup_free_ char *path = NULL;
+    if (s[0] == '~' && s[1] == '/') {
+        const char *home = getenv("HOME");
+        if (!home)
+            return NULL;
+        path = xasprintf("%s%s", home, s + 1);
+    } else if (s[0] == '~') {
+        return NULL;   /* ~user/: not ours to judge */
+    } else {
+        path = s[0] == '/' ? xstrdup(s) : xasprintf("%s/%s", base_dir, s);
+    }
+    return access(path, F_OK) == 0 ? NULL : TAKE_PTR(path);
+}
+
+char *sshconf_missing_identity(const config *c, const vm_spec *s)
+{
+    json_t *tables[] = { s->ssh_opts, config_ssh_global(c) };
+    for (size_t t = 0; t < 2; t++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(tables[t], k, v) {
+            if (strcasecmp(k, "IdentityFile") != 0)
+                continue;
+            char *m = missing_in(v, config_dir(c));
+            if (m)
+                return m;
+        }
+    }
+    return NULL;
 }
 
 char *sshconf_get(const char *text, const char *key)

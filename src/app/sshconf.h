@@ -44,6 +44,12 @@ int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_e
 /* Does the user set keyword key (in [vm.NAME.ssh] or [ssh])? */
 bool sshconf_user_sets(const config *c, const vm_spec *s, const char *key);
 
+/* The first IdentityFile the user's keys name (VM keys, then [ssh]) that does
+ * not exist, as ssh would look for it (relative: in the config's directory;
+ * ~/: in $HOME), or NULL (values with %-tokens or ${} are not judged).
+ * Caller frees. */
+char *sshconf_missing_identity(const config *c, const vm_spec *s);
+
 /* Append s as one ssh_config argument ("…"); percent: write % as %% (s is
  * literal text in a keyword that expands tokens). -1 on a control character. */
 int sshconf_quote(sbuf *out, const char *s, bool percent, qq_err *err);

@@ -85,7 +85,7 @@ static int start_one(qq_ctx *ctx, const char *name)
         if (line.len)
             fprintf(stderr, "%s\n", sbuf_str(&line));
     }
-    if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2), &err) < 0)
+    if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2) && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
     double total = (double)(proc_now_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {

@@ -33,7 +33,7 @@ static int wait_one(qq_ctx *ctx, const char *name)
     if (!c)
         return qq_report(&err);
     long long t0 = proc_now_ms();
-    if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, isatty(2) && !ctx->json, &err) < 0)
+    if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, isatty(2) && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
     if (ctx->json)
         qq_print_json(json_pack("{s:s, s:s, s:b, s:I}", "name", name, "for", stage, "ready", 1, "elapsed_ms",
