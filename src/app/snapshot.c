@@ -933,7 +933,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         free(r.stderr_tail);
         goto out;
     }
-    if (ssh_wait_ready(c, vm, "ssh", deadline, false, err) < 0)
+    if (ssh_wait_ready(c, vm, "ssh", deadline, false, false, err) < 0)
         goto out;
     if (interrupted) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", vm);

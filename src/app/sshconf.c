@@ -275,7 +275,7 @@ static char *missing_in(json_t *v, const char *base_dir)
 
 char *sshconf_missing_identity(const config *c, const vm_spec *s)
 {
-    json_t *tables[] = { s->ssh_opts, config_ssh_global(c) };
+    json_t *tables[] = { s->ssh_opts, s->ssh_global };
     for (size_t t = 0; t < 2; t++) {
         const char *k;
         json_t *v;
