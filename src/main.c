@@ -49,6 +49,8 @@ const qq_command *const qq_commands[] = {
     &qq_cmd_trace,
     &qq_cmd_events,
     &qq_cmd_forward,
+    &qq_cmd_completion,
+    &qq_cmd_complete,
     NULL,
 };
 

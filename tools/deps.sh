@@ -2,11 +2,11 @@
 # deps.sh — install the Debian packages qqmgr needs to build, test and run its
 # example (only the missing ones; `apt-get update` first when one is not found).
 # Usage: tools/deps.sh [--build-only | --demo]
-#   (default: everything the tests need; --demo: building, running VMs and
+#   (default: everything the tests need; --demo: building (with the man page: scdoc), running VMs and
 #   building the tiny example guest)
 set -euo pipefail
 
-BUILD=(meson ninja-build pkg-config gcc clang libjansson-dev libcurl4-openssl-dev libssl-dev
+BUILD=(meson ninja-build pkg-config gcc clang scdoc libjansson-dev libcurl4-openssl-dev libssl-dev
        libisofs-dev libcmocka-dev)
 RUN=(qemu-system-x86 qemu-utils openssh-client gdb)
 GUEST=(binutils xz-utils ca-certificates)

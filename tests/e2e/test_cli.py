@@ -228,3 +228,77 @@ def test_init_writes_a_starter_that_list_and_show_accept_and_never_overwrites(qq
     assert r.returncode == 0
     assert "qqmgr -c 'sub dir/x.toml' img build debian" in (tmp_path / "sub dir" / "x.toml").read_text()
     assert qq(qqmgr, "-c", "sub dir/x.toml", "show", "dev", cwd=tmp_path).returncode == 0
+
+
+def bash_complete(qqmgr, cwd, *words):
+    """COMPREPLY of the generated bash completion for `qqmgr WORDS...` (the last word is
+    the one being completed, "" for a new one)."""
+    script = qq(qqmgr, "completion", "bash").stdout
+    run = ('source /dev/stdin <<<"$QQ_SCRIPT"\n'
+           'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))\n'
+           '_qqmgr\n'
+           'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    r = subprocess.run(["bash", "-c", run, "bash", qqmgr, *words], cwd=cwd, capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "QQ_SCRIPT": script, "HOME": str(cwd)}, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return [w for w in r.stdout.splitlines() if w]
+
+
+def test_bash_completion_offers_commands_options_and_names_from_the_config(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_text(
+        '[img.scratch]\nbuilder = "raw"\nimg_size = "16M"\n'
+        f'[vm.alpha]\ncmd = ["{BARE}"]\n[vm.beta]\ncmd = ["{BARE}"]\n')
+    other = tmp_path / "sub"
+    other.mkdir()
+    (other / "o.toml").write_text(f'[vm.gamma]\ncmd = ["{BARE}"]\n[img.disk]\nbuilder = "raw"\nimg_size = "1M"\n')
+    (tmp_path / "afile.txt").write_text("")
+    c = lambda *w: bash_complete(qqmgr, tmp_path, *w)
+    # commands, groups and subcommands, from the table (hidden ones not offered)
+    assert "start" in c("") and "img" in c("") and "__complete" not in c("")
+    assert c("st") == ["start", "stop", "status", "stdout", "stderr"]
+    assert c("img", "") == ["list", "build"]
+    # options of the command, enum values (split at '=' as bash does, or after --for)
+    assert set(c("stop", "alpha", "-")) >= {"--timeout", "--force", "-f", "--json", "--help"}
+    assert c("wait", "alpha", "--for", "") == ["ssh", "cloud-init"]
+    assert c("start", "alpha", "--wait", "=", "") == ["ssh", "cloud-init"]
+    assert c("start", "alpha", "--wait", "=", "cl") == ["cloud-init"]
+    # names from the default config, or the one -c names on the line
+    assert c("show", "") == ["alpha", "beta"]
+    assert c("show", "a") == ["alpha"]
+    assert c("img", "build", "") == ["scratch"]
+    assert c("-c", "sub/o.toml", "show", "") == ["gamma"]
+    assert c("--config=sub/o.toml", "img", "build", "") == ["disk"]
+    assert c("start", "alpha", "") == ["alpha", "beta"]   # several VMs
+    # files where a file goes; nothing of ours after ssh's VM
+    assert "afile.txt" in c("put", "alpha", "")
+    assert "sub/" in c("-c", "su") or "sub" in c("-c", "su")
+    assert c("completion", "") == ["bash", "zsh", "fish"]
+
+
+def test_completion_scripts_for_zsh_and_fish_call_the_hidden_command(qqmgr):
+    for shell in ("zsh", "fish"):
+        r = qq(qqmgr, "completion", shell)
+        assert r.returncode == 0 and "__complete" in r.stdout
+    r = qq(qqmgr, "completion", "tcsh")
+    assert r.returncode == 2 and "expected bash, zsh or fish" in r.stderr
+    assert "__complete" not in qq(qqmgr, "--help").stdout
+
+
+def test_meson_install_puts_the_program_man_page_and_completions_in_place(qqmgr, tmp_path):
+    import os
+    import shutil
+    build = Path(qqmgr).parent
+    if not (build / "build.ninja").exists():
+        pytest.skip("qqmgr is not in a meson build dir")
+    r = subprocess.run(["meson", "install", "-C", str(build), "--no-rebuild", "--destdir", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = {str(p.relative_to(tmp_path / "d")) for p in (tmp_path / "d").rglob("*") if p.is_file()}
+    ends = ["/bin/qqmgr", "/share/bash-completion/completions/qqmgr", "/share/zsh/site-functions/_qqmgr",
+            "/share/fish/vendor_completions.d/qqmgr.fish"]
+    if shutil.which("scdoc"):
+        ends.append("/share/man/man1/qqmgr.1")
+    for e in ends:
+        assert any(f.endswith(e) for f in files), (e, files)
+    bash = next(tmp_path / "d" / f for f in files if f.endswith("completions/qqmgr"))
+    assert bash.read_text() == qq(qqmgr, "completion", "bash").stdout
