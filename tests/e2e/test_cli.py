@@ -302,3 +302,37 @@ def test_meson_install_puts_the_program_man_page_and_completions_in_place(qqmgr,
         assert any(f.endswith(e) for f in files), (e, files)
     bash = next(tmp_path / "d" / f for f in files if f.endswith("completions/qqmgr"))
     assert bash.read_text() == qq(qqmgr, "completion", "bash").stdout
+
+
+def test_every_command_and_option_of_the_table_is_in_readme_reference_and_man_page(qqmgr):
+    readme = (REPO / "README.md").read_text()
+    ref = (REPO / "docs" / "reference.md").read_text()
+    man = (REPO / "docs" / "qqmgr.1.scd").read_text()
+    missing = []
+    for name, synopsis in commands(qqmgr):
+        if f"`{name}" not in readme:
+            missing.append(f"README: {name}")
+        if f"`{name}" not in ref:
+            missing.append(f"reference: {name}")
+        first, _, second = name.partition(" ")
+        if f"*{name}*" not in man and (f"*{first}*" not in man or (second and f"*{second}*" not in man)):
+            missing.append(f"man: {name}")
+        for opt in set(re.findall(r"--[a-z][a-z-]*", qq(qqmgr, *name.split(), "-h").stdout)) - {"--help", "--json"}:
+            if opt not in ref:
+                missing.append(f"reference: {name} {opt}")
+            if f"*{opt}*" not in man and opt not in man:
+                missing.append(f"man: {name} {opt}")
+    assert not missing, missing
+
+
+def test_completion_offers_the_snapshots_of_the_vm_on_the_line(project):
+    project.write(f'[vm.bare]\ncmd = ["{BARE}"]\n')
+    project.run("start", "bare", check=True)
+    try:
+        project.run("snapshot", "save", "bare", "first", check=True)
+        project.run("snapshot", "save", "bare", "second", check=True)
+    finally:
+        project.run("stop", "bare", "--force", check=True)
+    words = bash_complete(project.qqmgr, project.path, "snapshot", "restore", "bare", "")
+    assert words == ["first", "second"]
+    assert bash_complete(project.qqmgr, project.path, "snapshot", "delete", "bare", "s") == ["second"]
