@@ -255,8 +255,9 @@ void qq_group_usage(FILE *f, const char *group)
 
 static bool is_global_option(const char *a)
 {
-    return strncmp(a, "-c", 2) == 0 || strcmp(a, "-d") == 0 || strcmp(a, "--config") == 0 ||
-           strncmp(a, "--config=", 9) == 0 || strcmp(a, "--debug") == 0;
+    return strncmp(a, "-c", 2) == 0 || strcmp(a, "-d") == 0 || strncmp(a, "-H", 2) == 0 ||
+           strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0 || strcmp(a, "--debug") == 0 ||
+           strcmp(a, "--host") == 0 || strncmp(a, "--host=", 7) == 0;
 }
 
 /* `list -c x.toml`: say where global options go, with the line that works */
@@ -281,7 +282,8 @@ static int global_misplaced(qq_ctx *ctx, int argc, char **argv, int at)
         moved[i] = true;
         sbuf_addc(&line, ' ');
         qq_shell_quote(&line, a);
-        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) &&
+            i + 1 < argc) {
             moved[++i] = true;
             sbuf_addc(&line, ' ');
             qq_shell_quote(&line, argv[i]);
@@ -295,7 +297,7 @@ static int global_misplaced(qq_ctx *ctx, int argc, char **argv, int at)
         qq_shell_quote(&line, argv[i]);
     }
     free(moved);
-    fprintf(stderr, "qqmgr: %s: %s is a global option; global options (-c, -d) go before the command: %s\n",
+    fprintf(stderr, "qqmgr: %s: %s is a global option; global options (-c, -d, -H) go before the command: %s\n",
             ctx->cmd->name, argv[at], sbuf_str(&line));
     return QQ_EXIT_USAGE;
 }
@@ -481,7 +483,7 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
             const qq_opt *o = find_short(c, *s);
             if (!o) {
                 char spelled[3] = { '-', *s, 0 };
-                rc = (*s == 'c' || *s == 'd') ? global_misplaced(ctx, argc, argv, i) : unknown_option(ctx, spelled);
+                rc = (*s == 'c' || *s == 'd' || *s == 'H') ? global_misplaced(ctx, argc, argv, i) : unknown_option(ctx, spelled);
                 goto out;
             }
             if (o->kind == QQ_OPT_FLAG) {

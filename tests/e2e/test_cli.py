@@ -94,7 +94,9 @@ def test_wait_with_a_separate_value_explains_the_equals_sign(qqmgr, tmp_path):
 def test_global_option_after_the_command_says_where_it_goes(qqmgr, tmp_path):
     r = qq(qqmgr, "list", "-c", "x.toml", cwd=tmp_path)
     assert r.returncode == 2
-    assert "global options (-c, -d) go before the command: qqmgr -c x.toml list" in r.stderr
+    assert "global options (-c, -d, -H) go before the command: qqmgr -c x.toml list" in r.stderr
+    r = qq(qqmgr, "status", "vm", "-H", "box", cwd=tmp_path)
+    assert r.returncode == 2 and "go before the command: qqmgr -H box status vm" in r.stderr
     r = qq(qqmgr, "show", "vm", "--config=my conf.toml", "-d", cwd=tmp_path)
     assert r.returncode == 2
     assert "qqmgr '--config=my conf.toml' -d show vm" in r.stderr
