@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,8 +318,28 @@ static int bad_name(const config *c, qq_err *err, const char *path, const char *
 /* A NUL (\u0000) anywhere in the document: a string or key that C would cut
  * short ("-m 64\u0000-daemonize" is not "-m 64"). Keys and values become
  * arguments, paths, names and ssh values, so each is refused, by place. */
+static bool has_nul(json_t *v)
+{
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it))
+            if (strlen(json_object_iter_key(it)) != json_object_iter_key_len(it) ||
+                has_nul(json_object_iter_value(it)))
+                return true;
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (has_nul(json_array_get(v, i)))
+                return true;
+    }
+    return false;
+}
+
+/* The walk that names the place runs only when has_nul found one. */
 static int check_nul(const config *c, qq_err *err, sbuf *path, json_t *v)
 {
+    if (!path->len && !has_nul(v))
+        return 0;
     size_t mark = path->len;
     if (json_is_string(v)) {
         if (strlen(json_string_value(v)) != json_string_length(v))
@@ -703,7 +724,10 @@ static int check_schema(config *c, qq_err *err)
     static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", "net", NULL };
     _cleanup_sbuf_ sbuf path = SBUF_INIT;
     sbuf_adds(&path, "");
-    if (check_nul(c, err, &path, c->root) < 0 || check_table_keys(c, err, "", c->root, top) < 0)
+    /* a NUL can only come from an escape (\u0000, \U00000000): no walk without one */
+    bool maybe_nul = c->text && (memmem(c->text, c->text_len, "\\u0000", 6) ||
+                                 memmem(c->text, c->text_len, "\\U00000000", 10));
+    if ((maybe_nul && check_nul(c, err, &path, c->root) < 0) || check_table_keys(c, err, "", c->root, top) < 0)
         return -1;
     json_t *v;
     if ((v = json_object_get(c->root, "qemu"))) {
@@ -1125,223 +1149,251 @@ int config_split_args(const char *s, char ***argv, size_t *argc, qq_err *err)
 
 /* ------------------------------------------------------------------ variables */
 
-/* A resolution unit: a global var (key "vars.NAME") or a VM var ("vm.NAME.vars.X"). */
+/* Variables are resolved by the template engine itself, lazily: every string
+ * var holding "{{" (in [vars], [vars.NS] tables and arrays, [vm.NAME.vars]) is
+ * a unit. When an execution reads a unit's raw string out of the data (a field,
+ * index, range, printing a container: tmpl's lookup hook), the unit is
+ * rendered once with the same hook, cached, and the rendered string is what
+ * the template sees. A unit read while it is being rendered is a real cycle,
+ * reported with its chain. So any construct that renders in Go resolves the
+ * same here, and nothing scans template text. */
 typedef struct unit {
-    const char *name;       /* key in its scope */
-    json_t *scope;          /* object in the data tree holding it */
-    char *path;             /* config path for errors */
-    int state;              /* 0 new, 1 resolving, 2 done */
+    json_t *raw;            /* the string node in the data tree (the key of the table) */
+    char *path;             /* config path for errors: "vars.a", "vm.x.vars.b[2]" */
+    json_t *value;          /* owned: the rendered string, once done */
+    int state;              /* 0 new, 1 rendering, 2 done */
 } unit;
 
 typedef struct resolver {
     const config *c;
     json_t *data;           /* root data */
-    unit *units;
-    size_t nunits;
-    const char *stack[64];
+    json_t *imgs;           /* data's .img: reads of it record the images used */
+    unit *units;            /* open addressing by raw pointer; nslots a power of 2 */
+    size_t nslots, nunits;
+    unit *stack[64];        /* units being rendered, outermost first */
     size_t depth;
-    json_t *images_used;    /* object used as a set, or NULL */
+    json_t *images_used;    /* object used as a set */
+    qq_err err;             /* the first error inside a unit (reported instead of the outer one) */
+    bool failed;
 } resolver;
 
-static unit *find_unit(resolver *r, json_t *scope, const char *name)
+static size_t slot_of(const resolver *r, const json_t *raw)
 {
-    for (size_t i = 0; i < r->nunits; i++)
-        if (r->units[i].scope == scope && strcmp(r->units[i].name, name) == 0)
+    uint64_t h = (uint64_t)(uintptr_t)raw;
+    h ^= h >> 17;
+    h *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 29) & (r->nslots - 1);
+}
+
+static unit *find_unit(resolver *r, const json_t *raw)
+{
+    if (!r->nslots)
+        return NULL;
+    for (size_t i = slot_of(r, raw);; i = (i + 1) & (r->nslots - 1)) {
+        if (!r->units[i].raw)
+            return NULL;
+        if (r->units[i].raw == raw)
             return &r->units[i];
-    return NULL;
+    }
 }
 
-static int resolve_unit(resolver *r, unit *u, qq_err *err);
-
-/* Find references in a template's actions: ".a.b" chains and `index .x "k"`. For
- * each, call on_ref(r, first, second) where first is the first segment and second
- * the second one (or NULL). Strings inside actions are skipped. */
-typedef int (*ref_fn)(resolver *r, const char *first, const char *second, qq_err *err);
-
-static int scan_refs(resolver *r, const char *text, ref_fn fn, qq_err *err)
+static void add_unit(resolver *r, json_t *raw, const char *path)
 {
-    const char *p = text;
-    while ((p = strstr(p, "{{"))) {
-        const char *end = strstr(p + 2, "}}");
-        if (!end)
-            return 0;
-        const char *q = p + 2;
-        while (q < end) {
-            if (*q == '"' || *q == '`') {
-                char d = *q++;
-                while (q < end && *q != d) {
-                    if (d == '"' && *q == '\\' && q + 1 < end)
-                        q++;
-                    q++;
-                }
-                q++;
-                continue;
+    if ((r->nunits + 1) * 2 > r->nslots) {
+        unit *old = r->units;
+        size_t oldn = r->nslots;
+        r->nslots = oldn ? oldn * 2 : 16;
+        r->units = xcalloc(r->nslots, sizeof *r->units);
+        for (size_t i = 0; i < oldn; i++)
+            if (old[i].raw) {
+                size_t j = slot_of(r, old[i].raw);
+                while (r->units[j].raw)
+                    j = (j + 1) & (r->nslots - 1);
+                r->units[j] = old[i];
             }
-            bool chain_start = *q == '.' && (q == p + 2 || !(isalnum((unsigned char)q[-1]) || q[-1] == '_' ||
-                                                             q[-1] == ')' || q[-1] == ']' ||
-                                                             (q[-1] == '$' && q - 1 > p + 2 &&
-                                                              (isalnum((unsigned char)q[-2]) || q[-2] == '_'))));
-            if (!chain_start) {
-                q++;
-                continue;
-            }
-            char seg[2][128] = { "", "" };
-            int nseg = 0;
-            while (q < end && *q == '.' && nseg < 2) {
-                q++;
-                size_t n = 0;
-                while (q < end && (isalnum((unsigned char)*q) || *q == '_')) {
-                    if (n + 1 < sizeof seg[0])
-                        seg[nseg][n++] = *q;
-                    q++;
-                }
-                seg[nseg][n] = '\0';
-                if (!n)
-                    break;
-                nseg++;
-            }
-            if (nseg == 0)
-                continue;
-            if (nseg == 1) {
-                /* `index .vm "x"` / `index .img "x"` */
-                const char *s = q;
-                while (s < end && (*s == ' ' || *s == '\t'))
-                    s++;
-                if (s < end && *s == '"') {
-                    const char *e = memchr(s + 1, '"', (size_t)(end - s - 1));
-                    if (e && (size_t)(e - s - 1) < sizeof seg[1]) {
-                        memcpy(seg[1], s + 1, (size_t)(e - s - 1));
-                        seg[1][e - s - 1] = '\0';
-                        nseg = 2;
-                    }
-                }
-            }
-            if (fn(r, seg[0], nseg > 1 ? seg[1] : NULL, err) < 0)
-                return -1;
-        }
-        p = end + 2;
+        free(old);
     }
-    return 0;
+    size_t j = slot_of(r, raw);
+    while (r->units[j].raw)
+        j = (j + 1) & (r->nslots - 1);
+    r->units[j] = (unit){ .raw = raw, .path = xstrdup(path) };
+    r->nunits++;
 }
 
-static int on_ref(resolver *r, const char *first, const char *second, qq_err *err)
+static void path_truncate(sbuf *path, size_t len)
 {
-    if (strcmp(first, "img") == 0) {
-        if (second && r->images_used && r->c->imgs && json_object_get(r->c->imgs, second))
-            json_object_set_new(r->images_used, second, json_true());
-        return 0;
+    if (path->buf) {
+        path->len = len;
+        path->buf[len] = '\0';
     }
-    unit *u = NULL;
-    if (strcmp(first, "vm") == 0) {
-        json_t *vm = json_object_get(r->data, "vm");
-        if (second && vm)
-            u = find_unit(r, vm, second);
-    } else {
-        u = find_unit(r, r->data, first);
-    }
-    return u ? resolve_unit(r, u, err) : 0;
 }
 
-/* Render every string holding "{{" inside v (in place, through parent). */
-static int render_value(resolver *r, json_t *parent, const char *key, size_t idx, json_t *v, const char *path,
-                        qq_err *err)
+/* Every templated string under v (a var's value) becomes a unit. */
+static void collect_units(resolver *r, json_t *v, sbuf *path)
 {
+    size_t mark = path->len;
     if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        if (tmpl_is_plain(s))
-            return 0;
-        if (scan_refs(r, s, on_ref, err) < 0)
-            return -1;
-        _cleanup_sbuf_ sbuf out = SBUF_INIT;
-        tmpl_error te = { { 0 } };
-        if (tmpl_render(path, s, r->data, &out, &te) < 0)
-            return cfail(r->c, err, path, "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
-        json_t *nv = json_string(sbuf_str(&out));
-        if (!nv)
-            return cfail(r->c, err, path, "renders to text that is not valid UTF-8");
-        if (key)
-            json_object_set_new(parent, key, nv);
-        else
-            json_array_set_new(parent, idx, nv);
-        return 0;
-    }
-    _cleanup_sbuf_ sbuf p = SBUF_INIT;
-    if (json_is_object(v)) {
+        if (!tmpl_is_plain(json_string_value(v)))
+            add_unit(r, v, sbuf_str(path));
+    } else if (json_is_object(v)) {
         const char *k;
         json_t *e;
-        void *tmp;
-        json_object_foreach_safe(v, tmp, k, e) {
-            sbuf_reset(&p);
-            sbuf_adds(&p, path);
-            toml_path_append(&p, k);
-            if (render_value(r, v, k, 0, e, sbuf_str(&p), err) < 0)
-                return -1;
+        json_object_foreach(v, k, e) {
+            toml_path_append(path, k);
+            collect_units(r, e, path);
+            path_truncate(path, mark);
         }
     } else if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++) {
-            sbuf_reset(&p);
-            sbuf_adds(&p, path);
-            toml_path_append_index(&p, i);
-            if (render_value(r, v, NULL, i, json_array_get(v, i), sbuf_str(&p), err) < 0)
-                return -1;
+            toml_path_append_index(path, i);
+            collect_units(r, json_array_get(v, i), path);
+            path_truncate(path, mark);
         }
     }
-    return 0;
 }
 
-static int resolve_unit(resolver *r, unit *u, qq_err *err)
+/* The vars of one scope (the root: every key but vm/img/net; a VM's: all but ssh). */
+static void collect_scope(resolver *r, json_t *scope, const char *base, const char *const *skip)
 {
+    const char *k;
+    json_t *v;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_object_foreach(scope, k, v) {
+        bool skipped = false;
+        for (const char *const *s = skip; *s; s++)
+            skipped = skipped || strcmp(*s, k) == 0;
+        if (skipped)
+            continue;
+        path_key(&p, base, k);
+        collect_units(r, v, &p);
+    }
+}
+
+static void resolver_free(resolver *r)
+{
+    for (size_t i = 0; i < r->nslots; i++)
+        if (r->units[i].raw) {
+            free(r->units[i].path);
+            if (r->units[i].value)
+                json_decref(r->units[i].value);
+        }
+    free(r->units);
+}
+
+/* An error inside a unit: the first one recorded in r->err wins (it is the
+ * most precise); the executions around it fail too. */
+static json_t *unit_fail(resolver *r, tmpl_error *te)
+{
+    r->failed = true;
+    size_t n = strlen(r->err.msg);
+    if (n >= sizeof te->msg)
+        n = sizeof te->msg - 1;
+    memcpy(te->msg, r->err.msg, n);
+    te->msg[n] = '\0';
+    return NULL;
+}
+
+/* tmpl's lookup hook: see above. */
+static json_t *lookup(void *ud, json_t *container, const char *key, json_t *value, tmpl_error *te)
+{
+    resolver *r = ud;
+    if (container && container == r->imgs && key)
+        json_object_set_new(r->images_used, key, json_true());
+    if (!json_is_string(value))
+        return value;
+    unit *u = find_unit(r, value);
+    if (!u)
+        return value;
     if (u->state == 2)
-        return 0;
+        return u->value;
+    if (r->failed)
+        return unit_fail(r, te);
     if (u->state == 1) {
+        /* a var that needs its own value: name the chain, from where it closes */
         _cleanup_sbuf_ sbuf cyc = SBUF_INIT;
         size_t start = 0;
         for (size_t i = 0; i < r->depth; i++)
-            if (strcmp(r->stack[i], u->path) == 0)
+            if (r->stack[i] == u)
                 start = i;
         for (size_t i = start; i < r->depth; i++)
-            sbuf_addf(&cyc, "%s -> ", r->stack[i]);
+            sbuf_addf(&cyc, "%s -> ", r->stack[i]->path);
         sbuf_adds(&cyc, u->path);
-        return cfail(r->c, err, u->path, "variable cycle: %s", sbuf_str(&cyc));
+        cfail(r->c, &r->err, u->path, "variable cycle: %s", sbuf_str(&cyc));
+        return unit_fail(r, te);
     }
-    if (r->depth >= sizeof r->stack / sizeof *r->stack)
-        return cfail(r->c, err, u->path, "variables nest too deeply");
+    if (r->depth >= sizeof r->stack / sizeof *r->stack) {
+        cfail(r->c, &r->err, u->path, "variables nest too deeply (more than %zu levels)", r->depth);
+        return unit_fail(r, te);
+    }
     u->state = 1;
-    r->stack[r->depth++] = u->path;
-    int rc = render_value(r, u->scope, u->name, 0, json_object_get(u->scope, u->name), u->path, err);
+    r->stack[r->depth++] = u;
+    const char *s = json_string_value(u->raw);
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error ie = { { 0 } };
+    int rc = tmpl_render_with(u->path, s, r->data, lookup, r, &out, &ie);
     r->depth--;
+    if (rc < 0) {
+        if (!r->failed)
+            cfail(r->c, &r->err, u->path, "%s (in \"%.*s%s\")", ie.msg, 120, s, strlen(s) > 120 ? "…" : "");
+        return unit_fail(r, te);
+    }
+    u->value = json_string(sbuf_str(&out));
+    if (!u->value) {
+        cfail(r->c, &r->err, u->path, "renders to text that is not valid UTF-8");
+        return unit_fail(r, te);
+    }
     u->state = 2;
-    return rc;
+    return u->value;
 }
 
 /* Render the template text s (at config path `path`) with the VM's data. */
 static int render_text(resolver *r, const char *path, const char *s, sbuf *out, qq_err *err)
 {
-    scan_refs(r, s, on_ref, NULL);
     tmpl_error te = { { 0 } };
-    if (tmpl_render(path, s, r->data, out, &te) < 0)
-        return cfail(r->c, err, path, "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
-    return 0;
+    if (tmpl_render_with(path, s, r->data, lookup, r, out, &te) == 0)
+        return 0;
+    if (r->failed) {
+        if (err)
+            *err = r->err;
+        return -1;
+    }
+    return cfail(r->c, err, path, "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
 }
 
-static void add_units(resolver *r, json_t *scope, const char *base)
+/* A copy of v with every unit resolved (the VM's vars as .vm sees them). */
+static json_t *resolved_copy(resolver *r, json_t *v, qq_err *err)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(scope, k, v) {
-        if (strcmp(k, "ssh") == 0 && scope != r->data)
-            continue;
-        if (scope == r->data && (strcmp(k, "vm") == 0 || strcmp(k, "img") == 0 || strcmp(k, "net") == 0))
-            continue;
-        unit *n = realloc(r->units, (r->nunits + 1) * sizeof *n);
-        if (!n)
-            abort();
-        r->units = n;
-        sbuf p = SBUF_INIT;
-        sbuf_adds(&p, base);
-        toml_path_append(&p, k);
-        r->units[r->nunits++] = (unit){ .name = k, .scope = scope, .path = sbuf_steal(&p) };
+    if (json_is_string(v)) {
+        tmpl_error te = { { 0 } };
+        json_t *nv = lookup(r, NULL, NULL, v, &te);
+        if (!nv) {
+            if (err)
+                *err = r->err;
+            return NULL;
+        }
+        return json_incref(nv);
     }
+    if (json_is_object(v) || json_is_array(v)) {
+        bool obj = json_is_object(v);
+        json_t *o = obj ? json_object() : json_array();
+        void *it = obj ? json_object_iter(v) : NULL;
+        for (size_t i = 0; obj ? it != NULL : i < json_array_size(v); i++) {
+            json_t *e = obj ? json_object_iter_value(it) : json_array_get(v, i);
+            json_t *ne = resolved_copy(r, e, err);
+            if (!ne) {
+                json_decref(o);
+                return NULL;
+            }
+            if (obj) {
+                json_object_set_new(o, json_object_iter_key(it), ne);
+                it = json_object_iter_next(v, it);
+            } else {
+                json_array_append_new(o, ne);
+            }
+        }
+        return o;
+    }
+    return json_incref(v);
 }
 
 /* Render one ssh option value (a string, or the strings of an array) into a
@@ -1451,17 +1503,16 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     if (c->nets)
         json_object_set_new(data, "net", net_data(c));
 
-    resolver r = { .c = c, .data = data };
     _cleanup_json_ json_t *used = json_object();
-    r.images_used = used;
-    add_units(&r, data, "vars");
+    _cleanup_(resolver_free) resolver r = { .c = c, .data = data, .imgs = imgs, .images_used = used };
+    static const char *const root_skip[] = { "vm", "img", "net", NULL };
+    static const char *const vm_skip[] = { "ssh", NULL };
+    collect_scope(&r, data, "vars", root_skip);
     _cleanup_sbuf_ sbuf vbase = SBUF_INIT;
     sbuf_adds(&vbase, sbuf_str(&base));
     toml_path_append(&vbase, "vars");
-    add_units(&r, vmdata, sbuf_str(&vbase));
+    collect_scope(&r, vmdata, sbuf_str(&vbase), vm_skip);
     int rc = 0;
-    for (size_t i = 0; i < r.nunits && rc == 0; i++)
-        rc = resolve_unit(&r, &r.units[i], err);
 
     json_t *cmd = json_object_get(vm, "cmd");
     _cleanup_sbuf_ sbuf p = SBUF_INIT, outb = SBUF_INIT;
@@ -1506,9 +1557,8 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
         toml_path_append(&p, "ssh");
         rc = render_ssh_table(&r, ssh, sbuf_str(&p), out->ssh_opts, err);
     }
-    for (size_t i = 0; i < r.nunits; i++)
-        free(r.units[i].path);
-    free(r.units);
+    if (rc == 0 && !(out->vars = resolved_copy(&r, vmdata, err)))
+        rc = -1;
 
     size_t n = json_object_size(used), j = 0;
     out->images = calloc(n + 1, sizeof *out->images);
@@ -1517,7 +1567,6 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     const char *k;
     json_t *v;
     json_object_foreach(used, k, v) out->images[j++] = xstrdup(k);
-    out->vars = json_incref(vmdata);
     if (rc < 0) {
         vm_spec_free(out);
         return -1;

@@ -2,6 +2,8 @@
 #include "ssh_keywords.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 /* From ssh_config(5) of OpenSSH 9.2 (Debian), Host and Match left out (qqmgr
@@ -32,10 +34,30 @@ const char *const ssh_keywords[] = {
     NULL,
 };
 
+static int by_name(const void *a, const void *b)
+{
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Binary search in a copy sorted without regard to case (made on first use):
+ * a config names the same few keywords for each of its VMs. */
 const char *ssh_keyword(const char *name)
 {
-    for (const char *const *k = ssh_keywords; *k; k++)
-        if (strcasecmp(*k, name) == 0)
-            return *k;
-    return NULL;
+    static const char *sorted[sizeof ssh_keywords / sizeof *ssh_keywords];
+    static size_t n;
+    if (!n) {
+        while (ssh_keywords[n]) {
+            sorted[n] = ssh_keywords[n];
+            n++;
+        }
+        qsort(sorted, n, sizeof *sorted, by_name);
+    }
+    /* the same key for VM after VM: the last hit first */
+    static const char *last;
+    if (last && strcmp(last, name) == 0)
+        return last;
+    const char *const *hit = bsearch(&name, sorted, n, sizeof *sorted, by_name);
+    if (hit)
+        last = *hit;
+    return hit ? *hit : NULL;
 }

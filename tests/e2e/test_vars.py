@@ -1,0 +1,166 @@
+"""Variables resolved by the template engine itself (issue 9 bug 1): every construct
+that reads a variable sees its resolved value, as Go's text/template would over the
+fully resolved data; cycles are only real ones, named with their chain and place.
+
+Run: QQ_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_vars.py
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The config's vars; RESOLVED is the same data with every var resolved by hand:
+# what Go's template sees, when run over it, for each construct below.
+VARS = """
+[vars]
+b = "B"
+a = "{{ .b }}a"
+c = "{{ with .vm }}{{ .x }}{{ end }}"
+d = "{{ .c }}-{{ .a }}"
+e = "{{ .d }}+{{ index .vm \\"x\\" }}"
+list = ["{{ .b }}1", "two", "{{ .a }}3"]
+[vars.ns]
+one = "1"
+other = "{{ .ns.one }}o"
+self = "{{ .ns.other }}-{{ .b }}"
+[vm.v]
+cmd = ["-name '{{ .OUT }}'"]
+[vm.v.vars]
+x = "{{ .b }}X"
+y = "{{ .vm.x }}y"
+"""
+
+RESOLVED = {
+    "b": "B", "a": "Ba", "c": "BX", "d": "BX-Ba", "e": "BX-Ba+BX",
+    "list": ["B1", "two", "Ba3"],
+    "ns": {"one": "1", "other": "1o", "self": "1o-B"},
+    "vm": {"x": "BX", "y": "BXy", "ssh": {"vm_port": 22}},
+    "img": {},
+}
+
+CONSTRUCTS = {
+    "with": "{{ with .vm }}{{ .x }}{{ end }}",
+    "chain_var": "{{ .c }}",
+    "depth_4": "{{ .e }}",
+    "vm_var_of_vm_var": "{{ .vm.y }}",
+    "ns_reads_ns": "{{ .ns.self }}",
+    "index": '{{ index .vm "y" }}/{{ index .ns "other" }}/{{ index .list 2 }}',
+    "variable": "{{ $v := .d }}{{ $v }}{{ $w := .vm }}{{ $w.x }}",
+    "parens": "{{ (.a) }}{{ (index .vm \"x\") }}",
+    "pipeline": '{{ .a | printf "%s!" }}{{ .vm.x | len }}',
+    "len": "{{ len .e }}",
+    "range_map": "{{ range $k, $v := .ns }}{{ $k }}={{ $v }};{{ end }}",
+    "range_list": "{{ range .list }}[{{ . }}]{{ end }}",
+    "print_map": "{{ print .ns }}",
+    "printf_v": '{{ printf "%v" .list }}',
+    "template": '{{ define "t" }}<{{ .a }}{{ .vm.y }}>{{ end }}{{ template "t" . }}',
+    "block": '{{ block "b" .vm }}{{ .y }}{{ end }}',
+    "eq": '{{ if eq .a "Ba" }}yes{{ else }}no{{ end }}',
+    "and_or": "{{ and .a .c }}{{ or .b .c }}",
+    "dollar": "{{ with .ns }}{{ $.d }}{{ end }}",
+    "slice": "{{ slice .d 0 2 }}",
+}
+
+
+def config(tmp_path, out):
+    (tmp_path / "qqmgr.toml").write_text(VARS.replace("{{ .OUT }}", out))
+
+
+def qq(qqmgr, tmp_path, *args):
+    return subprocess.run([qqmgr, *args], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def gotmpl(tmp_path_factory):
+    if not shutil.which("go"):
+        pytest.skip("go (Debian golang-go) not installed")
+    tmp = tmp_path_factory.mktemp("gotmpl")
+    env = dict(os.environ, GOCACHE=str(tmp / "cache"), GOFLAGS="-mod=mod",
+               GOPROXY="off", GO111MODULE="off", GOPATH=str(tmp / "gopath"))
+    exe = tmp / "gotmpl"
+    subprocess.run(["go", "build", "-o", str(exe), "main.go"],
+                   cwd=ROOT / "tests" / "tools" / "gotmpl", env=env, check=True)
+    return exe
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTS))
+def test_every_construct_sees_resolved_vars_as_go_does(qqmgr, tmp_path, gotmpl, name):
+    text = CONSTRUCTS[name]
+    (tmp_path / "t.tmpl").write_text(text)
+    (tmp_path / "d.json").write_text(json.dumps(RESOLVED))
+    go = subprocess.run([str(gotmpl), str(tmp_path / "t.tmpl"), str(tmp_path / "d.json")],
+                        capture_output=True, text=True, timeout=60)
+    assert go.returncode == 0, go.stderr
+    assert "'" not in go.stdout and "{{" not in go.stdout
+    config(tmp_path, text.replace('"', '\\"'))
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    argv = json.loads(r.stdout)["argv"]
+    assert argv[1:3] == ["-name", go.stdout], (text, go.stdout)
+
+
+def test_var_with_with_and_vm_var_reaches_qemu_resolved(qqmgr, tmp_path):
+    # the issue's case: raw "{{ .b }}X" reached QEMU's argv before
+    config(tmp_path, "{{ .c }}")
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"][1:3] == ["-name", "BX"]
+
+
+CYCLES = [
+    ("self", '[vars]\na = "x{{ .a }}"\n', r"qqmgr\.toml:2:\d+: vars\.a: variable cycle: vars\.a -> vars\.a$"),
+    ("three", '[vars]\na = "{{ .b }}"\nb = "{{ .c }}"\nc = "{{ .a }}"\n',
+     r"qqmgr\.toml:2:\d+: vars\.a: variable cycle: vars\.a -> vars\.b -> vars\.c -> vars\.a$"),
+    ("through_with_and_vm", '[vars]\na = "{{ with .vm }}{{ .y }}{{ end }}"\n',
+     r"qqmgr\.toml:2:\d+: vars\.a: variable cycle: vars\.a -> vm\.v\.vars\.y -> vars\.a$"),
+    ("ns_printing_itself", '[vars.ns]\nk = "{{ print .ns }}"\n',
+     r"qqmgr\.toml:2:\d+: vars\.ns\.k: variable cycle: vars\.ns\.k -> vars\.ns\.k$"),
+    ("range_over_vm", '[vars]\na = "{{ range .vm }}{{ . }}{{ end }}"\n',
+     r"variable cycle: vars\.a -> vm\.v\.vars\.y -> vars\.a$"),
+]
+
+
+@pytest.mark.parametrize("name,vars_text,pattern", CYCLES, ids=[c[0] for c in CYCLES])
+def test_real_cycles_are_named_with_their_chain_and_place(qqmgr, tmp_path, name, vars_text, pattern):
+    use = "{{ .ns.k }}" if name == "ns_printing_itself" else "{{ .a }}"
+    (tmp_path / "qqmgr.toml").write_text(vars_text + f'[vm.v]\ncmd = ["-name {use}"]\n'
+                                         '[vm.v.vars]\ny = "{{ $.a }}"\n')
+    r = qq(qqmgr, tmp_path, "show", "v")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_an_error_inside_a_var_names_that_var(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_text('[vars]\na = "{{ .b }}"\nb = "x{{ .nope }}"\n'
+                                         '[vm.v]\ncmd = ["-name {{ .a }}"]\n')
+    r = qq(qqmgr, tmp_path, "show", "v")
+    assert r.returncode == 2
+    assert re.match(r'qqmgr: qqmgr\.toml:3:\d+: vars\.b: .*"nope"', r.stderr), r.stderr
+
+
+def test_unused_var_in_a_namespace_reading_its_namespace_is_no_cycle(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_text('[vars.ns]\nbase = "/srv"\ndisk = "{{ .ns.base }}/d.img"\n'
+                                         '[vm.v]\ncmd = ["-drive file={{ .ns.disk }}"]\n')
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"][1:3] == ["-drive", "file=/srv/d.img"]
+
+
+def test_images_read_through_vars_are_the_images_the_vm_uses(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_text(
+        '[vars]\nd = "{{ with .img }}{{ .one }}{{ end }}"\nunused = "{{ .img.two }}"\n'
+        '[vm.v]\ncmd = ["-drive file={{ .d }}"]\n'
+        '[img.one]\nbuilder = "raw"\nimg_size = "1M"\n[img.two]\nbuilder = "raw"\nimg_size = "1M"\n')
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["images"] == ["one"]
+    assert doc["argv"][2].endswith("/img.one/disk.raw")
