@@ -86,18 +86,21 @@ static bool is_group(const char *word)
 int main(int argc, char **argv)
 {
     qq_ctx ctx = { 0 };
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "debug", no_argument, NULL, 'd' },
-        { "host", required_argument, NULL, 'H' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { "json", no_argument, NULL, 'j' },
-        { 0 },
-    };
+    /* getopt's tables, from the one table of global options */
+    struct option opts[16] = { 0 };
+    char shorts[40] = "+";
+    size_t n = 0, ns = 1;
+    for (const qq_global_opt *g = qq_globals; g->val && n < 15; g++, n++) {
+        opts[n] = (struct option){ g->long_name, g->arg ? required_argument : no_argument, NULL, g->val };
+        if (g->has_short && ns + 3 < sizeof shorts) {
+            shorts[ns++] = (char)g->val;
+            if (g->arg)
+                shorts[ns++] = ':';
+        }
+    }
     int ch;
     const char *host = getenv("QQMGR_HOST");
-    while ((ch = getopt_long(argc, argv, "+c:dH:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         switch (ch) {
         case 'c': ctx.config_path = optarg; break;
         case 'd': ctx.debug = true; break;

@@ -137,6 +137,20 @@ typedef struct qq_command {
     const char *alias_of;      /* hidden alias: help shows that command's name */
 } qq_command;
 
+/* The global options (before the command), in overview order, ending with
+ * { 0 }: main's getopt, the overview, the misplaced-option hint and the
+ * completion all read this one table. */
+typedef struct qq_global_opt {
+    int val;                   /* getopt's value: the short letter, or a code of its own */
+    bool has_short;            /* -val exists */
+    const char *long_name;
+    const char *arg;           /* the value's name, NULL for none */
+    const char *help;          /* NULL: not shown (still accepted) */
+} qq_global_opt;
+extern const qq_global_opt qq_globals[];
+/* The global option that word a spells (-c, -cFILE, --config=FILE...), or NULL. */
+const qq_global_opt *qq_global_option(const char *a);
+
 /* The command table (main.c), in overview order, NULL-terminated. */
 extern const qq_command *const qq_commands[];
 

@@ -97,6 +97,16 @@ int qq_parse_seconds(const char *text, long min, int *out)
 
 void qq_shell_quote(sbuf *out, const char *arg) { sbuf_add_shell_quoted(out, arg); }
 
+const qq_global_opt qq_globals[] = {
+    { 'c', true, "config", "FILE", "the config (default: ./qqmgr.toml, else ~/.config/qqmgr/conf.toml)" },
+    { 'd', true, "debug", NULL, "print what is run" },
+    { 'H', true, "host", "HOST", "run the command on [ssh://][USER@]HOST[:PORT] over ssh (also: QQMGR_HOST)" },
+    { 'h', true, "help", NULL, "this help" },
+    { 'V', false, "version", NULL, "print the version" },
+    { 'j', false, "json", NULL, NULL },   /* documented with the commands: also after them */
+    { 0 },
+};
+
 /* ------------------------------------------------------------------ help */
 
 static const qq_command *visible(const qq_command *c)
@@ -213,13 +223,16 @@ void qq_overview(FILE *f)
     fprintf(f,
             "usage: qqmgr [-H HOST] [-c FILE] [-d] COMMAND [ARGS...] [--json]\n"
             "       qqmgr COMMAND -h    help on one command\n\n"
-            "Global options (before the command):\n"
-            "  -c, --config FILE  the config (default: ./qqmgr.toml, else ~/.config/qqmgr/conf.toml)\n"
-            "  -d, --debug        print what is run\n"
-            "  -H, --host HOST    run the command on [ssh://][USER@]HOST[:PORT] over ssh (also: QQMGR_HOST)\n"
-            "  -h, --help         this help\n"
-            "      --version      print the version\n\n"
-            "Commands:\n");
+            "Global options (before the command):\n");
+    for (const qq_global_opt *g = qq_globals; g->val; g++) {
+        if (!g->help)
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s%c%s--%s%s%s", g->has_short ? "-" : " ", g->has_short ? g->val : ' ',
+                 g->has_short ? ", " : "  ", g->long_name, g->arg ? " " : "", g->arg ? g->arg : "");
+        fprintf(f, "  %-18s %s\n", left, g->help);
+    }
+    fprintf(f, "\nCommands:\n");
     for (const qq_command *const *p = qq_commands; *p; p++) {
         const qq_command *c = visible(*p);
         if (!c || !c->summary)
@@ -253,11 +266,26 @@ void qq_group_usage(FILE *f, const char *group)
 
 /* ------------------------------------------------------------------ parsing */
 
+/* the global option a spells (-c, -cFILE, --config, --config=FILE, ...), or NULL;
+ * -h and --json are the command's own too, so never "misplaced" */
+const qq_global_opt *qq_global_option(const char *a)
+{
+    for (const qq_global_opt *g = qq_globals; g->val; g++) {
+        if (g->val == 'h' || g->val == 'j')
+            continue;
+        if (g->has_short && a[0] == '-' && a[1] == g->val && (!a[2] || g->arg))
+            return g;
+        size_t n = strlen(g->long_name);
+        if (a[0] == '-' && a[1] == '-' && strncmp(a + 2, g->long_name, n) == 0 &&
+            (!a[2 + n] || (a[2 + n] == '=' && g->arg)))
+            return g;
+    }
+    return NULL;
+}
+
 static bool is_global_option(const char *a)
 {
-    return strncmp(a, "-c", 2) == 0 || strcmp(a, "-d") == 0 || strncmp(a, "-H", 2) == 0 ||
-           strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0 || strcmp(a, "--debug") == 0 ||
-           strcmp(a, "--host") == 0 || strncmp(a, "--host=", 7) == 0;
+    return qq_global_option(a) != NULL;
 }
 
 /* `list -c x.toml`: say where global options go, with the line that works */
@@ -282,8 +310,8 @@ static int global_misplaced(qq_ctx *ctx, int argc, char **argv, int at)
         moved[i] = true;
         sbuf_addc(&line, ' ');
         qq_shell_quote(&line, a);
-        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) &&
-            i + 1 < argc) {
+        const qq_global_opt *g = qq_global_option(a);
+        if (g->arg && !strchr(a, '=') && !(a[1] != '-' && a[2]) && i + 1 < argc) {   /* its value follows */
             moved[++i] = true;
             sbuf_addc(&line, ' ');
             qq_shell_quote(&line, argv[i]);
@@ -483,7 +511,7 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
             const qq_opt *o = find_short(c, *s);
             if (!o) {
                 char spelled[3] = { '-', *s, 0 };
-                rc = (*s == 'c' || *s == 'd' || *s == 'H') ? global_misplaced(ctx, argc, argv, i) : unknown_option(ctx, spelled);
+                rc = qq_global_option((char[]){ '-', *s, 0 }) ? global_misplaced(ctx, argc, argv, i) : unknown_option(ctx, spelled);
                 goto out;
             }
             if (o->kind == QQ_OPT_FLAG) {

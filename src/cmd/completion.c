@@ -16,21 +16,11 @@
 #include "../base/xalloc.h"
 #include "cmd.h"
 
-/* main.c's global options (kept in step with its getopt table) */
-static const struct {
-    const char *name;
-    bool value;   /* takes a value */
-} globals[] = {
-    { "-c", true }, { "--config", true }, { "-d", false }, { "--debug", false }, { "-H", true },
-    { "--host", true }, { "-h", false }, { "--help", false }, { "--version", false }, { "--json", false },
-};
-
+/* a global option whose value is the next word (-c FILE, not -cFILE) */
 static bool global_takes_value(const char *w)
 {
-    for (size_t i = 0; i < sizeof globals / sizeof *globals; i++)
-        if (strcmp(globals[i].name, w) == 0)
-            return globals[i].value;
-    return false;
+    const qq_global_opt *g = qq_global_option(w);
+    return g && g->arg && !strchr(w, '=') && !(w[1] != '-' && w[2]);
 }
 
 static sbuf cands;      /* the candidates, one per line */
@@ -155,8 +145,15 @@ static void complete_words(qq_ctx *ctx, char **argv)
     }
     if (i == k) {
         if (cur[0] == '-') {
-            for (size_t g = 0; g < sizeof globals / sizeof *globals; g++)
-                offer(globals[g].name, cur);
+            for (const qq_global_opt *g = qq_globals; g->val; g++) {
+                char s[64];
+                if (g->has_short) {
+                    snprintf(s, sizeof s, "-%c", g->val);
+                    offer(s, cur);
+                }
+                snprintf(s, sizeof s, "--%s", g->long_name);
+                offer(s, cur);
+            }
             return;
         }
         char last[64] = "";
