@@ -125,7 +125,21 @@ int main(int argc, char **argv)
             rc = remote_run(&h, ctx.config_path, ctx.debug, argc, argv, &err);
         return rc < 0 ? qq_report(&err) : rc;
     }
-    if (strcmp(argv[0], "help") == 0) {
+    if (strcmp(argv[0], "help") == 0) {   /* help [COMMAND]: as `COMMAND -h` */
+        int w = 0;
+        const qq_command *hc = argc >= 2 ? find_command(argc - 1, argv + 1, &w) : NULL;
+        if (hc) {
+            ctx.cmd = hc;
+            return qq_usage(&ctx, true);
+        }
+        if (argc >= 2 && is_group(argv[1])) {
+            qq_group_usage(stdout, argv[1]);
+            return 0;
+        }
+        if (argc >= 2) {
+            fprintf(stderr, "qqmgr: unknown command '%s' (see qqmgr -h)\n", argv[1]);
+            return QQ_EXIT_USAGE;
+        }
         qq_overview(stdout);
         return 0;
     }

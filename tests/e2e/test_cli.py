@@ -51,6 +51,14 @@ def test_every_commands_help_is_its_overview_row(qqmgr):
         assert "-h, --help" in r.stdout
 
 
+def test_help_command_is_the_commands_own_help(qqmgr):
+    assert qq(qqmgr, "help", "stop").stdout == qq(qqmgr, "stop", "-h").stdout
+    assert qq(qqmgr, "help", "img", "build").stdout == qq(qqmgr, "img", "build", "-h").stdout
+    assert "img build IMAGE" in qq(qqmgr, "help", "img").stdout
+    r = qq(qqmgr, "help", "nope")
+    assert r.returncode == 2 and "unknown command 'nope'" in r.stderr
+
+
 def test_documented_options_of_bug_4(qqmgr):
     assert "-n, --lines N" in qq(qqmgr, "serial", "-h").stdout
     assert "-f, --follow" in qq(qqmgr, "serial", "-h").stdout
