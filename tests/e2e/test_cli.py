@@ -285,6 +285,40 @@ def test_bash_completion_offers_commands_options_and_names_from_the_config(qqmgr
     assert c("completion", "") == ["bash", "zsh", "fish"]
 
 
+def shell_env(qqmgr, home):
+    import os
+    return {"PATH": f"{Path(qqmgr).parent}:/usr/bin:/bin", "HOME": str(home)}
+
+
+def test_fish_completion_offers_what_bash_does(qqmgr, tmp_path):
+    import shutil
+    if not shutil.which("fish"):
+        pytest.skip("fish is not installed (tools/deps.sh installs it)")
+    (tmp_path / "qqmgr.toml").write_text(f'[vm.alpha]\ncmd = ["{BARE}"]\n[img.disk]\nbuilder = "raw"\nimg_size = "1M"\n')
+    script = ('qqmgr completion fish | source; complete -C "qqmgr st"; echo ---; complete -C "qqmgr show "; '
+              'echo ---; complete -C "qqmgr start alpha --wait="; echo ---; complete -C "qqmgr img build "')
+    r = subprocess.run(["fish", "-c", script], cwd=tmp_path, env=shell_env(qqmgr, tmp_path), capture_output=True,
+                       text=True, timeout=60)
+    parts = [[w.split("\t")[0] for w in p.split("\n") if w] for p in r.stdout.split("---\n")]
+    assert [sorted(p) for p in parts] == [["start", "status", "stderr", "stdout", "stop"], ["alpha"],
+                                          ["--wait=cloud-init", "--wait=ssh"], ["disk"]], r.stdout + r.stderr
+
+
+def test_zsh_completion_offers_what_bash_does(qqmgr, tmp_path):
+    import shutil
+    if not shutil.which("zsh"):
+        pytest.skip("zsh is not installed (tools/deps.sh installs it)")
+    (tmp_path / "qqmgr.toml").write_text(f'[vm.alpha]\ncmd = ["{BARE}"]\n[img.disk]\nbuilder = "raw"\nimg_size = "1M"\n')
+    script = ('autoload -U compinit && compinit -u -d "$HOME/.zcd"; source <(qqmgr completion zsh); '
+              'compadd() { shift; print -l -- "$@"; }; _files() { print FILES; }; '
+              'words=(qqmgr img build ""); CURRENT=4; _qqmgr; print -- ---; '
+              'words=(qqmgr put alpha ""); CURRENT=4; _qqmgr; print -- ---; '
+              'words=(qqmgr start alpha --wait=); CURRENT=4; _qqmgr')
+    r = subprocess.run(["zsh", "-f", "-c", script], cwd=tmp_path, env=shell_env(qqmgr, tmp_path),
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.split("---\n") == ["disk\n", "FILES\n", "--wait=ssh\n--wait=cloud-init\n"], r.stdout + r.stderr
+
+
 def test_completion_scripts_for_zsh_and_fish_call_the_hidden_command(qqmgr):
     for shell in ("zsh", "fish"):
         r = qq(qqmgr, "completion", shell)
