@@ -429,16 +429,25 @@ static int check_table_keys(const config *c, qq_err *err, const char *base, json
     return 0;
 }
 
+/* The start of every [SECTION.NAME]: a table with a valid name (it becomes a
+ * directory name, an ssh Host, an argument). base gets "SECTION.NAME". */
+static int named_table(const config *c, qq_err *err, const char *section, const char *kind, const char *name,
+                       json_t *t, sbuf *base)
+{
+    sbuf_adds(base, section);
+    toml_path_append(base, name);
+    if (want_type(c, err, sbuf_str(base), t, JSON_OBJECT, "a table") < 0)
+        return -1;
+    if (!valid_name(name))
+        return bad_name(c, err, sbuf_str(base), kind, name);
+    return 0;
+}
+
 static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
 {
     _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
-    sbuf_adds(&base, "vm");
-    toml_path_append(&base, name);
-    if (want_type(c, err, sbuf_str(&base), vm, JSON_OBJECT, "a table") < 0)
+    if (named_table(c, err, "vm", "VM", name, vm, &base) < 0)
         return -1;
-    /* the name becomes a directory name (vm.NAME), an ssh Host, an argument */
-    if (!valid_name(name))
-        return bad_name(c, err, sbuf_str(&base), "VM", name);
     static const char *const keys[] = { "cmd", "vars", "ssh", NULL };
     if (check_table_keys(c, err, sbuf_str(&base), vm, keys) < 0)
         return -1;
@@ -474,12 +483,8 @@ static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
 static int check_net(const config *c, qq_err *err, const char *name, json_t *net)
 {
     _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
-    sbuf_adds(&base, "net");
-    toml_path_append(&base, name);
-    if (want_type(c, err, sbuf_str(&base), net, JSON_OBJECT, "a table") < 0)
+    if (named_table(c, err, "net", "network", name, net, &base) < 0)
         return -1;
-    if (!valid_name(name))
-        return bad_name(c, err, sbuf_str(&base), "network", name);
     static const char *const keys[] = { "port", "group", NULL };
     if (check_table_keys(c, err, sbuf_str(&base), net, keys) < 0)
         return -1;
@@ -581,13 +586,9 @@ static int check_url_sum(const config *c, qq_err *err, const char *base, json_t 
 static int check_img(const config *c, qq_err *err, const char *name, json_t *img)
 {
     _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT, q = SBUF_INIT;
-    sbuf_adds(&base, "img");
-    toml_path_append(&base, name);
-    const char *b = sbuf_str(&base);
-    if (want_type(c, err, b, img, JSON_OBJECT, "a table") < 0)
+    if (named_table(c, err, "img", "image", name, img, &base) < 0)
         return -1;
-    if (!valid_name(name))
-        return bad_name(c, err, b, "image", name);
+    const char *b = sbuf_str(&base);
     static const char *const keys[] = { "builder", "img_size", "build_args", "build_timeout", "base_img",
                                         "templates", "env", "env_hook", "sources", "format", NULL };
     if (check_table_keys(c, err, b, img, keys) < 0)

@@ -199,6 +199,18 @@ def test_broken_config_gets_one_line_naming_the_place_and_exit_2(qqmgr, tmp_path
     assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr
 
 
+def assert_one_config_error(qqmgr, tmp_path, text, pattern, where=True):
+    """`list` on TEXT exits 2 with exactly one line matching PATTERN (and, by default, FILE:LINE:COL)."""
+    write(tmp_path, text)
+    r = qq(qqmgr, "list", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    if where:
+        assert re.search(r"qqmgr\.toml:\d+:\d+: ", lines[0]), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+
+
 SSHA = '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\n'
 IMGX = '[img.x]\nbuilder = "raw"\n'
 CIX = '[img.x]\nbuilder = "cloud-init"\nimg_size = "1G"\n[img.x.base_img]\nurl = "file:///x"\n'
@@ -227,13 +239,7 @@ WRONG_VALUES = [
 
 @pytest.mark.parametrize("name,text,pattern", WRONG_VALUES, ids=[b[0] for b in WRONG_VALUES])
 def test_type_and_range_errors_name_the_value_they_got(qqmgr, tmp_path, name, text, pattern):
-    write(tmp_path, text)
-    r = qq(qqmgr, "list", cwd=tmp_path)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert re.search(r"qqmgr\.toml:\d+:\d+: ", lines[0]), lines[0]
-    assert re.search(pattern, lines[0]), lines[0]
+    assert_one_config_error(qqmgr, tmp_path, text, pattern)
 
 
 REFUSED = [
@@ -266,12 +272,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("name,text,pattern", REFUSED, ids=[b[0] for b in REFUSED])
 def test_nul_control_characters_and_bad_names_are_config_errors(qqmgr, tmp_path, name, text, pattern):
-    write(tmp_path, text)
-    r = qq(qqmgr, "list", cwd=tmp_path)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert re.search(pattern, lines[0]), lines[0]
+    assert_one_config_error(qqmgr, tmp_path, text, pattern)
 
 
 def test_names_of_letters_digits_dot_underscore_dash_are_accepted(qqmgr, tmp_path):
@@ -296,12 +297,7 @@ SSH_KEYS = [
 
 @pytest.mark.parametrize("name,text,pattern", SSH_KEYS, ids=[b[0] for b in SSH_KEYS])
 def test_unknown_ssh_config_keywords_are_config_errors_with_a_hint(qqmgr, tmp_path, name, text, pattern):
-    write(tmp_path, text)
-    r = qq(qqmgr, "list", cwd=tmp_path)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert re.search(pattern, lines[0]), lines[0]
+    assert_one_config_error(qqmgr, tmp_path, text, pattern)
 
 
 def test_ssh_keywords_are_accepted_in_any_case(qqmgr, tmp_path):

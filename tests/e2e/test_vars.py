@@ -5,13 +5,13 @@ fully resolved data; cycles are only real ones, named with their chain and place
 Run: QQ_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_vars.py
 """
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from test_tmpl_vs_go import gotmpl  # noqa: F401 (the Go reference renderer, built once)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,19 +74,6 @@ def config(tmp_path, out):
 
 def qq(qqmgr, tmp_path, *args):
     return subprocess.run([qqmgr, *args], cwd=tmp_path, capture_output=True, text=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def gotmpl(tmp_path_factory):
-    if not shutil.which("go"):
-        pytest.skip("go (Debian golang-go) not installed")
-    tmp = tmp_path_factory.mktemp("gotmpl")
-    env = dict(os.environ, GOCACHE=str(tmp / "cache"), GOFLAGS="-mod=mod",
-               GOPROXY="off", GO111MODULE="off", GOPATH=str(tmp / "gopath"))
-    exe = tmp / "gotmpl"
-    subprocess.run(["go", "build", "-o", str(exe), "main.go"],
-                   cwd=ROOT / "tests" / "tools" / "gotmpl", env=env, check=True)
-    return exe
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTS))

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "../../src/app/config.h"
+#include "../../src/app/sshconf.h"
+#include "../../src/base/sbuf.h"
 
 static char **split(const char *s, size_t *n, int *rc)
 {
@@ -195,6 +197,72 @@ static void test_error_inside_a_var_names_that_var(void **state)
     free(a);
 }
 
+/* ssh_config_text of VM v of TEXT on port 2222, in a config in dir (made). */
+static char *ssh_text(const char *text, int *rc)
+{
+    char dir[] = "/tmp/qq-test-sshtext-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/qqmgr.toml", dir);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    qq_err err = { 0 };
+    config *c = config_load(path, &err);
+    assert_non_null(c);
+    vm_spec s;
+    assert_int_equal(config_vm(c, "v", 0, &s, &err), 0);
+    sbuf out = SBUF_INIT;
+    *rc = ssh_config_text(c, &s, 2222, &out, &err);
+    vm_spec_free(&s);
+    config_free(c);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return *rc == 0 ? sbuf_steal(&out) : strdup(err.msg);
+}
+
+static void test_ssh_config_text_defaults_then_vm_keys_then_global_keys_rendered(void **state)
+{
+    (void)state;
+    int rc;
+    char *t = ssh_text("[vars]\nuser = \"root\"\n[ssh]\nUser = \"nobody\"\nForwardAgent = false\n"
+                       "SendEnv = [\"LANG\", \"{{ .vm.tz }}\"]\n"
+                       "[vm.v]\ncmd = [\"-m 64\"]\n[vm.v.vars]\ntz = \"TZ\"\n[vm.v.ssh]\nport = 2222\n"
+                       "User = \"{{ .user }}\"\nConnectTimeout = 5\n", &rc);
+    assert_int_equal(rc, 0);
+    const char *order[] = { "\nHost v\n", "    HostName 127.0.0.1\n", "    Port 2222\n", "    HostKeyAlias qqmgr-v\n",
+                            "    ControlMaster auto\n", "    ControlPath \"", "    ControlPersist ",
+                            "    UserKnownHostsFile \"", "    StrictHostKeyChecking accept-new\n",
+                            "    User \"root\"\n", "    ConnectTimeout 5\n", "    User \"nobody\"\n",
+                            "    ForwardAgent no\n", "    SendEnv \"LANG\"\n", "    SendEnv \"TZ\"\n", NULL };
+    const char *at = t;
+    for (const char **o = order; *o; o++) {
+        const char *hit = strstr(at, *o);
+        if (!hit)
+            fail_msg("missing or out of order: %s in\n%s", *o, t);
+        at = hit + 1;
+    }
+    assert_null(strstr(t, "{{"));
+    free(t);
+}
+
+static void test_ssh_config_text_leaves_out_what_the_user_sets(void **state)
+{
+    (void)state;
+    int rc;
+    char *t = ssh_text("[ssh]\nControlMaster = \"no\"\nstricthostkeychecking = \"yes\"\n"
+                       "[vm.v]\ncmd = [\"-m 64\"]\n[vm.v.ssh]\nport = 2222\nHostKeyAlias = \"mine\"\n"
+                       "UserKnownHostsFile = \"/dev/null\"\n", &rc);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(t, "ControlMaster auto"));
+    assert_null(strstr(t, "HostKeyAlias qqmgr-v"));
+    assert_null(strstr(t, "accept-new"));
+    assert_non_null(strstr(t, "    HostKeyAlias \"mine\"\n"));
+    assert_non_null(strstr(t, "    ControlPath \""));
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +276,8 @@ int main(void)
         cmocka_unit_test(test_chains_of_any_depth_and_every_construct_resolve),
         cmocka_unit_test(test_real_cycle_is_named_with_its_chain_and_place),
         cmocka_unit_test(test_error_inside_a_var_names_that_var),
+        cmocka_unit_test(test_ssh_config_text_defaults_then_vm_keys_then_global_keys_rendered),
+        cmocka_unit_test(test_ssh_config_text_leaves_out_what_the_user_sets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
