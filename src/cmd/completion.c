@@ -143,6 +143,8 @@ static void complete_words(qq_ctx *ctx, char **argv)
         want_files = true;   /* the value of -c (or -H: any word) */
         return;
     }
+    if (i < k && strcmp(w[i], "help") == 0)
+        i++;   /* help COMMAND: complete the command */
     if (i == k) {
         if (cur[0] == '-') {
             for (const qq_global_opt *g = qq_globals; g->val; g++) {
@@ -167,6 +169,8 @@ static void complete_words(qq_ctx *ctx, char **argv)
                 offer(first, cur);
             memcpy(last, first, sizeof last);
         }
+        if (i == 0 || strcmp(w[i - 1], "help") != 0)
+            offer("help", cur);
         return;
     }
     /* the command: one word, or a group and its subcommand */

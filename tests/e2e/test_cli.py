@@ -267,6 +267,7 @@ def test_bash_completion_offers_commands_options_and_names_from_the_config(qqmgr
     assert "start" in c("") and "img" in c("") and "__complete" not in c("")
     assert c("st") == ["start", "stop", "status", "stdout", "stderr"]
     assert c("img", "") == ["list", "build"]
+    assert c("he") == ["help"] and c("help", "sta") == ["start", "status"] and c("help", "img", "b") == ["build"]
     # options of the command, enum values (split at '=' as bash does, or after --for)
     assert set(c("stop", "alpha", "-")) >= {"--timeout", "--force", "-f", "--json", "--help"}
     assert c("wait", "alpha", "--for", "") == ["ssh", "cloud-init"]
