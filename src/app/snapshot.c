@@ -64,9 +64,14 @@ static char *snap_path(const char *dir, const char *name, const char *suffix)
 
 static volatile sig_atomic_t interrupted;
 
+/* run: the QEMU to end at once when interrupted while waiting for ssh */
+static volatile pid_t interrupt_kills;
+
 static void on_interrupt(int sig)
 {
     interrupted = sig;
+    if (interrupt_kills > 0)
+        kill(interrupt_kills, SIGTERM);   /* the wait then sees QEMU gone */
 }
 
 typedef struct sigsave {
@@ -933,8 +938,14 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         free(r.stderr_tail);
         goto out;
     }
-    if (ssh_wait_ready(c, vm, "ssh", deadline, false, false, err) < 0)
+    interrupt_kills = r.pid;
+    if (interrupted)
+        kill(r.pid, SIGTERM);
+    rc = ssh_wait_ready(c, vm, "ssh", deadline, false, o->debug, err);
+    interrupt_kills = 0;
+    if (rc < 0 && !interrupted)
         goto out;
+    rc = -1;
     if (interrupted) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", vm);
         goto out;
@@ -982,9 +993,9 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
     rc = 0;
 out:
-    /* it was not running before: whatever runs now is this run's */
-    vm_probe(dir, false, &st);
-    if (st.running) {
+    /* it was not running before: whatever runs now is this run's (and a
+     * QEMU ended by an interrupt leaves files for stop to remove) */
+    {
         vm_stop_result sr;
         qq_err e = { 0 };
         /* a throwaway run has nothing to keep: no need to wait for the guest */

@@ -228,6 +228,27 @@ def test_run_timeout_stops_the_command_and_the_vm(project, tiny_vm_toml):
     assert state(project) == "stopped"
 
 
+def test_ctrl_c_during_runs_wait_for_ssh_stops_the_vm_at_once(project, tiny_vm_toml):
+    # a guest without sshd: the wait for ssh would last its whole 300 s
+    project.write(tiny_vm_toml("auto", extra_append="qqtest.nosshd"))
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "tiny", "--", "sleep 600"],
+                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        # QEMU runs, run waits for ssh: interrupt
+        wait_until(lambda: (project.vm_dir("tiny") / "qmp.socket").exists(), 60, 0.01, "QEMU to start")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1 and "interrupted" in err, err
+    assert time.monotonic() - t0 < 30
+    assert state(project) == "stopped"
+    assert not (project.vm_dir("tiny") / "qmp.socket").exists()
+
+
 # ------------------------------------------------------------------ faults
 
 def test_bad_snapshot_names_are_usage_errors(project, tiny_vm_toml):
