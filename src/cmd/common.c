@@ -426,6 +426,8 @@ static bool optional_value_hint(qq_ctx *ctx, const char *prev, const char *word)
     bool is_value = false;
     for (const char *const *v = o->values; v && *v; v++)
         is_value = is_value || strcmp(*v, word) == 0;
+    if (o->kind == QQ_OPT_INT)
+        is_value = *word && strspn(word, "0123456789") == strlen(word);
     if (!is_value)
         return false;
     fprintf(stderr, "qqmgr: %s: %s takes its value after '=': %s=%s (alone it means %s=%s)\n", ctx->cmd->name, prev,

@@ -97,6 +97,8 @@ def test_wait_with_a_separate_value_explains_the_equals_sign(qqmgr, tmp_path):
     r = qq(qqmgr, "start", "v", "--wait", "cloud-init", cwd=tmp_path)
     assert r.returncode == 2
     assert "--wait takes its value after '=': --wait=cloud-init" in r.stderr
+    r = qq(qqmgr, "serial", "v", "--previous", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "--previous takes its value after '=': --previous=2" in r.stderr
 
 
 def test_global_option_after_the_command_says_where_it_goes(qqmgr, tmp_path):
