@@ -605,9 +605,22 @@ static int clamp_ms(long long ms, int lo, int hi)
     return ms < lo ? lo : ms > hi ? hi : (int)ms;
 }
 
+/* Whether the guest's CPUs run, so it can act on a powerdown request: false
+ * while paused, in prelaunch (-S), stopped by a debugger, or migrating in.
+ * A suspended guest counts as running (the power button wakes it); so does
+ * a QEMU that does not answer query-status. */
+static bool cpus_run(qmp *q, int timeout_ms)
+{
+    json_t *r = qmp_execute(q, "query-status", NULL, timeout_ms, NULL);
+    bool run = !r || json_is_true(json_object_get(r, "running")) ||
+               strcmp(json_string_value(json_object_get(r, "status")) ?: "", "suspended") == 0;
+    json_decref(r);
+    return run;
+}
+
 /* End the QEMU behind pidfd: system_powerdown (repeated: a guest still
- * booting drops it) until deadline (monotonic ms), unless force; then QMP
- * quit, SIGTERM, SIGKILL. Every step is bounded by the clock, whatever QEMU
+ * booting drops it) until deadline (monotonic ms), unless force or the CPUs
+ * are stopped (paused, -S); then QMP quit, SIGTERM, SIGKILL. Every step is bounded by the clock, whatever QEMU
  * sends on QMP: the powerdown phase ends by deadline (one call of at most
  * STOP_QMP_MS when the deadline is already past), quit takes at most
  * STOP_QMP_MS plus STOP_QUIT_WAIT_MS, SIGTERM STOP_TERM_WAIT_MS, SIGKILL
@@ -624,6 +637,11 @@ static const char *stop_qemu(const char *dir, int pidfd, long long deadline, boo
         long long left = deadline - proc_now_ms();
         qmp *q = qmp_open(sock, clamp_ms(left, 1000, STOP_QMP_MS), &e);
         bool guest_off = false;
+        /* paused (start --paused, gdb): no guest to power off; asked within the deadline */
+        if (q && !cpus_run(q, clamp_ms(deadline - proc_now_ms(), 1, STOP_QMP_MS))) {
+            qmp_close(q);
+            q = NULL;
+        }
         for (int tries = 0; q; tries++) {
             left = deadline - proc_now_ms();
             if (tries > 0 && left <= 0)

@@ -142,6 +142,16 @@ def test_start_paused_keeps_the_cpus_stopped_until_cont(project):
     project.run("stop", "bare", "--force", check=True)
 
 
+def test_stop_of_a_paused_vm_quits_at_once_instead_of_waiting_for_a_powerdown(project):
+    # CPUs that do not run cannot act on the power button: waiting --timeout for it
+    # only delays the quit
+    project.write(bare_toml())
+    project.run("start", "bare", "--paused", check=True)
+    out = project.json("stop", "bare", "--timeout", "20", check=True, timeout=60)
+    assert out["stopped_by"] == "quit", out
+    assert out["elapsed_ms"] < 8000, out
+
+
 # ------------------------------------------------------------------ trace
 
 @pytest.mark.guest
