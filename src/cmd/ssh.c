@@ -92,7 +92,7 @@ const qq_command qq_cmd_ssh = {
 const qq_command qq_cmd_ssh_config = {
     .name = "ssh-config", .handler = ssh_config, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print the VM's ssh config (usable with ssh -F)",
-    .json = "{file, host, port, control_path}",
+    .json = "{file, host, port, control_path, config, known_hosts}",
 };
 const qq_command qq_cmd_put = {
     .name = "put", .handler = put, .args = "VM LOCAL REMOTE", .min_args = 3, .max_args = 3,

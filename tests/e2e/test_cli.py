@@ -383,3 +383,15 @@ def test_completion_offers_the_snapshots_of_the_vm_on_the_line(project):
     words = bash_complete(project.qqmgr, project.path, "snapshot", "restore", "bare", "")
     assert words == ["first", "second"]
     assert bash_complete(project.qqmgr, project.path, "snapshot", "delete", "bare", "s") == ["second"]
+
+
+def test_json_help_names_every_key_of_the_document(qqmgr, tmp_path):
+    # what `CMD -h` says --json prints is what it prints (checked where no guest is needed)
+    (tmp_path / "qqmgr.toml").write_text(f'[vm.v]\ncmd = ["{BARE}"]\n[vm.v.ssh]\nport = 2222\n')
+    for args in (["show", "v"], ["ssh-config", "v"], ["start", "v"]):
+        doc = json.loads(qq(qqmgr, *args, "--json", cwd=tmp_path).stdout)
+        if args[0] == "start":
+            doc = json.loads(qq(qqmgr, "stop", "v", "--force", "--json", cwd=tmp_path).stdout)
+            args = ["stop"]
+        helped = re.search(r"^  --json +\{(.*)\}$", qq(qqmgr, args[0], "-h").stdout, re.M).group(1)
+        assert sorted(k.strip() for k in helped.split(",")) == sorted(doc), (args, helped, list(doc))
