@@ -119,8 +119,29 @@ static int stamp_of(json_t *inputs, char hex[HASH_HEX_LEN + 1], qq_err *err)
     return hash_bytes(doc, strlen(doc), hex, err);
 }
 
-/* A build replaces the image: refuse while a running VM uses it (a VM whose
- * rendered arguments name it through {{.img.NAME}}). */
+char *img_running_user(const config *c, const char *image)
+{
+    for (size_t i = 0; i < config_vm_count(c); i++) {
+        const char *vm = config_vm_name(c, i);
+        _cleanup_free_ char *dir = config_vm_dir(c, vm);
+        vm_state st;
+        if (!dir || vm_probe(dir, false, &st) < 0 || !st.running)
+            continue;
+        vm_spec spec = { 0 };
+        qq_err ignored = { 0 };
+        if (config_vm(c, vm, st.ssh_port, &spec, &ignored) < 0)
+            continue;           /* cannot tell what it uses */
+        bool uses = false;
+        for (char **p = spec.images; p && *p; p++)
+            uses = uses || strcmp(*p, image) == 0;
+        vm_spec_free(&spec);
+        if (uses)
+            return xstrdup(vm);
+    }
+    return NULL;
+}
+
+/* A build replaces the image: refuse while a running VM uses it. */
 static int refuse_if_in_use(build *b, qq_err *err)
 {
     /* snapshots live inside the disk: a rebuild loses them (unless forced) */
@@ -136,25 +157,11 @@ static int refuse_if_in_use(build *b, qq_err *err)
                            b->s.name, sbuf_str(&l), b->s.name);
         }
     }
-    for (size_t i = 0; i < config_vm_count(b->c); i++) {
-        const char *vm = config_vm_name(b->c, i);
-        _cleanup_free_ char *dir = config_vm_dir(b->c, vm);
-        vm_state st;
-        if (!dir || vm_probe(dir, false, &st) < 0 || !st.running)
-            continue;
-        vm_spec spec = { 0 };
-        qq_err ignored = { 0 };
-        if (config_vm(b->c, vm, st.ssh_port, &spec, &ignored) < 0)
-            continue;           /* cannot tell what it uses */
-        bool uses = false;
-        for (char **p = spec.images; p && *p; p++)
-            uses = uses || strcmp(*p, b->s.name) == 0;
-        vm_spec_free(&spec);
-        if (uses)
-            return qq_fail(err, QQ_EXIT_FAIL,
-                           "img %s: VM %s is running and uses this image; stop it first: %s stop %s",
-                           b->s.name, vm, config_cli(b->c), vm);
-    }
+    _cleanup_free_ char *vm = img_running_user(b->c, b->s.name);
+    if (vm)
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "img %s: VM %s is running and uses this image; stop it first: %s stop %s",
+                       b->s.name, vm, config_cli(b->c), vm);
     return 0;
 }
 

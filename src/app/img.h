@@ -55,4 +55,9 @@ typedef struct img_build_opts {
 int img_build(const config *c, const char *name, const img_build_opts *opts, json_t **report,
               qq_err *err);
 
+/* The running VM of the config that uses image (its rendered arguments name
+ * it through {{.img.NAME}}), or NULL (malloc'd): what refuses a build, and
+ * `img rm`. */
+char *img_running_user(const config *c, const char *image);
+
 #endif

@@ -201,6 +201,9 @@ enum qq_all { QQ_ALL_CONFIGURED, QQ_ALL_RUNNING };
 typedef int (*qq_vm_fn)(qq_ctx *ctx, const char *name);
 int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, qq_vm_fn one);
 
+/* A disk usage for people: "812 KiB", "1.4 GiB" (binary units). */
+void qq_format_bytes(char *buf, size_t len, unsigned long long bytes);
+
 /* Shell-quote one argument for a copy-pasteable command line (appends to out). */
 void qq_shell_quote(sbuf *out, const char *arg);
 
@@ -210,5 +213,6 @@ extern const qq_command qq_cmd_list, qq_cmd_show, qq_cmd_start, qq_cmd_stop, qq_
     qq_cmd_wait, qq_cmd_img_list, qq_cmd_img_build, qq_cmd_gdb, qq_cmd_qemu, qq_cmd_qmp, qq_cmd_monitor,
     qq_cmd_completion, qq_cmd_complete, qq_cmd_init, qq_cmd_trace, qq_cmd_events, qq_cmd_forward,
     qq_cmd_snapshot_save, qq_cmd_snapshot_restore, qq_cmd_snapshot_list, qq_cmd_snapshot_delete, qq_cmd_run;
+extern const qq_command qq_cmd_rm, qq_cmd_prune, qq_cmd_img_rm;
 
 #endif

@@ -107,6 +107,21 @@ const qq_global_opt qq_globals[] = {
     { 0 },
 };
 
+void qq_format_bytes(char *buf, size_t len, unsigned long long bytes)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof *units) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0 || v >= 100)
+        snprintf(buf, len, "%.0f %s", v, units[u]);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
 /* ------------------------------------------------------------------ help */
 
 static const qq_command *visible(const qq_command *c)

@@ -1,0 +1,63 @@
+/* rm — remove a stopped VM's state dir (logs, snapshots, host keys, records). */
+#include <stdio.h>
+
+#include "../app/cleanup.h"
+#include "cmd.h"
+
+typedef struct {
+    bool force;
+    bool all;
+    int timeout;
+} rm_opts;
+
+static const rm_opts defaults = { .timeout = 30 };
+
+static const qq_opt options[] = {
+    QQ_FLAG('f', "force", rm_opts, force, "stop a running VM first (QMP quit, then kill)"),
+    QQ_FLAG(0, "all", rm_opts, all, "every VM of the config (in parallel)"),
+    QQ_SECONDS("timeout", rm_opts, timeout, 0, "with --force: how long stopping may take"),
+    QQ_OPT_END,
+};
+
+static int rm_one(qq_ctx *ctx, const char *name)
+{
+    const rm_opts *o = ctx->opts;
+    qq_err err = { 0 };
+    config *c = qq_config(ctx, &err);
+    if (!c)
+        return qq_report(&err);
+    cleanup_rm_result r;
+    if (cleanup_vm(c, name, o->force, o->timeout, &r, &err) < 0) {
+        cleanup_rm_result_free(&r);
+        return qq_report(&err);
+    }
+    if (ctx->json) {
+        qq_print_json(json_pack("{s:s, s:s, s:b, s:I, s:b, s:i}", "name", name, "path", r.path, "removed",
+                                r.existed, "bytes", (json_int_t)r.bytes, "was_running", r.was_running,
+                                "snapshots", r.snapshots));
+    } else if (!r.existed) {
+        printf("%s has no state to remove\n", name);
+    } else {
+        char size[32];
+        qq_format_bytes(size, sizeof size, r.bytes);
+        printf("removed %s%s (%s, %s", name, r.was_running ? " after stopping it" : "", size, r.path);
+        if (r.snapshots)
+            printf("; %d snapshot%s deleted", r.snapshots, r.snapshots == 1 ? "" : "s");
+        printf(")\n");
+    }
+    cleanup_rm_result_free(&r);
+    return 0;
+}
+
+static int run(qq_ctx *ctx, int argc, char **argv)
+{
+    const rm_opts *o = ctx->opts;
+    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_CONFIGURED, rm_one);
+}
+
+const qq_command qq_cmd_rm = {
+    .name = "rm", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .summary = "remove stopped VMs' state (logs, snapshots, host keys); the config keeps them",
+    QQ_OPTIONS(rm_opts, options, &defaults),
+    .json = "{name, path, removed, bytes, was_running, snapshots}",
+};
