@@ -150,7 +150,7 @@ void qq_synopsis(sbuf *out, const qq_command *c)
 {
     sbuf_adds(out, c->args ? c->args : "");
     for (const qq_opt *o = c->opts; o && o->kind; o++) {
-        if (out->len)
+        if (out->len && out->buf[out->len - 1] != ' ')   /* no args: "prune [-n]", not "prune  [-n]" */
             sbuf_addc(out, ' ');
         sbuf_addc(out, '[');
         opt_spelling(out, o, "|");

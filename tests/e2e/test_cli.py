@@ -268,7 +268,7 @@ def test_bash_completion_offers_commands_options_and_names_from_the_config(qqmgr
     # commands, groups and subcommands, from the table (hidden ones not offered)
     assert "start" in c("") and "img" in c("") and "__complete" not in c("")
     assert c("st") == ["start", "stop", "status", "stdout", "stderr"]
-    assert c("img", "") == ["list", "build"]
+    assert c("img", "") == ["list", "build", "rm"]
     assert c("he") == ["help"] and c("help", "sta") == ["start", "status"] and c("help", "img", "b") == ["build"]
     # options of the command, enum values (split at '=' as bash does, or after --for)
     assert set(c("stop", "alpha", "-")) >= {"--timeout", "--force", "-f", "--json", "--help"}
