@@ -395,3 +395,15 @@ def test_json_help_names_every_key_of_the_document(qqmgr, tmp_path):
             args = ["stop"]
         helped = re.search(r"^  --json +\{(.*)\}$", qq(qqmgr, args[0], "-h").stdout, re.M).group(1)
         assert sorted(k.strip() for k in helped.split(",")) == sorted(doc), (args, helped, list(doc))
+
+
+def test_init_starter_drives_stay_one_argument_in_a_config_dir_with_spaces(qqmgr, tmp_path):
+    # {{.img.NAME}} renders to a path under the config's dir; cmd entries are split at
+    # white space, so the starter quotes the -drive values
+    d = tmp_path / "my vms"
+    d.mkdir()
+    assert qq(qqmgr, "init", cwd=d).returncode == 0
+    argv = json.loads(qq(qqmgr, "show", "dev", "--json", cwd=d).stdout)["argv"]
+    drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    assert drives == [f"file={d}/.qqmgr/img.debian/disk.qcow2,if=virtio,format=qcow2",
+                      f"file={d}/.qqmgr/img.data/disk.raw,if=virtio,format=raw"], argv
