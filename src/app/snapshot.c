@@ -46,9 +46,7 @@ int snap_check_name(const char *name, qq_err *err)
 
 static int check_vm(const config *c, const char *vm, qq_err *err)
 {
-    if (!config_has_vm(c, vm))
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(c), vm);
-    return 0;
+    return config_check_vm(c, vm, err);
 }
 
 static char *snap_dir(const char *dir)

@@ -121,8 +121,8 @@ int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *
 
 int ssh_forget_host_keys(const config *c, const char *vm, bool *had, qq_err *err)
 {
-    if (!config_has_vm(c, vm))
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(c), vm);
+    if (config_check_vm(c, vm, err) < 0)
+        return -1;
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
     *had = layout_forget_host_keys(dir);
     return 0;

@@ -407,3 +407,12 @@ def test_init_starter_drives_stay_one_argument_in_a_config_dir_with_spaces(qqmgr
     drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
     assert drives == [f"file={d}/.qqmgr/img.debian/disk.qcow2,if=virtio,format=qcow2",
                       f"file={d}/.qqmgr/img.data/disk.raw,if=virtio,format=raw"], argv
+
+
+def test_an_unknown_vm_is_named_with_the_nearest_and_the_existing_ones_by_every_command(qqmgr, tmp_path):
+    (tmp_path / "qqmgr.toml").write_text(f'[vm.web]\ncmd = ["{BARE}"]\n[vm.db]\ncmd = ["{BARE}"]\n')
+    for args in (["snapshot", "list", "wbe"], ["snapshot", "save", "wbe", "s"], ["ssh-keys", "reset", "wbe"],
+                 ["status", "wbe"], ["ssh", "wbe"]):
+        r = qq(qqmgr, *args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr == 'qqmgr: qqmgr.toml: no VM named "wbe"; did you mean "web"? (VMs: web, db)\n', args
