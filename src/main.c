@@ -91,8 +91,8 @@ int main(int argc, char **argv)
     qq_ctx ctx = { 0 };
     /* getopt's tables, from the one table of global options */
     struct option opts[16] = { 0 };
-    char shorts[40] = "+";
-    size_t n = 0, ns = 1;
+    char shorts[40] = "+:";   /* ':': a missing value is told apart */
+    size_t n = 0, ns = 2;
     for (const qq_global_opt *g = qq_globals; g->val && n < 15; g++, n++) {
         opts[n] = (struct option){ g->long_name, g->arg ? required_argument : no_argument, NULL, g->val };
         if (g->has_short && ns + 3 < sizeof shorts) {
@@ -103,6 +103,7 @@ int main(int argc, char **argv)
     }
     int ch;
     const char *host = getenv("QQMGR_HOST");
+    opterr = 0;   /* one line of our own, not getopt's and the whole overview */
     while ((ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         switch (ch) {
         case 'c': ctx.config_path = optarg; break;
@@ -111,7 +112,19 @@ int main(int argc, char **argv)
         case 'h': qq_overview(stdout); return 0;
         case 'V': printf("qqmgr %s\n", QQ_VERSION); return 0;
         case 'j': ctx.json = true; break;
-        default: qq_overview(stderr); return QQ_EXIT_USAGE;
+        case ':':
+            fprintf(stderr, "qqmgr: %s needs a value (see qqmgr -h)\n", argv[optind - 1]);
+            return QQ_EXIT_USAGE;
+        default: {
+            const char *w = argv[optind - 1];
+            if (strncmp(w, "--", 2) == 0 && optopt && strchr(w, '='))
+                fprintf(stderr, "qqmgr: %.*s takes no value (see qqmgr -h)\n", (int)strcspn(w, "="), w);
+            else if (strncmp(w, "--", 2) == 0)
+                fprintf(stderr, "qqmgr: unknown option '%s' (see qqmgr -h)\n", w);
+            else
+                fprintf(stderr, "qqmgr: unknown option '-%c' (see qqmgr -h)\n", optopt);
+            return QQ_EXIT_USAGE;
+        }
         }
     }
     argc -= optind;

@@ -416,3 +416,16 @@ def test_an_unknown_vm_is_named_with_the_nearest_and_the_existing_ones_by_every_
         r = qq(qqmgr, *args, cwd=tmp_path)
         assert r.returncode == 2, (args, r.stderr)
         assert r.stderr == 'qqmgr: qqmgr.toml: no VM named "wbe"; did you mean "web"? (VMs: web, db)\n', args
+
+
+@pytest.mark.parametrize("args, line", [
+    (["-x", "list"], "qqmgr: unknown option '-x' (see qqmgr -h)"),
+    (["-dx", "list"], "qqmgr: unknown option '-x' (see qqmgr -h)"),
+    (["--bogus", "list"], "qqmgr: unknown option '--bogus' (see qqmgr -h)"),
+    (["-c"], "qqmgr: -c needs a value (see qqmgr -h)"),
+    (["--config"], "qqmgr: --config needs a value (see qqmgr -h)"),
+    (["--json=1", "list"], "qqmgr: --json takes no value (see qqmgr -h)"),
+])
+def test_a_bad_global_option_is_one_line_naming_it(qqmgr, args, line):
+    r = qq(qqmgr, *args)
+    assert (r.returncode, r.stderr, r.stdout) == (2, line + "\n", "")
