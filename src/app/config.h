@@ -2,9 +2,10 @@
  *
  * config_load() finds the file (explicit path, else ./qqmgr.toml, else
  * ${XDG_CONFIG_HOME:-~/.config}/qqmgr/conf.toml), parses it (toml), checks
- * every section and key against the schema (types, unknown keys, ranges), and
- * resolves variables (vars referring to vars to any depth; cycles are named).
- * Every error is one line "FILE:LINE:COL: PATH: message", code QQ_EXIT_USAGE.
+ * every section and key against the schema (types, unknown keys and ssh
+ * keywords, ranges, names, NUL and control characters). Every error is one
+ * line "FILE:LINE:COL: PATH: message" naming the value it got, code
+ * QQ_EXIT_USAGE.
  * The state dir is derived from the file's real path (see DESIGN.md):
  *   qqmgr.toml → DIR/.qqmgr, other names → DIR/.qqmgr/NAME, the global
  *   file → ${XDG_STATE_HOME:-~/.local/state}/qqmgr.
@@ -13,7 +14,11 @@
  * config_vm() renders one VM's cmd with the template data (global vars at top
  * level, .vm = VM vars + ssh{port, vm_port}, .img = image name → absolute
  * path of the built image) and splits each entry into arguments ('…' and "…"
- * keep white space). The returned vm_spec is owned by the caller.
+ * keep white space); [ssh] and [vm.NAME.ssh] values are rendered with the same
+ * data. Variables are resolved by the template engine itself, lazily (tmpl's
+ * lookup hook renders a var when a template first reads it): vars may use vars
+ * to any depth through any construct; a real cycle is an error naming its
+ * chain. The returned vm_spec is owned by the caller.
  *
  * config_img() gives one image as a typed img_spec (builder, size, paths,
  * base_img, templates, sources, env_hook argv, build_args, build_timeout,
