@@ -99,10 +99,20 @@ int layout_make_dir(const char *dir, qq_err *err)
 
 int layout_lock(const char *dir, bool wait, qq_err *err)
 {
-    if (layout_make_dir(dir, err) < 0)
-        return -1;
     _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
-    return fs_lock(p, wait, err);
+    for (;;) {
+        if (layout_make_dir(dir, err) < 0)
+            return -1;
+        int fd = fs_lock(p, wait, err);
+        if (fd < 0)
+            return -1;
+        /* rm / prune removed the dir (lock file last) while we waited: the
+         * lock we hold is of a removed file; make the dir again, lock anew */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return fd;
+        close(fd);
+    }
 }
 
 /* ------------------------------------------------------------ runtime paths */

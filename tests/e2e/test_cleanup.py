@@ -239,3 +239,42 @@ def test_img_rm_force_removes_an_image_holding_snapshots(project):
     project.run("img", "rm", "q", check=1)
     assert project.json("img", "rm", "q", "--force", check=True)["removed"] is True
     assert not (project.state_dir / "img.q").exists()
+
+
+def test_a_start_waiting_on_the_lock_while_rm_removes_the_dir_starts_afresh(project):
+    """rm removes the VM's dir under its lock, lock file last; a start that waited on
+    that lock must not go on with the lock of a removed file in a removed dir."""
+    import fcntl
+    import shutil
+    import subprocess
+    from conftest import wait_until
+    project.write(vm("a"))
+    d = project.vm_dir("a")
+    d.mkdir(parents=True)
+    lockf = open(d / "lock", "w")
+    fcntl.flock(lockf, fcntl.LOCK_EX)          # stands for rm holding the VM's lock
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "a", "--json"],
+                         cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def waits_on_lock():
+            for fd in os.listdir(f"/proc/{p.pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{p.pid}/fd/{fd}") == str(d / "lock"):
+                        return True
+                except OSError:
+                    pass
+            return False
+        wait_until(waits_on_lock, 30, what="start waits on the VM's lock")
+        shutil.rmtree(d)                        # what rm does, lock file last
+        lockf.close()
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        import json
+        assert json.loads(out)["state"] == "running"
+        assert (d / "lock").exists() and (d / "pid").exists()
+    finally:
+        lockf.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        project.run("stop", "a", "--force")
