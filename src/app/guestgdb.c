@@ -13,6 +13,7 @@
 #include "../base/report.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
+#include "../infra/proc.h"
 #include "debug.h"
 #include "layout.h"
 
@@ -150,16 +151,9 @@ int guestgdb_exec(const config *cfg, const char *name, const char *symbols, char
     for (int i = 0; i < nextra; i++)
         gv[n++] = extra[i];
     gv[n] = NULL;
-    if (debug) {
-        sbuf b = SBUF_INIT;
-        for (size_t i = 0; i < n; i++)
-            sbuf_addf(&b, "%s%s", i ? " " : "+ ", gv[i]);
-        report_line("%s", sbuf_str(&b));
-        sbuf_free(&b);
-    }
-    fflush(NULL);
-    execvp("gdb", gv);
-    int e = errno;
+    if (debug)
+        proc_echo(gv);
+    int rc = proc_exec(gv, err);
     free(gv);
-    return qq_fail(err, QQ_EXIT_FAIL, "cannot run gdb: %s", strerror(e));
+    return rc;
 }

@@ -132,13 +132,8 @@ int ssh_forget_host_keys(const config *c, const char *vm, bool *had, qq_err *err
 
 static void debug_argv(bool debug, char **argv)
 {
-    if (!debug)
-        return;
-    _cleanup_sbuf_ sbuf l = SBUF_INIT;
-    sbuf_adds(&l, "+");
-    for (char **p = argv; *p; p++)
-        sbuf_addf(&l, " %s", *p);
-    report_line("%s", sbuf_str(&l));
+    if (debug)
+        proc_echo(argv);
 }
 
 int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err)
@@ -157,12 +152,9 @@ int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err
         av[n++] = argv[i];
     av[n] = NULL;
     debug_argv(debug, av);
-    fflush(stdout);
-    fflush(stderr);
-    execvp("ssh", av);
-    int e = errno;
+    int rc = proc_exec(av, err);
     free(av);
-    return qq_fail(err, QQ_EXIT_FAIL, "cannot run ssh: %s", strerror(e));
+    return rc;
 }
 
 /* Run argv to its end (quiet: stdio on /dev/null; timeout_ms > 0: killed

@@ -1012,21 +1012,11 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
             return qq_fail(err, QQ_EXIT_FAIL, "chdir %s: %s", config_dir(cfg), strerror(errno));
     }
     gv[n] = NULL;
-    if (debug) {
-        sbuf b = SBUF_INIT;
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                sbuf_addc(&b, ' ');
-            sbuf_adds(&b, gv[i]);
-        }
-        report_line("+ %s", sbuf_str(&b));
-        sbuf_free(&b);
-    }
-    fflush(NULL);
-    execvp("gdb", gv);
-    int e = errno;
+    if (debug)
+        proc_echo(gv);
+    int rc = proc_exec(gv, err);
     free(gv);
-    return qq_fail(err, QQ_EXIT_FAIL, "cannot run gdb: %s", strerror(e));
+    return rc;
 }
 
 /* ------------------------------------------------------------ QMP / HMP */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/sbuf.h"
 
 extern char **environ;
@@ -355,4 +356,20 @@ bool proc_descends_from(pid_t pid, pid_t ancestor)
         pid = (pid_t)ppid;
     }
     return false;
+}
+
+void proc_echo(char *const argv[])
+{
+    _cleanup_sbuf_ sbuf l = SBUF_INIT;
+    sbuf_adds(&l, "+");
+    for (char *const *p = argv; *p; p++)
+        sbuf_addf(&l, " %s", *p);
+    report_line("%s", sbuf_str(&l));
+}
+
+int proc_exec(char *const argv[], qq_err *e)
+{
+    fflush(NULL);
+    execvp(argv[0], argv);
+    return qq_fail(e, QQ_EXIT_FAIL, "cannot run %s: %s", argv[0], strerror(errno));
 }

@@ -76,6 +76,13 @@ int proc_signal(int pidfd, int sig);
 /* Reap our own child without blocking: 1 reaped (status filled), 0 still running. */
 int proc_reap(pid_t pid, int *status);
 
+/* proc_echo() prints the "+ ARGV..." line of --debug (report_line) for a
+ * program about to run. proc_exec() flushes stdio and replaces qqmgr by
+ * argv[0] (PATH searched); it returns only when that failed: -1 with e filled
+ * ("cannot run ARGV0: why"). */
+void proc_echo(char *const argv[]);
+int proc_exec(char *const argv[], qq_err *e);
+
 /* Milliseconds on the monotonic clock. */
 long long proc_now_ms(void);
 
