@@ -1,5 +1,6 @@
 #include "err.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,21 @@ int qq_fail(qq_err *e, int code, const char *fmt, ...)
     va_start(ap, fmt);
     qq_vfail(e, code, fmt, ap);
     va_end(ap);
+    return -1;
+}
+
+int qq_fail_errno(qq_err *e, const char *fmt, ...)
+{
+    int saved = errno;
+    if (e) {
+        char what[sizeof e->msg];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        qq_fail(e, QQ_EXIT_FAIL, "%s: %s", what, strerror(saved));
+    }
+    errno = saved;
     return -1;
 }
 

@@ -25,6 +25,10 @@ int qq_fail(qq_err *e, int code, const char *fmt, ...)
 int qq_vfail(qq_err *e, int code, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* qq_fail with QQ_EXIT_FAIL and the message "FMT...: strerror(errno)";
+ * errno is kept as it was (callers may look at it after the -1). */
+int qq_fail_errno(qq_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Put "prefix: " in front of an existing message (adds context on the way up). */
 void qq_err_prefix(qq_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

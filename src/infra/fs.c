@@ -28,12 +28,8 @@ int fs_mkdir_p(const char *path, mode_t mode, qq_err *err)
             continue;
         char saved = *s;
         *s = '\0';
-        if (mkdir(p, mode) < 0 && errno != EEXIST) {
-            int e = errno;
-            qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", p, strerror(e));
-            errno = e;
-            return -1;
-        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+            return qq_fail_errno(err, "mkdir %s", p);
         *s = saved;
         if (saved == '\0')
             break;
@@ -91,12 +87,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 int fs_read_file(const char *path, char **out, size_t *len, qq_err *err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(e));
-        errno = e;
-        return -1;
-    }
+    if (fd < 0)
+        return qq_fail_errno(err, "%s", path);
     sbuf b = SBUF_INIT;
     char chunk[65536];
     for (;;) {
@@ -147,15 +139,11 @@ int fs_lock_shared(const char *path, bool wait, qq_err *err) { return lock_as(pa
 int fs_tail(const char *path, size_t n, sbuf *out, qq_err *err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(e));
-        errno = e;
-        return -1;
-    }
+    if (fd < 0)
+        return qq_fail_errno(err, "%s", path);
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
+        return qq_fail_errno(err, "%s", path);
     if (n == 0 || st.st_size == 0)
         return 0;
     off_t end = st.st_size, pos = end, start = 0;

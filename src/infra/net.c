@@ -33,12 +33,8 @@ int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err)
             abort();
         const char *dir = dirname(d1), *base = basename(d2);
         dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0) {
-            int e = errno;
-            qq_fail(err, QQ_EXIT_FAIL, "connect %s: %s", path, strerror(e));
-            errno = e;
-            return -1;
-        }
+        if (dirfd < 0)
+            return qq_fail_errno(err, "connect %s", path);
         int n = snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dirfd, base);
         if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
             errno = ENAMETOOLONG;

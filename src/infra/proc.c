@@ -142,12 +142,8 @@ pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err)
 int proc_pidfd(pid_t pid, qq_err *err)
 {
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0) {
-        int e = errno;
-        qq_fail(err, QQ_EXIT_FAIL, "pidfd_open %ld: %s", (long)pid, strerror(e));
-        errno = e;
-        return -1;
-    }
+    if (fd < 0)
+        return qq_fail_errno(err, "pidfd_open %ld", (long)pid);
     /* pidfd_open sets O_CLOEXEC itself */
     return fd;
 }

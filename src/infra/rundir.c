@@ -27,13 +27,11 @@ int rundir_check(const char *path, qq_err *err)
                 return qq_fail(err, QQ_EXIT_FAIL, "%s is a symlink", path);
             return qq_fail(err, QQ_EXIT_FAIL, "%s is not a directory", path);
         }
-        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(e));
-        errno = e;
-        return -1;
+        return qq_fail_errno(err, "%s", path);
     }
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
+        return qq_fail_errno(err, "%s", path);
     if (!S_ISDIR(st.st_mode))
         return qq_fail(err, QQ_EXIT_FAIL, "%s is not a directory", path);
     if (st.st_uid != geteuid())
