@@ -720,15 +720,28 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
     return 0;
 }
 
+/* A NUL can only come from an escape (\u0000, \U00000000): the walk that
+ * finds it runs only when the text holds one (memchr is far cheaper than
+ * walking the document, or memmem). */
+static bool nul_escape(const char *t, size_t n)
+{
+    if (!t)
+        return false;
+    for (const char *p = t; (p = memchr(p, '\\', n - (size_t)(p - t))); p++) {
+        size_t left = n - (size_t)(p - t);
+        if ((left >= 6 && memcmp(p, "\\u0000", 6) == 0) || (left >= 10 && memcmp(p, "\\U00000000", 10) == 0))
+            return true;
+    }
+    return false;
+}
+
 static int check_schema(config *c, qq_err *err)
 {
     static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", "net", NULL };
     _cleanup_sbuf_ sbuf path = SBUF_INIT;
     sbuf_adds(&path, "");
-    /* a NUL can only come from an escape (\u0000, \U00000000): no walk without one */
-    bool maybe_nul = c->text && (memmem(c->text, c->text_len, "\\u0000", 6) ||
-                                 memmem(c->text, c->text_len, "\\U00000000", 10));
-    if ((maybe_nul && check_nul(c, err, &path, c->root) < 0) || check_table_keys(c, err, "", c->root, top) < 0)
+    if ((nul_escape(c->text, c->text_len) && check_nul(c, err, &path, c->root) < 0) ||
+        check_table_keys(c, err, "", c->root, top) < 0)
         return -1;
     json_t *v;
     if ((v = json_object_get(c->root, "qemu"))) {
