@@ -78,7 +78,7 @@ int debug_running(const config *cfg, const char *name, pid_t *pid, char **state_
     vm_state st;
     vm_probe(dir, false, &st);
     if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running (start it: qqmgr start %s)", name, name);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running (start it: %s start %s)", name, config_cli(cfg), name);
     if (pid)
         *pid = st.pid;
     if (state_dir)

@@ -153,8 +153,8 @@ static int refuse_if_in_use(build *b, qq_err *err)
                 sbuf_addf(&l, "%s%s", p == snaps ? "" : ", ", *p);
             return qq_fail(err, QQ_EXIT_FAIL,
                            "img %s: its disk holds snapshots that a rebuild would lose: %s "
-                           "(`qqmgr img build %s --force` rebuilds anyway)",
-                           b->s.name, sbuf_str(&l), b->s.name);
+                           "(`%s img build %s --force` rebuilds anyway)",
+                           b->s.name, sbuf_str(&l), config_cli(b->c), b->s.name);
         }
     }
     _cleanup_free_ char *vm = img_running_user(b->c, b->s.name);

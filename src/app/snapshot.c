@@ -556,13 +556,13 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     vm_state st;
     vm_probe(dir, false, &st);
     if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`qqmgr start %s`)", vm, vm);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`%s start %s`)", vm, config_cli(c), vm);
     _cleanup_close_ int lock = lock_dir(dir, err);
     if (lock < 0)
         return -1;
     vm_probe(dir, false, &st);
     if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`qqmgr start %s`)", vm, vm);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`%s start %s`)", vm, config_cli(c), vm);
     if (throwaway_run(dir, st.pid))
         return qq_fail(err, QQ_EXIT_FAIL,
                        "%s is a throwaway run (start --rm): a snapshot of it would be lost at stop; "
@@ -653,8 +653,8 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
     vm_state st;
     vm_probe(dir, false, &st);
     if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it from the snapshot with `qqmgr start %s --restore %s`",
-                       vm, vm, name);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it from the snapshot with `%s start %s --restore %s`",
+                       vm, config_cli(c), vm, name);
     int lock = lock_dir(dir, err);
     if (lock < 0)
         return -1;
@@ -804,8 +804,8 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, int ti
     vm_probe(dir, false, &st);
     if (st.running) {
         if (o->restore)
-            return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): `qqmgr snapshot restore %s %s` "
-                           "returns it to the snapshot in place", vm, (long)st.pid, vm, o->restore);
+            return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): `%s snapshot restore %s %s` "
+                           "returns it to the snapshot in place", vm, (long)st.pid, config_cli(c), vm, o->restore);
         return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): --rm applies to a fresh start; stop it first",
                        vm, (long)st.pid);
     }
@@ -921,8 +921,8 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     vm_state st;
     vm_probe(dir, false, &st);
     if (st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `qqmgr ssh %s COMMAND...` "
-                       "(run starts and stops its own VM)", vm, (long)st.pid, vm);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `%s ssh %s COMMAND...` "
+                       "(run starts and stops its own VM)", vm, (long)st.pid, config_cli(c), vm);
     long long t0 = proc_now_ms();
     long long deadline = o->timeout_s > 0 ? t0 + (long long)o->timeout_s * 1000 : t0 + 300 * 1000;
     sigsave ss;

@@ -370,7 +370,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
         if (missing)
             return qq_fail(err, QQ_EXIT_USAGE,
                            "VM %s: IdentityFile %s does not exist: ssh could never log in (the VM was left "
-                           "running; `qqmgr stop %s` stops it)", vm, missing, vm);
+                           "running; `%s stop %s` stops it)", vm, missing, config_cli(c), vm);
     }
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
     const char *what = "the ssh port to answer with an SSH banner";
@@ -393,7 +393,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
                 report_progress_break();
             return qq_fail(err, QQ_EXIT_FAIL,
                            "VM %s: timed out after %.1fs waiting for %s (port %d); the VM was left running "
-                           "(`qqmgr stop %s` stops it)%s%s", vm, (double)(now - start) / 1000.0, what, t.port, vm,
+                           "(`%s stop %s` stops it)%s%s", vm, (double)(now - start) / 1000.0, what, t.port, config_cli(c), vm,
                            last[0] ? "; last error:\n" : "", last);
         }
         if (progress)
@@ -437,8 +437,8 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
                 if (why) {
                     if (progress)
                         report_progress_break();
-                    return qq_fail(err, code, "VM %s: %s; the VM was left running (`qqmgr stop %s` stops it); "
-                                   "ssh said:\n%s", vm, why, vm, last);
+                    return qq_fail(err, code, "VM %s: %s; the VM was left running (`%s stop %s` stops it); "
+                                   "ssh said:\n%s", vm, why, config_cli(c), vm, last);
                 }
             } else {
                 snprintf(last, sizeof last, "/var/lib/cloud/instance/boot-finished not there yet");

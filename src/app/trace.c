@@ -48,7 +48,7 @@ json_t *trace_list(const config *cfg, const char *name, const char *pattern, qq_
     }
     size_t n = json_array_size(ret);
     if (n == 0) {
-        qq_fail(err, QQ_EXIT_FAIL, "%s: no trace event matches '%s' (see `qqmgr trace %s list`)", name, pat, name);
+        qq_fail(err, QQ_EXIT_FAIL, "%s: no trace event matches '%s' (see `%s trace %s list`)", name, pat, config_cli(cfg), name);
         return NULL;
     }
     json_t **v = xcalloc(n, sizeof *v);

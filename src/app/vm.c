@@ -495,8 +495,8 @@ static int start_locked(const config *cfg, const char *name, const char *dir, in
             if (other > 0)
                 return qq_fail(err, QQ_EXIT_FAIL,
                                "%s: another QEMU (pid %ld) took the VM while this start ran (launched by an "
-                               "earlier start that was killed?); it is left running: `qqmgr stop %s` ends it",
-                               name, (long)other, name);
+                               "earlier start that was killed?); it is left running: `%s stop %s` ends it",
+                               name, (long)other, config_cli(cfg), name);
             *port_taken = auto_port && r->ssh_port > 0 && hostfwd_failed(r->stderr_tail, r->ssh_port);
             if (WIFSIGNALED(status))
                 return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU was killed by signal %d before QMP answered",

@@ -429,3 +429,30 @@ def test_an_unknown_vm_is_named_with_the_nearest_and_the_existing_ones_by_every_
 def test_a_bad_global_option_is_one_line_naming_it(qqmgr, args, line):
     r = qq(qqmgr, *args)
     assert (r.returncode, r.stderr, r.stdout) == (2, line + "\n", "")
+
+
+def test_hints_carry_the_c_of_the_command_line(qqmgr, tmp_path):
+    # every suggested command is copy-pasteable as given: with -c when one was given
+    d = tmp_path / "my vms"
+    d.mkdir()
+    cfg = d / "lab.toml"
+    cfg.write_text(f'[vm.v]\ncmd = ["{BARE}"]\n[vm.v.ssh]\nport = "auto"\n')
+    cli = f"qqmgr -c '{cfg}'"
+
+    def err(*args):
+        r = qq(qqmgr, "-c", str(cfg), *args, cwd=tmp_path)
+        assert r.returncode != 0, args
+        return r.stderr
+
+    for args in (["events", "v"], ["forward", "v", "list"], ["gdb", "v", "--guest"], ["trace", "v", "list"]):
+        assert f"{cli} start v" in err(*args), args
+    assert f"`{cli} start v`" in err("snapshot", "save", "v", "s")
+    assert f"`{cli} start v --restore s`" in err("snapshot", "restore", "v", "s")
+    assert qq(qqmgr, "-c", str(cfg), "start", "v", cwd=tmp_path).returncode == 0
+    try:
+        assert f"`{cli} snapshot restore v s`" in err("start", "v", "--restore", "s")
+        assert f"`{cli} ssh v COMMAND...`" in err("run", "v", "--", "true")
+        assert f"`{cli} trace v list`" in err("trace", "v", "on", "no_such_event_xyz")
+        assert f"`{cli} stop v` stops it" in err("wait", "v", "--timeout", "1")
+    finally:
+        qq(qqmgr, "-c", str(cfg), "stop", "v", "--force", cwd=tmp_path)

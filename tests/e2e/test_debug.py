@@ -127,7 +127,7 @@ def test_gdb_guest_of_a_stopped_vm_fails_with_the_start_hint(project):
     project.write(bare_toml())
     cp = project.run("gdb", "bare", "--guest")
     assert cp.returncode == 1
-    assert "bare is not running" in cp.stderr and "qqmgr start bare" in cp.stderr
+    assert "bare is not running" in cp.stderr and "start bare" in cp.stderr
 
 
 def test_start_paused_keeps_the_cpus_stopped_until_cont(project):
@@ -184,7 +184,7 @@ def test_trace_pattern_that_matches_nothing_fails_and_says_so(project):
 def test_trace_of_a_stopped_vm_fails_with_the_hint_and_bad_actions_are_usage_errors(project):
     project.write(bare_toml())
     cp = project.run("trace", "bare", "list")
-    assert cp.returncode == 1 and "qqmgr start bare" in cp.stderr
+    assert cp.returncode == 1 and "start bare" in cp.stderr
     assert project.run("trace", "bare", "frob").returncode == 2
     assert project.run("trace", "bare", "on").returncode == 2
 
@@ -243,7 +243,7 @@ def test_events_without_follow_prints_the_next_event(project):
 def test_events_of_a_stopped_vm_fails_with_the_hint(project):
     project.write(bare_toml())
     cp = project.run("events", "bare", "-f")
-    assert cp.returncode == 1 and "bare is not running" in cp.stderr and "qqmgr start bare" in cp.stderr
+    assert cp.returncode == 1 and "bare is not running" in cp.stderr and "start bare" in cp.stderr
 
 
 # ------------------------------------------------------------------ port forwards
@@ -283,7 +283,7 @@ def test_forward_bad_input(project):
     assert project.run("forward", "bare", "remove", "tcp:1:2").returncode == 2
     assert project.run("forward", "bare", "frob", "tcp:1").returncode == 2
     cp = project.run("forward", "bare", "add", "tcp:auto:22")
-    assert cp.returncode == 1 and "qqmgr start bare" in cp.stderr
+    assert cp.returncode == 1 and "start bare" in cp.stderr
 
 
 def test_forward_on_a_vm_without_user_networking_says_so(project):

@@ -192,7 +192,7 @@ def test_run_refuses_a_running_vm(project, tiny_vm_toml):
     setup_diskless(project, tiny_vm_toml)
     boot(project)
     cp = project.run("run", "tiny", "--", "true", check=1)
-    assert "already running" in cp.stderr and "qqmgr ssh tiny" in cp.stderr
+    assert "already running" in cp.stderr and "ssh tiny COMMAND" in cp.stderr
     assert state(project) == "running"
     stop(project)
 
