@@ -499,7 +499,8 @@ static int prune_cache(const cleanup_prune_opts *o, json_t *entries, unsigned lo
     closedir(d);
     if (n)
         qsort(hexes, n, sizeof *hexes, cmp_str);
-    time_t cutoff = time(NULL) - (time_t)o->days * 86400;
+    long days = o->days > 1000000 ? 1000000 : o->days;   /* more than 2700 years: none is that old */
+    time_t cutoff = time(NULL) - (time_t)days * 86400;
     for (size_t i = 0; i < n; i++) {
         const char *hex = hexes[i];
         time_t used = last_use(dfd, hex);

@@ -1,6 +1,7 @@
 /* prune — remove the state of VMs and images the config no longer names,
  * and (--cache) cached downloads unused for days. */
 #include <stdio.h>
+#include <string.h>
 
 #include "../app/cleanup.h"
 #include "cmd.h"
@@ -45,6 +46,11 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         qq_format_bytes(size, sizeof size, (unsigned long long)json_integer_value(json_object_get(e, "bytes")));
         const char *kind = json_string_value(json_object_get(e, "kind"));
         const char *name = json_string_value(json_object_get(e, "name"));
+        char shortname[24];
+        if (strcmp(kind, "cache") == 0 && strlen(name) > 16) {   /* a sha256: its head (the path has it all) */
+            snprintf(shortname, sizeof shortname, "%.16s…", name);
+            name = shortname;
+        }
         const char *path = json_string_value(json_object_get(e, "path"));
         if (kept) {
             printf("kept          %-5s %-24s %9s  %s (%s)\n", kind, name, size, path, kept);
