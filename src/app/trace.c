@@ -6,6 +6,7 @@
 
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
+#include "../infra/qmp.h"
 #include "debug.h"
 #include "vm.h"
 
@@ -17,13 +18,11 @@ static json_t *call(const config *cfg, const char *name, const char *command, js
     _cleanup_json_ json_t *reply = vm_qmp(cfg, name, command, args, err);
     if (!reply)
         return NULL;
-    json_t *ret = json_object_get(reply, "return");
-    if (ret)
-        return json_incref(ret);
-    json_t *e = json_object_get(reply, "error");
-    qq_fail(err, QQ_EXIT_FAIL, "%s: QMP %s: %s", name, command,
-            json_string_value(json_object_get(e, "desc")) ?: "error");
-    return NULL;
+    const char *desc;
+    json_t *ret = qmp_reply_return(reply, NULL, &desc);
+    if (!ret)
+        qq_fail(err, QQ_EXIT_FAIL, "%s: QMP %s: %s", name, command, desc ?: "error");
+    return ret;
 }
 
 static int by_name(const void *a, const void *b)

@@ -4,9 +4,10 @@
 #include <string.h>
 
 #include "../app/vm.h"
+#include "../infra/qmp.h"
 #include "cmd.h"
 
-static int qmp(qq_ctx *ctx, int argc, char **argv)
+static int run_qmp(qq_ctx *ctx, int argc, char **argv)
 {
     const char *name = argv[1], *command = argv[2];
     const char *args_text = argc > 3 ? argv[3] : NULL;
@@ -27,18 +28,18 @@ static int qmp(qq_ctx *ctx, int argc, char **argv)
     json_decref(args);
     if (!reply)
         return qq_report(&err);
-    json_t *ret = json_object_get(reply, "return");
+    const char *cls, *desc;
+    json_t *ret = qmp_reply_return(reply, &cls, &desc);
     if (ret) {
         /* a reply may be a bare string or number: print it as JSON all the same */
         char *text = json_dumps(ret, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
         printf("%s\n", text ? text : "null");
         free(text);
+        json_decref(ret);
         json_decref(reply);
         return 0;
     }
-    json_t *e = json_object_get(reply, "error");
-    qq_fail(&err, QQ_EXIT_FAIL, "QMP %s: %s: %s", command, json_string_value(json_object_get(e, "class")) ?: "error",
-            json_string_value(json_object_get(e, "desc")) ?: "");
+    qq_fail(&err, QQ_EXIT_FAIL, "QMP %s: %s: %s", command, cls ?: "error", desc ?: "");
     if (ctx->json)
         qq_print_json(json_incref(reply));
     json_decref(reply);
@@ -69,7 +70,7 @@ static int monitor(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_qmp = {
-    .name = "qmp", .handler = qmp, .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
+    .name = "qmp", .handler = run_qmp, .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
     .summary = "run a QMP command and print its reply",
     .json = "on a QMP error, the whole reply (the return value is printed as JSON anyway)",
 };

@@ -243,14 +243,24 @@ json_t *qmp_execute(qmp *q, const char *command, json_t *args, int timeout_ms, q
     _cleanup_json_ json_t *reply = qmp_execute_reply(q, command, args, timeout_ms, err);
     if (!reply)
         return NULL;
+    const char *cls, *desc;
+    json_t *ret = qmp_reply_return(reply, &cls, &desc);
+    if (!ret)
+        qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s: %s", command, cls ? cls : "error",
+                desc ? desc : "(no description)");
+    return ret;
+}
+
+json_t *qmp_reply_return(json_t *reply, const char **cls, const char **desc)
+{
     json_t *ret = json_object_get(reply, "return");
     if (ret)
         return json_incref(ret);
     json_t *e = json_object_get(reply, "error");
-    const char *cls = json_string_value(json_object_get(e, "class"));
-    const char *desc = json_string_value(json_object_get(e, "desc"));
-    qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s: %s", command, cls ? cls : "error",
-            desc ? desc : "(no description)");
+    if (cls)
+        *cls = json_string_value(json_object_get(e, "class"));
+    if (desc)
+        *desc = json_string_value(json_object_get(e, "desc"));
     return NULL;
 }
 

@@ -47,6 +47,11 @@ json_t *qmp_execute(qmp *q, const char *command, json_t *args, int timeout_ms, q
  * ({"error": {...}}), not as a failure; only transport errors return NULL. */
 json_t *qmp_execute_reply(qmp *q, const char *command, json_t *args, int timeout_ms, qq_err *err);
 
+/* A reply's "return" (a new reference), or NULL when it is an error reply:
+ * then *cls and *desc (each may be NULL) are its error class and description,
+ * NULL when missing. */
+json_t *qmp_reply_return(json_t *reply, const char **cls, const char **desc);
+
 /* Run an HMP command line through human-monitor-command; its text (caller frees). */
 char *qmp_hmp(qmp *q, const char *command_line, int timeout_ms, qq_err *err);
 
