@@ -203,8 +203,10 @@ int forward_add(const config *cfg, const char *name, const char *netdev, forward
         net_release_port(f->host_port);
     if (!out)
         return -1;
-    if (*trimmed(out))
+    if (*trimmed(out) && strstr(out, "Could not set up host forwarding"))
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s (is host port %d in use?)", name, out, f->host_port);
+    if (*out)   /* QEMU's own words: an unknown netdev, ... */
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", name, out);
     _cleanup_json_ json_t *list = load_record(dir, pid);
     json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:i, s:s}", "proto", f->proto, "host_addr", f->host_addr,
                                           "host_port", f->host_port, "guest_port", f->guest_port, "netdev", f->netdev));

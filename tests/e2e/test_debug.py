@@ -294,6 +294,18 @@ def test_forward_on_a_vm_without_user_networking_says_so(project):
     project.run("stop", "bare", "--force", check=True)
 
 
+def test_forward_to_an_unknown_netdev_gives_qemus_words_only(project):
+    project.write(bare_toml(extra=', "-netdev user,id=n0"'))
+    project.run("start", "bare", check=True)
+    try:
+        cp = project.run("forward", "bare", "add", "tcp:auto:22", "--netdev", "nosuch")
+        assert cp.returncode == 1 and "nosuch" in cp.stderr, cp.stderr
+        assert "in use" not in cp.stderr, cp.stderr   # not a port problem
+        assert project.json("forward", "bare", "list", check=True) == []
+    finally:
+        project.run("stop", "bare", "--force", check=True)
+
+
 # ------------------------------------------------------------------ --wrap
 
 @pytest.mark.guest
