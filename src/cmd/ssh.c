@@ -9,17 +9,27 @@
 #include "../infra/fs.h"
 #include "cmd.h"
 
+/* The config and VM name's ssh target (ssh_prepare): -1, or the exit status
+ * after reporting the error (as qq_begin). */
+static int target(qq_ctx *ctx, const char *name, bool need_key, config **c, ssh_target *t)
+{
+    qq_err err = { 0 };
+    int rc = qq_begin(ctx, c, &err);
+    if (rc >= 0)
+        return rc;
+    return ssh_prepare(*c, name, need_key, t, &err) < 0 ? qq_report(&err) : -1;
+}
+
 static int ssh(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     /* everything after the VM name belongs to the remote command (ctx->rest) */
-    qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c;
     ssh_target t;
-    if (ssh_prepare(c, argv[1], true, &t, &err) < 0)
-        return qq_report(&err);
+    int rc = target(ctx, argv[1], true, &c, &t);
+    if (rc >= 0)
+        return rc;
+    qq_err err = { 0 };
     ssh_exec(&t, ctx->debug, ctx->nrest, ctx->rest, &err);
     return qq_report(&err);
 }
@@ -27,14 +37,12 @@ static int ssh(qq_ctx *ctx, int argc, char **argv)
 static int ssh_config(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
-    qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, &c, &err);
+    ssh_target t;
+    int rc = target(ctx, argv[1], false, &c, &t);
     if (rc >= 0)
         return rc;
-    ssh_target t;
-    if (ssh_prepare(c, argv[1], false, &t, &err) < 0)
-        return qq_report(&err);
+    qq_err err = { 0 };
     if (ctx->json) {
         /* config: the file's text, and known_hosts the host keys qqmgr pins,
          * for `-H HOST ssh|put|get` (the files are on this host) */
@@ -68,14 +76,12 @@ static int ssh_config(qq_ctx *ctx, int argc, char **argv)
 
 static int copy(qq_ctx *ctx, char **argv, bool put)
 {
-    qq_err err = { 0 };
     config *c;
-    int rc = qq_begin(ctx, &c, &err);
+    ssh_target t;
+    int rc = target(ctx, argv[1], true, &c, &t);
     if (rc >= 0)
         return rc;
-    ssh_target t;
-    if (ssh_prepare(c, argv[1], true, &t, &err) < 0)
-        return qq_report(&err);
+    qq_err err = { 0 };
     if (ssh_copy(&t, ctx->debug, put, argv[2], argv[3], &err) < 0)
         return qq_report(&err);
     return 0;
