@@ -183,6 +183,10 @@ void qq_install_reporter(void);
 /* Print a JSON document on stdout (indented, one trailing newline) and decref it. */
 void qq_print_json(json_t *doc);
 
+/* A listing: with --json the array as it is, else row() for each element;
+ * decrefs list, returns 0. */
+int qq_print_rows(const qq_ctx *ctx, json_t *list, void (*row)(json_t *item));
+
 /* Load the config: returns -1 with *c set, or the exit code (error reported). */
 int qq_begin(qq_ctx *ctx, config **c, qq_err *err);
 

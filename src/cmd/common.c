@@ -77,6 +77,20 @@ void qq_print_json(json_t *doc)
     json_decref(doc);
 }
 
+int qq_print_rows(const qq_ctx *ctx, json_t *list, void (*row)(json_t *item))
+{
+    if (ctx->json) {
+        qq_print_json(list);
+        return 0;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+        row(item);
+    json_decref(list);
+    return 0;
+}
+
 int qq_begin(qq_ctx *ctx, config **c, qq_err *err)
 {
     *c = qq_config(ctx, err);

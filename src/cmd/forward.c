@@ -20,6 +20,15 @@ static const qq_opt options[] = {
     QQ_OPT_END,
 };
 
+static void print_forward(json_t *r)
+{
+    printf("%s:%s:%lld -> guest port %lld (netdev %s)\n", json_string_value(json_object_get(r, "proto")),
+           json_string_value(json_object_get(r, "host_addr")),
+           (long long)json_integer_value(json_object_get(r, "host_port")),
+           (long long)json_integer_value(json_object_get(r, "guest_port")),
+           json_string_value(json_object_get(r, "netdev")));
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     const fwd_opts *o = ctx->opts;
@@ -42,23 +51,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         return qq_report(&err);
     if (list) {
         json_t *l = forward_list(c, name, &err);
-        if (!l)
-            return qq_report(&err);
-        if (ctx->json) {
-            qq_print_json(l);
-            return 0;
-        }
-        size_t i;
-        json_t *r;
-        json_array_foreach(l, i, r) {
-            printf("%s:%s:%lld -> guest port %lld (netdev %s)\n", json_string_value(json_object_get(r, "proto")),
-                   json_string_value(json_object_get(r, "host_addr")),
-                   (long long)json_integer_value(json_object_get(r, "host_port")),
-                   (long long)json_integer_value(json_object_get(r, "guest_port")),
-                   json_string_value(json_object_get(r, "netdev")));
-        }
-        json_decref(l);
-        return 0;
+        return l ? qq_print_rows(ctx, l, print_forward) : qq_report(&err);
     }
     if ((add ? forward_add(c, name, netdev, &f, &err) : forward_remove(c, name, netdev, &f, &err)) < 0)
         return qq_report(&err);

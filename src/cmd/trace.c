@@ -20,6 +20,11 @@ static const qq_opt options[] = {
     QQ_OPT_END,
 };
 
+static void print_event(json_t *ev)
+{
+    printf("%-11s %s\n", json_string_value(json_object_get(ev, "state")), json_string_value(json_object_get(ev, "name")));
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     const trace_opts *o = ctx->opts;
@@ -43,20 +48,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         return trace_log(c, name, (size_t)n, follow, &err) < 0 ? qq_report(&err) : 0;
     if (is_list) {
         json_t *list = trace_list(c, name, pattern, &err);
-        if (!list)
-            return qq_report(&err);
-        if (ctx->json) {
-            qq_print_json(list);
-            return 0;
-        }
-        size_t i;
-        json_t *ev;
-        json_array_foreach(list, i, ev) {
-            printf("%-11s %s\n", json_string_value(json_object_get(ev, "state")),
-                   json_string_value(json_object_get(ev, "name")));
-        }
-        json_decref(list);
-        return 0;
+        return list ? qq_print_rows(ctx, list, print_event) : qq_report(&err);
     }
     size_t count = 0;
     if (trace_set(c, name, pattern, is_on, &count, &err) < 0)
