@@ -151,9 +151,7 @@ int guestgdb_exec(const config *cfg, const char *name, const char *symbols, char
     for (int i = 0; i < nextra; i++)
         gv[n++] = extra[i];
     gv[n] = NULL;
-    if (debug)
-        proc_echo(gv);
-    int rc = proc_exec(gv, err);
+    int rc = proc_exec(gv, debug, err);
     free(gv);
     return rc;
 }

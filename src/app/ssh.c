@@ -151,8 +151,7 @@ int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err
     for (int i = 0; i < argc; i++)
         av[n++] = argv[i];
     av[n] = NULL;
-    debug_argv(debug, av);
-    int rc = proc_exec(av, err);
+    int rc = proc_exec(av, debug, err);
     free(av);
     return rc;
 }

@@ -1012,9 +1012,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
             return qq_fail(err, QQ_EXIT_FAIL, "chdir %s: %s", config_dir(cfg), strerror(errno));
     }
     gv[n] = NULL;
-    if (debug)
-        proc_echo(gv);
-    int rc = proc_exec(gv, err);
+    int rc = proc_exec(gv, debug, err);
     free(gv);
     return rc;
 }

@@ -363,8 +363,10 @@ void proc_echo(char *const argv[])
     report_line("%s", sbuf_str(&l));
 }
 
-int proc_exec(char *const argv[], qq_err *e)
+int proc_exec(char *const argv[], bool echo, qq_err *e)
 {
+    if (echo)
+        proc_echo(argv);
     fflush(NULL);
     execvp(argv[0], argv);
     return qq_fail(e, QQ_EXIT_FAIL, "cannot run %s: %s", argv[0], strerror(errno));

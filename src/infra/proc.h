@@ -77,11 +77,11 @@ int proc_signal(int pidfd, int sig);
 int proc_reap(pid_t pid, int *status);
 
 /* proc_echo() prints the "+ ARGV..." line of --debug (report_line) for a
- * program about to run. proc_exec() flushes stdio and replaces qqmgr by
- * argv[0] (PATH searched); it returns only when that failed: -1 with e filled
- * ("cannot run ARGV0: why"). */
+ * program about to run. proc_exec() echoes argv so when echo is set, flushes
+ * stdio and replaces qqmgr by argv[0] (PATH searched); it returns only when
+ * that failed: -1 with e filled ("cannot run ARGV0: why"). */
 void proc_echo(char *const argv[]);
-int proc_exec(char *const argv[], qq_err *e);
+int proc_exec(char *const argv[], bool echo, qq_err *e);
 
 /* Milliseconds on the monotonic clock. */
 long long proc_now_ms(void);
