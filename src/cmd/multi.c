@@ -1,4 +1,6 @@
 /* multi — one command on several VMs: `start a b`, `stop --all` (see cmd.h). */
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,22 @@ static int child(size_t i, void *arg)
     return f->one(f->ctx, f->names[i]);
 }
 
+/* Whether msg names VM `name` as a word of its own ("a: …", "VM a is …"). */
+static bool names_vm(const char *msg, size_t len, const char *name, size_t nl)
+{
+    for (const char *p = msg; p + nl <= msg + len; p++) {
+        if (strncmp(p, name, nl) != 0)
+            continue;
+        bool before = p == msg || !(isalnum((unsigned char)p[-1]) || strchr("._-", p[-1]));
+        char c = p + nl < msg + len ? p[nl] : ' ';
+        bool after = !(isalnum((unsigned char)c) || (c && strchr("_-", c)) || (c == '.' && p + nl + 1 < msg + len &&
+                                                                              isalnum((unsigned char)p[nl + 1])));
+        if (before && after)
+            return true;
+    }
+    return false;
+}
+
 /* Each line "qqmgr: MSG" of a VM's stderr becomes "qqmgr: VM: MSG" unless
  * it names the VM already; other lines (QEMU's stderr tail) stay as they are. */
 static void relay_stderr(const char *name, const char *text)
@@ -31,7 +49,7 @@ static void relay_stderr(const char *name, const char *text)
     for (const char *line = text; *line;) {
         const char *eol = strchr(line, '\n');
         size_t len = eol ? (size_t)(eol - line) + 1 : strlen(line);
-        if (strncmp(line, "qqmgr: ", 7) == 0 && !(strncmp(line + 7, name, nl) == 0 && line[7 + nl] == ':'))
+        if (strncmp(line, "qqmgr: ", 7) == 0 && !names_vm(line + 7, len - 7, name, nl))
             fprintf(stderr, "qqmgr: %s: %.*s", name, (int)(len - 7), line + 7);
         else
             fprintf(stderr, "%.*s", (int)len, line);

@@ -56,6 +56,12 @@ static int start_one(qq_ctx *ctx, const char *name)
                 name);
         return qq_report(&err);
     }
+    if (wait && o->paused) {
+        qq_fail(&err, QQ_EXIT_USAGE,
+                "start: --paused and --wait exclude each other: the CPUs stay stopped until `qmp %s cont` "
+                "(or gdb's continue), so ssh never answers", name);
+        return qq_report(&err);
+    }
     vm_start_result r;
     vm_run_opts ro = { .paused = o->paused, .wrap = o->wrap };
     snap_start_opts so = { .restore = o->restore, .rm = o->rm, .run = &ro };

@@ -142,6 +142,15 @@ def test_start_paused_keeps_the_cpus_stopped_until_cont(project):
     project.run("stop", "bare", "--force", check=True)
 
 
+def test_start_paused_with_wait_is_a_usage_error_that_starts_nothing(project):
+    # ssh never answers on CPUs that never run: say so at once instead of waiting out --timeout
+    project.write(bare_toml() + '\n[vm.bare.ssh]\nport = "auto"\n')
+    cp = project.run("start", "bare", "--paused", "--wait")
+    assert cp.returncode == 2, cp.stderr
+    assert "--paused and --wait" in cp.stderr and "cont" in cp.stderr
+    assert project.json("status", "bare")["running"] is False
+
+
 def test_stop_of_a_paused_vm_quits_at_once_instead_of_waiting_for_a_powerdown(project):
     # CPUs that do not run cannot act on the power button: waiting --timeout for it
     # only delays the quit

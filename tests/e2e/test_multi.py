@@ -114,3 +114,18 @@ def test_wait_on_several_vms_without_ssh_names_each(project):
     r = project.run("wait", "a", "b", "--timeout", "5")
     assert r.returncode == 2
     assert "qqmgr: a: " in r.stderr and "qqmgr: b: " in r.stderr
+
+
+def test_a_failure_message_that_names_its_vm_is_not_prefixed_again(project):
+    project.write(vms("a", "b"))
+    project.run("start", "a", "b", check=True)
+    try:
+        r = project.run("rm", "a", "b")
+        assert r.returncode == 1
+        lines = [l for l in r.stderr.splitlines() if l.startswith("qqmgr: ")]
+        assert len(lines) == 2, r.stderr
+        for name, line in zip(["a", "b"], lines):
+            assert f"VM {name} is running" in line, line
+            assert not line.startswith(f"qqmgr: {name}: "), line   # the name once, not twice
+    finally:
+        project.run("stop", "--all", "--force", check=True)
