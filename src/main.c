@@ -188,6 +188,11 @@ int main(int argc, char **argv)
         return rc;
     optind = 1;   /* argv[optind] is the first positional, as after getopt */
     qq_install_reporter();
+    if (c->needs_config) {
+        qq_err err = { 0 };
+        if (!qq_config(&ctx, &err))
+            return qq_report(&err);
+    }
     rc = c->handler(&ctx, argc, argv);
     /* The process ends here: tearing down a big config's value tree node by
      * node costs as much as parsing it, and the kernel frees it at once. Kept

@@ -135,6 +135,8 @@ typedef struct qq_command {
     enum qq_rest rest;         /* arguments that are not qqmgr's */
     const char *rest_args;     /* how usage shows them: "[COMMAND...]", "[-- GDB_ARGS...]" */
     const char *alias_of;      /* hidden alias: help shows that command's name */
+    bool needs_config;         /* load the config before the handler runs (ctx->cfg); a
+                                * config error is reported and is the exit status */
 } qq_command;
 
 /* The global options (before the command), in overview order, ending with

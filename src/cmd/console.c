@@ -6,10 +6,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     if (vm_console(c, argv[1], &err) < 0)
         return qq_report(&err);
     return 0;
@@ -17,5 +14,6 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 
 const qq_command qq_cmd_console = {
     .name = "console", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .needs_config = true,
     .summary = "attach the terminal to the serial console (Ctrl-] leaves)",
 };

@@ -8,10 +8,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc, (void)argv;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     json_t *arr = ctx->json ? json_array() : NULL;
     size_t n = config_img_count(c);
     if (!ctx->json && n)
@@ -42,6 +39,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 
 const qq_command qq_cmd_img_list = {
     .name = "img list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
+    .needs_config = true,
     .summary = "list the images of the config, with builder, size and state",
     .json = "an array of {name, builder, img_size, img_size_bytes, path, built, disk_usage}",
 };

@@ -33,11 +33,7 @@ static json_t *vms_with_state(const config *c)
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc, (void)argv;
-    qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
 
     json_t *with_state = vms_with_state(c);
     size_t n = config_vm_count(c);
@@ -96,6 +92,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 
 const qq_command qq_cmd_list = {
     .name = "list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
+    .needs_config = true,
     .summary = "list the VMs of the config, with ssh port and state",
     .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config}",
 };

@@ -50,10 +50,7 @@ static int monitor(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     char *out = vm_hmp(c, argv[1], argv[2], &err);
     if (!out)
         return qq_report(&err);
@@ -76,6 +73,7 @@ const qq_command qq_cmd_qmp = {
 };
 const qq_command qq_cmd_monitor = {
     .name = "monitor", .handler = monitor, .args = "VM 'HMP COMMAND'", .min_args = 2, .max_args = 2,
+    .needs_config = true,
     .summary = "run a human-monitor command and print its output",
     .json = "{output}",
 };

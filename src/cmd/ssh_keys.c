@@ -8,10 +8,7 @@ static int reset(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     bool had = false;
     if (ssh_forget_host_keys(c, argv[1], &had, &err) < 0)
         return qq_report(&err);
@@ -25,6 +22,7 @@ static int reset(qq_ctx *ctx, int argc, char **argv)
 
 const qq_command qq_cmd_ssh_keys_reset = {
     .name = "ssh-keys reset", .handler = reset, .args = "VM", .min_args = 1, .max_args = 1,
+    .needs_config = true,
     .summary = "forget the VM's pinned ssh host keys (after its guest got new ones)",
     .json = "{name, forgotten}",
 };
