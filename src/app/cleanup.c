@@ -160,8 +160,8 @@ static int delete_snapshots(const config *c, const char *name, const char *dir, 
 int cleanup_vm(const config *c, const char *name, bool force, int timeout_s, cleanup_rm_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
-    if (!config_has_vm(c, name))
-        return qq_fail(err, QQ_EXIT_USAGE, "%s: no VM named \"%s\"", config_path(c), name);
+    if (config_check_vm(c, name, err) < 0)
+        return -1;
     r->path = config_vm_dir(c, name);
     const char *dir = r->path;
     struct stat st;

@@ -120,6 +120,14 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, 
             strv_push(&names, &n, xstrdup(vm));
         }
     } else {
+        /* a typo is a usage error before anything starts or stops */
+        qq_err err = { 0 };
+        config *c = qq_config(ctx, &err);
+        if (!c)
+            return qq_report(&err);
+        for (int i = 1; i < argc; i++)
+            if (config_check_vm(c, argv[i], &err) < 0)
+                return qq_report(&err);
         for (int i = 1; i < argc; i++)
             strv_push(&names, &n, xstrdup(argv[i]));
     }

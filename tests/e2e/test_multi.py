@@ -80,16 +80,6 @@ def test_one_failing_vm_fails_the_command_and_its_message_names_it(project):
         project.run("stop", "--all", "--force")
 
 
-def test_an_unknown_vm_among_several_is_exit_2_naming_it(project):
-    project.write(vms("a"))
-    try:
-        r = project.run("start", "a", "nosuch")
-        assert r.returncode == 2
-        assert 'no VM named "nosuch"' in r.stderr and "qqmgr: nosuch: " in r.stderr
-    finally:
-        project.run("stop", "--all", "--force")
-
-
 def test_the_same_vm_twice_starts_one_qemu_under_its_lock(project):
     project.write(vms("a"))
     try:
@@ -113,7 +103,8 @@ def test_wait_on_several_vms_without_ssh_names_each(project):
     project.write(vms("a", "b"))
     r = project.run("wait", "a", "b", "--timeout", "5")
     assert r.returncode == 2
-    assert "qqmgr: a: " in r.stderr and "qqmgr: b: " in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and "VM a has no ssh port" in lines[0] and "VM b has no ssh port" in lines[1], r.stderr
 
 
 def test_a_failure_message_that_names_its_vm_is_not_prefixed_again(project):
@@ -129,3 +120,12 @@ def test_a_failure_message_that_names_its_vm_is_not_prefixed_again(project):
             assert not line.startswith(f"qqmgr: {name}: "), line   # the name once, not twice
     finally:
         project.run("stop", "--all", "--force", check=True)
+
+
+def test_an_unknown_name_among_several_is_a_usage_error_before_anything_starts(project):
+    project.write(vms("a", "b"))
+    r = project.run("start", "a", "b", "bb-typo")
+    assert r.returncode == 2, r.stderr
+    assert 'no VM named "bb-typo"' in r.stderr and "a, b" in r.stderr
+    assert project.json("status", "a")["running"] is False
+    assert project.json("status", "b")["running"] is False
