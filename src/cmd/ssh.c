@@ -9,27 +9,14 @@
 #include "../infra/fs.h"
 #include "cmd.h"
 
-/* The config and VM name's ssh target (ssh_prepare): -1, or the exit status
- * after reporting the error (as qq_begin). */
-static int target(qq_ctx *ctx, const char *name, bool need_key, config **c, ssh_target *t)
-{
-    qq_err err = { 0 };
-    int rc = qq_begin(ctx, c, &err);
-    if (rc >= 0)
-        return rc;
-    return ssh_prepare(*c, name, need_key, t, &err) < 0 ? qq_report(&err) : -1;
-}
-
 static int ssh(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     /* everything after the VM name belongs to the remote command (ctx->rest) */
-    config *c;
-    ssh_target t;
-    int rc = target(ctx, argv[1], true, &c, &t);
-    if (rc >= 0)
-        return rc;
     qq_err err = { 0 };
+    ssh_target t;
+    if (ssh_prepare(ctx->cfg, argv[1], true, &t, &err) < 0)
+        return qq_report(&err);
     ssh_exec(&t, ctx->debug, ctx->nrest, ctx->rest, &err);
     return qq_report(&err);
 }
@@ -37,16 +24,14 @@ static int ssh(qq_ctx *ctx, int argc, char **argv)
 static int ssh_config(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
-    config *c;
-    ssh_target t;
-    int rc = target(ctx, argv[1], false, &c, &t);
-    if (rc >= 0)
-        return rc;
     qq_err err = { 0 };
+    ssh_target t;
+    if (ssh_prepare(ctx->cfg, argv[1], false, &t, &err) < 0)
+        return qq_report(&err);
     if (ctx->json) {
         /* config: the file's text, and known_hosts the host keys qqmgr pins,
          * for `-H HOST ssh|put|get` (the files are on this host) */
-        _cleanup_free_ char *text = NULL, *dir = config_vm_dir(c, argv[1]), *pins = NULL;
+        _cleanup_free_ char *text = NULL, *dir = config_vm_dir(ctx->cfg, argv[1]), *pins = NULL;
         if (fs_read_file(t.conf, &text, NULL, &err) < 0)
             return qq_report(&err);
         _cleanup_free_ char *kh = layout_path(dir, LAYOUT_KNOWN_HOSTS);
@@ -76,12 +61,10 @@ static int ssh_config(qq_ctx *ctx, int argc, char **argv)
 
 static int copy(qq_ctx *ctx, char **argv, bool put)
 {
-    config *c;
-    ssh_target t;
-    int rc = target(ctx, argv[1], true, &c, &t);
-    if (rc >= 0)
-        return rc;
     qq_err err = { 0 };
+    ssh_target t;
+    if (ssh_prepare(ctx->cfg, argv[1], true, &t, &err) < 0)
+        return qq_report(&err);
     if (ssh_copy(&t, ctx->debug, put, argv[2], argv[3], &err) < 0)
         return qq_report(&err);
     return 0;
@@ -92,19 +75,23 @@ static int get(qq_ctx *ctx, int argc, char **argv) { (void)argc; return copy(ctx
 
 const qq_command qq_cmd_ssh = {
     .name = "ssh", .handler = ssh, .args = "VM", .min_args = 1, .max_args = 1,
+    .needs_config = true,
     .summary = "log in to the VM, or run COMMAND there (exit status passed through)",
     .rest = QQ_REST_AFTER_FIRST, .rest_args = "[COMMAND...]",
 };
 const qq_command qq_cmd_ssh_config = {
     .name = "ssh-config", .handler = ssh_config, .args = "VM", .min_args = 1, .max_args = 1,
+    .needs_config = true,
     .summary = "print the VM's ssh config (usable with ssh -F)",
     .json = "{file, host, port, control_path, config, known_hosts}",
 };
 const qq_command qq_cmd_put = {
     .name = "put", .handler = put, .args = "VM LOCAL REMOTE", .min_args = 3, .max_args = 3,
+    .needs_config = true,
     .summary = "copy files or directories into the VM",
 };
 const qq_command qq_cmd_get = {
     .name = "get", .handler = get, .args = "VM REMOTE LOCAL", .min_args = 3, .max_args = 3,
+    .needs_config = true,
     .summary = "copy files or directories out of the VM",
 };
