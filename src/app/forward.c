@@ -169,28 +169,41 @@ static char *trimmed(char *s)
 
 /* ------------------------------------------------------------ add, remove, list */
 
-/* The VM runs: its pid, state dir, ssh port, and its lock (held until closed). */
-static int begin(const config *cfg, const char *name, pid_t *pid, char **dir, int *ssh_port, qq_err *err)
+/* A running VM being changed: its pid, state dir, ssh port, and its lock
+ * (held until vm_end closes it). */
+typedef struct running_vm {
+    pid_t pid;
+    char *dir;
+    int ssh_port;
+    int lock;
+} running_vm;
+
+static void vm_end(running_vm *v)
 {
-    if (debug_running(cfg, name, pid, dir, err) < 0)
+    free(v->dir);
+    if (v->lock >= 0)
+        close(v->lock);
+}
+
+static int begin(const config *cfg, const char *name, running_vm *v, qq_err *err)
+{
+    *v = (running_vm){ .lock = -1 };
+    if (debug_running(cfg, name, &v->pid, &v->dir, err) < 0)
         return -1;
     vm_state st;
-    vm_probe(*dir, false, &st);
-    *ssh_port = st.ssh_port;
-    return layout_lock(*dir, true, err);
+    vm_probe(v->dir, false, &st);
+    v->ssh_port = st.ssh_port;
+    return v->lock = layout_lock(v->dir, true, err);
 }
 
 int forward_add(const config *cfg, const char *name, const char *netdev, forward *f, qq_err *err)
 {
-    _cleanup_free_ char *dir = NULL;
-    pid_t pid;
-    int ssh_port;
-    _cleanup_close_ int lock = begin(cfg, name, &pid, &dir, &ssh_port, err);
-    if (lock < 0)
+    __attribute__((cleanup(vm_end))) running_vm v;
+    if (begin(cfg, name, &v, err) < 0)
         return -1;
     if (netdev)
         snprintf(f->netdev, sizeof f->netdev, "%s", netdev);
-    else if (find_netdev(cfg, name, ssh_port, f, err) < 0)
+    else if (find_netdev(cfg, name, v.ssh_port, f, err) < 0)
         return -1;
     /* an automatic port is reserved (net.h) until QEMU holds it */
     bool reserved = f->host_port == 0;
@@ -207,21 +220,18 @@ int forward_add(const config *cfg, const char *name, const char *netdev, forward
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s (is host port %d in use?)", name, out, f->host_port);
     if (*out)   /* QEMU's own words: an unknown netdev, ... */
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", name, out);
-    _cleanup_json_ json_t *list = load_record(dir, pid);
+    _cleanup_json_ json_t *list = load_record(v.dir, v.pid);
     json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:i, s:s}", "proto", f->proto, "host_addr", f->host_addr,
                                           "host_port", f->host_port, "guest_port", f->guest_port, "netdev", f->netdev));
-    return save_record(dir, pid, list, err);
+    return save_record(v.dir, v.pid, list, err);
 }
 
 int forward_remove(const config *cfg, const char *name, const char *netdev, forward *f, qq_err *err)
 {
-    _cleanup_free_ char *dir = NULL;
-    pid_t pid;
-    int ssh_port;
-    _cleanup_close_ int lock = begin(cfg, name, &pid, &dir, &ssh_port, err);
-    if (lock < 0)
+    __attribute__((cleanup(vm_end))) running_vm v;
+    if (begin(cfg, name, &v, err) < 0)
         return -1;
-    _cleanup_json_ json_t *list = load_record(dir, pid);
+    _cleanup_json_ json_t *list = load_record(v.dir, v.pid);
     size_t i, at = (size_t)-1;
     json_t *r;
     json_array_foreach(list, i, r) {
@@ -233,7 +243,7 @@ int forward_remove(const config *cfg, const char *name, const char *netdev, forw
     else if (at != (size_t)-1)
         snprintf(f->netdev, sizeof f->netdev, "%s",
                  json_string_value(json_object_get(json_array_get(list, at), "netdev")) ?: "");
-    if (!f->netdev[0] && find_netdev(cfg, name, ssh_port, f, err) < 0)
+    if (!f->netdev[0] && find_netdev(cfg, name, v.ssh_port, f, err) < 0)
         return -1;
     if (at != (size_t)-1)
         f->guest_port = (int)json_integer_value(json_object_get(json_array_get(list, at), "guest_port"));
@@ -246,7 +256,7 @@ int forward_remove(const config *cfg, const char *name, const char *netdev, forw
     if (at == (size_t)-1)
         return 0;
     json_array_remove(list, at);
-    return save_record(dir, pid, list, err);
+    return save_record(v.dir, v.pid, list, err);
 }
 
 json_t *forward_list(const config *cfg, const char *name, qq_err *err)
