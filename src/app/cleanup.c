@@ -228,15 +228,12 @@ int cleanup_img(const config *c, const char *name, bool force, cleanup_rm_result
         return fs_remove(dir, err);
     }
     if (!force && fs_exists(path)) {
-        _cleanup_strv_ char **snaps = snap_names_in_image(c, path);
-        if (snaps[0]) {
-            _cleanup_sbuf_ sbuf l = SBUF_INIT;
-            for (char **p = snaps; *p; p++)
-                sbuf_addf(&l, "%s%s", p == snaps ? "" : ", ", *p);
+        _cleanup_free_ char *snaps = snap_names_in_image(c, path);
+        if (snaps) {
             return qq_fail(err, QQ_EXIT_FAIL,
                            "img %s: its disk holds snapshots that removing it would lose: %s (%s img rm %s --force "
                            "removes it anyway)",
-                           name, sbuf_str(&l), config_cli(c), name);
+                           name, snaps, config_cli(c), name);
         }
     }
     _cleanup_close_ int lock = layout_lock(dir, false, NULL);

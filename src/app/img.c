@@ -146,15 +146,12 @@ static int refuse_if_in_use(build *b, qq_err *err)
 {
     /* snapshots live inside the disk: a rebuild loses them (unless forced) */
     if (!b->o->force && fs_exists(b->s.path)) {
-        _cleanup_strv_ char **snaps = snap_names_in_image(b->c, b->s.path);
-        if (snaps[0]) {
-            _cleanup_sbuf_ sbuf l = SBUF_INIT;
-            for (char **p = snaps; *p; p++)
-                sbuf_addf(&l, "%s%s", p == snaps ? "" : ", ", *p);
+        _cleanup_free_ char *snaps = snap_names_in_image(b->c, b->s.path);
+        if (snaps) {
             return qq_fail(err, QQ_EXIT_FAIL,
                            "img %s: its disk holds snapshots that a rebuild would lose: %s "
                            "(`%s img build %s --force` rebuilds anyway)",
-                           b->s.name, sbuf_str(&l), config_cli(b->c), b->s.name);
+                           b->s.name, snaps, config_cli(b->c), b->s.name);
         }
     }
     _cleanup_free_ char *vm = img_running_user(b->c, b->s.name);

@@ -352,19 +352,22 @@ static int record_disks(const char *dir, json_t *qcow2, qq_err *err)
     return fs_write_atomic(p, text, strlen(text), 0600, err);
 }
 
-char **snap_names_in_image(const config *c, const char *path)
+char *snap_names_in_image(const config *c, const char *path)
 {
-    char **v = xcalloc(1, sizeof *v);   /* an empty, NULL-terminated list */
-    size_t n = 0;
     _cleanup_json_ json_t *s = image_snapshots(c, path);
+    sbuf l = SBUF_INIT;
     size_t i;
     json_t *x;
     json_array_foreach(s, i, x) {
         const char *name = json_string_value(json_object_get(x, "name"));
         if (name)
-            strv_push(&v, &n, xstrdup(name));
+            sbuf_addf(&l, "%s%s", l.len ? ", " : "", name);
     }
-    return v;
+    if (!l.len) {
+        sbuf_free(&l);
+        return NULL;
+    }
+    return sbuf_steal(&l);
 }
 
 /* ------------------------------------------------------------ list / find */

@@ -59,9 +59,9 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
 /* Delete snapshot name (running or stopped VM). */
 int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
 
-/* The snapshot names a disk image holds (for `img build`): a NULL-terminated
- * list (caller strv_free), empty when none or the file is not qcow2. */
-char **snap_names_in_image(const config *c, const char *path);
+/* The snapshot names a disk image holds (for `img build`, `img rm`), joined
+ * as "a, b" (caller frees); NULL when none or the file is not qcow2. */
+char *snap_names_in_image(const config *c, const char *path);
 
 typedef struct snap_start_opts {
     const char *restore;     /* start from this snapshot, or NULL */
