@@ -21,22 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from benchlib import REPO, BARE, run, timed_cp
 
-REPO = Path(__file__).resolve().parents[1]
-BARE = "-nodefaults -machine q35 -m 64 -display none -accel tcg"
-
-
-def run(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
-
-
-def timed(argv):
-    t0 = time.perf_counter()
-    cp = run(argv)
-    dt = time.perf_counter() - t0
-    if cp.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed: {cp.stderr}")
-    return dt, cp
 
 
 def alive(pid):
@@ -84,13 +70,13 @@ def bench_start(q, d, runs):
     ours, bare = [], []
     pidfile = d / "bare.pid"
     for _ in range(runs):
-        dt, cp = timed(base + ["start", "bare"])
+        dt, cp = timed_cp(base + ["start", "bare"])
         ours.append(dt)
         run(base + ["stop", "bare", "--force"])
         # the same argv (injected sockets included), daemonized by QEMU itself
         a = [x for x in argv]
         a[a.index("-pidfile") + 1] = str(pidfile)
-        dt, _ = timed(a + ["-daemonize"])
+        dt, _ = timed_cp(a + ["-daemonize"])
         bare.append(dt)
         pid = int(pidfile.read_text())
         os.kill(pid, 9)
@@ -98,7 +84,7 @@ def bench_start(q, d, runs):
     st = []
     run(base + ["start", "bare"])
     for _ in range(runs * 4):
-        dt, _ = timed(base + ["status", "bare", "--json"])
+        dt, _ = timed_cp(base + ["status", "bare", "--json"])
         st.append(dt)
     run(base + ["stop", "bare", "--force"])
     return med(ours), med(bare), med(st)
@@ -131,7 +117,7 @@ cmd = ["-accel tcg -m 256 -display none -nodefaults", "-kernel {kernel}", "-init
 
     for _ in range(runs):
         boot()
-        dt, cp = timed(base + ["stop", "tiny", "--json"])
+        dt, cp = timed_cp(base + ["stop", "tiny", "--json"])
         by = json.loads(cp.stdout)["stopped_by"]
         if by != "powerdown":
             print(f"warning: stop ended by {by}", file=sys.stderr)

@@ -18,23 +18,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from benchlib import REPO, BARE, run, timed
 
-REPO = Path(__file__).resolve().parents[1]
-BARE = "-nodefaults -machine q35 -m 64 -display none -accel tcg"
 HOSTFWD = "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:22"
-
-
-def run(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
-
-
-def timed(argv):
-    t0 = time.perf_counter()
-    cp = run(argv)
-    dt = time.perf_counter() - t0
-    if cp.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed: {cp.stderr}")
-    return dt
 
 
 def main():

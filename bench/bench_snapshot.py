@@ -21,22 +21,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from benchlib import REPO, run, timed
 
-REPO = Path(__file__).resolve().parents[1]
 ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
-
-
-def run(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
-
-
-def timed(argv):
-    t0 = time.perf_counter()
-    cp = run(argv)
-    dt = time.perf_counter() - t0
-    if cp.returncode != 0:
-        sys.exit(f"{' '.join(map(str, argv))} failed ({cp.returncode}): {cp.stderr}")
-    return dt
 
 
 def med(xs):

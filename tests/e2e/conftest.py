@@ -32,6 +32,8 @@ temp dir is swept again at the end.
 
 import json
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -348,3 +350,54 @@ def tiny_vm_toml(tiny_guest):
     def make(port, extra_append="", **kw):
         return tiny_vm_section(tiny_guest, port, extra_append, **kw)
     return make
+
+
+# ------------------------------------------------------------------ the serial console
+
+def read_until(fd, needle, timeout):
+    """Read fd until needle was seen (returns all read) or raise TimeoutError."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{needle!r} not seen; got {buf[-500:]!r}")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+def console_roundtrip(qqmgr, config, vm, boot_timeout):
+    """`qqmgr console VM` on a pty: the guest's shell answers a command (retried until
+    boot_timeout: it may still be booting), then Ctrl-] leaves with exit status 0."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(qqmgr, [qqmgr, "-c", str(config), "console", vm])
+    try:
+        read_until(fd, b"Ctrl-]", 10)
+        deadline = time.monotonic() + boot_timeout
+        while True:
+            os.write(fd, b"\recho qq-$((6*7))\r")
+            try:
+                read_until(fd, b"qq-42", 3)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+        os.write(fd, b"\x1d")
+        read_until(fd, b"Disconnected", 10)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)

@@ -7,8 +7,6 @@ short --timeout. Tests marked `guest` boot the tiny guest (busybox + acpid).
 
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import subprocess
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACCEL, free_port, wait_until
+from conftest import ACCEL, console_roundtrip, free_port, wait_until
 
 BARE = "-nodefaults -machine q35 -m 64 -display none -accel tcg"
 
@@ -349,24 +347,6 @@ def test_status_of_unknown_vm_is_a_usage_error(project):
 
 # ------------------------------------------------------------------ tiny guest
 
-def read_until(fd, needle, timeout):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while needle not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"{needle!r} not seen; got {buf[-500:]!r}")
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
-
 
 @pytest.mark.guest
 def test_tiny_guest_powers_off_on_stop(project, tiny_vm_toml):
@@ -405,31 +385,7 @@ def test_tiny_guest_ignoring_acpi_falls_back_to_quit(project, tiny_vm_toml):
 def test_console_through_a_pty_reaches_the_guest_shell(project, tiny_vm_toml):
     project.write(tiny_vm_toml("auto"))
     project.run("start", "tiny", check=True)
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(project.qqmgr, [project.qqmgr, "-c", str(project.config), "console", "tiny"])
-    try:
-        read_until(fd, b"Ctrl-]", 10)
-        # the guest's console shell answers once booted
-        deadline = time.monotonic() + 120
-        while True:
-            os.write(fd, b"\recho qq-$((6*7))\r")
-            try:
-                read_until(fd, b"qq-42", 3)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
-        os.write(fd, b"\x1d")
-        read_until(fd, b"Disconnected", 10)
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-        pid = 0
-    finally:
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
+    console_roundtrip(project.qqmgr, project.config, "tiny", 120)
     assert "qq-42" in project.run("serial", "tiny", "-n", "100", check=True).stdout
     project.run("stop", "tiny", "--force", check=True)
 

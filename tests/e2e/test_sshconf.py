@@ -5,18 +5,14 @@ escaped, so a config living in a directory with spaces, quotes, `%` and `$` work
 itself (`ssh -G`) reads back the paths qqmgr wrote, and a real guest is reached with
 start --wait, ssh, put/get and console.
 """
-import os
-import pty
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Project, free_port, reap_qemu_under, tiny_vm_cmd, _toml_str
+from conftest import Project, console_roundtrip, free_port, reap_qemu_under, tiny_vm_cmd, _toml_str
 
 ODD = "odd dir \"q\" 'a' 100%d %% $HOME back\\slash"
 BOOT = 240
@@ -100,28 +96,6 @@ def test_a_dollar_brace_in_the_config_path_is_refused_not_expanded(qqmgr):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def read_until(fd, want, timeout):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    import select
-    while want not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"{want!r} not seen; got {buf[-300:]!r}")
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    if want not in buf:
-        raise TimeoutError(f"{want!r} not seen; got {buf[-300:]!r}")
-    return buf
-
-
 @pytest.mark.guest
 def test_vm_in_an_odd_directory_works_end_to_end(odd_project, tiny_guest, tmp_path):
     p = odd_project
@@ -156,30 +130,7 @@ LogLevel = "ERROR"
         r = p.run("get", "odd", "/tmp/f.txt", str(back))
         assert r.returncode == 0, r.stderr
         assert back.read_text() == "payload\n"
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execv(p.qqmgr, [p.qqmgr, "-c", str(p.config), "console", "odd"])
-        try:
-            read_until(fd, b"Ctrl-]", 10)
-            deadline = time.monotonic() + 60
-            while True:
-                os.write(fd, b"\recho qq-$((6*7))\r")
-                try:
-                    read_until(fd, b"qq-42", 3)
-                    break
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
-            os.write(fd, b"\x1d")
-            read_until(fd, b"Disconnected", 10)
-            _, status = os.waitpid(pid, 0)
-            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            pid = 0
-        finally:
-            if pid:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            os.close(fd)
+        console_roundtrip(p.qqmgr, p.config, "odd", 60)
     finally:
         assert p.run("stop", "odd", "--force").returncode == 0
     assert not (p.vm_dir("odd") / "ssh.ctl").exists()
