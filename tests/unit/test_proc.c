@@ -108,18 +108,24 @@ static void test_run_timeout_kills_the_child(void **state)
 static void test_run_timeout_also_bounds_a_grandchild_holding_the_pipe(void **state)
 {
     (void)state;
-    sbuf out = SBUF_INIT;
-    /* the child exits at once; its background child keeps stdout open */
-    char *argv[] = { "sh", "-c", "sleep 30 & echo bye", NULL };
-    proc_run_opts o = { .out = &out, .timeout_ms = 300 };
+    sbuf out = SBUF_INIT, err = SBUF_INIT;
+    /* the child exits at once; its background child keeps stdout open (and
+     * only that: not the runner's stderr, or the test harness would wait for
+     * it too), and is killed here once it has served */
+    char *argv[] = { "sh", "-c", "sleep 30 2>/dev/null </dev/null & echo $! >&2; echo bye", NULL };
+    proc_run_opts o = { .out = &out, .err = &err, .timeout_ms = 300 };
     proc_result r;
     long long t0 = proc_now_ms();
     assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
     assert_true(proc_now_ms() - t0 < 5000);
+    pid_t sleeper = (pid_t)atol(sbuf_str(&err));
+    assert_true(sleeper > 1);
+    assert_int_equal(kill(sleeper, SIGKILL), 0);
     assert_false(r.timed_out);
     assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
     assert_string_equal(sbuf_str(&out), "bye\n");
     sbuf_free(&out);
+    sbuf_free(&err);
 }
 
 static void test_run_of_a_missing_program_fails_with_enoent(void **state)
