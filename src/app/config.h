@@ -6,7 +6,7 @@
  * keywords, ranges, names, NUL and control characters). Every error is one
  * line "FILE:LINE:COL: PATH: message" naming the value it got, code
  * QQ_EXIT_USAGE.
- * The state dir is derived from the file's real path (see DESIGN.md):
+ * The state dir is derived from the file's real path (see docs/design.md):
  *   qqmgr.toml → DIR/.qqmgr, other names → DIR/.qqmgr/NAME, the global
  *   file → ${XDG_STATE_HOME:-~/.local/state}/qqmgr.
  * Nothing is created on disk by loading.

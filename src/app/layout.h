@@ -2,7 +2,7 @@
  * which runtime paths stand in for them, and what they say about the VM.
  *
  * Every file name in a state dir is spelled here and nowhere else
- * (DESIGN.md "State of one VM"):
+ * (docs/design.md "State"):
  *   <state dir>/vm.NAME/   pid qmp.socket monitor.socket serial.socket serial
  *                          qemu-stdout.log qemu-stderr.log ssh.conf ssh.ctl
  *                          known_hosts lock ssh_port argv.json runtime_dir

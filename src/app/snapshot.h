@@ -1,7 +1,7 @@
 /* snapshot — the test loop: a VM's snapshots (save, restore, list, delete),
  * starting from one, throwaway runs, and `run VM -- COMMAND`.
  *
- * Where a snapshot lives (DESIGN.md "State of one VM"):
+ * Where a snapshot lives (docs/design.md "State"):
  *  - every writable disk of the VM is qcow2: an internal qcow2 snapshot in
  *    each of them, RAM and device state in the first (HMP savevm / loadvm /
  *    delvm on a running VM, `qemu-img snapshot -d` and `info` on a stopped

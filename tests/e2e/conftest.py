@@ -207,7 +207,7 @@ class Project:
     def use(self, name):
         """Make `name` (in the project dir) the config that run() passes with -c."""
         self.config = self.path / name
-        # DESIGN.md: qqmgr.toml keeps its state in <dir>/.qqmgr/, other names in
+        # docs/design.md: qqmgr.toml keeps its state in <dir>/.qqmgr/, other names in
         # <dir>/.qqmgr/<name>/
         self.state_dir = self.path / ".qqmgr"
         if name != "qqmgr.toml":
