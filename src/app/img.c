@@ -51,15 +51,8 @@ static void stage(build *b, const char *name, const char *action, const char *de
 
 static void debug_argv(const build *b, char *const *argv)
 {
-    if (!b->o->debug)
-        return;
-    _cleanup_sbuf_ sbuf l = SBUF_INIT;
-    for (size_t i = 0; argv[i]; i++) {
-        if (i)
-            sbuf_addc(&l, ' ');
-        sbuf_adds(&l, argv[i]);
-    }
-    report_line("+ %s", sbuf_str(&l));
+    if (b->o->debug)
+        proc_echo(argv);
 }
 
 /* Run qemu-img; failure → "img NAME: what: <qemu-img's last stderr line>". */

@@ -358,8 +358,10 @@ void proc_echo(char *const argv[])
 {
     _cleanup_sbuf_ sbuf l = SBUF_INIT;
     sbuf_adds(&l, "+");
-    for (char *const *p = argv; *p; p++)
-        sbuf_addf(&l, " %s", *p);
+    for (char *const *p = argv; *p; p++) {
+        sbuf_addc(&l, ' ');
+        sbuf_add_shell_quoted(&l, *p);
+    }
     report_line("%s", sbuf_str(&l));
 }
 

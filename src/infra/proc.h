@@ -77,7 +77,8 @@ int proc_signal(int pidfd, int sig);
 int proc_reap(pid_t pid, int *status);
 
 /* proc_echo() prints the "+ ARGV..." line of --debug (report_line) for a
- * program about to run. proc_exec() echoes argv so when echo is set, flushes
+ * program about to run, each word shell-quoted (copy-pasteable into a shell,
+ * like `show`). proc_exec() echoes argv so when echo is set, flushes
  * stdio and replaces qqmgr by argv[0] (PATH searched); it returns only when
  * that failed: -1 with e filled ("cannot run ARGV0: why"). */
 void proc_echo(char *const argv[]);

@@ -4,6 +4,7 @@ misplaced options, the version from meson.build."""
 
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -457,3 +458,35 @@ def test_hints_carry_the_c_of_the_command_line(qqmgr, tmp_path):
         assert f"`{cli} stop v` stops it" in err("wait", "v", "--timeout", "1")
     finally:
         qq(qqmgr, "-c", str(cfg), "stop", "v", "--force", cwd=tmp_path)
+
+
+def test_debug_echoes_of_ssh_and_qemu_img_are_shell_quoted_and_copy_pasteable(qqmgr, tmp_path):
+    # a config in a directory with a space: the paths in the echoes need quoting, and so
+    # does a remote word with a space
+    d = tmp_path / "my dir"
+    d.mkdir()
+    cfg = d / "qqmgr.toml"
+    cfg.write_text('[img.disk]\nbuilder = "raw"\nimg_size = "1M"\n\n'
+                   f'[vm.v]\ncmd = ["{BARE} -netdev user,id=n,hostfwd=tcp:127.0.0.1:{{{{.vm.ssh.port}}}}-:22 '
+                   f'-device virtio-net,netdev=n"]\n[vm.v.ssh]\nport = "auto"\n')
+    r = subprocess.run([qqmgr, "-c", str(cfg), "-d", "img", "build", "disk"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    echo = [line for line in r.stderr.splitlines() if line.startswith("+ qemu-img ")]
+    assert echo, r.stderr
+    argv = shlex.split(echo[0][2:])
+    assert argv[:2] == ["qemu-img", "create"] and any(a.startswith(str(d)) for a in argv), echo[0]
+    # a VM whose ssh port leads nowhere: -d shows the ssh line before ssh runs
+    subprocess.run([qqmgr, "-c", str(cfg), "start", "v"], check=True, capture_output=True, timeout=60)
+    try:
+        p = subprocess.Popen([qqmgr, "-c", str(cfg), "-d", "ssh", "v", "--", "echo", "two words", "it's"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        p.kill()
+        p.communicate()
+    finally:
+        subprocess.run([qqmgr, "-c", str(cfg), "stop", "v", "--force"], capture_output=True, timeout=60)
+    assert line.startswith("+ ssh "), line
+    argv = shlex.split(line[2:])
+    assert argv[0] == "ssh" and argv[1] == "-F" and argv[2].startswith(str(d)), line
+    assert argv[-4:] == ["--", "echo", "two words", "it's"], line
