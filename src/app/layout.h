@@ -96,7 +96,7 @@ int layout_make_dir(const char *dir, qq_err *err);
 /* Open (create 0600) and take the lock file of a VM or image dir (made
  * first). Returns the descriptor holding the lock; wait=false and held
  * elsewhere → -1 with errno EWOULDBLOCK. A lock file removed while this
- * waited (rm, prune: cleanup.h) is not held: the dir is made again and the
+ * waited (rm, prune: reclaim.h) is not held: the dir is made again and the
  * new file locked. */
 int layout_lock(const char *dir, bool wait, qq_err *err);
 

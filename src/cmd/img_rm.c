@@ -1,7 +1,7 @@
 /* img rm — remove a built image's dir (refused while a running VM uses it). */
 #include <stdio.h>
 
-#include "../app/cleanup.h"
+#include "../app/reclaim.h"
 #include "cmd.h"
 
 typedef struct {
@@ -24,9 +24,9 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     int worst = 0;
     json_t *arr = ctx->json && argc > 2 ? json_array() : NULL;
     for (int i = 1; i < argc; i++) {
-        cleanup_rm_result r;
-        if (cleanup_img(c, argv[i], o->force, &r, &err) < 0) {
-            cleanup_rm_result_free(&r);
+        reclaim_result r;
+        if (reclaim_img(c, argv[i], o->force, &r, &err) < 0) {
+            reclaim_result_free(&r);
             int e = qq_report(&err);
             worst = e > worst ? e : worst;
             continue;
@@ -46,7 +46,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
             else
                 printf("image %s is not built: nothing to remove\n", argv[i]);
         }
-        cleanup_rm_result_free(&r);
+        reclaim_result_free(&r);
     }
     if (arr)
         qq_print_json(arr);

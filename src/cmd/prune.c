@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../app/cleanup.h"
+#include "../app/reclaim.h"
 #include "cmd.h"
 
 typedef struct {
@@ -30,9 +30,9 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     int rc = qq_begin(ctx, &c, &err);
     if (rc >= 0)
         return rc;
-    cleanup_prune_opts po = { .dry_run = o->dry_run, .cache = o->cache, .days = o->days };
+    reclaim_prune_opts po = { .dry_run = o->dry_run, .cache = o->cache, .days = o->days };
     json_t *rep;
-    if (cleanup_prune(c, &po, &rep, &err) < 0)
+    if (reclaim_prune(c, &po, &rep, &err) < 0)
         return qq_report(&err);
     if (ctx->json) {
         qq_print_json(rep);

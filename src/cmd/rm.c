@@ -1,7 +1,7 @@
 /* rm — remove a stopped VM's state dir (logs, snapshots, host keys, records). */
 #include <stdio.h>
 
-#include "../app/cleanup.h"
+#include "../app/reclaim.h"
 #include "cmd.h"
 
 typedef struct {
@@ -26,9 +26,9 @@ static int rm_one(qq_ctx *ctx, const char *name)
     config *c = qq_config(ctx, &err);
     if (!c)
         return qq_report(&err);
-    cleanup_rm_result r;
-    if (cleanup_vm(c, name, o->force, o->timeout, &r, &err) < 0) {
-        cleanup_rm_result_free(&r);
+    reclaim_result r;
+    if (reclaim_vm(c, name, o->force, o->timeout, &r, &err) < 0) {
+        reclaim_result_free(&r);
         return qq_report(&err);
     }
     if (ctx->json) {
@@ -45,7 +45,7 @@ static int rm_one(qq_ctx *ctx, const char *name)
             printf("; %d snapshot%s deleted", r.snapshots, r.snapshots == 1 ? "" : "s");
         printf(")\n");
     }
-    cleanup_rm_result_free(&r);
+    reclaim_result_free(&r);
     return 0;
 }
 

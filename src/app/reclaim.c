@@ -1,5 +1,5 @@
-/* cleanup — rm, img rm, prune (see cleanup.h). */
-#include "cleanup.h"
+/* reclaim — rm, img rm, prune (see reclaim.h). */
+#include "reclaim.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,95 +17,24 @@
 #include "../base/xalloc.h"
 #include "../infra/download.h"
 #include "../infra/fs.h"
+#include "../infra/tree.h"
 #include "img.h"
 #include "layout.h"
 #include "snapshot.h"
 #include "ssh.h"
 #include "vm.h"
 
-/* ------------------------------------------------------------ trees */
-
-/* Disk usage of entry name in dfd: a directory's whole tree; a symlink is
- * counted as itself, never followed. */
-static unsigned long long usage_at(int dfd, const char *name)
-{
-    struct stat st;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return 0;
-    unsigned long long n = (unsigned long long)st.st_blocks * 512;
-    if (!S_ISDIR(st.st_mode))
-        return n;
-    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return n;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return n;
-    }
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n += usage_at(dirfd(d), e->d_name);
-    closedir(d);
-    return n;
-}
-
-static unsigned long long usage(const char *path)
-{
-    return usage_at(AT_FDCWD, path);
-}
-
-static int remove_at(int dfd, const char *name, const char *shown, qq_err *err);
-
-/* Remove everything in the open directory fd except `keep` (or NULL). */
-static int remove_contents(int fd, const char *keep, const char *shown, qq_err *err)
-{
-    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", shown, strerror(errno));
-    DIR *d = fdopendir(dup_fd);
-    if (!d) {
-        close(dup_fd);
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", shown, strerror(errno));
-    }
-    int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || (keep && strcmp(e->d_name, keep) == 0))
-            continue;
-        _cleanup_free_ char *sub = xasprintf("%s/%s", shown, e->d_name);
-        rc = remove_at(dirfd(d), e->d_name, sub, err);
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Remove entry name of dfd: unlinked, or a directory emptied and removed.
- * A symlink is unlinked (O_NOFOLLOW: never entered). Missing: done. */
-static int remove_at(int dfd, const char *name, const char *shown, qq_err *err)
-{
-    if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
-        return qq_fail(err, QQ_EXIT_FAIL, "remove %s: %s", shown, strerror(errno));
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "remove %s: %s", shown, strerror(errno));
-    if (remove_contents(fd, NULL, shown, err) < 0)
-        return -1;
-    if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        return qq_fail(err, QQ_EXIT_FAIL, "remove %s: %s", shown, strerror(errno));
-    return 0;
-}
+/* ------------------------------------------------------------ dirs */
 
 /* Remove a VM or image dir whose lock we hold: everything but the lock
  * file, then the lock file, then the dir. A start or build waiting on the
  * lock then holds the lock of a removed file and finds no dir. */
 static int remove_locked_dir(const char *dir, qq_err *err)
 {
-    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fd = tree_open(dir);
     if (fd < 0)
         return errno == ENOENT ? 0 : qq_fail(err, QQ_EXIT_FAIL, "remove %s: %s", dir, strerror(errno));
-    if (remove_contents(fd, layout_name(LAYOUT_LOCK), dir, err) < 0)
+    if (tree_remove_contents(fd, layout_name(LAYOUT_LOCK), dir, err) < 0)
         return -1;
     if (unlinkat(fd, layout_name(LAYOUT_LOCK), 0) < 0 && errno != ENOENT)
         return qq_fail(err, QQ_EXIT_FAIL, "remove %s/%s: %s", dir, layout_name(LAYOUT_LOCK), strerror(errno));
@@ -121,7 +50,7 @@ static bool is_real_dir(const char *path)
     return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void cleanup_rm_result_free(cleanup_rm_result *r)
+void reclaim_result_free(reclaim_result *r)
 {
     free(r->path);
     r->path = NULL;
@@ -157,7 +86,7 @@ static int delete_snapshots(const config *c, const char *name, const char *dir, 
     return 0;
 }
 
-int cleanup_vm(const config *c, const char *name, bool force, int timeout_s, cleanup_rm_result *r, qq_err *err)
+int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, reclaim_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
     if (config_check_vm(c, name, err) < 0)
@@ -169,7 +98,7 @@ int cleanup_vm(const config *c, const char *name, bool force, int timeout_s, cle
         return 0;
     r->existed = true;
     if (!S_ISDIR(st.st_mode)) {    /* a symlink or a stray file: the name only */
-        r->bytes = usage(dir);
+        r->bytes = tree_usage(dir);
         return fs_remove(dir, err);
     }
     bool snaps_done = false;
@@ -187,7 +116,7 @@ int cleanup_vm(const config *c, const char *name, bool force, int timeout_s, cle
         }
         if (pid <= 0) {
             layout_remove_runtime(dir);   /* the socket-dir symlink in the runtime dir */
-            r->bytes = usage(dir);
+            r->bytes = tree_usage(dir);
             int rc = remove_locked_dir(dir, err);
             close(lock);
             return rc;
@@ -209,7 +138,7 @@ int cleanup_vm(const config *c, const char *name, bool force, int timeout_s, cle
 
 /* ------------------------------------------------------------ img rm */
 
-int cleanup_img(const config *c, const char *name, bool force, cleanup_rm_result *r, qq_err *err)
+int reclaim_img(const config *c, const char *name, bool force, reclaim_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
     img_spec s;
@@ -224,7 +153,7 @@ int cleanup_img(const config *c, const char *name, bool force, cleanup_rm_result
         return 0;
     r->existed = true;
     if (!S_ISDIR(st.st_mode)) {
-        r->bytes = usage(dir);
+        r->bytes = tree_usage(dir);
         return fs_remove(dir, err);
     }
     if (!force && fs_exists(path)) {
@@ -248,7 +177,7 @@ int cleanup_img(const config *c, const char *name, bool force, cleanup_rm_result
     if (vm)
         return qq_fail(err, QQ_EXIT_FAIL, "img %s: VM %s is running and uses this image; stop it first: %s stop %s",
                        name, vm, config_cli(c), vm);
-    r->bytes = usage(dir);
+    r->bytes = tree_usage(dir);
     return remove_locked_dir(dir, err);
 }
 
@@ -308,10 +237,10 @@ static char *running_user_of(const char *state_dir, const char *dir)
     return found;
 }
 
-static int prune_vm_dir(const cleanup_prune_opts *o, const char *name, const char *path, json_t *entries,
+static int prune_vm_dir(const reclaim_prune_opts *o, const char *name, const char *path, json_t *entries,
                         unsigned long long *total, qq_err *err)
 {
-    unsigned long long bytes = usage(path);
+    unsigned long long bytes = tree_usage(path);
     if (!is_real_dir(path)) {   /* a symlink or a file under that name: the name only */
         if (!o->dry_run && fs_remove(path, err) < 0)
             return -1;
@@ -341,10 +270,10 @@ static int prune_vm_dir(const cleanup_prune_opts *o, const char *name, const cha
     return 0;
 }
 
-static int prune_img_dir(const config *c, const cleanup_prune_opts *o, const char *name, const char *path,
+static int prune_img_dir(const config *c, const reclaim_prune_opts *o, const char *name, const char *path,
                          json_t *entries, unsigned long long *total, qq_err *err)
 {
-    unsigned long long bytes = usage(path);
+    unsigned long long bytes = tree_usage(path);
     if (!is_real_dir(path)) {
         if (!o->dry_run && fs_remove(path, err) < 0)
             return -1;
@@ -376,7 +305,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int prune_state(const config *c, const cleanup_prune_opts *o, json_t *entries, unsigned long long *total,
+static int prune_state(const config *c, const reclaim_prune_opts *o, json_t *entries, unsigned long long *total,
                        qq_err *err)
 {
     const char *sd = config_state_dir(c);
@@ -462,7 +391,7 @@ static int cache_lock(int dfd, const char *hex, bool peek)
     }
 }
 
-static int prune_cache(const cleanup_prune_opts *o, json_t *entries, unsigned long long *total, qq_err *err)
+static int prune_cache(const reclaim_prune_opts *o, json_t *entries, unsigned long long *total, qq_err *err)
 {
     _cleanup_free_ char *dflt = NULL;
     const char *cdir = o->cache_dir;
@@ -506,7 +435,7 @@ static int prune_cache(const cleanup_prune_opts *o, json_t *entries, unsigned lo
         _cleanup_free_ char *path = xasprintf("%s/%s", cdir, hex);
         _cleanup_free_ char *part = xasprintf("%s.part", hex), *ok = xasprintf("%s.ok", hex),
                             *lockn = xasprintf("%s.lock", hex);
-        unsigned long long bytes = usage_at(dfd, hex) + usage_at(dfd, part) + usage_at(dfd, ok);
+        unsigned long long bytes = tree_usage_at(dfd, hex) + tree_usage_at(dfd, part) + tree_usage_at(dfd, ok);
         int lock = cache_lock(dfd, hex, o->dry_run);
         if (lock == -1) {
             add_entry(entries, "cache", hex, path, bytes, false, "being downloaded");
@@ -531,7 +460,7 @@ static int prune_cache(const cleanup_prune_opts *o, json_t *entries, unsigned lo
     return 0;
 }
 
-int cleanup_prune(const config *c, const cleanup_prune_opts *o, json_t **report, qq_err *err)
+int reclaim_prune(const config *c, const reclaim_prune_opts *o, json_t **report, qq_err *err)
 {
     *report = NULL;
     json_t *entries = json_array();
