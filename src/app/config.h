@@ -23,6 +23,11 @@
  * config_img() gives one image as a typed img_spec (builder, size, paths,
  * base_img, templates, sources, env_hook argv, build_args, build_timeout,
  * env): the builders never read the raw TOML.
+ *
+ * Files: config_load.c (finding, parsing, places, the accessors below),
+ * config_schema.c (the check at load), config_img.c (config_img, sizes),
+ * config_resolve.c (config_vm), config_args.c (config_split_args);
+ * config_int.h is what they share.
  */
 #ifndef QQ_CONFIG_H
 #define QQ_CONFIG_H
@@ -90,6 +95,7 @@ typedef struct img_spec {
     json_t *env;           /* owned: [img.NAME.env] (an empty object when absent) */
 } img_spec;
 
+/* ---- Loading (config_load.c) */
 config *config_load(const char *explicit_path, qq_err *err);
 void config_free(config *c);
 
@@ -122,21 +128,24 @@ char *config_vm_dir(const config *c, const char *name);
 /* Location "FILE:LINE:COL" of a path such as "vm.test.cmd[1]" (or "FILE" when unknown). */
 void config_where(const config *c, const char *path, char *buf, size_t len);
 
+/* ---- Resolving a VM (config_resolve.c) */
 /* Resolve VM name. ssh_port: the port to render {{.vm.ssh.port}} with when the
  * VM's port is automatic (pass 0 when none is chosen yet: renders as 0). Unknown
  * VM → QQ_EXIT_USAGE "no VM named …". */
 int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err);
 void vm_spec_free(vm_spec *s);
 
+/* ---- Images (config_img.c) */
 int config_img(const config *c, const char *name, img_spec *out, qq_err *err);
 void img_spec_free(img_spec *s);
 
-/* Split one rendered cmd entry into arguments at white space; '…' and "…"
- * keep white space inside one argument (no other shell syntax). Appends to
- * the NULL-terminated *argv (realloc'd). Unterminated quote → -1. */
 /* "10G", "512M", "1024K", "1T", "4096" (bytes; binary units) → bytes; -1 if malformed. */
 int config_parse_size(const char *s, unsigned long long *out);
 
+/* ---- Arguments (config_args.c) */
+/* Split one rendered cmd entry into arguments at white space; '…' and "…"
+ * keep white space inside one argument (no other shell syntax). Appends to
+ * the NULL-terminated *argv (realloc'd). Unterminated quote → -1. */
 int config_split_args(const char *s, char ***argv, size_t *argc, qq_err *err);
 
 #endif
