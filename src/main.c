@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "app/remote.h"
+#include "base/strdist.h"
 #include "cmd/cmd.h"
 
 #ifndef QQ_VERSION
@@ -86,6 +87,38 @@ static bool is_group(const char *word)
     return false;
 }
 
+/* " (did you mean 'start'?)" for a near miss of a command's word, else "":
+ * the first words of the commands (group NULL), or the second words of a
+ * group's commands. */
+static const char *did_you_mean(const char *word, const char *group, char *buf, size_t len)
+{
+    enum { MAX = 64 };
+    static char words[MAX][32];
+    const char *cands[MAX + 2];
+    size_t n = 0, gl = group ? strlen(group) : 0;
+    for (const qq_command *const *p = qq_commands; *p && n < MAX; p++) {
+        const char *name = (*p)->name, *w = name;
+        if (group) {
+            if (strncmp(name, group, gl) != 0 || name[gl] != ' ')
+                continue;
+            w = name + gl + 1;
+        }
+        snprintf(words[n], sizeof words[n], "%.*s", (int)strcspn(w, " "), w);
+        cands[n] = words[n];
+        n++;
+    }
+    if (!group)
+        cands[n++] = "help";
+    cands[n] = NULL;
+    const char *best = str_closest(word, cands);
+    if (!best) {
+        *buf = '\0';
+        return buf;
+    }
+    snprintf(buf, len, " (did you mean '%s%s%s'?)", group ? group : "", group ? " " : "", best);
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     qq_ctx ctx = { 0 };
@@ -153,7 +186,9 @@ int main(int argc, char **argv)
             return 0;
         }
         if (argc >= 2) {
-            fprintf(stderr, "qqmgr: unknown command '%s' (see qqmgr -h)\n", argv[1]);
+            char hint[96];
+            fprintf(stderr, "qqmgr: unknown command '%s'%s (see qqmgr -h)\n", argv[1],
+                    did_you_mean(argv[1], NULL, hint, sizeof hint));
             return QQ_EXIT_USAGE;
         }
         qq_overview(stdout);
@@ -164,12 +199,16 @@ int main(int argc, char **argv)
     if (!c) {
         if (is_group(argv[0])) {
             bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+            char hint[96];
             if (!help && argc >= 2)
-                fprintf(stderr, "qqmgr: %s: unknown subcommand '%s'\n", argv[0], argv[1]);
+                fprintf(stderr, "qqmgr: %s: unknown subcommand '%s'%s\n", argv[0], argv[1],
+                        did_you_mean(argv[1], argv[0], hint, sizeof hint));
             qq_group_usage(help ? stdout : stderr, argv[0]);
             return help ? 0 : QQ_EXIT_USAGE;
         }
-        fprintf(stderr, "qqmgr: unknown command '%s' (see qqmgr -h)\n", argv[0]);
+        char hint[96];
+        fprintf(stderr, "qqmgr: unknown command '%s'%s (see qqmgr -h)\n", argv[0],
+                did_you_mean(argv[0], NULL, hint, sizeof hint));
         return QQ_EXIT_USAGE;
     }
     ctx.cmd = c;

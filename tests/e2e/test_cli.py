@@ -77,6 +77,21 @@ def test_img_alone_or_with_h_lists_its_subcommands(qqmgr):
     assert r.returncode == 2 and "unknown subcommand 'frob'" in r.stderr
 
 
+def test_a_mistyped_command_gets_did_you_mean(qqmgr):
+    r = qq(qqmgr, "strat", "dev")
+    assert r.returncode == 2
+    assert r.stderr == "qqmgr: unknown command 'strat' (did you mean 'start'?) (see qqmgr -h)\n"
+    r = qq(qqmgr, "help", "stauts")
+    assert r.returncode == 2 and "(did you mean 'status'?)" in r.stderr
+    r = qq(qqmgr, "img", "biuld", "x")
+    assert r.returncode == 2 and "unknown subcommand 'biuld' (did you mean 'img build'?)" in r.stderr
+    r = qq(qqmgr, "snapshot", "lst", "x")
+    assert r.returncode == 2 and "(did you mean 'snapshot list'?)" in r.stderr
+    # far from every command: no guess
+    r = qq(qqmgr, "xyzzyq")
+    assert r.returncode == 2 and "did you mean" not in r.stderr
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1.5", "1e3", "", " 5", "86401", "0x10"])
 @pytest.mark.parametrize("cmd", [["start", "v"], ["stop", "v"], ["wait", "v"], ["img", "build", "i"]])
 def test_timeout_that_is_not_whole_seconds_is_a_usage_error(qqmgr, tmp_path, cmd, value):
