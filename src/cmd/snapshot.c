@@ -1,7 +1,10 @@
 /* snapshot save, restore, list, delete — a VM's snapshots. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../app/snapshot.h"
+#include "../base/xalloc.h"
 #include "cmd.h"
 
 typedef struct {
@@ -97,21 +100,36 @@ static int list(qq_ctx *ctx, int argc, char **argv)
         qq_print_json(l);
         return 0;
     }
-    if (json_array_size(l) == 0)
+    if (json_array_size(l) == 0) {
         printf("%s has no snapshots\n", vm);
-    else
-        printf("%-24s %-20s %10s %12s\n", "NAME", "DATE", "STATE", "VM CLOCK");
+        json_decref(l);
+        return 0;
+    }
+    /* columns as wide as their widest cell: names are up to 64 characters */
+    size_t n = json_array_size(l);
+    char (*size)[32] = xcalloc(n, sizeof *size), (*clock)[32] = xcalloc(n, sizeof *clock);
+    int w[4] = { (int)strlen("NAME"), (int)strlen("DATE"), (int)strlen("SIZE"), (int)strlen("VM CLOCK") };
     size_t i;
     json_t *s;
     json_array_foreach(l, i, s) {
-        char size[32], clock[32] = "-";
-        human_size(size, sizeof size, (double)json_integer_value(json_object_get(s, "vm_state_size")));
+        human_size(size[i], sizeof size[i], (double)json_integer_value(json_object_get(s, "vm_state_size")));
         json_t *vc = json_object_get(s, "vm_clock");
         if (json_is_number(vc))
-            snprintf(clock, sizeof clock, "%.3f s", json_number_value(vc));
-        printf("%-24s %-20s %10s %12s\n", json_string_value(json_object_get(s, "name")),
-               json_string_value(json_object_get(s, "date")), size, clock);
+            snprintf(clock[i], sizeof clock[i], "%.3f s", json_number_value(vc));
+        else
+            snprintf(clock[i], sizeof clock[i], "-");
+        int cw[4] = { (int)strlen(json_string_value(json_object_get(s, "name"))),
+                      (int)strlen(json_string_value(json_object_get(s, "date"))), (int)strlen(size[i]),
+                      (int)strlen(clock[i]) };
+        for (int k = 0; k < 4; k++)
+            w[k] = cw[k] > w[k] ? cw[k] : w[k];
     }
+    printf("%-*s  %-*s  %*s  %*s\n", w[0], "NAME", w[1], "DATE", w[2], "SIZE", w[3], "VM CLOCK");
+    json_array_foreach(l, i, s)
+        printf("%-*s  %-*s  %*s  %*s\n", w[0], json_string_value(json_object_get(s, "name")), w[1],
+               json_string_value(json_object_get(s, "date")), w[2], size[i], w[3], clock[i]);
+    free(size);
+    free(clock);
     json_decref(l);
     return 0;
 }

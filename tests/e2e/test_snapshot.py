@@ -109,6 +109,24 @@ def test_snapshot_restore_of_a_stopped_vm_points_at_start_restore(project, tiny_
     assert "start tiny --restore s1" in cp.stderr
 
 
+def test_snapshot_list_columns_line_up_and_say_size(project, tiny_vm_toml):
+    setup_diskless(project, tiny_vm_toml)
+    boot(project)
+    long = "a-snapshot-name-longer-than-the-old-column"
+    for n in ("s", long):
+        project.run("snapshot", "save", "tiny", n, check=True)
+    stop(project)
+    lines = project.run("snapshot", "list", "tiny", check=True).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "DATE", "SIZE", "VM", "CLOCK"]
+    assert [l.split()[0] for l in lines[1:]] == ["s", long]
+    # every column starts (left-aligned) or ends (right-aligned) at the same offset
+    date_at = lines[0].index("DATE")
+    assert all(l[date_at - 2:date_at] == "  " and l[date_at].isdigit() for l in lines[1:]), lines
+    size_end = lines[0].index("SIZE") + len("SIZE")
+    assert all(l[size_end - 1] == "B" and l[size_end] == " " for l in lines[1:]), lines
+    assert len({len(l) for l in lines}) == 1, lines
+
+
 def test_delete_on_a_running_and_a_stopped_vm(project, tiny_vm_toml):
     setup_disk(project, tiny_vm_toml)
     boot(project)
