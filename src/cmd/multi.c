@@ -16,6 +16,7 @@ typedef struct fanout {
     char **names;
     qq_vm_fn one;
     json_t *docs;     /* --json: the array being built */
+    int last_lines;   /* lines of the last VM's output printed (0: none yet) */
     int worst;        /* the largest exit status so far */
 } fanout;
 
@@ -84,7 +85,15 @@ static void done(size_t i, const par_result *r, void *arg)
             doc = json_pack("{s:s, s:s?, s:i}", "name", name, "error", msg, "exit", r->status);
         }
         json_array_append_new(f->docs, doc);
-    } else {
+    } else if (r->out_len) {
+        /* a block of several lines (status) is set apart from its neighbours by a blank line;
+         * one-line results (start, stop, wait) follow each other */
+        int lines = 0;
+        for (size_t k = 0; k < r->out_len; k++)
+            lines += r->out[k] == '\n';
+        if (f->last_lines && (lines > 1 || f->last_lines > 1))
+            putchar('\n');
+        f->last_lines = lines ? lines : 1;
         fwrite(r->out, 1, r->out_len, stdout);
         fflush(stdout);
     }

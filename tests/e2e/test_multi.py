@@ -50,6 +50,19 @@ def test_stop_all_and_status_all_take_only_the_running_vms(project):
     assert r.stdout == "" and "no running VM" in r.stderr
 
 
+def test_status_all_sets_each_vm_apart_with_a_blank_line(project):
+    project.write(vms("a", "b", "c"))
+    try:
+        project.run("start", "--all", check=True)
+        out = project.run("status", "--all", check=True).stdout
+    finally:
+        project.run("stop", "--all", "--force", check=True)
+    blocks = out.split("\n\n")
+    assert [b.splitlines()[0].split() for b in blocks] == [["name:", "a"], ["name:", "b"], ["name:", "c"]], out
+    assert all("state:" in b and "pid:" in b for b in blocks)
+    assert not out.startswith("\n") and not out.endswith("\n\n")
+
+
 def test_start_all_starts_every_vm_and_text_output_keeps_the_order(project):
     project.write(vms("x", "y", "z"))
     try:
