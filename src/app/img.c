@@ -615,7 +615,8 @@ static int stage_base(ci *x, qq_err *err)
 {
     build *b = x->b;
     dl_result dr;
-    x->cached = download_cached(b->s.base_img.url, x->base_sum, NULL, NULL, x->dflags, &dr, err);
+    _cleanup_free_ char *url = download_url(b->s.base_img.url, config_dir(b->c));
+    x->cached = download_cached(url, x->base_sum, NULL, NULL, x->dflags, &dr, err);
     if (!x->cached) {
         qq_err_prefix(err, "img %s: base_img", b->s.name);
         return -1;
@@ -691,7 +692,8 @@ static int stage_sources(ci *x, qq_err *err)
     for (size_t i = 0; i < b->s.nsources; i++) {
         const img_download *d = &b->s.sources[i];
         dl_result dr;
-        x->paths[x->nent] = download_cached(d->url, d->sha256sum, NULL, d->filename, x->dflags, &dr, err);
+        _cleanup_free_ char *url = download_url(d->url, config_dir(b->c));
+        x->paths[x->nent] = download_cached(url, d->sha256sum, NULL, d->filename, x->dflags, &dr, err);
         if (!x->paths[x->nent]) {
             qq_err_prefix(err, "img %s: sources[%zu]", b->s.name, i);
             return -1;

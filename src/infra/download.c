@@ -562,6 +562,29 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
     return strdup(final);
 }
 
+char *download_url(const char *where, const char *base_dir)
+{
+    sbuf u = SBUF_INIT;
+    size_t scheme = strspn(where, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (scheme > 0 && strncmp(where + scheme, "://", 3) == 0) {
+        sbuf_adds(&u, where);
+        return sbuf_steal(&u);
+    }
+    sbuf abs = SBUF_INIT;
+    if (where[0] != '/' && base_dir)
+        sbuf_addf(&abs, "%s/", base_dir);
+    sbuf_adds(&abs, where);
+    sbuf_adds(&u, "file://");
+    for (const unsigned char *p = (const unsigned char *)sbuf_str(&abs); *p; p++) {
+        if (strchr("/._~-", *p) || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+            sbuf_addc(&u, (char)*p);
+        else
+            sbuf_addf(&u, "%%%02X", *p);
+    }
+    sbuf_free(&abs);
+    return sbuf_steal(&u);
+}
+
 char *download_cached(const char *url, const char *sha256, const char *cache_dir,
                       const char *label, int flags, dl_result *res, qq_err *err)
 {

@@ -17,7 +17,8 @@
  * the whole transfer, so concurrent callers never fetch one file twice: the
  * second waits, then finds it cached. The lock file is removed afterwards.
  *
- * URLs: http://, https:// (redirects followed) and file://. HTTP status >= 400,
+ * URLs: http://, https:// (redirects followed) and file://; a local path
+ * becomes a file:// URL through download_url(). HTTP status >= 400,
  * a refused connection, a short transfer or a wrong sum are one-line errors
  * that name the URL (code QQ_EXIT_FAIL). A wrong sum deletes the .part; so
  * does a write error (a full disk, ENOSPC, or a file size limit, EFBIG: the
@@ -44,6 +45,12 @@ typedef struct dl_result {
     unsigned long long bytes;      /* bytes transferred by this call */
     unsigned long long resumed_at; /* offset a resumed transfer started from, else 0 */
 } dl_result;
+
+/* The URL of where: where itself when it starts with a scheme ("https://",
+ * "file://"), else a local path made absolute against base_dir when relative
+ * and turned into a file:// URL (its bytes outside [A-Za-z0-9/._~-] percent-
+ * encoded). malloc'd. */
+char *download_url(const char *where, const char *base_dir);
 
 /* The default cache directory (…/qqmgr/sha256), malloc'd; not created. */
 char *download_cache_dir(qq_err *err);

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -241,6 +242,34 @@ def test_cloud_init_build_runs_every_stage_and_boots_the_overlay(tmp_path, env, 
         assert sorted(names) == ["/meta-data", "/payload.txt", "/user-data"]
     # QEMU runs from the config's directory (relative paths in build_args), not from ours
     assert f"fake qemu running in {os.path.realpath(tmp_path)}\n" in (imgdir(tmp_path) / "build.log").read_text()
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute", "file_url"])
+def test_base_img_url_may_be_a_local_path(tmp_path, env, server, files, how):
+    # a plain path is a local file (relative: to the config's dir), not libcurl's
+    # "URL using bad/illegal format"; file:// keeps working
+    spaced = tmp_path / "my images"
+    spaced.mkdir()
+    shutil.copy(files / "base.qcow2", spaced / "base 1.qcow2")
+    url = {"relative": "my images/base 1.qcow2", "absolute": str(spaced / "base 1.qcow2"),
+           "file_url": "file://" + urllib.parse.quote(str(spaced / "base 1.qcow2"))}[how]
+    cfg = write_cloud(tmp_path, server, files, base_url=url)
+    r = qq(cfg, "img", "build", "ci", "--json", env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert {s["stage"]: s["action"] for s in json.loads(r.stdout)["stages"]}["base"] == "downloaded"
+    if how == "relative":
+        # from another working directory too: relative to the config, not to the cwd
+        r = subprocess.run([QQMGR, "-c", str(cfg), "img", "build", "ci", "--force"], capture_output=True,
+                           text=True, env=env, cwd="/", timeout=300)
+        assert r.returncode == 0, r.stderr
+
+
+def test_base_img_path_that_does_not_exist_names_it(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, base_url="no/such.qcow2")
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert "bad/illegal format" not in r.stderr
+    assert f"file://{tmp_path}/no/such.qcow2" in r.stderr.replace(str(os.path.realpath(tmp_path)), str(tmp_path)), r.stderr
 
 
 def test_each_build_args_element_is_one_argument_never_split(tmp_path, env, server, files):
