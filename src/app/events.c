@@ -9,7 +9,7 @@
 #include "../infra/fs.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
-#include "debug.h"
+#include "running.h"
 #include "layout.h"
 
 /* Deliver the kept events; 1 when fn asked to stop. */
@@ -31,7 +31,7 @@ int events_watch(const config *cfg, const char *name, bool follow, int timeout_m
 {
     _cleanup_free_ char *dir = NULL;
     pid_t pid;
-    if (debug_running(cfg, name, &pid, &dir, err) < 0)
+    if (running_require(cfg, name, &pid, &dir, err) < 0)
         return -1;
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_EVENTS_SOCKET);
     if (!fs_exists(sock))

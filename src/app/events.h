@@ -4,7 +4,7 @@
  * QEMU sends events to the QMP clients connected when they happen and keeps
  * none, and there is no daemon to record them: what `events` sees begins when
  * it connects. It connects to the VM's own events monitor (events.socket, see
- * debug.h), not to qmp.socket, so stop, status and qmp work meanwhile; one
+ * launch.h), not to qmp.socket, so stop, status and qmp work meanwhile; one
  * `events` at a time per VM (QEMU serves one client per socket).
  *
  * events_watch() calls fn for every event (the object as QEMU sent it,

@@ -13,7 +13,7 @@
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
 #include "../infra/net.h"
-#include "debug.h"
+#include "running.h"
 #include "layout.h"
 #include "vm.h"
 
@@ -188,7 +188,7 @@ static void vm_end(running_vm *v)
 static int begin(const config *cfg, const char *name, running_vm *v, qq_err *err)
 {
     *v = (running_vm){ .lock = -1 };
-    if (debug_running(cfg, name, &v->pid, &v->dir, err) < 0)
+    if (running_require(cfg, name, &v->pid, &v->dir, err) < 0)
         return -1;
     vm_state st;
     vm_probe(v->dir, false, &st);
@@ -263,7 +263,7 @@ json_t *forward_list(const config *cfg, const char *name, qq_err *err)
 {
     _cleanup_free_ char *dir = NULL;
     pid_t pid;
-    if (debug_running(cfg, name, &pid, &dir, err) < 0)
+    if (running_require(cfg, name, &pid, &dir, err) < 0)
         return NULL;
     return load_record(dir, pid);
 }

@@ -14,7 +14,7 @@
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/proc.h"
-#include "debug.h"
+#include "running.h"
 #include "layout.h"
 
 #define SUN_PATH_MAX 107
@@ -123,7 +123,7 @@ int guestgdb_exec(const config *cfg, const char *name, const char *symbols, char
     if (!target)
         return -1;
     _cleanup_free_ char *dir = NULL;
-    if (debug_running(cfg, name, NULL, &dir, err) < 0)
+    if (running_require(cfg, name, NULL, &dir, err) < 0)
         return -1;
     if (sym && access(sym, R_OK) != 0)
         return qq_fail(err, QQ_EXIT_FAIL, "--symbols %s: %s", sym, strerror(errno));

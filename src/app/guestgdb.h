@@ -1,7 +1,7 @@
 /* guestgdb — gdb on the guest, through QEMU's gdbstub of a running VM.
  *
  * Every VM qqmgr starts has a gdbstub: qqmgr injects
- * `-gdb unix:STATE/gdb.socket,server=on,wait=off` (debug.h) unless the user's
+ * `-gdb unix:STATE/gdb.socket,server=on,wait=off` (launch.h) unless the user's
  * cmd sets one itself with `-s` (tcp::1234) or `-gdb DEV`; then gdb connects
  * to theirs. A DEV qqmgr can connect to: `tcp:[HOST]:PORT[,…]`, a bare PORT, or
  * `unix:PATH[,…]` (a relative PATH is QEMU's, i.e. relative to the config's

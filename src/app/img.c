@@ -25,6 +25,7 @@
 #include "../infra/iso.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
+#include "launch.h"
 #include "layout.h"
 #include "snapshot.h"
 
@@ -345,16 +346,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     _cleanup_free_ char *sock = layout_build_qmp(b->s.dir, err);
     if (!sock)
         return -1;
-    _cleanup_free_ char *qmparg = xasprintf("unix:%s,server=on,wait=off", sock);
-    size_t n = 0;
-    while (args[n])
-        n++;
-    _cleanup_free_ char **argv = calloc(n + 4, sizeof *argv);
-    argv[0] = (char *)config_qemu_bin(b->c);
-    for (size_t i = 0; i < n; i++)
-        argv[i + 1] = args[i];
-    argv[n + 1] = "-qmp";
-    argv[n + 2] = qmparg;
+    _cleanup_strv_ char **argv = launch_build_argv(config_qemu_bin(b->c), args, sock);
     debug_argv(b, argv);
 
     struct sigaction sa = { .sa_handler = on_signal }, oint, oterm, ohup;
@@ -367,11 +359,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     int rc = -1;
     qmp *q = NULL;
     unlink(sock);
-    proc_opts po = { .cwd = config_dir(b->c), .stdout_path = log, .stderr_path = log, .truncate = true, .new_session = true,
-                     .die_with_parent = true };
-    mode_t um = umask(077);   /* what QEMU creates (its socket) is private */
-    pid_t pid = proc_spawn(argv, &po, err);
-    umask(um);
+    pid_t pid = launch_spawn(argv, config_dir(b->c), log, log, true, err);
     if (pid < 0) {
         qq_err_prefix(err, "img %s: boot", b->s.name);
         goto out;

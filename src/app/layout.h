@@ -57,8 +57,8 @@ typedef enum layout_file {
     LAYOUT_SSH_PORT,
     LAYOUT_ARGV,
     LAYOUT_RUNTIME_DIR,   /* record of a fallback runtime dir (VM or image) */
-    LAYOUT_GDB_SOCKET,    /* the guest's gdbstub (debug.h) */
-    LAYOUT_EVENTS_SOCKET, /* the QMP monitor `events` reads (debug.h) */
+    LAYOUT_GDB_SOCKET,    /* the guest's gdbstub (launch.h) */
+    LAYOUT_EVENTS_SOCKET, /* the QMP monitor `events` reads (launch.h) */
     LAYOUT_FORWARDS,      /* port forwards added at run time (forward.h) */
     LAYOUT_SNAPSHOTS,     /* dir: state-file snapshots NAME.state + NAME.json, disks.json (snapshot.h) */
     LAYOUT_THROWAWAY,     /* the pid of a throwaway run (start --rm) */

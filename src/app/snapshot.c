@@ -19,7 +19,6 @@
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/copy.h"
-#include "debug.h"
 #include "../infra/fs.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
@@ -685,9 +684,9 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
     if (vm_stop(c, vm, 10, true, &sr, err) < 0)
         goto out;
     ssh_close_master(dir, 2000);
-    snap_start_opts so = { .restore = name };
-    vm_start_result r;
-    rc = snap_start(c, vm, &so, 60, &r, err);
+    snap_start_opts so = { .restore = name, .launch.deadline_ms = proc_now_ms() + 60 * 1000 };
+    launch_result r;
+    rc = snap_start(c, vm, &so, &r, err);
     free(r.stderr_tail);
 out:
     qmp_close(q);
@@ -796,8 +795,7 @@ static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err 
     }
 }
 
-int snap_start(const config *c, const char *vm, const snap_start_opts *o, int timeout_s, vm_start_result *r,
-               qq_err *err)
+int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
     if (check_vm(c, vm, err) < 0 || (o->restore && snap_check_name(o->restore, err) < 0))
@@ -816,7 +814,10 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, int ti
     size_t ne = 0, nr = 0, nc = 0;
     bool state_file = false, loadvm = false;
     int rc = -1;
-    long long deadline = proc_now_ms() + (long long)timeout_s * 1000;
+    launch_opts lo = o->launch;
+    if (lo.deadline_ms <= 0)
+        lo.deadline_ms = proc_now_ms() + 60 * 1000;
+    long long deadline = lo.deadline_ms;
     _cleanup_free_ char *marker = layout_path(dir, LAYOUT_THROWAWAY);
     if (o->restore) {
         json_t *list = list_in(c, vm, dir, NULL, err);
@@ -865,13 +866,10 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, int ti
     } else if (o->rm) {
         strv_push(&extra, &ne, xstrdup("-snapshot"));
     }
-    vm_run_opts ro = { 0 };
-    if (o->run)
-        ro = *o->run;
-    ro.extra_args = extra;
-    ro.replace = replace;
+    lo.extra = extra;
+    lo.replace = replace;
     fs_remove(marker, NULL);
-    if (vm_start_opts(c, vm, timeout_s, &ro, r, err) < 0) {
+    if (launch_start(c, vm, &lo, r, err) < 0) {
         if (o->restore) {
             _cleanup_free_ char *why = qemu_words(dir);
             free(r->stderr_tail);   /* its words are in the message */
@@ -932,10 +930,9 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     catch_signals(&ss);
     int rc = -1;
     _cleanup_close_ int pidfd = -1;
-    snap_start_opts so = { .restore = o->restore, .rm = o->rm };
-    vm_start_result r;
-    int start_s = (int)((deadline - t0 + 999) / 1000);
-    if (snap_start(c, vm, &so, start_s > 0 ? start_s : 1, &r, err) < 0) {
+    snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline };
+    launch_result r;
+    if (snap_start(c, vm, &so, &r, err) < 0) {
         free(r.stderr_tail);
         goto out;
     }

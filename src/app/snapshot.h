@@ -30,7 +30,7 @@
 
 #include "../base/err.h"
 #include "config.h"
-#include "debug.h"
+#include "launch.h"
 #include "vm.h"
 
 /* 0, or -1 (QQ_EXIT_USAGE) naming what is wrong with the snapshot name. */
@@ -66,7 +66,8 @@ char *snap_names_in_image(const config *c, const char *path);
 typedef struct snap_start_opts {
     const char *restore;     /* start from this snapshot, or NULL */
     bool rm;                 /* throwaway: every disk write of this run is lost at stop */
-    const vm_run_opts *run;  /* start's other options (--paused, --wrap), or NULL */
+    launch_opts launch;      /* start's other options (deadline, --paused, --wrap); extra and
+                              * replace are snap_start's own */
 } snap_start_opts;
 
 /* Start a stopped VM from a snapshot and/or as a throwaway run (a running
@@ -74,9 +75,8 @@ typedef struct snap_start_opts {
  * deleted by QEMU); --rm with a qcow2 snapshot: per-run copies of the disks
  * in the VM's dir, unlinked once QEMU holds them open. A snapshot that does
  * not load: QQ_EXIT_FAIL with QEMU's words, and no QEMU left running.
- * Returns like vm_start (r->stderr_tail may be set on failure). */
-int snap_start(const config *c, const char *vm, const snap_start_opts *o, int timeout_s, vm_start_result *r,
-               qq_err *err);
+ * Returns like launch_start (r->stderr_tail may be set on failure). */
+int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch_result *r, qq_err *err);
 
 typedef struct snap_run_opts {
     const char *restore;     /* as snap_start_opts */

@@ -7,13 +7,13 @@
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
 #include "../infra/qmp.h"
-#include "debug.h"
+#include "running.h"
 #include "vm.h"
 
 /* One QMP command on the running VM; its "return" (new reference) or NULL. */
 static json_t *call(const config *cfg, const char *name, const char *command, json_t *args, qq_err *err)
 {
-    if (debug_running(cfg, name, NULL, NULL, err) < 0)
+    if (running_require(cfg, name, NULL, NULL, err) < 0)
         return NULL;
     _cleanup_json_ json_t *reply = vm_qmp(cfg, name, command, args, err);
     if (!reply)

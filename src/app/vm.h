@@ -1,5 +1,6 @@
-/* vm — the lifecycle of one VM: its state dir, start, stop, status, and the
- * ways into a running VM (logs, serial console, gdb, QMP/HMP).
+/* vm — one VM once started: stop, status, and the ways into a running VM
+ * (logs, serial console, gdb, QMP/HMP). Its start is launch.h's; whether it
+ * runs, for a command that needs it to, is running.h's.
  *
  * A VM's state lives in spec->state_dir; its files, their names and the
  * runtime paths that stand in for too-long socket paths are layout.h's
@@ -8,8 +9,8 @@
  * Liveness comes from the write lock QEMU holds on its pid file (F_GETLK),
  * never from the pid alone; the run state from QMP query-status. start and
  * stop hold the VM's lock file (serialised per VM); probes never wait on it.
- * Errors: -1 with err filled; QQ_EXIT_USAGE for a bad VM name or a cmd that
- * sets an injected option, QQ_EXIT_FAIL for everything QEMU or the system did.
+ * Errors: -1 with err filled; QQ_EXIT_USAGE for a bad VM name, QQ_EXIT_FAIL
+ * for everything QEMU or the system did.
  */
 #ifndef QQ_VM_H
 #define QQ_VM_H
@@ -20,33 +21,7 @@
 
 #include "../base/err.h"
 #include "config.h"
-#include "debug.h"
 #include "layout.h"
-
-/* The exact argv start runs: qemu_bin, the user args, then the injected ones
- * (-pidfile, -qmp, -monitor, serial, and the debugging kit's: debug.h). NULL-terminated, caller frees each string
- * and the array. A user argument that sets an injected option → QQ_EXIT_USAGE
- * naming it. Creates nothing on disk. */
-int vm_argv(const vm_spec *s, char ***argv, qq_err *err);
-/* The same with run options (debug.h): -S for paused, the wrapper in front. */
-int vm_argv_opts(const vm_spec *s, const vm_run_opts *ro, char ***argv, qq_err *err);
-void vm_argv_free(char **argv);
-
-typedef struct vm_start_result {
-    bool already_running;
-    pid_t pid;
-    int ssh_port;          /* host port in use, 0 when the VM has none */
-    char state[32];        /* QMP run state after start */
-    double seconds;        /* launch → QMP answered */
-    char *stderr_tail;     /* on failure: the end of QEMU's stderr (caller frees), or NULL */
-} vm_start_result;
-
-/* Start VM name; returns once QMP answers query-status, within timeout_s. */
-int vm_start(const config *cfg, const char *name, int timeout_s, vm_start_result *r, qq_err *err);
-/* The same with run options (ro may be NULL): --paused, --wrap. Under a
- * wrapper, r->pid is QEMU's (the pid-file lock's holder), not the wrapper's. */
-int vm_start_opts(const config *cfg, const char *name, int timeout_s, const vm_run_opts *ro, vm_start_result *r,
-                  qq_err *err);
 
 typedef struct vm_stop_result {
     bool was_running;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../app/launch.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
 #include "cmd.h"
@@ -29,7 +30,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     const show_opts *o = ctx->opts;
-    vm_run_opts ro = { .paused = o->paused, .wrap = o->wrap };
+    launch_opts ro = { .paused = o->paused, .wrap = o->wrap };
     qq_err err = { 0 };
     config *c;
     int rc = qq_begin(ctx, &c, &err);
@@ -48,7 +49,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     if (config_vm(c, name, port, &s, &err) < 0)
         return qq_report(&err);
     char **full = NULL;
-    if (vm_argv_opts(&s, &ro, &full, &err) < 0) {
+    if (launch_argv(&s, &ro, &full, &err) < 0) {
         vm_spec_free(&s);
         return qq_report(&err);
     }

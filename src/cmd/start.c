@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../app/launch.h"
 #include "../app/snapshot.h"
 #include "../app/ssh.h"
 #include "../app/vm.h"
@@ -62,12 +63,11 @@ static int start_one(qq_ctx *ctx, const char *name)
                 "(or gdb's continue), so ssh never answers", name);
         return qq_report(&err);
     }
-    vm_start_result r;
-    vm_run_opts ro = { .paused = o->paused, .wrap = o->wrap };
-    snap_start_opts so = { .restore = o->restore, .rm = o->rm, .run = &ro };
-    /* from a snapshot or throwaway: snapshot.h; else the plain start */
-    if ((so.restore || so.rm) ? snap_start(c, name, &so, timeout, &r, &err) < 0
-                              : vm_start_opts(c, name, timeout, &ro, &r, &err) < 0) {
+    launch_result r;
+    launch_opts lo = { .deadline_ms = deadline, .paused = o->paused, .wrap = o->wrap };
+    snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch = lo };
+    /* from a snapshot or throwaway: snapshot.h; else the plain start (launch.h) */
+    if ((so.restore || so.rm) ? snap_start(c, name, &so, &r, &err) < 0 : launch_start(c, name, &lo, &r, &err) < 0) {
         if (r.stderr_tail) {
             fprintf(stderr, "%s", r.stderr_tail);
             if (r.stderr_tail[0] && r.stderr_tail[strlen(r.stderr_tail) - 1] != '\n')

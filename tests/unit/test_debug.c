@@ -1,6 +1,6 @@
 /* Unit tests for the debugging kit's parsers: which gdbstub `gdb --guest`
  * connects to (guestgdb_target), the forward specs (forward_parse), and what
- * start adds to QEMU's argv (debug_argv_finish). */
+ * start adds to QEMU's argv for it (launch_argv). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/app/debug.h"
 #include "../../src/app/forward.h"
 #include "../../src/app/guestgdb.h"
+#include "../../src/app/launch.h"
 #include "../../src/base/xalloc.h"
 
 /* A spec with these user arguments (NULL-terminated), no config. */
@@ -101,35 +101,48 @@ static void test_forward_specs(void **state)
         assert_int_equal(forward_parse(bad_rm[i], false, &f, &err), -1);
 }
 
+/* index of the first element equal to want, or -1 */
+static int find(char **v, const char *want)
+{
+    for (int i = 0; v[i]; i++)
+        if (strcmp(v[i], want) == 0)
+            return i;
+    return -1;
+}
+
 static void test_argv_gets_gdbstub_events_monitor_paused_and_wrapper(void **state)
 {
     (void)state;
     vm_spec s = spec_of((const char *[]){ "-m", "64", NULL });
+    free(s.state_dir);
+    s.state_dir = xstrdup("/sock,dir");
     char **v = NULL;
-    size_t n = 0;
-    strv_push(&v, &n, xstrdup("qemu-system-x86_64"));
-    vm_run_opts ro = { .paused = true, .wrap = "strace -f -o 'my log'" };
+    launch_opts ro = { .paused = true, .wrap = "strace -f -o 'my log'" };
     qq_err err = { 0 };
-    assert_int_equal(debug_argv_finish(&s, &ro, "/sock,dir", &v, &err), 0);
-    const char *const want[] = { "strace", "-f", "-o", "my log", "qemu-system-x86_64", "-gdb",
-                                 "unix:/sock,,dir/gdb.socket,server=on,wait=off", "-chardev",
-                                 "socket,id=qq-events,path=/sock,,dir/events.socket,server=on,wait=off", "-mon",
-                                 "chardev=qq-events,mode=control", "-S", NULL };
-    for (size_t i = 0; want[i]; i++)
-        assert_string_equal(v[i], want[i]);
-    assert_null(v[sizeof want / sizeof *want - 1]);
-    strv_free(v);
+    assert_int_equal(launch_argv(&s, &ro, &v, &err), 0);
+    const char *const wrap[] = { "strace", "-f", "-o", "my log", "qemu-system-x86_64", NULL };
+    for (size_t i = 0; wrap[i]; i++)
+        assert_string_equal(v[i], wrap[i]);
+    int g = find(v, "-gdb");
+    assert_true(g > 4);
+    const char *const kit[] = { "-gdb", "unix:/sock,,dir/gdb.socket,server=on,wait=off", "-chardev",
+                                "socket,id=qq-events,path=/sock,,dir/events.socket,server=on,wait=off", "-mon",
+                                "chardev=qq-events,mode=control", "-S", NULL };
+    for (size_t i = 0; kit[i]; i++)
+        assert_string_equal(v[(size_t)g + i], kit[i]);
+    assert_null(v[(size_t)g + sizeof kit / sizeof *kit - 1]);
+    launch_argv_free(v);
     vm_spec_free(&s);
 
-    /* the user's -s: no gdbstub of ours; no options: nothing else */
+    /* the user's -s: no gdbstub of ours; no options: no -S, QEMU first */
     s = spec_of((const char *[]){ "-s", NULL });
     v = NULL;
-    n = 0;
-    strv_push(&v, &n, xstrdup("qemu"));
-    assert_int_equal(debug_argv_finish(&s, NULL, "/d", &v, &err), 0);
-    assert_int_equal(strv_len(v), 5);
-    assert_string_equal(v[1], "-chardev");
-    strv_free(v);
+    assert_int_equal(launch_argv(&s, NULL, &v, &err), 0);
+    assert_string_equal(v[0], "qemu-system-x86_64");
+    assert_int_equal(find(v, "-gdb"), -1);
+    assert_int_equal(find(v, "-S"), -1);
+    assert_true(find(v, "chardev=qq-events,mode=control") > 0);
+    launch_argv_free(v);
     vm_spec_free(&s);
 }
 
@@ -140,14 +153,12 @@ static void test_wrapper_that_does_not_split_is_a_usage_error(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         vm_spec s = spec_of((const char *[]){ NULL });
         char **v = NULL;
-        size_t n = 0;
-        strv_push(&v, &n, xstrdup("qemu"));
-        vm_run_opts ro = { .wrap = bad[i] };
+        launch_opts ro = { .wrap = bad[i] };
         qq_err err = { 0 };
-        assert_int_equal(debug_argv_finish(&s, &ro, "/d", &v, &err), -1);
+        assert_int_equal(launch_argv(&s, &ro, &v, &err), -1);
         assert_int_equal(err.code, QQ_EXIT_USAGE);
         assert_non_null(strstr(err.msg, "--wrap"));
-        strv_free(v);
+        assert_null(v);
         vm_spec_free(&s);
     }
 }

@@ -1,5 +1,5 @@
 /* Unit tests of the snapshot module's pure parts: the snapshot-name rule and
- * the per-run argument rewriting (vm_argv_opts with extra_args/replace) that
+ * the per-run argument rewriting (launch_argv with extra/replace) that
  * start --restore/--rm relies on. Saving and loading are pinned end to end on
  * real guests in tests/e2e/test_snapshot.py. */
 #include <setjmp.h>
@@ -39,10 +39,10 @@ static void test_run_opts_rewrite_user_args_and_append_extra(void **state)
                   .state_dir = "/tmp/qq-unit-snapshot/vm.t" };
     char *extra[] = { "-loadvm", "s1", NULL };
     char *replace[] = { "/img/disk.qcow2", "/tmp/copy.qcow2", NULL };
-    vm_run_opts ro = { .extra_args = extra, .replace = replace };
+    launch_opts ro = { .extra = extra, .replace = replace };
     char **argv = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv_opts(&s, &ro, &argv, &e), 0);
+    assert_int_equal(launch_argv(&s, &ro, &argv, &e), 0);
     assert_string_equal(argv[4], "file=/tmp/copy.qcow2,format=qcow2");
     int loadvm = -1;
     for (int i = 0; argv[i]; i++)
@@ -50,7 +50,7 @@ static void test_run_opts_rewrite_user_args_and_append_extra(void **state)
             loadvm = i;
     assert_true(loadvm > 4);
     assert_string_equal(argv[loadvm + 1], "s1");
-    vm_argv_free(argv);
+    launch_argv_free(argv);
 }
 
 int main(void)

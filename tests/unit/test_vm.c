@@ -1,4 +1,4 @@
-/* Unit tests for what `start` runs (vm_argv): the user's arguments first and
+/* Unit tests for what `start` runs (launch_argv): the user's arguments first and
  * untouched, then the injected ones (-pidfile, -qmp, -monitor, the logged
  * serial chardev) pointing into the state dir with commas doubled, and the
  * refusal of a cmd that sets what qqmgr injects (exit 2, naming the option). */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/app/vm.h"
+#include "../../src/app/launch.h"
 #include "../../src/base/xalloc.h"
 
 static vm_spec spec_of(const char *state_dir, const char *const *args)
@@ -41,11 +41,11 @@ static void test_user_arguments_come_first_and_untouched(void **state)
     vm_spec s = spec_of("/state/vm.t", args);
     char **v = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv(&s, &v, &e), 0);
+    assert_int_equal(launch_argv(&s, NULL, &v, &e), 0);
     assert_string_equal(v[0], "/opt/qemu/bin/qemu-system-x86_64");
     for (int i = 0; args[i]; i++)
         assert_string_equal(v[i + 1], args[i]);
-    vm_argv_free(v);
+    launch_argv_free(v);
     vm_spec_free(&s);
 }
 
@@ -56,7 +56,7 @@ static void test_injected_arguments_point_into_the_state_dir(void **state)
     vm_spec s = spec_of("/state/vm.t", (const char *[]){ "-m", "64", NULL });
     char **v = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv(&s, &v, &e), 0);
+    assert_int_equal(launch_argv(&s, NULL, &v, &e), 0);
     int i = find(v, "-pidfile");
     assert_true(i > 2);
     assert_string_equal(v[i + 1], "/state/vm.t/pid");
@@ -72,7 +72,7 @@ static void test_injected_arguments_point_into_the_state_dir(void **state)
     assert_true(find(v, "socket,id=qq-serial,path=/state/vm.t/serial.socket,server=on,wait=off,"
                         "logfile=/state/vm.t/serial,logappend=off") > 0);
     assert_int_equal(find(v, "-daemonize"), -1);
-    vm_argv_free(v);
+    launch_argv_free(v);
     vm_spec_free(&s);
 }
 
@@ -82,14 +82,14 @@ static void test_commas_in_the_state_dir_are_doubled_in_option_values(void **sta
     vm_spec s = spec_of("/st,ate/vm.t", (const char *[]){ NULL });
     char **v = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv(&s, &v, &e), 0);
+    assert_int_equal(launch_argv(&s, NULL, &v, &e), 0);
     int i = find(v, "-qmp");
     assert_true(i > 0);
     assert_string_equal(v[i + 1], "unix:/st,,ate/vm.t/qmp.socket,server=on,wait=off");
     /* -pidfile takes a plain path, not an option list */
     i = find(v, "-pidfile");
     assert_string_equal(v[i + 1], "/st,ate/vm.t/pid");
-    vm_argv_free(v);
+    launch_argv_free(v);
     vm_spec_free(&s);
 }
 
@@ -103,13 +103,13 @@ static void test_a_deep_state_dir_still_gets_socket_paths_that_fit(void **state)
     vm_spec s = spec_of(deep, (const char *[]){ NULL });
     char **v = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv(&s, &v, &e), 0);
+    assert_int_equal(launch_argv(&s, NULL, &v, &e), 0);
     int i = find(v, "-qmp");
     assert_true(i > 0);
     const char *path = v[i + 1] + strlen("unix:");
     size_t len = strcspn(path, ",");
     assert_true(len <= 107);
-    vm_argv_free(v);
+    launch_argv_free(v);
     vm_spec_free(&s);
 }
 
@@ -118,7 +118,7 @@ static void expect_refused(const char *const *args, const char *named)
     vm_spec s = spec_of("/state/vm.t", args);
     char **v = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv(&s, &v, &e), -1);
+    assert_int_equal(launch_argv(&s, NULL, &v, &e), -1);
     assert_null(v);
     assert_int_equal(e.code, QQ_EXIT_USAGE);
     if (!strstr(e.msg, named))
@@ -145,10 +145,10 @@ static void test_options_that_only_look_alike_are_kept(void **state)
     vm_spec s = spec_of("/state/vm.t", args);
     char **v = NULL;
     qq_err e = { 0 };
-    assert_int_equal(vm_argv(&s, &v, &e), 0);
+    assert_int_equal(launch_argv(&s, NULL, &v, &e), 0);
     assert_int_equal(find(v, "-qmpx"), 1);
     assert_int_equal(find(v, "-monitorless"), 2);
-    vm_argv_free(v);
+    launch_argv_free(v);
     vm_spec_free(&s);
 }
 

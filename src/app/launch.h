@@ -1,0 +1,124 @@
+/* launch — every QEMU qqmgr runs: its command line (one builder) and the
+ * start of a VM (one sequence). "What happens when I start a VM" is
+ * launch_start(), here; nothing else spawns a VM's QEMU.
+ *
+ * The argv (launch_argv). Inputs: the resolved VM (vm_spec, config.h) and one
+ * launch_opts. Output, in this order:
+ *   WRAP...            launch_opts.wrap split like a cmd entry (strace, rr, …)
+ *   qemu_bin
+ *   the user's args    vm.NAME.cmd, each with launch_opts.replace applied
+ *                      (FROM → TO inside the word: per-run disk copies)
+ *   -pidfile STATE/pid QEMU holds a write lock on it: liveness (layout.h)
+ *   -qmp unix:SOCK/qmp.socket,server=on,wait=off          stop, status, qmp
+ *   -monitor unix:SOCK/monitor.socket,server=on,wait=off  `monitor`
+ *   -chardev socket,id=qq-serial,path=SOCK/serial.socket,server=on,wait=off,
+ *            logfile=STATE/serial,logappend=off
+ *   -serial chardev:qq-serial                             console, logs
+ *   launch_opts.extra  -loadvm NAME, -incoming URI, -snapshot (snapshot.h)
+ *   -gdb unix:SOCK/gdb.socket,server=on,wait=off
+ *                      the guest's gdbstub, unless the user's cmd has -s or
+ *                      -gdb (guestgdb.h finds theirs)
+ *   -chardev socket,id=qq-events,path=SOCK/events.socket,server=on,wait=off
+ *   -mon chardev=qq-events,mode=control
+ *                      a second QMP monitor, for `events` only: a QEMU
+ *                      socket serves one client at a time, so following
+ *                      events on qmp.socket would lock out stop and status
+ *   -S                 launch_opts.paused
+ * STATE is the VM's state dir; SOCK where QEMU is told its sockets are (the
+ * state dir, or its short alias when a path would pass 107 bytes: layout.h).
+ * Every path in an option value has its commas doubled (launch_escape). A
+ * user argument that sets an injected option (-pidfile -qmp -qmp-pretty
+ * -monitor -serial -daemonize, or the chardev ids qq-serial/qq-events) is
+ * QQ_EXIT_USAGE naming its place in the config; launch_argv creates nothing.
+ *
+ * Adding an option for some launches (a memory backend, another state dir,
+ * more arguments): one field in launch_opts and its effect in launch_argv;
+ * every launch then gets it the same way.
+ *
+ * The start sequence (launch_start), bounded by one deadline:
+ *   1. check: the VM name; the argv builds (user args are valid); every
+ *      image the VM uses is built
+ *   2. lock: the VM's lock file (layout_lock), then a shared lock on each
+ *      image it uses (an `img build` in progress is waited for)
+ *   3. already running? → r->already_running, nothing else happens
+ *   4. records: the ssh port is chosen (an automatic one reserved), stale
+ *      runtime files removed, the short socket dir made, ssh_port and
+ *      argv.json written (put back as they were if another QEMU wins)
+ *   5. spawn (launch_spawn): earlier runs' logs rotated, QEMU started in its
+ *      own session, umask 077, stdout/stderr to the VM's logs, stdin
+ *      /dev/null, no other descriptor of qqmgr's
+ *   6. wait until the QEMU that holds the pid file is ours and answers QMP
+ *      query-status (r->state), or it exits (r->stderr_tail, the lock and
+ *      records of a QEMU that took the VM meanwhile are left alone), or the
+ *      deadline passes (QEMU is killed). An automatic port that another
+ *      program bound first is retried with a new one (START_PORT_TRIES).
+ * Starting from a snapshot or as a throwaway run is snap_start (snapshot.h):
+ * it fills launch_opts.extra/replace and calls launch_start.
+ *
+ * The image build boot (img.h) uses launch_build_argv and launch_spawn.
+ *
+ * Errors: -1 with err filled; QQ_EXIT_USAGE for a bad name, a user argument
+ * that sets an injected option or a wrapper that does not split, QQ_EXIT_FAIL
+ * for whatever QEMU or the system did.
+ */
+#ifndef QQ_LAUNCH_H
+#define QQ_LAUNCH_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../base/err.h"
+#include "../base/sbuf.h"
+#include "config.h"
+
+/* The chardev ids qqmgr gives its serial console and its events monitor (a
+ * user's cmd may not use them). */
+#define LAUNCH_SERIAL_CHARDEV "qq-serial"
+#define LAUNCH_EVENTS_CHARDEV "qq-events"
+
+/* How one launch differs from the config's plain start. All fields may be
+ * zero/NULL. */
+typedef struct launch_opts {
+    long long deadline_ms;     /* proc_now_ms() by which the start is done (lock waits included); 0: 60 s */
+    bool paused;               /* -S */
+    const char *wrap;          /* "strace -f -o FILE": a tool QEMU runs under; NULL none */
+    char *const *extra;        /* NULL-terminated, after the injected arguments: -loadvm NAME, -incoming URI, -snapshot */
+    char *const *replace;      /* NULL-terminated pairs FROM, TO: in each user argument FROM becomes TO */
+} launch_opts;
+
+typedef struct launch_result {
+    bool already_running;
+    pid_t pid;             /* QEMU's (under a wrapper too: the pid-file lock's holder) */
+    int ssh_port;          /* host port in use, 0 when the VM has none */
+    char state[32];        /* QMP run state after start */
+    double seconds;        /* launch → QMP answered */
+    char *stderr_tail;     /* on failure: the end of QEMU's stderr (caller frees), or NULL */
+} launch_result;
+
+/* Append s to b with every comma doubled (a QEMU option value). */
+void launch_escape(sbuf *b, const char *s);
+
+/* The argv above, NULL-terminated (launch_argv_free). o may be NULL. */
+int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *err);
+void launch_argv_free(char **argv);
+
+/* The image build boot's argv: qemu_bin, args (the image's build args),
+ * -qmp unix:QMP_SOCK,server=on,wait=off (escaped). NULL-terminated. */
+char **launch_build_argv(const char *qemu_bin, char *const *args, const char *qmp_sock);
+
+/* Spawn a QEMU: in cwd, in its own session, umask 077 (what QEMU creates is
+ * private), stdin /dev/null, stdout and stderr truncated into out_path and
+ * err_path (they may be one file), only descriptors 0-2 inherited.
+ * die_with_parent: SIGKILL when qqmgr exits (the build boot). */
+pid_t launch_spawn(char *const *argv, const char *cwd, const char *out_path, const char *err_path,
+                   bool die_with_parent, qq_err *err);
+
+/* Start VM name (the sequence above); 0 once QMP answers, or when it was
+ * already running. r->stderr_tail may be set on failure too. */
+int launch_start(const config *cfg, const char *name, const launch_opts *o, launch_result *r, qq_err *err);
+
+/* Steps 4 of the sequence for `gdb VM` (which runs QEMU itself): with the
+ * VM's lock held, choose the port, write the records, build the argv. */
+int launch_prepare(const config *cfg, const char *name, const launch_opts *o, char ***argv, qq_err *err);
+
+#endif
