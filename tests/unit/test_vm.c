@@ -152,6 +152,19 @@ static void test_options_that_only_look_alike_are_kept(void **state)
     vm_spec_free(&s);
 }
 
+static void test_the_build_boot_argv_doubles_commas_in_its_qmp_socket(void **state)
+{
+    (void)state;
+    char *args[] = { "-m", "64", "-drive", "file=a,,b", NULL };
+    char **v = launch_build_argv("qemu-system-x86_64", args, "/imgs,x/img.t/build-qmp.sock");
+    const char *const want[] = { "qemu-system-x86_64", "-m", "64", "-drive", "file=a,,b", "-qmp",
+                                 "unix:/imgs,,x/img.t/build-qmp.sock,server=on,wait=off", NULL };
+    for (size_t i = 0; want[i]; i++)
+        assert_string_equal(v[i], want[i]);
+    assert_null(v[sizeof want / sizeof *want - 1]);
+    launch_argv_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_a_deep_state_dir_still_gets_socket_paths_that_fit),
         cmocka_unit_test(test_a_cmd_that_sets_what_qqmgr_injects_is_a_usage_error),
         cmocka_unit_test(test_options_that_only_look_alike_are_kept),
+        cmocka_unit_test(test_the_build_boot_argv_doubles_commas_in_its_qmp_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
