@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +68,14 @@ char *cfg_got(const json_t *v)
     case JSON_INTEGER: return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
     case JSON_TRUE: return xstrdup("true");
     case JSON_FALSE: return xstrdup("false");
-    case JSON_STRING:
-    case JSON_REAL: {
+    case JSON_REAL:
+        /* as TOML writes them (json_dumps would say "nan.0", or nothing) */
+        if (isnan(json_real_value(v)))
+            return xstrdup(signbit(json_real_value(v)) ? "-nan" : "nan");
+        if (isinf(json_real_value(v)))
+            return xstrdup(json_real_value(v) < 0 ? "-inf" : "inf");
+        /* fall through */
+    case JSON_STRING: {
         char *s = json_dumps(v, JSON_ENCODE_ANY);
         if (!s)
             abort();

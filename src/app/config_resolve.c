@@ -379,9 +379,13 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     }
     out->ssh_port_used = out->ssh_port == SSH_PORT_AUTO ? auto_port : out->ssh_port;
 
-    /* the data tree: globals at top level, .vm, .img */
-    _cleanup_json_ json_t *data = c->vars ? json_deep_copy(c->vars) : json_object();
-    json_t *vmdata = json_object_get(vm, "vars") ? json_deep_copy(json_object_get(vm, "vars")) : json_object();
+    /* the data tree: globals at top level, .vm, .img. Only the top levels
+     * are new (they get vm/img/net and ssh); below them the data is the
+     * document's own nodes: nothing here changes them, and a deep copy
+     * would lose what jansson cannot copy (nan and inf floats: json_real()
+     * refuses them, see toml.h). */
+    _cleanup_json_ json_t *data = c->vars ? json_copy(c->vars) : json_object();
+    json_t *vmdata = json_object_get(vm, "vars") ? json_copy(json_object_get(vm, "vars")) : json_object();
     json_t *sshd = json_object();
     if (out->ssh_port != SSH_PORT_NONE)
         json_object_set_new(sshd, "port", json_integer(out->ssh_port_used));

@@ -4,6 +4,7 @@
 #include "config_int.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,41 @@ static int check_url_sum(const config *c, qq_err *err, const char *base, json_t 
     return 0;
 }
 
+/* An image's env goes to env_hook and into the build's record as JSON,
+ * which has no nan or inf: such a float is refused by place. */
+static int check_finite(const config *c, qq_err *err, sbuf *path, json_t *v)
+{
+    size_t mark = path->len;
+    int r = 0;
+    if (json_is_real(v) && !isfinite(json_real_value(v))) {
+        _cleanup_free_ char *g = cfg_got(v);
+        return cfg_fail(c, err, sbuf_str(path), "an image's env cannot hold %s: it goes to env_hook as JSON, "
+                        "which has no nan or inf (write it as a string, \"%s\")", g, g);
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            toml_path_append(path, k);
+            r = check_finite(c, err, path, e);
+            path->len = mark;
+            path->buf[mark] = '\0';
+            if (r < 0)
+                return -1;
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            toml_path_append_index(path, i);
+            r = check_finite(c, err, path, json_array_get(v, i));
+            path->len = mark;
+            path->buf[mark] = '\0';
+            if (r < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int check_img(const config *c, qq_err *err, const char *name, json_t *img)
 {
     _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT, q = SBUF_INIT;
@@ -417,7 +453,7 @@ static int check_img(const config *c, qq_err *err, const char *name, json_t *img
     }
     if ((v = json_object_get(img, "env"))) {
         cfg_path_key(&p, b, "env");
-        if (want_type(c, err, sbuf_str(&p), v, JSON_OBJECT, "a table") < 0)
+        if (want_type(c, err, sbuf_str(&p), v, JSON_OBJECT, "a table") < 0 || check_finite(c, err, &p, v) < 0)
             return -1;
     }
     if ((v = json_object_get(img, "env_hook"))) {

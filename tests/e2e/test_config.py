@@ -183,6 +183,10 @@ BAD = [
     ("bad_builder", '[img.x]\nbuilder = "qcow"\nimg_size = "1G"\n', r"qqmgr\.toml:2:\d+: img\.x\.builder: unknown builder"),
     ("bad_size", '[img.x]\nbuilder = "raw"\nimg_size = "lots"\n', r"img\.x\.img_size: must be a size"),
     ("unterminated_quote", '[vm.a]\ncmd = ["-name \'x"]\n', r"qqmgr\.toml:2:\d+: vm\.a\.cmd\[0\].*quote"),
+    ("port_nan", '[vm.a]\ncmd = ["-m 64"]\n[vm.a.ssh]\nport = nan\n',
+     r'qqmgr\.toml:4:\d+: vm\.a\.ssh\.port: must be a port number \(1-65535\), 0 or "auto", not nan$'),
+    ("bad_env_inf", '[img.x]\nbuilder = "raw"\nimg_size = "1G"\n[img.x.env]\nl = [1, { y = -inf }]\n',
+     r"qqmgr\.toml:5:\d+: img\.x\.env\.l\[1\]\.y: an image's env cannot hold -inf: it goes to env_hook as JSON"),
     ("ssh_newline", '[ssh]\nProxyCommand = "a\\nb"\n[vm.a]\ncmd = ["-m 64"]\n', r"qqmgr\.toml:2:\d+: ssh\.ProxyCommand: .*newline"),
 ]
 

@@ -151,3 +151,61 @@ def test_images_read_through_vars_are_the_images_the_vm_uses(qqmgr, tmp_path):
     doc = json.loads(r.stdout)
     assert doc["images"] == ["one"]
     assert doc["argv"][2].endswith("/img.one/disk.raw")
+
+
+# TOML has nan and inf floats, JSON has not: the Go renderer reads {"$float": "nan"}.
+NONFINITE_VARS = """
+[vars]
+x = nan
+p = inf
+n = -inf
+a = [nan, inf, -inf, 1.5]
+t = { v = nan, w = "{{ .n }}" }
+r = "{{ .x }}/{{ .p }}"
+[vm.v]
+cmd = ["'{{ .OUT }}'"]
+[vm.v.vars]
+y = -nan
+"""
+NONFINITE_DATA = {
+    "x": {"$float": "nan"}, "p": {"$float": "inf"}, "n": {"$float": "-inf"},
+    "a": [{"$float": "nan"}, {"$float": "inf"}, {"$float": "-inf"}, 1.5],
+    "t": {"v": {"$float": "nan"}, "w": "-Inf"}, "r": "NaN/+Inf",
+    "vm": {"y": {"$float": "nan"}, "ssh": {"vm_port": 22}}, "img": {},
+}
+NONFINITE_CONSTRUCTS = {
+    "field": "{{ .x }} {{ .p }} {{ .n }} {{ .vm.y }}",
+    "array_and_map": "{{ .a }} {{ .t }} {{ print .a }}",
+    "var_reading_them": "{{ .r }} {{ .t.w }}",
+    "printf": '{{ printf "%v|%f|%.2e|%g|%5.1f|%x|%08.3f|%+v|%-6v|%q" .x .x .p .n .x .p .n .x .x .n }}',
+    "truth_and_compare": "{{ if .x }}T{{ end }} {{ eq .x .x }} {{ lt .x 1.0 }} {{ lt .n 1.0 }} {{ eq .p .p }}",
+    "index_range": "{{ index .a 0 }}{{ range .a }}<{{ . }}>{{ end }}",
+    "print_println": "{{ print .x .p }}{{ println .n }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NONFINITE_CONSTRUCTS))
+def test_nan_and_inf_vars_render_as_go_renders_them(qqmgr, tmp_path, gotmpl, name):
+    # these crashed (heap use after free in config_vm) before
+    text = NONFINITE_CONSTRUCTS[name]
+    (tmp_path / "t.tmpl").write_text(text)
+    (tmp_path / "d.json").write_text(json.dumps(NONFINITE_DATA))
+    go = subprocess.run([str(gotmpl), str(tmp_path / "t.tmpl"), str(tmp_path / "d.json")],
+                        capture_output=True, text=True, timeout=60)
+    assert go.returncode == 0, go.stderr
+    assert "'" not in go.stdout
+    (tmp_path / "qqmgr.toml").write_text(NONFINITE_VARS.replace("{{ .OUT }}", text.replace('"', '\\"')))
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"][1] == go.stdout, (text, go.stdout)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "[nan]", "{ k = [+inf] }"])
+def test_an_unused_nan_or_inf_var_changes_nothing(qqmgr, tmp_path, value):
+    (tmp_path / "qqmgr.toml").write_text(f'[vars]\nx = {value}\n[vm.v]\ncmd = ["-m 64"]\n'
+                                         f'[vm.v.vars]\nsymbols = "/s"\nz = {value}\n')
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"][1:3] == ["-m", "64"]
+    r = qq(qqmgr, tmp_path, "list")
+    assert r.returncode == 0, r.stderr

@@ -5,7 +5,9 @@
 // exits 1. The template is named after the file's base name, numbers in the
 // data become int64 when integral (no '.', 'e', 'E') and float64 otherwise, the
 // same types qqmgr's C implementation sees, and a missing map key is an error
-// (Option("missingkey=error")). Standard library only, so it builds offline.
+// (Option("missingkey=error")). JSON has no nan or inf: an object
+// {"$float": "nan"} ("inf", "-inf") stands for that float64.
+// Standard library only, so it builds offline.
 package main
 
 import (
@@ -31,6 +33,10 @@ func convert(v any) any {
 		f, _ := strconv.ParseFloat(s, 64)
 		return f
 	case map[string]any:
+		if f, ok := x["$float"].(string); ok && len(x) == 1 {
+			v, _ := strconv.ParseFloat(f, 64)
+			return v
+		}
 		for k, e := range x {
 			x[k] = convert(e)
 		}
