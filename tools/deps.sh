@@ -8,7 +8,7 @@ set -euo pipefail
 
 BUILD=(meson ninja-build pkg-config gcc clang scdoc libjansson-dev libcurl4-openssl-dev libssl-dev
        libisofs-dev libcmocka-dev)
-RUN=(qemu-system-x86 qemu-utils openssh-client gdb)
+RUN=(qemu-system-x86 qemu-utils openssh-client gdb vde2)
 GUEST=(binutils xz-utils ca-certificates)
 TEST=(python3 python3-pytest golang-go zsh fish libclang-rt-14-dev busybox-static dropbear-bin strace
       openssh-sftp-server openssh-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl

@@ -14,35 +14,47 @@
 #include "../base/tmpl.h"
 #include "../base/toml.h"
 #include "../base/xalloc.h"
+#include "layout.h"
 
-/* .net.NAME = {port, group, mcast}: "auto" values are derived from the state
- * dir and the name, so every VM of the config (and every start) gets the
- * same ones, and another config almost surely others. */
+/* .net.NAME = {sock}: the switch's socket dir (layout_net_dir: derived from
+ * the state dir and the name, so every VM of the config and every start
+ * gets the same one, another config another). The keys of the multicast
+ * networks (port, group, mcast) are there only for lookup() to explain. */
+static const char *const net_retired[] = { "port", "group", "mcast", NULL };
+
 json_t *config_net_data(const config *c)
 {
     json_t *out = json_object();
     const char *k;
     json_t *net;
     json_object_foreach(c->nets, k, net) {
-        uint32_t h = 2166136261u;   /* FNV-1a of "STATE_DIR\0NAME" */
-        for (const char *s = c->state_dir; *s; s++)
-            h = (h ^ (unsigned char)*s) * 16777619u;
-        h *= 16777619u;
-        for (const char *s = k; *s; s++)
-            h = (h ^ (unsigned char)*s) * 16777619u;
-        json_t *pv = json_object_get(net, "port"), *gv = json_object_get(net, "group");
-        int port = json_is_integer(pv) && json_integer_value(pv) > 0 ? (int)json_integer_value(pv)
-                                                                      : 10000 + (int)(h % 22768);   /* below the ephemeral range */
-        _cleanup_free_ char *group = gv && strcmp(json_string_value(gv), "auto") != 0
-                                         ? xstrdup(json_string_value(gv))
-                                         : xasprintf("239.%u.%u.%u", (h >> 8) & 0xff, (h >> 16) & 0xff, 1 + (h >> 24) % 254);
+        _cleanup_free_ char *sock = layout_net_dir(c->state_dir, k, false, NULL);
         json_t *o = json_object();
-        json_object_set_new(o, "port", json_integer(port));
-        json_object_set_new(o, "group", json_string(group));
-        json_object_set_new(o, "mcast", json_sprintf("%s:%d", group, port));
+        json_object_set_new(o, "sock", json_string(sock));
+        for (const char *const *r = net_retired; *r; r++)
+            json_object_set_new(o, *r, json_null());
         json_object_set_new(out, k, o);
     }
     return out;
+}
+
+/* A read of a retired key of .net.NAME: the message saying what to write. */
+static bool net_retired_read(json_t *nets, json_t *container, const char *key, tmpl_error *te)
+{
+    const char *name;
+    json_t *o;
+    json_object_foreach(nets, name, o) {
+        if (o != container || !key)
+            continue;
+        for (const char *const *r = net_retired; *r; r++)
+            if (strcmp(key, *r) == 0) {
+                snprintf(te->msg, sizeof te->msg,
+                         ".net.%s.%s is gone: networks are private switches now, join one with "
+                         "`-netdev vde,id=ID,sock={{.net.%s.sock}}`", name, key, name);
+                return true;
+            }
+    }
+    return false;
 }
 
 /* ------------------------------------------------------------------ variables */
@@ -66,6 +78,7 @@ typedef struct resolver {
     const config *c;
     json_t *data;           /* root data */
     json_t *imgs;           /* data's .img: reads of it record the images used */
+    json_t *nets;           /* data's .net (NULL without [net]) */
     unit *units;            /* open addressing by raw pointer; nslots a power of 2 */
     size_t nslots, nunits;
     unit *stack[64];        /* units being rendered, outermost first */
@@ -197,6 +210,8 @@ static json_t *lookup(void *ud, json_t *container, const char *key, json_t *valu
     resolver *r = ud;
     if (container && container == r->imgs && key)
         json_object_set_new(r->images_used, key, json_true());
+    if (r->nets && net_retired_read(r->nets, container, key, te))
+        return NULL;
     if (!json_is_string(value))
         return value;
     unit *u = find_unit(r, value);
@@ -402,11 +417,12 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
         }
     }
     json_object_set_new(data, "img", imgs);
-    if (c->nets)
-        json_object_set_new(data, "net", config_net_data(c));
+    json_t *nets = c->nets ? config_net_data(c) : NULL;
+    if (nets)
+        json_object_set_new(data, "net", nets);
 
     _cleanup_json_ json_t *used = json_object();
-    _cleanup_(resolver_free) resolver r = { .c = c, .data = data, .imgs = imgs, .images_used = used };
+    _cleanup_(resolver_free) resolver r = { .c = c, .data = data, .imgs = imgs, .nets = nets, .images_used = used };
     static const char *const root_skip[] = { "vm", "img", "net", NULL };
     static const char *const vm_skip[] = { "ssh", NULL };
     collect_scope(&r, data, "vars", root_skip);

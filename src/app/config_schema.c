@@ -281,37 +281,24 @@ static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
     return 0;
 }
 
-/* [net.NAME]: a network the VMs of the config share (port, group). */
+/* [net.NAME]: a private network the VMs of the config share (vnet.h). It
+ * has no keys: the UDP port and multicast group of the multicast networks
+ * it replaced are an error that says what to write now. */
 static int check_net(const config *c, qq_err *err, const char *name, json_t *net)
 {
     _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
     if (named_table(c, err, "net", "network", name, net, &base) < 0)
         return -1;
-    static const char *const keys[] = { "port", "group", NULL };
-    if (check_table_keys(c, err, sbuf_str(&base), net, keys) < 0)
-        return -1;
-    json_t *v = json_object_get(net, "port");
-    cfg_path_key(&p, sbuf_str(&base), "port");
-    if (v && !(json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) &&
-        !(json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 65535)) {
-        _cleanup_free_ char *g = cfg_got(v);
-        return cfg_fail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not %s", g);
-    }
-    v = json_object_get(net, "group");
-    sbuf_reset(&p);
-    cfg_path_key(&p, sbuf_str(&base), "group");
-    if (v) {
-        unsigned a, b, cc, d;
-        char tail;
-        const char *g = json_is_string(v) ? json_string_value(v) : NULL;
-        if (!g || (strcmp(g, "auto") != 0 && (sscanf(g, "%u.%u.%u.%u%c", &a, &b, &cc, &d, &tail) != 4 ||
-                                                a < 224 || a > 239 || b > 255 || cc > 255 || d > 255))) {
-            _cleanup_free_ char *gv = cfg_got(v);
-            return cfg_fail(c, err, sbuf_str(&p), "must be an IPv4 multicast address (224.0.0.0-239.255.255.255) or \"auto\", not %s",
-                         gv);
+    static const char *const retired[] = { "port", "group", NULL };
+    for (const char *const *k = retired; *k; k++)
+        if (json_object_get(net, *k)) {
+            cfg_path_key(&p, sbuf_str(&base), *k);
+            return cfg_fail(c, err, sbuf_str(&p),
+                            "networks are private switches now, with no UDP port or group: remove it, and join the "
+                            "network with `-netdev vde,id=ID,sock={{.net.%s.sock}}`", name);
         }
-    }
-    return 0;
+    static const char *const keys[] = { NULL };
+    return check_table_keys(c, err, sbuf_str(&base), net, keys);
 }
 
 static int check_url_sum(const config *c, qq_err *err, const char *base, json_t *t, bool with_filename)

@@ -22,6 +22,7 @@
 #include "../infra/qmp.h"
 #include "guestgdb.h"
 #include "layout.h"
+#include "vnet.h"
 
 void launch_escape(sbuf *b, const char *s)
 {
@@ -478,6 +479,12 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
     r->ssh_port = spec.ssh_port_used > 0 ? spec.ssh_port_used : 0;
     bool auto_port = spec.ssh_port == SSH_PORT_AUTO;
     vm_spec_free(&spec);
+    /* the [net] switches it joins run; held (shared) until QEMU runs */
+    _cleanup_close_ int netlock = vnet_up(config_state_dir(cfg), argv, err);
+    if (netlock == -1) {
+        launch_argv_free(argv);
+        return -1;
+    }
 
     _cleanup_free_ char *outp = layout_path(dir, LAYOUT_STDOUT);
     _cleanup_free_ char *errp = layout_path(dir, LAYOUT_STDERR);
@@ -586,8 +593,13 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
         if (r->ssh_port > 0)
             net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
         long long left = deadline - proc_now_ms();
-        if (rc == 0 || !port_taken || nfailed + 1 >= START_PORT_TRIES || left < 1000)
+        if (rc == 0 || !port_taken || nfailed + 1 >= START_PORT_TRIES || left < 1000) {
+            if (rc < 0) {   /* a switch started for it alone stops again */
+                _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+                vnet_down(config_state_dir(cfg), dir);
+            }
             return rc;
+        }
         failed[nfailed++] = r->ssh_port;
         free(r->stderr_tail);
     }
@@ -598,6 +610,11 @@ int launch_prepare(const config *cfg, const char *name, const launch_opts *o, ch
     vm_spec spec = { 0 };
     int rc = prepare_run(cfg, name, NULL, 0, o, &spec, argv, err);
     vm_spec_free(&spec);
+    int netlock = rc < 0 ? -2 : vnet_up(config_state_dir(cfg), *argv, err);
+    if (netlock == -1)
+        rc = -1;
+    else if (netlock >= 0)
+        close(netlock);
     if (rc < 0) {
         launch_argv_free(*argv);
         *argv = NULL;

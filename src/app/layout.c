@@ -184,6 +184,19 @@ char *layout_control_path(const char *vm_dir, bool create, qq_err *err)
     return rd ? short_name(rd, vm_dir, ".ssh") : NULL;
 }
 
+char *layout_net_dir(const char *state_dir, const char *net, bool create, qq_err *err)
+{
+    _cleanup_free_ char *rd = layout_runtime_dir(state_dir, create, err);
+    _cleanup_free_ char *key = xasprintf("%s/net.%s", state_dir, net);
+    return rd ? short_name(rd, key, ".net") : NULL;
+}
+
+char *layout_net_lock(const char *state_dir, qq_err *err)
+{
+    _cleanup_free_ char *rd = layout_runtime_dir(state_dir, true, err);
+    return rd ? short_name(rd, state_dir, ".netlock") : NULL;
+}
+
 char *layout_build_qmp(const char *img_dir, qq_err *err)
 {
     if (layout_make_dir(img_dir, err) < 0)

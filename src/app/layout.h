@@ -26,6 +26,10 @@
  *                    there; the socket files land in the VM's dir)
  *   ssh ControlPath  <rundir>/HASH.ssh (else <dir>/ssh.ctl)
  *   build QMP        <rundir>/HASH.qmp (else <img dir>/build-qmp.sock)
+ *   [net.NAME]       <rundir>/HASH.net (HASH of "<state dir>/net.NAME"): the
+ *                    switch's socket dir (vnet.h), HASH.net.pid its pid file;
+ *                    <rundir>/HASH.netlock (HASH of the state dir) the lock
+ *                    of the state dir's networks
  *
  * Liveness: QEMU holds a write lock on its pid file; layout_pid_holder()
  * names the holder (F_GETLK), so a stale file or a reused pid never reads as
@@ -112,6 +116,12 @@ char *layout_socket_dir(const char *vm_dir, bool create, qq_err *err);
 /* The ssh ControlPath of a VM: <vm_dir>/ssh.ctl when it fits (with ssh's
  * 17-byte suffix), else <rundir>/HASH.ssh (the runtime dir made with create). */
 char *layout_control_path(const char *vm_dir, bool create, qq_err *err);
+
+/* The socket dir of the state dir's network NAME (see above; the runtime
+ * dir made with create). NULL only on error with create. */
+char *layout_net_dir(const char *state_dir, const char *net, bool create, qq_err *err);
+/* The lock file of the state dir's networks (the runtime dir made). */
+char *layout_net_lock(const char *state_dir, qq_err *err);
 
 /* The build QEMU's QMP socket of an image (made ready: dirs exist). */
 char *layout_build_qmp(const char *img_dir, qq_err *err);

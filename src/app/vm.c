@@ -27,6 +27,7 @@
 #include "../base/xalloc.h"
 #include "launch.h"
 #include "layout.h"
+#include "vnet.h"
 
 /* ------------------------------------------------------------ probe */
 
@@ -183,6 +184,14 @@ static const char *stop_qemu(const char *dir, int pidfd, long long deadline, boo
     return NULL;
 }
 
+/* What a VM that ended leaves: its runtime files, the [net] switches no
+ * running VM joins any more. */
+static void stopped(const config *cfg, const char *dir)
+{
+    layout_remove_runtime(dir);
+    vnet_down(config_state_dir(cfg), dir);
+}
+
 int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -196,12 +205,12 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
         return -1;
     pid_t pid = layout_pid_holder(dir);
     if (pid <= 0) {
-        layout_remove_runtime(dir);
+        stopped(cfg, dir);
         return 0;
     }
     _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
     if (pidfd < 0 || layout_pid_holder(dir) != pid) {   /* gone meanwhile */
-        layout_remove_runtime(dir);
+        stopped(cfg, dir);
         return 0;
     }
     r->was_running = true;
@@ -212,7 +221,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
-    layout_remove_runtime(dir);
+    stopped(cfg, dir);
     return 0;
 }
 

@@ -76,8 +76,9 @@ char *rundir_get(const char *preferred, const char *record, bool create, qq_err 
 {
     if (create)
         (void)mkdir(preferred, 0700);   /* whatever is there, the check decides */
-    if (rundir_check(preferred, NULL) == 0)
-        return xstrdup(preferred);
+    struct stat st;
+    if (rundir_check(preferred, NULL) == 0 || (!create && lstat(preferred, &st) < 0 && errno == ENOENT))
+        return xstrdup(preferred);   /* (a missing one would be made) */
     char *r = recorded(record);
     if (r)
         return r;

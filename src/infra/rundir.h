@@ -33,7 +33,8 @@ char *rundir_preferred(void);
  * (where a fallback's name is kept; NULL: no record, every call with create
  * makes a fresh fallback). create: make what is missing (preferred, or a
  * fallback). Without create nothing is made: the name that would be used is
- * returned ("<preferred>.XXXXXX" when a fallback is yet to be made).
+ * returned (preferred when it does not exist yet; "<preferred>.XXXXXX" when
+ * a fallback is yet to be made).
  * NULL with err only when create is set and nothing could be made. */
 char *rundir_get(const char *preferred, const char *record, bool create, qq_err *err);
 

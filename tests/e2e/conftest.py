@@ -17,6 +17,9 @@ Fixtures:
                  (also tiny_guest["key"]); built once via tests/guest/tiny-guest.sh
   tiny_vm_toml   function(port, extra_append='', name='tiny', ...) -> TOML text of a VM
                  booting the tiny guest, with its [vm.NAME.ssh] section
+  other_user     OtherUser: a second local user made for the test (useradd) and removed
+                 after it: .name .uid .gid, .run(argv, **subprocess kw) runs as that
+                 user; skips (with the reason) when not root
 Helpers (import with `from conftest import free_port, wait_until`):
   free_port()                        a free loopback TCP port
   wait_until(cond, timeout, step)    poll cond() until truthy; returns its value
@@ -254,6 +257,42 @@ def project(tmp_path, qqmgr):
     d = tmp_path / "proj"
     d.mkdir()
     return Project(d, qqmgr)
+
+
+@dataclass(frozen=True)
+class OtherUser:
+    name: str
+    uid: int
+    gid: int
+
+    def run(self, argv, **kw):
+        """subprocess.run(argv) as this user (no supplementary groups), text mode,
+        output captured, in /."""
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("cwd", "/")
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/", "LANG": "C.UTF-8"}
+        return subprocess.run(argv, user=self.uid, group=self.gid, extra_groups=[], env=env, **kw)
+
+
+@pytest.fixture
+def other_user():
+    """Another local user, for tests of what is private to the user running qqmgr."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a second user (useradd)")
+    import pwd
+    import secrets
+    name = "qqother" + secrets.token_hex(4)
+    cp = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                         "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True)
+    if cp.returncode != 0:
+        pytest.skip(f"useradd failed: {cp.stderr.strip()}")
+    try:
+        pw = pwd.getpwnam(name)
+        yield OtherUser(name, pw.pw_uid, pw.pw_gid)
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
 
 
 @dataclass(frozen=True)
