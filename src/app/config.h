@@ -7,9 +7,10 @@
  * line "FILE:LINE:COL: PATH: message" naming the value it got, code
  * QQ_EXIT_USAGE.
  * The state dir is derived from the file's real path (see docs/design.md):
- *   qqmgr.toml → DIR/.qqmgr, other names → DIR/.qqmgr/NAME, the global
- *   file → ${XDG_STATE_HOME:-~/.local/state}/qqmgr.
- * Nothing is created on disk by loading.
+ *   qqmgr.toml → DIR/.qqmgr, other names → DIR/.qqmgr/config.NAME, the
+ *   global file → ${XDG_STATE_HOME:-~/.local/state}/qqmgr (layout.h, "Whose
+ *   directory"). Nothing is created on disk by loading (an older qqmgr's
+ *   DIR/.qqmgr/NAME is moved to its new place when idle).
  *
  * config_vm() renders one VM's cmd with the template data (global vars at top
  * level, .vm = VM vars + ssh{port, vm_port}, .img = image name → absolute

@@ -233,11 +233,10 @@ config *config_load(const char *explicit_path, qq_err *err)
     if (global) {
         _cleanup_free_ char *st = xdg_dir("XDG_STATE_HOME", ".local/state");
         c->state_dir = xasprintf("%s/qqmgr", st);
-    } else if (strcmp(base, "qqmgr.toml") == 0) {
-        c->state_dir = xasprintf("%s/.qqmgr", strcmp(c->dir, "/") ? c->dir : "");
-    } else {
-        c->state_dir = xasprintf("%s/.qqmgr/%s", strcmp(c->dir, "/") ? c->dir : "", base);
+    } else if (!(c->state_dir = layout_config_state_dir(c->dir, base, err))) {
+        goto fail;   /* qqmgr.toml → DIR/.qqmgr, NAME → DIR/.qqmgr/config.NAME (layout.h) */
     }
+    layout_set_config(c->state_dir, c->path);
 
     if (read_file(c->path, &text, &len, err) < 0)
         goto fail;

@@ -1,6 +1,7 @@
 /* layout — see layout.h. */
 #include "layout.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +50,7 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
     [LAYOUT_IMG_ISO] = "cidata.iso",
     [LAYOUT_IMG_BUILD_LOG] = "build.log",
     [LAYOUT_IMG_BUILD_QMP] = "build-qmp.sock",
+    [LAYOUT_OWNER] = "owner.json",
 };
 
 /* the QEMU sockets QEMU binds (the longest decides whether they fit) */
@@ -83,18 +86,330 @@ static void tighten(const char *dir)
         chmod(dir, 0700);
 }
 
-int layout_make_dir(const char *dir, qq_err *err)
+/* ------------------------------------------------------------ whose dir */
+
+#define CONFIG_PREFIX "config."
+
+/* the config this process works for (layout_set_config) */
+static struct {
+    char *state_dir;
+    char *config;
+    bool legacy;     /* state_dir is an older qqmgr's DIR/.qqmgr/NAME still in use */
+} owner;
+
+void layout_set_config(const char *state_dir, const char *config_path)
 {
-    if (fs_mkdir_p(dir, 0700, err) < 0)
-        return -1;
-    tighten(dir);
+    bool legacy = owner.legacy && owner.state_dir && strcmp(owner.state_dir, state_dir) == 0;
+    free(owner.state_dir);
+    free(owner.config);
+    owner.state_dir = xstrdup(state_dir);
+    owner.config = xstrdup(config_path);
+    owner.legacy = legacy;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static char *record_text(const char *kind, const char *name, const char *config)
+{
+    _cleanup_json_ json_t *o = json_pack("{s:s, s:s, s:s}", "kind", kind, "name", name, "config", config);
+    return json_dumps(o, JSON_COMPACT);
+}
+
+int layout_record(const char *dir, const char *kind, const char *name, qq_err *err)
+{
+    if (!owner.config)
+        return 0;
+    _cleanup_free_ char *text = record_text(kind, name, owner.config);
+    return layout_write(dir, LAYOUT_OWNER, text, err);
+}
+
+/* Does the open dir hold an entry of a config state dir (vm.*, img.*,
+ * config.*)? Then it is (or holds) some config's state. */
+static bool holds_state(const char *dir, char **first)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return false;
+    }
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        if (strncmp(e->d_name, "vm.", 3) == 0 || strncmp(e->d_name, "img.", 4) == 0 ||
+            strncmp(e->d_name, CONFIG_PREFIX, strlen(CONFIG_PREFIX)) == 0) {
+            found = true;
+            if (first)
+                *first = xstrdup(e->d_name);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* The record of dir, or NULL (none, or unreadable). */
+static json_t *read_record(const char *dir)
+{
+    _cleanup_free_ char *p = layout_path(dir, LAYOUT_OWNER);
+    _cleanup_close_ int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    json_t *o = json_loadfd(fd, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+bool layout_owned(const char *dir, const char *kind, const char *name, const char *config_path, char **why)
+{
+    *why = NULL;
+    _cleanup_json_ json_t *rec = read_record(dir);
+    if (rec) {
+        const char *k = json_string_value(json_object_get(rec, "kind")) ?: "?";
+        const char *n = json_string_value(json_object_get(rec, "name")) ?: "?";
+        const char *cf = json_string_value(json_object_get(rec, "config")) ?: "?";
+        if (strcmp(k, kind) == 0 && strcmp(n, name) == 0 && strcmp(base_name(cf), base_name(config_path)) == 0)
+            return true;
+        if (strcmp(k, "config") == 0)
+            *why = xasprintf("%s is the state dir of config %s", dir, cf);
+        else
+            *why = xasprintf("%s is recorded as %s %s of config %s", dir, strcmp(k, "img") == 0 ? "image" : k, n, cf);
+        return false;
+    }
+    _cleanup_free_ char *first = NULL;
+    if (holds_state(dir, &first)) {
+        *why = xasprintf("%s holds %s: the state of another config (from an older qqmgr, which kept the state of "
+                         "config NAME in .qqmgr/NAME/); running any command with that config moves it",
+                         dir, first);
+        return false;
+    }
+    return true;
+}
+
+/* Make the config's state dir with its record in place: a fresh dir beside
+ * it, renamed (so a state dir never exists without its record). */
+static int make_state_dir(const char *dir, const char *config, qq_err *err)
+{
+    struct stat st;
+    if (lstat(dir, &st) == 0 || !config)
+        return 0;
     _cleanup_free_ char *parent = xstrdup(dir);
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent) {
         *slash = '\0';
+        if (fs_mkdir_p(parent, 0700, err) < 0)
+            return -1;
+    }
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", dir);
+    if (!mkdtemp(tmp))
+        return qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", dir, strerror(errno));
+    _cleanup_free_ char *text = record_text("config", base_name(config), config);
+    if (layout_write(tmp, LAYOUT_OWNER, text, err) < 0 || (rename(tmp, dir) < 0 && errno != EEXIST && errno != ENOTEMPTY)) {
+        int e = errno;
+        _cleanup_free_ char *rec = layout_path(tmp, LAYOUT_OWNER);
+        unlink(rec);
+        rmdir(tmp);
+        return err && err->msg[0] ? -1 : qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", dir, strerror(e));
+    }
+    /* made by another process meanwhile: theirs stays, ours goes */
+    _cleanup_free_ char *rec = layout_path(tmp, LAYOUT_OWNER);
+    unlink(rec);
+    rmdir(tmp);
+    return 0;
+}
+
+int layout_make_dir(const char *dir, qq_err *err)
+{
+    _cleanup_free_ char *parent = xstrdup(dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    bool in_state = owner.state_dir && strcmp(parent, owner.state_dir) == 0;
+    const char *cfg = owner.legacy ? NULL : owner.config;   /* an older qqmgr's dir: as it was */
+    if (in_state && make_state_dir(parent, cfg, err) < 0)
+        return -1;
+    if (owner.state_dir && strcmp(dir, owner.state_dir) == 0 && make_state_dir(dir, cfg, err) < 0)
+        return -1;
+    if (fs_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    tighten(dir);
+    if (slash && slash != parent)
         tighten(parent);
+    const char *b = base_name(dir);
+    const char *kind = strncmp(b, "vm.", 3) == 0 ? "vm" : strncmp(b, "img.", 4) == 0 ? "img" : NULL;
+    if (in_state && kind) {
+        _cleanup_free_ char *rec = layout_path(dir, LAYOUT_OWNER);
+        if (!fs_exists(rec) && !holds_state(dir, NULL))
+            layout_record(dir, kind, strchr(b, '.') + 1, NULL);   /* best effort: unrecorded still reads as ours */
     }
     return 0;
+}
+
+/* ------------------------------------------------------------ the older scheme */
+
+/* Take the lock of an entry of the old dir without creating it or waiting:
+ * -2 when busy, -1 when there is no lock file. */
+static int try_entry_lock(const char *edir)
+{
+    _cleanup_free_ char *p = layout_path(edir, LAYOUT_LOCK);
+    int fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -1 : -2;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);
+        return -2;
+    }
+    return fd;
+}
+
+/* Rewrite the absolute paths under from/ in a JSON record file to to/. */
+static json_t *repath(json_t *j, const char *from, const char *to)
+{
+    size_t n = strlen(from);
+    if (json_is_string(j)) {
+        const char *v = json_string_value(j);
+        if (strncmp(v, from, n) == 0 && v[n] == '/')
+            return json_sprintf("%s%s", to, v + n);
+        return json_incref(j);
+    }
+    if (json_is_array(j)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(j, i, x) json_array_append_new(a, repath(x, from, to));
+        return a;
+    }
+    if (json_is_object(j)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *x;
+        json_object_foreach(j, k, x) json_object_set_new(o, k, repath(x, from, to));
+        return o;
+    }
+    return json_incref(j);
+}
+
+static void repath_snapshot_records(const char *vm_dir, const char *from, const char *to)
+{
+    _cleanup_free_ char *sd = layout_path(vm_dir, LAYOUT_SNAPSHOTS);
+    int fd = open(sd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 5, ".json") != 0)
+            continue;
+        _cleanup_free_ char *p = xasprintf("%s/%s", sd, e->d_name);
+        _cleanup_json_ json_t *j = json_load_file(p, 0, NULL);
+        if (!j)
+            continue;
+        _cleanup_json_ json_t *k = repath(j, from, to);
+        _cleanup_free_ char *text = json_dumps(k, JSON_INDENT(2));
+        if (text && !json_equal(j, k))
+            fs_write_atomic(p, text, strlen(text), 0600, NULL);
+    }
+    closedir(d);
+}
+
+/* Move the vm.* and img.* dirs of old (an older qqmgr's state dir of this
+ * config) to new_dir, all or none: none when one is in use. Returns true when
+ * old holds nothing of ours any more. */
+static bool migrate(const char *old, const char *new_dir, const char *config_path)
+{
+    DIR *d = opendir(old);
+    if (!d)
+        return true;
+    _cleanup_strv_ char **names = NULL;
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "vm.", 3) != 0 && strncmp(e->d_name, "img.", 4) != 0)
+            continue;
+        _cleanup_free_ char *p = xasprintf("%s/%s", old, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            strv_push(&names, &n, xstrdup(e->d_name));
+    }
+    closedir(d);
+    if (n == 0)
+        return true;
+    int *locks = xcalloc(n, sizeof *locks);
+    bool busy = false;
+    for (size_t i = 0; i < n && !busy; i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", old, names[i]);
+        locks[i] = try_entry_lock(p);
+        busy = locks[i] == -2 || (names[i][0] == 'v' && layout_pid_holder(p) > 0);
+    }
+    bool moved_all = false;
+    if (!busy) {
+        qq_err e = { 0 };
+        bool made = make_state_dir(new_dir, config_path, &e) == 0;
+        moved_all = made;
+        for (size_t i = 0; made && i < n; i++) {
+            _cleanup_free_ char *from = xasprintf("%s/%s", old, names[i]);
+            _cleanup_free_ char *to = xasprintf("%s/%s", new_dir, names[i]);
+            if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
+                moved_all = false;   /* the new dir has one of that name: this one stays */
+                continue;
+            }
+            if (names[i][0] == 'v')
+                repath_snapshot_records(to, old, new_dir);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (locks[i] >= 0)
+            close(locks[i]);
+    free(locks);
+    return moved_all;
+}
+
+char *layout_config_state_dir(const char *cfg_dir, const char *base, qq_err *err)
+{
+    const char *root = strcmp(cfg_dir, "/") ? cfg_dir : "";
+    if (strcmp(base, "qqmgr.toml") == 0)
+        return xasprintf("%s/.qqmgr", root);
+    char *dir = xasprintf("%s/.qqmgr/" CONFIG_PREFIX "%s", root, base);
+    _cleanup_free_ char *config_path = xasprintf("%s/%s", root, base);
+    struct stat st;
+    if (lstat(dir, &st) == 0) {
+        _cleanup_json_ json_t *rec = read_record(dir);
+        const char *cf = json_string_value(json_object_get(rec, "config"));
+        if (!S_ISDIR(st.st_mode) || !cf || strcmp(base_name(cf), base) != 0) {
+            qq_fail(err, QQ_EXIT_FAIL,
+                    "%s is not recorded as the state dir of %s (an older qqmgr kept the state of a config named "
+                    "%s%s there: run any command with that config first, to move it)",
+                    dir, base, CONFIG_PREFIX, base);
+            free(dir);
+            return NULL;
+        }
+    }
+    /* an older qqmgr's DIR/.qqmgr/BASE/ */
+    _cleanup_free_ char *old = xasprintf("%s/.qqmgr/%s", root, base);
+    if (lstat(old, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return dir;
+    if (migrate(old, dir, config_path)) {
+        rmdir(old);   /* only when empty: it may be a VM's dir of qqmgr.toml too */
+        return dir;
+    }
+    if (lstat(dir, &st) == 0)
+        return dir;   /* both: the new one; what stays in the old one moves once idle */
+    free(dir);
+    owner.legacy = true;
+    if (owner.state_dir)
+        free(owner.state_dir);
+    owner.state_dir = xstrdup(old);
+    return xstrdup(old);
 }
 
 int layout_lock(const char *dir, bool wait, qq_err *err)

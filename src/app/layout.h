@@ -16,6 +16,26 @@
  * Directories are 0700, files 0600 (layout_make_dir() also tightens a dir an
  * older qqmgr made 0755).
  *
+ * Whose directory (the state dir scheme and the ownership records):
+ *   DIR/qqmgr.toml      → DIR/.qqmgr/
+ *   DIR/NAME (any other) → DIR/.qqmgr/config.NAME/
+ *   the global file     → ${XDG_STATE_HOME:-~/.local/state}/qqmgr/
+ * A config state dir holds only vm.*, img.*, config.* (other configs' state,
+ * in .qqmgr/) and its record: entries of two configs never share a path and
+ * a config's state never looks like a VM or an image. Every dir qqmgr makes
+ * (config state, vm.NAME, img.NAME) holds owner.json, 0600:
+ *   {"kind": "config"|"vm"|"img", "name": NAME, "config": REAL PATH}
+ * written when the dir is made (a config state dir is made with its record
+ * in place: a temporary dir renamed). rm, img rm and prune touch only a dir
+ * whose record says it is this kind and name of this config (the config's
+ * file name decides: a moved project keeps its state). A dir without a
+ * record (made by an older qqmgr) counts as this config's only when it holds
+ * no vm.*, img.* or config.* entry, i.e. it cannot be another config's state.
+ * The older scheme kept DIR/NAME's state in DIR/.qqmgr/NAME/: the first
+ * command on that config moves its vm.* and img.* dirs to the new place
+ * when none of them is in use (no QEMU, no lock held); while one is, the old
+ * dir stays in use as it was.
+ *
  * Runtime paths. A unix socket path must fit sun_path (107 bytes). When
  * "<dir>/<longest socket name>" does not, the sockets go through a private
  * runtime directory (rundir.h: $XDG_RUNTIME_DIR/qqmgr, else /tmp/qqmgr-UID,
@@ -73,6 +93,7 @@ typedef enum layout_file {
     LAYOUT_IMG_ISO,
     LAYOUT_IMG_BUILD_LOG,
     LAYOUT_IMG_BUILD_QMP,
+    LAYOUT_OWNER,         /* any dir qqmgr makes: what it is, which config made it */
     LAYOUT_FILE_COUNT
 } layout_file;
 
@@ -93,8 +114,28 @@ char *layout_img_dir(const char *state_dir, const char *img);
 /* The VM name of a state-dir entry "vm.NAME", or NULL. */
 const char *layout_vm_of_entry(const char *entry);
 
+/* The state dir of the config DIR/BASE (not the global file): see above.
+ * Moves an older qqmgr's DIR/.qqmgr/BASE/ (when idle). NULL with err
+ * (QQ_EXIT_FAIL) when DIR/.qqmgr/config.BASE is not recorded as BASE's. */
+char *layout_config_state_dir(const char *cfg_dir, const char *base, qq_err *err);
+
+/* The config whose state dir is state_dir (its real path): layout_make_dir()
+ * records it in every dir it makes there. config_load() calls it. */
+void layout_set_config(const char *state_dir, const char *config_path);
+
+/* Write dir's record (kind "vm", "img", "config"; name) for the
+ * config set with layout_set_config (no config set: nothing). */
+int layout_record(const char *dir, const char *kind, const char *name, qq_err *err);
+
+/* Is dir (a real directory) recorded as kind/name of the config at
+ * config_path, or unrecorded and unambiguous (see above)? false: *why says
+ * whose it is instead (malloc'd). */
+bool layout_owned(const char *dir, const char *kind, const char *name, const char *config_path, char **why);
+
 /* mkdir -p dir with mode 0700; dir (and its parent, the config's state dir)
- * are set to 0700 when an older version made them wider. */
+ * are set to 0700 when an older version made them wider. The config's state
+ * dir is made with its record; a vm.NAME or img.NAME dir directly in it gets
+ * its record when it has none and holds nothing of another config. */
 int layout_make_dir(const char *dir, qq_err *err);
 
 /* Open (create 0600) and take the lock file of a VM or image dir (made

@@ -101,6 +101,9 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
         r->bytes = tree_usage(dir);
         return fs_remove(dir, err);
     }
+    _cleanup_free_ char *why = NULL;
+    if (!layout_owned(dir, "vm", name, config_path(c), &why))
+        return qq_fail(err, QQ_EXIT_FAIL, "rm %s: left alone: %s", name, why);
     bool snaps_done = false;
     for (int round = 0;; round++) {
         int lock = layout_lock(dir, true, err);
@@ -156,6 +159,9 @@ int reclaim_img(const config *c, const char *name, bool force, reclaim_result *r
         r->bytes = tree_usage(dir);
         return fs_remove(dir, err);
     }
+    _cleanup_free_ char *why = NULL;
+    if (!layout_owned(dir, "img", name, config_path(c), &why))
+        return qq_fail(err, QQ_EXIT_FAIL, "img rm %s: left alone: %s", name, why);
     if (!force && fs_exists(path)) {
         _cleanup_free_ char *snaps = snap_names_in_image(c, path);
         if (snaps) {
@@ -237,7 +243,7 @@ static char *running_user_of(const char *state_dir, const char *dir)
     return found;
 }
 
-static int prune_vm_dir(const reclaim_prune_opts *o, const char *name, const char *path, json_t *entries,
+static int prune_vm_dir(const config *c, const reclaim_prune_opts *o, const char *name, const char *path, json_t *entries,
                         unsigned long long *total, qq_err *err)
 {
     unsigned long long bytes = tree_usage(path);
@@ -246,6 +252,11 @@ static int prune_vm_dir(const reclaim_prune_opts *o, const char *name, const cha
             return -1;
         add_entry(entries, "vm", name, path, bytes, !o->dry_run, NULL);
         *total += bytes;
+        return 0;
+    }
+    _cleanup_free_ char *whose = NULL;
+    if (!layout_owned(path, "vm", name, config_path(c), &whose)) {
+        add_entry(entries, "vm", name, path, bytes, false, whose);
         return 0;
     }
     _cleanup_close_ int lock = o->dry_run ? -1 : layout_lock(path, false, NULL);
@@ -279,6 +290,11 @@ static int prune_img_dir(const config *c, const reclaim_prune_opts *o, const cha
             return -1;
         add_entry(entries, "img", name, path, bytes, !o->dry_run, NULL);
         *total += bytes;
+        return 0;
+    }
+    _cleanup_free_ char *whose = NULL;
+    if (!layout_owned(path, "img", name, config_path(c), &whose)) {
+        add_entry(entries, "img", name, path, bytes, false, whose);
         return 0;
     }
     _cleanup_close_ int lock = o->dry_run ? -1 : layout_lock(path, false, NULL);
@@ -327,7 +343,7 @@ static int prune_state(const config *c, const reclaim_prune_opts *o, json_t *ent
         if (strncmp(entry, "vm.", 3) == 0) {
             const char *vm = entry + 3;
             if (*vm && !config_has_vm(c, vm))
-                rc = prune_vm_dir(o, vm, path, entries, total, err);
+                rc = prune_vm_dir(c, o, vm, path, entries, total, err);
         } else {
             const char *img = entry + 4;
             if (*img && !config_has_img(c, img))

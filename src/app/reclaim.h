@@ -4,6 +4,10 @@
  * macros; tree walking is infra/tree.h.)
  *
  * Safety rules, for every removal here:
+ *  - only a dir recorded as this config's VM or image of that name (or
+ *    unrecorded and holding nothing of another config: layout_owned) is
+ *    removed; another config's is left alone, named (rm, img rm: QQ_EXIT_FAIL;
+ *    prune: kept, with whose it is);
  *  - nothing outside the state dir (or the cache dir) is touched: trees are
  *    walked by tree.h (openat(O_NOFOLLOW) and unlinkat): a symlink is removed
  *    as a name and never followed;

@@ -210,11 +210,11 @@ class Project:
     def use(self, name):
         """Make `name` (in the project dir) the config that run() passes with -c."""
         self.config = self.path / name
-        # docs/design.md: qqmgr.toml keeps its state in <dir>/.qqmgr/, other names in
-        # <dir>/.qqmgr/<name>/
+        # docs/reference.md "State directory": qqmgr.toml keeps its state in
+        # <dir>/.qqmgr/, other names in <dir>/.qqmgr/config.<name>/
         self.state_dir = self.path / ".qqmgr"
         if name != "qqmgr.toml":
-            self.state_dir = self.state_dir / name
+            self.state_dir = self.state_dir / f"config.{name}"
 
     def write(self, toml_text, name=None):
         """Write the config (dedented) and return its path; with `name`, write and

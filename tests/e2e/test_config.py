@@ -105,7 +105,7 @@ def test_every_name_for_one_config_reaches_the_same_state_dir(qqmgr, tmp_path):
 def test_other_file_names_get_their_own_state_dir(qqmgr, tmp_path):
     write(tmp_path, BASIC, name="lab.toml")
     doc = json.loads(qq(qqmgr, "-c", "lab.toml", "show", "b", "--json", cwd=tmp_path).stdout)
-    assert doc["state_dir"] == str(tmp_path.resolve() / ".qqmgr" / "lab.toml" / "vm.b")
+    assert doc["state_dir"] == str(tmp_path.resolve() / ".qqmgr" / "config.lab.toml" / "vm.b")
 
 
 def test_global_config_state_goes_to_xdg_state_home(qqmgr, tmp_path):
