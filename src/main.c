@@ -1,10 +1,15 @@
-/* qqmgr — quick QEMU VM manager: global options and the command table.
+/* qqmgr — quick QEMU VM manager: global options, the command table and the
+ * dispatcher.
  *
  * Every command is one row (a qq_command, defined in its src/cmd/ file) listed
  * below; dispatch, argument parsing, the overview, each command's help and the
- * shell completion all come from these rows. See src/cmd/cmd.h to add one.
+ * shell completion all come from these rows. What every command would repeat
+ * the dispatcher does from its row: parse, check usage, load the config, run
+ * the handler or, for a command on VMs, its per-VM function for each VM (see
+ * src/cmd/cmd.h, which also says how to add a command).
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +62,54 @@ const qq_command *const qq_commands[] = {
     &qq_cmd_complete,
     NULL,
 };
+
+/* A usage error before any command: "qqmgr: MSG" through qq_err; returns 2. */
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    qq_err err = { 0 };
+    qq_fail(&err, QQ_EXIT_USAGE, "%s", msg);
+    return qq_report(&err);
+}
+
+/* The value of the row's flag --all (a command on VMs), false without one. */
+static bool all_flag(const qq_ctx *ctx)
+{
+    for (const qq_opt *o = ctx->cmd->opts; o && o->kind; o++)
+        if (o->kind == QQ_OPT_FLAG && o->long_name && strcmp(o->long_name, "all") == 0)
+            return *(const bool *)(const void *)((const char *)ctx->opts + o->offset);
+    return false;
+}
+
+/* What every command shares, from its row (cmd.h): usage checks, the
+ * config, then the handler or the per-VM function for each VM. */
+static int dispatch(qq_ctx *ctx, int argc, char **argv)
+{
+    const qq_command *c = ctx->cmd;
+    qq_err err = { 0 };
+    bool all = c->each && all_flag(ctx);
+    int rc = 0;
+    if (c->each && all && argc > 1)
+        rc = qq_usage_error(ctx, &err, false, "give VM names or --all, not both");
+    else if (c->each && !all && argc < 2)
+        return qq_usage(ctx, false);
+    else if (c->check)
+        rc = c->check(ctx, argc, argv, &err);
+    if (rc > 0)
+        return rc;
+    if (rc < 0)
+        return err.code == QQ_EXIT_USAGE ? qq_report_usage(ctx, &err) : qq_report(&err);
+    if ((c->needs_config || c->each) && !qq_config(ctx, &err))
+        return qq_report(&err);
+    if (c->each)
+        return qq_for_vms(ctx, argc, argv, all);
+    return c->handler(ctx, argc, argv);
+}
 
 static const qq_command *find_command(int argc, char **argv, int *words)
 {
@@ -146,17 +199,14 @@ int main(int argc, char **argv)
         case 'V': printf("qqmgr %s\n", QQ_VERSION); return 0;
         case 'j': ctx.json = true; break;
         case ':':
-            fprintf(stderr, "qqmgr: %s needs a value (see qqmgr -h)\n", argv[optind - 1]);
-            return QQ_EXIT_USAGE;
+            return usage_error("%s needs a value (see qqmgr -h)", argv[optind - 1]);
         default: {
             const char *w = argv[optind - 1];
             if (strncmp(w, "--", 2) == 0 && optopt && strchr(w, '='))
-                fprintf(stderr, "qqmgr: %.*s takes no value (see qqmgr -h)\n", (int)strcspn(w, "="), w);
-            else if (strncmp(w, "--", 2) == 0)
-                fprintf(stderr, "qqmgr: unknown option '%s' (see qqmgr -h)\n", w);
-            else
-                fprintf(stderr, "qqmgr: unknown option '-%c' (see qqmgr -h)\n", optopt);
-            return QQ_EXIT_USAGE;
+                return usage_error("%.*s takes no value (see qqmgr -h)", (int)strcspn(w, "="), w);
+            if (strncmp(w, "--", 2) == 0)
+                return usage_error("unknown option '%s' (see qqmgr -h)", w);
+            return usage_error("unknown option '-%c' (see qqmgr -h)", optopt);
         }
         }
     }
@@ -187,9 +237,8 @@ int main(int argc, char **argv)
         }
         if (argc >= 2) {
             char hint[96];
-            fprintf(stderr, "qqmgr: unknown command '%s'%s (see qqmgr -h)\n", argv[1],
-                    did_you_mean(argv[1], NULL, hint, sizeof hint));
-            return QQ_EXIT_USAGE;
+            return usage_error("unknown command '%s'%s (see qqmgr -h)", argv[1],
+                               did_you_mean(argv[1], NULL, hint, sizeof hint));
         }
         qq_overview(stdout);
         return 0;
@@ -201,15 +250,14 @@ int main(int argc, char **argv)
             bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
             char hint[96];
             if (!help && argc >= 2)
-                fprintf(stderr, "qqmgr: %s: unknown subcommand '%s'%s\n", argv[0], argv[1],
-                        did_you_mean(argv[1], argv[0], hint, sizeof hint));
+                usage_error("%s: unknown subcommand '%s'%s", argv[0], argv[1],
+                            did_you_mean(argv[1], argv[0], hint, sizeof hint));
             qq_group_usage(help ? stdout : stderr, argv[0]);
             return help ? 0 : QQ_EXIT_USAGE;
         }
         char hint[96];
-        fprintf(stderr, "qqmgr: unknown command '%s'%s (see qqmgr -h)\n", argv[0],
-                did_you_mean(argv[0], NULL, hint, sizeof hint));
-        return QQ_EXIT_USAGE;
+        return usage_error("unknown command '%s'%s (see qqmgr -h)", argv[0],
+                           did_you_mean(argv[0], NULL, hint, sizeof hint));
     }
     ctx.cmd = c;
     /* a two-word command sees itself as one argv[0] */
@@ -227,12 +275,7 @@ int main(int argc, char **argv)
         return rc;
     optind = 1;   /* argv[optind] is the first positional, as after getopt */
     qq_install_reporter();
-    if (c->needs_config) {
-        qq_err err = { 0 };
-        if (!qq_config(&ctx, &err))
-            return qq_report(&err);
-    }
-    rc = c->handler(&ctx, argc, argv);
+    rc = dispatch(&ctx, argc, argv);
     /* The process ends here: tearing down a big config's value tree node by
      * node costs as much as parsing it, and the kernel frees it at once. Kept
      * reachable so leak checkers do not count it. */

@@ -38,6 +38,19 @@
  * Words of `args` name what completion offers: VM, IMAGE, SNAPSHOT (names from
  * the config / the VM), LOCAL (files); anything else is free text.
  *
+ * What every command would repeat, the dispatcher (main.c) does from the row,
+ * in this order:
+ *   1. parse the command line against the row (qq_parse);
+ *   2. `.check`: usage checks that need no config (option combinations,
+ *      words); -1 with err (code 2, qq_usage_error) is reported, then the
+ *      usage line when qq_usage_error asked for it (or the check printed the
+ *      usage line itself and returned 2);
+ *   3. `.needs_config`: load the config into ctx->cfg; an error is reported
+ *      and is the exit status (a handler never loads the config itself);
+ *   4. `.each` (commands on VMs: start, stop, status, wait, rm): `CMD VM`,
+ *      `CMD VM VM…` or `CMD --all` (the command's option named "all"), through
+ *      qq_for_vms (multi.c); else `.handler`.
+ *
  * A handler gets argv[0] = the command's name and argv[1..argc-1] = its
  * positional arguments only (options removed, count checked; use argc, argv
  * is NULL-terminated only when there is no rest); `--json`
@@ -45,7 +58,8 @@
  * `.rest`, the arguments that are not qqmgr's (a remote command, gdb's
  * arguments) are in ctx->rest / ctx->nrest. It calls the app layer, prints
  * text or one JSON document, and returns the exit status (0, 1, 2, or a
- * remote status for ssh). It holds no logic of its own.
+ * remote status for ssh). Errors, usage errors too, are a qq_err printed by
+ * qq_report(). It holds no logic of its own.
  */
 #ifndef QQ_CMD_H
 #define QQ_CMD_H
@@ -68,9 +82,21 @@ typedef struct qq_ctx {
     const void *opts;          /* the command's parsed option struct (NULL without options) */
     char **rest;               /* arguments that are not qqmgr's (see qq_command.rest) */
     int nrest;
+    bool usage_line;           /* a usage error: the usage line follows its message */
 } qq_ctx;
 
 typedef int (*qq_handler)(qq_ctx *ctx, int argc, char **argv);
+/* Usage checks before the config is loaded: 0 to go on, -1 with err
+ * (qq_usage_error), or the exit status of what it reported itself (the usage
+ * line alone: `return qq_usage(ctx, false)`). */
+typedef int (*qq_check)(qq_ctx *ctx, int argc, char **argv, qq_err *err);
+/* One VM of a command on VMs (see qq_for_vms): prints its result, returns its
+ * exit status; errors through qq_report. ctx->cfg is loaded. */
+typedef int (*qq_vm_fn)(qq_ctx *ctx, const char *name);
+/* Which VMs `--all` means: every VM of the config (file order), or the
+ * running ones — those of the config, then running VMs of its state dir that
+ * left the config (by name). */
+enum qq_all { QQ_ALL_CONFIGURED, QQ_ALL_RUNNING };
 
 typedef enum qq_opt_kind {
     QQ_OPT_FLAG = 1,   /* bool: given or not */
@@ -135,8 +161,12 @@ typedef struct qq_command {
     enum qq_rest rest;         /* arguments that are not qqmgr's */
     const char *rest_args;     /* how usage shows them: "[COMMAND...]", "[-- GDB_ARGS...]" */
     const char *alias_of;      /* hidden alias: help shows that command's name */
+    qq_check check;            /* usage checks before the config is loaded, or NULL */
     bool needs_config;         /* load the config before the handler runs (ctx->cfg); a
                                 * config error is reported and is the exit status */
+    qq_vm_fn each;             /* a command on VMs: this for each (instead of handler) */
+    enum qq_all each_all;      /* what its --all means */
+    bool each_waits;           /* its work is waiting, not CPU: every VM at once */
 } qq_command;
 
 /* The global options (before the command), in overview order, ending with
@@ -178,6 +208,16 @@ config *qq_config(qq_ctx *ctx, qq_err *err);
 /* Print err as "qqmgr: MSG" on stderr and return its exit code. */
 int qq_report(const qq_err *err);
 
+/* Where a child of qq_for_vms keeps its result instead of printing it:
+ * qq_report() keeps the error (an earlier one is printed, as it would have
+ * been), qq_print_json() the document. NULL: print (the default). */
+typedef struct qq_capture {
+    bool failed;
+    qq_err err;
+    json_t *doc;
+} qq_capture;
+void qq_capture_to(qq_capture *cap);
+
 /* Route the app and infra layers' reports (base/report.h) to stderr:
  * progress and notes only when stderr is a terminal. */
 void qq_install_reporter(void);
@@ -189,23 +229,32 @@ void qq_print_json(json_t *doc);
  * decrefs list, returns 0. */
 int qq_print_rows(const qq_ctx *ctx, json_t *list, void (*row)(json_t *item));
 
-/* Load the config: returns -1 with *c set, or the exit code (error reported). */
-int qq_begin(qq_ctx *ctx, config **c, qq_err *err);
+/* A usage error: err filled (code 2, "CMD: MSG"), the usage line to follow
+ * when usage_line; returns -1 (for .check and handlers: `return qq_usage_error(…)`
+ * in a check, `return qq_report(&err)` after it in a handler). */
+int qq_usage_error(qq_ctx *ctx, qq_err *err, bool usage_line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Report a usage error made with qq_usage_error (message, then the usage
+ * line when asked): returns 2. */
+int qq_report_usage(qq_ctx *ctx, const qq_err *err);
 
 /* Parse whole seconds (min..86400): the one seconds parser. 0 with *out set, or -1. */
 int qq_parse_seconds(const char *text, long min, int *out);
 
-/* Commands on several VMs (start, stop, status, wait): `CMD VM`, `CMD VM VM…`
- * or `CMD --all` (every VM of the config, file order; QQ_ALL_RUNNING: the
- * running ones). One VM: one(ctx, VM), as always. Several: each in a child
- * process of its own (its own lock and result), CPUs × 2 at a time; their
- * output in the order given; stderr lines "qqmgr: …" get the VM's name;
- * --json prints an array of the single-VM documents (a failed VM:
- * {name, error, exit}). Returns 0 only when every VM's one() returned 0,
- * else the largest status (1 or 2). */
-enum qq_all { QQ_ALL_CONFIGURED, QQ_ALL_RUNNING };
-typedef int (*qq_vm_fn)(qq_ctx *ctx, const char *name);
-int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, qq_vm_fn one);
+/* Commands on VMs (the rows with .each): `CMD VM`, `CMD VM VM…` or `CMD --all`
+ * (enum qq_all). Names are checked first: an unknown one is a usage error
+ * before anything runs (a running VM of the state dir that left the config
+ * counts as known for QQ_ALL_RUNNING commands). One VM: one(ctx, VM) in this
+ * process, as always. Several: each in a child process of its own (its own
+ * lock), all at once for a row with each_waits, else CPUs × 2 at a time. A
+ * child returns its result as data — exit status, error message, --json
+ * document — not as text to pick out of its stderr. Output in the order
+ * given; an error message gets the VM's name in front unless it names the
+ * VM; "qqmgr: " lines a child wrote itself (warnings) likewise; --json
+ * prints an array of the single-VM documents (a failed VM: {name, error,
+ * exit}). Returns 0 only when every VM's one() returned 0, else the largest
+ * status (1 or 2). */
+int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all);
 
 /* A disk usage for people: "812 KiB", "1.4 GiB" (binary units). */
 void qq_format_bytes(char *buf, size_t len, unsigned long long bytes);

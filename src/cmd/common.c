@@ -1,6 +1,7 @@
 /* common — the one option parser, the help generated from the command rows,
  * and the helpers every command file shares (see cmd.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +50,54 @@ void qq_install_reporter(void)
     report_set_sink(&s);
 }
 
+static qq_capture *capture;
+
+void qq_capture_to(qq_capture *cap)
+{
+    capture = cap;
+}
+
 int qq_report(const qq_err *err)
 {
-    fprintf(stderr, "qqmgr: %s\n", err->msg);
+    if (capture) {
+        if (capture->failed)
+            fprintf(stderr, "qqmgr: %s\n", capture->err.msg);
+        capture->failed = true;
+        capture->err = *err;
+    } else {
+        fprintf(stderr, "qqmgr: %s\n", err->msg);
+    }
     return err->code ? err->code : QQ_EXIT_FAIL;
+}
+
+int qq_usage_error(qq_ctx *ctx, qq_err *err, bool usage_line, const char *fmt, ...)
+{
+    char msg[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ctx->usage_line = usage_line;
+    return qq_fail(err, QQ_EXIT_USAGE, "%s: %s", ctx->cmd->name, msg);
+}
+
+int qq_report_usage(qq_ctx *ctx, const qq_err *err)
+{
+    qq_report(err);
+    if (ctx->usage_line)
+        qq_usage(ctx, false);
+    return QQ_EXIT_USAGE;
 }
 
 void qq_print_json(json_t *doc)
 {
     if (!doc)
         return;
+    if (capture) {
+        json_decref(capture->doc);
+        capture->doc = doc;
+        return;
+    }
     /* jsonw writes what json_dumps() would, minus jansson's per-token cost;
      * what it leaves to jansson (reals, invalid UTF-8) still goes there */
     sbuf b = SBUF_INIT;
@@ -89,12 +128,6 @@ int qq_print_rows(const qq_ctx *ctx, json_t *list, void (*row)(json_t *item))
         row(item);
     json_decref(list);
     return 0;
-}
-
-int qq_begin(qq_ctx *ctx, config **c, qq_err *err)
-{
-    *c = qq_config(ctx, err);
-    return *c ? -1 : qq_report(err);
 }
 
 int qq_parse_seconds(const char *text, long min, int *out)
@@ -295,6 +328,21 @@ void qq_group_usage(FILE *f, const char *group)
 
 /* ------------------------------------------------------------------ parsing */
 
+/* A usage error of the command line: reported through qq_err ("CMD: MSG"),
+ * the usage line after it when usage_line; returns 2. */
+__attribute__((format(printf, 3, 4)))
+static int parse_error(qq_ctx *ctx, bool usage_line, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    qq_err err = { 0 };
+    qq_usage_error(ctx, &err, usage_line, "%s", msg);
+    return qq_report_usage(ctx, &err);
+}
+
 /* the global option a spells (-c, -cFILE, --config, --config=FILE, ...), or NULL;
  * -h and --json are the command's own too, so never "misplaced" */
 const qq_global_opt *qq_global_option(const char *a)
@@ -354,15 +402,13 @@ static int global_misplaced(qq_ctx *ctx, int argc, char **argv, int at)
         qq_shell_quote(&line, argv[i]);
     }
     free(moved);
-    fprintf(stderr, "qqmgr: %s: %s is a global option; global options (-c, -d, -H) go before the command: %s\n",
-            ctx->cmd->name, argv[at], sbuf_str(&line));
-    return QQ_EXIT_USAGE;
+    return parse_error(ctx, false, "%s is a global option; global options (-c, -d, -H) go before the command: %s",
+                       argv[at], sbuf_str(&line));
 }
 
 static int unknown_option(qq_ctx *ctx, const char *spelled)
 {
-    fprintf(stderr, "qqmgr: %s: unknown option '%s'\n", ctx->cmd->name, spelled);
-    return qq_usage(ctx, false);
+    return parse_error(ctx, true, "unknown option '%s'", spelled);
 }
 
 static void opt_name(char *buf, size_t n, const qq_opt *o)
@@ -385,9 +431,7 @@ static int set_opt(qq_ctx *ctx, const qq_opt *o, const char *text, void *opts)
         return -1;
     case QQ_OPT_SECONDS:
         if (qq_parse_seconds(text, o->min, (int *)(void *)p) < 0) {
-            fprintf(stderr, "qqmgr: %s: %s: expected whole seconds (%ld..86400), got '%s'\n", ctx->cmd->name, name,
-                    o->min, text);
-            return QQ_EXIT_USAGE;
+            return parse_error(ctx, false, "%s: expected whole seconds (%ld..86400), got '%s'", name, o->min, text);
         }
         return -1;
     case QQ_OPT_INT: {
@@ -399,9 +443,8 @@ static int set_opt(qq_ctx *ctx, const qq_opt *o, const char *text, void *opts)
         else
             v = o->min - 1;
         if (v < o->min) {
-            fprintf(stderr, "qqmgr: %s: %s: expected a whole number (at least %ld), got '%s'\n", ctx->cmd->name,
-                    name, o->min, text);
-            return QQ_EXIT_USAGE;
+            return parse_error(ctx, false, "%s: expected a whole number (at least %ld), got '%s'", name, o->min,
+                               text);
         }
         *(long *)(void *)p = v;
         return -1;
@@ -421,8 +464,7 @@ static int set_opt(qq_ctx *ctx, const qq_opt *o, const char *text, void *opts)
         _cleanup_sbuf_ sbuf vals = SBUF_INIT;
         for (const char *const *v = o->values; *v; v++)
             sbuf_addf(&vals, "%s%s", v == o->values ? "" : v[1] ? ", " : " or ", *v);
-        fprintf(stderr, "qqmgr: %s: %s: expected %s, got '%s'\n", ctx->cmd->name, name, sbuf_str(&vals), text);
-        return QQ_EXIT_USAGE;
+        return parse_error(ctx, false, "%s: expected %s, got '%s'", name, sbuf_str(&vals), text);
     }
     return -1;
 }
@@ -459,8 +501,8 @@ static bool optional_value_hint(qq_ctx *ctx, const char *prev, const char *word)
         is_value = *word && strspn(word, "0123456789") == strlen(word);
     if (!is_value)
         return false;
-    fprintf(stderr, "qqmgr: %s: %s takes its value after '=': %s=%s (alone it means %s=%s)\n", ctx->cmd->name, prev,
-            prev, word, prev, o->implicit);
+    parse_error(ctx, true, "%s takes its value after '=': %s=%s (alone it means %s=%s)", prev, prev, word, prev,
+                o->implicit);
     return true;
 }
 
@@ -493,7 +535,7 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
         }
         if (a[0] != '-' || a[1] == '\0') {
             if (i > 1 && optional_value_hint(ctx, argv[i - 1], a)) {
-                rc = qq_usage(ctx, false);
+                rc = QQ_EXIT_USAGE;
                 goto out;
             }
             argv[npos++] = a;
@@ -519,16 +561,14 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
             const char *val = NULL;
             if (o->kind == QQ_OPT_FLAG) {
                 if (eq) {
-                    fprintf(stderr, "qqmgr: %s: --%s takes no value\n", c->name, o->long_name);
-                    rc = QQ_EXIT_USAGE;
+                    rc = parse_error(ctx, false, "--%s takes no value", o->long_name);
                     goto out;
                 }
             } else if (eq) {
                 val = eq + 1;
             } else if (!o->implicit) {
                 if (i + 1 >= argc) {
-                    fprintf(stderr, "qqmgr: %s: --%s needs a value (%s)\n", c->name, o->long_name, o->arg);
-                    rc = QQ_EXIT_USAGE;
+                    rc = parse_error(ctx, false, "--%s needs a value (%s)", o->long_name, o->arg);
                     goto out;
                 }
                 val = argv[++i];
@@ -552,8 +592,7 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
             const char *val = s[1] ? s + 1 : NULL;
             if (!val) {
                 if (i + 1 >= argc) {
-                    fprintf(stderr, "qqmgr: %s: -%c needs a value (%s)\n", c->name, *s, o->arg);
-                    rc = QQ_EXIT_USAGE;
+                    rc = parse_error(ctx, false, "-%c needs a value (%s)", *s, o->arg);
                     goto out;
                 }
                 val = argv[++i];

@@ -330,14 +330,15 @@ static const char fish_script[] =
 
 static int completion(qq_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx, (void)argc;
+    (void)argc;
     const char *s = strcmp(argv[1], "bash") == 0  ? bash_script
                     : strcmp(argv[1], "zsh") == 0 ? zsh_script
                     : strcmp(argv[1], "fish") == 0 ? fish_script
                                                    : NULL;
     if (!s) {
-        fprintf(stderr, "qqmgr: completion: expected bash, zsh or fish, got '%s'\n", argv[1]);
-        return QQ_EXIT_USAGE;
+        qq_err err = { 0 };
+        qq_usage_error(ctx, &err, false, "expected bash, zsh or fish, got '%s'", argv[1]);
+        return qq_report(&err);
     }
     fputs(s, stdout);
     return 0;

@@ -62,10 +62,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     (void)argc;
     const ev_opts *o = ctx->opts;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     events_out out = { .name = argv[1], .json = ctx->json, .follow = o->follow };
     if (events_watch(c, argv[1], o->follow, o->timeout ? o->timeout * 1000 : -1, print_event, &out, &err) < 0)
         return qq_report(&err);
@@ -73,7 +70,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_events = {
-    .name = "events", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "events", .needs_config = true, .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print the QMP events (STOP, RESUME, SHUTDOWN, ...) of a running VM as they happen",
     QQ_OPTIONS(ev_opts, options, NULL),
     .json = "one event per line, as QEMU sent it",

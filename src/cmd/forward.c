@@ -29,26 +29,32 @@ static void print_forward(json_t *r)
            json_string_value(json_object_get(r, "netdev")));
 }
 
+static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    const fwd_opts *o = ctx->opts;
+    const char *action = argv[2];
+    const char *spec = argc > 3 ? argv[3] : NULL;
+    bool add = strcmp(action, "add") == 0, rm = strcmp(action, "remove") == 0, list = strcmp(action, "list") == 0;
+    if (!add && !rm && !list)
+        return qq_usage_error(ctx, err, false, "expected add, remove or list, got '%s'", action);
+    if ((list && (spec || o->netdev)) || (!list && !spec))
+        return qq_usage(ctx, false);
+    forward f;
+    return spec ? forward_parse(spec, add, &f, err) : 0;
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     const fwd_opts *o = ctx->opts;
     const char *netdev = o->netdev;
     const char *name = argv[1], *action = argv[2];
     const char *spec = argc > 3 ? argv[3] : NULL;
-    bool add = strcmp(action, "add") == 0, rm = strcmp(action, "remove") == 0, list = strcmp(action, "list") == 0;
-    if (!add && !rm && !list) {
-        fprintf(stderr, "qqmgr: forward: expected add, remove or list, got '%s'\n", action);
-        return QQ_EXIT_USAGE;
-    }
-    if ((list && (spec || netdev)) || (!list && !spec))
-        return qq_usage(ctx, false);
+    bool add = strcmp(action, "add") == 0, list = strcmp(action, "list") == 0;
     qq_err err = { 0 };
     forward f;
     if (spec && forward_parse(spec, add, &f, &err) < 0)
         return qq_report(&err);
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     if (list) {
         json_t *l = forward_list(c, name, &err);
         return l ? qq_print_rows(ctx, l, print_forward) : qq_report(&err);
@@ -65,7 +71,8 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_forward = {
-    .name = "forward", .handler = run, .args = "VM add|remove|list [tcp:[HOSTADDR:]HOSTPORT[:GUESTPORT]]",
+    .name = "forward", .args = "VM add|remove|list [tcp:[HOSTADDR:]HOSTPORT[:GUESTPORT]]",
+    .check = check, .needs_config = true, .handler = run,
     .min_args = 2, .max_args = 3,
     .summary = "host port forwards of a running VM: add (HOSTPORT 0/auto: a free one), remove, list",
     QQ_OPTIONS(fwd_opts, options, NULL),

@@ -21,19 +21,22 @@ static const qq_opt options[] = {
     QQ_OPT_END,
 };
 
+static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    (void)argc, (void)argv;
+    const gdb_opts *o = ctx->opts;
+    if ((o->attach && o->guest) || (o->symbols && !o->guest))
+        return qq_usage_error(ctx, err, false, "%s",
+                              o->symbols && !o->guest ? "--symbols goes with --guest" : "--attach or --guest, not both");
+    return 0;
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     const gdb_opts *o = ctx->opts;
     qq_err err = { 0 };
-    if ((o->attach && o->guest) || (o->symbols && !o->guest)) {
-        fprintf(stderr, "qqmgr: %s: %s\n", ctx->cmd->name,
-                o->symbols && !o->guest ? "--symbols goes with --guest" : "--attach or --guest, not both");
-        return QQ_EXIT_USAGE;
-    }
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     if (o->guest)
         guestgdb_exec(c, argv[1], o->symbols, ctx->rest, ctx->nrest, ctx->debug, &err);
     else
@@ -42,13 +45,13 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_gdb = {
-    .name = "gdb", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "gdb", .check = check, .needs_config = true, .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "run QEMU under gdb with the VM's exact arguments (alias: qemu); --guest: gdb on the guest",
     QQ_OPTIONS(gdb_opts, options, NULL),
     .rest = QQ_REST_AFTER_DASHDASH, .rest_args = "[-- GDB_ARGS...]",
 };
 const qq_command qq_cmd_qemu = {
-    .name = "qemu", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "qemu", .check = check, .needs_config = true, .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     QQ_OPTIONS(gdb_opts, options, NULL),
     .rest = QQ_REST_AFTER_DASHDASH, .rest_args = "[-- GDB_ARGS...]", .alias_of = "gdb",
 };

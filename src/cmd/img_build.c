@@ -25,9 +25,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     const char *name = argv[1];
     int rc;
     qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     json_t *report = NULL;
     rc = img_build(c, name, &o, &report, &err);
     if (ctx->json) {
@@ -51,7 +49,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_img_build = {
-    .name = "img build", .handler = run, .args = "IMAGE", .min_args = 1, .max_args = 1,
+    .name = "img build", .needs_config = true, .handler = run, .args = "IMAGE", .min_args = 1, .max_args = 1,
     .summary = "build an image (stages skipped when up to date)",
     QQ_OPTIONS(build_opts, options, NULL),
     .json = "what each stage did",

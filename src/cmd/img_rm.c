@@ -17,10 +17,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 {
     const img_rm_opts *o = ctx->opts;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     int worst = 0;
     json_t *arr = ctx->json && argc > 2 ? json_array() : NULL;
     for (int i = 1; i < argc; i++) {
@@ -54,7 +51,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_img_rm = {
-    .name = "img rm", .handler = run, .args = "IMAGE...", .min_args = 1, .max_args = -1,
+    .name = "img rm", .needs_config = true, .handler = run, .args = "IMAGE...", .min_args = 1, .max_args = -1,
     .summary = "remove built images (refused while a running VM uses one)",
     QQ_OPTIONS(img_rm_opts, options, NULL),
     .json = "{image, path, removed, bytes} (an array for several images)",

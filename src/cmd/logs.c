@@ -21,19 +21,21 @@ static const qq_opt options[] = {
     QQ_OPT_END,
 };
 
+static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    (void)argc, (void)argv;
+    const log_opts *o = ctx->opts;
+    if (o->previous && o->follow)
+        return qq_usage_error(ctx, err, false,
+                              "--previous and --follow do not go together (an earlier run's log is complete)");
+    return 0;
+}
+
 static int run(qq_ctx *ctx, char **argv, enum vm_log which)
 {
     const log_opts *o = ctx->opts;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
-    if (o->previous && o->follow) {
-        fprintf(stderr, "qqmgr: %s: --previous and --follow do not go together (an earlier run's log is complete)\n",
-                ctx->cmd->name);
-        return QQ_EXIT_USAGE;
-    }
+    config *c = ctx->cfg;
     if (o->previous ? vm_log_previous(c, argv[1], which, (size_t)o->lines, (int)o->previous, &err)
                     : vm_log(c, argv[1], which, (size_t)o->lines, o->follow, &err))
         return qq_report(&err);
@@ -45,17 +47,18 @@ static int out(qq_ctx *ctx, int argc, char **argv) { (void)argc; return run(ctx,
 static int err(qq_ctx *ctx, int argc, char **argv) { (void)argc; return run(ctx, argv, VM_LOG_STDERR); }
 
 const qq_command qq_cmd_serial = {
-    .name = "serial", .handler = serial, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "serial", .args = "VM", .min_args = 1, .max_args = 1,
+    .check = check, .needs_config = true, .handler = serial,
     .summary = "print (or follow) the VM's serial console log",
     QQ_OPTIONS(log_opts, options, &defaults),
 };
 const qq_command qq_cmd_stdout = {
-    .name = "stdout", .handler = out, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "stdout", .check = check, .needs_config = true, .handler = out, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print (or follow) QEMU's stdout",
     QQ_OPTIONS(log_opts, options, &defaults),
 };
 const qq_command qq_cmd_stderr = {
-    .name = "stderr", .handler = err, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "stderr", .check = check, .needs_config = true, .handler = err, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print (or follow) QEMU's stderr",
     QQ_OPTIONS(log_opts, options, &defaults),
 };

@@ -1,4 +1,10 @@
-/* multi — one command on several VMs: `start a b`, `stop --all` (see cmd.h). */
+/* multi — one command on several VMs: `start a b`, `stop --all` (see cmd.h).
+ *
+ * A child's result travels as data: the child keeps what qq_report and
+ * qq_print_json would have printed (qq_capture_to) and sends it as one JSON
+ * object {"exit": N, "error": MSG|null, "doc": DOC|null} through its result
+ * file (par.h); the parent prints from that, never from what the child's
+ * stderr happens to say. */
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,10 +26,23 @@ typedef struct fanout {
     int worst;        /* the largest exit status so far */
 } fanout;
 
-static int child(size_t i, void *arg)
+static int child(size_t i, void *arg, sbuf *result)
 {
     fanout *f = arg;
-    return f->one(f->ctx, f->names[i]);
+    qq_capture cap = { 0 };
+    qq_capture_to(&cap);
+    int rc = f->one(f->ctx, f->names[i]);
+    qq_capture_to(NULL);
+    json_t *r = json_object();
+    json_object_set_new(r, "exit", json_integer(rc));
+    json_object_set_new(r, "error", cap.failed ? json_string(cap.err.msg) : json_null());
+    json_object_set_new(r, "doc", cap.doc ? cap.doc : json_null());
+    char *text = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text)
+        sbuf_adds(result, text);
+    free(text);
+    json_decref(r);
+    return rc;
 }
 
 /* Whether msg names VM `name` as a word of its own ("a: …", "VM a is …"). */
@@ -42,49 +61,49 @@ static bool names_vm(const char *msg, size_t len, const char *name, size_t nl)
     return false;
 }
 
-/* Each line "qqmgr: MSG" of a VM's stderr becomes "qqmgr: VM: MSG" unless
- * it names the VM already; other lines (QEMU's stderr tail) stay as they are. */
-static void relay_stderr(const char *name, const char *text)
+/* "qqmgr: MSG" about VM name: "qqmgr: NAME: MSG" unless MSG names it already. */
+static void say(const char *name, const char *msg, size_t len)
 {
-    size_t nl = strlen(name);
-    for (const char *line = text; *line;) {
-        const char *eol = strchr(line, '\n');
-        size_t len = eol ? (size_t)(eol - line) + 1 : strlen(line);
-        if (strncmp(line, "qqmgr: ", 7) == 0 && !names_vm(line + 7, len - 7, name, nl))
-            fprintf(stderr, "qqmgr: %s: %.*s", name, (int)(len - 7), line + 7);
-        else
-            fprintf(stderr, "%.*s", (int)len, line);
-        line += len;
-    }
-    if (*text && text[strlen(text) - 1] != '\n')
-        fputc('\n', stderr);
+    if (names_vm(msg, len, name, strlen(name)))
+        fprintf(stderr, "qqmgr: %.*s\n", (int)len, msg);
+    else
+        fprintf(stderr, "qqmgr: %s: %.*s\n", name, (int)len, msg);
 }
 
-/* The last "qqmgr: " line of a VM's stderr: its error. */
-static char *last_error(const char *text)
+/* What the child wrote to stderr itself (QEMU's stderr tail, warnings): as
+ * it is, but its own "qqmgr: " lines name the VM like its error does. */
+static void relay_stderr(const char *name, const char *text)
 {
-    const char *best = NULL;
-    for (const char *p = text; (p = strstr(p, "qqmgr: ")); p++)
-        if (p == text || p[-1] == '\n')
-            best = p + 7;
-    if (!best)
-        return NULL;
-    return xstrndup(best, strcspn(best, "\n"));
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (strncmp(line, "qqmgr: ", 7) == 0)
+            say(name, line + 7, len - 7);
+        else
+            fprintf(stderr, "%.*s\n", (int)len, line);
+        line += len + (eol ? 1 : 0);
+    }
 }
 
 static void done(size_t i, const par_result *r, void *arg)
 {
     fanout *f = arg;
     const char *name = f->names[i];
-    if (r->status > f->worst)
-        f->worst = r->status;
+    _cleanup_json_ json_t *res = json_loads(r->data, 0, NULL);
+    /* no result: the child died first (a signal); its status says how */
+    int status = res ? (int)json_integer_value(json_object_get(res, "exit")) : r->status;
+    if (status == 0 && r->status != 0)
+        status = r->status;
+    const char *error = json_string_value(json_object_get(res, "error"));
+    json_t *doc = json_object_get(res, "doc");
+    if (status > f->worst)
+        f->worst = status;
     if (f->docs) {
-        json_t *doc = r->status == 0 ? json_loads(r->out, 0, NULL) : NULL;
-        if (!doc) {
-            _cleanup_free_ char *msg = last_error(r->err);
-            doc = json_pack("{s:s, s:s?, s:i}", "name", name, "error", msg, "exit", r->status);
-        }
-        json_array_append_new(f->docs, doc);
+        if (status == 0 && json_is_object(doc))
+            json_array_append(f->docs, doc);
+        else
+            json_array_append_new(f->docs,
+                                  json_pack("{s:s, s:s?, s:i}", "name", name, "error", error, "exit", status));
     } else if (r->out_len) {
         /* a block of several lines (status) is set apart from its neighbours by a blank line;
          * one-line results (start, stop, wait) follow each other */
@@ -98,28 +117,24 @@ static void done(size_t i, const par_result *r, void *arg)
         fflush(stdout);
     }
     relay_stderr(name, r->err);
+    if (error)
+        say(name, error, strlen(error));
+    else if (!res)
+        say(name, "ended without a result", strlen("ended without a result"));
 }
 
-int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, qq_vm_fn one)
+int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all)
 {
+    const qq_command *cmd = ctx->cmd;
+    config *c = ctx->cfg;
     if (!all && argc == 2)
-        return one(ctx, argv[1]);
-    if (all && argc > 1) {
-        fprintf(stderr, "qqmgr: %s: give VM names or --all, not both\n", ctx->cmd->name);
-        return QQ_EXIT_USAGE;
-    }
-    if (!all && argc < 2)
-        return qq_usage(ctx, false);
+        return cmd->each(ctx, argv[1]);
     _cleanup_strv_ char **names = NULL;
     size_t n = 0;
     if (all) {
-        qq_err err = { 0 };
-        config *c = qq_config(ctx, &err);
-        if (!c)
-            return qq_report(&err);
         for (size_t i = 0; i < config_vm_count(c); i++) {
             const char *vm = config_vm_name(c, i);
-            if (which == QQ_ALL_RUNNING) {
+            if (cmd->each_all == QQ_ALL_RUNNING) {
                 _cleanup_free_ char *dir = config_vm_dir(c, vm);
                 vm_state st;
                 vm_probe(dir, false, &st);
@@ -131,9 +146,6 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, 
     } else {
         /* a typo is a usage error before anything starts or stops */
         qq_err err = { 0 };
-        config *c = qq_config(ctx, &err);
-        if (!c)
-            return qq_report(&err);
         for (int i = 1; i < argc; i++)
             if (config_check_vm(c, argv[i], &err) < 0)
                 return qq_report(&err);
@@ -141,10 +153,10 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all, enum qq_all which, 
             strv_push(&names, &n, xstrdup(argv[i]));
     }
     if (n == 0 && !ctx->json)
-        fprintf(stderr, "qqmgr: %s --all: no %sVM\n", ctx->cmd->name, which == QQ_ALL_RUNNING ? "running " : "");
-    fanout f = { .ctx = ctx, .names = names, .one = one, .docs = ctx->json ? json_array() : NULL };
+        fprintf(stderr, "qqmgr: %s --all: no %sVM\n", cmd->name, cmd->each_all == QQ_ALL_RUNNING ? "running " : "");
+    fanout f = { .ctx = ctx, .names = names, .one = cmd->each, .docs = ctx->json ? json_array() : NULL };
     qq_err err = { 0 };
-    int rc = par_run(n, par_default_parallel(), child, done, &f, &err);
+    int rc = par_run(n, cmd->each_waits ? n : par_default_parallel(), child, done, &f, &err);
     if (f.docs)
         qq_print_json(f.docs);
     if (rc < 0)

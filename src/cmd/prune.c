@@ -26,10 +26,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     (void)argc, (void)argv;
     const prune_opts *o = ctx->opts;
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     reclaim_prune_opts po = { .dry_run = o->dry_run, .cache = o->cache, .days = o->days };
     json_t *rep;
     if (reclaim_prune(c, &po, &rep, &err) < 0)
@@ -69,7 +66,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_prune = {
-    .name = "prune", .handler = run, .args = "", .min_args = 0, .max_args = 0,
+    .name = "prune", .needs_config = true, .handler = run, .args = "", .min_args = 0, .max_args = 0,
     .summary = "remove state dirs of VMs and images no longer in the config (--cache: old downloads)",
     QQ_OPTIONS(prune_opts, options, &defaults),
     .json = "{dry_run, bytes, entries: [{kind, name, path, bytes, removed, kept}]}",

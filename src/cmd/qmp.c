@@ -7,24 +7,31 @@
 #include "../infra/qmp.h"
 #include "cmd.h"
 
+/* JSON_ARGS, when given, is one JSON object */
+static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    if (argc <= 3)
+        return 0;
+    json_error_t je;
+    json_t *args = json_loads(argv[3], 0, &je);
+    bool object = json_is_object(args);
+    bool parsed = args != NULL;
+    json_decref(args);
+    if (!object)
+        return qq_usage_error(ctx, err, false, "JSON_ARGS must be a JSON object%s%s", parsed ? "" : ": ",
+                              parsed ? "" : je.text);
+    return 0;
+}
+
 static int run_qmp(qq_ctx *ctx, int argc, char **argv)
 {
     const char *name = argv[1], *command = argv[2];
     const char *args_text = argc > 3 ? argv[3] : NULL;
     qq_err err = { 0 };
     json_t *args = NULL;
-    if (args_text) {
-        json_error_t je;
-        args = json_loads(args_text, 0, &je);
-        if (!json_is_object(args)) {
-            json_decref(args);
-            qq_fail(&err, QQ_EXIT_USAGE, "qmp: JSON_ARGS must be a JSON object%s%s", args ? "" : ": ",
-                    args ? "" : je.text);
-            return qq_report(&err);
-        }
-    }
-    config *c = qq_config(ctx, &err);
-    json_t *reply = c ? vm_qmp(c, name, command, args, &err) : NULL;
+    if (args_text)
+        args = json_loads(args_text, 0, NULL);   /* an object: checked */
+    json_t *reply = vm_qmp(ctx->cfg, name, command, args, &err);
     json_decref(args);
     if (!reply)
         return qq_report(&err);
@@ -67,7 +74,8 @@ static int monitor(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_qmp = {
-    .name = "qmp", .handler = run_qmp, .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
+    .name = "qmp", .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
+    .check = check, .needs_config = true, .handler = run_qmp,
     .summary = "run a QMP command and print its reply",
     .json = "on a QMP error, the whole reply (the return value is printed as JSON anyway)",
 };

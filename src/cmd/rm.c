@@ -23,9 +23,7 @@ static int rm_one(qq_ctx *ctx, const char *name)
 {
     const rm_opts *o = ctx->opts;
     qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     reclaim_result r;
     if (reclaim_vm(c, name, o->force, o->timeout, &r, &err) < 0) {
         reclaim_result_free(&r);
@@ -49,14 +47,9 @@ static int rm_one(qq_ctx *ctx, const char *name)
     return 0;
 }
 
-static int run(qq_ctx *ctx, int argc, char **argv)
-{
-    const rm_opts *o = ctx->opts;
-    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_CONFIGURED, rm_one);
-}
-
 const qq_command qq_cmd_rm = {
-    .name = "rm", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .name = "rm", .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .each = rm_one, .each_all = QQ_ALL_CONFIGURED, .each_waits = true,
     .summary = "remove stopped VMs' state (logs, snapshots, host keys); the config keeps them",
     QQ_OPTIONS(rm_opts, options, &defaults),
     .json = "{name, path, removed, bytes, was_running, snapshots}",

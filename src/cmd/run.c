@@ -17,18 +17,20 @@ static const qq_opt options[] = {
     QQ_OPT_END,
 };
 
+static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    (void)argc;
+    if (ctx->nrest < 1)
+        return qq_usage_error(ctx, err, true, "the command to run goes after --: qqmgr run %s -- COMMAND...", argv[1]);
+    return 0;
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     const run_opts *o = ctx->opts;
-    if (ctx->nrest < 1) {
-        fprintf(stderr, "qqmgr: run: the command to run goes after --: qqmgr run %s -- COMMAND...\n", argv[1]);
-        return qq_usage(ctx, false);
-    }
     qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     snap_run_opts ro = { .restore = o->restore, .rm = o->rm, .timeout_s = o->timeout, .debug = ctx->debug,
                          .argv = ctx->rest, .argc = ctx->nrest };
     int status = 0;
@@ -38,7 +40,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_run = {
-    .name = "run", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "run", .check = check, .needs_config = true, .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "start the VM, run COMMAND over ssh, stop the VM; the exit status is COMMAND's",
     QQ_OPTIONS(run_opts, options, NULL),
     .rest = QQ_REST_AFTER_DASHDASH, .rest_args = "-- COMMAND...",

@@ -32,10 +32,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     const show_opts *o = ctx->opts;
     launch_opts ro = { .paused = o->paused, .wrap = o->wrap };
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     const char *name = argv[1];
     /* an automatic port shows the port in use when the VM runs */
     int port = 0;
@@ -80,7 +77,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_show = {
-    .name = "show", .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "show", .needs_config = true, .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print the exact QEMU command line start would run",
     QQ_OPTIONS(show_opts, options, NULL),
     .json = "{name, qemu, argv, state_dir, files, images}",

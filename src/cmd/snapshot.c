@@ -22,10 +22,7 @@ static int save(qq_ctx *ctx, int argc, char **argv)
     const save_opts *o = ctx->opts;
     const char *vm = argv[1], *name = argv[2];
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     snap_save_result r;
     if (snap_save(c, vm, name, o->force, &r, &err) < 0)
         return qq_report(&err);
@@ -42,10 +39,7 @@ static int restore(qq_ctx *ctx, int argc, char **argv)
     (void)argc;
     const char *vm = argv[1], *name = argv[2];
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     if (snap_restore(c, vm, name, &err) < 0)
         return qq_report(&err);
     if (ctx->json)
@@ -60,10 +54,7 @@ static int delete(qq_ctx *ctx, int argc, char **argv)
     (void)argc;
     const char *vm = argv[1], *name = argv[2];
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     if (snap_delete(c, vm, name, &err) < 0)
         return qq_report(&err);
     if (ctx->json)
@@ -89,10 +80,7 @@ static int list(qq_ctx *ctx, int argc, char **argv)
     (void)argc;
     const char *vm = argv[1];
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
+    config *c = ctx->cfg;
     json_t *l = snap_list(c, vm, &err);
     if (!l)
         return qq_report(&err);
@@ -135,23 +123,25 @@ static int list(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_snapshot_save = {
-    .name = "snapshot save", .handler = save, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .name = "snapshot save", .needs_config = true, .handler = save, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
     .summary = "save the running VM's RAM, devices and disks as SNAPSHOT",
     QQ_OPTIONS(save_opts, save_options, NULL),
     .json = "{name, snapshot, kind, replaced, elapsed_ms}",
 };
 const qq_command qq_cmd_snapshot_restore = {
-    .name = "snapshot restore", .handler = restore, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .name = "snapshot restore", .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .needs_config = true, .handler = restore,
     .summary = "return the running VM to SNAPSHOT in place (a stopped VM: start --restore)",
     .json = "{name, snapshot}",
 };
 const qq_command qq_cmd_snapshot_list = {
-    .name = "snapshot list", .handler = list, .args = "VM", .min_args = 1, .max_args = 1,
+    .name = "snapshot list", .needs_config = true, .handler = list, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "list the VM's snapshots (running or stopped)",
     .json = "an array of {name, date, vm_state_size, vm_clock}",
 };
 const qq_command qq_cmd_snapshot_delete = {
-    .name = "snapshot delete", .handler = delete, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .name = "snapshot delete", .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
+    .needs_config = true, .handler = delete,
     .summary = "delete a snapshot",
     .json = "{name, snapshot}",
 };

@@ -49,9 +49,7 @@ static int start_one(qq_ctx *ctx, const char *name)
     if (!timeout)
         timeout = wait ? 300 : 60;
     long long deadline = t0 + (long long)timeout * 1000;
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     if (wait && config_has_vm(c, name) && config_vm_ssh_port(c, name) == SSH_PORT_NONE) {
         qq_fail(&err, QQ_EXIT_USAGE, "start --wait: VM %s has no ssh port to wait on: set [vm.%s.ssh] port", name,
                 name);
@@ -120,14 +118,8 @@ static int start_one(qq_ctx *ctx, const char *name)
     return 0;
 }
 
-static int run(qq_ctx *ctx, int argc, char **argv)
-{
-    const start_opts *o = ctx->opts;
-    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_CONFIGURED, start_one);
-}
-
 const qq_command qq_cmd_start = {
-    .name = "start", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .name = "start", .each = start_one, .each_all = QQ_ALL_CONFIGURED, .args = "[VM...]", .min_args = 0, .max_args = -1,
     .summary = "start VMs (returns when QMP answers; --wait also waits for the guests)",
     QQ_OPTIONS(start_opts, options, NULL),
     .json = "{name, pid, ssh_port, already_running, state, elapsed_ms, ready_ms}",

@@ -16,11 +16,7 @@ static const qq_opt options[] = {
 static int status_one(qq_ctx *ctx, const char *name)
 {
     qq_err err = { 0 };
-    config *c;
-    int rc = qq_begin(ctx, &c, &err);
-    if (rc >= 0)
-        return rc;
-    json_t *o = vm_status_json(c, name, &err);
+    json_t *o = vm_status_json(ctx->cfg, name, &err);
     if (!o)
         return qq_report(&err);
     if (ctx->json) {
@@ -45,14 +41,9 @@ static int status_one(qq_ctx *ctx, const char *name)
     return 0;
 }
 
-static int run(qq_ctx *ctx, int argc, char **argv)
-{
-    const status_opts *o = ctx->opts;
-    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_RUNNING, status_one);
-}
-
 const qq_command qq_cmd_status = {
-    .name = "status", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .name = "status", .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .each = status_one, .each_all = QQ_ALL_RUNNING, .each_waits = true,
     .summary = "show VMs' state, pid, ports and files",
     QQ_OPTIONS(status_opts, options, NULL),
     .json = "the original qqmgr's fields, plus state and uptime",

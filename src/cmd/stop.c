@@ -28,9 +28,7 @@ static int stop_one(qq_ctx *ctx, const char *name)
     int timeout = o->timeout;
     bool force = o->force;
     qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     vm_stop_result r;
     if (vm_stop(c, name, timeout, force, &r, &err) < 0)
         return qq_report(&err);
@@ -54,14 +52,9 @@ static int stop_one(qq_ctx *ctx, const char *name)
     return 0;
 }
 
-static int run(qq_ctx *ctx, int argc, char **argv)
-{
-    const stop_opts *o = ctx->opts;
-    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_RUNNING, stop_one);
-}
-
 const qq_command qq_cmd_stop = {
-    .name = "stop", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .name = "stop", .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .each = stop_one, .each_all = QQ_ALL_RUNNING, .each_waits = true,
     .summary = "power VMs down (ACPI, then QMP quit, SIGTERM, SIGKILL)",
     QQ_OPTIONS(stop_opts, options, &defaults),
     .json = "{name, was_running, pid, stopped_by, elapsed_ms}",

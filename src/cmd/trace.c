@@ -25,6 +25,20 @@ static void print_event(json_t *ev)
     printf("%-11s %s\n", json_string_value(json_object_get(ev, "state")), json_string_value(json_object_get(ev, "name")));
 }
 
+static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    const trace_opts *o = ctx->opts;
+    const char *action = argv[2];
+    bool pattern = argc > 3;
+    bool is_list = strcmp(action, "list") == 0, is_log = strcmp(action, "log") == 0;
+    bool is_on = strcmp(action, "on") == 0, is_off = strcmp(action, "off") == 0;
+    if (!is_list && !is_log && !is_on && !is_off)
+        return qq_usage_error(ctx, err, false, "expected list, on, off or log, got '%s'", action);
+    if (((is_on || is_off) && !pattern) || (is_log && pattern) || (!is_log && o->follow))
+        return qq_usage(ctx, false);
+    return 0;
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     const trace_opts *o = ctx->opts;
@@ -33,17 +47,9 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     bool follow = o->follow;
     long n = o->lines;
     bool is_list = strcmp(action, "list") == 0, is_log = strcmp(action, "log") == 0;
-    bool is_on = strcmp(action, "on") == 0, is_off = strcmp(action, "off") == 0;
-    if (!is_list && !is_log && !is_on && !is_off) {
-        fprintf(stderr, "qqmgr: trace: expected list, on, off or log, got '%s'\n", action);
-        return QQ_EXIT_USAGE;
-    }
-    if (((is_on || is_off) && !pattern) || (is_log && pattern) || (!is_log && follow))
-        return qq_usage(ctx, false);
+    bool is_on = strcmp(action, "on") == 0;
     qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     if (is_log)
         return trace_log(c, name, (size_t)n, follow, &err) < 0 ? qq_report(&err) : 0;
     if (is_list) {
@@ -63,7 +69,8 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 }
 
 const qq_command qq_cmd_trace = {
-    .name = "trace", .handler = run, .args = "VM list|on|off|log [PATTERN]", .min_args = 2, .max_args = 3,
+    .name = "trace", .args = "VM list|on|off|log [PATTERN]", .min_args = 2, .max_args = 3,
+    .check = check, .needs_config = true, .handler = run,
     .summary = "QEMU's trace events of a running VM: list, switch on/off (PATTERN: a name or glob), read the log",
     QQ_OPTIONS(trace_opts, options, &defaults),
     .json = "list: [{name, state}]; on/off: {name, pattern, enabled, events}",

@@ -29,9 +29,7 @@ static int wait_one(qq_ctx *ctx, const char *name)
     const char *stage = o->stage;
     int timeout = o->timeout;
     qq_err err = { 0 };
-    config *c = qq_config(ctx, &err);
-    if (!c)
-        return qq_report(&err);
+    config *c = ctx->cfg;
     long long t0 = proc_now_ms();
     if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, isatty(2) && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
@@ -41,14 +39,9 @@ static int wait_one(qq_ctx *ctx, const char *name)
     return 0;
 }
 
-static int run(qq_ctx *ctx, int argc, char **argv)
-{
-    const wait_opts *o = ctx->opts;
-    return qq_for_vms(ctx, argc, argv, o->all, QQ_ALL_CONFIGURED, wait_one);
-}
-
 const qq_command qq_cmd_wait = {
-    .name = "wait", .handler = run, .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .name = "wait", .args = "[VM...]", .min_args = 0, .max_args = -1,
+    .each = wait_one, .each_all = QQ_ALL_CONFIGURED, .each_waits = true,
     .summary = "wait until the guests are ready",
     QQ_OPTIONS(wait_opts, options, &defaults),
     .json = "{name, for, ready, elapsed_ms}",

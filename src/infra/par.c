@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,7 +17,7 @@
 
 typedef struct item {
     pid_t pid;          /* 0: not started, -1: ended */
-    int out, err;       /* memory files (-1 when closed) */
+    int out, err, res;  /* memory files (-1 when closed) */
     int status;
     bool ended;
 } item;
@@ -25,6 +26,28 @@ size_t par_default_parallel(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n * 2 : 2;
+}
+
+/* How many children may run at once: asked, within what the descriptor
+ * limit leaves (3 memory files each, a margin for the rest of the process). */
+static size_t fd_bound(size_t asked)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return asked;
+    rlim_t want = (rlim_t)asked * 3 + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (raised > rl.rlim_cur) {
+            struct rlimit nl = { .rlim_cur = raised, .rlim_max = rl.rlim_max };
+            if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+                rl.rlim_cur = raised;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return asked;
+    size_t fit = rl.rlim_cur > 64 + 3 ? (size_t)(rl.rlim_cur - 64) / 3 : 1;
+    return fit < asked ? fit : asked;
 }
 
 static void slurp(int fd, sbuf *b)
@@ -42,7 +65,8 @@ static int start_one(item *it, size_t i, par_fn fn, void *arg, qq_err *err)
 {
     it->out = memfd_create("qqmgr-stdout", MFD_CLOEXEC);
     it->err = memfd_create("qqmgr-stderr", MFD_CLOEXEC);
-    if (it->out < 0 || it->err < 0)
+    it->res = memfd_create("qqmgr-result", MFD_CLOEXEC);
+    if (it->out < 0 || it->err < 0 || it->res < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "memfd_create: %s", strerror(errno));
     fflush(NULL);
     pid_t pid = fork();
@@ -51,8 +75,15 @@ static int start_one(item *it, size_t i, par_fn fn, void *arg, qq_err *err)
     if (pid == 0) {
         dup2(it->out, 1);
         dup2(it->err, 2);
-        int rc = fn(i, arg);
+        sbuf result = SBUF_INIT;
+        int rc = fn(i, arg, &result);
         fflush(NULL);
+        for (size_t off = 0; off < result.len;) {
+            ssize_t k = write(it->res, result.buf + off, result.len - off);
+            if (k <= 0)
+                break;
+            off += (size_t)k;
+        }
         _exit(rc & 0xff);
     }
     it->pid = pid;
@@ -61,11 +92,12 @@ static int start_one(item *it, size_t i, par_fn fn, void *arg, qq_err *err)
 
 int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, qq_err *err)
 {
+    max_parallel = fd_bound(max_parallel);
     if (max_parallel < 1)
         max_parallel = 1;
     item *items = xcalloc(n ? n : 1, sizeof *items);
     for (size_t i = 0; i < n; i++)
-        items[i].out = items[i].err = -1;
+        items[i].out = items[i].err = items[i].res = -1;
     size_t next = 0, reported = 0, running = 0;
     int rc = 0;
     while (reported < n) {
@@ -80,17 +112,20 @@ int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, 
         /* report what is done, in order */
         while (reported < next && items[reported].ended) {
             item *it = &items[reported];
-            sbuf o = SBUF_INIT, e = SBUF_INIT;
+            sbuf o = SBUF_INIT, e = SBUF_INIT, d = SBUF_INIT;
             slurp(it->out, &o);
             slurp(it->err, &e);
+            slurp(it->res, &d);
             close(it->out);
             close(it->err);
-            it->out = it->err = -1;
+            close(it->res);
+            it->out = it->err = it->res = -1;
             par_result r = { .status = it->status, .out = sbuf_str(&o), .out_len = o.len,
-                             .err = sbuf_str(&e), .err_len = e.len };
+                             .err = sbuf_str(&e), .err_len = e.len, .data = sbuf_str(&d), .data_len = d.len };
             done(reported, &r, arg);
             sbuf_free(&o);
             sbuf_free(&e);
+            sbuf_free(&d);
             reported++;
         }
         if (reported >= next && (rc < 0 || next >= n))
@@ -119,6 +154,8 @@ int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, 
             close(items[i].out);
         if (items[i].err >= 0)
             close(items[i].err);
+        if (items[i].res >= 0)
+            close(items[i].res);
     }
     free(items);
     return rc;

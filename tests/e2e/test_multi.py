@@ -6,6 +6,9 @@ in a process of its own, in parallel; the output keeps the order given.
 
 import json
 import os
+import time
+
+import pytest
 
 from test_lifecycle import BARE, pid_alive
 
@@ -142,3 +145,26 @@ def test_an_unknown_name_among_several_is_a_usage_error_before_anything_starts(p
     assert 'no VM named "bb-typo"' in r.stderr and "a, b" in r.stderr
     assert project.json("status", "a")["running"] is False
     assert project.json("status", "b")["running"] is False
+
+
+def test_stop_all_waits_for_every_vm_at_once_so_it_takes_about_one_timeout(project):
+    """Waiting is not CPU work: VMs that ignore ACPI (nothing in a bare VM handles the
+    power button) are all asked and waited for at once, so `stop --all` takes about one
+    --timeout — not one per CPUs × 2 of them, as when stops ran in bounded batches."""
+    n = 2 * (os.cpu_count() or 1) + 2          # more than the CPU-bound batch
+    if n > 34:
+        pytest.skip("too many CPUs for a cheap test of the batch bound")
+    names = [f"v{i}" for i in range(n)]
+    project.write(vms(*names))
+    timeout = 5
+    try:
+        project.run("start", "--all", check=True)
+        t0 = time.monotonic()
+        stop = project.json("stop", "--all", "--timeout", str(timeout), check=True)
+        took = time.monotonic() - t0
+    finally:
+        project.run("stop", "--all", "--force")
+    assert [d["name"] for d in stop] == names
+    assert all(d["stopped_by"] == "quit" for d in stop), stop
+    # one timeout plus QMP quit; two batches would take two timeouts at least
+    assert took < 1.8 * timeout, f"stop --all of {n} VMs took {took:.1f} s"

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,9 +21,9 @@
 #include "../../src/infra/par.h"
 
 typedef struct seen {
-    size_t order[16];
-    int status[16];
-    char out[16][64], err[16][64];
+    size_t order[64];
+    int status[64];
+    char out[64][64], err[64][64], data[64][64];
     size_t n;
 } seen;
 
@@ -32,13 +34,15 @@ static void record(size_t i, const par_result *r, void *arg)
     s->status[i] = r->status;
     snprintf(s->out[i], sizeof s->out[i], "%s", r->out);
     snprintf(s->err[i], sizeof s->err[i], "%s", r->err);
+    snprintf(s->data[i], sizeof s->data[i], "%s", r->data);
     s->n++;
 }
 
 /* item i sleeps (n - i) * 20 ms, so later items end first */
-static int sleepy(size_t i, void *arg)
+static int sleepy(size_t i, void *arg, sbuf *result)
 {
     (void)arg;
+    sbuf_addf(result, "{\"item\": %zu}", i);
     struct timespec ts = { 0, (long)(6 - i) * 20 * 1000 * 1000 };
     nanosleep(&ts, NULL);
     printf("out %zu\n", i);
@@ -59,9 +63,13 @@ static void test_each_item_status_and_output_in_item_order(void **state)
         assert_int_equal(s.order[i], i);
         char want[32];
         if (i == 3) {
+            /* killed after writing: no result (it is sent when fn returns) */
             assert_int_equal(s.status[i], 128 + SIGKILL);
+            assert_string_equal(s.data[i], "");
             continue;
         }
+        snprintf(want, sizeof want, "{\"item\": %zu}", i);
+        assert_string_equal(s.data[i], want);
         assert_int_equal(s.status[i], (int)i);
         snprintf(want, sizeof want, "out %zu\n", i);
         assert_string_equal(s.out[i], want);
@@ -74,9 +82,10 @@ static void test_each_item_status_and_output_in_item_order(void **state)
  * most that were inside at once. */
 static char counter[64];
 
-static int counted(size_t i, void *arg)
+static int counted(size_t i, void *arg, sbuf *result)
 {
     (void)i;
+    (void)result;
     (void)arg;
     int fd = open(counter, O_RDWR);
     flock(fd, LOCK_EX);
@@ -127,6 +136,36 @@ static void test_at_most_max_parallel_children_at_once(void **state)
     assert_true(most >= 2 && most <= 3);
 }
 
+/* 40 children asked at once under a descriptor limit that fits fewer: all
+ * still run (fewer at a time) and none is lost to EMFILE. */
+static void test_a_low_descriptor_limit_bounds_the_children_not_the_items(void **state)
+{
+    (void)state;
+    struct rlimit old, low = { .rlim_cur = 100, .rlim_max = 100 };
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* in a child: the lowered hard limit cannot be raised again */
+        if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+            _exit(3);
+        snprintf(counter, sizeof counter, "/tmp/qq-test-par-fd-%ld", (long)getpid());
+        FILE *f = fopen(counter, "w");
+        if (!f)
+            _exit(4);
+        fclose(f);
+        seen s = { 0 };
+        qq_err e = { 0 };
+        int rc = par_run(40, 40, counted, record, &s, &e);
+        unlink(counter);
+        _exit(rc == 0 && s.n == 40 ? 0 : 5);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_no_items_is_no_call(void **state)
 {
     (void)state;
@@ -142,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_item_status_and_output_in_item_order),
         cmocka_unit_test(test_at_most_max_parallel_children_at_once),
+        cmocka_unit_test(test_a_low_descriptor_limit_bounds_the_children_not_the_items),
         cmocka_unit_test(test_no_items_is_no_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
