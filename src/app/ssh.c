@@ -25,8 +25,10 @@
 #include "../infra/fs.h"
 #include "../infra/net.h"
 #include "../infra/proc.h"
+#include "../infra/qmp.h"
 #include "../base/xalloc.h"
 #include "layout.h"
+#include "vm.h"
 
 /* ------------------------------------------------------------------ prepare */
 
@@ -331,32 +333,174 @@ static const char *unhealable(const char *ssh_err, int *code)
     return NULL;
 }
 
-static int fail_vm_gone(const char *state_dir, const char *vm, const char *why, qq_err *err)
+/* The end of the VM's serial log ("" when it has none): n lines. */
+static void serial_tail(const char *state_dir, size_t n, sbuf *out)
 {
     _cleanup_free_ char *path = layout_path(state_dir, LAYOUT_SERIAL);
-    _cleanup_sbuf_ sbuf tail = SBUF_INIT;
-    fs_tail(path, 15, &tail, NULL);
-    /* one line: the serial tail is shown after it */
-    if (tail.len)
-        return qq_fail(err, QQ_EXIT_FAIL, "VM %s %s; end of its serial console:\n%s", vm, why, sbuf_str(&tail));
-    return qq_fail(err, QQ_EXIT_FAIL, "VM %s %s", vm, why);
+    fs_tail(path, n, out, NULL);
+    while (out->len && (out->buf[out->len - 1] == '\n' || out->buf[out->len - 1] == '\r'))
+        out->buf[--out->len] = '\0';
 }
 
-/* The progress line on a terminal: stage, seconds, the last thing ssh said. */
+/* "; its serial console ends with:\n<tail>" or "; its serial console is empty" */
+static void add_serial_tail(sbuf *msg, const char *state_dir)
+{
+    _cleanup_sbuf_ sbuf tail = SBUF_INIT;
+    serial_tail(state_dir, SSH_WAIT_SERIAL_LINES, &tail);
+    if (tail.len)
+        sbuf_addf(msg, "\nlast lines of its serial console:\n%s", sbuf_str(&tail));
+    else
+        sbuf_adds(msg, "\nits serial console is empty");
+}
+
+static int fail_vm_gone(const char *state_dir, const char *vm, const char *why, qq_err *err)
+{
+    _cleanup_sbuf_ sbuf msg = SBUF_INIT;
+    sbuf_addf(&msg, "VM %s %s", vm, why);
+    add_serial_tail(&msg, state_dir);
+    return qq_fail(err, QQ_EXIT_FAIL, "%s", sbuf_str(&msg));
+}
+
+/* What the serial console tells about a guest ssh does not reach yet. */
+typedef struct serial_watch {
+    char path[4096];
+    off_t size;              /* at the last look */
+    time_t mtime;
+    char prompt[96];         /* a login prompt at its end ("dev login:"), or "" */
+    bool silent;             /* nothing at all on it for SSH_WAIT_SILENT_S */
+    bool kvm_asked;
+    bool kvm;                /* the VM runs under KVM (QMP query-kvm) */
+    bool at_reset;           /* its first CPU is still at the reset vector */
+} serial_watch;
+
+/* Whether a line is a console's invitation to log in: 2 "NAME login:"
+ * (getty), 1 busybox's "Please press Enter to activate this console.", 0 no. */
+static int is_prompt(const char *line, size_t len)
+{
+    while (len && isspace((unsigned char)line[len - 1]))
+        len--;
+    if (len >= 6 && memcmp(line + len - 6, "login:", 6) == 0)
+        return 2;
+    return memmem(line, len, "Please press Enter to activate this console", 43) != NULL;
+}
+
+static void serial_look(serial_watch *w)
+{
+    struct stat st;
+    if (stat(w->path, &st) < 0)
+        return;
+    w->silent = st.st_size == 0 && time(NULL) - st.st_mtime >= SSH_WAIT_SILENT_S;
+    if (st.st_size == w->size && st.st_mtime == w->mtime)
+        return;
+    w->size = st.st_size;
+    w->mtime = st.st_mtime;
+    w->prompt[0] = '\0';
+    _cleanup_sbuf_ sbuf tail = SBUF_INIT;
+    fs_tail(w->path, 3, &tail, NULL);
+    /* the last lines that hold anything but blanks (a prompt may be followed by a message) */
+    int best = 0;
+    for (const char *l = sbuf_str(&tail); *l;) {
+        size_t len = strcspn(l, "\n");
+        int k = is_prompt(l, len);
+        if (k && k >= best) {
+            best = k;
+            const char *b = l;
+            while (len && isspace((unsigned char)*b))
+                b++, len--;
+            while (len && isspace((unsigned char)b[len - 1]))
+                len--;
+            snprintf(w->prompt, sizeof w->prompt, "%.*s", (int)len, b);
+        }
+        l += len;
+        l += strspn(l, "\r\n \t");
+    }
+}
+
+/* A silent guest: does it run under KVM, is its CPU still at the reset vector? */
+static void ask_why_silent(const config *c, const char *vm, serial_watch *w)
+{
+    if (w->kvm_asked)
+        return;
+    w->kvm_asked = true;
+    qq_err e = { 0 };
+    json_t *r = vm_qmp(c, vm, "query-kvm", NULL, &e);
+    w->kvm = json_is_true(json_object_get(json_object_get(r, "return"), "enabled"));
+    json_decref(r);
+    _cleanup_free_ char *regs = vm_hmp(c, vm, "info registers", &e);
+    w->at_reset = qmp_regs_at_reset(regs);
+}
+
+/* A hint for the progress line (short) and the error (long), or false. */
+static bool serial_hint(const serial_watch *w, int phase, int port, bool refused, sbuf *shrt, sbuf *lng)
+{
+    if (phase == 0 && w->prompt[0]) {
+        sbuf_addf(shrt, "serial shows '%s', port %d does not answer", w->prompt, port);
+        sbuf_addf(lng, "the guest booted — serial shows '%s' — but nothing answers on its ssh port %d: does cmd "
+                  "give it a network device and the hostfwd to {{.vm.ssh.port}}%s?", w->prompt, port,
+                  refused ? " (nothing listens on the host port)" : ", and does the guest run sshd");
+        return true;
+    }
+    if (w->silent) {
+        sbuf_addf(shrt, "the guest printed nothing in %d s%s", SSH_WAIT_SILENT_S, w->kvm ? " (under KVM)" : "");
+        sbuf_addf(lng, "the guest has printed nothing on its serial console in %d s", SSH_WAIT_SILENT_S);
+        if (w->at_reset)
+            sbuf_adds(lng, " and its CPU has not left the reset vector: the guest never ran");
+        if (w->kvm)
+            sbuf_adds(lng, "; it runs under KVM (QMP query-kvm): if KVM does not work on this host, choose TCG "
+                      "with `-accel tcg` in cmd");
+        else
+            sbuf_adds(lng, " (does it boot? is its console on the serial port, console=ttyS0?)");
+        return true;
+    }
+    return false;
+}
+
+/* The progress line on a terminal: stage, seconds, the last thing ssh said
+ * (or what the serial console tells). */
 static void show_progress(const char *vm, const char *stage, long long ms, const char *last)
 {
-    char one[80];
+    char one[100];
     snprintf(one, sizeof one, "%s", last);
     one[strcspn(one, "\n")] = '\0';
     report_progress("qqmgr: %s: waiting for %s... %llds%s%s", vm, stage, ms / 1000, one[0] ? " — " : "", one);
 }
 
-int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
-                   bool debug, qq_err *err)
+/* The login keeps being refused: which keys ssh offers (ssh -G). */
+static void add_identities(sbuf *msg, const ssh_target *t)
+{
+    char *av[] = { "ssh", "-G", "-F", (char *)t->conf, (char *)t->alias, NULL };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    proc_run_opts o = { .null_stdio = true, .out = &out, .timeout_ms = 5000 };
+    proc_result r;
+    int n = 0;
+    if (proc_run(av, &o, &r, NULL) == 0 && !r.timed_out) {
+        for (const char *l = sbuf_str(&out); *l;) {
+            size_t len = strcspn(l, "\n");
+            if (len > 13 && strncmp(l, "identityfile ", 13) == 0) {
+                sbuf_addf(msg, "%s%.*s", n++ ? ", " : " ", (int)(len - 13), l + 13);
+            }
+            l += len + (l[len] == '\n');
+        }
+    }
+    if (!n)
+        sbuf_adds(msg, " (none named)");
+}
+
+static volatile sig_atomic_t wait_signal;
+static void on_wait_signal(int sig) { wait_signal = sig; }
+
+/* Sleep ms unless a signal came. */
+static void nap(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000 * 1000 };
+    if (!wait_signal)
+        nanosleep(&ts, NULL);
+}
+
+static int wait_loop(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
+                     bool debug, qq_err *err)
 {
     bool cloud = strcmp(stage, "cloud-init") == 0;
-    if (!cloud && strcmp(stage, "ssh") != 0)
-        return qq_fail(err, QQ_EXIT_USAGE, "unknown readiness stage \"%s\" (expected ssh or cloud-init)", stage);
     ssh_target t;
     if (ssh_prepare(c, vm, true, &t, err) < 0)
         return -1;
@@ -372,13 +516,26 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
                            "running; `%s stop %s` stops it)", vm, missing, config_cli(c), vm);
     }
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    serial_watch sw = { 0 };
+    {
+        _cleanup_free_ char *sp = layout_path(dir, LAYOUT_SERIAL);
+        snprintf(sw.path, sizeof sw.path, "%s", sp);
+        sw.size = -1;
+    }
     const char *what = "the ssh port to answer with an SSH banner";
     static const char *const stage_names[] = { "sshd", "ssh login", "cloud-init" };
     int phase = 0; /* 0 banner, 1 ssh true, 2 cloud-init */
-    long long start = proc_now_ms(), last_qmp = 0;
+    long long start = proc_now_ms(), last_qmp = 0, denied_since = 0;
     char last[1024] = "";   /* the last error (ssh's last lines, or the banner's) */
+    bool refused = false;
     int probes = 0;
     for (;;) {
+        if (wait_signal) {
+            if (progress)
+                report_progress_break();
+            return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for %s; the VM keeps running "
+                           "(`%s stop %s` stops it)", vm, stage_names[phase], config_cli(c), vm);
+        }
         vm_state st = { 0 };
         vm_probe(dir, false, &st);
         if (!st.running) {
@@ -387,16 +544,23 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
             return fail_vm_gone(dir, vm, "stopped while waiting for ssh", err);
         }
         long long now = proc_now_ms();
+        _cleanup_sbuf_ sbuf hint_s = SBUF_INIT, hint_l = SBUF_INIT;
+        bool hint = serial_hint(&sw, phase, t.port, refused, &hint_s, &hint_l);
         if (now >= deadline_ms) {
             if (progress)
                 report_progress_break();
-            return qq_fail(err, QQ_EXIT_FAIL,
-                           "VM %s: timed out after %.1fs waiting for %s (port %d); the VM was left running "
-                           "(`%s stop %s` stops it)%s%s", vm, (double)(now - start) / 1000.0, what, t.port, config_cli(c), vm,
-                           last[0] ? "; last error:\n" : "", last);
+            _cleanup_sbuf_ sbuf msg = SBUF_INIT;
+            sbuf_addf(&msg, "VM %s: timed out after %.1fs waiting for %s (port %d); the VM was left running "
+                      "(`%s stop %s` stops it)", vm, (double)(now - start) / 1000.0, what, t.port, config_cli(c), vm);
+            if (hint)
+                sbuf_addf(&msg, "; %s", sbuf_str(&hint_l));
+            if (last[0])
+                sbuf_addf(&msg, "; last error:\n%s", last);
+            add_serial_tail(&msg, dir);
+            return qq_fail(err, QQ_EXIT_FAIL, "%s", sbuf_str(&msg));
         }
         if (progress)
-            show_progress(vm, stage_names[phase], now - start, last);
+            show_progress(vm, stage_names[phase], now - start, hint ? sbuf_str(&hint_s) : last);
         probes++;
         if (phase == 0) {
             char why[256];
@@ -410,6 +574,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
                 what = "an ssh login (running `true`)";
                 continue;
             }
+            refused = strstr(why, "refused") != NULL;
             snprintf(last, sizeof last, "%s", why);
         } else {
             int left = (int)((deadline_ms - now) / 1000);
@@ -439,12 +604,34 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
                     return qq_fail(err, code, "VM %s: %s; the VM was left running (`%s stop %s` stops it); "
                                    "ssh said:\n%s", vm, why, config_cli(c), vm, last);
                 }
+                /* a refused key: cloud-init may install it late, so only a lasting refusal fails */
+                if (rc == 255 && strstr(sbuf_str(&e), "Permission denied")) {
+                    long long at = proc_now_ms();
+                    if (!denied_since)
+                        denied_since = at;
+                    else if (at - denied_since >= SSH_WAIT_DENIED_S * 1000LL) {
+                        if (progress)
+                            report_progress_break();
+                        _cleanup_sbuf_ sbuf msg = SBUF_INIT;
+                        sbuf_addf(&msg, "VM %s: the guest's sshd refused the login for %d s (since %.1fs into "
+                                  "the wait): is the public key of the IdentityFile in the guest's "
+                                  "authorized_keys (and User right)? the VM was left running (`%s stop %s` stops "
+                                  "it); ssh offered:", vm, SSH_WAIT_DENIED_S,
+                                  (double)(denied_since - start) / 1000.0, config_cli(c), vm);
+                        add_identities(&msg, &t);
+                        sbuf_addf(&msg, "; ssh said:\n%s", last);
+                        return qq_fail(err, QQ_EXIT_FAIL, "%s", sbuf_str(&msg));
+                    }
+                } else {
+                    denied_since = 0;
+                }
             } else {
                 snprintf(last, sizeof last, "/var/lib/cloud/instance/boot-finished not there yet");
             }
         }
         /* internal-error (what a broken KVM does) never recovers; asking QMP
-         * costs a connection, so once a second is enough */
+         * costs a connection, so once a second is enough; so is reading the
+         * serial console */
         if (proc_now_ms() - last_qmp >= 1000) {
             last_qmp = proc_now_ms();
             vm_state q = { 0 };
@@ -454,11 +641,31 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
                     report_progress_break();
                 return fail_vm_gone(dir, vm, "is in internal-error (the guest crashed; try -accel tcg)", err);
             }
+            serial_look(&sw);
+            if (sw.silent)
+                ask_why_silent(c, vm, &sw);
         }
-        struct timespec ts = { 0, phase == 0 ? 50 * 1000 * 1000 : 200 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
+        nap(phase == 0 ? 50 : 200);
     }
     if (progress)
         report_progress_end("qqmgr: %s: ready (%s) after %.1fs", vm, stage, (double)(proc_now_ms() - start) / 1000.0);
     return 0;
+}
+
+int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
+                   bool debug, qq_err *err)
+{
+    if (strcmp(stage, "cloud-init") != 0 && strcmp(stage, "ssh") != 0)
+        return qq_fail(err, QQ_EXIT_USAGE, "unknown readiness stage \"%s\" (expected ssh or cloud-init)", stage);
+    /* Ctrl-C (and TERM, HUP) ends the wait, not qqmgr: the VM keeps running, and the user is told */
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    struct sigaction sa = { .sa_handler = on_wait_signal }, old[3];
+    sigemptyset(&sa.sa_mask);
+    wait_signal = 0;
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+    int rc = wait_loop(c, vm, stage, deadline_ms, progress, debug, err);
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &old[i], NULL);
+    return rc;
 }

@@ -59,14 +59,27 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
  * ssh, which also brings the master up) or "cloud-init" (ssh, then
  * /var/lib/cloud/instance/boot-finished). Fails at once when QEMU exits or the
  * guest enters internal-error (with the end of the serial log); a timeout
- * names the stage, says the VM was left running and ends with ssh's last
- * error lines. What waiting cannot mend fails at once (the VM left running):
- * an IdentityFile that does not exist or that ssh cannot read, a config ssh
- * rejects (QQ_EXIT_USAGE), a host key other than the pinned one
- * (QQ_EXIT_FAIL); refused connections and failing logins during boot are
- * retried. progress: a line on stderr (stage, seconds, the last error);
- * debug: each probe and its outcome on stderr. deadline_ms is on
- * proc_now_ms()'s clock. */
+ * names the stage, says the VM was left running, ends with ssh's last error
+ * lines and the last SSH_WAIT_SERIAL_LINES lines of the serial console. What
+ * waiting cannot mend fails at once (the VM left running): an IdentityFile
+ * that does not exist or that ssh cannot read, a config ssh rejects
+ * (QQ_EXIT_USAGE), a host key other than the pinned one (QQ_EXIT_FAIL);
+ * refused connections are retried, and so are refused logins (cloud-init may
+ * install the key late) until the refusal has lasted SSH_WAIT_DENIED_S: then
+ * it fails naming the key files ssh offered (ssh -G).
+ * While waiting the serial log is read (once a second): a login prompt at
+ * its end while the ssh port gives no banner, or a console that stayed empty
+ * SSH_WAIT_SILENT_S after QEMU started (then QMP query-kvm and the CPU's
+ * registers tell whether KVM is in use and whether the guest ever ran), is
+ * said on the progress line and in the timeout's error.
+ * SIGINT/SIGTERM/SIGHUP end the wait (QQ_EXIT_FAIL, "interrupted", the VM
+ * keeps running and the stop command is named); the previous handlers are
+ * restored. progress: a line on stderr (stage, seconds, the last error or
+ * what the serial console tells); debug: each probe and its outcome on
+ * stderr. deadline_ms is on proc_now_ms()'s clock. */
+#define SSH_WAIT_DENIED_S 30
+#define SSH_WAIT_SILENT_S 20
+#define SSH_WAIT_SERIAL_LINES 10
 int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
                    bool debug, qq_err *err);
 

@@ -97,21 +97,31 @@ static int clamp_ms(long long ms, int lo, int hi)
 }
 
 /* Whether the guest's CPUs run, so it can act on a powerdown request: false
- * while paused, in prelaunch (-S), stopped by a debugger, or migrating in.
+ * while paused, in prelaunch (-S), stopped by a debugger, or migrating in,
+ * and when the guest never ran (its serial console is empty and the first
+ * CPU is still at the x86 reset vector, as under a KVM that does not work).
  * A suspended guest counts as running (the power button wakes it); so does
  * a QEMU that does not answer query-status. */
-static bool cpus_run(qmp *q, int timeout_ms)
+static bool cpus_run(qmp *q, const char *dir, int timeout_ms)
 {
+    long long end = proc_now_ms() + timeout_ms;
     json_t *r = qmp_execute(q, "query-status", NULL, timeout_ms, NULL);
     bool run = !r || json_is_true(json_object_get(r, "running")) ||
                strcmp(json_string_value(json_object_get(r, "status")) ?: "", "suspended") == 0;
     json_decref(r);
+    _cleanup_free_ char *serial = layout_path(dir, LAYOUT_SERIAL);
+    struct stat st;
+    if (run && stat(serial, &st) == 0 && st.st_size == 0) {
+        _cleanup_free_ char *regs = qmp_hmp(q, "info registers", clamp_ms(end - proc_now_ms(), 1, timeout_ms), NULL);
+        if (qmp_regs_at_reset(regs))
+            run = false;
+    }
     return run;
 }
 
 /* End the QEMU behind pidfd: system_powerdown (repeated: a guest still
  * booting drops it) until deadline (monotonic ms), unless force or the CPUs
- * are stopped (paused, -S); then QMP quit, SIGTERM, SIGKILL. Every step is bounded by the clock, whatever QEMU
+ * are stopped (paused, -S) or never ran (cpus_run); then QMP quit, SIGTERM, SIGKILL. Every step is bounded by the clock, whatever QEMU
  * sends on QMP: the powerdown phase ends by deadline (one call of at most
  * STOP_QMP_MS when the deadline is already past), quit takes at most
  * STOP_QMP_MS plus STOP_QUIT_WAIT_MS, SIGTERM STOP_TERM_WAIT_MS, SIGKILL
@@ -129,7 +139,7 @@ static const char *stop_qemu(const char *dir, int pidfd, long long deadline, boo
         qmp *q = qmp_open(sock, clamp_ms(left, 1000, STOP_QMP_MS), &e);
         bool guest_off = false;
         /* paused (start --paused, gdb): no guest to power off; asked within the deadline */
-        if (q && !cpus_run(q, clamp_ms(deadline - proc_now_ms(), 1, STOP_QMP_MS))) {
+        if (q && !cpus_run(q, dir, clamp_ms(deadline - proc_now_ms(), 1, STOP_QMP_MS))) {
             qmp_close(q);
             q = NULL;
         }

@@ -368,6 +368,11 @@ json_t *qmp_take_events(qmp *q)
     return ev;
 }
 
+bool qmp_regs_at_reset(const char *r)
+{
+    return r && (strstr(r, "EIP=0000fff0") || strstr(r, "RIP=000000000000fff0")) && strstr(r, "CS =f000 ffff0000");
+}
+
 unsigned long qmp_events_dropped(const qmp *q) { return q->dropped; }
 const json_t *qmp_greeting(const qmp *q) { return q->greeting; }
 int qmp_fd(const qmp *q) { return q->fd; }

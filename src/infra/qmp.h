@@ -55,6 +55,10 @@ json_t *qmp_reply_return(json_t *reply, const char **cls, const char **desc);
 /* Run an HMP command line through human-monitor-command; its text (caller frees). */
 char *qmp_hmp(qmp *q, const char *command_line, int timeout_ms, qq_err *err);
 
+/* Whether HMP `info registers` text shows an x86 CPU still at its reset
+ * vector (CS base ffff0000, IP fff0): a guest that never ran. */
+bool qmp_regs_at_reset(const char *info_registers);
+
 /* Wait up to timeout_ms for one event to arrive (it is kept, with any other
  * event already received). 1 an event arrived (or was already kept), 0
  * timeout, -1 transport error / EOF / malformed. */

@@ -31,6 +31,8 @@
 #                   but no SSH banner ever comes (tests of ssh readiness timeouts)
 #   qqtest.noacpi   acpid is not started: the guest ignores ACPI powerdown (QMP
 #                   system_powerdown), so QEMU keeps running (tests of stop fallbacks)
+#   qqtest.getty    a getty on ttyS0 shows "tinyguest login: " on the console, as a
+#                   distribution's guest does (tests of waits that read the serial log)
 #
 # Env:   KERNEL_PKG    kernel binary package (default: what linux-image-amd64 depends on)
 #        MODULES       kernel modules to load at boot (deps are resolved automatically)
@@ -273,6 +275,7 @@ cat > "$ROOT/etc/inittab" <<'EOF'
 ::sysinit:/etc/init.d/rcS
 ::respawn:/etc/init.d/service sshd /usr/sbin/dropbear -F -s -p 22 -r /etc/dropbear/dropbear_ed25519_host_key
 ::respawn:/etc/init.d/service acpi /sbin/acpid -f -l /var/log/acpid.log
+::respawn:/etc/init.d/ifset getty /sbin/getty -L 115200 ttyS0 vt100
 ::askfirst:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/echo "tinyguest: shutting down"
@@ -329,6 +332,18 @@ done
 exec "$@"
 EOF
 chmod 755 "$ROOT/etc/init.d/service"
+
+# ifset NAME CMD...: run CMD only when "qqtest.NAME" is on the kernel command line (else
+# sleep: init respawns it)
+cat > "$ROOT/etc/init.d/ifset" <<'EOF'
+#!/bin/sh
+name=$1; shift
+for w in $(cat /proc/cmdline); do
+    [ "$w" = "qqtest.$name" ] && exec "$@"
+done
+exec sleep 2147483647
+EOF
+chmod 755 "$ROOT/etc/init.d/ifset"
 
 # busybox acpid maps the power button (KEY_POWER / "PWRF") to /etc/acpi/PWRF/00000080
 printf '#!/bin/sh\nexec /sbin/poweroff\n' > "$ROOT/etc/acpi/PWRF/00000080"
