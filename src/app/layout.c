@@ -51,6 +51,7 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
     [LAYOUT_IMG_BUILD_LOG] = "build.log",
     [LAYOUT_IMG_BUILD_QMP] = "build-qmp.sock",
     [LAYOUT_OWNER] = "owner.json",
+    [LAYOUT_KEYS] = "keys",
 };
 
 /* the QEMU sockets QEMU binds (the longest decides whether they fit) */

@@ -21,7 +21,8 @@
  *   DIR/NAME (any other) → DIR/.qqmgr/config.NAME/
  *   the global file     → ${XDG_STATE_HOME:-~/.local/state}/qqmgr/
  * A config state dir holds only vm.*, img.*, config.* (other configs' state,
- * in .qqmgr/) and its record: entries of two configs never share a path and
+ * in .qqmgr/), keys/ (the ssh key pair `init` makes when the user has none:
+ * keys/id_ed25519, never removed by rm or prune) and its record: entries of two configs never share a path and
  * a config's state never looks like a VM or an image. Every dir qqmgr makes
  * (config state, vm.NAME, img.NAME) holds owner.json, 0600:
  *   {"kind": "config"|"vm"|"img", "name": NAME, "config": REAL PATH}
@@ -94,6 +95,7 @@ typedef enum layout_file {
     LAYOUT_IMG_BUILD_LOG,
     LAYOUT_IMG_BUILD_QMP,
     LAYOUT_OWNER,         /* any dir qqmgr makes: what it is, which config made it */
+    LAYOUT_KEYS,          /* a config state dir's keys/: the ssh key pair `init` makes, id_ed25519(.pub) */
     LAYOUT_FILE_COUNT
 } layout_file;
 

@@ -1,82 +1,46 @@
 /* init — write a commented starter config (./qqmgr.toml, or the -c FILE) and
- * the cloud-init templates it names, next to it. Never overwrites a file. */
+ * the cloud-init templates it names, next to it. Never overwrites a file.
+ *
+ * The image comes from the catalogue (data/images.toml, compiled in as
+ * qq_images_toml): --template NAME, default debian-12; --list lists it. The
+ * guest's ssh key is the user's first ~/.ssh/id_*.pub, else a key pair made
+ * for the config in its state dir (layout.h: <state dir>/keys/id_ed25519,
+ * 0600 in a 0700 dir), which the config then names as IdentityFile. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "../app/layout.h"
 #include "../base/cleanup.h"
+#include "../base/strdist.h"
+#include "../base/toml.h"
 #include "../base/xalloc.h"
+#include "../infra/proc.h"
 #include "cmd.h"
 
-static const char config_text[] =
-    "# qqmgr config, written by `qqmgr init`. Reference: `man qqmgr`, docs/reference.md.\n"
-    "#\n"
-    "# One VM, \"dev\": a Debian cloud image customised once by cloud-init (image \"debian\"),\n"
-    "# plus a blank data disk (image \"data\"), reachable with `qqmgr ssh dev`.\n"
-    "#\n"
-    "#   %s img build debian   # download, customise (one boot, a few minutes)\n"
-    "#   %s img build data     # create the blank disk\n"
-    "#   %s start dev --wait   # boot, wait until ssh works\n"
-    "#   %s ssh dev            # log in\n"
-    "#   %s stop dev\n"
-    "#\n"
-    "# Images are built only by `img build`: `start` refuses a VM whose image is missing.\n"
-    "\n"
-    "[vm.dev]\n"
-    "# The exact QEMU arguments (Go templates: {{.img.NAME}} is the built image's path,\n"
-    "# {{.vm.ssh.port}} the host port of ssh). qqmgr adds -qmp, -serial, -monitor and\n"
-    "# -pidfile itself. KVM when the host allows it, else TCG (slower, works anywhere).\n"
-    "cmd = [\n"
-    "    \"-accel kvm -accel tcg -m 1024 -smp 2 -display none\",\n"
-    "    \"-drive 'file={{.img.debian}},if=virtio,format=qcow2'\",   # quoted: the path may hold spaces\n"
-    "    \"-drive 'file={{.img.data}},if=virtio,format=raw'\",      # /dev/vdb in the guest\n"
-    "    \"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}\",\n"
-    "    \"-device virtio-net-pci,netdev=n0\",\n"
-    "]\n"
-    "\n"
-    "[vm.dev.ssh]\n"
-    "port = \"auto\"        # a free host port, chosen at each start (`qqmgr list` shows it)\n"
-    "User = \"debian\"      # the cloud image's user; your key is its authorized key (below)\n"
-    "# Any ssh_config keyword may follow, e.g. IdentityFile = \"keys/id_ed25519\"\n"
-    "# (relative paths are relative to this file). Host keys are pinned per VM.\n"
-    "\n"
-    "[img.debian]\n"
-    "builder = \"cloud-init\"\n"
-    "img_size = \"8G\"\n"
-    "build_timeout = 1200   # seconds for the customisation boot\n"
-    "# The customisation boot: the guest runs cloud-init from the generated ISO, then powers off.\n"
-    "build_args = [\"-accel\", \"kvm\", \"-accel\", \"tcg\", \"-m\", \"1024\", \"-display\", \"none\",\n"
-    "              \"-serial\", \"stdio\", \"-drive\", \"file={{.img_self}},if=virtio,format=qcow2\",\n"
-    "              \"-cdrom\", \"{{.cloud_init_iso}}\"]\n"
-    "\n"
-    "[img.debian.base_img]\n"
-    "url = \"https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2\"\n"
-    "# The download is checked against this sum. Put the image's real sha256 here\n"
-    "# (`curl -L URL | sha256sum`); with this placeholder the build stops and names the sum it got.\n"
-    "sha256sum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
-    "\n"
-    "[[img.debian.templates]]   # rendered with [img.debian.env], put on the cloud-init ISO\n"
-    "template = \"user-data.tpl\"\n"
-    "output = \"user-data\"\n"
-    "\n"
-    "[[img.debian.templates]]\n"
-    "template = \"meta-data.tpl\"\n"
-    "output = \"meta-data\"\n"
-    "\n"
-    "[img.debian.env]\n"
-    "hostname = \"dev\"\n"
-    "%s"
-    "\n"
-    "[img.data]\n"
-    "builder = \"raw\"      # a blank (sparse) raw disk\n"
-    "img_size = \"4G\"\n";
+extern const char qq_images_toml[];   /* generated from data/images.toml */
+
+#define DEFAULT_TEMPLATE "debian-12"
+
+typedef struct {
+    const char *template;
+    bool list;
+} init_opts;
+
+static const qq_opt options[] = {
+    QQ_STRING(0, "template", "NAME", init_opts, template, "the image from the catalogue (default " DEFAULT_TEMPLATE ")"),
+    QQ_FLAG(0, "list", init_opts, list, "list the catalogue's images, write nothing"),
+    QQ_OPT_END,
+};
 
 static const char user_data[] =
     "#cloud-config\n"
-    "# Run once, at `qqmgr img build debian`; the guest powers off when done.\n"
+    "# Run once, at `qqmgr img build`; the guest powers off when done.\n"
     "hostname: {{.hostname}}\n"
     "ssh_authorized_keys:\n"
     "  - {{.pubkey}}\n"
@@ -86,6 +50,22 @@ static const char user_data[] =
 static const char meta_data[] =
     "instance-id: {{.hostname}}\n"
     "local-hostname: {{.hostname}}\n";
+
+/* The catalogue: {NAME: {title, image, url, sha256, sha512, sums, source, user, qemu_args}}. */
+static json_t *catalogue(void)
+{
+    toml_error te = { 0 };
+    json_t *cat = toml_parse(qq_images_toml, strlen(qq_images_toml), 0, NULL, &te);
+    if (!cat)
+        abort();   /* compiled-in data; tests/e2e/test_init.py keeps it valid */
+    return cat;
+}
+
+static const char *field(json_t *entry, const char *key)
+{
+    const char *s = json_string_value(json_object_get(entry, key));
+    return s ? s : "";
+}
 
 /* the user's first ssh public key, for the guest's authorized_keys */
 static char *find_pubkey(void)
@@ -103,6 +83,41 @@ static char *find_pubkey(void)
             return xstrdup(line);
     }
     return NULL;
+}
+
+/* A key pair for the config at key (made when missing, kept when there);
+ * returns its public line, or NULL with err. *made tells which. */
+static char *config_key(const char *key, const char *conf, bool *made, qq_err *err)
+{
+    _cleanup_free_ char *pub = xasprintf("%s.pub", key), *dir = xstrdup(key);
+    *strrchr(dir, '/') = '\0';
+    *made = false;
+    if (access(key, F_OK) != 0) {
+        if (layout_make_dir(dir, err) < 0)
+            return NULL;
+        _cleanup_free_ char *comment = xasprintf("qqmgr init %s", conf);
+        char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", (char *)key, NULL };
+        _cleanup_sbuf_ sbuf out = SBUF_INIT;
+        proc_run_opts po = { .out = &out, .err = &out, .timeout_ms = 30000 };
+        proc_result r;
+        if (proc_run(argv, &po, &r, err) < 0) {
+            qq_err_prefix(err, "making the config's ssh key");
+            return NULL;
+        }
+        if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
+            qq_fail(err, QQ_EXIT_FAIL, "ssh-keygen failed making %s: %s", key, sbuf_str(&out));
+            return NULL;
+        }
+        *made = true;
+    }
+    _cleanup_fclose_ FILE *f = fopen(pub, "r");
+    char line[16384];
+    if (!f || !fgets(line, sizeof line, f)) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", pub, f ? "empty" : strerror(errno));
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return xstrdup(line);
 }
 
 /* create path with text; refuses an existing file (O_EXCL) */
@@ -126,10 +141,175 @@ static int write_new(const char *path, const char *text, qq_err *err)
     return 0;
 }
 
+/* The QEMU arguments of qemu_args as build_args elements: "a", "b", */
+static void build_arg_words(sbuf *out, const char *args)
+{
+    for (const char *p = args; *p;) {
+        p += strspn(p, " ");
+        size_t n = strcspn(p, " ");
+        if (n)
+            sbuf_addf(out, "\"%.*s\", ", (int)n, p);
+        p += n;
+    }
+}
+
+/* publine: the env's pubkey line; idline: the ssh section's IdentityFile line or "" */
+static char *config_text(const char *name, json_t *e, const char *cli, const char *publine, const char *idline)
+{
+    const char *img = field(e, "image"), *extra = field(e, "qemu_args");
+    _cleanup_sbuf_ sbuf t = SBUF_INIT, bx = SBUF_INIT;
+    build_arg_words(&bx, extra);
+    sbuf_addf(&t,
+              "# qqmgr config, written by `qqmgr init --template %s`. Reference: docs/reference.md,\n"
+              "# or `man qqmgr` once qqmgr is installed (`meson install -C build`).\n"
+              "#\n"
+              "# One VM, \"dev\": %s, customised once by cloud-init\n"
+              "# (image \"%s\"), plus a blank data disk (image \"data\"), reachable with `qqmgr ssh dev`.\n"
+              "#\n"
+              "#   %s img build %s   # download, customise (one boot, a few minutes)\n"
+              "#   %s img build data     # create the blank disk\n"
+              "#   %s start dev --wait   # boot, wait until ssh works\n"
+              "#   %s ssh dev            # log in\n"
+              "#   %s snapshot save dev ready   # every disk is qcow2: the VM can be snapshotted\n"
+              "#   %s stop dev\n"
+              "#\n"
+              "# Images are built only by `img build`: `start` refuses a VM whose image is missing.\n"
+              "\n",
+              name, field(e, "title"), img, cli, img, cli, cli, cli, cli, cli);
+    sbuf_addf(&t,
+              "[vm.dev]\n"
+              "# The exact QEMU arguments (Go templates: {{.img.NAME}} is the built image's path,\n"
+              "# {{.vm.ssh.port}} the host port of ssh). qqmgr adds -qmp, -serial, -monitor and\n"
+              "# -pidfile itself. KVM when the host allows it, else TCG (slower, works anywhere).\n"
+              "cmd = [\n"
+              "    \"-accel kvm -accel tcg -m 1024 -smp 2 -display none%s%s\",\n"
+              "    \"-drive 'file={{.img.%s}},if=virtio,format=qcow2'\",   # quoted: the path may hold spaces\n"
+              "    \"-drive 'file={{.img.data}},if=virtio,format=qcow2'\",   # /dev/vdb in the guest\n"
+              "    \"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}\",\n"
+              "    \"-device virtio-net-pci,netdev=n0\",\n"
+              "]\n"
+              "\n"
+              "[vm.dev.ssh]\n"
+              "port = \"auto\"        # a free host port, chosen at each start (`qqmgr list` shows it)\n"
+              "User = \"%s\"      # the cloud image's user; the key below is its authorized key\n"
+              "%s"
+              "# Any ssh_config keyword may follow (relative paths are relative to this file).\n"
+              "# Host keys are pinned per VM.\n"
+              "\n",
+              *extra ? " " : "", extra, img, field(e, "user"), idline);
+    sbuf_addf(&t,
+              "[img.%s]\n"
+              "builder = \"cloud-init\"\n"
+              "img_size = \"8G\"\n"
+              "build_timeout = 1200   # seconds for the customisation boot\n"
+              "# The customisation boot: the guest runs cloud-init from the generated ISO, then\n"
+              "# powers off. It has the same network card as the VM (cloud-init may fetch packages).\n"
+              "build_args = [\"-accel\", \"kvm\", \"-accel\", \"tcg\", \"-m\", \"1024\", \"-display\", \"none\",\n"
+              "              %s\"-serial\", \"stdio\", \"-drive\", \"file={{.img_self}},if=virtio,format=qcow2\",\n"
+              "              \"-netdev\", \"user,id=n0\", \"-device\", \"virtio-net-pci,netdev=n0\",\n"
+              "              \"-cdrom\", \"{{.cloud_init_iso}}\"]\n"
+              "\n"
+              "[img.%s.base_img]\n"
+              "# %s\n"
+              "url = \"%s\"\n",
+              img, sbuf_str(&bx), img, field(e, "title"), field(e, "url"));
+    const char *sha256 = field(e, "sha256");
+    if (*sha256) {
+        sbuf_addf(&t,
+                  "# The download is checked against this sum, upstream's, published in\n"
+                  "# %s\n"
+                  "# (source: %s).\n"
+                  "sha256sum = \"%s\"\n",
+                  field(e, "sums"), field(e, "source"), sha256);
+    } else {
+        sbuf_addf(&t,
+                  "# Upstream publishes no sha256 for this image, only a sha512, in\n"
+                  "# %s:\n"
+                  "#   %s\n"
+                  "# (source: %s).\n"
+                  "# qqmgr checks sha256: with the placeholder below the build stops and names the\n"
+                  "# sha256 it got. Check the sha512 of the same bytes first, then paste the sha256:\n"
+                  "#   curl -L '%s' | tee >(sha512sum >&2) | sha256sum\n"
+                  "sha256sum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
+                  field(e, "sums"), field(e, "sha512"), field(e, "source"), field(e, "url"));
+    }
+    sbuf_addf(&t,
+              "\n"
+              "[[img.%s.templates]]   # rendered with [img.%s.env], put on the cloud-init ISO\n"
+              "template = \"user-data.tpl\"\n"
+              "output = \"user-data\"\n"
+              "\n"
+              "[[img.%s.templates]]\n"
+              "template = \"meta-data.tpl\"\n"
+              "output = \"meta-data\"\n"
+              "\n"
+              "[img.%s.env]\n"
+              "hostname = \"dev\"\n"
+              "%s"
+              "\n"
+              "[img.data]\n"
+              "builder = \"raw\"      # a blank disk\n"
+              "format = \"qcow2\"     # qcow2, not raw: a VM whose writable disks are all qcow2 can be snapshotted\n"
+              "img_size = \"4G\"\n",
+              img, img, img, img, publine);
+    return sbuf_steal(&t);
+}
+
+static int list_catalogue(qq_ctx *ctx, json_t *cat)
+{
+    if (ctx->json) {
+        json_t *arr = json_array();
+        const char *name;
+        json_t *e;
+        json_object_foreach(cat, name, e) {
+            json_t *o = json_pack("{s:s}", "name", name);
+            json_object_update(o, e);
+            json_array_append_new(arr, o);
+        }
+        qq_print_json(arr);
+        return 0;
+    }
+    int w = 4;
+    const char *name;
+    json_t *e;
+    json_object_foreach(cat, name, e) w = (int)strlen(name) > w ? (int)strlen(name) : w;
+    printf("%-*s  %-6s  %s\n", w, "NAME", "SUM", "IMAGE");
+    json_object_foreach(cat, name, e) printf("%-*s  %-6s  %s\n", w, name, *field(e, "sha256") ? "sha256" : "sha512",
+                                             field(e, "title"));
+    printf("\nqqmgr init --template NAME writes a config for one (default %s); sha512: upstream publishes\n"
+           "no sha256, the config says how to check the download (docs/reference.md, init).\n",
+           DEFAULT_TEMPLATE);
+    return 0;
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc, (void)argv;
+    const init_opts *o = ctx->opts;
     qq_err err = { 0 };
+    _cleanup_json_ json_t *cat = catalogue();
+    if (o->list)
+        return list_catalogue(ctx, cat);
+    const char *name = o->template ? o->template : DEFAULT_TEMPLATE;
+    json_t *entry = json_object_get(cat, name);
+    if (!entry) {
+        const char *names[32];
+        size_t n = 0;
+        const char *k;
+        json_t *v;
+        _cleanup_sbuf_ sbuf all = SBUF_INIT;
+        json_object_foreach(cat, k, v) {
+            if (n < 31)
+                names[n++] = k;
+            sbuf_addf(&all, "%s%s", all.len ? ", " : "", k);
+        }
+        names[n] = NULL;
+        const char *near = str_closest(name, names);
+        fprintf(stderr, "qqmgr: init: no template \"%s\"%s%s%s (templates: %s; see init --list)\n", name,
+                near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "", sbuf_str(&all));
+        return QQ_EXIT_USAGE;
+    }
+
     const char *conf = ctx->config_path ? ctx->config_path : "qqmgr.toml";
     const char *slash = strrchr(conf, '/');
     _cleanup_free_ char *dir = slash ? xstrndup(conf, (size_t)(slash - conf + 1)) : xstrdup("");
@@ -141,11 +321,33 @@ static int run(qq_ctx *ctx, int argc, char **argv)
             return qq_report(&err);
         }
     }
-    _cleanup_free_ char *key = find_pubkey();
-    _cleanup_free_ char *keyline =
-        key ? xasprintf("pubkey = \"%s\"   # from ~/.ssh\n", key)
-            : xstrdup("# no ~/.ssh/id_*.pub found: run `ssh-keygen -t ed25519`, then paste the .pub line here\n"
-                      "pubkey = \"\"\n");
+    _cleanup_free_ char *key = find_pubkey(), *keyfile = NULL, *publine = NULL, *idline = NULL;
+    bool made = false;
+    if (key) {
+        publine = xasprintf("pubkey = \"%s\"   # from ~/.ssh\n", key);
+        idline = xstrdup("");
+    } else {
+        /* no key of the user's: one for this config, in its state dir */
+        char real[PATH_MAX];
+        if (!realpath(*dir ? dir : ".", real)) {
+            qq_fail(&err, QQ_EXIT_FAIL, "%s: %s", *dir ? dir : ".", strerror(errno));
+            return qq_report(&err);
+        }
+        const char *base = slash ? slash + 1 : conf;
+        _cleanup_free_ char *state = layout_config_state_dir(real, base, &err);
+        if (!state)
+            return qq_report(&err);
+        _cleanup_free_ char *cfg_real = xasprintf("%s/%s", strcmp(real, "/") ? real : "", base);
+        layout_set_config(state, cfg_real);   /* the state dir made for the key carries its record */
+        _cleanup_free_ char *keys = layout_path(state, LAYOUT_KEYS);
+        keyfile = xasprintf("%s/id_ed25519", keys);
+        key = config_key(keyfile, conf, &made, &err);
+        if (!key)
+            return qq_report(&err);
+        const char *rel = keyfile + strlen(real) + (strcmp(real, "/") != 0);
+        publine = xasprintf("pubkey = \"%s\"   # the config's own key (no ~/.ssh/id_*.pub): %s.pub\n", key, rel);
+        idline = xasprintf("IdentityFile = \"%s\"   # the config's own key, made by `qqmgr init`\n", rel);
+    }
     _cleanup_sbuf_ sbuf cli = SBUF_INIT;
     sbuf_adds(&cli, "qqmgr");
     if (ctx->config_path) {
@@ -153,20 +355,30 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         qq_shell_quote(&cli, ctx->config_path);
     }
     const char *p = sbuf_str(&cli);
-    _cleanup_free_ char *text = xasprintf(config_text, p, p, p, p, p, keyline);
+    _cleanup_free_ char *text = config_text(name, entry, p, publine, idline);
     if (write_new(conf, text, &err) < 0 || write_new(ud, user_data, &err) < 0 || write_new(md, meta_data, &err) < 0)
         return qq_report(&err);
+    bool has256 = *field(entry, "sha256");
     if (ctx->json) {
-        qq_print_json(json_pack("{s:s, s:[s,s], s:b}", "config", conf, "templates", ud, md, "pubkey_found", key != NULL));
+        qq_print_json(json_pack("{s:s, s:[s,s], s:s, s:b, s:s?, s:b}", "config", conf, "templates", ud, md, "template",
+                                name, "pubkey_found", keyfile == NULL, "key", keyfile, "key_made", made));
         return 0;
     }
-    printf("wrote %s, %s and %s\nnext: put the image's sha256 into %s, then: %s img build debian\n", conf, ud, md,
-           conf, p);
+    printf("wrote %s, %s and %s (template %s)\n", conf, ud, md, name);
+    if (keyfile)
+        printf("no ~/.ssh/id_*.pub: %s the config's own ssh key %s (IdentityFile in %s)\n",
+               made ? "made" : "using", keyfile, conf);
+    if (has256)
+        printf("next: %s img build %s\n", p, field(entry, "image"));
+    else
+        printf("next: check the image's sum as %s says, put its sha256 there, then: %s img build %s\n", conf, p,
+               field(entry, "image"));
     return 0;
 }
 
 const qq_command qq_cmd_init = {
     .name = "init", .handler = run, .args = "", .min_args = 0, .max_args = 0,
     .summary = "write a commented starter qqmgr.toml (or the -c FILE) and its cloud-init templates",
-    .json = "{config, templates, pubkey_found}",
+    QQ_OPTIONS(init_opts, options, NULL),
+    .json = "{config, templates, template, pubkey_found, key, key_made}",
 };

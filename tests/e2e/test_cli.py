@@ -234,7 +234,7 @@ def test_init_writes_a_starter_that_list_and_show_accept_and_never_overwrites(qq
     vms = json.loads(qq(qqmgr, "list", "--json", cwd=d).stdout)
     assert [(v["name"], v["ssh_port_config"]) for v in vms] == [("dev", "auto")]
     r = qq(qqmgr, "show", "dev", cwd=d)
-    assert r.returncode == 0 and "img.debian/disk.qcow2" in r.stdout and "img.data/disk.raw" in r.stdout
+    assert r.returncode == 0 and "img.debian/disk.qcow2" in r.stdout and "img.data/disk.qcow2" in r.stdout
     imgs = {i["name"]: i["builder"] for i in json.loads(qq(qqmgr, "img", "list", "--json", cwd=d).stdout)}
     assert imgs == {"debian": "cloud-init", "data": "raw"}
     assert qq(qqmgr, "img", "build", "data", cwd=d).returncode == 0
@@ -423,7 +423,7 @@ def test_init_starter_drives_stay_one_argument_in_a_config_dir_with_spaces(qqmgr
     argv = json.loads(qq(qqmgr, "show", "dev", "--json", cwd=d).stdout)["argv"]
     drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
     assert drives == [f"file={d}/.qqmgr/img.debian/disk.qcow2,if=virtio,format=qcow2",
-                      f"file={d}/.qqmgr/img.data/disk.raw,if=virtio,format=raw"], argv
+                      f"file={d}/.qqmgr/img.data/disk.qcow2,if=virtio,format=qcow2"], argv
 
 
 def test_an_unknown_vm_is_named_with_the_nearest_and_the_existing_ones_by_every_command(qqmgr, tmp_path):
