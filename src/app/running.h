@@ -6,6 +6,7 @@
  * layout_pid_holder; never the pid alone). A VM that is not running is
  * QQ_EXIT_FAIL with one message, the same for every command:
  *   NAME is not running (start it: qqmgr start NAME)
+ * (or `qqmgr start NAME --restore SNAP` where that is what the user wants),
  * (the program name as the user typed it: config_cli). An unknown VM is
  * config_check_vm's QQ_EXIT_USAGE.
  */
@@ -22,7 +23,8 @@
 int running_require(const config *cfg, const char *name, pid_t *pid, char **state_dir, qq_err *err);
 
 /* The message alone, for a caller that found the VM stopped by other means:
- * always -1. */
-int running_not(const config *cfg, const char *name, qq_err *err);
+ * always -1. start_args: what the hint adds after `start NAME` (such as
+ * "--restore SNAP"), or NULL. */
+int running_not(const config *cfg, const char *name, const char *start_args, qq_err *err);
 
 #endif

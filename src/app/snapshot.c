@@ -23,6 +23,7 @@
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
 #include "layout.h"
+#include "running.h"
 #include "ssh.h"
 
 #define DISKS_FILE "disks.json"    /* in the snapshots dir */
@@ -131,12 +132,12 @@ static int qemu_img(const config *c, char *const *args, char **out, qq_err *err)
 }
 
 /* QMP of a running VM (NULL with err when it is not running or QMP fails). */
-static qmp *open_qmp(const char *vm, const char *dir, int timeout_ms, qq_err *err)
+static qmp *open_qmp(const config *c, const char *vm, const char *dir, int timeout_ms, qq_err *err)
 {
     vm_state st;
     vm_probe(dir, false, &st);
     if (!st.running) {
-        qq_fail(err, QQ_EXIT_FAIL, "%s is not running", vm);
+        running_not(c, vm, NULL, err);
         return NULL;
     }
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
@@ -395,7 +396,7 @@ json_t *snap_list(const config *c, const char *vm, qq_err *err)
     vm_state st;
     vm_probe(dir, false, &st);
     qmp *q = NULL;
-    if (st.running && !(q = open_qmp(vm, dir, 5000, err)))
+    if (st.running && !(q = open_qmp(c, vm, dir, 5000, err)))
         return NULL;
     json_t *l = list_in(c, vm, dir, q, err);
     qmp_close(q);
@@ -558,13 +559,13 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     vm_state st;
     vm_probe(dir, false, &st);
     if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`%s start %s`)", vm, config_cli(c), vm);
+        return running_not(c, vm, NULL, err);
     _cleanup_close_ int lock = lock_dir(dir, err);
     if (lock < 0)
         return -1;
     vm_probe(dir, false, &st);
     if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it, then save (`%s start %s`)", vm, config_cli(c), vm);
+        return running_not(c, vm, NULL, err);
     if (throwaway_run(dir, st.pid))
         return qq_fail(err, QQ_EXIT_FAIL,
                        "%s is a throwaway run (start --rm): a snapshot of it would be lost at stop; "
@@ -572,7 +573,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     _cleanup_free_ char *sd = snap_dir(dir);
     if (layout_make_dir(sd, err) < 0)
         return -1;
-    qmp *q = open_qmp(vm, dir, 5000, err);
+    qmp *q = open_qmp(c, vm, dir, 5000, err);
     if (!q)
         return -1;
     int rc = -1;
@@ -654,13 +655,14 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
     vm_state st;
     vm_probe(dir, false, &st);
-    if (!st.running)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: start it from the snapshot with `%s start %s --restore %s`",
-                       vm, config_cli(c), vm, name);
+    if (!st.running) {
+        _cleanup_free_ char *how = xasprintf("--restore %s", name);
+        return running_not(c, vm, how, err);
+    }
     int lock = lock_dir(dir, err);
     if (lock < 0)
         return -1;
-    qmp *q = open_qmp(vm, dir, 5000, err);
+    qmp *q = open_qmp(c, vm, dir, 5000, err);
     _cleanup_json_ json_t *list = q ? list_in(c, vm, dir, q, err) : NULL;
     int rc = -1;
     if (!list)
@@ -706,7 +708,7 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
     vm_state st;
     vm_probe(dir, false, &st);
     qmp *q = NULL;
-    if (st.running && !(q = open_qmp(vm, dir, 5000, err)))
+    if (st.running && !(q = open_qmp(c, vm, dir, 5000, err)))
         return -1;
     int rc = -1;
     disks d = { 0 };

@@ -28,6 +28,7 @@
 #include "../infra/qmp.h"
 #include "../base/xalloc.h"
 #include "layout.h"
+#include "running.h"
 #include "vm.h"
 
 /* ------------------------------------------------------------------ prepare */
@@ -60,8 +61,11 @@ static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm
     vm_probe(s->state_dir, false, &st);
     /* a fixed port is known without the VM; an automatic one only while it runs */
     if (!st.running && (need_running || s->ssh_port == SSH_PORT_AUTO)) {
-        qq_fail(err, QQ_EXIT_FAIL, "VM %s is not running (start it with: %s start %s)%s", vm, config_cli(c), vm,
-                need_running ? "" : "; its ssh port is chosen at start");
+        running_not(c, vm, NULL, err);
+        if (!need_running) {
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, "; its ssh port is chosen at start");
+        }
         vm_spec_free(s);
         return -1;
     }

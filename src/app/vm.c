@@ -27,6 +27,7 @@
 #include "../base/xalloc.h"
 #include "launch.h"
 #include "layout.h"
+#include "running.h"
 #include "vnet.h"
 
 /* ------------------------------------------------------------ probe */
@@ -398,7 +399,7 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     pid_t pid = layout_pid_holder(dir);
     if (pid <= 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is not running", name);
+        return running_not(cfg, name, NULL, err);
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_SERIAL_SOCKET);
     _cleanup_close_ int fd = net_unix_connect(sock, err);
     if (fd < 0)
@@ -476,7 +477,7 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
     char pidbuf[32];
     if (attach) {
         if (pid <= 0)
-            return qq_fail(err, QQ_EXIT_FAIL, "%s is not running: nothing to attach to (drop --attach)", name);
+            return running_not(cfg, name, NULL, err);
         gv = calloc((size_t)nextra + 8, sizeof *gv);
         if (!gv)
             abort();
@@ -533,7 +534,7 @@ static qmp *open_vm_qmp(const config *cfg, const char *name, long long *deadline
         return NULL;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     if (layout_pid_holder(dir) <= 0) {
-        qq_fail(err, QQ_EXIT_FAIL, "%s is not running", name);
+        running_not(cfg, name, NULL, err);
         return NULL;
     }
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
