@@ -219,6 +219,7 @@ int main(int argc, char **argv)
     if (host && *host) {   /* the whole command runs there (-H '' runs it here) */
         qq_err err = { 0 };
         remote_host h;
+        qq_install_reporter();
         int rc = remote_parse(host, &h, &err);
         if (rc == 0)
             rc = remote_run(&h, ctx.config_path, ctx.debug, argc, argv, &err);

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
@@ -197,18 +199,102 @@ static int run_remote(const remote_host *h, const char *config_path, bool debug,
 
 /* ------------------------------------------------------------------ ssh, put, get */
 
-static bool key_is(const char *line, const char *key)
+/* What of the host's ssh config of a VM is copied into the local one. The host's
+ * config is data: whoever edits it must not get more from this machine than
+ * `ssh HOST` gives. So only keywords that cannot run a command, forward a
+ * connection, the agent or X11, load a library or read another config here are
+ * copied; the host's connection sharing (its paths) is left out silently, the
+ * rest with one warning naming the keywords. Paths (keys, known hosts files)
+ * are copied only as plain absolute paths (no %-tokens, no ${}); keys and
+ * certificates must be regular files here. */
+static const char *const copied[] = {
+    "HostName", "Port", "User", "HostKeyAlias", "HostKeyAlgorithms", "PubkeyAcceptedAlgorithms",
+    "PubkeyAcceptedKeyTypes", "CASignatureAlgorithms", "Ciphers", "MACs", "KexAlgorithms", "Compression",
+    "ConnectTimeout", "ConnectionAttempts", "ServerAliveInterval", "ServerAliveCountMax", "TCPKeepAlive",
+    "LogLevel", "StrictHostKeyChecking", "CheckHostIP", "HashKnownHosts", "UpdateHostKeys", "VerifyHostKeyDNS",
+    "IdentitiesOnly", "PubkeyAuthentication", "PasswordAuthentication", "KbdInteractiveAuthentication",
+    "ChallengeResponseAuthentication", "PreferredAuthentications", "BatchMode", "NumberOfPasswordPrompts",
+    "RequestTTY", "SetEnv", "AddressFamily", "RekeyLimit", "IPQoS", "EscapeChar", "ClearAllForwardings",
+    "ExitOnForwardFailure", "FingerprintHash",
+    /* paths, checked */
+    "IdentityFile", "CertificateFile", "UserKnownHostsFile", "GlobalKnownHostsFile", NULL
+};
+static const char *const silent[] = { "ControlMaster", "ControlPath", "ControlPersist", NULL };
+
+static const char *in_list(const char *const *list, const char *key, size_t n)
 {
-    while (*line == ' ' || *line == '\t')
-        line++;
-    size_t k = strlen(key);
-    return strncasecmp(line, key, k) == 0 && (line[k] == ' ' || line[k] == '\t' || line[k] == '=');
+    for (; *list; list++)
+        if (strlen(*list) == n && strncasecmp(*list, key, n) == 0)
+            return *list;
+    return NULL;
 }
 
-/* The VM's ssh config as the host wrote it, reached through the host:
- * ProxyCommand after the Host line (ssh keeps the first value), the host's
- * connection-sharing keys dropped (their paths are the host's). */
-static char *local_config(const remote_host *h, const char *text, const char *known_hosts, qq_err *err)
+/* The words of an ssh_config value (quotes removed), NULL when it has none
+ * or they cannot be read back. */
+static char **value_words(const char *v)
+{
+    char **w = NULL;
+    size_t n = 0;
+    while (*v) {
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (!*v)
+            break;
+        sbuf b = SBUF_INIT;
+        char quote = 0;
+        for (; *v && (quote || (*v != ' ' && *v != '\t')); v++) {
+            if (!quote && (*v == '"' || *v == '\''))
+                quote = *v;
+            else if (quote && *v == quote)
+                quote = 0;
+            else if (*v == '\\' && v[1])
+                sbuf_addc(&b, *++v);
+            else
+                sbuf_addc(&b, *v);
+        }
+        strv_push(&w, &n, sbuf_steal(&b));
+        if (quote) {
+            strv_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+/* A path the local ssh may use: plain and absolute ("%%" is a "%"), a regular
+ * file for keys; "none" and /dev/null as they are. */
+static bool path_ok(const char *key, const char *path)
+{
+    if (strcasecmp(path, "none") == 0 || strcmp(path, "/dev/null") == 0)
+        return true;
+    if (path[0] != '/' || strstr(path, "${"))
+        return false;
+    for (const char *c = path; *c; c++) {
+        if (*c == '%' && c[1] != '%')
+            return false;
+        if (*c == '%')
+            c++;
+    }
+    if (strcasecmp(key, "IdentityFile") == 0 || strcasecmp(key, "CertificateFile") == 0) {
+        struct stat st;
+        _cleanup_free_ char *plain = xstrdup(path);
+        char *o = plain;
+        for (const char *c = path; *c; c++) {
+            *o++ = *c;
+            if (*c == '%')
+                c++;
+        }
+        *o = '\0';
+        return stat(plain, &st) == 0 && S_ISREG(st.st_mode);
+    }
+    return true;
+}
+
+/* The VM's ssh config as the host wrote it, reached through the host: our
+ * Host line (the alias), ProxyCommand right after it (ssh keeps the first
+ * value), then the host's lines that `copied` allows. */
+static char *local_config(const remote_host *h, const char *alias, const char *text, const char *known_hosts,
+                          qq_err *err)
 {
     _cleanup_strv_ char **pv = NULL;
     size_t pn = 0;
@@ -231,14 +317,47 @@ static char *local_config(const remote_host *h, const char *text, const char *kn
 
     sbuf b = SBUF_INIT;
     sbuf_addf(&b, "# the host's ssh config of the VM, reached through %s\n", h->host);
+    sbuf_addf(&b, "Host %s\n", alias);
+    sbuf_addf(&b, "    ProxyCommand %s\n    ControlMaster no\n    ControlPath none\n", sbuf_str(&proxy));
+    sbuf_free(&proxy);
+    _cleanup_sbuf_ sbuf left = SBUF_INIT;   /* "K1, K2" */
+    _cleanup_json_ json_t *named = json_object();
     _cleanup_free_ char *copy = xstrdup(text);
+    bool in_host = false;
     for (char *line = copy, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
-        if (key_is(line, "ControlMaster") || key_is(line, "ControlPath") || key_is(line, "ControlPersist"))
+        char *k = line;
+        while (*k == ' ' || *k == '\t')
+            k++;
+        if (!*k || *k == '#')
             continue;
-        if (known_hosts && key_is(line, "UserKnownHostsFile")) {   /* the host's pins, mirrored here */
+        size_t kn = strcspn(k, " \t=");
+        char *v = k + kn;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (*v == '=')
+            v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        /* the first Host line is the alias (ours above); what a second Host
+         * or a Match would apply to is left out */
+        if (kn == 4 && strncasecmp(k, "Host", 4) == 0 && !in_host) {
+            in_host = true;
+            continue;
+        }
+        const char *key = in_host ? in_list(copied, k, kn) : NULL;
+        _cleanup_strv_ char **words = key ? value_words(v) : NULL;
+        bool ok = key && words && words[0];
+        for (char **w = words; ok && *w; w++) {
+            for (const unsigned char *c = (const unsigned char *)*w; *c; c++)
+                ok = ok && *c >= 0x20 && *c != 0x7f;
+            if (ok && (strcasecmp(key, "IdentityFile") == 0 || strcasecmp(key, "CertificateFile") == 0 ||
+                       strcasecmp(key, "UserKnownHostsFile") == 0 || strcasecmp(key, "GlobalKnownHostsFile") == 0))
+                ok = path_ok(key, *w);
+        }
+        if (key && known_hosts && strcasecmp(key, "UserKnownHostsFile") == 0) {   /* the host's pins, mirrored here */
             sbuf_adds(&b, "    UserKnownHostsFile \"");
             for (const char *c = known_hosts; *c; c++) {
                 if (*c == '%' || *c == '"' || *c == '\\')
@@ -249,12 +368,28 @@ static char *local_config(const remote_host *h, const char *text, const char *kn
             known_hosts = NULL;
             continue;
         }
-        sbuf_adds(&b, line);
-        sbuf_addc(&b, '\n');
-        if (key_is(line, "Host"))
-            sbuf_addf(&b, "    ProxyCommand %s\n    ControlMaster no\n    ControlPath none\n", sbuf_str(&proxy));
+        if (ok) {
+            sbuf_addf(&b, "    %s %s\n", key, v);
+            continue;
+        }
+        if (in_list(silent, k, kn))
+            continue;
+        /* named once, as the host spelled it (a word: other bytes shown as ?) */
+        _cleanup_free_ char *name = xstrndup(k, kn > 40 ? 40 : kn);
+        for (char *c = name; *c; c++)
+            if (!isalnum((unsigned char)*c))
+                *c = '?';
+        _cleanup_free_ char *lower = xstrdup(name);
+        for (char *c = lower; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        if (json_object_get(named, lower))
+            continue;
+        json_object_set_new(named, lower, json_true());
+        sbuf_addf(&left, "%s%s", left.len ? ", " : "", name);
     }
-    sbuf_free(&proxy);
+    if (left.len)
+        report_line("qqmgr: -H %s: the host's ssh options for %s that could run, forward or read something on this "
+                    "machine were left out: %s", h->host, alias, sbuf_str(&left));
     return sbuf_steal(&b);
 }
 
@@ -298,6 +433,12 @@ static int via_host(const remote_host *h, const char *config_path, bool debug, i
         return qq_fail(err, QQ_EXIT_FAIL,
                        "-H %s: `ssh-config %s --json` there gave no config (is its qqmgr older than this one?)",
                        h->host, vm);
+    bool plain = alias[0] && strlen(alias) < 200;
+    for (const char *c = alias; plain && *c; c++)
+        plain = isalnum((unsigned char)*c) || strchr("._-", *c);
+    if (!plain || json_integer_value(port) < 1 || json_integer_value(port) > 65535)
+        return qq_fail(err, QQ_EXIT_FAIL, "-H %s: `ssh-config %s --json` there gave a host alias or port that is not "
+                       "one (%.40s…)", h->host, vm, alias);
     /* ssh closes every inherited descriptor before it reads -F: files they are,
      * VM.ssh.conf and (when the host pins the VM's host keys) a copy of its
      * known_hosts, VM.known_hosts, both rewritten on each use */
@@ -312,7 +453,7 @@ static int via_host(const remote_host *h, const char *config_path, bool debug, i
         if (fs_write_atomic(khpath, pins ? pins : "", pins ? strlen(pins) : 0, 0600, err) < 0)
             return -1;
     }
-    _cleanup_free_ char *conf = local_config(h, text, khpath, err);
+    _cleanup_free_ char *conf = local_config(h, alias, text, khpath, err);
     if (!conf)
         return -1;
     ssh_target t = { .port = (int)json_integer_value(port) };

@@ -21,7 +21,10 @@
  * written to ${XDG_CACHE_HOME:-~/.cache}/qqmgr/remote/[USER@]HOST[:PORT]/
  * VM.ssh.conf on each use (ssh reads -F only from a file); when the host
  * pins the VM's host keys, its known_hosts is mirrored to VM.known_hosts
- * there on each use and used instead of the host's path. Files the VM's
+ * there on each use and used instead of the host's path. Of the host's
+ * config only an allowlist of keywords that cannot run, forward or load
+ * anything here is copied (local_config in remote.c); the others are named in
+ * one warning (report_line). Files the VM's
  * config names (IdentityFile…) must exist here at the same path, or the key
  * be in the agent.
  *

@@ -228,3 +228,91 @@ def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tin
     finally:
         p.run("stop", "g", "--force")
         reap_qemu_under(tmp_path)
+
+
+# ------------------------------------------------------------------ what the host's ssh config may do here
+
+HOSTILE = {   # the host's [vm.NAME.ssh] options that would run or forward something here
+    "PermitLocalCommand": "yes",
+    "LocalCommand": "touch {proof}/LocalCommand",
+    "KnownHostsCommand": "/bin/sh -c 'touch {proof}/KnownHostsCommand'",
+    "ProxyJump": "nobody@192.0.2.1",
+    "ForwardAgent": "yes",
+    "ForwardX11": "yes",
+    "ForwardX11Trusted": "yes",
+    "LocalForward": "127.0.0.1:{fwd} 127.0.0.1:22",
+    "RemoteForward": "127.0.0.1:{fwd} 127.0.0.1:22",
+    "DynamicForward": "127.0.0.1:{fwd}",
+    "PKCS11Provider": "{proof}/pkcs11.so",
+    "SecurityKeyProvider": "{proof}/sk.so",
+    "SendEnv": "QQ_SECRET",
+    "Include": "{proof}/more.conf",
+    "IdentityAgent": "{proof}/agent.sock",
+}
+
+
+def test_host_ssh_options_that_run_or_forward_here_are_left_out_with_one_warning(tmp_path, qqmgr, sshd):
+    """The VM is the test's sshd itself (a fixed port), so `-H qqhost ssh VM` connects
+    through the host without a guest; every hostile option would leave a proof file."""
+    proof = tmp_path / "proof"
+    proof.mkdir()
+    (proof / "more.conf").write_text(f"PermitLocalCommand yes\nLocalCommand touch {proof}/Include\n")
+    fwd = free_port()
+    (tmp_path / "h").mkdir()
+    p = Project(tmp_path / "h", qqmgr)
+    opts = "\n".join(f'{k} = "{v.format(proof=proof, fwd=fwd)}"' for k, v in HOSTILE.items())
+    p.write(f"""
+[vm.h]
+cmd = ["{BARE}"]
+[vm.h.ssh]
+port = {sshd.port}
+User = "root"
+IdentityFile = "{sshd.dir}/client_key"
+IdentitiesOnly = "yes"
+StrictHostKeyChecking = "no"
+UserKnownHostsFile = "/dev/null"
+LogLevel = "ERROR"
+BatchMode = "yes"
+{opts}
+""")
+    cache = tmp_path / "cache"
+    r = run_h(p, sshd, "qqhost", "ssh", "h", "echo", "through", env=sshd.env(XDG_CACHE_HOME=str(cache)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "through\n"
+    assert sorted(os.listdir(proof)) == ["more.conf"]          # nothing ran here
+    warnings = [l for l in r.stderr.splitlines() if "were left out" in l]
+    assert len(warnings) == 1, r.stderr
+    for k in HOSTILE:
+        assert k in warnings[0], (k, warnings[0])
+    assert "ControlPath" not in warnings[0]                     # the host's sharing: silently
+    conf = (cache / "qqmgr" / "remote" / "qqhost" / "h.ssh.conf").read_text()
+    for k in HOSTILE:
+        assert k.lower() not in conf.lower(), (k, conf)
+    # what cannot act here is copied
+    assert 'User "root"' in conf and f"Port {sshd.port}" in conf and 'BatchMode "yes"' in conf
+    assert f"{sshd.dir}/client_key" in conf
+
+
+def test_host_ssh_paths_that_are_not_plain_files_here_are_left_out(tmp_path, qqmgr, sshd):
+    (tmp_path / "h").mkdir()
+    p = Project(tmp_path / "h", qqmgr)
+    p.write(f"""
+[vm.h]
+cmd = ["{BARE}"]
+[vm.h.ssh]
+port = {sshd.port}
+User = "root"
+IdentityFile = ["{sshd.dir}/client_key", "%d/.ssh/from-the-host", "{tmp_path}/missing", "{tmp_path}"]
+IdentitiesOnly = "yes"
+StrictHostKeyChecking = "no"
+UserKnownHostsFile = "/dev/null"
+LogLevel = "ERROR"
+BatchMode = "yes"
+""")
+    cache = tmp_path / "cache"
+    r = run_h(p, sshd, "qqhost", "ssh", "h", "true", env=sshd.env(XDG_CACHE_HOME=str(cache)))
+    assert r.returncode == 0, r.stderr
+    conf = (cache / "qqmgr" / "remote" / "qqhost" / "h.ssh.conf").read_text()
+    ids = [l.strip() for l in conf.splitlines() if l.strip().lower().startswith("identityfile")]
+    assert ids == [f'IdentityFile "{sshd.dir}/client_key"'], conf
+    assert len([l for l in r.stderr.splitlines() if "IdentityFile" in l]) == 1
