@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -46,6 +47,20 @@ static int open_onto(const char *path, int flags, int to)
     return 0;
 }
 
+/* In a forked child about to exec: every descriptor above 2 closes at exec
+ * (the error pipe too, which is close-on-exec already). */
+static void only_stdio(void)
+{
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC))
+            fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    }
+}
+
 /* die_with_parent needs prctl() in the child, which posix_spawn cannot do:
  * fork and set the child up the same way; a failure before or in exec comes
  * back as an errno on a close-on-exec pipe. */
@@ -80,6 +95,7 @@ static pid_t spawn_forked(char *const argv[], const proc_opts *o, int oflags, qq
             goto fail;
         if (o->cwd && chdir(o->cwd) < 0)
             goto fail;
+        only_stdio();
         execvp(argv[0], argv);
     fail:;
         int e = errno;
@@ -119,6 +135,7 @@ pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err)
         posix_spawn_file_actions_addopen(&fa, 2, o->stderr_path, oflags & ~O_CLOEXEC, 0600);
     if (o->cwd)
         posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     if (o->new_session)
         flags |= POSIX_SPAWN_SETSID;
@@ -233,6 +250,7 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
     }
     if (o->cwd)
         posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);

@@ -7,7 +7,10 @@
  * is opened once and shared (one file offset: neither stream overwrites the
  * other). die_with_parent: the child gets SIGKILL when the calling thread
  * exits, even by kill -9 (PR_SET_PDEATHSIG; for helpers such as the image
- * build QEMU that must never outlive qqmgr). Exec failures (no such program)
+ * build QEMU that must never outlive qqmgr). The child has descriptors 0, 1
+ * and 2 only: nothing else of ours, open or not close-on-exec, reaches it (a
+ * QEMU holding a pipe qqmgr inherited would keep `qqmgr start VM 5>&1 | cat`
+ * waiting as long as the VM runs). Exec failures (no such program)
  * and unopenable output files are reported by proc_spawn itself. Returns the
  * child's pid, or -1 with err filled.
  *
@@ -46,7 +49,8 @@ pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err);
  *              are not waited for past the deadline either
  * Returns 0 when it ran (r->status is the wait status), -1 with e filled
  * (QQ_EXIT_FAIL "cannot run X[ in DIR]: why"; errno kept, ENOENT: no such
- * program) when it could not be started. SIGPIPE is ignored while writing
+ * program) when it could not be started. Like proc_spawn, the child gets
+ * descriptors 0-2 only. SIGPIPE is ignored while writing
  * `in`; the child starts with default signal dispositions. */
 typedef struct proc_run_opts {
     const char *cwd;

@@ -45,3 +45,37 @@ def test_every_command_that_needs_a_running_vm_says_so_in_one_way(project):
         assert cp.stderr.strip() == want + ")", (args, cp.stderr)
     cp = project.run("snapshot", "restore", "bare", "s1")
     assert cp.returncode == 1 and cp.stderr.strip() == want + " --restore s1)", cp.stderr
+
+
+def test_qemu_inherits_only_stdin_stdout_stderr(project):
+    """`qqmgr start bare 5>&1 | cat` ends when qqmgr does: QEMU does not keep
+    the pipe open through an fd of qqmgr's it was never meant to have."""
+    project.write(bare_toml())
+    r, w = os.pipe()
+    extra = os.dup(w)   # an fd other than 0-2 that holds the pipe
+    try:
+        p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "bare"], cwd=project.path,
+                             stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.PIPE, pass_fds=(extra,))
+        os.close(w)
+        os.close(extra)
+        w = extra = -1
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+        os.set_blocking(r, False)
+        # qqmgr has exited: the pipe reaches end of file unless QEMU holds it
+        deadline = time.monotonic() + 10
+        eof = False
+        while time.monotonic() < deadline and not eof:
+            try:
+                eof = os.read(r, 4096) == b""
+            except BlockingIOError:
+                time.sleep(0.05)
+        qemu = int((project.vm_dir("bare") / "pid").read_text().split()[0])
+        held = [fd for fd in os.listdir(f"/proc/{qemu}/fd") if int(fd) > 2
+                and os.readlink(f"/proc/{qemu}/fd/{fd}").startswith("pipe:")]
+        assert eof, f"QEMU (pid {qemu}) holds qqmgr's pipe: its fds {held}"
+    finally:
+        for fd in (w, extra):
+            if fd >= 0:
+                os.close(fd)
+        os.close(r)
+        project.run("stop", "bare", "--force")
