@@ -246,6 +246,19 @@ static void complete_words(qq_ctx *ctx, char **argv)
     }
     const qq_opt *po = prev[0] == '-' ? find_opt(cmd, prev) : NULL;
     if (po && po->kind != QQ_OPT_FLAG && !po->implicit) {
+        if (po->kind == QQ_OPT_STRING && po->arg &&
+            (strcmp(po->arg, "SNAPSHOT") == 0 || strcmp(po->arg, "VM") == 0 || strcmp(po->arg, "IMAGE") == 0)) {
+            /* `start VM --restore <TAB>`: that VM's snapshots (the VM may also follow) */
+            for (int j = k + 1; !first_pos && j < n; j++) {
+                const qq_opt *o = w[j][0] == '-' ? find_opt(cmd, w[j]) : NULL;
+                if (o && o->kind != QQ_OPT_FLAG && !o->implicit && !strchr(w[j], '='))
+                    j++;
+                else if (w[j][0] != '-' && strcmp(w[j], "=") != 0)
+                    first_pos = w[j];
+            }
+            offer_names(ctx, po->arg, first_pos, cur);
+            return;
+        }
         want_files = po->kind == QQ_OPT_STRING;
         offer_values(po, cur);
         return;

@@ -338,6 +338,39 @@ def test_zsh_completion_offers_what_bash_does(qqmgr, tmp_path):
     assert r.stdout.split("---\n") == ["disk\n", "FILES\n", "--wait=ssh\n--wait=cloud-init\n"], r.stdout + r.stderr
 
 
+def test_completion_after_restore_offers_the_vms_snapshots_in_every_shell(qqmgr, tmp_path):
+    import shutil
+    # a guestless VM with a qcow2 disk: saved snapshots without booting anything
+    (tmp_path / "qqmgr.toml").write_text(
+        '[img.d]\nbuilder = "raw"\nformat = "qcow2"\nimg_size = "16M"\n'
+        f'[vm.alpha]\ncmd = ["{BARE}", "-drive file={{{{.img.d}}}},format=qcow2,if=virtio"]\n'
+        f'[vm.beta]\ncmd = ["{BARE}"]\n')
+    assert qq(qqmgr, "img", "build", "d", cwd=tmp_path).returncode == 0
+    assert qq(qqmgr, "start", "alpha", cwd=tmp_path).returncode == 0
+    try:
+        for name in ("ready", "other"):
+            r = qq(qqmgr, "snapshot", "save", "alpha", name, cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+    finally:
+        qq(qqmgr, "stop", "alpha", "--force", cwd=tmp_path)
+    c = lambda *w: bash_complete(qqmgr, tmp_path, *w)
+    assert c("start", "alpha", "--restore", "") == ["ready", "other"]
+    assert c("run", "alpha", "--restore", "o") == ["other"]
+    assert not {"ready", "other"} & set(c("start", "beta", "--restore", ""))   # beta has none
+    assert c("snapshot", "delete", "alpha", "") == ["ready", "other"]
+    if shutil.which("fish"):
+        r = subprocess.run(["fish", "-c", 'qqmgr completion fish | source; complete -C "qqmgr start alpha --restore "'],
+                           cwd=tmp_path, env=shell_env(qqmgr, tmp_path), capture_output=True, text=True, timeout=60)
+        assert sorted(w.split("\t")[0] for w in r.stdout.split("\n") if w) == ["other", "ready"], r.stdout + r.stderr
+    if shutil.which("zsh"):
+        script = ('autoload -U compinit && compinit -u -d "$HOME/.zcd"; source <(qqmgr completion zsh); '
+                  'compadd() { shift; print -l -- "$@"; }; _files() { print FILES; }; '
+                  'words=(qqmgr run alpha --restore ""); CURRENT=5; _qqmgr')
+        r = subprocess.run(["zsh", "-f", "-c", script], cwd=tmp_path, env=shell_env(qqmgr, tmp_path),
+                           capture_output=True, text=True, timeout=60)
+        assert r.stdout == "ready\nother\n", r.stdout + r.stderr
+
+
 def test_completion_scripts_for_zsh_and_fish_call_the_hidden_command(qqmgr):
     for shell in ("zsh", "fish"):
         r = qq(qqmgr, "completion", shell)
