@@ -122,5 +122,5 @@ const qq_command qq_cmd_start = {
     .name = "start", .each = start_one, .each_all = QQ_ALL_CONFIGURED, .args = "[VM...]", .min_args = 0, .max_args = -1,
     .summary = "start VMs (returns when QMP answers; --wait also waits for the guests)",
     QQ_OPTIONS(start_opts, options, NULL),
-    .json = "{name, pid, ssh_port, already_running, state, elapsed_ms, ready_ms}",
+    .json = "{name, pid, already_running, state, ssh_port, elapsed_ms, ready_ms}",
 };

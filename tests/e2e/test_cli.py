@@ -435,16 +435,32 @@ def test_completion_offers_the_snapshots_of_the_vm_on_the_line(project):
     assert bash_complete(project.qqmgr, project.path, "snapshot", "delete", "bare", "s") == ["second"]
 
 
-def test_json_help_names_every_key_of_the_document(qqmgr, tmp_path):
-    # what `CMD -h` says --json prints is what it prints (checked where no guest is needed)
+def test_json_help_names_every_key_of_the_document_in_its_order(qqmgr, tmp_path):
+    # what `CMD -h` says --json prints is what it prints, key for key in the same order
+    # (checked where no guest is needed)
     (tmp_path / "qqmgr.toml").write_text(f'[vm.v]\ncmd = ["{BARE}"]\n[vm.v.ssh]\nport = 2222\n')
-    for args in (["show", "v"], ["ssh-config", "v"], ["start", "v"]):
-        doc = json.loads(qq(qqmgr, *args, "--json", cwd=tmp_path).stdout)
-        if args[0] == "start":
-            doc = json.loads(qq(qqmgr, "stop", "v", "--force", "--json", cwd=tmp_path).stdout)
-            args = ["stop"]
-        helped = re.search(r"^  --json +\{(.*)\}$", qq(qqmgr, args[0], "-h").stdout, re.M).group(1)
-        assert sorted(k.strip() for k in helped.split(",")) == sorted(doc), (args, helped, list(doc))
+
+    def helped(*cmd):
+        line = re.search(r"^  --json +(?:an array of )?\{(.*)\}$", qq(qqmgr, *cmd, "-h").stdout, re.M).group(1)
+        return [k.strip() for k in line.split(",")]
+
+    def doc(*args, cwd=tmp_path):
+        r = qq(qqmgr, *args, "--json", cwd=cwd)
+        assert r.returncode == 0, (args, r.stderr)
+        d = json.loads(r.stdout)
+        return list(d[0] if isinstance(d, list) else d)
+
+    for args in (["show", "v"], ["ssh-config", "v"], ["list"]):
+        assert helped(*args[:1]) == doc(*args), args
+    try:
+        assert helped("start") == doc("start", "v")
+        assert helped("snapshot", "save") == doc("snapshot", "save", "v", "s")
+        assert helped("snapshot", "list") == doc("snapshot", "list", "v")
+    finally:
+        assert helped("stop") == doc("stop", "v", "--force")
+    e = tmp_path / "init"
+    e.mkdir()
+    assert helped("init") == doc("init", cwd=e)
 
 
 def test_init_starter_drives_stay_one_argument_in_a_config_dir_with_spaces(qqmgr, tmp_path):
