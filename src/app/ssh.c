@@ -47,9 +47,17 @@ static bool unix_socket_alive(const char *path)
     return ok;
 }
 
+/* The port ssh goes to: while the VM runs, the one it was started with (its
+ * record: a port changed in the config since does not apply to it); else
+ * the configured one. s is rendered with that port. */
 static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm_spec *s, int *port, qq_err *err)
 {
-    if (config_vm(c, vm, 0, s, err) < 0)
+    vm_state st = { 0 };
+    if (config_has_vm(c, vm)) {   /* else config_vm says so */
+        _cleanup_free_ char *dir = config_vm_dir(c, vm);
+        vm_probe(dir, false, &st);
+    }
+    if (config_vm(c, vm, st.running ? st.ssh_port : 0, s, err) < 0)
         return -1;
     if (s->ssh_port == SSH_PORT_NONE) {
         qq_fail(err, QQ_EXIT_USAGE, "VM %s has no ssh port: set [vm.%s.ssh] port (a number or \"auto\") in %s",
@@ -57,8 +65,6 @@ static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm
         vm_spec_free(s);
         return -1;
     }
-    vm_state st = { 0 };
-    vm_probe(s->state_dir, false, &st);
     /* a fixed port is known without the VM; an automatic one only while it runs */
     if (!st.running && (need_running || s->ssh_port == SSH_PORT_AUTO)) {
         running_not(c, vm, NULL, err);
@@ -69,7 +75,7 @@ static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm
         vm_spec_free(s);
         return -1;
     }
-    *port = s->ssh_port > 0 ? s->ssh_port : st.ssh_port;
+    *port = st.running && st.ssh_port > 0 ? st.ssh_port : s->ssh_port > 0 ? s->ssh_port : st.ssh_port;
     if (*port <= 0) {
         qq_fail(err, QQ_EXIT_FAIL, "VM %s: the automatically chosen ssh port is not recorded in %s", vm,
                 s->state_dir);

@@ -27,6 +27,7 @@
 #include "../base/xalloc.h"
 #include "launch.h"
 #include "layout.h"
+#include "recorded.h"
 #include "running.h"
 #include "vnet.h"
 
@@ -206,7 +207,7 @@ static void stopped(const config *cfg, const char *dir)
 int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r, qq_err *err)
 {
     memset(r, 0, sizeof *r);
-    if (check_name(cfg, name, err) < 0)
+    if (recorded_check_vm(cfg, name, err) < 0)   /* a departed VM is stopped by name too */
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     if (!fs_exists(dir))
@@ -240,7 +241,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
 
 json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
 {
-    if (check_name(cfg, name, err) < 0)
+    if (recorded_check_vm(cfg, name, err) < 0)
         return NULL;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     vm_state st;
@@ -273,6 +274,14 @@ json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
     double up = st.running ? proc_uptime(st.pid) : -1;
     json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
     json_object_set_new(o, "state_dir", json_string(dir));
+    /* what the VM runs with, against today's config (recorded.h) */
+    bool configured = config_has_vm(cfg, name);
+    char *what = NULL;
+    bool changed = st.running && configured && recorded_config_changed(cfg, name, &what);
+    json_object_set_new(o, "configured", json_boolean(configured));
+    json_object_set_new(o, "config_changed", json_boolean(changed));
+    json_object_set_new(o, "config_change", what ? json_string(what) : json_null());
+    free(what);
     return o;
 }
 

@@ -32,14 +32,18 @@ typedef struct vm_stop_result {
 
 /* Stop VM name: system_powerdown (repeated) up to timeout_s, then QMP quit,
  * SIGTERM, SIGKILL; force skips the powerdown. Removes pid file and sockets.
- * The ssh master is the caller's to close (ssh_close_master), after this. */
+ * The ssh master is the caller's to close (ssh_close_master), after this.
+ * name may be a departed VM (recorded.h): running, no longer in the config. */
 int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r,
             qq_err *err);
 
 /* The status document: the original qqmgr's fields (name pid pid_file running
  * alive qmp_connected ssh{port config} serial_file qmp_socket monitor_socket
- * qemu_stdout qemu_stderr status_details) plus state, uptime (seconds).
- * running: the process is alive; alive: it is and QMP answers. */
+ * qemu_stdout qemu_stderr status_details) plus state, uptime (seconds),
+ * configured (false: a departed VM, recorded.h), config_changed and
+ * config_change (the running VM's recorded argv is not what the config gives
+ * today: the first difference, or null). ssh.port is the recorded one while
+ * it runs. running: the process is alive; alive: it is and QMP answers. */
 json_t *vm_status_json(const config *cfg, const char *name, qq_err *err);
 
 enum vm_log { VM_LOG_SERIAL, VM_LOG_STDOUT, VM_LOG_STDERR };

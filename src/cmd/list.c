@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../app/recorded.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
 #include "../base/json_arena.h"
+#include "../base/xalloc.h"
 #include "cmd.h"
 
 /* The VMs that have a state directory (<state dir>/vm.NAME), as a set of
@@ -30,18 +32,54 @@ static json_t *vms_with_state(const config *c)
     return set;
 }
 
+/* One row: a VM of the config, or (configured false) a running VM of the
+ * state dir that left the config (recorded.h). */
+static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configured, const vm_state *st, int port)
+{
+    /* while it runs, the port it was started with (recorded); else the configured one */
+    int shown_port = st->running && st->ssh_port > 0 ? st->ssh_port : port > 0 ? port : 0;
+    const char *state = st->state[0] ? st->state : (st->running ? "running" : "stopped");
+    if (ctx->json) {
+        json_t *jname = json_string(name);
+        if (!jname)
+            return;   /* a name that is not UTF-8 cannot be said in JSON */
+        json_t *o = json_object();
+        json_object_set_new(o, "name", jname);
+        json_object_set_new(o, "configured", json_boolean(configured));
+        json_object_set_new(o, "running", json_boolean(st->running));
+        json_object_set_new(o, "state", json_string(state));
+        json_object_set_new(o, "pid", st->running ? json_integer(st->pid) : json_null());
+        json_object_set_new(o, "ssh_port", shown_port > 0 ? json_integer(shown_port) : json_null());
+        json_object_set_new(o, "ssh_port_config",
+                            port == SSH_PORT_NONE   ? json_null()
+                            : port == SSH_PORT_AUTO ? json_string("auto")
+                                                    : json_integer(port));
+        json_array_append_new(arr, o);
+        return;
+    }
+    char ps[16], pid[16] = "-";
+    if (shown_port > 0)
+        snprintf(ps, sizeof ps, "%d", shown_port);
+    else
+        snprintf(ps, sizeof ps, "%s", port == SSH_PORT_AUTO ? "auto" : "-");
+    if (st->running)
+        snprintf(pid, sizeof pid, "%d", (int)st->pid);
+    printf("%-24s %-8s %-10s %s%s\n", name, ps, state, pid, configured ? "" : "  (not in the config)");
+}
+
 static int run(qq_ctx *ctx, int argc, char **argv)
 {
     (void)argc, (void)argv;
     config *c = ctx->cfg;
 
     json_t *with_state = vms_with_state(c);
-    size_t n = config_vm_count(c);
+    size_t n = config_vm_count(c), nd = 0;
+    _cleanup_strv_ char **departed = recorded_departed_all(c, &nd);
     /* the document is built once and printed: no need for malloc's bookkeeping */
     if (ctx->json)
-        json_arena_begin(n * 512);
+        json_arena_begin((n + nd) * 512);
     json_t *arr = ctx->json ? json_array() : NULL;
-    if (!ctx->json && n)
+    if (!ctx->json && n + nd)
         printf("%-24s %-8s %-10s %s\n", "NAME", "SSH", "STATE", "PID");
     for (size_t i = 0; i < n; i++) {
         const char *name = config_vm_name(c, i);
@@ -50,35 +88,13 @@ static int run(qq_ctx *ctx, int argc, char **argv)
             _cleanup_free_ char *dir = config_vm_dir(c, name);
             vm_probe(dir, false, &st);
         }
-        int port = config_vm_ssh_port(c, name);
-        int shown_port = port > 0 ? port : (port == SSH_PORT_AUTO && st.running ? st.ssh_port : 0);
-        const char *state = st.state[0] ? st.state : (st.running ? "running" : "stopped");
-        if (ctx->json) {
-            json_t *jname = json_string(name);
-            if (!jname)
-                continue;   /* a name that is not UTF-8 cannot be said in JSON */
-            json_t *o = json_object();
-            json_object_set_new(o, "name", jname);
-            json_object_set_new(o, "configured", json_true());
-            json_object_set_new(o, "running", json_boolean(st.running));
-            json_object_set_new(o, "state", json_string(state));
-            json_object_set_new(o, "pid", st.running ? json_integer(st.pid) : json_null());
-            json_object_set_new(o, "ssh_port", shown_port > 0 ? json_integer(shown_port) : json_null());
-            json_object_set_new(o, "ssh_port_config",
-                                port == SSH_PORT_NONE   ? json_null()
-                                : port == SSH_PORT_AUTO ? json_string("auto")
-                                                        : json_integer(port));
-            json_array_append_new(arr, o);
-        } else {
-            char ps[16], pid[16] = "-";
-            if (shown_port > 0)
-                snprintf(ps, sizeof ps, "%d", shown_port);
-            else
-                snprintf(ps, sizeof ps, "%s", port == SSH_PORT_AUTO ? "auto" : "-");
-            if (st.running)
-                snprintf(pid, sizeof pid, "%d", (int)st.pid);
-            printf("%-24s %-8s %-10s %s\n", name, ps, state, pid);
-        }
+        row(ctx, arr, name, true, &st, config_vm_ssh_port(c, name));
+    }
+    for (size_t i = 0; i < nd; i++) {
+        vm_state st = { 0 };
+        _cleanup_free_ char *dir = config_vm_dir(c, departed[i]);
+        vm_probe(dir, false, &st);
+        row(ctx, arr, departed[i], false, &st, SSH_PORT_NONE);
     }
     json_decref(with_state);
     if (ctx->json) {
@@ -93,6 +109,6 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 const qq_command qq_cmd_list = {
     .name = "list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
     .needs_config = true,
-    .summary = "list the VMs of the config, with ssh port and state",
+    .summary = "list the VMs of the config, with ssh port and state (and running VMs that left it)",
     .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config}",
 };

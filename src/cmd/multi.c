@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../app/recorded.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
@@ -143,11 +144,19 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all)
             }
             strv_push(&names, &n, xstrdup(vm));
         }
+        if (cmd->each_all == QQ_ALL_RUNNING) {   /* then those that left the config running */
+            size_t nd = 0;
+            _cleanup_strv_ char **departed = recorded_departed_all(c, &nd);
+            for (size_t i = 0; i < nd; i++)
+                strv_push(&names, &n, xstrdup(departed[i]));
+        }
     } else {
-        /* a typo is a usage error before anything starts or stops */
+        /* a typo is a usage error before anything starts or stops; a command
+         * on running VMs reaches one that left the config by name */
         qq_err err = { 0 };
         for (int i = 1; i < argc; i++)
-            if (config_check_vm(c, argv[i], &err) < 0)
+            if ((cmd->each_all == QQ_ALL_RUNNING ? recorded_check_vm(c, argv[i], &err)
+                                                 : config_check_vm(c, argv[i], &err)) < 0)
                 return qq_report(&err);
         for (int i = 1; i < argc; i++)
             strv_push(&names, &n, xstrdup(argv[i]));
