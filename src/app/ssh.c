@@ -22,6 +22,7 @@
 
 #include "../base/cleanup.h"
 #include "../base/report.h"
+#include "../base/toml.h"
 #include "../infra/fs.h"
 #include "../infra/net.h"
 #include "../infra/proc.h"
@@ -85,6 +86,97 @@ static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm
     return 0;
 }
 
+/* Where the keyword on line `line` (1-based) of ssh.conf text came from:
+ * its config path (vm.NAME.ssh.KEY[i] or ssh.KEY[i]) in path; false when it
+ * is one qqmgr writes itself. */
+static bool line_origin(const vm_spec *s, const char *text, long line, sbuf *path)
+{
+    const char *l = text;
+    for (long n = 1; n < line && l; n++) {
+        l = strchr(l, '\n');
+        if (l)
+            l++;
+    }
+    if (!l)
+        return false;
+    const char *start = l;
+    l += strspn(l, " \t");
+    size_t kl = strcspn(l, " \t=\n");
+    /* which occurrence of this keyword the line is (arrays repeat it) */
+    size_t occ = 0;
+    for (const char *p = text; p < start;) {
+        const char *q = p + strspn(p, " \t");
+        if (strncasecmp(q, l, kl) == 0 && strchr(" \t=", q[kl]))
+            occ++;
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    json_t *tables[] = { s->ssh_opts, s->ssh_global };
+    for (int t = 0; t < 2; t++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(tables[t], k, v) {
+            if (strlen(k) != kl || strncasecmp(k, l, kl) != 0)
+                continue;
+            size_t count = json_is_array(v) ? json_array_size(v) : 1;
+            if (occ >= count) {
+                occ -= count;
+                continue;
+            }
+            sbuf_reset(path);
+            if (t == 0) {
+                toml_path_append(path, "vm");
+                toml_path_append(path, s->name);
+            }
+            toml_path_append(path, "ssh");
+            toml_path_append(path, k);
+            if (json_is_array(v))
+                toml_path_append_index(path, occ);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Let ssh read the config (`ssh -G`, no connection): a value ssh rejects is
+ * a config error naming the key in the config (QQ_EXIT_USAGE), not ssh's
+ * complaint about a line of the generated file. No ssh: nothing checked. */
+static int check_with_ssh(const config *c, const vm_spec *s, const char *conf, const char *alias, const char *text,
+                          qq_err *err)
+{
+    char *av[] = { "ssh", "-G", "-F", (char *)conf, (char *)alias, NULL };
+    _cleanup_sbuf_ sbuf e = SBUF_INIT;
+    proc_run_opts o = { .null_stdio = true, .err = &e, .timeout_ms = 10000 };
+    proc_result r;
+    if (proc_run(av, &o, &r, NULL) < 0 || r.timed_out || (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0))
+        return 0;
+    const char *msg = sbuf_str(&e);
+    size_t ml = strcspn(msg, "\n");
+    const char *at = strstr(msg, " line ");
+    long line = 0;
+    if (at && at < msg + ml) {
+        char *end;
+        line = strtol(at + 6, &end, 10);
+        if (*end == ':') {
+            msg = end + 1 + strspn(end + 1, " ");
+            ml = strcspn(msg, "\n");
+        }
+    }
+    while (ml && (msg[ml - 1] == '\r' || msg[ml - 1] == ' '))
+        ml--;
+    _cleanup_sbuf_ sbuf path = SBUF_INIT;
+    if (line > 0 && line_origin(s, text, line, &path)) {
+        char where[4200];
+        config_where(c, sbuf_str(&path), where, sizeof where);
+        return qq_fail(err, QQ_EXIT_USAGE, "%s: %s: ssh rejects this value: %.*s", where, sbuf_str(&path), (int)ml,
+                       msg);
+    }
+    return qq_fail(err, QQ_EXIT_USAGE, "%s: ssh rejects the ssh config written for VM %s (%s): %.*s",
+                   config_path(c), s->name, conf, (int)ml, msg);
+}
+
 int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *t, qq_err *err)
 {
     memset(t, 0, sizeof *t);
@@ -111,8 +203,16 @@ int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *
     if (rc == 0) {
         /* write only when changed: a concurrent ssh may be reading it */
         _cleanup_free_ char *old = NULL;
-        if (fs_read_file(t->conf, &old, NULL, NULL) < 0 || strcmp(old, sbuf_str(&text)) != 0)
-            rc = fs_write_atomic(t->conf, text.buf, text.len, 0600, err);
+        if (fs_read_file(t->conf, &old, NULL, NULL) < 0 || strcmp(old, sbuf_str(&text)) != 0) {
+            /* checked by ssh before it replaces the old one */
+            _cleanup_sbuf_ sbuf next = SBUF_INIT;
+            sbuf_addf(&next, "%s.next", t->conf);
+            rc = fs_write_atomic(sbuf_str(&next), text.buf, text.len, 0600, err);
+            if (rc == 0 && (rc = check_with_ssh(c, &s, sbuf_str(&next), t->alias, sbuf_str(&text), err)) < 0)
+                unlink(sbuf_str(&next));
+            if (rc == 0 && rename(sbuf_str(&next), t->conf) < 0)
+                rc = qq_fail(err, QQ_EXIT_FAIL, "cannot write %s: %s", t->conf, strerror(errno));
+        }
     }
     if (rc == 0 && !sshconf_user_sets(c, &s, "UserKnownHostsFile")) {
         /* made here, so it is private: ssh would make it with the umask's mode */

@@ -33,7 +33,10 @@ typedef struct ssh_target {
 
 /* Check the VM has a port (and runs, when need_running; without it a fixed
  * port is enough), write its ssh.conf, drop a dead master socket (left by a
- * crash). Fills t. */
+ * crash). Fills t. A new or changed ssh.conf is first written as
+ * ssh.conf.next and read by `ssh -G`: a value ssh rejects fails
+ * (QQ_EXIT_USAGE, "FILE:L:C: vm.NAME.ssh.KEY: ssh rejects this value: …")
+ * and the old file stays. */
 int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *t, qq_err *err);
 
 /* Run ssh (replaces this process: the remote exit status becomes ours).
