@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
@@ -48,11 +49,11 @@ int events_watch(const config *cfg, const char *name, bool follow, int timeout_m
         qmp_close(q);
         return 0;
     }
-    long long deadline = timeout_ms < 0 ? -1 : proc_now_ms() + timeout_ms;
+    long long deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
     size_t seen = 0;
     int rc = 0;
     for (;;) {
-        long long left = deadline < 0 ? 1000 : deadline - proc_now_ms();
+        long long left = deadline < 0 ? 1000 : deadline - clock_ms();
         int w = qmp_wait_event(q, left > 1000 ? 1000 : (int)(left > 0 ? left : 0), &e);
         if (deliver(q, fn, data, &seen) || (!follow && seen > 0))
             break;
@@ -61,7 +62,7 @@ int events_watch(const config *cfg, const char *name, bool follow, int timeout_m
                 rc = qq_fail(err, QQ_EXIT_FAIL, "%s stopped before an event came", name);
             break;
         }
-        if (deadline >= 0 && proc_now_ms() >= deadline) {
+        if (deadline >= 0 && clock_ms() >= deadline) {
             if (!follow)
                 rc = qq_fail(err, QQ_EXIT_FAIL, "%s: no event within %d s", name, timeout_ms / 1000);
             break;

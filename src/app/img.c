@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/report.h"
 #include "../base/xalloc.h"
@@ -325,8 +326,8 @@ static char *build_run_state(qmp **q, const char *sock, bool *gone)
 static void end_qemu(pid_t pid, int pfd)
 {
     kill(pid, SIGTERM);
-    long long kd = proc_now_ms() + 5000;
-    while (proc_now_ms() < kd && !proc_reap(pid, NULL)) {
+    long long kd = clock_ms() + 5000;
+    while (clock_ms() < kd && !proc_reap(pid, NULL)) {
         if (pfd >= 0)
             proc_wait_pidfd(pfd, 100);
         else
@@ -368,8 +369,8 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
         _cleanup_close_ int pfd = proc_pidfd(pid, NULL);
         _cleanup_close_ int lfd = open(log, O_RDONLY | O_CLOEXEC);
         bool show = !b->o->quiet && report_watched();
-        long long deadline = timeout_s > 0 ? proc_now_ms() + timeout_s * 1000LL : -1;
-        long long next_query = proc_now_ms() + 100;
+        long long deadline = timeout_s > 0 ? clock_ms() + timeout_s * 1000LL : -1;
+        long long next_query = clock_ms() + 100;
         bool qmp_gone = false;
         char buf[8192];
         int st = 0;
@@ -395,15 +396,15 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
                         b->s.name, (int)interrupted);
                 goto out;
             }
-            if (deadline >= 0 && proc_now_ms() >= deadline) {
+            if (deadline >= 0 && clock_ms() >= deadline) {
                 end_qemu(pid, pfd);
                 qq_fail(err, QQ_EXIT_FAIL,
                         "img %s: the build boot did not power off within %d s (QEMU killed; see %s)",
                         b->s.name, timeout_s, log);
                 goto out;
             }
-            if (proc_now_ms() >= next_query) {
-                next_query = proc_now_ms() + 500;
+            if (clock_ms() >= next_query) {
+                next_query = clock_ms() + 500;
                 _cleanup_free_ char *state = build_run_state(&q, sock, &qmp_gone);
                 if (state && (strcmp(state, "internal-error") == 0 || strcmp(state, "guest-panicked") == 0)) {
                     end_qemu(pid, pfd);

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
@@ -334,7 +335,7 @@ static int lock_images_shared(const char *name, char **names, char **dirs, int *
                 break;
             if (errno != EWOULDBLOCK)
                 return -1;
-            if (proc_now_ms() >= deadline_ms)
+            if (clock_ms() >= deadline_ms)
                 return qq_fail(err, QQ_EXIT_FAIL,
                                "%s uses image %s, which is being built (qqmgr img build %s): "
                                "start it again when the build is done", name, names[i], names[i]);
@@ -489,7 +490,7 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
     _cleanup_free_ char *outp = layout_path(dir, LAYOUT_STDOUT);
     _cleanup_free_ char *errp = layout_path(dir, LAYOUT_STDERR);
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
-    long long t0 = proc_now_ms();
+    long long t0 = clock_ms();
     /* the logs of earlier runs are kept (a retry with another port is the
      * same run) */
     if (navoid == 0)
@@ -524,7 +525,7 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
             return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU exited with status %d before QMP answered (%s)", name,
                            WEXITSTATUS(status), errp);
         }
-        long long left = deadline - proc_now_ms();
+        long long left = deadline - clock_ms();
         if (left <= 0) {
             pid_t qemu = layout_pid_holder(dir);   /* under a wrapper, QEMU is not our child */
             if (qemu > 0 && qemu != pid)
@@ -556,7 +557,7 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
                     json_decref(res);
                     pid_t qemu = layout_pid_holder(dir);   /* under --wrap, pid is the wrapper's */
                     r->pid = qemu > 0 ? qemu : pid;
-                    r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
+                    r->seconds = (double)(clock_ms() - t0) / 1000.0;
                     return 0;
                 }
             }
@@ -584,7 +585,7 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
         o = &none;
     int failed[START_PORT_TRIES];
     size_t nfailed = 0;
-    long long now = proc_now_ms();
+    long long now = clock_ms();
     long long deadline = o->deadline_ms > 0 ? o->deadline_ms : now + START_DEFAULT_MS;
     int timeout_s = (int)((deadline - now + 999) / 1000);   /* as the messages say it */
     for (;;) {
@@ -592,7 +593,7 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
         int rc = start_once(cfg, name, deadline, timeout_s, failed, nfailed, o, r, &port_taken, err);
         if (r->ssh_port > 0)
             net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
-        long long left = deadline - proc_now_ms();
+        long long left = deadline - clock_ms();
         if (rc == 0 || !port_taken || nfailed + 1 >= START_PORT_TRIES || left < 1000) {
             if (rc < 0) {   /* a switch started for it alone stops again */
                 _cleanup_free_ char *dir = config_vm_dir(cfg, name);

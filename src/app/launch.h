@@ -67,6 +67,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/sbuf.h"
 #include "config.h"
@@ -79,7 +80,7 @@
 /* How one launch differs from the config's plain start. All fields may be
  * zero/NULL. */
 typedef struct launch_opts {
-    long long deadline_ms;     /* proc_now_ms() by which the start is done (lock waits included); 0: 60 s */
+    long long deadline_ms;     /* clock_ms() by which the start is done (lock waits included); 0: 60 s */
     bool paused;               /* -S */
     const char *wrap;          /* "strace -f -o FILE": a tool QEMU runs under; NULL none */
     char *const *extra;        /* NULL-terminated, after the injected arguments: -loadvm NAME, -incoming URI, -snapshot */

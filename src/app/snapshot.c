@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
@@ -617,7 +618,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     bool was_running = json_is_true(json_object_get(status, "running"));
     sigsave ss;
     catch_signals(&ss);
-    long long t0 = proc_now_ms();
+    long long t0 = clock_ms();
     if (qcow2) {
         r->kind = "qcow2";
         /* savevm runs to its end in QEMU whatever happens to us; an interrupt
@@ -637,7 +638,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
         r->kind = "state-file";
         rc = save_state_file(q, vm, dir, name, was_running, err);
     }
-    r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
+    r->seconds = (double)(clock_ms() - t0) / 1000.0;
     restore_signals(&ss);
 out:
     json_decref(list);
@@ -686,7 +687,7 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
     if (vm_stop(c, vm, 10, true, &sr, err) < 0)
         goto out;
     ssh_close_master(dir, 2000);
-    snap_start_opts so = { .restore = name, .launch.deadline_ms = proc_now_ms() + 60 * 1000 };
+    snap_start_opts so = { .restore = name, .launch.deadline_ms = clock_ms() + 60 * 1000 };
     launch_result r;
     rc = snap_start(c, vm, &so, &r, err);
     free(r.stderr_tail);
@@ -792,7 +793,7 @@ static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err 
             return 0;
         if (pidfd < 0 || proc_wait_pidfd(pidfd, 20) == 1)
             return qq_fail(err, QQ_EXIT_FAIL, "QEMU exited");
-        if (proc_now_ms() > deadline)
+        if (clock_ms() > deadline)
             return qq_fail(err, QQ_EXIT_FAIL, "the state did not load in time");
     }
 }
@@ -818,7 +819,7 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
     int rc = -1;
     launch_opts lo = o->launch;
     if (lo.deadline_ms <= 0)
-        lo.deadline_ms = proc_now_ms() + 60 * 1000;
+        lo.deadline_ms = clock_ms() + 60 * 1000;
     long long deadline = lo.deadline_ms;
     _cleanup_free_ char *marker = layout_path(dir, LAYOUT_THROWAWAY);
     if (o->restore) {
@@ -926,7 +927,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     if (st.running)
         return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `%s ssh %s COMMAND...` "
                        "(run starts and stops its own VM)", vm, (long)st.pid, config_cli(c), vm);
-    long long t0 = proc_now_ms();
+    long long t0 = clock_ms();
     long long deadline = o->timeout_s > 0 ? t0 + (long long)o->timeout_s * 1000 : t0 + 300 * 1000;
     sigsave ss;
     catch_signals(&ss);
@@ -972,7 +973,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     for (;;) {
         if (proc_reap(pid, &ws) == 1)
             break;
-        long long left = cmd_deadline < 0 ? 1000 : cmd_deadline - proc_now_ms();
+        long long left = cmd_deadline < 0 ? 1000 : cmd_deadline - clock_ms();
         if (interrupted || left <= 0) {
             kill(pid, SIGTERM);
             if (pidfd >= 0 && proc_wait_pidfd(pidfd, 3000) != 1)

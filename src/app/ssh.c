@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/report.h"
 #include "../base/toml.h"
@@ -316,7 +317,7 @@ void ssh_close_master(const char *state_dir, int timeout_ms)
     struct stat st;
     if (!alias || !ctl || lstat(ctl, &st) < 0 || !S_ISSOCK(st.st_mode))
         return;
-    long long deadline = proc_now_ms() + timeout_ms;
+    long long deadline = clock_ms() + timeout_ms;
     _cleanup_close_ int probe = net_unix_connect_ms(ctl, timeout_ms, NULL);
     if (probe < 0) {
         if (errno != ENOENT)
@@ -324,7 +325,7 @@ void ssh_close_master(const char *state_dir, int timeout_ms)
         return;
     }
     char *av[] = { "ssh", "-F", conf, "-O", "exit", alias, NULL };
-    long long left = deadline - proc_now_ms();
+    long long left = deadline - clock_ms();
     if (run_wait_ms(av, true, left > 0 ? (int)left : 1) != 0)
         unlink(ctl);   /* a master that does not answer: removing its socket is enough */
 }
@@ -350,9 +351,9 @@ static bool banner_ok(int port, char *why, size_t wlen)
     }
     char buf[256];
     size_t got = 0;
-    long long end = proc_now_ms() + 1500;
+    long long end = clock_ms() + 1500;
     while (got < 8) {
-        long long left = end - proc_now_ms();
+        long long left = end - clock_ms();
         if (left <= 0)
             goto out;
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -635,7 +636,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
     const char *what = "the ssh port to answer with an SSH banner";
     static const char *const stage_names[] = { "sshd", "ssh login", "cloud-init" };
     int phase = 0; /* 0 banner, 1 ssh true, 2 cloud-init */
-    long long start = proc_now_ms(), last_qmp = 0, denied_since = 0;
+    long long start = clock_ms(), last_qmp = 0, denied_since = 0;
     char last[1024] = "";   /* the last error (ssh's last lines, or the banner's) */
     bool refused = false;
     int probes = 0;
@@ -653,7 +654,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
                 report_progress_break();
             return fail_vm_gone(dir, vm, "stopped while waiting for ssh", err);
         }
-        long long now = proc_now_ms();
+        long long now = clock_ms();
         _cleanup_sbuf_ sbuf hint_s = SBUF_INIT, hint_l = SBUF_INIT;
         bool hint = serial_hint(&sw, phase, t.port, refused, &hint_s, &hint_l);
         if (now >= deadline_ms) {
@@ -677,7 +678,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
             bool ok = banner_ok(t.port, why, sizeof why);
             if (debug)
                 report_line("qqmgr: %s: probe %d (%.1fs): banner on port %d: %s", vm, probes,
-                            (double)(proc_now_ms() - start) / 1000.0, t.port, ok ? "SSH" : why);
+                            (double)(clock_ms() - start) / 1000.0, t.port, ok ? "SSH" : why);
             if (ok) {
                 phase = 1;
                 last[0] = '\0';
@@ -694,7 +695,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
                                debug, &e);
             if (debug)
                 report_line("qqmgr: %s: probe %d (%.1fs): ssh exit %d%s%.*s", vm, probes,
-                            (double)(proc_now_ms() - start) / 1000.0, rc, e.len ? ": " : "",
+                            (double)(clock_ms() - start) / 1000.0, rc, e.len ? ": " : "",
                             (int)(e.len && e.buf[e.len - 1] == '\n' ? e.len - 1 : e.len), e.len ? e.buf : "");
             if (rc == 0) {
                 if (phase == 2 || !cloud)
@@ -716,7 +717,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
                 }
                 /* a refused key: cloud-init may install it late, so only a lasting refusal fails */
                 if (rc == 255 && strstr(sbuf_str(&e), "Permission denied")) {
-                    long long at = proc_now_ms();
+                    long long at = clock_ms();
                     if (!denied_since)
                         denied_since = at;
                     else if (at - denied_since >= SSH_WAIT_DENIED_S * 1000LL) {
@@ -742,8 +743,8 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
         /* internal-error (what a broken KVM does) never recovers; asking QMP
          * costs a connection, so once a second is enough; so is reading the
          * serial console */
-        if (proc_now_ms() - last_qmp >= 1000) {
-            last_qmp = proc_now_ms();
+        if (clock_ms() - last_qmp >= 1000) {
+            last_qmp = clock_ms();
             vm_state q = { 0 };
             vm_probe(dir, true, &q);
             if (strcmp(q.state, "internal-error") == 0) {
@@ -758,7 +759,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
         nap(phase == 0 ? 50 : 200);
     }
     if (progress)
-        report_progress_end("qqmgr: %s: ready (%s) after %.1fs", vm, stage, (double)(proc_now_ms() - start) / 1000.0);
+        report_progress_end("qqmgr: %s: ready (%s) after %.1fs", vm, stage, (double)(clock_ms() - start) / 1000.0);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 
+#include "../base/clock.h"
 #include "../base/err.h"
 #include "../base/sbuf.h"
 #include "config.h"
@@ -79,7 +80,7 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
  * keeps running and the stop command is named); the previous handlers are
  * restored. progress: a line on stderr (stage, seconds, the last error or
  * what the serial console tells); debug: each probe and its outcome on
- * stderr. deadline_ms is on proc_now_ms()'s clock. */
+ * stderr. deadline_ms is on clock_ms()'s clock. */
 #define SSH_WAIT_DENIED_S 30
 #define SSH_WAIT_SILENT_S 20
 #define SSH_WAIT_SERIAL_LINES 10

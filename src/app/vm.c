@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/report.h"
 #include "../base/sbuf.h"
@@ -106,7 +107,7 @@ static int clamp_ms(long long ms, int lo, int hi)
  * a QEMU that does not answer query-status. */
 static bool cpus_run(qmp *q, const char *dir, int timeout_ms)
 {
-    long long end = proc_now_ms() + timeout_ms;
+    long long end = clock_ms() + timeout_ms;
     json_t *r = qmp_execute(q, "query-status", NULL, timeout_ms, NULL);
     bool run = !r || json_is_true(json_object_get(r, "running")) ||
                strcmp(json_string_value(json_object_get(r, "status")) ?: "", "suspended") == 0;
@@ -114,7 +115,7 @@ static bool cpus_run(qmp *q, const char *dir, int timeout_ms)
     _cleanup_free_ char *serial = layout_path(dir, LAYOUT_SERIAL);
     struct stat st;
     if (run && stat(serial, &st) == 0 && st.st_size == 0) {
-        _cleanup_free_ char *regs = qmp_hmp(q, "info registers", clamp_ms(end - proc_now_ms(), 1, timeout_ms), NULL);
+        _cleanup_free_ char *regs = qmp_hmp(q, "info registers", clamp_ms(end - clock_ms(), 1, timeout_ms), NULL);
         if (qmp_regs_at_reset(regs))
             run = false;
     }
@@ -137,16 +138,16 @@ static const char *stop_qemu(const char *dir, int pidfd, long long deadline, boo
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
     qq_err e = { 0 };
     if (!force) {
-        long long left = deadline - proc_now_ms();
+        long long left = deadline - clock_ms();
         qmp *q = qmp_open(sock, clamp_ms(left, 1000, STOP_QMP_MS), &e);
         bool guest_off = false;
         /* paused (start --paused, gdb): no guest to power off; asked within the deadline */
-        if (q && !cpus_run(q, dir, clamp_ms(deadline - proc_now_ms(), 1, STOP_QMP_MS))) {
+        if (q && !cpus_run(q, dir, clamp_ms(deadline - clock_ms(), 1, STOP_QMP_MS))) {
             qmp_close(q);
             q = NULL;
         }
         for (int tries = 0; q; tries++) {
-            left = deadline - proc_now_ms();
+            left = deadline - clock_ms();
             if (tries > 0 && left <= 0)
                 break;
             json_t *res = qmp_execute(q, "system_powerdown", NULL, clamp_ms(left, 1000, STOP_QMP_MS), &e);
@@ -159,7 +160,7 @@ static const char *stop_qemu(const char *dir, int pidfd, long long deadline, boo
                     return "powerdown";
                 break;
             }
-            left = deadline - proc_now_ms();
+            left = deadline - clock_ms();
             if (proc_wait_pidfd(pidfd, clamp_ms(left, 0, 1000)) == 1) {
                 qmp_close(q);
                 return "powerdown";
@@ -180,10 +181,10 @@ static const char *stop_qemu(const char *dir, int pidfd, long long deadline, boo
         qmp_close(q);
     }
     /* a fresh connection: the first may have been closed, or be flooded */
-    long long qd = proc_now_ms() + STOP_QMP_MS;
+    long long qd = clock_ms() + STOP_QMP_MS;
     qmp *q = qmp_open(sock, STOP_QMP_MS, &e);
     if (q)
-        json_decref(qmp_execute(q, "quit", NULL, clamp_ms(qd - proc_now_ms(), 1, STOP_QMP_MS), NULL));
+        json_decref(qmp_execute(q, "quit", NULL, clamp_ms(qd - clock_ms(), 1, STOP_QMP_MS), NULL));
     qmp_close(q);
     if (proc_wait_pidfd(pidfd, STOP_QUIT_WAIT_MS) == 1)
         return "quit";
@@ -227,10 +228,10 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     }
     r->was_running = true;
     r->pid = pid;
-    long long t0 = proc_now_ms();
+    long long t0 = clock_ms();
 
     r->stopped_by = stop_qemu(dir, pidfd, t0 + (long long)timeout_s * 1000, force);
-    r->seconds = (double)(proc_now_ms() - t0) / 1000.0;
+    r->seconds = (double)(clock_ms() - t0) / 1000.0;
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
     stopped(cfg, dir);
@@ -547,13 +548,13 @@ static qmp *open_vm_qmp(const config *cfg, const char *name, long long *deadline
         return NULL;
     }
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
-    *deadline = proc_now_ms() + QMP_CALL_MS;
+    *deadline = clock_ms() + QMP_CALL_MS;
     return qmp_open(sock, QMP_OPEN_MS, err);
 }
 
 static int ms_left(long long deadline)
 {
-    long long left = deadline - proc_now_ms();
+    long long left = deadline - clock_ms();
     return left > 0 ? (int)left : 1;
 }
 

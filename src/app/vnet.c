@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
@@ -92,8 +93,8 @@ static int switch_start(const char *dir, qq_err *err)
     if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
         return qq_fail(err, QQ_EXIT_FAIL, "vde_switch for %s failed: %s", dir, sbuf_str(&out));
     /* daemonised: ready once its control socket answers */
-    for (long long end = proc_now_ms() + 10000; !switch_alive(dir);) {
-        if (proc_now_ms() > end)
+    for (long long end = clock_ms() + 10000; !switch_alive(dir);) {
+        if (clock_ms() > end)
             return qq_fail(err, QQ_EXIT_FAIL, "vde_switch for %s did not come up", dir);
         usleep(20000);
     }

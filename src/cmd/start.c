@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../app/launch.h"
 #include "../app/snapshot.h"
 #include "../app/ssh.h"
@@ -45,7 +46,7 @@ static int start_one(qq_ctx *ctx, const char *name)
     const char *wait = o->wait;
     int timeout = o->timeout;
     qq_err err = { 0 };
-    long long t0 = proc_now_ms();
+    long long t0 = clock_ms();
     if (!timeout)
         timeout = wait ? 300 : 60;
     long long deadline = t0 + (long long)timeout * 1000;
@@ -91,7 +92,7 @@ static int start_one(qq_ctx *ctx, const char *name)
     }
     if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2) && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
-    double total = (double)(proc_now_ms() - t0) / 1000;   /* the whole command, the wait included */
+    double total = (double)(clock_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {
         json_t *o = json_pack("{s:s, s:i, s:b, s:s}", "name", name, "pid", (int)r.pid, "already_running",
                               r.already_running, "state", r.state);

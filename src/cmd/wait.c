@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../app/ssh.h"
 #include "../infra/proc.h"
 #include "cmd.h"
@@ -30,12 +31,12 @@ static int wait_one(qq_ctx *ctx, const char *name)
     int timeout = o->timeout;
     qq_err err = { 0 };
     config *c = ctx->cfg;
-    long long t0 = proc_now_ms();
+    long long t0 = clock_ms();
     if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, isatty(2) && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
     if (ctx->json)
         qq_print_json(json_pack("{s:s, s:s, s:b, s:I}", "name", name, "for", stage, "ready", 1, "elapsed_ms",
-                                (json_int_t)(proc_now_ms() - t0)));
+                                (json_int_t)(clock_ms() - t0)));
     return 0;
 }
 

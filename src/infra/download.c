@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/report.h"
 #include "../base/sbuf.h"
@@ -218,9 +219,7 @@ typedef struct xfer {
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)clock_ms() / 1000.0;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
@@ -44,8 +45,7 @@ int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (timeout_ms >= 0 ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "socket: %s", strerror(errno));
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long t0 = clock_ms();
     int r;
     for (;;) {
         r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
@@ -55,9 +55,7 @@ int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err)
             continue;
         /* a listener whose backlog is full (it never accepts): retry until the deadline */
         if (errno == EAGAIN && timeout_ms >= 0) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            long long ms = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-            if (ms < timeout_ms) {
+            if (clock_ms() - t0 < timeout_ms) {
                 poll(NULL, 0, 10);
                 continue;
             }

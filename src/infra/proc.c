@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/report.h"
 #include "../base/sbuf.h"
@@ -165,20 +166,13 @@ int proc_pidfd(pid_t pid, qq_err *err)
     return fd;
 }
 
-long long proc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int proc_wait_pidfd(int pidfd, int timeout_ms)
 {
-    long long deadline = timeout_ms < 0 ? -1 : proc_now_ms() + timeout_ms;
+    long long deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
     for (;;) {
         int left = -1;
         if (deadline >= 0) {
-            long long l = deadline - proc_now_ms();
+            long long l = deadline - clock_ms();
             left = l < 0 ? 0 : (int)l;
         }
         struct pollfd p = { .fd = pidfd, .events = POLLIN };
@@ -284,7 +278,7 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
     struct sigaction ign = { .sa_handler = SIG_IGN }, old;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &old);
-    long long deadline = o->timeout_ms > 0 ? proc_now_ms() + o->timeout_ms : -1;
+    long long deadline = o->timeout_ms > 0 ? clock_ms() + o->timeout_ms : -1;
     _cleanup_close_ int pfd = proc_pidfd(pid, NULL);
     bool ended = false;
     int st = 0;
@@ -292,7 +286,7 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
     while (!ended || pin[1] >= 0 || pout[0] >= 0 || perr[0] >= 0) {
         int left = -1;
         if (deadline >= 0) {
-            long long l = deadline - proc_now_ms();
+            long long l = deadline - clock_ms();
             if (l <= 0) {
                 if (!ended) {
                     kill(pid, SIGKILL);

@@ -88,9 +88,6 @@ int proc_reap(pid_t pid, int *status);
 void proc_echo(char *const argv[]);
 int proc_exec(char *const argv[], bool echo, qq_err *e);
 
-/* Milliseconds on the monotonic clock. */
-long long proc_now_ms(void);
-
 /* Is pid ancestor itself, or its child, grandchild, … (from /proc's parent
  * pids; a process under a wrapper such as strace -f descends from it)? */
 bool proc_descends_from(pid_t pid, pid_t ancestor);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "net.h"
@@ -27,13 +28,6 @@ struct qmp {
     unsigned long next_id;
     bool timed_out;     /* the last read_message failed by timeout */
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Keep an event (stolen); a full queue drops its oldest. */
 static void keep_event(qmp *q, json_t *ev)
@@ -145,7 +139,7 @@ static json_t *read_message(qmp *q, long long deadline_ms, const char *what, qq_
         json_t *msg = take_message(q, err, &bad);
         if (msg || bad)
             return msg;
-        long long left = deadline_ms - now_ms();
+        long long left = deadline_ms - clock_ms();
         if (left < 0)
             left = 0;
         if (left == 0 && looked) {
@@ -201,7 +195,7 @@ static int send_all(qmp *q, const char *s, size_t len, qq_err *err)
 
 json_t *qmp_execute_reply(qmp *q, const char *command, json_t *args, int timeout_ms, qq_err *err)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = clock_ms() + timeout_ms;
     char id[32];
     snprintf(id, sizeof id, "qq-%lu", ++q->next_id);
     _cleanup_json_ json_t *req = json_pack("{s:s, s:s}", "execute", command, "id", id);
@@ -230,7 +224,7 @@ json_t *qmp_execute_reply(qmp *q, const char *command, json_t *args, int timeout
             return msg;
         else
             json_decref(msg);   /* a late reply to an earlier, timed-out request */
-        if (now_ms() >= deadline) {   /* a flood of events cannot extend the call */
+        if (clock_ms() >= deadline) {   /* a flood of events cannot extend the call */
             q->timed_out = true;
             qq_fail(err, QQ_EXIT_FAIL, "QMP %s: %s", q->path, what);
             return NULL;
@@ -266,7 +260,7 @@ json_t *qmp_reply_return(json_t *reply, const char **cls, const char **desc)
 
 qmp *qmp_open(const char *socket_path, int timeout_ms, qq_err *err)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = clock_ms() + timeout_ms;
     int fd = net_unix_connect_ms(socket_path, timeout_ms, err);
     if (fd < 0) {
         qq_err_prefix(err, "QMP");
@@ -290,7 +284,7 @@ qmp *qmp_open(const char *socket_path, int timeout_ms, qq_err *err)
         qmp_close(q);
         return NULL;
     }
-    long long left = deadline - now_ms();
+    long long left = deadline - clock_ms();
     json_t *r = qmp_execute(q, "qmp_capabilities", NULL, left > 0 ? (int)left : 0, err);
     if (!r) {
         qmp_close(q);
@@ -331,7 +325,7 @@ int qmp_wait_event(qmp *q, int timeout_ms, qq_err *err)
 {
     if (q->nev > 0)
         return 1;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = clock_ms() + timeout_ms;
     for (;;) {
         json_t *msg = read_message(q, deadline, "no event", err);
         if (!msg)
@@ -351,7 +345,7 @@ int qmp_wait_event(qmp *q, int timeout_ms, qq_err *err)
             }
             return 1;   /* a malformed rest shows on the next call */
         }
-        if (now_ms() >= deadline)
+        if (clock_ms() >= deadline)
             return 0;
     }
 }
