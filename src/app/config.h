@@ -130,6 +130,11 @@ char *config_vm_dir(const config *c, const char *name);
 void config_where(const config *c, const char *path, char *buf, size_t len);
 
 /* ---- Resolving a VM (config_resolve.c) */
+/* All the text config_vm makes for one VM (its vars, cmd entries and ssh
+ * values, with the template engine's temporaries) comes out of one budget,
+ * charged before the memory is taken: past it, QQ_EXIT_USAGE naming the var
+ * (or entry) being rendered, "renders past 64 MiB, the budget …". */
+#define CONFIG_RENDER_BUDGET ((size_t)64 << 20)
 /* Resolve VM name. ssh_port: the port to render {{.vm.ssh.port}} with when the
  * VM's port is automatic (pass 0 when none is chosen yet: renders as 0). Unknown
  * VM → QQ_EXIT_USAGE "no VM named …". */

@@ -86,6 +86,7 @@ typedef struct resolver {
     json_t *images_used;    /* object used as a set */
     qq_err err;             /* the first error inside a unit (reported instead of the outer one) */
     bool failed;
+    sbuf_budget budget;     /* every byte of text the resolution makes: see CONFIG_RENDER_BUDGET */
 } resolver;
 
 static size_t slot_of(const resolver *r, const json_t *raw)
@@ -204,6 +205,16 @@ static json_t *unit_fail(resolver *r, tmpl_error *te)
     return NULL;
 }
 
+/* A template that failed at path (text s): the budget when it ran out
+ * (this is where it did: the innermost var being rendered), else tmpl's message. */
+static int render_fail(resolver *r, qq_err *err, const char *path, const char *s, const char *msg)
+{
+    if (r->budget.over)
+        return cfg_fail(r->c, err, path, "renders past %zu MiB, the budget of all the text one VM's vars, "
+                        "cmd and ssh values make together", CONFIG_RENDER_BUDGET >> 20);
+    return cfg_fail(r->c, err, path, "%s (in \"%.*s%s\")", msg, 120, s, strlen(s) > 120 ? "…" : "");
+}
+
 /* tmpl's lookup hook: see above. */
 static json_t *lookup(void *ud, json_t *container, const char *key, json_t *value, tmpl_error *te)
 {
@@ -241,13 +252,15 @@ static json_t *lookup(void *ud, json_t *container, const char *key, json_t *valu
     u->state = 1;
     r->stack[r->depth++] = u;
     const char *s = json_string_value(u->raw);
-    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    _cleanup_sbuf_ sbuf out = { .budget = &r->budget };
     tmpl_error ie = { { 0 } };
     int rc = tmpl_render_with(u->path, s, r->data, lookup, r, &out, &ie);
     r->depth--;
+    if (rc == 0 && sbuf_budget_take(&r->budget, out.len + 1) < 0)   /* the copy below */
+        rc = -1;
     if (rc < 0) {
         if (!r->failed)
-            cfg_fail(r->c, &r->err, u->path, "%s (in \"%.*s%s\")", ie.msg, 120, s, strlen(s) > 120 ? "…" : "");
+            render_fail(r, &r->err, u->path, s, ie.msg);
         return unit_fail(r, te);
     }
     u->value = json_string(sbuf_str(&out));
@@ -259,18 +272,21 @@ static json_t *lookup(void *ud, json_t *container, const char *key, json_t *valu
     return u->value;
 }
 
-/* Render the template text s (at config path `path`) with the VM's data. */
+/* Render the template text s (at config path `path`) with the VM's data,
+ * into out (which takes from the resolution's budget). */
 static int render_text(resolver *r, const char *path, const char *s, sbuf *out, qq_err *err)
 {
     tmpl_error te = { { 0 } };
-    if (tmpl_render_with(path, s, r->data, lookup, r, out, &te) == 0)
+    out->budget = &r->budget;
+    if (tmpl_render_with(path, s, r->data, lookup, r, out, &te) == 0 &&
+        sbuf_budget_take(&r->budget, out->len + 1) == 0)   /* the copy the caller makes */
         return 0;
     if (r->failed) {
         if (err)
             *err = r->err;
         return -1;
     }
-    return cfg_fail(r->c, err, path, "%s (in \"%.*s%s\")", te.msg, 120, s, strlen(s) > 120 ? "…" : "");
+    return render_fail(r, err, path, s, te.msg);
 }
 
 /* A copy of v with every unit resolved (the VM's vars as .vm sees them). */
@@ -422,7 +438,8 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
         json_object_set_new(data, "net", nets);
 
     _cleanup_json_ json_t *used = json_object();
-    _cleanup_(resolver_free) resolver r = { .c = c, .data = data, .imgs = imgs, .nets = nets, .images_used = used };
+    _cleanup_(resolver_free) resolver r = { .c = c, .data = data, .imgs = imgs, .nets = nets, .images_used = used,
+                                            .budget = { .left = CONFIG_RENDER_BUDGET } };
     static const char *const root_skip[] = { "vm", "img", "net", NULL };
     static const char *const vm_skip[] = { "ssh", NULL };
     collect_scope(&r, data, "vars", root_skip);

@@ -10,9 +10,25 @@
 
 #include <stddef.h>
 
+/* A byte budget that buffers can share (sbuf.budget): every time a buffer
+ * grows, the memory it takes is charged to the budget before it is taken,
+ * and never given back (one budget bounds all the text made for one job,
+ * such as resolving a config). An append that does not fit takes nothing,
+ * leaves the buffer as it was and sets over; appends after that take nothing
+ * either. The owner checks over when the job ends (or earlier, to stop). */
+typedef struct sbuf_budget {
+    size_t left;    /* bytes that may still be taken */
+    int over;       /* an append was refused */
+} sbuf_budget;
+
+/* Take n bytes of b outside any buffer (a copy the caller is about to make):
+ * 0, or -1 with over set when they do not fit. A NULL budget always fits. */
+int sbuf_budget_take(sbuf_budget *b, size_t n);
+
 typedef struct sbuf {
     char *buf;
     size_t len, cap;
+    sbuf_budget *budget;   /* NULL: unbounded; kept by sbuf_free, sbuf_steal, sbuf_reset */
 } sbuf;
 
 #define SBUF_INIT { 0 }

@@ -14,6 +14,14 @@
  *   template: NAME:LINE:COL: executing "NAME" at <.vm.foo>: map has no entry for key "foo"
  *   template: NAME:LINE: unexpected "}" in operand
  * The template never holds references to data after tmpl_exec returns.
+ *
+ * Bounds: out->budget (sbuf.h) bounds all the memory an execution takes for
+ * text — its output, its temporaries (print, printf, html, …) and its arena —
+ * charged before it is taken. Without one, the execution has its own of
+ * 256 MiB (out->budget is NULL again afterwards). Executions that give their
+ * out the same budget (a lookup hook rendering vars) share it. A refusal fails
+ * the execution at the node that asked: "output too large (more than N
+ * bytes)", or "(the output's budget is spent)" for the caller's budget.
  */
 #ifndef QQ_TMPL_H
 #define QQ_TMPL_H

@@ -209,3 +209,69 @@ def test_an_unused_nan_or_inf_var_changes_nothing(qqmgr, tmp_path, value):
     assert json.loads(r.stdout)["argv"][1:3] == ["-m", "64"]
     r = qq(qqmgr, tmp_path, "list")
     assert r.returncode == 0, r.stderr
+
+
+def doubling_vars(n, siblings=0, sibling_of=0):
+    """a0 is 64 bytes, a<i> is a<i-1> twice (a<n-1>: 64 << (n-1) bytes); s<k> is
+    a<sibling_of> twice, each on its own."""
+    lines = ["[vars]", 'a0 = "' + "x" * 64 + '"']
+    lines += [f'a{i} = "{{{{.a{i - 1}}}}}{{{{.a{i - 1}}}}}"' for i in range(1, n)]
+    lines += [f's{k} = "{{{{.a{sibling_of}}}}}{{{{.a{sibling_of}}}}}"' for k in range(siblings)]
+    return "\n".join(lines) + "\n"
+
+
+def run_measured(argv, cwd):
+    """(returncode, stderr, peak RSS in MiB, seconds) of one child, by wait4."""
+    import os
+    import time
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    except BaseException:
+        p.kill()
+        raise
+    took = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    return p.returncode, err, ru.ru_maxrss / 1024, took
+
+
+BOMBS = [
+    # each var doubles the one before: a39 would be 32 TiB
+    ("doubling", doubling_vars(40) + '[vm.v]\ncmd = ["-m 64", "-name {{.a39}}"]\n', r"vars\.a\d+"),
+    # 40 vars of 16 MiB each, every one below any per-template cap: together 640 MiB
+    ("siblings_add_up", doubling_vars(18, 40, 17) + '[vm.v]\ncmd = ["-name ' +
+     "".join(f"{{{{.s{k}}}}}" for k in range(40)) + '"]\n', r"vars\.s\d+"),
+    # the entry itself, through a var that fits
+    ("entry", doubling_vars(17) + '[vm.v]\ncmd = ["-name ' + "{{.a16}}" * 16 + '"]\n',
+     r"vm\.v\.cmd\[0\]"),
+    # an ssh value
+    ("ssh_value", doubling_vars(40) + '[vm.v]\ncmd = ["-m 64"]\n[vm.v.ssh]\nport = 2222\n'
+     'SetEnv = "X={{.a39}}"\n', r"vars\.a\d+"),
+]
+
+
+@pytest.mark.parametrize("name,text,where", BOMBS, ids=[b[0] for b in BOMBS])
+def test_vars_that_render_too_much_fail_fast_in_little_memory_naming_the_var(qqmgr, tmp_path, name, text, where):
+    # before: one budget per template, checked after each write: the doubling
+    # config took 789 MiB and 6.5 s, a longer one 10 GB and 97 s
+    (tmp_path / "qqmgr.toml").write_text(text)
+    rc, err, rss_mib, took = run_measured([qqmgr, "ssh-config" if name == "ssh_value" else "show", "v"], tmp_path)
+    print(f"{name}: peak RSS {rss_mib:.0f} MiB, {took:.2f} s")
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert re.match(r"qqmgr: qqmgr\.toml:\d+:\d+: " + where + r": renders past 64 MiB, the budget of all the text "
+                    r"one VM's vars, cmd and ssh values make together$", lines[0]), lines[0]
+    assert rss_mib < 300, rss_mib
+    assert took < 10, took
+
+
+def test_a_large_var_within_the_budget_still_renders(qqmgr, tmp_path):
+    # 4 MiB, used twice: far beyond any QEMU command line, well within the budget
+    (tmp_path / "qqmgr.toml").write_text(doubling_vars(17) + '[vm.v]\ncmd = ["-name {{.a16}}{{.a16}}"]\n')
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"][2] == "x" * (8 << 20)

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../src/base/cleanup.h"
@@ -313,10 +314,64 @@ static void test_hook_may_render_re_entrantly(void **state)
     assert_int_equal(z.nbusy, 0);
 }
 
+/* {"s": n bytes of 'x', "k": [0 … count-1]} */
+static json_t *big_data(size_t n, int count)
+{
+    char *x = malloc(n + 1);
+    assert_non_null(x);
+    memset(x, 'x', n);
+    x[n] = '\0';
+    json_t *d = json_object();
+    json_object_set_new(d, "s", json_string(x));
+    free(x);
+    json_t *k = json_array();
+    for (int i = 0; i < count; i++)
+        json_array_append_new(k, json_integer(i));
+    json_object_set_new(d, "k", k);
+    return d;
+}
+
+static void test_output_cap_is_checked_before_memory_is_taken(void **state)
+{
+    (void)state;
+    /* 40 x 8 MiB: the output stops at 256 MiB, it does not grow past it first */
+    _cleanup_json_ json_t *d = big_data((size_t)8 << 20, 40);
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    tmpl_error err = { "" };
+    assert_int_equal(tmpl_render("t", "{{range .k}}{{$.s}}{{end}}", d, &out, &err), -1);
+    assert_string_equal(err.msg, "template: t:1:14: executing \"t\" at <{{$.s}}>: "
+                                 "output too large (more than 268435456 bytes)");
+    assert_true(out.cap <= (size_t)256 << 20);
+    assert_null(out.budget);   /* the execution's own budget is not left behind */
+}
+
+static void test_one_budget_bounds_outputs_and_temporaries_of_many_executions(void **state)
+{
+    (void)state;
+    _cleanup_json_ json_t *d = big_data(300 << 10, 1);
+    sbuf_budget budget = { .left = 1 << 20 };
+    _cleanup_sbuf_ sbuf a = { .budget = &budget }, b = { .budget = &budget };
+    tmpl_error err = { "" };
+    assert_int_equal(tmpl_render("a", "{{.s}}", d, &a, &err), 0);
+    assert_int_equal(a.len, 300 << 10);
+    /* printf's temporary (600 KiB, in a 1 MiB buffer) does not fit what is left */
+    assert_int_equal(tmpl_render("b", "{{printf \"%s%s\" .s .s}}", d, &b, &err), -1);
+    assert_string_equal(err.msg, "template: b:1:2: executing \"b\" at <printf \"%s%s\" .s .s>: "
+                                 "output too large (the output's budget is spent)");
+    assert_true(budget.over);
+    assert_true(a.cap + b.cap <= 1 << 20);
+    /* once spent, it stays spent */
+    sbuf_reset(&b);
+    assert_int_equal(tmpl_render("c", "x", d, &b, &err), -1);
+    assert_int_equal(b.len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_key_reports_line_column_and_field),
+        cmocka_unit_test(test_output_cap_is_checked_before_memory_is_taken),
+        cmocka_unit_test(test_one_budget_bounds_outputs_and_temporaries_of_many_executions),
         cmocka_unit_test(test_index_of_missing_key_is_an_error_unlike_go),
         cmocka_unit_test(test_null_value_prints_no_value_but_nil_through_print),
         cmocka_unit_test(test_range_over_map_is_in_sorted_key_order),

@@ -17,6 +17,7 @@ void *aalloc(arena *a, size_t n)
         b->cap = cap;
         a->head = b;
         a->total += cap;
+        sbuf_budget_take(a->budget, cap);
     }
     void *p = (char *)a->head->data + a->head->used;
     a->head->used += n;

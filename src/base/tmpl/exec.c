@@ -73,11 +73,37 @@ const char *s_fmtv(state *s, val v, int verb)
 
 static void s_at(state *s, const node *n) { s->node = n; }
 
-/* Fails the execution at the current node when a read through the hook failed. */
+const char *s_keep(state *s, sbuf *b)
+{
+    size_t n = b->len;
+    if (s->budget->over || n + 16 > s->budget->left) {
+        s->budget->over = 1;
+        sbuf_free(b);
+        return NULL;
+    }
+    const char *r = astrndup(&s->a, b->buf ? b->buf : "", n);
+    sbuf_free(b);
+    return r;
+}
+
+/* Fails the execution once the budget refused memory (the output or a
+ * temporary stopped short), at the node that asked for it. */
+static void s_check_budget(state *s)
+{
+    if (!s->budget->over)
+        return;
+    if (s->budget == &s->own_budget)
+        s_errorf(s, "output too large (more than %zu bytes)", MAX_EXEC_BYTES);
+    s_errorf(s, "output too large (the output's budget is spent)");
+}
+
+/* Fails the execution at the current node when a read through the hook failed
+ * (or the budget refused memory). */
 static void s_check_read(state *s)
 {
     if (s->rd.failed)
         s_errorf(s, "%s", s->rd.err.msg);
+    s_check_budget(s);
 }
 
 /* container[key] (key NULL for arrays) as the hook sees it */
@@ -97,8 +123,7 @@ static void s_step(state *s)
         s_errorf(s, "exceeded maximum template depth (nesting too deep for the stack)");
     if (++s->steps > MAX_EXEC_STEPS)
         s_errorf(s, "execution too long (more than %ld steps)", MAX_EXEC_STEPS);
-    if (s->a.total + s->out->len > MAX_EXEC_BYTES)
-        s_errorf(s, "output too large (more than %zu bytes)", MAX_EXEC_BYTES);
+    s_check_budget(s);
 }
 
 static void s_push(state *s, str name, val v)
@@ -601,6 +626,12 @@ int tmpl_exec_with(const tmpl *t, const char *name, json_t *data, tmpl_lookup_fn
     s->t = t;
     s->tname = tr->name;
     s->out = out;
+    /* the output's budget bounds everything the execution takes; without
+     * one, the execution has its own */
+    s->own_budget = (sbuf_budget){ .left = MAX_EXEC_BYTES };
+    s->budget = out->budget ? out->budget : &s->own_budget;
+    out->budget = s->budget;
+    s->a.budget = s->budget;
     s->err = err;
     s->rd.fn = fn;
     s->rd.ud = ud;
@@ -618,7 +649,10 @@ int tmpl_exec_with(const tmpl *t, const char *name, json_t *data, tmpl_lookup_fn
         if (!tr->root)
             s_errorf(s, "%s is an incomplete or empty template", s_quote(s, tr->name.p, tr->name.n));
         walk(s, dot, tr->root);
+        s_check_budget(s);   /* the last write may have been refused */
     }
+    if (out->budget == &s->own_budget)
+        out->budget = NULL;
     outer_stack_base = outer;
     free(s->vars);
     afree(&s->a);

@@ -139,7 +139,7 @@ static void fmt_integer_base(pp *p, uint64_t u, int base, int is_signed, int ver
 
 static void fmt_unicode(pp *p, uint64_t u)
 {
-    sbuf b = SBUF_INIT;
+    sbuf b = { .budget = p->buf->budget };
     int prec = 4;
     if (p->f.prec_present && p->f.prec > 4)
         prec = p->f.prec;
@@ -188,7 +188,7 @@ static void fmt_integer(pp *p, uint64_t u, int is_signed, int verb, const val *a
     }
     case 'q': {
         int32_t r = u > 0x10FFFF ? RUNE_ERROR : (int32_t)u;
-        sbuf b = SBUF_INIT;
+        sbuf b = { .budget = p->buf->budget };
         go_quote_rune(&b, r, p->f.plus);
         f_pad(p, b.buf, b.len);
         sbuf_free(&b);
@@ -377,7 +377,7 @@ static void fmt_float_prec(pp *p, double v, int verb, int prec)
 {
     if (p->f.prec_present)
         prec = p->f.prec;
-    sbuf nb = SBUF_INIT;
+    sbuf nb = { .budget = p->buf->budget };
     append_float(&nb, v, verb, prec);
     char *num = nb.buf;
     size_t n = nb.len;
@@ -401,7 +401,7 @@ static void fmt_float_prec(pp *p, double v, int verb, int prec)
             if (digits == -1)
                 digits = 6;
         }
-        sbuf tail = SBUF_INIT;
+        sbuf tail = { .budget = p->buf->budget };
         int has_dot = 0, saw_nz = 0;
         for (size_t i = 1; i < n; i++) {
             char c = num[i];
@@ -494,7 +494,7 @@ static int can_backquote(const char *s, size_t n)
 static void fmt_q(pp *p, const char *s, size_t n)
 {
     n = truncate_len(p, s, n);
-    sbuf b = SBUF_INIT;
+    sbuf b = { .budget = p->buf->budget };
     if (p->f.sharp && can_backquote(s, n)) {
         sbuf_addc(&b, '`');
         sbuf_add(&b, s, n);

@@ -4,12 +4,6 @@
 
 #include "tmpl_int.h"
 
-static const char *str_arena(state *s, sbuf *b)
-{
-    const char *r = astrndup(&s->a, b->buf ? b->buf : "", b->len);
-    sbuf_free(b);
-    return r;
-}
 
 static int index_arg(val idx, size_t cap, size_t *out, char *err, size_t errsz)
 {
@@ -252,12 +246,15 @@ static int f_call(state *s, const val *argv, int argc, val *res, char *err, size
 /* html, js, urlquery: the escaped evalArgs string */
 static int escaped(state *s, const val *argv, int argc, val *res, void (*esc)(sbuf *, const char *, size_t))
 {
-    sbuf t = SBUF_INIT, b = SBUF_INIT;
+    sbuf t = { .budget = s->budget }, b = { .budget = s->budget };
     eval_args_string(s, argv, argc, &t);
     esc(&b, t.buf ? t.buf : "", t.len);
     sbuf_free(&t);
     size_t n = b.len;
-    *res = v_string(str_arena(s, &b), n);
+    const char *r = s_keep(s, &b);
+    if (!r)
+        return -1;   /* the executor reports the budget */
+    *res = v_string(r, n);
     return 0;
 }
 
@@ -314,14 +311,17 @@ static int f_not(state *s, const val *argv, int argc, val *res, char *err, size_
 static int sprinted(state *s, sbuf *b, val *res)
 {
     size_t n = b->len;
-    *res = v_string(str_arena(s, b), n);
+    const char *r = s_keep(s, b);
+    if (!r)
+        return -1;   /* the executor reports the budget */
+    *res = v_string(r, n);
     return 0;
 }
 
 static int f_print(state *s, const val *argv, int argc, val *res, char *err, size_t errsz)
 {
     (void)err, (void)errsz;
-    sbuf b = SBUF_INIT;
+    sbuf b = { .budget = s->budget };
     go_sprint(&b, &s->rd, argv, argc);
     return sprinted(s, &b, res);
 }
@@ -329,7 +329,7 @@ static int f_print(state *s, const val *argv, int argc, val *res, char *err, siz
 static int f_println(state *s, const val *argv, int argc, val *res, char *err, size_t errsz)
 {
     (void)err, (void)errsz;
-    sbuf b = SBUF_INIT;
+    sbuf b = { .budget = s->budget };
     go_sprintln(&b, &s->rd, argv, argc);
     return sprinted(s, &b, res);
 }
@@ -337,7 +337,7 @@ static int f_println(state *s, const val *argv, int argc, val *res, char *err, s
 static int f_printf(state *s, const val *argv, int argc, val *res, char *err, size_t errsz)
 {
     (void)err, (void)errsz;
-    sbuf b = SBUF_INIT;
+    sbuf b = { .budget = s->budget };
     val f = v_concrete(argv[0]);
     go_sprintf(&b, &s->rd, f.s.p, f.s.n, argv + 1, argc - 1);
     return sprinted(s, &b, res);

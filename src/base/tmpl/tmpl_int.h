@@ -32,7 +32,7 @@
 #define MAX_EXEC_DEPTH 1000        /* nested {{template}} calls */
 #define MAX_PARSE_DEPTH 400        /* nested control structures and parens */
 #define MAX_EXEC_STEPS 20000000L   /* nodes walked and commands evaluated */
-#define MAX_EXEC_BYTES ((size_t)256 << 20) /* output plus temporaries */
+#define MAX_EXEC_BYTES ((size_t)256 << 20) /* output plus temporaries, when the caller's out has no budget */
 #define MAX_EXEC_STACK ((size_t)3 << 20)    /* C stack used by all nested executions */
 
 typedef struct node node;   /* node.h */
@@ -48,7 +48,9 @@ typedef struct ablock {
 
 typedef struct arena {
     ablock *head;
-    size_t total;          /* bytes held, for the output bound */
+    size_t total;          /* bytes held */
+    sbuf_budget *budget;   /* an execution's arena: its blocks are charged there (never refused:
+                            * the executor sees budget->over at its next step) */
 } arena;
 
 void *aalloc(arena *a, size_t n); /* zeroed */
@@ -200,6 +202,8 @@ typedef struct state {
     int depth;
     long steps;
     sbuf *out;
+    sbuf_budget *budget;  /* out's, else own_budget: output, temporaries and the arena */
+    sbuf_budget own_budget; /* MAX_EXEC_BYTES */
     arena a;              /* strings made during execution */
     jmp_buf jb;
     tmpl_error *err;
@@ -208,6 +212,9 @@ typedef struct state {
 } state;
 
 const char *s_quote(state *s, const char *p, size_t n); /* %q of p, in the arena */
+/* b (a temporary of a builtin) copied into the arena and freed; NULL when the
+ * copy does not fit the budget (b is freed, budget->over set). */
+const char *s_keep(state *s, sbuf *b);
 const char *s_fmtv(state *s, val v, int verb);         /* v formatted, in the arena */
 val s_read(state *s, json_t *container, const char *key, json_t *value); /* through the hook */
 
