@@ -305,9 +305,10 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         }
         names[n] = NULL;
         const char *near = str_closest(name, names);
-        fprintf(stderr, "qqmgr: init: no template \"%s\"%s%s%s (templates: %s; see init --list)\n", name,
-                near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "", sbuf_str(&all));
-        return QQ_EXIT_USAGE;
+        qq_err err = { 0 };
+        qq_usage_error(ctx, &err, false, "no template \"%s\"%s%s%s (templates: %s; see init --list)", name,
+                       near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "", sbuf_str(&all));
+        return qq_report(&err);
     }
 
     const char *conf = ctx->config_path ? ctx->config_path : "qqmgr.toml";
