@@ -193,7 +193,7 @@ static int begin(const config *cfg, const char *name, running_vm *v, qq_err *err
     vm_state st;
     vm_probe(v->dir, false, &st);
     v->ssh_port = st.ssh_port;
-    return v->lock = layout_lock(v->dir, true, err);
+    return v->lock = layout_lock(v->dir, LOCKFILE_FOREVER, err);
 }
 
 int forward_add(const config *cfg, const char *name, const char *netdev, forward *f, qq_err *err)

@@ -786,13 +786,13 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
     b.building = layout_beside(b.s.path, ".building");
     int rc = -1;
     bool up = false;
-    int lfd = layout_lock(b.s.dir, false, NULL);
+    int lfd = layout_lock(b.s.dir, 0, NULL);
     if (lfd < 0 && errno == EWOULDBLOCK) {
         if (b.tty)
             report_note("img %s: waiting for another build of this image, or a start of a VM using it", name);
-        lfd = layout_lock(b.s.dir, true, err);
+        lfd = layout_lock(b.s.dir, LOCKFILE_FOREVER, err);
     } else if (lfd < 0) {
-        lfd = layout_lock(b.s.dir, true, err);
+        lfd = layout_lock(b.s.dir, LOCKFILE_FOREVER, err);
     }
     if (lfd < 0)
         goto out;

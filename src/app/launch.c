@@ -18,6 +18,7 @@
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
+#include "../infra/lockfile.h"
 #include "../infra/net.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
@@ -213,11 +214,19 @@ pid_t launch_spawn(char *const *argv, const char *cwd, const char *out_path, con
 
 /* ------------------------------------------------------------ start */
 
-/* The VM's lock (start, stop, gdb; img build for the images it uses): its
- * state dir is made first. Returns the descriptor holding it. */
-static int lock_vm(const char *dir, qq_err *err)
+/* The VM's lock (start, stop, gdb; img build for the images it uses), by
+ * the start's deadline: its state dir is made first. Returns the descriptor
+ * holding it. */
+static int lock_vm(const char *name, const char *dir, long long deadline, int timeout_s, qq_err *err)
 {
-    return layout_lock(dir, true, err);
+    int fd = layout_lock(dir, deadline, err);
+    if (fd < 0 && errno == EWOULDBLOCK) {
+        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
+                       "(--timeout)", name, p, timeout_s);
+    }
+    return fd;
 }
 
 static int check_name(const config *cfg, const char *name, qq_err *err)
@@ -329,18 +338,14 @@ static int lock_images_shared(const char *name, char **names, char **dirs, int *
 {
     for (size_t i = 0; dirs && dirs[i]; i++) {
         _cleanup_free_ char *lockp = layout_path(dirs[i], LAYOUT_LOCK);
-        for (;;) {
-            fds[i] = fs_lock_shared(lockp, false, err);
-            if (fds[i] >= 0)
-                break;
-            if (errno != EWOULDBLOCK)
-                return -1;
-            if (clock_ms() >= deadline_ms)
-                return qq_fail(err, QQ_EXIT_FAIL,
-                               "%s uses image %s, which is being built (qqmgr img build %s): "
-                               "start it again when the build is done", name, names[i], names[i]);
-            poll(NULL, 0, 50);
-        }
+        lockfile_opts lo = { .shared = true, .deadline_ms = deadline_ms };
+        fds[i] = lockfile_take(lockp, &lo, err);
+        if (fds[i] < 0 && errno == EWOULDBLOCK)
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "%s uses image %s, which is being built (qqmgr img build %s): "
+                           "start it again when the build is done", name, names[i], names[i]);
+        if (fds[i] < 0)
+            return -1;
     }
     return 0;
 }
@@ -401,11 +406,13 @@ static pid_t remove_own_runtime(const char *dir)
     return 0;
 }
 
-static int start_locked(const config *cfg, const char *name, const char *dir, long long deadline, int timeout_s,
+static int start_locked(const config *cfg, const char *name, const char *dir, long long t0, long long deadline,
+                        int timeout_s,
                         const int *avoid, size_t navoid, const launch_opts *ro, launch_result *r, bool *port_taken,
                         qq_err *err);
 
-static int start_once(const config *cfg, const char *name, long long deadline, int timeout_s, const int *avoid,
+static int start_once(const config *cfg, const char *name, long long t0, long long deadline, int timeout_s,
+                      const int *avoid,
                       size_t navoid, const launch_opts *ro, launch_result *r, bool *port_taken, qq_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -438,7 +445,7 @@ static int start_once(const config *cfg, const char *name, long long deadline, i
     vm_spec_free(&s0);
     if (rc < 0)
         return -1;
-    _cleanup_close_ int lock = lock_vm(dir, err);
+    _cleanup_close_ int lock = lock_vm(name, dir, deadline, timeout_s, err);
     if (lock < 0)
         return -1;
     _cleanup_free_ int *img_locks = xcalloc(nimg + 1, sizeof *img_locks);
@@ -448,13 +455,14 @@ static int start_once(const config *cfg, const char *name, long long deadline, i
         close_fds(img_locks, nimg);
         return -1;
     }
-    rc = start_locked(cfg, name, dir, deadline, timeout_s, avoid, navoid, ro, r, port_taken, err);
+    rc = start_locked(cfg, name, dir, t0, deadline, timeout_s, avoid, navoid, ro, r, port_taken, err);
     close_fds(img_locks, nimg);
     return rc;
 }
 
 /* start_once, with the VM's lock and its images' shared locks held. */
-static int start_locked(const config *cfg, const char *name, const char *dir, long long deadline, int timeout_s,
+static int start_locked(const config *cfg, const char *name, const char *dir, long long t0, long long deadline,
+                        int timeout_s,
                         const int *avoid, size_t navoid, const launch_opts *ro, launch_result *r, bool *port_taken,
                         qq_err *err)
 {
@@ -490,7 +498,6 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
     _cleanup_free_ char *outp = layout_path(dir, LAYOUT_STDOUT);
     _cleanup_free_ char *errp = layout_path(dir, LAYOUT_STDERR);
     _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
-    long long t0 = clock_ms();
     /* the logs of earlier runs are kept (a retry with another port is the
      * same run) */
     if (navoid == 0)
@@ -590,7 +597,7 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
     int timeout_s = (int)((deadline - now + 999) / 1000);   /* as the messages say it */
     for (;;) {
         bool port_taken = false;
-        int rc = start_once(cfg, name, deadline, timeout_s, failed, nfailed, o, r, &port_taken, err);
+        int rc = start_once(cfg, name, now, deadline, timeout_s, failed, nfailed, o, r, &port_taken, err);
         if (r->ssh_port > 0)
             net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
         long long left = deadline - clock_ms();

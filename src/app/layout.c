@@ -16,6 +16,7 @@
 
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
+#include "../infra/lockfile.h"
 #include "../infra/fs.h"
 #include "../infra/qmp.h"
 #include "../infra/rundir.h"
@@ -260,13 +261,10 @@ int layout_make_dir(const char *dir, qq_err *err)
 static int try_entry_lock(const char *edir)
 {
     _cleanup_free_ char *p = layout_path(edir, LAYOUT_LOCK);
-    int fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    lockfile_opts o = { .no_create = true };
+    int fd = lockfile_take(p, &o, NULL);
     if (fd < 0)
         return errno == ENOENT ? -1 : -2;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        close(fd);
-        return -2;
-    }
     return fd;
 }
 
@@ -413,21 +411,19 @@ char *layout_config_state_dir(const char *cfg_dir, const char *base, qq_err *err
     return xstrdup(old);
 }
 
-int layout_lock(const char *dir, bool wait, qq_err *err)
+int layout_lock(const char *dir, long long deadline_ms, qq_err *err)
 {
     _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
+    lockfile_opts o = { .deadline_ms = deadline_ms };
     for (;;) {
         if (layout_make_dir(dir, err) < 0)
             return -1;
-        int fd = fs_lock(p, wait, err);
-        if (fd < 0)
-            return -1;
-        /* rm / prune removed the dir (lock file last) while we waited: the
-         * lock we hold is of a removed file; make the dir again, lock anew */
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-            return fd;
-        close(fd);
+        int fd = lockfile_take(p, &o, err);
+        /* rm / prune removed the dir (lock file last) while we waited: make
+         * the dir again, lock anew */
+        if (fd < 0 && errno == ENOENT)
+            continue;
+        return fd;
     }
 }
 

@@ -64,6 +64,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "../infra/lockfile.h"
 #include "../base/err.h"
 
 typedef enum layout_file {
@@ -141,11 +142,12 @@ bool layout_owned(const char *dir, const char *kind, const char *name, const cha
 int layout_make_dir(const char *dir, qq_err *err);
 
 /* Open (create 0600) and take the lock file of a VM or image dir (made
- * first). Returns the descriptor holding the lock; wait=false and held
- * elsewhere → -1 with errno EWOULDBLOCK. A lock file removed while this
+ * first), waiting until deadline_ms (lockfile.h: 0 tries once,
+ * LOCKFILE_FOREVER). Returns the descriptor holding the lock; held elsewhere
+ * at the deadline → -1 with errno EWOULDBLOCK. A lock file removed while this
  * waited (rm, prune: reclaim.h) is not held: the dir is made again and the
  * new file locked. */
-int layout_lock(const char *dir, bool wait, qq_err *err);
+int layout_lock(const char *dir, long long deadline_ms, qq_err *err);
 
 /* The runtime dir for dir's runtime paths (rundir_get with the record in
  * dir; dir must exist when create). */

@@ -15,6 +15,7 @@
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
+#include "../infra/lockfile.h"
 #include "../infra/download.h"
 #include "../infra/fs.h"
 #include "../infra/tree.h"
@@ -106,7 +107,7 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
         return qq_fail(err, QQ_EXIT_FAIL, "rm %s: left alone: %s", name, why);
     bool snaps_done = false;
     for (int round = 0;; round++) {
-        int lock = layout_lock(dir, true, err);
+        int lock = layout_lock(dir, LOCKFILE_FOREVER, err);
         if (lock < 0)
             return -1;
         pid_t pid = layout_pid_holder(dir);
@@ -171,7 +172,7 @@ int reclaim_img(const config *c, const char *name, bool force, reclaim_result *r
                            name, snaps, config_cli(c), name);
         }
     }
-    _cleanup_close_ int lock = layout_lock(dir, false, NULL);
+    _cleanup_close_ int lock = layout_lock(dir, 0, NULL);
     if (lock < 0) {
         if (errno == EWOULDBLOCK)
             return qq_fail(err, QQ_EXIT_FAIL,
@@ -259,7 +260,7 @@ static int prune_vm_dir(const config *c, const reclaim_prune_opts *o, const char
         add_entry(entries, "vm", name, path, bytes, false, whose);
         return 0;
     }
-    _cleanup_close_ int lock = o->dry_run ? -1 : layout_lock(path, false, NULL);
+    _cleanup_close_ int lock = o->dry_run ? -1 : layout_lock(path, 0, NULL);
     if (!o->dry_run && lock < 0) {
         add_entry(entries, "vm", name, path, bytes, false,
                   errno == EWOULDBLOCK ? "busy (a start or stop holds its lock)" : strerror(errno));
@@ -297,7 +298,7 @@ static int prune_img_dir(const config *c, const reclaim_prune_opts *o, const cha
         add_entry(entries, "img", name, path, bytes, false, whose);
         return 0;
     }
-    _cleanup_close_ int lock = o->dry_run ? -1 : layout_lock(path, false, NULL);
+    _cleanup_close_ int lock = o->dry_run ? -1 : layout_lock(path, 0, NULL);
     if (!o->dry_run && lock < 0) {
         add_entry(entries, "img", name, path, bytes, false,
                   errno == EWOULDBLOCK ? "busy (being built, or a VM using it is starting)" : strerror(errno));
@@ -383,28 +384,17 @@ static time_t last_use(int dfd, const char *hex)
     return t;
 }
 
-/* Take <hex>.lock as download.c does (create, flock, the same inode still at
- * the name), without waiting: -1 when a download holds it. With peek (dry
+/* Take <hex>.lock as download.c does (lockfile.h), without waiting: -1 when a
+ * download holds it. With peek (dry
  * run) only an existing lock file is tried, and nothing is created. */
 static int cache_lock(int dfd, const char *hex, bool peek)
 {
     _cleanup_free_ char *name = xasprintf("%s.lock", hex);
-    for (;;) {
-        int fd = openat(dfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (peek ? 0 : O_CREAT), 0644);
-        if (fd < 0)
-            return peek && errno == ENOENT ? -2 : -1;
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-            close(fd);
-            return -1;
-        }
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino)
-            return fd;
-        close(fd);
-        if (peek)
-            return -2;
-    }
+    lockfile_opts o = { .no_create = peek, .mode = 0644 };
+    int fd = lockfile_take_at(dfd, name, &o, NULL);
+    if (fd < 0)
+        return peek && errno == ENOENT ? -2 : -1;
+    return fd;
 }
 
 static int prune_cache(const reclaim_prune_opts *o, json_t *entries, unsigned long long *total, qq_err *err)

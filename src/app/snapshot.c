@@ -449,7 +449,7 @@ static bool throwaway_run(const char *dir, pid_t pid)
 
 static int lock_dir(const char *dir, qq_err *err)
 {
-    return layout_lock(dir, true, err);
+    return layout_lock(dir, LOCKFILE_FOREVER, err);
 }
 
 /* ------------------------------------------------------------ save */

@@ -67,7 +67,7 @@ static double proc_uptime(pid_t pid)
  * state dir is made first. Returns the descriptor holding it. */
 static int lock_vm(const char *dir, qq_err *err)
 {
-    return layout_lock(dir, true, err);
+    return layout_lock(dir, LOCKFILE_FOREVER, err);
 }
 
 static int check_name(const config *cfg, const char *name, qq_err *err)

@@ -14,6 +14,7 @@
 #include "../base/clock.h"
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
+#include "../infra/lockfile.h"
 #include "../infra/fs.h"
 #include "../infra/net.h"
 #include "../infra/proc.h"
@@ -149,7 +150,7 @@ int vnet_up(const char *state_dir, char *const *argv, qq_err *err)
     /* shared while every switch runs; exclusive to start one. flock's
      * conversion is not atomic, so the check is repeated under the shared lock. */
     for (;;) {
-        int fd = fs_lock_shared(lockp, true, err);
+        int fd = lockfile_take(lockp, &(lockfile_opts){ .shared = true, .deadline_ms = LOCKFILE_FOREVER }, err);
         if (fd < 0)
             return -1;
         bool all = true;
@@ -159,7 +160,7 @@ int vnet_up(const char *state_dir, char *const *argv, qq_err *err)
         if (all)
             return fd;
         close(fd);
-        _cleanup_close_ int ex = fs_lock(lockp, true, err);
+        _cleanup_close_ int ex = lockfile_take(lockp, &(lockfile_opts){ .deadline_ms = LOCKFILE_FOREVER }, err);
         if (ex < 0)
             return -1;
         json_object_foreach(set, n, v) {
@@ -180,7 +181,7 @@ void vnet_down(const char *state_dir, const char *vm_dir)
     _cleanup_free_ char *lockp = layout_net_lock(state_dir, NULL);
     if (!lockp)
         return;
-    _cleanup_close_ int fd = fs_lock(lockp, true, NULL);
+    _cleanup_close_ int fd = lockfile_take(lockp, &(lockfile_opts){ .deadline_ms = LOCKFILE_FOREVER }, NULL);
     if (fd < 0)
         return;
     DIR *d = opendir(state_dir);

@@ -21,6 +21,7 @@
 #include "../base/report.h"
 #include "../base/sbuf.h"
 #include "hash.h"
+#include "lockfile.h"
 
 /* Bytes per write callback: big enough that hashing and write(2) run on
  * large blocks, small enough to keep the progress bar lively. */
@@ -64,38 +65,17 @@ static int mkdir_parents(const char *dir, qq_err *err)
     return 0;
 }
 
-/* Take an exclusive flock on path, creating it. The previous holder may have
- * unlinked the file while we waited: then lock the new one instead. */
+static void note_waiting(void *url)
+{
+    report_note("waiting for another process downloading %s", (const char *)url);
+}
+
+/* Take the exclusive lock of a download (lockfile.h: the previous holder
+ * unlinks the file when done; then the new one is locked instead). */
 static int lock_file(const char *path, const char *url, qq_err *err)
 {
-    bool told = false;
-    for (;;) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-            if (errno != EWOULDBLOCK) {
-                int e = errno;
-                close(fd);
-                return qq_fail(err, QQ_EXIT_FAIL, "%s: flock: %s", path, strerror(e));
-            }
-            if (!told) {
-                report_note("waiting for another process downloading %s", url);
-                told = true;
-            }
-            while (flock(fd, LOCK_EX) < 0) {
-                if (errno != EINTR) {
-                    int e = errno;
-                    close(fd);
-                    return qq_fail(err, QQ_EXIT_FAIL, "%s: flock: %s", path, strerror(e));
-                }
-            }
-        }
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-            return fd;
-        close(fd);
-    }
+    lockfile_opts o = { .deadline_ms = LOCKFILE_FOREVER, .mode = 0644, .on_wait = note_waiting, .arg = (void *)url };
+    return lockfile_take(path, &o, err);
 }
 
 static void unlock_file(const char *path, int fd)

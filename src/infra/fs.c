@@ -112,30 +112,6 @@ int fs_read_file(const char *path, char **out, size_t *len, qq_err *err)
     return 0;
 }
 
-static int lock_as(const char *path, int how, bool wait, qq_err *err)
-{
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "lock %s: %s", path, strerror(errno));
-    int r;
-    do
-        r = flock(fd, how | (wait ? 0 : LOCK_NB));
-    while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        int e = errno;
-        close(fd);
-        qq_fail(err, QQ_EXIT_FAIL, "lock %s: %s", path,
-                e == EWOULDBLOCK ? "held by another qqmgr" : strerror(e));
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-int fs_lock(const char *path, bool wait, qq_err *err) { return lock_as(path, LOCK_EX, wait, err); }
-
-int fs_lock_shared(const char *path, bool wait, qq_err *err) { return lock_as(path, LOCK_SH, wait, err); }
-
 int fs_tail(const char *path, size_t n, sbuf *out, qq_err *err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

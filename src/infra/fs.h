@@ -26,13 +26,6 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 /* Read a whole file; *out is NUL-terminated (len excludes the NUL). len may be NULL. */
 int fs_read_file(const char *path, char **out, size_t *len, qq_err *err);
 
-/* Take an exclusive flock on path (created 0600 if missing). Returns the
- * descriptor that holds the lock (close it to release). wait=false and the
- * lock is held elsewhere → -1 with errno EWOULDBLOCK. */
-int fs_lock(const char *path, bool wait, qq_err *err);
-
-/* The same, shared: any number of shared holders, none while fs_lock holds it. */
-int fs_lock_shared(const char *path, bool wait, qq_err *err);
 
 /* Append the last n lines of path to out (a last line without a newline counts).
  * Reads backwards from the end, so a huge log costs only what is printed. */

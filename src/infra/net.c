@@ -20,6 +20,7 @@
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "fs.h"
+#include "lockfile.h"
 
 int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err)
 {
@@ -178,7 +179,7 @@ static int registry_open(port_entry **out, size_t *n)
         if (fs_mkdir_p(dir, 0700, NULL) < 0)
             return -1;
     }
-    int fd = fs_lock(path, true, NULL);
+    int fd = lockfile_take(path, &(lockfile_opts){ .deadline_ms = LOCKFILE_FOREVER }, NULL);
     if (fd < 0)
         return -1;
     _cleanup_free_ char *text = NULL;

@@ -79,3 +79,52 @@ def test_qemu_inherits_only_stdin_stdout_stderr(project):
                 os.close(fd)
         os.close(r)
         project.run("stop", "bare", "--force")
+
+
+def test_start_timeout_bounds_the_wait_for_a_vm_lock_held_elsewhere(project):
+    """One deadline per command: `start --timeout 2` while another process
+    holds the VM's lock gives up after about 2 s, naming the lock, and starts
+    nothing."""
+    project.write(bare_toml())
+    project.run("start", "bare", check=True)
+    project.run("stop", "bare", "--force", check=True)
+    lock = project.vm_dir("bare") / "lock"
+    assert lock.exists()
+    with open(lock, "r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        try:
+            cp = project.run("start", "bare", "--timeout", "2", timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("start --timeout 2 still waited on the held lock after 30 s")
+        took = time.monotonic() - t0
+    assert cp.returncode == 1, cp.stderr
+    assert "bare: another qqmgr is starting or stopping it" in cp.stderr and str(lock) in cp.stderr, cp.stderr
+    assert "still held after 2 s (--timeout)" in cp.stderr, cp.stderr
+    assert 1.8 < took < 10, took
+    assert not project.json("status", "bare")["running"]
+
+
+def test_start_reports_the_time_it_waited_for_the_lock(project):
+    """The "in S s" of start counts from the start of the command's start,
+    lock wait included (it said 0.11 s after waiting 7.8 s)."""
+    project.write(bare_toml())
+    project.run("start", "bare", check=True)
+    project.run("stop", "bare", "--force", check=True)
+    lock = project.vm_dir("bare") / "lock"
+    f = open(lock, "r+")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+        p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "bare", "--json"],
+                             cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)   # the lock stays held this long: what start must count
+        f.close()
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        import json
+        assert json.loads(out)["elapsed_ms"] >= 1400, out
+    finally:
+        if not f.closed:
+            f.close()
+        project.run("stop", "bare", "--force")

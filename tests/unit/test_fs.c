@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "../../src/base/cleanup.h"
+#include "../../src/base/clock.h"
 #include "../../src/infra/fs.h"
+#include "../../src/infra/lockfile.h"
 #include "../../src/infra/net.h"
 #include "../../src/infra/proc.h"
 
@@ -120,15 +122,63 @@ static void test_lock_is_exclusive_until_closed(void **state)
 {
     (void)state;
     qq_err e = { 0 };
-    int a = fs_lock(path("lock"), true, &e);
+    int a = lockfile_take(path("lock"), &(lockfile_opts){ .deadline_ms = LOCKFILE_FOREVER }, &e);
     assert_true(a >= 0);
-    int b = fs_lock(path("lock"), false, &e);
+    int b = lockfile_take(path("lock"), NULL, &e);
     assert_int_equal(b, -1);
     assert_int_equal(errno, EWOULDBLOCK);
     assert_non_null(strstr(e.msg, "held by another qqmgr"));
+    /* shared holders: any number, none beside an exclusive one */
+    assert_int_equal(lockfile_take(path("lock"), &(lockfile_opts){ .shared = true }, &e), -1);
     close(a);
-    b = fs_lock(path("lock"), false, &e);
+    a = lockfile_take(path("lock"), &(lockfile_opts){ .shared = true }, &e);
+    b = lockfile_take(path("lock"), &(lockfile_opts){ .shared = true }, &e);
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(lockfile_take(path("lock"), NULL, &e), -1);
+    close(a);
+    close(b);
+}
+
+static void test_lock_wait_ends_at_the_deadline(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    int a = lockfile_take(path("lock"), NULL, &e);
+    assert_true(a >= 0);
+    long long t0 = clock_ms();
+    int b = lockfile_take(path("lock"), &(lockfile_opts){ .deadline_ms = t0 + 300 }, &e);
+    long long took = clock_ms() - t0;
+    assert_int_equal(b, -1);
+    assert_int_equal(errno, EWOULDBLOCK);
+    assert_true(took >= 300 && took < 2000);
+    close(a);
+}
+
+/* A holder that unlinks the lock file when done (a download's <hex>.lock; rm
+ * removing a VM's dir): the waiter must lock the file now at the name, not
+ * the removed one it opened. */
+static void test_lock_of_a_file_unlinked_while_waiting_is_taken_anew(void **state)
+{
+    (void)state;
+    qq_err e = { 0 };
+    int a = lockfile_take(path("lock"), NULL, &e);
+    assert_true(a >= 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(200 * 1000);
+        unlink(path("lock"));   /* done: remove, then release */
+        _exit(0);
+    }
+    close(a);   /* the child holds the lock (inherited descriptor) */
+    int b = lockfile_take(path("lock"), &(lockfile_opts){ .deadline_ms = clock_ms() + 5000 }, &e);
     assert_true(b >= 0);
+    waitpid(pid, NULL, 0);
+    struct stat held, named;
+    assert_int_equal(fstat(b, &held), 0);
+    assert_int_equal(stat(path("lock"), &named), 0);
+    assert_true(held.st_ino == named.st_ino);
+    /* nobody else can take the lock at the name */
+    assert_int_equal(lockfile_take(path("lock"), NULL, &e), -1);
     close(b);
 }
 
@@ -281,6 +331,8 @@ int main(void)
         cmocka_unit_test(test_atomic_write_into_missing_dir_fails_with_path),
         cmocka_unit_test(test_read_missing_file_keeps_enoent),
         cmocka_unit_test(test_lock_is_exclusive_until_closed),
+        cmocka_unit_test(test_lock_wait_ends_at_the_deadline),
+        cmocka_unit_test(test_lock_of_a_file_unlinked_while_waiting_is_taken_anew),
         cmocka_unit_test(test_tail_returns_last_lines),
         cmocka_unit_test(test_tail_of_a_big_file_crosses_chunks),
         cmocka_unit_test(test_port_in_use_is_not_free_and_picked_port_is),
