@@ -41,33 +41,32 @@ int lockfile_take_at(int dirfd, const char *path, const lockfile_opts *o, qq_err
         int fd = openat(dirfd, path, flags, o->mode ? o->mode : 0600);
         if (fd < 0)
             return fail(path, errno, err);
-        int r;
-        do
-            r = flock(fd, how | LOCK_NB);
-        while (r < 0 && errno == EINTR);
-        if (r == 0) {
-            if (still_ours(dirfd, path, fd))
-                return fd;
-            close(fd);   /* removed or replaced while we waited: the new one */
-            continue;
+        /* wait on this descriptor (it shows in /proc as the one waited on) */
+        for (;;) {
+            if (flock(fd, how | LOCK_NB) == 0)
+                break;
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            bool expired = o->deadline_ms == 0 ||
+                           (o->deadline_ms != LOCKFILE_FOREVER && clock_ms() >= o->deadline_ms);
+            if (e != EWOULDBLOCK || expired || sig_caught()) {
+                close(fd);
+                return fail(path, e != EWOULDBLOCK ? e : expired ? EWOULDBLOCK : EINTR, err);
+            }
+            if (!told && o->on_wait)
+                o->on_wait(o->arg);
+            told = true;
+            int nap = pause_ms;
+            if (o->deadline_ms != LOCKFILE_FOREVER)
+                nap = clock_left_ms(o->deadline_ms, 1, pause_ms);
+            poll(NULL, 0, nap);
+            if (pause_ms < 100)
+                pause_ms += 10;
         }
-        int e = errno;
-        close(fd);
-        if (e != EWOULDBLOCK)
-            return fail(path, e, err);
-        if (o->deadline_ms == 0 || (o->deadline_ms != LOCKFILE_FOREVER && clock_ms() >= o->deadline_ms))
-            return fail(path, EWOULDBLOCK, err);
-        if (sig_caught())
-            return fail(path, EINTR, err);
-        if (!told && o->on_wait)
-            o->on_wait(o->arg);
-        told = true;
-        int nap = pause_ms;
-        if (o->deadline_ms != LOCKFILE_FOREVER)
-            nap = clock_left_ms(o->deadline_ms, 1, pause_ms);
-        poll(NULL, 0, nap);
-        if (pause_ms < 100)
-            pause_ms += 10;
+        if (still_ours(dirfd, path, fd))
+            return fd;
+        close(fd);   /* removed or replaced while we waited: lock the one at the name now */
     }
 }
 
