@@ -102,7 +102,7 @@ cmd = ["-accel tcg -m 256 -display none -nodefaults", "-kernel {kernel}", "-init
        "-append 'console=ttyS0 quiet'", "-device virtio-rng-pci"]
 ''')
     base = [q, "-c", str(cfg)]
-    state = d / ".qqmgr" / "tiny.toml" / "vm.tiny"
+    state = d / ".qqmgr" / "config.tiny.toml" / "vm.tiny"
     ours, own = [], []
 
     def boot():

@@ -206,14 +206,24 @@ static int make_state_dir(const char *dir, const char *config, qq_err *err)
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent) {
         *slash = '\0';
-        if (fs_mkdir_p(parent, 0700, err) < 0)
+        if (strncmp(base_name(dir), CONFIG_PREFIX, strlen(CONFIG_PREFIX)) == 0 &&
+            strcmp(base_name(parent), ".qqmgr") == 0) {
+            /* DIR/.qqmgr is DIR/qqmgr.toml's state dir, whether that file exists or not */
+            _cleanup_free_ char *cfg_dir = xstrdup(parent);
+            *strrchr(cfg_dir, '/') = '\0';
+            _cleanup_free_ char *dflt = xasprintf("%s/qqmgr.toml", cfg_dir);
+            if (make_state_dir(parent, dflt, err) < 0)
+                return -1;
+        } else if (fs_mkdir_p(parent, 0700, err) < 0) {
             return -1;
+        }
     }
     _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", dir);
     if (!mkdtemp(tmp))
         return qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", dir, strerror(errno));
     _cleanup_free_ char *text = record_text("config", base_name(config), config);
-    if (layout_write(tmp, LAYOUT_OWNER, text, err) < 0 || (rename(tmp, dir) < 0 && errno != EEXIST && errno != ENOTEMPTY)) {
+    if (layout_write(tmp, LAYOUT_OWNER, text, err) < 0 ||
+        (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0 && errno != EEXIST)) {
         int e = errno;
         _cleanup_free_ char *rec = layout_path(tmp, LAYOUT_OWNER);
         unlink(rec);
@@ -235,9 +245,9 @@ int layout_make_dir(const char *dir, qq_err *err)
         *slash = '\0';
     bool in_state = owner.state_dir && strcmp(parent, owner.state_dir) == 0;
     const char *cfg = owner.legacy ? NULL : owner.config;   /* an older qqmgr's dir: as it was */
-    if (in_state && make_state_dir(parent, cfg, err) < 0)
-        return -1;
-    if (owner.state_dir && strcmp(dir, owner.state_dir) == 0 && make_state_dir(dir, cfg, err) < 0)
+    size_t sl = owner.state_dir ? strlen(owner.state_dir) : 0;
+    bool under = sl && strncmp(dir, owner.state_dir, sl) == 0 && (dir[sl] == '/' || dir[sl] == '\0');
+    if (under && make_state_dir(owner.state_dir, cfg, err) < 0)
         return -1;
     if (fs_mkdir_p(dir, 0700, err) < 0)
         return -1;

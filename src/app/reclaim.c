@@ -55,6 +55,8 @@ void reclaim_result_free(reclaim_result *r)
 {
     free(r->path);
     r->path = NULL;
+    json_decref(r->others);
+    r->others = NULL;
 }
 
 /* ------------------------------------------------------------ rm VM */
@@ -62,7 +64,8 @@ void reclaim_result_free(reclaim_result *r)
 /* The VM's snapshots: those inside its qcow2 disks (which may live outside
  * its dir, in an image's dir) are deleted from the disks; state files go with
  * the dir anyway. Only when the VM has a snapshots dir. */
-static int delete_snapshots(const config *c, const char *name, const char *dir, int *count, qq_err *err)
+static int delete_snapshots(const config *c, const char *name, const char *dir, int *count, json_t **others,
+                            qq_err *err)
 {
     _cleanup_free_ char *sdir = layout_path(dir, LAYOUT_SNAPSHOTS);
     if (!is_real_dir(sdir))
@@ -83,6 +86,11 @@ static int delete_snapshots(const config *c, const char *name, const char *dir, 
             return -1;
         }
         (*count)++;
+    }
+    *others = snap_foreign(c, name, err);   /* named, never deleted */
+    if (!*others) {
+        qq_err_prefix(err, "rm %s: the other snapshots on its disks", name);
+        return -1;
     }
     return 0;
 }
@@ -113,7 +121,7 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
         pid_t pid = layout_pid_holder(dir);
         if (pid <= 0 && !snaps_done) {
             close(lock);   /* snap_delete takes it itself */
-            if (delete_snapshots(c, name, dir, &r->snapshots, err) < 0)
+            if (delete_snapshots(c, name, dir, &r->snapshots, &r->others, err) < 0)
                 return -1;
             snaps_done = true;
             continue;

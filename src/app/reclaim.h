@@ -36,12 +36,14 @@ typedef struct reclaim_result {
     bool was_running;          /* force stopped it first */
     unsigned long long bytes;  /* disk usage removed */
     int snapshots;             /* rm: snapshots deleted from its disks */
+    json_t *others;            /* rm: snapshots on its disks that are other VMs' (kept): [{name, disk, owner}] */
     char *path;                /* the dir (caller frees) */
 } reclaim_result;
 
 /* `rm VM`: remove the VM's state dir (logs, ssh.conf, pinned host keys,
- * snapshots/, records); its snapshots inside qcow2 disks (snapshot.h) are
- * deleted from those disks first. A running VM fails (QQ_EXIT_FAIL naming `stop` and
+ * snapshots/, records); its own snapshots inside qcow2 disks (snapshot.h) are
+ * deleted from those disks first; other VMs' on a shared disk are kept and
+ * listed in r->others. A running VM fails (QQ_EXIT_FAIL naming `stop` and
  * `--force`) unless force: then it is stopped first (vm_stop, forced, with
  * timeout_s) and its ssh master closed. The VM stays in the config: `list`
  * shows it stopped. A VM without a state dir: existed = false, 0. */

@@ -25,6 +25,7 @@
 #include "../infra/qmp.h"
 #include "layout.h"
 #include "running.h"
+#include "snapshot_owner.h"
 #include "ssh.h"
 
 #define DISKS_FILE "disks.json"    /* in the snapshots dir */
@@ -202,13 +203,31 @@ static void add_common(json_t *out, json_t *lists)
     }
 }
 
+/* The VM's snapshots dir, opened without following a symlink: -1 when it
+ * is missing or is not a directory of its own (errno ELOOP/ENOTDIR). */
+static int snap_dir_fd(const char *dir)
+{
+    _cleanup_free_ char *sd = snap_dir(dir);
+    return open(sd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static json_t *load_at(int dfd, const char *file)
+{
+    _cleanup_close_ int fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    return fd < 0 ? NULL : json_loadfd(fd, 0, NULL);
+}
+
 /* State-file snapshots: <dir>/snapshots/NAME.json next to NAME.state. */
 static void add_state_files(json_t *out, const char *dir)
 {
-    _cleanup_free_ char *sd = snap_dir(dir);
-    DIR *d = opendir(sd);
-    if (!d)
+    int dfd = snap_dir_fd(dir);
+    if (dfd < 0)
         return;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t n = strlen(de->d_name);
@@ -217,17 +236,35 @@ static void add_state_files(json_t *out, const char *dir)
         _cleanup_free_ char *name = xstrndup(de->d_name, n - 6);
         if (snap_check_name(name, NULL) < 0)
             continue;
-        _cleanup_free_ char *meta = snap_path(dir, name, ".json");
-        _cleanup_json_ json_t *m = json_load_file(meta, 0, NULL);
+        _cleanup_free_ char *meta = xasprintf("%s.json", name);
+        _cleanup_json_ json_t *m = load_at(dirfd(d), meta);
         struct stat st;
-        _cleanup_free_ char *sp = snap_path(dir, name, ".state");
-        if (stat(sp, &st) < 0)
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
             continue;
         json_t *date = json_object_get(m, "date");
         json_array_append_new(out, entry(name, date ? json_number_value(date) : (double)st.st_mtime,
                                          (json_int_t)st.st_size, json_incref(json_object_get(m, "vm_clock"))));
     }
     closedir(d);
+}
+
+/* Remove state-file snapshot name (NAME.state, NAME.json) inside the VM's
+ * snapshots dir only: a symlinked snapshots/ is refused, never followed. */
+static int remove_state_file(const char *dir, const char *name, qq_err *err)
+{
+    _cleanup_close_ int dfd = snap_dir_fd(dir);
+    _cleanup_free_ char *sd = snap_dir(dir);
+    if (dfd < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", sd,
+                       errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink is not followed)"
+                                                          : strerror(errno));
+    static const char *const suffixes[] = { ".state", ".json" };
+    for (size_t i = 0; i < 2; i++) {
+        _cleanup_free_ char *f = xasprintf("%s%s", name, suffixes[i]);
+        if (unlinkat(dfd, f, 0) < 0 && errno != ENOENT)
+            return qq_fail(err, QQ_EXIT_FAIL, "remove %s/%s: %s", sd, f, strerror(errno));
+    }
+    return 0;
 }
 
 static int by_date(const void *a, const void *b)
@@ -373,20 +410,149 @@ char *snap_names_in_image(const config *c, const char *path)
 
 /* ------------------------------------------------------------ list / find */
 
-/* The snapshot list of a VM; *running tells which way it was read. */
+/* ------------------------------------------------------------ whose snapshot */
+
+/* Keep in each disk's list only vm's own snapshots (snapshot_owner.h); the
+ * others' go to foreign as {name, disk, owner} when it is not NULL. */
+static void keep_own(const config *c, const char *vm, disks *d, json_t *foreign)
+{
+    snapown *o = snapown_load(config_state_dir(c));
+    for (size_t j = 0; j < json_array_size(d->lists); j++) {
+        const char *path = json_string_value(json_object_get(json_array_get(d->qcow2, j), "path")) ?: "";
+        json_t *own = json_array();
+        size_t i;
+        json_t *info;
+        json_array_foreach(json_array_get(d->lists, j), i, info) {
+            _cleanup_free_ char *owner = NULL;
+            if (snapown_is_own(o, vm, path, info, &owner))
+                json_array_append(own, info);
+            else if (foreign)
+                json_array_append_new(foreign, json_pack("{s:s, s:s, s:s}", "name",
+                                                         json_string_value(json_object_get(info, "name")) ?: "?",
+                                                         "disk", path, "owner", owner));
+        }
+        json_array_set_new(d->lists, j, own);
+    }
+    snapown_free(o);
+}
+
+/* Refuse when another running VM of the state dir uses one of the disks:
+ * a snapshot of a disk two QEMUs write is neither's. */
+static int refuse_shared(const config *c, const char *vm, const disks *d, qq_err *err)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(d->qcow2, i, x) {
+        const char *path = json_string_value(json_object_get(x, "path"));
+        _cleanup_free_ char *other = path ? snapown_running_user(config_state_dir(c), vm, path) : NULL;
+        if (other)
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "%s: its disk %s is in use by running VM %s too; snapshots of a disk that running VMs "
+                           "share are refused: stop %s first (%s stop %s)",
+                           vm, path, other, other, config_cli(c), other);
+    }
+    return 0;
+}
+
+/* On every disk, is the snapshot called name the only one of that name, and
+ * vm's own? delvm, loadvm and qemu-img snapshot -d take the first one of a
+ * name (an older qqmgr let two VMs save one name into a shared disk). */
+static int check_unambiguous(const config *c, const char *vm, const disks *d, const char *name, qq_err *err)
+{
+    snapown *o = snapown_load(config_state_dir(c));
+    int rc = 0;
+    for (size_t j = 0; rc == 0 && j < json_array_size(d->lists); j++) {
+        const char *path = json_string_value(json_object_get(json_array_get(d->qcow2, j), "path")) ?: "";
+        size_t i, hits = 0;
+        json_t *info;
+        char *other = NULL;
+        json_array_foreach(json_array_get(d->lists, j), i, info) {
+            const char *n = json_string_value(json_object_get(info, "name")) ?: "";
+            if (strcmp(n, name) != 0)
+                continue;
+            hits++;
+            char *who = NULL;
+            if (!snapown_is_own(o, vm, path, info, &who) && !other)
+                other = who;
+            else
+                free(who);
+        }
+        if (other || hits > 1)
+            rc = qq_fail(err, QQ_EXIT_FAIL,
+                         "%s: disk %s also holds another snapshot called '%s' (%s), which QEMU could take for %s's; "
+                         "left alone: delete that one first (qemu-img snapshot -l shows both)",
+                         vm, path, name, other ? other : "the same name twice", vm);
+        free(other);
+    }
+    snapown_free(o);
+    return rc;
+}
+
+/* After a save: record the snapshots named name that the save made (the
+ * newest of that name on each disk) as vm's. */
+static int record_owner(const config *c, qmp *q, const char *dir, const char *name, qq_err *err)
+{
+    disks d;
+    if (running_disks(c, q, &d, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *saved = json_array();
+    for (size_t j = 0; j < json_array_size(d.lists); j++) {
+        json_t *best = NULL;
+        size_t i;
+        json_t *info;
+        json_array_foreach(json_array_get(d.lists, j), i, info) {
+            if (strcmp(json_string_value(json_object_get(info, "name")) ?: "", name) != 0)
+                continue;
+            json_int_t s = json_integer_value(json_object_get(info, "date-sec"));
+            json_int_t ns = json_integer_value(json_object_get(info, "date-nsec"));
+            if (!best || s > json_integer_value(json_object_get(best, "date-sec")) ||
+                (s == json_integer_value(json_object_get(best, "date-sec")) &&
+                 ns > json_integer_value(json_object_get(best, "date-nsec"))))
+                best = info;
+        }
+        if (best)
+            json_array_append_new(saved, json_pack("{s:O, s:O}", "path",
+                                                   json_object_get(json_array_get(d.qcow2, j), "path"), "info", best));
+    }
+    disks_free(&d);
+    return snapown_record(dir, name, saved, err);
+}
+
+/* The snapshot list of a VM (its own only); *running tells which way it was read. */
 static json_t *list_in(const config *c, const char *vm, const char *dir, qmp *q, qq_err *err)
 {
     disks d;
     if (q ? running_disks(c, q, &d, err) < 0 : stopped_disks(c, dir, &d) < 0)
         return NULL;
+    keep_own(c, vm, &d, NULL);
     json_t *out = json_array();
     if (json_array_size(d.lists) > 0)
         add_common(out, d.lists);
     add_state_files(out, dir);
     disks_free(&d);
     sort_by_date(out);
-    (void)vm;
     return out;
+}
+
+json_t *snap_foreign(const config *c, const char *vm, qq_err *err)
+{
+    if (check_vm(c, vm, err) < 0)
+        return NULL;
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    qmp *q = NULL;
+    if (st.running && !(q = open_qmp(vm, dir, 5000, err)))
+        return NULL;
+    disks d;
+    int rc = q ? running_disks(c, q, &d, err) : stopped_disks(c, dir, &d);
+    qmp_close(q);
+    if (rc < 0)
+        return NULL;
+    json_t *foreign = json_array();
+    keep_own(c, vm, &d, foreign);
+    disks_free(&d);
+    return foreign;
 }
 
 json_t *snap_list(const config *c, const char *vm, qq_err *err)
@@ -433,8 +599,10 @@ static int unknown_snapshot(const char *vm, const char *name, json_t *list, qq_e
 
 static bool is_state_file(const char *dir, const char *name)
 {
-    _cleanup_free_ char *p = snap_path(dir, name, ".state");
-    return access(p, F_OK) == 0;
+    _cleanup_close_ int dfd = snap_dir_fd(dir);
+    _cleanup_free_ char *f = xasprintf("%s.state", name);
+    struct stat st;
+    return dfd >= 0 && fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
 /* Is the running QEMU of dir a throwaway run (start --rm)? */
@@ -593,18 +761,40 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
                 json_string_value(json_object_get(o, "format")));
         goto out;
     }
+    if (refuse_shared(c, vm, &d, err) < 0)
+        goto out;
     if (!(list = list_in(c, vm, dir, q, err)))
         goto out;
     bool qcow2 = json_array_size(d.qcow2) > 0;
+    if (has_snapshot(list, name) && qcow2 && check_unambiguous(c, vm, &d, name, err) < 0)
+        goto out;
+    if (!has_snapshot(list, name) && qcow2) {
+        /* savevm replaces a snapshot of that name: never another VM's */
+        disks mine = { json_incref(d.qcow2), json_array(), json_deep_copy(d.lists) };
+        _cleanup_json_ json_t *foreign = json_array();
+        keep_own(c, vm, &mine, foreign);
+        disks_free(&mine);
+        size_t i;
+        json_t *x;
+        json_array_foreach(foreign, i, x) {
+            if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) {
+                qq_fail(err, QQ_EXIT_FAIL,
+                        "%s: disk %s already holds a snapshot '%s' that is not %s's (%s); saving would replace it: "
+                        "choose another name",
+                        vm, json_string_value(json_object_get(x, "disk")), name, vm,
+                        json_string_value(json_object_get(x, "owner")));
+                goto out;
+            }
+        }
+    }
     if (has_snapshot(list, name)) {
         if (!force) {
             qq_fail(err, QQ_EXIT_FAIL, "%s already has a snapshot '%s' (--force replaces it)", vm, name);
             goto out;
         }
         if (is_state_file(dir, name)) {
-            _cleanup_free_ char *a = snap_path(dir, name, ".state"), *b = snap_path(dir, name, ".json");
-            fs_remove(a, NULL);
-            fs_remove(b, NULL);
+            if (remove_state_file(dir, name, err) < 0)
+                goto out;
         } else {
             _cleanup_free_ char *line = xasprintf("delvm %s", name);
             if (hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err) < 0)
@@ -634,6 +824,8 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
         }
         if (rc == 0)
             rc = record_disks(dir, d.qcow2, err);
+        if (rc == 0)
+            rc = record_owner(c, q, dir, name, err);
     } else {
         r->kind = "state-file";
         rc = save_state_file(q, vm, dir, name, was_running, err);
@@ -673,6 +865,13 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
         goto out;
     }
     if (!is_state_file(dir, name)) {
+        disks rd;
+        if (running_disks(c, q, &rd, err) < 0)
+            goto out;
+        bool bad = refuse_shared(c, vm, &rd, err) < 0 || check_unambiguous(c, vm, &rd, name, err) < 0;
+        disks_free(&rd);
+        if (bad)
+            goto out;
         _cleanup_free_ char *line = xasprintf("loadvm %s", name);
         rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
         ssh_close_master(dir, 2000);   /* its connection died with the old guest state */
@@ -698,6 +897,24 @@ out:
     return rc;
 }
 
+/* "gd has no snapshot 'keep'", and whose the one of that name is. */
+static int not_own(const config *c, const char *vm, const char *name, json_t *list, const disks *raw, qq_err *err)
+{
+    disks mine = { json_incref(raw->qcow2), json_array(), json_deep_copy(raw->lists) };
+    _cleanup_json_ json_t *foreign = json_array();
+    keep_own(c, vm, &mine, foreign);
+    disks_free(&mine);
+    size_t i;
+    json_t *x;
+    json_array_foreach(foreign, i, x) {
+        if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s': the one on its disk %s is not %s's (%s)", vm,
+                           name, json_string_value(json_object_get(x, "disk")), vm,
+                           json_string_value(json_object_get(x, "owner")));
+    }
+    return unknown_snapshot(vm, name, list, err);
+}
+
 int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
 {
     if (check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
@@ -714,20 +931,24 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
     int rc = -1;
     disks d = { 0 };
     _cleanup_json_ json_t *list = list_in(c, vm, dir, q, err);
-    if (!list)
+    if (!list || (q ? running_disks(c, q, &d, err) : stopped_disks(c, dir, &d)) < 0)
         goto out;
     if (!has_snapshot(list, name)) {
-        unknown_snapshot(vm, name, list, err);
+        not_own(c, vm, name, list, &d, err);
         goto out;
     }
     if (is_state_file(dir, name)) {
-        _cleanup_free_ char *a = snap_path(dir, name, ".state"), *b = snap_path(dir, name, ".json");
-        rc = fs_remove(a, err) < 0 || fs_remove(b, err) < 0 ? -1 : 0;
-    } else if (q) {
+        rc = remove_state_file(dir, name, err);
+        goto out;
+    }
+    if (refuse_shared(c, vm, &d, err) < 0)
+        goto out;
+    if (check_unambiguous(c, vm, &d, name, err) < 0)
+        goto out;
+    if (q) {
         _cleanup_free_ char *line = xasprintf("delvm %s", name);
         rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
     } else {
-        stopped_disks(c, dir, &d);
         rc = 0;
         size_t i;
         json_t *x;
@@ -740,6 +961,8 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
             }
         }
     }
+    if (rc == 0)
+        rc = snapown_forget(dir, name, err);
 out:
     disks_free(&d);
     qmp_close(q);

@@ -17,6 +17,16 @@
  * SIGINT/SIGTERM/SIGHUP lets QEMU finish (or cancels the migration), removes
  * what it made and fails: the VM keeps running, no partial snapshot remains.
  *
+ * Whose: a qcow2 disk may be shared by several VMs ({{.img.NAME}} in each);
+ * a snapshot belongs to the VM that saved it (snapshot_owner.h), and list,
+ * restore, delete, save --force and rm act on the VM's own only: save
+ * refuses a name another VM's snapshot has on the disk, and every operation
+ * on a disk that another running VM of the state dir uses is refused
+ * (QQ_EXIT_FAIL naming that VM). QEMU finds a snapshot by name (the first
+ * of that name): a disk holding another one of the same name (left by an
+ * older qqmgr) refuses restore/delete of it, naming both.
+ * The snapshots/ dir is never followed when it is a symlink.
+ *
  * Snapshot names follow the VM-name rule (letters, digits, . _ -, not
  * starting with . or -): QQ_EXIT_USAGE otherwise. An unknown snapshot is
  * QQ_EXIT_FAIL listing the ones that exist. Other errors: QQ_EXIT_FAIL with
@@ -56,8 +66,13 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
  * QQ_EXIT_FAIL pointing at `start --restore`. */
 int snap_restore(const config *c, const char *vm, const char *name, qq_err *err);
 
-/* Delete snapshot name (running or stopped VM). */
+/* Delete snapshot name (running or stopped VM): only the VM's own. */
 int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
+
+/* The snapshots on the VM's qcow2 disks that are not its own (another VM's,
+ * or nobody's on record): a new array of {name, disk, owner} (owner: "VM t"
+ * or why nobody's). NULL with err on failure. */
+json_t *snap_foreign(const config *c, const char *vm, qq_err *err);
 
 /* The snapshot names a disk image holds (for `img build`, `img rm`), joined
  * as "a, b" (caller frees); NULL when none or the file is not qcow2. */

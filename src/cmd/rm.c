@@ -30,9 +30,9 @@ static int rm_one(qq_ctx *ctx, const char *name)
         return qq_report(&err);
     }
     if (ctx->json) {
-        qq_print_json(json_pack("{s:s, s:s, s:b, s:I, s:b, s:i}", "name", name, "path", r.path, "removed",
+        qq_print_json(json_pack("{s:s, s:s, s:b, s:I, s:b, s:i, s:o}", "name", name, "path", r.path, "removed",
                                 r.existed, "bytes", (json_int_t)r.bytes, "was_running", r.was_running,
-                                "snapshots", r.snapshots));
+                                "snapshots", r.snapshots, "kept_snapshots", r.others ? json_incref(r.others) : json_array()));
     } else if (!r.existed) {
         printf("%s has no state to remove\n", name);
     } else {
@@ -42,6 +42,13 @@ static int rm_one(qq_ctx *ctx, const char *name)
         if (r.snapshots)
             printf("; %d snapshot%s deleted", r.snapshots, r.snapshots == 1 ? "" : "s");
         printf(")\n");
+        size_t i;
+        json_t *x;
+        json_array_foreach(r.others, i, x) {   /* on a disk it shares: not its own, kept */
+            printf("kept snapshot %s on %s (not %s's: %s)\n", json_string_value(json_object_get(x, "name")),
+                   json_string_value(json_object_get(x, "disk")), name,
+                   json_string_value(json_object_get(x, "owner")));
+        }
     }
     reclaim_result_free(&r);
     return 0;
@@ -52,5 +59,5 @@ const qq_command qq_cmd_rm = {
     .each = rm_one, .each_all = QQ_ALL_CONFIGURED, .each_waits = true,
     .summary = "remove stopped VMs' state (logs, snapshots, host keys); the config keeps them",
     QQ_OPTIONS(rm_opts, options, &defaults),
-    .json = "{name, path, removed, bytes, was_running, snapshots}",
+    .json = "{name, path, removed, bytes, was_running, snapshots, kept_snapshots}",
 };
