@@ -542,7 +542,7 @@ json_t *snap_foreign(const config *c, const char *vm, qq_err *err)
     vm_state st;
     vm_probe(dir, false, &st);
     qmp *q = NULL;
-    if (st.running && !(q = open_qmp(vm, dir, 5000, err)))
+    if (st.running && !(q = open_qmp(c, vm, dir, 5000, err)))
         return NULL;
     disks d;
     int rc = q ? running_disks(c, q, &d, err) : stopped_disks(c, dir, &d);
