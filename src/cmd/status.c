@@ -39,7 +39,8 @@ static int status_one(qq_ctx *ctx, const char *name)
     printf("%-10s %s\n", "state dir:", json_string_value(json_object_get(o, "state_dir")));
     /* a running VM runs with what it was started with, whatever the config says now */
     if (!json_is_true(json_object_get(o, "configured")))
-        printf("%-10s not in the config any more; it runs as started (qqmgr stop %s stops it)\n", "config:", name);
+        printf("%-10s not in the config any more; it runs as started (%s stop %s stops it)\n", "config:",
+               config_cli(ctx->cfg), name);
     else if (json_is_true(json_object_get(o, "config_changed")))
         printf("%-10s changed since the start (%s); it runs as started until a restart\n", "config:",
                json_string_value(json_object_get(o, "config_change")) ?: "?");

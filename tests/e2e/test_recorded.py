@@ -32,7 +32,7 @@ def test_a_vm_removed_from_the_config_while_it_runs_stays_listed_and_stoppable(p
         assert [d["name"] for d in st] == ["a", "c"]
         assert st[1]["configured"] is False and st[1]["running"] is True
         r = project.run("status", "c", check=True)
-        assert "not in the config any more" in r.stdout and "qqmgr stop c" in r.stdout
+        assert "not in the config any more" in r.stdout and "stop c stops it" in r.stdout
 
         # it is not started again under a name the config no longer has
         r = project.run("start", "c")
