@@ -209,11 +209,10 @@ config *qq_config(qq_ctx *ctx, qq_err *err);
 int qq_report(const qq_err *err);
 
 /* Where a child of qq_for_vms keeps its result instead of printing it:
- * qq_report() keeps the error (an earlier one is printed, as it would have
- * been), qq_print_json() the document. NULL: print (the default). */
+ * qq_report() appends the error's message to errors (a JSON array, made on
+ * the first), qq_print_json() keeps the document. NULL: print (the default). */
 typedef struct qq_capture {
-    bool failed;
-    qq_err err;
+    json_t *errors;
     json_t *doc;
 } qq_capture;
 void qq_capture_to(qq_capture *cap);

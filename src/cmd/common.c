@@ -60,10 +60,9 @@ void qq_capture_to(qq_capture *cap)
 int qq_report(const qq_err *err)
 {
     if (capture) {
-        if (capture->failed)
-            fprintf(stderr, "qqmgr: %s\n", capture->err.msg);
-        capture->failed = true;
-        capture->err = *err;
+        if (!capture->errors)
+            capture->errors = json_array();
+        json_array_append_new(capture->errors, json_string(err->msg));
     } else {
         fprintf(stderr, "qqmgr: %s\n", err->msg);
     }

@@ -2,9 +2,10 @@
  *
  * A child's result travels as data: the child keeps what qq_report and
  * qq_print_json would have printed (qq_capture_to) and sends it as one JSON
- * object {"exit": N, "error": MSG|null, "doc": DOC|null} through its result
- * file (par.h); the parent prints from that, never from what the child's
- * stderr happens to say. */
+ * object {"exit": N, "errors": [MSG…]|null, "doc": DOC|null} through its
+ * result file (par.h); the parent prints from that, never from what the
+ * child's stderr happens to say. What the child wrote to stderr itself
+ * (QEMU's stderr tail, warnings that name their VM) is passed on as it is. */
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ static int child(size_t i, void *arg, sbuf *result)
     qq_capture_to(NULL);
     json_t *r = json_object();
     json_object_set_new(r, "exit", json_integer(rc));
-    json_object_set_new(r, "error", cap.failed ? json_string(cap.err.msg) : json_null());
+    json_object_set_new(r, "errors", cap.errors ? cap.errors : json_null());
     json_object_set_new(r, "doc", cap.doc ? cap.doc : json_null());
     char *text = json_dumps(r, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text)
@@ -71,20 +72,6 @@ static void say(const char *name, const char *msg, size_t len)
         fprintf(stderr, "qqmgr: %s: %.*s\n", name, (int)len, msg);
 }
 
-/* What the child wrote to stderr itself (QEMU's stderr tail, warnings): as
- * it is, but its own "qqmgr: " lines name the VM like its error does. */
-static void relay_stderr(const char *name, const char *text)
-{
-    for (const char *line = text; *line;) {
-        const char *eol = strchr(line, '\n');
-        size_t len = eol ? (size_t)(eol - line) : strlen(line);
-        if (strncmp(line, "qqmgr: ", 7) == 0)
-            say(name, line + 7, len - 7);
-        else
-            fprintf(stderr, "%.*s\n", (int)len, line);
-        line += len + (eol ? 1 : 0);
-    }
-}
 
 static void done(size_t i, const par_result *r, void *arg)
 {
@@ -95,7 +82,8 @@ static void done(size_t i, const par_result *r, void *arg)
     int status = res ? (int)json_integer_value(json_object_get(res, "exit")) : r->status;
     if (status == 0 && r->status != 0)
         status = r->status;
-    const char *error = json_string_value(json_object_get(res, "error"));
+    json_t *errors = json_object_get(res, "errors");
+    const char *error = json_string_value(json_array_get(errors, json_array_size(errors) - 1));
     json_t *doc = json_object_get(res, "doc");
     if (status > f->worst)
         f->worst = status;
@@ -117,10 +105,15 @@ static void done(size_t i, const par_result *r, void *arg)
         fwrite(r->out, 1, r->out_len, stdout);
         fflush(stdout);
     }
-    relay_stderr(name, r->err);
-    if (error)
-        say(name, error, strlen(error));
-    else if (!res)
+    /* what the child wrote itself, as it is: QEMU's words stay QEMU's */
+    fwrite(r->err, 1, r->err_len, stderr);
+    if (r->err_len && r->err[r->err_len - 1] != '\n')
+        fputc('\n', stderr);
+    size_t k;
+    json_t *e;
+    json_array_foreach(errors, k, e)
+        say(name, json_string_value(e), strlen(json_string_value(e) ?: ""));
+    if (!res)
         say(name, "ended without a result", strlen("ended without a result"));
 }
 

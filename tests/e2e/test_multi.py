@@ -168,3 +168,21 @@ def test_stop_all_waits_for_every_vm_at_once_so_it_takes_about_one_timeout(proje
     assert all(d["stopped_by"] == "quit" for d in stop), stop
     # one timeout plus QMP quit; two batches would take two timeouts at least
     assert took < 1.8 * timeout, f"stop --all of {n} VMs took {took:.1f} s"
+
+
+def test_what_qemu_says_is_passed_on_as_it_is_and_the_error_comes_as_data(project):
+    """A child's result is data, not stderr text picked apart: a line QEMU (here a wrapper
+    in front of it) writes that happens to start with "qqmgr: " is QEMU's tail, passed on
+    as it is — not made into "qqmgr: VM: …" as if qqmgr had said it — and the JSON error
+    is qqmgr's own message."""
+    project.write(vms("a", "b"))
+    wrap = "sh -c 'echo qqmgr: said by the wrapper >&2; exit 1' wrapper"
+    r = project.run("start", "a", "b", "--wrap", wrap, "--json")
+    assert r.returncode == 1
+    docs = json.loads(r.stdout)
+    assert [d["exit"] for d in docs] == [1, 1]
+    assert all(d["error"].startswith(f"{d['name']}: QEMU exited with status 1") for d in docs), docs
+    lines = r.stderr.splitlines()
+    assert lines.count("qqmgr: said by the wrapper") == 2, r.stderr
+    assert not any("a: said" in l or "b: said" in l for l in lines), r.stderr
+    assert any(l.startswith("qqmgr: a: QEMU exited") for l in lines), r.stderr
