@@ -26,7 +26,9 @@
  * env): the builders never read the raw TOML.
  *
  * Files: config_load.c (finding, parsing, places, the accessors below),
- * config_schema.c (the check at load), config_img.c (config_img, sizes),
+ * config_schema.c (the schema as data: one row per key — type, required,
+ * check, default — walked at load and read through by every reader),
+ * config_img.c (config_img, sizes),
  * config_resolve.c (config_vm), config_args.c (config_split_args);
  * config_int.h is what they share.
  */

@@ -44,17 +44,17 @@ int config_parse_size(const char *s, unsigned long long *out)
 
 char *config_img_path_of(const config *c, const char *name, json_t *img)
 {
-    const char *builder = json_string_value(json_object_get(img, "builder"));
-    const char *format = json_string_value(json_object_get(img, "format"));
-    bool raw = builder && strcmp(builder, "raw") == 0 && !(format && strcmp(format, "qcow2") == 0);
+    bool raw = strcmp(cfg_str(img, &cfg_img, IMG_BUILDER), "raw") == 0 &&
+               strcmp(cfg_str(img, &cfg_img, IMG_FORMAT), "raw") == 0;
     _cleanup_free_ char *dir = layout_img_dir(c->state_dir, name);
     return layout_path(dir, raw ? LAYOUT_IMG_RAW : LAYOUT_IMG_QCOW2);
 }
 
-static void download_of(json_t *t, img_download *d)
+/* base_img (cfg_download) or a source (cfg_source: the same first rows) */
+static void download_of(json_t *t, const cfg_schema *s, img_download *d)
 {
-    d->url = xstrdup(json_string_value(json_object_get(t, "url")));
-    d->sha256sum = xstrdup(json_string_value(json_object_get(t, "sha256sum")));
+    d->url = xstrdup(cfg_str(t, s, DL_URL));
+    d->sha256sum = xstrdup(cfg_str(t, s, DL_SHA256SUM));
 }
 
 static void download_free(img_download *d)
@@ -71,11 +71,10 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
     if (!img)
         return config_check_img(c, name, err);
     out->name = xstrdup(name);
-    out->builder = xstrdup(json_string_value(json_object_get(img, "builder")));
+    out->builder = xstrdup(cfg_str(img, &cfg_img, IMG_BUILDER));
     out->cloud_init = strcmp(out->builder, "cloud-init") == 0;
-    const char *fmt = json_string_value(json_object_get(img, "format"));
-    out->format = out->cloud_init || (fmt && strcmp(fmt, "qcow2") == 0) ? "qcow2" : "raw";
-    json_t *size = json_object_get(img, "img_size");
+    out->format = out->cloud_init || strcmp(cfg_str(img, &cfg_img, IMG_FORMAT), "qcow2") == 0 ? "qcow2" : "raw";
+    json_t *size = cfg_get(img, &cfg_img, IMG_SIZE);
     if (json_is_integer(size)) {
         out->size_bytes = (unsigned long long)json_integer_value(size);
         out->img_size = xasprintf("%llu", out->size_bytes);
@@ -86,39 +85,39 @@ int config_img(const config *c, const char *name, img_spec *out, qq_err *err)
     out->dir = layout_img_dir(c->state_dir, name);
     out->path = config_img_path_of(c, name, img);
 
-    /* the rest was validated by check_img */
+    /* the rest was checked at load, by the same rows (config_schema.c) */
     json_t *v, *e;
     size_t i;
-    if ((v = json_object_get(img, "base_img")))
-        download_of(v, &out->base_img);
-    v = json_object_get(img, "templates");
+    if ((v = cfg_get(img, &cfg_img, IMG_BASE_IMG)))
+        download_of(v, &cfg_download, &out->base_img);
+    v = cfg_get(img, &cfg_img, IMG_TEMPLATES);
     out->ntemplates = json_array_size(v);
     out->templates = xcalloc(out->ntemplates + 1, sizeof *out->templates);
     json_array_foreach(v, i, e) {
-        out->templates[i].template = xstrdup(json_string_value(json_object_get(e, "template")));
-        out->templates[i].output = xstrdup(json_string_value(json_object_get(e, "output")));
+        out->templates[i].template = xstrdup(cfg_str(e, &cfg_template, TPL_TEMPLATE));
+        out->templates[i].output = xstrdup(cfg_str(e, &cfg_template, TPL_OUTPUT));
     }
-    v = json_object_get(img, "sources");
+    v = cfg_get(img, &cfg_img, IMG_SOURCES);
     out->nsources = json_array_size(v);
     out->sources = xcalloc(out->nsources + 1, sizeof *out->sources);
     json_array_foreach(v, i, e) {
         img_download *d = &out->sources[i];
-        download_of(e, d);
-        json_t *fn = json_object_get(e, "filename");
+        download_of(e, &cfg_source, d);
+        const char *fn = cfg_str(e, &cfg_source, DL_FILENAME);
         const char *slash = strrchr(d->url, '/');
-        d->filename = xstrdup(fn ? json_string_value(fn) : slash && slash[1] ? slash + 1 : d->url);
+        d->filename = xstrdup(fn ? fn : slash && slash[1] ? slash + 1 : d->url);
     }
-    if ((v = json_object_get(img, "env_hook"))) {
+    if ((v = cfg_get(img, &cfg_img, IMG_ENV_HOOK))) {
         size_t n = 0;
-        config_split_args(json_string_value(json_object_get(v, "interpreter")), &out->hook_argv, &n, NULL);
-        strv_push(&out->hook_argv, &n, xstrdup(json_string_value(json_object_get(v, "script"))));
+        config_split_args(cfg_str(v, &cfg_hook, HOOK_INTERPRETER), &out->hook_argv, &n, NULL);
+        strv_push(&out->hook_argv, &n, xstrdup(cfg_str(v, &cfg_hook, HOOK_SCRIPT)));
     }
     out->build_args = xcalloc(1, sizeof *out->build_args);
-    json_array_foreach(json_object_get(img, "build_args"), i, e)
+    json_array_foreach(cfg_get(img, &cfg_img, IMG_BUILD_ARGS), i, e)
         strv_push(&out->build_args, &out->nbuild_args, xstrdup(json_string_value(e)));
-    v = json_object_get(img, "build_timeout");
-    out->build_timeout = v ? (int)(json_integer_value(v) > INT_MAX ? INT_MAX : json_integer_value(v)) : 0;
-    v = json_object_get(img, "env");
+    long long timeout = cfg_int(img, &cfg_img, IMG_BUILD_TIMEOUT);
+    out->build_timeout = timeout > INT_MAX ? INT_MAX : (int)timeout;
+    v = cfg_get(img, &cfg_img, IMG_ENV);
     out->env = v ? json_deep_copy(v) : json_object();
     return 0;
 }

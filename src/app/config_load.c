@@ -212,8 +212,6 @@ config *config_load(const char *explicit_path, qq_err *err)
     config *c = calloc(1, sizeof *c);
     if (!c)
         abort();
-    c->qemu_bin = "qemu-system-x86_64";
-    c->qemu_img = "qemu-img";
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
     bool global;
@@ -354,10 +352,7 @@ const char *config_img_name(const config *c, size_t i) { return nth_key(c, c->im
 int config_vm_ssh_port(const config *c, const char *name)
 {
     json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
-    json_t *port = vm ? json_object_get(json_object_get(vm, "ssh"), "port") : NULL;
-    if (!port)
-        return SSH_PORT_NONE;
-    return json_is_string(port) ? SSH_PORT_AUTO : (int)json_integer_value(port);
+    return cfg_ssh_port(cfg_get(vm, &cfg_vm, VM_SSH));
 }
 
 char *config_vm_dir(const config *c, const char *name)

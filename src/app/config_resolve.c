@@ -365,14 +365,15 @@ static json_t *render_ssh_value(resolver *r, json_t *v, const char *path, qq_err
 }
 
 /* [ssh] or [vm.NAME.ssh] (without port and vm_port), rendered into dst. */
-static int render_ssh_table(resolver *r, json_t *src, const char *base, json_t *dst, qq_err *err)
+static int render_ssh_table(resolver *r, json_t *src, const cfg_schema *s, const char *base, json_t *dst,
+                            qq_err *err)
 {
     const char *k;
     json_t *v;
     _cleanup_sbuf_ sbuf p = SBUF_INIT;
     json_object_foreach(src, k, v) {
-        if (strcmp(base, "ssh") != 0 && (strcmp(k, "port") == 0 || strcmp(k, "vm_port") == 0))
-            continue;
+        if (cfg_row_of(s, k))
+            continue;   /* qqmgr's own keys (port, vm_port) are not ssh options */
         cfg_path_key(&p, base, k);
         json_t *nv = render_ssh_value(r, v, sbuf_str(&p), err);
         if (!nv)
@@ -396,18 +397,11 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     out->cfg = c;
     out->qemu_bin = xstrdup(c->qemu_bin);
     out->state_dir = config_vm_dir(c, name);
-    out->ssh_port = SSH_PORT_NONE;
-    out->ssh_vm_port = 22;
     out->ssh_opts = json_object();
     out->ssh_global = json_object();
-    json_t *ssh = json_object_get(vm, "ssh");
-    if (ssh) {
-        json_t *v;
-        if ((v = json_object_get(ssh, "port")))
-            out->ssh_port = json_is_string(v) ? SSH_PORT_AUTO : (int)json_integer_value(v);
-        if ((v = json_object_get(ssh, "vm_port")))
-            out->ssh_vm_port = (int)json_integer_value(v);
-    }
+    json_t *ssh = cfg_get(vm, &cfg_vm, VM_SSH);
+    out->ssh_port = cfg_ssh_port(ssh);
+    out->ssh_vm_port = (int)cfg_int(ssh, &cfg_vm_ssh, VMSSH_VM_PORT);
     out->ssh_port_used = out->ssh_port == SSH_PORT_AUTO ? auto_port : out->ssh_port;
 
     /* the data tree: globals at top level, .vm, .img. Only the top levels
@@ -416,7 +410,8 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
      * would lose what jansson cannot copy (nan and inf floats: json_real()
      * refuses them, see toml.h). */
     _cleanup_json_ json_t *data = c->vars ? json_copy(c->vars) : json_object();
-    json_t *vmdata = json_object_get(vm, "vars") ? json_copy(json_object_get(vm, "vars")) : json_object();
+    json_t *vmvars = cfg_get(vm, &cfg_vm, VM_VARS);
+    json_t *vmdata = vmvars ? json_copy(vmvars) : json_object();
     json_t *sshd = json_object();
     if (out->ssh_port != SSH_PORT_NONE)
         json_object_set_new(sshd, "port", json_integer(out->ssh_port_used));
@@ -449,7 +444,7 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     collect_scope(&r, vmdata, sbuf_str(&vbase), vm_skip);
     int rc = 0;
 
-    json_t *cmd = json_object_get(vm, "cmd");
+    json_t *cmd = cfg_get(vm, &cfg_vm, VM_CMD);
     _cleanup_sbuf_ sbuf p = SBUF_INIT, outb = SBUF_INIT;
     out->args = calloc(1, sizeof *out->args);
     if (!out->args)
@@ -485,12 +480,12 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     }
     /* ssh values are templates too, with the same data */
     if (rc == 0 && c->ssh)
-        rc = render_ssh_table(&r, c->ssh, "ssh", out->ssh_global, err);
+        rc = render_ssh_table(&r, c->ssh, cfg_top.rows[TOP_SSH].sub, "ssh", out->ssh_global, err);
     if (rc == 0 && ssh) {
         sbuf_reset(&p);
         sbuf_adds(&p, sbuf_str(&base));
         toml_path_append(&p, "ssh");
-        rc = render_ssh_table(&r, ssh, sbuf_str(&p), out->ssh_opts, err);
+        rc = render_ssh_table(&r, ssh, &cfg_vm_ssh, sbuf_str(&p), out->ssh_opts, err);
     }
     if (rc == 0 && !(out->vars = resolved_copy(&r, vmdata, err)))
         rc = -1;

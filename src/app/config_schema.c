@@ -1,5 +1,6 @@
-/* config_schema — check a parsed qqmgr.toml against the schema: sections,
- * keys, types, ranges, names, ssh keywords, NUL characters (see config_int.h). */
+/* config_schema — the schema of qqmgr.toml as data (one row per key, see
+ * config_int.h), the walk that checks a document against it at load, and
+ * the readers that read keys through the same rows. */
 #include "config.h"
 #include "config_int.h"
 
@@ -51,54 +52,34 @@ static int check_ssh_value(const config *c, qq_err *err, const char *path, json_
 }
 
 /* An unknown ssh_config keyword: "did you mean" the nearest one (in a VM's
- * table, qqmgr's own port and vm_port first). */
-static int unknown_ssh_keyword(const config *c, qq_err *err, const char *path, const char *k, bool vm)
+ * table, qqmgr's own keys, the rows of s, first). */
+static int unknown_ssh_keyword(const cfg_ctx *x, const char *path, const char *k, const cfg_schema *s)
 {
-    static const char *const own[] = { "port", "vm_port", NULL };
-    const char *mine = vm ? str_closest(k, own) : NULL;
+    const char *own[8] = { NULL };
+    size_t n = 0;
+    for (const cfg_row *r = s->rows; r->key && n + 1 < sizeof own / sizeof *own; r++)
+        own[n++] = r->key;
+    const char *mine = n ? str_closest(k, own) : NULL;
     const char *theirs = str_closest(k, ssh_keywords);
     const char *best = mine && (!theirs || str_distance(k, mine) <= str_distance(k, theirs)) ? mine : theirs;
     _cleanup_json_ json_t *j = json_string(k);
     _cleanup_free_ char *g = j ? cfg_got(j) : xstrdup("?");
     if (best)
-        return cfg_fail(c, err, path, "unknown ssh_config keyword %s (did you mean %s?)", g, best);
-    return cfg_fail(c, err, path, "unknown ssh_config keyword %s (see ssh_config(5)%s)", g,
-                 vm ? "; qqmgr's own keys here are port and vm_port" : "");
+        return cfg_fail(x->c, x->err, path, "unknown ssh_config keyword %s (did you mean %s?)", g, best);
+    _cleanup_sbuf_ sbuf mention = SBUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        sbuf_addf(&mention, "%s%s", i == 0 ? "; qqmgr's own keys here are " : i + 1 == n ? " and " : ", ", own[i]);
+    return cfg_fail(x->c, x->err, path, "unknown ssh_config keyword %s (see ssh_config(5)%s)", g, sbuf_str(&mention));
 }
 
-static int check_ssh_table(const config *c, qq_err *err, const char *base, json_t *t, bool vm)
+/* A key of an ssh table that is not qqmgr's own: an ssh_config keyword. */
+static int ssh_other(const cfg_ctx *x, const char *path, const char *k, json_t *v, const cfg_schema *s)
 {
-    const char *k;
-    json_t *v;
-    _cleanup_sbuf_ sbuf p = SBUF_INIT;
-    json_object_foreach(t, k, v) {
-        cfg_path_key(&p, base, k);
-        if (vm && strcmp(k, "port") == 0) {
-            if (json_is_string(v)) {
-                if (strcmp(json_string_value(v), "auto") != 0)
-                    return cfg_fail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not \"%s\"",
-                                 json_string_value(v));
-            } else if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
-                _cleanup_free_ char *g = cfg_got(v);
-                return cfg_fail(c, err, sbuf_str(&p), "must be a port number (1-65535), 0 or \"auto\", not %s", g);
-            }
-            continue;
-        }
-        if (vm && strcmp(k, "vm_port") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535) {
-                _cleanup_free_ char *g = cfg_got(v);
-                return cfg_fail(c, err, sbuf_str(&p), "must be a port number (1-65535), not %s", g);
-            }
-            continue;
-        }
-        if (strcasecmp(k, "Host") == 0 || strcasecmp(k, "Match") == 0)
-            return cfg_fail(c, err, sbuf_str(&p), "%s cannot be set: qqmgr writes the VM's Host block itself", k);
-        if (!ssh_keyword(k))
-            return unknown_ssh_keyword(c, err, sbuf_str(&p), k, vm);
-        if (check_ssh_value(c, err, sbuf_str(&p), v) < 0)
-            return -1;
-    }
-    return 0;
+    if (strcasecmp(k, "Host") == 0 || strcasecmp(k, "Match") == 0)
+        return cfg_fail(x->c, x->err, path, "%s cannot be set: qqmgr writes the VM's Host block itself", k);
+    if (!ssh_keyword(k))
+        return unknown_ssh_keyword(x, path, k, s);
+    return check_ssh_value(x->c, x->err, path, v);
 }
 
 static int want_type(const config *c, qq_err *err, const char *path, json_t *v, json_type t, const char *what)
@@ -209,139 +190,6 @@ static bool plain_name(const char *s)
     return *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strstr(s, "..");
 }
 
-static int check_table_keys(const config *c, qq_err *err, const char *base, json_t *t,
-                            const char *const *allowed)
-{
-    const char *k;
-    json_t *v;
-    _cleanup_sbuf_ sbuf p = SBUF_INIT;
-    json_object_foreach(t, k, v) {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            if (strcmp(*a, k) == 0)
-                ok = true;
-        if (!ok) {
-            cfg_path_key(&p, base, k);
-            _cleanup_sbuf_ sbuf list = SBUF_INIT;
-            for (const char *const *a = allowed; *a; a++)
-                sbuf_addf(&list, "%s%s", a == allowed ? "" : ", ", *a);
-            return cfg_fail(c, err, sbuf_str(&p), "unknown key (expected one of: %s)", sbuf_str(&list));
-        }
-    }
-    return 0;
-}
-
-/* The start of every [SECTION.NAME]: a table with a valid name (it becomes a
- * directory name, an ssh Host, an argument). base gets "SECTION.NAME". */
-static int named_table(const config *c, qq_err *err, const char *section, const char *kind, const char *name,
-                       json_t *t, sbuf *base)
-{
-    sbuf_adds(base, section);
-    toml_path_append(base, name);
-    if (want_type(c, err, sbuf_str(base), t, JSON_OBJECT, "a table") < 0)
-        return -1;
-    if (!valid_name(name))
-        return bad_name(c, err, sbuf_str(base), kind, name);
-    return 0;
-}
-
-static int check_vm(const config *c, qq_err *err, const char *name, json_t *vm)
-{
-    _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
-    if (named_table(c, err, "vm", "VM", name, vm, &base) < 0)
-        return -1;
-    static const char *const keys[] = { "cmd", "vars", "ssh", NULL };
-    if (check_table_keys(c, err, sbuf_str(&base), vm, keys) < 0)
-        return -1;
-    json_t *cmd = json_object_get(vm, "cmd");
-    if (!cmd)
-        return cfg_fail(c, err, sbuf_str(&base), "missing required key \"cmd\"");
-    cfg_path_key(&p, sbuf_str(&base), "cmd");
-    if (want_string_array(c, err, sbuf_str(&p), cmd) < 0)
-        return -1;
-    json_t *vars = json_object_get(vm, "vars");
-    if (vars) {
-        cfg_path_key(&p, sbuf_str(&base), "vars");
-        if (want_type(c, err, sbuf_str(&p), vars, JSON_OBJECT, "a table") < 0)
-            return -1;
-        if (json_object_get(vars, "ssh")) {
-            _cleanup_sbuf_ sbuf q = SBUF_INIT;
-            cfg_path_key(&q, sbuf_str(&p), "ssh");
-            return cfg_fail(c, err, sbuf_str(&q), "reserved name: .vm.ssh holds the VM's ssh port and vm_port");
-        }
-    }
-    json_t *ssh = json_object_get(vm, "ssh");
-    if (ssh) {
-        cfg_path_key(&p, sbuf_str(&base), "ssh");
-        if (want_type(c, err, sbuf_str(&p), ssh, JSON_OBJECT, "a table") < 0)
-            return -1;
-        if (check_ssh_table(c, err, sbuf_str(&p), ssh, true) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* [net.NAME]: a private network the VMs of the config share (vnet.h). It
- * has no keys: the UDP port and multicast group of the multicast networks
- * it replaced are an error that says what to write now. */
-static int check_net(const config *c, qq_err *err, const char *name, json_t *net)
-{
-    _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT;
-    if (named_table(c, err, "net", "network", name, net, &base) < 0)
-        return -1;
-    static const char *const retired[] = { "port", "group", NULL };
-    for (const char *const *k = retired; *k; k++)
-        if (json_object_get(net, *k)) {
-            cfg_path_key(&p, sbuf_str(&base), *k);
-            return cfg_fail(c, err, sbuf_str(&p),
-                            "networks are private switches now, with no UDP port or group: remove it, and join the "
-                            "network with `-netdev vde,id=ID,sock={{.net.%s.sock}}`", name);
-        }
-    static const char *const keys[] = { NULL };
-    return check_table_keys(c, err, sbuf_str(&base), net, keys);
-}
-
-static int check_url_sum(const config *c, qq_err *err, const char *base, json_t *t, bool with_filename)
-{
-    static const char *const k2[] = { "url", "sha256sum", NULL };
-    static const char *const k3[] = { "url", "sha256sum", "filename", NULL };
-    if (want_type(c, err, base, t, JSON_OBJECT, "a table") < 0)
-        return -1;
-    if (check_table_keys(c, err, base, t, with_filename ? k3 : k2) < 0)
-        return -1;
-    _cleanup_sbuf_ sbuf p = SBUF_INIT;
-    for (const char *const *k = with_filename ? k3 : k2; *k; k++) {
-        json_t *v = json_object_get(t, *k);
-        cfg_path_key(&p, base, *k);
-        if (!v && strcmp(*k, "filename") == 0) {
-            /* optional: the URL's last path segment */
-            const char *url = json_string_value(json_object_get(t, "url"));
-            const char *slash = url ? strrchr(url, '/') : NULL;
-            const char *last = slash ? slash + 1 : url;
-            if (!last || !plain_name(last) || strpbrk(last, "?#"))
-                return cfg_fail(c, err, base, "the url names no file: give filename = \"…\"");
-            continue;
-        }
-        if (!v)
-            return cfg_fail(c, err, base, "missing required key \"%s\"", *k);
-        if (want_type(c, err, sbuf_str(&p), v, JSON_STRING, "a string") < 0)
-            return -1;
-        const char *s = json_string_value(v);
-        if (strcmp(*k, "sha256sum") == 0) {
-            if (strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64) {
-                _cleanup_free_ char *g = cfg_got(v);
-                return cfg_fail(c, err, sbuf_str(&p), "must be 64 hexadecimal digits, not %s", g);
-            }
-        } else if (strcmp(*k, "filename") == 0) {
-            if (!plain_name(s))
-                return cfg_fail(c, err, sbuf_str(&p), "must be a plain file name (no '/', no '..'), not \"%s\"", s);
-        } else if (!*s) {
-            return cfg_fail(c, err, sbuf_str(&p), "must not be empty");
-        }
-    }
-    return 0;
-}
-
 /* An image's env goes to env_hook and into the build's record as JSON,
  * which has no nan or inf: such a float is refused by place. */
 static int check_finite(const config *c, qq_err *err, sbuf *path, json_t *v)
@@ -377,143 +225,6 @@ static int check_finite(const config *c, qq_err *err, sbuf *path, json_t *v)
     return 0;
 }
 
-static int check_img(const config *c, qq_err *err, const char *name, json_t *img)
-{
-    _cleanup_sbuf_ sbuf base = SBUF_INIT, p = SBUF_INIT, q = SBUF_INIT;
-    if (named_table(c, err, "img", "image", name, img, &base) < 0)
-        return -1;
-    const char *b = sbuf_str(&base);
-    static const char *const keys[] = { "builder", "img_size", "build_args", "build_timeout", "base_img",
-                                        "templates", "env", "env_hook", "sources", "format", NULL };
-    if (check_table_keys(c, err, b, img, keys) < 0)
-        return -1;
-    json_t *builder = json_object_get(img, "builder");
-    if (!builder)
-        return cfg_fail(c, err, b, "missing required key \"builder\" (\"raw\" or \"cloud-init\")");
-    cfg_path_key(&p, b, "builder");
-    if (want_type(c, err, sbuf_str(&p), builder, JSON_STRING, "a string") < 0)
-        return -1;
-    const char *bs = json_string_value(builder);
-    bool ci = strcmp(bs, "cloud-init") == 0;
-    if (!ci && strcmp(bs, "raw") != 0)
-        return cfg_fail(c, err, sbuf_str(&p), "unknown builder \"%s\" (expected \"raw\" or \"cloud-init\")", bs);
-    json_t *format = json_object_get(img, "format");
-    if (format) {
-        cfg_path_key(&p, b, "format");
-        if (ci)
-            return cfg_fail(c, err, sbuf_str(&p), "only the raw builder takes a format (cloud-init images are qcow2)");
-        if (!json_is_string(format) ||
-            (strcmp(json_string_value(format), "raw") != 0 && strcmp(json_string_value(format), "qcow2") != 0))
-            return cfg_fail(c, err, sbuf_str(&p), "expected \"raw\" or \"qcow2\"");
-    }
-    json_t *size = json_object_get(img, "img_size");
-    if (!size)
-        return cfg_fail(c, err, b, "missing required key \"img_size\" (such as \"10G\")");
-    cfg_path_key(&p, b, "img_size");
-    unsigned long long bytes;
-    if (json_is_integer(size) ? json_integer_value(size) <= 0
-                              : !json_is_string(size) || config_parse_size(json_string_value(size), &bytes) < 0 ||
-                                    bytes == 0) {
-        _cleanup_free_ char *g = cfg_got(size);
-        return cfg_fail(c, err, sbuf_str(&p),
-                     "must be a size such as \"10G\", \"512M\" or a positive number of bytes, not %s", g);
-    }
-    json_t *v;
-    if ((v = json_object_get(img, "build_args"))) {
-        cfg_path_key(&p, b, "build_args");
-        if (want_string_array(c, err, sbuf_str(&p), v) < 0)
-            return -1;
-    }
-    if ((v = json_object_get(img, "build_timeout"))) {
-        cfg_path_key(&p, b, "build_timeout");
-        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-            _cleanup_free_ char *g = cfg_got(v);
-            return cfg_fail(c, err, sbuf_str(&p), "must be a positive number of seconds, not %s", g);
-        }
-    }
-    if ((v = json_object_get(img, "base_img"))) {
-        cfg_path_key(&p, b, "base_img");
-        if (check_url_sum(c, err, sbuf_str(&p), v, false) < 0)
-            return -1;
-    } else if (ci) {
-        return cfg_fail(c, err, b, "a cloud-init image needs [%s.base_img] with url and sha256sum", b);
-    }
-    if ((v = json_object_get(img, "env"))) {
-        cfg_path_key(&p, b, "env");
-        if (want_type(c, err, sbuf_str(&p), v, JSON_OBJECT, "a table") < 0 || check_finite(c, err, &p, v) < 0)
-            return -1;
-    }
-    if ((v = json_object_get(img, "env_hook"))) {
-        cfg_path_key(&p, b, "env_hook");
-        static const char *const hk[] = { "interpreter", "script", NULL };
-        if (want_type(c, err, sbuf_str(&p), v, JSON_OBJECT, "a table") < 0 ||
-            check_table_keys(c, err, sbuf_str(&p), v, hk) < 0)
-            return -1;
-        for (const char *const *k = hk; *k; k++) {
-            json_t *e = json_object_get(v, *k);
-            cfg_path_key(&q, sbuf_str(&p), *k);
-            if (!e)
-                return cfg_fail(c, err, sbuf_str(&p), "missing required key \"%s\"", *k);
-            if (want_type(c, err, sbuf_str(&q), e, JSON_STRING, "a string") < 0)
-                return -1;
-            if (strcmp(*k, "interpreter") == 0) {
-                /* split like a cmd entry: "python3 -u" */
-                _cleanup_strv_ char **words = NULL;
-                size_t n = 0;
-                qq_err why = { 0 };
-                if (config_split_args(json_string_value(e), &words, &n, &why) < 0)
-                    return cfg_fail(c, err, sbuf_str(&q), "%s", why.msg);
-                if (n == 0) {
-                    _cleanup_free_ char *g = cfg_got(e);
-                    return cfg_fail(c, err, sbuf_str(&q), "must name a program, not %s", g);
-                }
-            }
-        }
-    }
-    if ((v = json_object_get(img, "templates"))) {
-        cfg_path_key(&p, b, "templates");
-        if (want_type(c, err, sbuf_str(&p), v, JSON_ARRAY, "an array of tables") < 0)
-            return -1;
-        size_t i;
-        json_t *t;
-        static const char *const tk[] = { "template", "output", NULL };
-        json_array_foreach(v, i, t) {
-            sbuf_reset(&q);
-            sbuf_adds(&q, sbuf_str(&p));
-            toml_path_append_index(&q, i);
-            _cleanup_free_ char *tp = xstrdup(sbuf_str(&q));
-            if (want_type(c, err, tp, t, JSON_OBJECT, "a table") < 0 || check_table_keys(c, err, tp, t, tk) < 0)
-                return -1;
-            for (const char *const *k = tk; *k; k++) {
-                json_t *e = json_object_get(t, *k);
-                cfg_path_key(&q, tp, *k);
-                if (!e)
-                    return cfg_fail(c, err, tp, "missing required key \"%s\"", *k);
-                if (want_type(c, err, sbuf_str(&q), e, JSON_STRING, "a string") < 0)
-                    return -1;
-                if (strcmp(*k, "output") == 0 && !plain_name(json_string_value(e)))
-                    return cfg_fail(c, err, sbuf_str(&q), "must be a plain file name (no '/', no '..'), not \"%s\"",
-                                 json_string_value(e));
-            }
-        }
-    }
-    if ((v = json_object_get(img, "sources"))) {
-        cfg_path_key(&p, b, "sources");
-        if (want_type(c, err, sbuf_str(&p), v, JSON_ARRAY, "an array of tables") < 0)
-            return -1;
-        size_t i;
-        json_t *t;
-        json_array_foreach(v, i, t) {
-            sbuf_reset(&q);
-            sbuf_adds(&q, sbuf_str(&p));
-            toml_path_append_index(&q, i);
-            if (check_url_sum(c, err, sbuf_str(&q), t, true) < 0)
-                return -1;
-        }
-    }
-    return 0;
-}
-
 /* A NUL can only come from an escape (\u0000, \U00000000): the walk that
  * finds it runs only when the text holds one (memchr is far cheaper than
  * walking the document, or memmem). */
@@ -529,86 +240,434 @@ static bool nul_escape(const char *t, size_t n)
     return false;
 }
 
+
+/* ------------------------------------------------------------------ row checks */
+
+static int check_nonempty(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    return *json_string_value(v) ? 0 : cfg_fail(x->c, x->err, path, "must not be empty");
+}
+
+static int check_plain_name(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    if (plain_name(json_string_value(v)))
+        return 0;
+    return cfg_fail(x->c, x->err, path, "must be a plain file name (no '/', no '..'), not \"%s\"", json_string_value(v));
+}
+
+static int check_sha256(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    const char *s = json_string_value(v);
+    if (strlen(s) == 64 && strspn(s, "0123456789abcdefABCDEF") == 64)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be 64 hexadecimal digits, not %s", g);
+}
+
+static int check_port_or_auto(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    if (json_is_string(v)) {
+        if (strcmp(json_string_value(v), "auto") == 0)
+            return 0;
+        return cfg_fail(x->c, x->err, path, "must be a port number (1-65535), 0 or \"auto\", not \"%s\"",
+                        json_string_value(v));
+    }
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 65535)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be a port number (1-65535), 0 or \"auto\", not %s", g);
+}
+
+static int check_port(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    if (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 65535)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be a port number (1-65535), not %s", g);
+}
+
+static int check_top_vars(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)path, (void)parent;
+    static const char *const reserved[] = { "vm", "img", "img_self", "cloud_init_iso", NULL };
+    for (const char *const *r = reserved; *r; r++)
+        if (json_object_get(v, *r)) {
+            char p[64];
+            snprintf(p, sizeof p, "vars.%s", *r);
+            return cfg_fail(x->c, x->err, p, "reserved name: .%s is set by qqmgr", *r);
+        }
+    return 0;
+}
+
+static int check_vm_vars(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    if (!json_object_get(v, "ssh"))
+        return 0;
+    _cleanup_sbuf_ sbuf q = SBUF_INIT;
+    cfg_path_key(&q, path, "ssh");
+    return cfg_fail(x->c, x->err, sbuf_str(&q), "reserved name: .vm.ssh holds the VM's ssh port and vm_port");
+}
+
+/* [net.NAME] port and group: the keys of the multicast networks that private
+ * switches (vnet.h) replaced, explained. */
+static int check_retired_net_key(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)v, (void)parent;
+    return cfg_fail(x->c, x->err, path,
+                    "networks are private switches now, with no UDP port or group: remove it, and join the "
+                    "network with `-netdev vde,id=ID,sock={{.net.%s.sock}}`", x->name);
+}
+
+static int check_builder(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    const char *bs = json_string_value(v);
+    if (strcmp(bs, "cloud-init") == 0 || strcmp(bs, "raw") == 0)
+        return 0;
+    return cfg_fail(x->c, x->err, path, "unknown builder \"%s\" (expected \"raw\" or \"cloud-init\")", bs);
+}
+
+static bool is_cloud_init(json_t *img)
+{
+    return strcmp(cfg_str(img, &cfg_img, IMG_BUILDER), "cloud-init") == 0;
+}
+
+static int check_format(const cfg_ctx *x, const char *path, json_t *v, json_t *img)
+{
+    if (is_cloud_init(img))
+        return cfg_fail(x->c, x->err, path, "only the raw builder takes a format (cloud-init images are qcow2)");
+    if (!json_is_string(v) || (strcmp(json_string_value(v), "raw") != 0 && strcmp(json_string_value(v), "qcow2") != 0))
+        return cfg_fail(x->c, x->err, path, "expected \"raw\" or \"qcow2\"");
+    return 0;
+}
+
+static int check_size(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    unsigned long long bytes;
+    if (json_is_integer(v) ? json_integer_value(v) > 0
+                           : json_is_string(v) && config_parse_size(json_string_value(v), &bytes) == 0 && bytes > 0)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be a size such as \"10G\", \"512M\" or a positive number of bytes, not %s", g);
+}
+
+static int check_timeout(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be a positive number of seconds, not %s", g);
+}
+
+static int check_env(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    sbuf_adds(&p, path);
+    return check_finite(x->c, x->err, &p, v);
+}
+
+/* split like a cmd entry: "python3 -u" */
+static int check_interpreter(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    _cleanup_strv_ char **words = NULL;
+    size_t n = 0;
+    qq_err why = { 0 };
+    if (config_split_args(json_string_value(v), &words, &n, &why) < 0)
+        return cfg_fail(x->c, x->err, path, "%s", why.msg);
+    if (n == 0) {
+        _cleanup_free_ char *g = cfg_got(v);
+        return cfg_fail(x->c, x->err, path, "must name a program, not %s", g);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ table checks */
+
+static int check_top(const cfg_ctx *x, const char *path, json_t *t)
+{
+    (void)path;
+    /* a config without [net] may keep a variable of that name */
+    if (cfg_get(t, &cfg_top, TOP_NET) && json_object_get(cfg_get(t, &cfg_top, TOP_VARS), "net"))
+        return cfg_fail(x->c, x->err, "vars.net", "reserved name when the config has [net] sections: .net holds the networks");
+    return 0;
+}
+
+static int check_img_table(const cfg_ctx *x, const char *path, json_t *img)
+{
+    if (is_cloud_init(img) && !cfg_get(img, &cfg_img, IMG_BASE_IMG))
+        return cfg_fail(x->c, x->err, path, "a cloud-init image needs [%s.base_img] with url and sha256sum", path);
+    return 0;
+}
+
+/* a source without filename: the URL's last path segment names the file */
+static int check_source(const cfg_ctx *x, const char *path, json_t *t)
+{
+    if (cfg_get(t, &cfg_source, DL_FILENAME))
+        return 0;
+    const char *url = cfg_str(t, &cfg_source, DL_URL);
+    const char *slash = strrchr(url, '/');
+    const char *last = slash ? slash + 1 : url;
+    if (!plain_name(last) || strpbrk(last, "?#"))
+        return cfg_fail(x->c, x->err, path, "the url names no file: give filename = \"…\"");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the schema */
+
+static const cfg_row qemu_rows[] = {
+    [QEMU_BIN] = { "bin", CT_STRING, .def_str = "qemu-system-x86_64", .check = check_nonempty },
+    [QEMU_IMG] = { "img", CT_STRING, .def_str = "qemu-img", .check = check_nonempty },
+    { 0 },
+};
+const cfg_schema cfg_qemu = { qemu_rows, NULL, NULL };
+
+static const cfg_row no_rows[] = { { 0 } };
+static const cfg_schema ssh_schema = { no_rows, ssh_other, NULL };
+
+static const cfg_row vm_ssh_rows[] = {
+    [VMSSH_PORT] = { "port", CT_ANY, .own_type = true, .check = check_port_or_auto },
+    [VMSSH_VM_PORT] = { "vm_port", CT_INT, .own_type = true, .def_int = 22, .check = check_port },
+    { 0 },
+};
+const cfg_schema cfg_vm_ssh = { vm_ssh_rows, ssh_other, NULL };
+
+static const cfg_row vm_rows[] = {
+    [VM_CMD] = { "cmd", CT_STRINGS, .required = "" },
+    [VM_VARS] = { "vars", CT_TABLE, .check = check_vm_vars },
+    [VM_SSH] = { "ssh", CT_TABLE, .sub = &cfg_vm_ssh },
+    { 0 },
+};
+const cfg_schema cfg_vm = { vm_rows, NULL, NULL };
+
+static const cfg_row net_rows[] = {
+    { "port", CT_ANY, .own_type = true, .hidden = true, .check = check_retired_net_key },
+    { "group", CT_ANY, .own_type = true, .hidden = true, .check = check_retired_net_key },
+    { 0 },
+};
+static const cfg_schema net_schema = { net_rows, NULL, NULL };
+
+static const cfg_row download_rows[] = {
+    [DL_URL] = { "url", CT_STRING, .required = "", .check = check_nonempty },
+    [DL_SHA256SUM] = { "sha256sum", CT_STRING, .required = "", .check = check_sha256 },
+    { 0 },
+};
+const cfg_schema cfg_download = { download_rows, NULL, NULL };
+
+static const cfg_row source_rows[] = {
+    [DL_URL] = { "url", CT_STRING, .required = "", .check = check_nonempty },
+    [DL_SHA256SUM] = { "sha256sum", CT_STRING, .required = "", .check = check_sha256 },
+    [DL_FILENAME] = { "filename", CT_STRING, .check = check_plain_name },
+    { 0 },
+};
+const cfg_schema cfg_source = { source_rows, NULL, check_source };
+
+static const cfg_row template_rows[] = {
+    [TPL_TEMPLATE] = { "template", CT_STRING, .required = "" },
+    [TPL_OUTPUT] = { "output", CT_STRING, .required = "", .check = check_plain_name },
+    { 0 },
+};
+const cfg_schema cfg_template = { template_rows, NULL, NULL };
+
+static const cfg_row hook_rows[] = {
+    [HOOK_INTERPRETER] = { "interpreter", CT_STRING, .required = "", .check = check_interpreter },
+    [HOOK_SCRIPT] = { "script", CT_STRING, .required = "" },
+    { 0 },
+};
+const cfg_schema cfg_hook = { hook_rows, NULL, NULL };
+
+static const cfg_row img_rows[] = {
+    [IMG_BUILDER] = { "builder", CT_STRING, .required = " (\"raw\" or \"cloud-init\")", .check = check_builder },
+    [IMG_SIZE] = { "img_size", CT_ANY, .own_type = true, .required = " (such as \"10G\")", .check = check_size },
+    [IMG_BUILD_ARGS] = { "build_args", CT_STRINGS },
+    [IMG_BUILD_TIMEOUT] = { "build_timeout", CT_INT, .own_type = true, .check = check_timeout },
+    [IMG_BASE_IMG] = { "base_img", CT_TABLE, .sub = &cfg_download },
+    [IMG_TEMPLATES] = { "templates", CT_TABLES, .sub = &cfg_template },
+    [IMG_ENV] = { "env", CT_TABLE, .check = check_env },
+    [IMG_ENV_HOOK] = { "env_hook", CT_TABLE, .sub = &cfg_hook },
+    [IMG_SOURCES] = { "sources", CT_TABLES, .sub = &cfg_source },
+    [IMG_FORMAT] = { "format", CT_STRING, .own_type = true, .def_str = "raw", .check = check_format },
+    { 0 },
+};
+const cfg_schema cfg_img = { img_rows, NULL, check_img_table };
+
+static const cfg_row top_rows[] = {
+    [TOP_QEMU] = { "qemu", CT_TABLE, .sub = &cfg_qemu },
+    [TOP_VARS] = { "vars", CT_TABLE, .check = check_top_vars },
+    [TOP_SSH] = { "ssh", CT_TABLE, .sub = &ssh_schema },
+    [TOP_VM] = { "vm", CT_NAMED, .what = "a table of VMs", .kind = "VM", .sub = &cfg_vm },
+    [TOP_IMG] = { "img", CT_NAMED, .what = "a table of images", .kind = "image", .sub = &cfg_img },
+    [TOP_NET] = { "net", CT_NAMED, .what = "a table of networks", .kind = "network", .sub = &net_schema },
+    { 0 },
+};
+const cfg_schema cfg_top = { top_rows, NULL, check_top };
+
+/* ------------------------------------------------------------------ the walk */
+
+const cfg_row *cfg_row_of(const cfg_schema *s, const char *key)
+{
+    for (const cfg_row *r = s->rows; r->key; r++)
+        if (strcmp(r->key, key) == 0)
+            return r;
+    return NULL;
+}
+
+static int check_table(const cfg_ctx *x, const char *path, json_t *t, const cfg_schema *s);
+
+/* One value against its row: the type, what is inside, then the row's check. */
+static int check_value(const cfg_ctx *x, const char *path, json_t *v, const cfg_row *r, json_t *parent)
+{
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    if (!r->own_type) {
+        switch (r->type) {
+        case CT_ANY:
+            break;
+        case CT_STRING:
+            if (want_type(x->c, x->err, path, v, JSON_STRING, r->what ? r->what : "a string") < 0)
+                return -1;
+            break;
+        case CT_INT:
+            if (want_type(x->c, x->err, path, v, JSON_INTEGER, r->what ? r->what : "an integer") < 0)
+                return -1;
+            break;
+        case CT_STRINGS:
+            if (want_string_array(x->c, x->err, path, v) < 0)
+                return -1;
+            break;
+        case CT_TABLE:
+            if (want_type(x->c, x->err, path, v, JSON_OBJECT, r->what ? r->what : "a table") < 0 ||
+                (r->sub && check_table(x, path, v, r->sub) < 0))
+                return -1;
+            break;
+        case CT_TABLES:
+            if (want_type(x->c, x->err, path, v, JSON_ARRAY, r->what ? r->what : "an array of tables") < 0)
+                return -1;
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                json_t *e = json_array_get(v, i);
+                sbuf_reset(&p);
+                sbuf_adds(&p, path);
+                toml_path_append_index(&p, i);
+                if (want_type(x->c, x->err, sbuf_str(&p), e, JSON_OBJECT, "a table") < 0 ||
+                    check_table(x, sbuf_str(&p), e, r->sub) < 0)
+                    return -1;
+            }
+            break;
+        case CT_NAMED: {
+            if (want_type(x->c, x->err, path, v, JSON_OBJECT, r->what ? r->what : "a table") < 0)
+                return -1;
+            const char *k;
+            json_t *e;
+            json_object_foreach(v, k, e) {
+                /* every [SECTION.NAME] is a table with a valid name: it becomes
+                 * a directory name, an ssh Host, an argument */
+                cfg_path_key(&p, path, k);
+                if (want_type(x->c, x->err, sbuf_str(&p), e, JSON_OBJECT, "a table") < 0)
+                    return -1;
+                if (!valid_name(k))
+                    return bad_name(x->c, x->err, sbuf_str(&p), r->kind, k);
+                cfg_ctx named = *x;
+                named.name = k;
+                if (check_table(&named, sbuf_str(&p), e, r->sub) < 0)
+                    return -1;
+            }
+            break;
+        }
+        }
+    }
+    return r->check ? r->check(x, path, v, parent) : 0;
+}
+
+/* Table t at path against schema s: keys without a row, then the rows in
+ * order (missing required ones, each value), then the table's own rule. */
+static int check_table(const cfg_ctx *x, const char *path, json_t *t, const cfg_schema *s)
+{
+    const char *k;
+    json_t *v;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_object_foreach(t, k, v) {
+        if (cfg_row_of(s, k))
+            continue;
+        cfg_path_key(&p, path, k);
+        if (s->other) {
+            if (s->other(x, sbuf_str(&p), k, v, s) < 0)
+                return -1;
+            continue;
+        }
+        _cleanup_sbuf_ sbuf list = SBUF_INIT;
+        for (const cfg_row *r = s->rows; r->key; r++)
+            if (!r->hidden)
+                sbuf_addf(&list, "%s%s", list.len ? ", " : "", r->key);
+        return cfg_fail(x->c, x->err, sbuf_str(&p), "unknown key (expected one of: %s)", sbuf_str(&list));
+    }
+    for (const cfg_row *r = s->rows; r->key; r++) {
+        if (!(v = json_object_get(t, r->key))) {
+            if (r->required)
+                return cfg_fail(x->c, x->err, path, "missing required key \"%s\"%s", r->key, r->required);
+            continue;
+        }
+        cfg_path_key(&p, path, r->key);
+        if (check_value(x, sbuf_str(&p), v, r, t) < 0)
+            return -1;
+    }
+    return s->check ? s->check(x, path, t) : 0;
+}
+
+/* ------------------------------------------------------------------ readers */
+
+json_t *cfg_get(json_t *t, const cfg_schema *s, int i)
+{
+    return t ? json_object_get(t, s->rows[i].key) : NULL;
+}
+
+const char *cfg_str(json_t *t, const cfg_schema *s, int i)
+{
+    if (s->rows[i].type != CT_STRING)
+        abort();   /* a reader asking a row for what it does not check */
+    json_t *v = cfg_get(t, s, i);
+    return v ? json_string_value(v) : s->rows[i].def_str;
+}
+
+long long cfg_int(json_t *t, const cfg_schema *s, int i)
+{
+    if (s->rows[i].type != CT_INT)
+        abort();
+    json_t *v = cfg_get(t, s, i);
+    return v ? (long long)json_integer_value(v) : s->rows[i].def_int;
+}
+
+int cfg_ssh_port(json_t *vm_ssh)
+{
+    json_t *v = cfg_get(vm_ssh, &cfg_vm_ssh, VMSSH_PORT);
+    if (!v)
+        return SSH_PORT_NONE;
+    return json_is_string(v) ? SSH_PORT_AUTO : (int)json_integer_value(v);
+}
+
 int config_check_schema(config *c, qq_err *err)
 {
-    static const char *const top[] = { "qemu", "vars", "ssh", "vm", "img", "net", NULL };
     _cleanup_sbuf_ sbuf path = SBUF_INIT;
     sbuf_adds(&path, "");
-    if ((nul_escape(c->text, c->text_len) && check_nul(c, err, &path, c->root) < 0) ||
-        check_table_keys(c, err, "", c->root, top) < 0)
+    if (nul_escape(c->text, c->text_len) && check_nul(c, err, &path, c->root) < 0)
         return -1;
-    json_t *v;
-    if ((v = json_object_get(c->root, "qemu"))) {
-        static const char *const qk[] = { "bin", "img", NULL };
-        if (want_type(c, err, "qemu", v, JSON_OBJECT, "a table") < 0 || check_table_keys(c, err, "qemu", v, qk) < 0)
-            return -1;
-        for (const char *const *k = qk; *k; k++) {
-            json_t *e = json_object_get(v, *k);
-            char p[16];
-            snprintf(p, sizeof p, "qemu.%s", *k);
-            if (e && (want_type(c, err, p, e, JSON_STRING, "a string") < 0))
-                return -1;
-            if (e && !*json_string_value(e))
-                return cfg_fail(c, err, p, "must not be empty");
-        }
-        json_t *b = json_object_get(v, "bin"), *i = json_object_get(v, "img");
-        if (b)
-            c->qemu_bin = json_string_value(b);
-        if (i)
-            c->qemu_img = json_string_value(i);
-    }
-    if ((v = json_object_get(c->root, "vars"))) {
-        if (want_type(c, err, "vars", v, JSON_OBJECT, "a table") < 0)
-            return -1;
-        static const char *const reserved[] = { "vm", "img", "img_self", "cloud_init_iso", NULL };
-        for (const char *const *r = reserved; *r; r++)
-            if (json_object_get(v, *r)) {
-                char p[64];
-                snprintf(p, sizeof p, "vars.%s", *r);
-                return cfg_fail(c, err, p, "reserved name: .%s is set by qqmgr", *r);
-            }
-        c->vars = v;
-    }
-    if ((v = json_object_get(c->root, "ssh"))) {
-        if (want_type(c, err, "ssh", v, JSON_OBJECT, "a table") < 0 || check_ssh_table(c, err, "ssh", v, false) < 0)
-            return -1;
-        c->ssh = v;
-    }
-    if ((v = json_object_get(c->root, "vm"))) {
-        if (want_type(c, err, "vm", v, JSON_OBJECT, "a table of VMs") < 0)
-            return -1;
-        const char *k;
-        json_t *e;
-        json_object_foreach(v, k, e) {
-            if (check_vm(c, err, k, e) < 0)
-                return -1;
-        }
-        c->vms = v;
-    }
-    if ((v = json_object_get(c->root, "net"))) {
-        if (want_type(c, err, "net", v, JSON_OBJECT, "a table of networks") < 0)
-            return -1;
-        const char *k;
-        json_t *e;
-        json_object_foreach(v, k, e) {
-            if (check_net(c, err, k, e) < 0)
-                return -1;
-        }
-        /* a config without [net] may keep a variable of that name */
-        if (c->vars && json_object_get(c->vars, "net"))
-            return cfg_fail(c, err, "vars.net", "reserved name when the config has [net] sections: .net holds the networks");
-        c->nets = v;
-    }
-    if ((v = json_object_get(c->root, "img"))) {
-        if (want_type(c, err, "img", v, JSON_OBJECT, "a table of images") < 0)
-            return -1;
-        const char *k;
-        json_t *e;
-        json_object_foreach(v, k, e) {
-            if (check_img(c, err, k, e) < 0)
-                return -1;
-        }
-        c->imgs = v;
-    }
+    cfg_ctx x = { .c = c, .err = err };
+    if (check_table(&x, "", c->root, &cfg_top) < 0)
+        return -1;
+    json_t *qemu = cfg_get(c->root, &cfg_top, TOP_QEMU);
+    c->qemu_bin = cfg_str(qemu, &cfg_qemu, QEMU_BIN);
+    c->qemu_img = cfg_str(qemu, &cfg_qemu, QEMU_IMG);
+    c->vars = cfg_get(c->root, &cfg_top, TOP_VARS);
+    c->ssh = cfg_get(c->root, &cfg_top, TOP_SSH);
+    c->vms = cfg_get(c->root, &cfg_top, TOP_VM);
+    c->nets = cfg_get(c->root, &cfg_top, TOP_NET);
+    c->imgs = cfg_get(c->root, &cfg_top, TOP_IMG);
     return 0;
 }

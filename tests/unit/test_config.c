@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "../../src/app/config.h"
+#include "../../src/app/config_int.h"
+#include "../../src/base/cleanup.h"
 #include "../../src/app/sshconf.h"
 #include "../../src/base/sbuf.h"
 
@@ -263,9 +265,55 @@ static void test_ssh_config_text_leaves_out_what_the_user_sets(void **state)
     free(t);
 }
 
+/* The schema is data the readers index by enum: a row missing from its
+ * table would end the table early (its key NULL) and hide the rows after it,
+ * so every index must name its row, and every table must end right after. */
+static void assert_rows(const cfg_schema *s, int n, const char *const *keys)
+{
+    for (int i = 0; i < n; i++) {
+        assert_non_null(s->rows[i].key);
+        assert_string_equal(s->rows[i].key, keys[i]);
+        if (s->rows[i].type == CT_TABLES || s->rows[i].type == CT_NAMED)
+            assert_non_null(s->rows[i].sub);
+        assert_ptr_equal(cfg_row_of(s, keys[i]), &s->rows[i]);
+    }
+    assert_null(s->rows[n].key);
+}
+
+static void test_every_schema_index_names_its_row(void **state)
+{
+    (void)state;
+    assert_rows(&cfg_top, 6, (const char *const[]){ "qemu", "vars", "ssh", "vm", "img", "net" });
+    assert_rows(&cfg_qemu, 2, (const char *const[]){ "bin", "img" });
+    assert_rows(&cfg_vm, 3, (const char *const[]){ "cmd", "vars", "ssh" });
+    assert_rows(&cfg_vm_ssh, 2, (const char *const[]){ "port", "vm_port" });
+    assert_rows(&cfg_img, 10, (const char *const[]){ "builder", "img_size", "build_args", "build_timeout", "base_img",
+                                                     "templates", "env", "env_hook", "sources", "format" });
+    assert_rows(&cfg_download, 2, (const char *const[]){ "url", "sha256sum" });
+    assert_rows(&cfg_source, 3, (const char *const[]){ "url", "sha256sum", "filename" });
+    assert_rows(&cfg_template, 2, (const char *const[]){ "template", "output" });
+    assert_rows(&cfg_hook, 2, (const char *const[]){ "interpreter", "script" });
+}
+
+static void test_readers_get_a_rows_default_when_the_key_is_absent(void **state)
+{
+    (void)state;
+    _cleanup_json_ json_t *empty = json_object();
+    assert_string_equal(cfg_str(empty, &cfg_qemu, QEMU_BIN), "qemu-system-x86_64");
+    assert_string_equal(cfg_str(NULL, &cfg_qemu, QEMU_IMG), "qemu-img");
+    assert_int_equal(cfg_int(empty, &cfg_vm_ssh, VMSSH_VM_PORT), 22);
+    assert_string_equal(cfg_str(empty, &cfg_img, IMG_FORMAT), "raw");
+    assert_int_equal(cfg_ssh_port(NULL), SSH_PORT_NONE);
+    _cleanup_json_ json_t *ssh = json_pack("{s:s, s:i}", "port", "auto", "vm_port", 2200);
+    assert_int_equal(cfg_ssh_port(ssh), SSH_PORT_AUTO);
+    assert_int_equal(cfg_int(ssh, &cfg_vm_ssh, VMSSH_VM_PORT), 2200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_schema_index_names_its_row),
+        cmocka_unit_test(test_readers_get_a_rows_default_when_the_key_is_absent),
         cmocka_unit_test(test_split_at_any_white_space),
         cmocka_unit_test(test_quotes_keep_white_space_in_one_argument),
         cmocka_unit_test(test_other_quote_kind_is_literal_inside_quotes),
