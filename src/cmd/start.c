@@ -8,6 +8,7 @@
 #include "../app/launch.h"
 #include "../app/snapshot.h"
 #include "../app/ssh.h"
+#include "../base/report.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
 #include "../infra/proc.h"
@@ -90,7 +91,7 @@ static int start_one(qq_ctx *ctx, const char *name)
         if (line.len)
             fprintf(stderr, "%s\n", sbuf_str(&line));
     }
-    if (wait && ssh_wait_ready(c, name, wait, deadline, isatty(2) && !ctx->json, ctx->debug, &err) < 0)
+    if (wait && ssh_wait_ready(c, name, wait, deadline, report_watched() && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
     double total = (double)(clock_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {

@@ -2,6 +2,7 @@
 #include "par.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,12 @@ static void slurp(int fd, sbuf *b)
     }
 }
 
-static int start_one(item *it, size_t i, par_fn fn, void *arg, qq_err *err)
+/* SIGINT/SIGTERM/SIGHUP while children run: the last one caught */
+static volatile sig_atomic_t caught;
+static void on_signal(int sig) { caught = sig; }
+static const int par_signals[3] = { SIGINT, SIGTERM, SIGHUP };
+
+static int start_one(item *it, size_t i, par_fn fn, void *arg, const struct sigaction *old, qq_err *err)
 {
     it->out = memfd_create("qqmgr-stdout", MFD_CLOEXEC);
     it->err = memfd_create("qqmgr-stderr", MFD_CLOEXEC);
@@ -73,6 +79,8 @@ static int start_one(item *it, size_t i, par_fn fn, void *arg, qq_err *err)
     if (pid < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(errno));
     if (pid == 0) {
+        for (int k = 0; k < 3; k++)   /* the child handles signals as the command does alone */
+            sigaction(par_signals[k], &old[k], NULL);
         dup2(it->out, 1);
         dup2(it->err, 2);
         sbuf result = SBUF_INIT;
@@ -100,9 +108,25 @@ int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, 
         items[i].out = items[i].err = items[i].res = -1;
     size_t next = 0, reported = 0, running = 0;
     int rc = 0;
+    bool interrupted = false;
+    struct sigaction sa = { .sa_handler = on_signal }, old[3];
+    sigemptyset(&sa.sa_mask);
+    caught = 0;
+    for (int k = 0; k < 3; k++)
+        sigaction(par_signals[k], &sa, &old[k]);
     while (reported < n) {
-        while (rc == 0 && next < n && running < max_parallel) {
-            if (start_one(&items[next], next, fn, arg, err) < 0) {
+        if (caught) {
+            /* passed on to every child still running (Ctrl-C on a terminal reached them
+             * already; a repeat is harmless); nothing more is started */
+            int sig = caught;
+            caught = 0;
+            interrupted = true;
+            for (size_t i = 0; i < next; i++)
+                if (!items[i].ended)
+                    kill(items[i].pid, sig);
+        }
+        while (rc == 0 && !interrupted && next < n && running < max_parallel) {
+            if (start_one(&items[next], next, fn, arg, old, err) < 0) {
                 rc = -1;
                 break;
             }
@@ -128,7 +152,7 @@ int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, 
             sbuf_free(&d);
             reported++;
         }
-        if (reported >= next && (rc < 0 || next >= n))
+        if (reported >= next && (rc < 0 || interrupted || next >= n))
             break;
         if (running == 0)
             continue;
@@ -149,6 +173,8 @@ int par_run(size_t n, size_t max_parallel, par_fn fn, par_done done, void *arg, 
             }
         }
     }
+    for (int k = 0; k < 3; k++)
+        sigaction(par_signals[k], &old[k], NULL);
     for (size_t i = 0; i < n; i++) {
         if (items[i].out >= 0)
             close(items[i].out);

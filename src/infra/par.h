@@ -18,6 +18,11 @@
  * Returns 0, or -1 with err when a child could not be made (the items
  * already started are waited for and reported first).
  *
+ * SIGINT, SIGTERM and SIGHUP that reach the parent while children run are
+ * passed on to every running child, and nothing more is started; par_run
+ * still waits for the running ones and reports them (items never started get
+ * no done call). Children start with the signal dispositions the caller had.
+ *
  * max_parallel is the caller's: CPU work wants par_default_parallel(); work
  * that only waits (stopping VMs) may give n. Whatever is asked, no more run
  * at once than the parent's descriptor limit allows (three per child; the
