@@ -121,3 +121,27 @@ def test_snapshot_delete_never_follows_a_symlinked_snapshots_dir(project, tmp_pa
     # rm removes the symlink as a name, never what it points at
     project.run("rm", "a", check=True)
     assert (outside / "x.state").exists() and not snaps.exists()
+
+
+def test_unrecorded_snapshots_are_the_vms_alone_on_its_own_disk_and_nobodys_on_a_shared_one(project):
+    # what an older qqmgr left: snapshots without owned.json records
+    disk = shared_disk(project)
+    for v in ("gd", "t"):
+        (project.vm_dir(v) / "snapshots" / "owned.json").unlink()
+    assert names(project, "gd") == [] and names(project, "t") == []
+    doc = project.json("rm", "gd", check=True)
+    assert doc["snapshots"] == 0 and len(doc["kept_snapshots"]) == 3, doc
+    assert all("older qqmgr" in k["owner"] for k in doc["kept_snapshots"]), doc
+    assert in_image(disk) == ["g1", "keep", "t2"]
+    # gd is gone: t alone has the disk on record now, so they are t's
+    assert names(project, "t") == ["keep", "t2", "g1"]
+
+
+def test_img_rm_leaves_an_image_dir_another_config_records_alone(project):
+    project.write(vm("gd") + QCOW2)
+    project.run("img", "build", "q", check=True)
+    d = project.state_dir / "img.q"
+    (d / "owner.json").write_text(json.dumps({"kind": "img", "name": "q", "config": "/elsewhere/x.toml"}))
+    r = project.run("img", "rm", "q", check=1)
+    assert "left alone" in r.stderr and "/elsewhere/x.toml" in r.stderr, r.stderr
+    assert (d / "disk.qcow2").exists()
