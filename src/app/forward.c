@@ -259,6 +259,67 @@ int forward_remove(const config *cfg, const char *name, const char *netdev, forw
     return save_record(v.dir, v.pid, list, err);
 }
 
+/* "tcp:127.0.0.1:2222-:22" (hostfwd's value) → a forward; false when it is not one */
+static bool parse_hostfwd(const char *v, size_t len, forward *f)
+{
+    char buf[160];
+    if (len >= sizeof buf)
+        return false;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    *f = (forward){ .proto = "tcp" };
+    char *s = buf, *c = strchr(s, ':');
+    if (c && (strncmp(s, "tcp:", 4) == 0 || strncmp(s, "udp:", 4) == 0)) {
+        memcpy(f->proto, s, 3);
+        s = c + 1;
+    } else if (c == s) {
+        s++;
+    }
+    char *dash = strchr(s, '-');
+    if (!dash)
+        return false;
+    *dash = '\0';
+    char *hp = strrchr(s, ':');   /* [hostaddr]:hostport */
+    snprintf(f->host_addr, sizeof f->host_addr, "%.*s", hp ? (int)(hp - s) : 0, s);
+    f->host_port = atoi(hp ? hp + 1 : s);
+    char *gp = strrchr(dash + 1, ':');   /* [guestaddr]:guestport */
+    f->guest_port = atoi(gp ? gp + 1 : dash + 1);
+    return f->host_port > 0 && f->guest_port > 0;
+}
+
+json_t *forward_ports(const char *vm_dir, pid_t pid)
+{
+    json_t *out = json_array();
+    _cleanup_free_ char *argv_path = layout_path(vm_dir, LAYOUT_ARGV);
+    _cleanup_json_ json_t *argv = json_load_file(argv_path, 0, NULL);
+    size_t i;
+    json_t *a;
+    json_array_foreach(argv, i, a) {
+        const char *s = json_string_value(a);
+        if (!s || !strstr(s, "hostfwd="))
+            continue;
+        char id[64] = "";
+        const char *idp = strstr(s, "id=");
+        if (idp && (idp == s || idp[-1] == ','))
+            snprintf(id, sizeof id, "%.*s", (int)strcspn(idp + 3, ","), idp + 3);
+        for (const char *p = s; (p = strstr(p, "hostfwd=")); p += 8) {
+            forward f;
+            if ((p == s || p[-1] == ',') && parse_hostfwd(p + 8, strcspn(p + 8, ","), &f))
+                json_array_append_new(out, json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "proto", f.proto, "host_addr",
+                                                     f.host_addr[0] ? f.host_addr : "0.0.0.0", "host_port",
+                                                     f.host_port, "guest_port", f.guest_port, "netdev", id, "from",
+                                                     "cmd"));
+        }
+    }
+    _cleanup_json_ json_t *added = load_record(vm_dir, pid);
+    json_array_foreach(added, i, a) {
+        json_t *o = json_deep_copy(a);
+        json_object_set_new(o, "from", json_string("forward"));
+        json_array_append_new(out, o);
+    }
+    return out;
+}
+
 json_t *forward_list(const config *cfg, const char *name, qq_err *err)
 {
     _cleanup_free_ char *dir = NULL;

@@ -48,4 +48,10 @@ int forward_remove(const config *cfg, const char *name, const char *netdev, forw
 /* The recorded forwards: [{proto, host_addr, host_port, guest_port, netdev}]. */
 json_t *forward_list(const config *cfg, const char *name, qq_err *err);
 
+/* Every host port forward of the QEMU running as pid from vm_dir: the
+ * hostfwd= rules of the command line it started with (argv.json, the ssh
+ * forward among them) then those added at run time, each as above plus
+ * "from": "cmd" | "forward". Never fails: what cannot be read is left out. */
+json_t *forward_ports(const char *vm_dir, pid_t pid);
+
 #endif

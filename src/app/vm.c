@@ -34,8 +34,7 @@
 
 /* ------------------------------------------------------------ probe */
 
-/* Seconds since the process started, from /proc; -1 unknown. */
-static double proc_uptime(pid_t pid)
+double vm_uptime(pid_t pid)
 {
     char p[64];
     snprintf(p, sizeof p, "/proc/%ld/stat", (long)pid);
@@ -272,7 +271,7 @@ json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
     json_object_set_new(o, "qemu_stderr", json_string(errf));
     json_object_set_new(o, "status_details", details ? details : json_null());
     json_object_set_new(o, "state", json_string(st.state));
-    double up = st.running ? proc_uptime(st.pid) : -1;
+    double up = st.running ? vm_uptime(st.pid) : -1;
     json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
     json_object_set_new(o, "state_dir", json_string(dir));
     /* what the VM runs with, against today's config (recorded.h) */

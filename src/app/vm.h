@@ -46,6 +46,9 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
  * it runs. running: the process is alive; alive: it is and QMP answers. */
 json_t *vm_status_json(const config *cfg, const char *name, qq_err *err);
 
+/* Seconds since process pid started (a running VM's uptime), from /proc; -1 unknown. */
+double vm_uptime(pid_t pid);
+
 enum vm_log { VM_LOG_SERIAL, VM_LOG_STDOUT, VM_LOG_STDERR };
 
 /* Write the last n lines of a log to stdout; with follow, keep writing what

@@ -261,6 +261,12 @@ void qq_format_bytes(char *buf, size_t len, unsigned long long bytes);
 /* Shell-quote one argument for a copy-pasteable command line (appends to out). */
 void qq_shell_quote(sbuf *out, const char *arg);
 
+/* "45s", "3m05s", "2h07m", "4d03h": a running VM's uptime in seconds */
+void qq_fmt_uptime(char *buf, size_t len, long long s);
+/* The forwards of forward_ports() as "127.0.0.1:2222->22, udp 0.0.0.0:53->53": each
+ * joined by sep; with short_form the host address 127.0.0.1 is left out. */
+void qq_fmt_ports(sbuf *out, json_t *ports, const char *sep, bool short_form);
+
 /* The rows, one per command (each in its file). */
 extern const qq_command qq_cmd_list, qq_cmd_show, qq_cmd_start, qq_cmd_stop, qq_cmd_status, qq_cmd_serial,
     qq_cmd_stdout, qq_cmd_stderr, qq_cmd_console, qq_cmd_ssh, qq_cmd_ssh_config, qq_cmd_ssh_keys_reset, qq_cmd_put, qq_cmd_get,

@@ -612,3 +612,31 @@ int qq_parse(qq_ctx *ctx, const qq_command *c, int *argcp, char **argv, void *op
 out:
     return rc;
 }
+
+void qq_fmt_uptime(char *buf, size_t len, long long s)
+{
+    if (s < 60)
+        snprintf(buf, len, "%llds", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else
+        snprintf(buf, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+void qq_fmt_ports(sbuf *out, json_t *ports, const char *sep, bool short_form)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(ports, i, f) {
+        const char *proto = json_string_value(json_object_get(f, "proto"));
+        const char *addr = json_string_value(json_object_get(f, "host_addr"));
+        sbuf_addf(out, "%s%s%s", i ? sep : "", proto && strcmp(proto, "tcp") ? proto : "",
+                  proto && strcmp(proto, "tcp") ? " " : "");
+        if (!short_form || !addr || strcmp(addr, "127.0.0.1") != 0)
+            sbuf_addf(out, "%s:", addr ? addr : "?");
+        sbuf_addf(out, "%lld->%lld", (long long)json_integer_value(json_object_get(f, "host_port")),
+                  (long long)json_integer_value(json_object_get(f, "guest_port")));
+    }
+}

@@ -1,10 +1,12 @@
-/* list — the VMs of the config in file order, with ssh port and state. */
+/* list — the VMs of the config in file order, with ssh port, state, pid,
+ * uptime and every host port forward of a running one. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../app/forward.h"
 #include "../app/recorded.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
@@ -34,8 +36,12 @@ static json_t *vms_with_state(const config *c)
 
 /* One row: a VM of the config, or (configured false) a running VM of the
  * state dir that left the config (recorded.h). */
-static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configured, const vm_state *st, int port)
+static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configured, const vm_state *st, int port,
+                const char *dir)
 {
+    /* a running VM's uptime and host port forwards (forward.h) */
+    double up = st->running ? vm_uptime(st->pid) : -1;
+    _cleanup_json_ json_t *ports = st->running ? forward_ports(dir, st->pid) : json_array();
     /* while it runs, the port it was started with (recorded); else the configured one */
     int shown_port = st->running && st->ssh_port > 0 ? st->ssh_port : port > 0 ? port : 0;
     const char *state = st->state[0] ? st->state : (st->running ? "running" : "stopped");
@@ -54,17 +60,27 @@ static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configure
                             port == SSH_PORT_NONE   ? json_null()
                             : port == SSH_PORT_AUTO ? json_string("auto")
                                                     : json_integer(port));
+        json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
+        json_object_set_new(o, "forwards", json_incref(ports));
         json_array_append_new(arr, o);
         return;
     }
-    char ps[16], pid[16] = "-";
+    char ps[16], pid[16] = "-", upt[32] = "-";
+    _cleanup_sbuf_ sbuf pb = SBUF_INIT;
+    if (up >= 0)
+        qq_fmt_uptime(upt, sizeof upt, (long long)up);
+    if (json_array_size(ports))
+        qq_fmt_ports(&pb, ports, ",", true);
+    else
+        sbuf_adds(&pb, "-");
     if (shown_port > 0)
         snprintf(ps, sizeof ps, "%d", shown_port);
     else
         snprintf(ps, sizeof ps, "%s", port == SSH_PORT_AUTO ? "auto" : "-");
     if (st->running)
         snprintf(pid, sizeof pid, "%d", (int)st->pid);
-    printf("%-24s %-8s %-10s %s%s\n", name, ps, state, pid, configured ? "" : "  (not in the config)");
+    printf("%-24s %-8s %-10s %-8s %-8s %s%s\n", name, ps, state, pid, upt, sbuf_str(&pb),
+           configured ? "" : "  (not in the config)");
 }
 
 static int run(qq_ctx *ctx, int argc, char **argv)
@@ -80,21 +96,22 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         json_arena_begin((n + nd) * 512);
     json_t *arr = ctx->json ? json_array() : NULL;
     if (!ctx->json && n + nd)
-        printf("%-24s %-8s %-10s %s\n", "NAME", "SSH", "STATE", "PID");
+        printf("%-24s %-8s %-10s %-8s %-8s %s\n", "NAME", "SSH", "STATE", "PID", "UPTIME", "PORTS");
     for (size_t i = 0; i < n; i++) {
         const char *name = config_vm_name(c, i);
         vm_state st = { 0 };
+        _cleanup_free_ char *dir = NULL;
         if (!with_state || json_object_get(with_state, name)) {
-            _cleanup_free_ char *dir = config_vm_dir(c, name);
+            dir = config_vm_dir(c, name);
             vm_probe(dir, false, &st);
         }
-        row(ctx, arr, name, true, &st, config_vm_ssh_port(c, name));
+        row(ctx, arr, name, true, &st, config_vm_ssh_port(c, name), dir);
     }
     for (size_t i = 0; i < nd; i++) {
         vm_state st = { 0 };
         _cleanup_free_ char *dir = config_vm_dir(c, departed[i]);
         vm_probe(dir, false, &st);
-        row(ctx, arr, departed[i], false, &st, SSH_PORT_NONE);
+        row(ctx, arr, departed[i], false, &st, SSH_PORT_NONE, dir);
     }
     json_decref(with_state);
     if (ctx->json) {
@@ -109,6 +126,6 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 const qq_command qq_cmd_list = {
     .name = "list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
     .needs_config = true,
-    .summary = "list the VMs of the config, with ssh port and state (and running VMs that left it)",
-    .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config}",
+    .summary = "list the VMs of the config, with ssh port, state, uptime and forwarded ports (and running VMs that left it)",
+    .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config, uptime, forwards}",
 };

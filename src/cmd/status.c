@@ -1,7 +1,9 @@
 /* status — a VM's state, pid, ports and files. */
 #include <stdio.h>
 
+#include "../app/forward.h"
 #include "../app/vm.h"
+#include "../base/cleanup.h"
 #include "cmd.h"
 
 typedef struct {
@@ -19,20 +21,34 @@ static int status_one(qq_ctx *ctx, const char *name)
     json_t *o = vm_status_json(ctx->cfg, name, &err);
     if (!o)
         return qq_report(&err);
+    /* every host port forward of this run: cmd's hostfwd= rules, then `forward add`'s */
+    json_t *pid = json_object_get(o, "pid");
+    _cleanup_free_ char *dir = config_vm_dir(ctx->cfg, name);
+    json_object_set_new(o, "forwards", json_is_integer(pid) ? forward_ports(dir, (pid_t)json_integer_value(pid))
+                                                            : json_array());
     if (ctx->json) {
         qq_print_json(o);
         return 0;
     }
-    json_t *pid = json_object_get(o, "pid"), *up = json_object_get(o, "uptime");
+    json_t *up = json_object_get(o, "uptime");
     json_t *port = json_object_get(json_object_get(o, "ssh"), "port");
     printf("%-10s %s\n", "name:", name);
     printf("%-10s %s\n", "state:", json_string_value(json_object_get(o, "state")));
     if (json_is_integer(pid))
         printf("%-10s %lld\n", "pid:", (long long)json_integer_value(pid));
-    if (json_is_integer(up))
-        printf("%-10s %lld s\n", "uptime:", (long long)json_integer_value(up));
+    if (json_is_integer(up)) {
+        char u[32];
+        qq_fmt_uptime(u, sizeof u, (long long)json_integer_value(up));
+        printf("%-10s %s (%lld s)\n", "uptime:", u, (long long)json_integer_value(up));
+    }
     if (json_is_integer(port))
         printf("%-10s %lld\n", "ssh port:", (long long)json_integer_value(port));
+    json_t *fw = json_object_get(o, "forwards");
+    if (json_array_size(fw)) {
+        _cleanup_sbuf_ sbuf b = SBUF_INIT;
+        qq_fmt_ports(&b, fw, ", ", false);
+        printf("%-10s %s\n", "ports:", sbuf_str(&b));
+    }
     printf("%-10s %s\n", "qmp:", json_is_true(json_object_get(o, "qmp_connected")) ? "connected" : "not connected");
     printf("%-10s %s\n", "serial:", json_string_value(json_object_get(o, "serial_file")));
     printf("%-10s %s\n", "stderr:", json_string_value(json_object_get(o, "qemu_stderr")));
@@ -53,5 +69,5 @@ const qq_command qq_cmd_status = {
     .each = status_one, .each_all = QQ_ALL_RUNNING, .each_waits = true,
     .summary = "show VMs' state, pid, ports and files",
     QQ_OPTIONS(status_opts, options, NULL),
-    .json = "the original qqmgr's fields, plus state and uptime",
+    .json = "the original qqmgr's fields, plus state, uptime, state_dir and forwards",
 };

@@ -7,6 +7,7 @@ Guestless VMs (nothing boots): QEMU with a user-net hostfwd on the automatic por
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -149,3 +150,42 @@ def test_a_fixed_port_taken_by_another_program_is_not_retried(project, tmp_path)
         cp = project.run("start", "v")
         assert cp.returncode == 1
         assert "in use" in cp.stderr
+
+
+def test_list_and_status_show_uptime_and_every_forwarded_port(project, qqmgr):
+    from conftest import free_port
+    web, dns = free_port(), free_port()
+    project.write(textwrap.dedent(f"""
+        [vm.a]
+        cmd = ["-nodefaults -machine q35 -m 64 -display none -accel tcg",
+               "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{{{.vm.ssh.port}}}}-:22,hostfwd=tcp::{web}-:80,hostfwd=udp:127.0.0.1:{dns}-10.0.2.15:53",
+               "-device virtio-net-pci,netdev=n0"]
+        [vm.a.ssh]
+        port = "auto"
+        [vm.b]
+        cmd = ["-nodefaults -machine q35 -m 64 -display none -accel tcg"]
+        """))
+    project.run("start", "a", check=True)
+    try:
+        added = project.json("forward", "a", "add", "tcp:auto:8080", check=True)["host_port"]
+        ssh = project.json("status", "a", check=True)["ssh"]["port"]
+        want = [("tcp", "127.0.0.1", ssh, 22, "cmd"), ("tcp", "0.0.0.0", web, 80, "cmd"),
+                ("udp", "127.0.0.1", dns, 53, "cmd"), ("tcp", "127.0.0.1", added, 8080, "forward")]
+        st = project.json("status", "a", check=True)
+        assert [(f["proto"], f["host_addr"], f["host_port"], f["guest_port"], f["from"])
+                for f in st["forwards"]] == want
+        ls = {v["name"]: v for v in project.json("list", check=True)}
+        assert ls["a"]["forwards"] == st["forwards"] and isinstance(ls["a"]["uptime"], int)
+        assert ls["b"]["forwards"] == [] and ls["b"]["uptime"] is None
+        text = project.run("status", "a", check=True).stdout
+        assert re.search(r"^uptime: +\d+s \(\d+ s\)$", text, re.M), text
+        assert (f"ports:     127.0.0.1:{ssh}->22, 0.0.0.0:{web}->80, udp 127.0.0.1:{dns}->53, "
+                f"127.0.0.1:{added}->8080\n") in text
+        rows = project.run("list", check=True).stdout.splitlines()
+        assert rows[0].split() == ["NAME", "SSH", "STATE", "PID", "UPTIME", "PORTS"]
+        a = rows[1].split()
+        assert a[0] == "a" and re.fullmatch(r"\d+s", a[4])
+        assert rows[1].endswith(f" {ssh}->22,0.0.0.0:{web}->80,udp {dns}->53,{added}->8080")
+        assert rows[2].split() == ["b", "-", "stopped", "-", "-", "-"]
+    finally:
+        project.run("stop", "a", "--force", check=True)
