@@ -69,5 +69,5 @@ const qq_command qq_cmd_status = {
     .each = status_one, .each_all = QQ_ALL_RUNNING, .each_waits = true,
     .summary = "show VMs' state, pid, ports and files",
     QQ_OPTIONS(status_opts, options, NULL),
-    .json = "the original qqmgr's fields, plus state, uptime, state_dir and forwards",
+    .json = "the original qqmgr's fields, plus state, uptime, state_dir, configured, config_changed, config_change and forwards",
 };
