@@ -37,7 +37,17 @@ typedef struct build {
     json_t *stages;          /* report array */
     bool tty;                /* progress lines on stderr */
     char *building;          /* <path>.building */
+    long long deadline_ms;   /* --timeout: the whole build ends by then (clock_ms); 0 none */
 } build;
+
+/* What is left of --timeout for a child (proc_run's timeout_ms): 0 no bound. */
+static int left_ms(const build *b)
+{
+    if (!b->deadline_ms)
+        return 0;
+    long long l = b->deadline_ms - clock_ms();
+    return l < 1 ? 1 : l > 0x7fffffff ? 0x7fffffff : (int)l;
+}
 
 static void stage(build *b, const char *name, const char *action, const char *detail)
 {
@@ -70,7 +80,7 @@ static int qemu_img(build *b, const char *what, char *const *args, sbuf *out, qq
         argv[i + 1] = args[i];
     debug_argv(b, argv);
     _cleanup_sbuf_ sbuf o = SBUF_INIT, e = SBUF_INIT;
-    proc_run_opts po = { .out = out ? out : &o, .err = &e, .null_stdio = true };
+    proc_run_opts po = { .out = out ? out : &o, .err = &e, .null_stdio = true, .timeout_ms = left_ms(b) };
     proc_result pr;
     mode_t um = umask(077);   /* the images it makes are private */
     int rc = proc_run(argv, &po, &pr, err);
@@ -79,6 +89,9 @@ static int qemu_img(build *b, const char *what, char *const *args, sbuf *out, qq
         qq_err_prefix(err, "img %s: %s", b->s.name, what);
         return -1;
     }
+    if (pr.timed_out)
+        return qq_fail(err, QQ_EXIT_FAIL, "img %s: %s: --timeout %d s ran out (%s killed)", b->s.name, what,
+                       b->o->timeout_s, bin);
     int st = pr.status;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         char *msg = e.buf ? e.buf : (char *)"";
@@ -245,10 +258,16 @@ static json_t *run_env_hook(build *b, qq_err *err)
     char **argv = b->s.hook_argv;
     const char *script = argv[strv_len(argv) - 1];
     debug_argv(b, argv);
-    proc_run_opts po = { .cwd = config_dir(b->c), .in = input, .out = &out };
+    proc_run_opts po = { .cwd = config_dir(b->c), .in = input, .out = &out, .timeout_ms = left_ms(b),
+                         .own_group = b->deadline_ms != 0 };
     proc_result pr;
     if (proc_run(argv, &po, &pr, err) < 0) {
         qq_err_prefix(err, "img %s: env_hook", b->s.name);
+        return NULL;
+    }
+    if (pr.timed_out) {
+        qq_fail(err, QQ_EXIT_FAIL, "img %s: env_hook %s: --timeout %d s ran out (killed)", b->s.name, script,
+                b->o->timeout_s);
         return NULL;
     }
     int st = pr.status;
@@ -370,6 +389,8 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
         _cleanup_close_ int lfd = open(log, O_RDONLY | O_CLOEXEC);
         bool show = !b->o->quiet && report_watched();
         long long deadline = timeout_s > 0 ? clock_ms() + timeout_s * 1000LL : -1;
+        if (b->deadline_ms && (deadline < 0 || b->deadline_ms < deadline))
+            deadline = b->deadline_ms;   /* what --timeout left of the whole build */
         long long next_query = clock_ms() + 100;
         bool qmp_gone = false;
         char buf[8192];
@@ -605,7 +626,8 @@ static int stage_base(ci *x, qq_err *err)
     build *b = x->b;
     dl_result dr;
     _cleanup_free_ char *url = download_url(b->s.base_img.url, config_dir(b->c));
-    x->cached = download_cached(url, x->base_sum, NULL, NULL, x->dflags, &dr, err);
+    dl_opts o = { .flags = x->dflags, .deadline_ms = b->deadline_ms };
+    x->cached = download_fetch(url, x->base_sum, &o, &dr, err);
     if (!x->cached) {
         qq_err_prefix(err, "img %s: base_img", b->s.name);
         return -1;
@@ -682,7 +704,8 @@ static int stage_sources(ci *x, qq_err *err)
         const img_download *d = &b->s.sources[i];
         dl_result dr;
         _cleanup_free_ char *url = download_url(d->url, config_dir(b->c));
-        x->paths[x->nent] = download_cached(url, d->sha256sum, NULL, d->filename, x->dflags, &dr, err);
+        dl_opts o = { .label = d->filename, .flags = x->dflags, .deadline_ms = b->deadline_ms };
+        x->paths[x->nent] = download_fetch(url, d->sha256sum, &o, &dr, err);
         if (!x->paths[x->nent]) {
             qq_err_prefix(err, "img %s: sources[%zu]", b->s.name, i);
             return -1;
@@ -778,6 +801,8 @@ int img_build(const config *c, const char *name, const img_build_opts *opts, jso
 {
     static const img_build_opts dflt = { 0 };
     build b = { .c = c, .o = opts ? opts : &dflt };
+    if (b.o->timeout_s > 0)
+        b.deadline_ms = clock_ms() + b.o->timeout_s * 1000LL;
     *report = NULL;
     if (config_img(c, name, &b.s, err) < 0)
         return -1;

@@ -15,7 +15,8 @@
  *   iso      NoCloud ISO (volume cidata) of the rendered files and sources
  *   boot     a qcow2 overlay on the copy, then QEMU runs build_args in the
  *            foreground until it exits; success only when it exits 0 by itself
- *            within the timeout; its output goes to <dir>/build.log (and to
+ *            within build_timeout (or what opts->timeout_s left); its output
+ *            goes to <dir>/build.log (and to
  *            stderr when that is a terminal and opts->quiet is false). A QMP
  *            socket is added (-qmp) and polled: a guest in internal-error or
  *            guest-panicked fails the build at once. That QEMU runs in its own
@@ -47,7 +48,8 @@
 
 typedef struct img_build_opts {
     bool force;            /* redo every stage */
-    int timeout_s;         /* > 0: bound on the customisation boot (overrides build_timeout) */
+    int timeout_s;         /* > 0: bound on the whole build, every stage (downloads, qemu-img,
+                              env_hook, the boot: it overrides build_timeout) */
     bool quiet;            /* no progress bars or QEMU output on the terminal */
     bool debug;            /* print the commands that are run (stderr) */
 } img_build_opts;

@@ -13,7 +13,7 @@ typedef struct {
 
 static const qq_opt options[] = {
     QQ_FLAG('f', "force", build_opts, force, "rebuild every stage"),
-    QQ_SECONDS("timeout", build_opts, timeout, 1, "bound the customisation boot (default: the image's build_timeout)"),
+    QQ_SECONDS("timeout", build_opts, timeout, 1, "bound the whole build, every stage (default: only the boot, by the image's build_timeout)"),
     QQ_OPT_END,
 };
 

@@ -20,6 +20,7 @@
 #include "../base/cleanup.h"
 #include "../base/report.h"
 #include "../base/sbuf.h"
+#include "../base/clock.h"
 #include "hash.h"
 #include "lockfile.h"
 
@@ -71,11 +72,16 @@ static void note_waiting(void *url)
 }
 
 /* Take the exclusive lock of a download (lockfile.h: the previous holder
- * unlinks the file when done; then the new one is locked instead). */
-static int lock_file(const char *path, const char *url, qq_err *err)
+ * unlinks the file when done; then the new one is locked instead), waiting
+ * until deadline_ms (0: for ever). */
+static int lock_file(const char *path, const char *url, long long deadline_ms, qq_err *err)
 {
-    lockfile_opts o = { .deadline_ms = LOCKFILE_FOREVER, .mode = 0644, .on_wait = note_waiting, .arg = (void *)url };
-    return lockfile_take(path, &o, err);
+    lockfile_opts o = { .deadline_ms = deadline_ms ? deadline_ms : LOCKFILE_FOREVER, .mode = 0644,
+                        .on_wait = note_waiting, .arg = (void *)url };
+    int fd = lockfile_take(path, &o, err);
+    if (fd < 0 && errno == EWOULDBLOCK)
+        qq_fail(err, QQ_EXIT_FAIL, "%s: the time ran out waiting for another process downloading it", url);
+    return fd;
 }
 
 static void unlock_file(const char *path, int fd)
@@ -189,7 +195,13 @@ typedef struct xfer {
     unsigned long long have;      /* bytes in the .part file */
     unsigned long long got;       /* bytes received by this transfer */
     unsigned long long max_bytes; /* the file's expected size, 0 unknown */
-    bool too_long;                /* more than max_bytes arrived */
+    unsigned long long cap;       /* the size bound when the server gives no length */
+    unsigned long long limit;     /* the bound of this transfer (0: not known yet) */
+    bool capped;                  /* limit is cap: the server gave no length */
+    bool too_long;                /* more than limit arrived */
+    long min_rate, min_rate_s;    /* the low-speed limit */
+    long long deadline_ms;        /* 0 none */
+    CURL *curl;
     int write_errno;
     const char *label;
     bool progress;
@@ -206,8 +218,20 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     xfer *x = userdata;
     size_t len = size * nmemb;
-    if (x->max_bytes && x->have + len > x->max_bytes) {
-        x->too_long = true;   /* a body that never ends: bounded by the expected size */
+    if (!x->limit) {
+        /* the expected size, else the server's length, else the cap */
+        curl_off_t cl = -1;
+        if (x->max_bytes)
+            x->limit = x->max_bytes;
+        else if (curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0)
+            x->limit = x->have + (unsigned long long)cl;
+        else {
+            x->limit = x->have + x->cap;
+            x->capped = true;
+        }
+    }
+    if (x->have + len > x->limit) {
+        x->too_long = true;   /* a body that never ends stops at its bound */
         return 0;
     }
     const char *p = ptr;
@@ -309,9 +333,16 @@ static CURLcode transfer(const char *url, xfer *x, long *code, char *errbuf)
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    /* a stalled server: under 1 byte/s for a minute ends the transfer */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    /* a stalled or dripping server: under min_rate B/s for min_rate_s s ends the transfer */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, x->min_rate);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, x->min_rate_s);
+    if (x->deadline_ms) {
+        long long left = x->deadline_ms - clock_ms();
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+    }
+    x->curl = c;
+    x->limit = 0;
+    x->capped = false;
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)DL_BUFFER);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "qqmgr/0.1");
     /* the bytes are hashed as they are: no transparent decompression */
@@ -429,12 +460,17 @@ static int recheck_cached(const char *final, const char *okpath, const char *hex
     return ok_write(okpath, "durable\n", true, err) < 0 ? -1 : 1;
 }
 
+typedef struct limits {
+    unsigned long long cap;
+    long min_rate, min_rate_s;
+} limits;
+
 static char *fetch_locked(const char *url, const char *hex, const char *final, const char *part,
-                          const char *label, int flags, unsigned long long max_bytes, dl_result *res,
-                          qq_err *err)
+                          const char *label, const dl_opts *o, const limits *lim, dl_result *res, qq_err *err)
 {
-    xfer x = { .fd = -1, .label = label, .max_bytes = max_bytes };
-    x.progress = !(flags & DL_QUIET) && report_watched();
+    xfer x = { .fd = -1, .label = label, .max_bytes = o->max_bytes, .cap = lim->cap, .min_rate = lim->min_rate,
+               .min_rate_s = lim->min_rate_s, .deadline_ms = o->deadline_ms };
+    x.progress = !(o->flags & DL_QUIET) && report_watched();
     _cleanup_close_ int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
@@ -480,8 +516,12 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
             if (rc == CURLE_WRITE_ERROR && x.too_long) {
                 /* nothing of it can be the file: do not keep it */
                 unlink(part);
-                qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: the body is longer than the expected %llu bytes",
-                        url, x.max_bytes);
+                if (x.capped)
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: the server gave no length and the body passed "
+                            "%llu bytes, the cap of $QQMGR_DOWNLOAD_MAX (the partial file is removed)", url, x.cap);
+                else
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: download failed: the body is longer than the %s %llu bytes "
+                            "(the partial file is removed)", url, x.max_bytes ? "expected" : "announced", x.limit);
                 return NULL;
             }
             if (rc == CURLE_WRITE_ERROR && x.write_errno) {
@@ -493,6 +533,11 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
             }
             if (rc == CURLE_HTTP_RETURNED_ERROR)
                 snprintf(why, sizeof why, "HTTP %ld", code);
+            else if (rc == CURLE_OPERATION_TIMEDOUT && x.deadline_ms && clock_ms() >= x.deadline_ms - 50)
+                snprintf(why, sizeof why, "the time ran out");
+            else if (rc == CURLE_OPERATION_TIMEDOUT && !strstr(errbuf, "onnect"))
+                snprintf(why, sizeof why, "slower than %ld bytes/s for %ld s ($QQMGR_DOWNLOAD_MIN_RATE)", x.min_rate,
+                         x.min_rate_s);
             else
                 snprintf(why, sizeof why, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
             /* what the .part holds, not what was counted */
@@ -573,6 +618,64 @@ char *download_cached(const char *url, const char *sha256, const char *cache_dir
 char *download_cached_max(const char *url, const char *sha256, const char *cache_dir, const char *label,
                           int flags, unsigned long long max_bytes, dl_result *res, qq_err *err)
 {
+    dl_opts o = { .cache_dir = cache_dir, .label = label, .flags = flags, .max_bytes = max_bytes };
+    return download_fetch(url, sha256, &o, res, err);
+}
+
+/* A size: digits, then K, M, G or T (binary; an optional "iB"/"B"). */
+static int parse_size(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-')
+        return -1;
+    int shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    case 'T': case 't': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+        end += strlen(end);
+    if (*end || v == 0 || (shift && v > (~0ULL >> shift)))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+static int read_limits(limits *l, qq_err *err)
+{
+    l->cap = 16ULL << 30;
+    l->min_rate = 1024;
+    l->min_rate_s = 30;
+    const char *v = getenv("QQMGR_DOWNLOAD_MAX");
+    if (v && *v && parse_size(v, &l->cap) < 0)
+        return qq_fail(err, QQ_EXIT_USAGE, "QQMGR_DOWNLOAD_MAX: must be a size (bytes, or with K, M, G or T), not \"%s\"",
+                       v);
+    v = getenv("QQMGR_DOWNLOAD_MIN_RATE");
+    if (v && *v) {
+        char *end;
+        long b = strtol(v, &end, 10), t = 0;
+        if (end != v && *end == '/')
+            t = strtol(end + 1, &end, 10);
+        if (b < 1 || t < 1 || *end || t > 86400)
+            return qq_fail(err, QQ_EXIT_USAGE, "QQMGR_DOWNLOAD_MIN_RATE: must be BYTES/SECONDS (e.g. 1024/30), not \"%s\"",
+                           v);
+        l->min_rate = b;
+        l->min_rate_s = t;
+    }
+    return 0;
+}
+
+char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_result *res, qq_err *err)
+{
+    static const dl_opts none = { 0 };
+    if (!o)
+        o = &none;
+    const char *cache_dir = o->cache_dir;
     dl_result dummy;
     if (!res)
         res = &dummy;
@@ -618,7 +721,10 @@ char *download_cached_max(const char *url, const char *sha256, const char *cache
     sbuf_addf(&fb, "%s/%s.part", cache_dir, hex);
     _cleanup_free_ char *part = sbuf_steal(&fb);
 
-    int lfd = lock_file(lock, url, err);
+    limits lim;
+    if (read_limits(&lim, err) < 0)
+        return NULL;
+    int lfd = lock_file(lock, url, o->deadline_ms, err);
     if (lfd < 0)
         return NULL;
     char *out = NULL;
@@ -631,7 +737,7 @@ char *download_cached_max(const char *url, const char *sha256, const char *cache
         /* past RLIMIT_FSIZE a write fails (EFBIG) instead of killing us */
         struct sigaction ign = { .sa_handler = SIG_IGN }, old;
         sigaction(SIGXFSZ, &ign, &old);
-        out = fetch_locked(url, hex, final, part, label ? label : url_label(url), flags, max_bytes, res, err);
+        out = fetch_locked(url, hex, final, part, o->label ? o->label : url_label(url), o, &lim, res, err);
         sigaction(SIGXFSZ, &old, NULL);
     }
     unlock_file(lock, lfd);

@@ -26,6 +26,18 @@
  * expected size (download_cached_max: a body that never ends stops there).
  * Other failures keep a non-empty .part for resuming ("N bytes kept": what
  * the .part holds) and remove an empty one.
+ * Bounds (so a hostile or broken server cannot fill the disk or hold a
+ * build for ever):
+ *   size   a body longer than the expected size (dl_opts.max_bytes), else
+ *          than the server's Content-Length, else — no length given — than
+ *          the cap $QQMGR_DOWNLOAD_MAX (a size: bytes, or K/M/G/T, binary;
+ *          default 16G) fails, and its .part is removed
+ *   rate   a transfer slower than $QQMGR_DOWNLOAD_MIN_RATE ("BYTES/SECONDS":
+ *          under BYTES per second for SECONDS on end; default 1024/30) fails
+ *          (libcurl's low-speed limit), keeping its .part to resume
+ *   time   dl_opts.deadline_ms (clock_ms(), base/clock.h) bounds the whole
+ *          call, the wait for another process's transfer included
+ * A malformed variable is QQ_EXIT_USAGE naming it.
  * A progress bar and "waiting for another process" go to the reporter
  * (base/report.h), which shows them only to a person watching.
  */
@@ -66,5 +78,16 @@ char *download_cached(const char *url, const char *sha256, const char *cache_dir
  * body longer than max_bytes fails the download. */
 char *download_cached_max(const char *url, const char *sha256, const char *cache_dir, const char *label,
                           int flags, unsigned long long max_bytes, dl_result *res, qq_err *err);
+
+typedef struct dl_opts {
+    const char *cache_dir;         /* NULL: the default */
+    const char *label;             /* NULL: the URL's last segment */
+    int flags;                     /* DL_* */
+    unsigned long long max_bytes;  /* the file's expected size, 0 unknown */
+    long long deadline_ms;         /* clock_ms() time the call must end by, 0 none */
+} dl_opts;
+
+/* download_cached with every option; o may be NULL. */
+char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_result *res, qq_err *err);
 
 #endif

@@ -250,7 +250,9 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
     sigfillset(&all);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        (o->own_group ? POSIX_SPAWN_SETPGROUP : 0));
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -289,7 +291,7 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
             long long l = deadline - clock_ms();
             if (l <= 0) {
                 if (!ended) {
-                    kill(pid, SIGKILL);
+                    kill(o->own_group ? -pid : pid, SIGKILL);
                     r->timed_out = true;
                 }
                 break;

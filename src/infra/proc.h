@@ -47,6 +47,9 @@ pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err);
  *   timeout_ms > 0: the child gets SIGKILL when it has not ended by then
  *              (r->timed_out); pipes still held open by its own children
  *              are not waited for past the deadline either
+ *   own_group  the child leads a process group of its own, and SIGKILL at
+ *              the deadline goes to the whole group (a script's children
+ *              too); a terminal's Ctrl-C then reaches only us
  * Returns 0 when it ran (r->status is the wait status), -1 with e filled
  * (QQ_EXIT_FAIL "cannot run X[ in DIR]: why"; errno kept, ENOENT: no such
  * program) when it could not be started. Like proc_spawn, the child gets
@@ -58,6 +61,7 @@ typedef struct proc_run_opts {
     sbuf *out, *err;
     bool null_stdio;
     int timeout_ms;
+    bool own_group;
 } proc_run_opts;
 
 typedef struct proc_result {

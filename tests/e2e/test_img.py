@@ -424,6 +424,63 @@ def test_download_cut_half_way_is_resumed_by_the_next_build(tmp_path, env, serve
     assert cache_entries(tmp_path) == sorted(sums + [s + ".ok" for s in sums])
 
 
+def test_endless_body_without_a_length_stops_at_the_settable_cap(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, base_url=server.url("endless/base.qcow2"))
+    env["QQMGR_DOWNLOAD_MAX"] = "8M"
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", env=env, timeout=60)
+    took = time.monotonic() - t0
+    print(f"\n[bounds] endless body, 8 MiB cap: failed after {took:.2f} s")
+    assert r.returncode == 1
+    assert "endless/base.qcow2" in r.stderr and "no length" in r.stderr
+    assert "QQMGR_DOWNLOAD_MAX" in r.stderr and str(8 << 20) in r.stderr
+    assert [p for p in cache_entries(tmp_path) if p.endswith(".part")] == []
+    assert took < 30
+
+
+def test_download_cap_that_is_not_a_size_is_a_usage_error(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    env["QQMGR_DOWNLOAD_MAX"] = "lots"
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 2
+    assert "QQMGR_DOWNLOAD_MAX" in r.stderr and "lots" in r.stderr
+
+
+def test_dripping_server_is_cut_by_the_low_speed_limit(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, base_url=server.url("drip/base.qcow2"))
+    env["QQMGR_DOWNLOAD_MIN_RATE"] = "100/3"    # the default is 1024/30
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", env=env, timeout=60)
+    took = time.monotonic() - t0
+    print(f"\n[bounds] 2 B/s drip, low-speed limit 100 B/s for 3 s: failed after {took:.2f} s")
+    assert r.returncode == 1
+    assert "drip/base.qcow2" in r.stderr and "slower than 100 bytes/s for 3 s" in r.stderr
+    assert 2.5 < took < 20
+
+
+def test_build_timeout_bounds_the_download_too(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, base_url=server.url("drip/base.qcow2"))
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", "--timeout", "3", env=env, timeout=60)
+    took = time.monotonic() - t0
+    print(f"\n[bounds] 2 B/s drip, img build --timeout 3: failed after {took:.2f} s")
+    assert r.returncode == 1
+    assert "drip/base.qcow2" in r.stderr and "the time ran out" in r.stderr
+    assert 2.5 < took < 10
+    assert not (imgdir(tmp_path) / "disk.qcow2").exists()
+
+
+def test_build_timeout_bounds_the_env_hook(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    (tmp_path / "hook.sh").write_text("read line\nsleep 60\n")
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", "--timeout", "2", env=env, timeout=20)
+    took = time.monotonic() - t0
+    assert r.returncode == 1
+    assert "env_hook" in r.stderr and "--timeout 2 s ran out" in r.stderr
+    assert took < 10
+
+
 # ------------------------------------------------- the boot stage's QEMU
 
 REAL_QEMU = shutil.which("qemu-system-x86_64")

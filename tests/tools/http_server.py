@@ -9,6 +9,7 @@ the port on the first line of stdout. Paths:
   /norange/NAME    ignores Range headers (always 200 with the whole file)
   /slow/NAME       sends the file in small pieces over about a second
   /endless/NAME    200 without a length, then the file's bytes over and over, never ending
+  /drip/NAME       announces the full length, then sends 2 bytes a second
   /_stats          JSON: {"count": {path: GETs}, "ranges": [[path, Range header], ...]}
 Anything else: 404.
 """
@@ -48,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
                 RANGES.append([path, self.headers["Range"]])
         mode = ""
         name = path.lstrip("/")
-        for m in ("cut", "norange", "slow", "endless"):
+        for m in ("cut", "norange", "slow", "endless", "drip"):
             if name.startswith(m + "/"):
                 mode, name = m, name[len(m) + 1:]
         full = os.path.join(ROOT, name)
@@ -100,6 +101,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 self.connection.shutdown(2)
+            elif mode == "drip":
+                for i in range(0, len(body), 2):
+                    self.wfile.write(body[i:i + 2])
+                    self.wfile.flush()
+                    time.sleep(1)
             elif mode == "slow":
                 step = max(1, len(body) // 20)
                 for i in range(0, len(body), step):
