@@ -407,6 +407,10 @@ char *layout_config_state_dir(const char *cfg_dir, const char *base, qq_err *err
     _cleanup_free_ char *old = xasprintf("%s/.qqmgr/%s", root, base);
     if (lstat(old, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
         return dir;
+    /* one mover at a time: a second qqmgr waits, then finds it moved */
+    _cleanup_close_ int ofd = open(old, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (ofd >= 0)
+        flock(ofd, LOCK_EX);
     if (migrate(old, dir, config_path)) {
         rmdir(old);   /* only when empty: it may be a VM's dir of qqmgr.toml too */
         return dir;

@@ -9,6 +9,7 @@ NAME in .qqmgr/NAME/) is planted as it left it: dirs without records.
 import fcntl
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from test_lifecycle import BARE, pid_alive
@@ -151,3 +152,20 @@ def test_an_older_layout_in_use_stays_where_it_is_until_idle(project):
     assert rows[0]["name"] == "g" and rows[0]["running"] is False
     assert (project.path / ".qqmgr" / "config.vm.toml" / "vm.g" / "serial").exists()
     assert not old.exists()
+
+
+def test_commands_racing_on_first_use_all_find_the_moved_state(project):
+    old = plant_old_layout(project, "vm.t")
+    for i in range(20):
+        (old / f"vm.v{i}").mkdir()
+        (old / f"vm.v{i}" / "lock").write_text("")
+    project.write(vm("x") + IMG, name="vm.t")
+    procs = [subprocess.Popen([project.qqmgr, "-c", str(project.config), "show", "x", "--json"],
+                              cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    new = project.path / ".qqmgr" / "config.vm.t"
+    for p in procs:
+        out, errout = p.communicate(timeout=60)
+        assert p.returncode == 0, errout
+        assert json.loads(out)["state_dir"] == str(new / "vm.x")
+    assert not old.exists() and (new / "vm.v19" / "lock").exists()
