@@ -249,7 +249,8 @@ int qq_parse_seconds(const char *text, long min, int *out);
  * child returns its result as data — exit status, error message, --json
  * document — not as text to pick out of its stderr. Output in the order
  * given; an error message gets the VM's name in front unless it names the
- * VM; "qqmgr: " lines a child wrote itself (warnings) likewise; --json
+ * VM; what a child wrote to stderr itself (QEMU's stderr tail, warnings
+ * that name their VM) is passed on as it is; --json
  * prints an array of the single-VM documents (a failed VM: {name, error,
  * exit}). Returns 0 only when every VM's one() returned 0, else the largest
  * status (1 or 2). */
