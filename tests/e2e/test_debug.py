@@ -55,7 +55,8 @@ def test_gdb_guest_reads_a_register_and_the_guest_still_answers_ssh(project, tin
     assert cp.returncode == 0, cp.stderr
     assert "rip" in cp.stdout and "0x" in cp.stdout, cp.stdout
     # the VM var `symbols` went to gdb, the target is the injected socket
-    assert f"gdb -q {sym} -ex target remote " in cp.stderr, cp.stderr
+    # the -d echo is shell-quoted: copy-pasteable
+    assert f"gdb -q {sym} -ex 'target remote " in cp.stderr, cp.stderr
     assert "gdb.socket" in cp.stderr
     # the VM runs on after gdb detached
     assert project.json("status", "tiny")["state"] == "running"
