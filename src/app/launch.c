@@ -24,6 +24,7 @@
 #include "../infra/qmp.h"
 #include "guestgdb.h"
 #include "layout.h"
+#include "leftover.h"
 #include "vnet.h"
 
 void launch_escape(sbuf *b, const char *s)
@@ -467,6 +468,9 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
                         qq_err *err)
 {
     vm_state st;
+    /* a restore or save whose qqmgr died left the guest paused: repair it first */
+    if (leftover_repair(dir, NULL, err) < 0)
+        return -1;
     vm_probe(dir, true, &st);
     if (st.running) {
         r->already_running = true;

@@ -45,6 +45,7 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
     [LAYOUT_FORWARDS] = "forwards.json",
     [LAYOUT_SNAPSHOTS] = "snapshots",
     [LAYOUT_THROWAWAY] = "throwaway",
+    [LAYOUT_INFLIGHT] = "inflight.json",
     [LAYOUT_IMG_RAW] = "disk.raw",
     [LAYOUT_IMG_QCOW2] = "disk.qcow2",
     [LAYOUT_IMG_CIDATA] = "cidata",

@@ -9,7 +9,8 @@
  *                          serial.N qemu-stdout.log.N qemu-stderr.log.N (N = 1…5:
  *                          the logs of the runs before the current one)
  *                          gdb.socket events.socket forwards.json
- *                          snapshots/ throwaway
+ *                          snapshots/ throwaway inflight.json
+ *                          throwaway.PID.N.qcow2 (leftover.h)
  *   <state dir>/img.NAME/  disk.raw | disk.qcow2 (+ .stamp, .building) lock
  *                          cidata/ cidata.iso build.log build-qmp.sock
  *                          runtime_dir base-HASH.img
@@ -88,6 +89,7 @@ typedef enum layout_file {
     LAYOUT_FORWARDS,      /* port forwards added at run time (forward.h) */
     LAYOUT_SNAPSHOTS,     /* dir: state-file snapshots NAME.state + NAME.json, disks.json (snapshot.h) */
     LAYOUT_THROWAWAY,     /* the pid of a throwaway run (start --rm) */
+    LAYOUT_INFLIGHT,      /* a save or restore under way (leftover.h) */
     /* an image's dir */
     LAYOUT_IMG_RAW,
     LAYOUT_IMG_QCOW2,

@@ -24,6 +24,7 @@
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
 #include "layout.h"
+#include "leftover.h"
 #include "running.h"
 #include "snapshot_owner.h"
 #include "ssh.h"
@@ -655,10 +656,16 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
     sbuf_adds(&uri, "'");
     fs_remove(tmp, NULL);
     int rc = -1;
+    /* a qqmgr killed from here on leaves this record for the next command
+     * to repair (leftover.h) */
+    if (leftover_begin(dir, "save", name, was_running, tmp, err) < 0)
+        return -1;
     if (was_running) {
         json_t *r = qmp_execute(q, "stop", NULL, 10000, err);
-        if (!r)
+        if (!r) {
+            leftover_end(dir);
             return -1;
+        }
         json_decref(r);
     }
     _cleanup_json_ json_t *params = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
@@ -714,8 +721,11 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
     }
     if (rc < 0)
         fs_remove(tmp, NULL);
-    if (was_running)
-        json_decref(qmp_execute(q, "cont", NULL, 10000, NULL));
+    /* out of postmigrate, as it was before */
+    qq_err e = { 0 };
+    if (leftover_resume(q, was_running, &e) < 0 && rc == 0)
+        rc = qq_fail(err, QQ_EXIT_FAIL, "%s: after saving '%s': %s", vm, name, e.msg);
+    leftover_end(dir);
     return rc;
 }
 
@@ -739,6 +749,8 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
         return qq_fail(err, QQ_EXIT_FAIL,
                        "%s is a throwaway run (start --rm): a snapshot of it would be lost at stop; "
                        "start it without --rm to save snapshots", vm);
+    if (leftover_repair(dir, NULL, err) < 0)
+        return -1;
     _cleanup_free_ char *sd = snap_dir(dir);
     if (layout_make_dir(sd, err) < 0)
         return -1;
@@ -806,6 +818,8 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     if (!status)
         goto out;
     bool was_running = json_is_true(json_object_get(status, "running"));
+    if (leftover_explain(vm, config_cli(c), json_string_value(json_object_get(status, "status")), err) < 0)
+        goto out;
     sigsave ss;
     catch_signals(&ss);
     long long t0 = clock_ms();
@@ -840,6 +854,9 @@ out:
 }
 
 /* ------------------------------------------------------------ restore / delete */
+
+static int start_from(const config *c, const char *vm, const snap_start_opts *o, launch_result *r,
+                      qq_err *err);
 
 int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
 {
@@ -882,14 +899,24 @@ int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
     q = NULL;
     close(lock);
     lock = -1;
+    sigsave ss;
+    catch_signals(&ss);
     vm_stop_result sr;
-    if (vm_stop(c, vm, 10, true, &sr, err) < 0)
+    if (vm_stop(c, vm, 10, true, &sr, err) < 0) {
+        restore_signals(&ss);
         goto out;
+    }
     ssh_close_master(dir, 2000);
-    snap_start_opts so = { .restore = name, .launch.deadline_ms = clock_ms() + 60 * 1000 };
-    launch_result r;
-    rc = snap_start(c, vm, &so, &r, err);
-    free(r.stderr_tail);
+    if (interrupted) {
+        rc = qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is stopped; `%s start %s --restore %s` starts it "
+                     "from the snapshot", vm, config_cli(c), vm, name);
+    } else {
+        snap_start_opts so = { .restore = name, .launch.deadline_ms = clock_ms() + 60 * 1000 };
+        launch_result r;
+        rc = start_from(c, vm, &so, &r, err);
+        free(r.stderr_tail);
+    }
+    restore_signals(&ss);
 out:
     qmp_close(q);
     if (lock >= 0)
@@ -1014,6 +1041,8 @@ static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err 
         json_decref(s);
         if (done)
             return 0;
+        if (interrupted)
+            return qq_fail(err, QQ_EXIT_FAIL, "interrupted");
         if (pidfd < 0 || proc_wait_pidfd(pidfd, 20) == 1)
             return qq_fail(err, QQ_EXIT_FAIL, "QEMU exited");
         if (clock_ms() > deadline)
@@ -1023,10 +1052,32 @@ static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err 
 
 int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch_result *r, qq_err *err)
 {
+    sigsave ss;
+    catch_signals(&ss);
+    int rc = start_from(c, vm, o, r, err);
+    restore_signals(&ss);
+    return rc;
+}
+
+/* An interrupted start from a snapshot: the QEMU it started is stopped. */
+static int interrupted_start(const config *c, const char *vm, const char *dir, qq_err *err)
+{
+    vm_stop_result sr;
+    vm_stop(c, vm, 5, true, &sr, NULL);
+    ssh_close_master(dir, 2000);
+    return qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", vm);
+}
+
+/* snap_start with SIGINT/SIGTERM/SIGHUP caught by the caller. */
+static int start_from(const config *c, const char *vm, const snap_start_opts *o, launch_result *r,
+                      qq_err *err)
+{
     memset(r, 0, sizeof *r);
     if (check_vm(c, vm, err) < 0 || (o->restore && snap_check_name(o->restore, err) < 0))
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    if (leftover_repair(dir, NULL, err) < 0)
+        return -1;
     vm_state st;
     vm_probe(dir, false, &st);
     if (st.running) {
@@ -1078,9 +1129,12 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
         size_t i;
         json_t *x;
         json_array_foreach(d.qcow2, i, x) {
-            char *copy = xasprintf("%s/throwaway.%ld.%zu.qcow2", dir, (long)getpid(), i);
+            /* named for this process: a copy whose qqmgr died is swept (leftover.h) */
+            char *copy = leftover_copy_path(dir, (unsigned)i);
             strv_push(&copies, &nc, copy);
-            if (copy_sparse(json_string_value(json_object_get(x, "path")), copy, NULL, err) < 0) {
+            if (copy_sparse_until(json_string_value(json_object_get(x, "path")), copy, &interrupted, NULL, err) < 0) {
+                if (interrupted)
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", vm);
                 disks_free(&d);
                 goto out;
             }
@@ -1095,6 +1149,8 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
     lo.extra = extra;
     lo.replace = replace;
     fs_remove(marker, NULL);
+    if (state_file && leftover_begin(dir, "restore", o->restore, !lo.paused, NULL, err) < 0)
+        goto out;
     if (launch_start(c, vm, &lo, r, err) < 0) {
         if (o->restore) {
             _cleanup_free_ char *why = qemu_words(dir);
@@ -1105,6 +1161,10 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
         }
         goto out;
     }
+    if (interrupted) {
+        interrupted_start(c, vm, dir, err);
+        goto out;
+    }
     if (o->rm) {
         char pid[32];
         snprintf(pid, sizeof pid, "%ld\n", (long)r->pid);
@@ -1113,6 +1173,10 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
     if (state_file) {
         qq_err e = { 0 };
         if (wait_incoming(dir, r->pid, deadline, &e) < 0) {
+            if (interrupted) {
+                interrupted_start(c, vm, dir, err);
+                goto out;
+            }
             _cleanup_free_ char *why = qemu_words(dir);
             vm_stop_result sr;
             vm_stop(c, vm, 5, true, &sr, NULL);
@@ -1125,6 +1189,8 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
     }
     rc = 0;
 out:
+    if (state_file)
+        leftover_end(dir);
     /* QEMU holds the copies open (or never will): their names can go now */
     for (char **p = copies; p && *p; p++)
         unlink(*p);
@@ -1158,7 +1224,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     _cleanup_close_ int pidfd = -1;
     snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline };
     launch_result r;
-    if (snap_start(c, vm, &so, &r, err) < 0) {
+    if (start_from(c, vm, &so, &r, err) < 0) {
         free(r.stderr_tail);
         goto out;
     }
@@ -1213,6 +1279,11 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
             proc_wait_pidfd(pidfd, left > 1000 ? 1000 : (int)left);
         else
             usleep(20 * 1000);
+    }
+    if (interrupted) {
+        /* Ctrl-C reaches ssh too (one process group): it ended first */
+        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", vm);
+        goto out;
     }
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
     rc = 0;

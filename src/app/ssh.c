@@ -30,6 +30,7 @@
 #include "../infra/qmp.h"
 #include "../base/xalloc.h"
 #include "layout.h"
+#include "leftover.h"
 #include "running.h"
 #include "vm.h"
 
@@ -57,6 +58,8 @@ static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm
     vm_state st = { 0 };
     if (config_has_vm(c, vm)) {   /* else config_vm says so */
         _cleanup_free_ char *dir = config_vm_dir(c, vm);
+        if (leftover_repair(dir, NULL, err) < 0)
+            return -1;
         vm_probe(dir, false, &st);
     }
     if (config_vm(c, vm, st.running ? st.ssh_port : 0, s, err) < 0)

@@ -28,6 +28,7 @@
 #include "../base/xalloc.h"
 #include "launch.h"
 #include "layout.h"
+#include "leftover.h"
 #include "recorded.h"
 #include "running.h"
 #include "vnet.h"
@@ -215,6 +216,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     _cleanup_close_ int lock = lock_vm(dir, err);
     if (lock < 0)
         return -1;
+    leftover_sweep_copies(dir);
     pid_t pid = layout_pid_holder(dir);
     if (pid <= 0) {
         stopped(cfg, dir);
@@ -234,6 +236,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
     stopped(cfg, dir);
+    leftover_repair(dir, NULL, NULL);   /* QEMU is gone: a dead save's partial file and record go */
     return 0;
 }
 
@@ -246,6 +249,7 @@ json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     vm_state st;
     json_t *details = NULL;
+    leftover_repair(dir, NULL, NULL);
     vm_probe_details(dir, true, &st, &details);
     int cport = config_vm_ssh_port(cfg, name);
     int port = st.running && st.ssh_port ? st.ssh_port : (cport > 0 ? cport : 0);

@@ -12,15 +12,21 @@
 
 #include "../base/cleanup.h"
 
+#define COPY_STEP ((size_t)64 << 20)   /* bytes per copy_file_range call */
+
 /* One extent [*io, end) with read/write, for kernels or file systems that
  * refuse copy_file_range. */
-static int copy_rw(int in, int out, off_t *io, off_t *oo, off_t end)
+static int copy_rw(int in, int out, off_t *io, off_t *oo, off_t end, const volatile sig_atomic_t *stop)
 {
     size_t bufsz = 1 << 20;
     _cleanup_free_ char *buf = malloc(bufsz);
     if (!buf)
         abort();
     while (*io < end) {
+        if (stop && *stop) {
+            errno = EINTR;
+            return -1;
+        }
         size_t want = (size_t)(end - *io) < bufsz ? (size_t)(end - *io) : bufsz;
         ssize_t r = pread(in, buf, want, *io);
         if (r < 0 && errno == EINTR)
@@ -42,6 +48,20 @@ static int copy_rw(int in, int out, off_t *io, off_t *oo, off_t end)
 }
 
 int copy_sparse(const char *src, const char *dst, copy_stats *stats, qq_err *err)
+{
+    return copy_sparse_until(src, dst, NULL, stats, err);
+}
+
+/* An interrupted copy: one line, errno EINTR. */
+static int stopped(const char *dst, qq_err *err)
+{
+    qq_fail(err, QQ_EXIT_FAIL, "copy to %s: interrupted", dst);
+    errno = EINTR;
+    return -1;
+}
+
+int copy_sparse_until(const char *src, const char *dst, const volatile sig_atomic_t *stop, copy_stats *stats,
+                      qq_err *err)
 {
     copy_stats dummy;
     if (!stats)
@@ -76,12 +96,16 @@ int copy_sparse(const char *src, const char *dst, copy_stats *stats, qq_err *err
             hole = st.st_size;
         off_t io = data, oo = data;
         while (io < hole) {
+            if (stop && *stop)
+                return stopped(dst, err);
             if (!use_cfr) {
-                if (copy_rw(in, out, &io, &oo, hole) < 0)
-                    return qq_fail(err, QQ_EXIT_FAIL, "copy %s to %s: %s", src, dst, strerror(errno));
+                if (copy_rw(in, out, &io, &oo, hole, stop) < 0)
+                    return stop && *stop ? stopped(dst, err) : qq_fail(err, QQ_EXIT_FAIL, "copy %s to %s: %s", src, dst, strerror(errno));
                 break;
             }
-            ssize_t n = copy_file_range(in, &io, out, &oo, (size_t)(hole - io), 0);
+            /* in steps, so that a stop request is seen soon */
+            size_t step = (size_t)(hole - io) < COPY_STEP ? (size_t)(hole - io) : COPY_STEP;
+            ssize_t n = copy_file_range(in, &io, out, &oo, step, 0);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {

@@ -12,6 +12,7 @@
 #ifndef QQ_COPY_H
 #define QQ_COPY_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "../base/err.h"
@@ -23,5 +24,11 @@ typedef struct copy_stats {
 
 /* stats may be NULL. */
 int copy_sparse(const char *src, const char *dst, copy_stats *stats, qq_err *err);
+
+/* The same, stopping between steps of at most 64 MiB once *stop is non-zero
+ * (a signal handler's flag): then -1, errno EINTR, "copy to DST:
+ * interrupted", and a partial dst the caller removes. stop may be NULL. */
+int copy_sparse_until(const char *src, const char *dst, const volatile sig_atomic_t *stop, copy_stats *stats,
+                      qq_err *err);
 
 #endif
