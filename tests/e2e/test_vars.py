@@ -275,3 +275,15 @@ def test_a_large_var_within_the_budget_still_renders(qqmgr, tmp_path):
     r = qq(qqmgr, tmp_path, "show", "v", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["argv"][2] == "x" * (8 << 20)
+
+
+def test_many_small_vars_fit_the_budget(qqmgr, tmp_path):
+    # each template run takes memory of its own (a 64 KiB arena block): the
+    # budget counts what the text takes, so 3000 small vars still render
+    n = 3000
+    (tmp_path / "qqmgr.toml").write_text(
+        '[vars]\nb = "x"\n' + "".join(f'v{i} = "{{{{.b}}}}{i}"\n' for i in range(n)) +
+        '[vm.v]\ncmd = ["-name ' + "".join(f"{{{{.v{i}}}}}" for i in range(n)) + '"]\n')
+    r = qq(qqmgr, tmp_path, "show", "v", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["argv"][2] == "".join(f"x{i}" for i in range(n))

@@ -17,8 +17,10 @@ void *aalloc(arena *a, size_t n)
         b->cap = cap;
         a->head = b;
         a->total += cap;
-        sbuf_budget_take(a->budget, cap);
     }
+    /* what is asked, not the block: every execution's first block would
+     * otherwise cost 64 KiB of a budget many small executions share */
+    sbuf_budget_take(a->budget, n);
     void *p = (char *)a->head->data + a->head->used;
     a->head->used += n;
     memset(p, 0, n);

@@ -49,8 +49,8 @@ typedef struct ablock {
 typedef struct arena {
     ablock *head;
     size_t total;          /* bytes held */
-    sbuf_budget *budget;   /* an execution's arena: its blocks are charged there (never refused:
-                            * the executor sees budget->over at its next step) */
+    sbuf_budget *budget;   /* an execution's arena: what it hands out is charged there (never
+                            * refused: the executor sees budget->over at its next step) */
 } arena;
 
 void *aalloc(arena *a, size_t n); /* zeroed */
