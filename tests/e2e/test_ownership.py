@@ -104,6 +104,10 @@ def plant_old_layout(project, name):
     (old / "vm.x").mkdir()
     (old / "vm.x" / "lock").write_text("")
     (old / "vm.x" / "serial").write_text("old log\n")
+    (old / "vm.x" / "snapshots").mkdir()
+    disk = str(old / "img.disk" / "disk.raw")
+    (old / "vm.x" / "snapshots" / "disks.json").write_text(
+        json.dumps([{"device": "virtio0", "file": disk, "path": disk}]))
     return old
 
 
@@ -122,6 +126,9 @@ def test_an_older_layout_is_never_read_as_a_vm_and_moves_on_first_use(project):
     new = project.path / ".qqmgr" / "config.vm.t"
     assert (new / "img.disk" / "disk.raw").read_bytes() == b"precious" * 1024
     assert (new / "vm.x" / "serial").read_text() == "old log\n"
+    # the snapshot records follow the disk they name
+    [rec] = json.loads((new / "vm.x" / "snapshots" / "disks.json").read_text())
+    assert rec["path"] == str(new / "img.disk" / "disk.raw") and rec["file"] == rec["path"], rec
     assert not old.exists()
     assert record(new)["kind"] == "config"
 
