@@ -499,6 +499,24 @@ static void test_real_qemu_second_client_waits_for_greeting_then_times_out(void 
     qmp_close(q);
 }
 
+/* HMP `info registers` of a CPU at the x86 reset vector (real mode: EIP; long-mode builds
+ * print RIP) against one that ran. */
+static void test_regs_at_reset_vector_are_recognised(void **state)
+{
+    (void)state;
+    const char *real_mode = "EAX=00000000 EBX=00000000 ECX=00000000 EDX=00060fb1\r\n"
+                            "EIP=0000fff0 EFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\r\n"
+                            "ES =0000 00000000 0000ffff 00009300\r\nCS =f000 ffff0000 0000ffff 00009b00\r\n";
+    const char *long_mode = "RAX=0000000000000000\nRIP=000000000000fff0 RFL=00000002\nCS =f000 ffff0000 0000ffff 00009b00\n";
+    const char *ran = "EIP=0000e05b EFL=00000002\nCS =f000 000f0000 0000ffff 00009b00\n";
+    const char *booted = "RIP=ffffffff81e0b3ab RFL=00000246\nCS =0010 0000000000000000 ffffffff 00a09b00\n";
+    assert_true(qmp_regs_at_reset(real_mode));
+    assert_true(qmp_regs_at_reset(long_mode));
+    assert_false(qmp_regs_at_reset(ran));
+    assert_false(qmp_regs_at_reset(booted));
+    assert_false(qmp_regs_at_reset(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest fake[] = {
@@ -515,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_message_of_millions_of_tiny_values_is_malformed),
         cmocka_unit_test(test_event_queue_keeps_the_newest_and_counts_the_dropped),
         cmocka_unit_test(test_listener_that_never_accepts_with_a_full_backlog_bounds_the_open),
+        cmocka_unit_test(test_regs_at_reset_vector_are_recognised),
     };
     const struct CMUnitTest real[] = {
         cmocka_unit_test_setup_teardown(test_real_qemu_query_status_stop_event_and_hmp, qemu_setup, qemu_teardown),
