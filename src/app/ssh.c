@@ -485,6 +485,8 @@ typedef struct serial_watch {
     bool kvm_asked;
     bool kvm;                /* the VM runs under KVM (QMP query-kvm) */
     bool at_reset;           /* its first CPU is still at the reset vector */
+    long long asked_ms;      /* when the registers were last read */
+    long long reset_since;   /* since when they show the reset vector (0: not) */
 } serial_watch;
 
 /* Whether a line is a console's invitation to log in: 2 "NAME login:"
@@ -510,8 +512,8 @@ static void serial_look(serial_watch *w)
     w->mtime = st.st_mtime;
     w->prompt[0] = '\0';
     _cleanup_sbuf_ sbuf tail = SBUF_INIT;
-    fs_tail(w->path, 3, &tail, NULL);
-    /* the last lines that hold anything but blanks (a prompt may be followed by a message) */
+    fs_tail(w->path, 10, &tail, NULL);
+    /* the last lines (a prompt may be followed by messages: cloud-init's, a daemon's) */
     int best = 0;
     for (const char *l = sbuf_str(&tail); *l;) {
         size_t len = strcspn(l, "\n");
@@ -530,18 +532,28 @@ static void serial_look(serial_watch *w)
     }
 }
 
-/* A silent guest: does it run under KVM, is its CPU still at the reset vector? */
+/* A silent guest: does it run under KVM (asked once), is its CPU still at
+ * the reset vector (asked every SSH_WAIT_RESET_MS)? */
+#define SSH_WAIT_RESET_MS 5000
 static void ask_why_silent(const config *c, const char *vm, serial_watch *w)
 {
-    if (w->kvm_asked)
-        return;
-    w->kvm_asked = true;
     qq_err e = { 0 };
-    json_t *r = vm_qmp(c, vm, "query-kvm", NULL, &e);
-    w->kvm = json_is_true(json_object_get(json_object_get(r, "return"), "enabled"));
-    json_decref(r);
+    if (!w->kvm_asked) {
+        w->kvm_asked = true;
+        json_t *r = vm_qmp(c, vm, "query-kvm", NULL, &e);
+        w->kvm = json_is_true(json_object_get(json_object_get(r, "return"), "enabled"));
+        json_decref(r);
+    }
+    long long now = clock_ms();
+    if (w->asked_ms && now - w->asked_ms < SSH_WAIT_RESET_MS)
+        return;
+    w->asked_ms = now;
     _cleanup_free_ char *regs = vm_hmp(c, vm, "info registers", &e);
     w->at_reset = qmp_regs_at_reset(regs);
+    if (!w->at_reset)
+        w->reset_since = 0;
+    else if (!w->reset_since)
+        w->reset_since = now;
 }
 
 /* A hint for the progress line (short) and the error (long), or false. */
@@ -758,6 +770,17 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
             serial_look(&sw);
             if (sw.silent)
                 ask_why_silent(c, vm, &sw);
+            /* still at the reset vector on a second look: waiting cannot mend a guest that never runs */
+            if (sw.silent && sw.reset_since && clock_ms() - sw.reset_since >= SSH_WAIT_RESET_MS) {
+                if (progress)
+                    report_progress_break();
+                _cleanup_sbuf_ sbuf hs = SBUF_INIT, msg = SBUF_INIT;
+                sbuf_addf(&msg, "VM %s: ", vm);
+                serial_hint(&sw, phase, t.port, refused, &hs, &msg);
+                sbuf_addf(&msg, "; the VM was left running (`%s stop %s` stops it)", config_cli(c), vm);
+                add_serial_tail(&msg, dir);
+                return qq_fail(err, QQ_EXIT_FAIL, "%s", sbuf_str(&msg));
+            }
         }
         nap(phase == 0 ? 50 : 200);
     }

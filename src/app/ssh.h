@@ -75,7 +75,9 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
  * its end while the ssh port gives no banner, or a console that stayed empty
  * SSH_WAIT_SILENT_S after QEMU started (then QMP query-kvm and the CPU's
  * registers tell whether KVM is in use and whether the guest ever ran), is
- * said on the progress line and in the timeout's error.
+ * said on the progress line and in the timeout's error. A silent guest whose
+ * CPU is still at the reset vector on two looks 5 s apart never runs:
+ * that fails at once (QQ_EXIT_FAIL, the VM left running).
  * SIGINT/SIGTERM/SIGHUP end the wait (QQ_EXIT_FAIL, "interrupted", the VM
  * keeps running and the stop command is named); the previous handlers are
  * restored. progress: a line on stderr (stage, seconds, the last error or
