@@ -179,11 +179,19 @@ static int registry_open(port_entry **out, size_t *n)
         if (fs_mkdir_p(dir, 0700, NULL) < 0)
             return -1;
     }
+    /* never through a symlink (lockfile_take opens with O_NOFOLLOW): such a
+     * registry is not used; one left readable by others is made private */
     int fd = lockfile_take(path, &(lockfile_opts){ .deadline_ms = LOCKFILE_FOREVER }, NULL);
     if (fd < 0)
         return -1;
     _cleanup_free_ char *text = NULL;
     struct stat st;
+    if (fstat(fd, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_uid != geteuid())) {
+        close(fd);
+        return -1;
+    }
+    if ((st.st_mode & 07777) != 0600)
+        fchmod(fd, 0600);
     if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (1 << 20)) {
         text = xmalloc((size_t)st.st_size + 1);
         ssize_t k = pread(fd, text, (size_t)st.st_size, 0);

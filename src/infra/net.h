@@ -34,7 +34,8 @@ int net_pick_port(qq_err *err);
 /* Reserved automatic ports, shared by every qqmgr process of the user.
  *
  * The registry is one text file, ${XDG_CACHE_HOME:-~/.cache}/qqmgr/ports
- * (QQMGR_PORT_REGISTRY overrides the path), a line "PORT PID START" per
+ * (QQMGR_PORT_REGISTRY overrides the path; mode 0600, owned by us, never
+ * reached through a symlink: such a file is not used), a line "PORT PID START" per
  * reservation (START: the owner's start time in clock ticks, so a reused pid
  * is not mistaken for the owner), read and rewritten under an exclusive flock.
  * A reservation ends when its owner releases it (once QEMU holds the port, or

@@ -189,3 +189,26 @@ def test_list_and_status_show_uptime_and_every_forwarded_port(project, qqmgr):
         assert rows[2].split() == ["b", "-", "stopped", "-", "-", "-"]
     finally:
         project.run("stop", "a", "--force", check=True)
+
+
+def test_port_registry_symlink_is_not_followed_and_a_wide_one_is_made_private(project, tmp_path):
+    project.write(auto_port_vms(["a"]))
+    cache = tmp_path / "cache"
+    (cache / "qqmgr").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("not qqmgr's\n")
+    reg = cache / "qqmgr" / "ports"
+    reg.symlink_to(victim)
+    env = {"XDG_CACHE_HOME": str(cache), "QQMGR_PORT_REGISTRY": ""}
+    try:
+        project.run("start", "a", check=True, env=env)
+        project.run("stop", "a", "--force", check=True, env=env)
+        assert reg.is_symlink() and victim.read_text() == "not qqmgr's\n"
+        # a registry an older qqmgr (or the umask) left readable by others: 0600 again
+        reg.unlink()
+        reg.write_text("")
+        reg.chmod(0o644)
+        project.run("start", "a", check=True, env=env)
+        assert (reg.stat().st_mode & 0o777) == 0o600
+    finally:
+        project.run("stop", "a", "--force", env=env)
