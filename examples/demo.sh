@@ -9,6 +9,7 @@
 # (tools/deps.sh) and builds qqmgr into build/ (meson + ninja).
 #
 # Env: QQMGR  qqmgr binary (default: build it into <repo>/build and use that)
+#      QQ_DEMO_BUILD_DIR  the build dir when QQMGR is not set (default: <repo>/build)
 #      QQ_TEST_CACHE  where the built guest is cached (see tests/guest/tiny-guest.sh)
 set -euo pipefail
 
@@ -16,10 +17,23 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 if [ -z "${QQMGR:-}" ]; then
     "$REPO/tools/deps.sh" --demo
-    echo "demo: building qqmgr" >&2
-    [ -f "$REPO/build/build.ninja" ] || meson setup "$REPO/build" "$REPO" >/dev/null
-    ninja -C "$REPO/build" >/dev/null
-    QQMGR=$REPO/build/qqmgr
+    BUILD=${QQ_DEMO_BUILD_DIR:-$REPO/build}
+    echo "demo: building qqmgr in $BUILD (about a minute the first time)" >&2
+    [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" "$REPO" >/dev/null
+    if [ -t 2 ]; then
+        ninja -C "$BUILD" >&2   # ninja's own progress line, rewritten in place
+    else
+        # one line per tenth of the build; anything else ninja says (errors) as it is
+        ninja -C "$BUILD" | awk '
+            match($0, /^\[[0-9]+\/[0-9]+\]/) {
+                split(substr($0, 2, RLENGTH - 2), nm, "/")
+                tenth = int(nm[1] * 10 / nm[2])
+                if (tenth > shown) { shown = tenth; printf "demo: built %d of %d steps\n", nm[1], nm[2]; fflush() }
+                next
+            }
+            { print; fflush() }' >&2
+    fi
+    QQMGR=$BUILD/qqmgr
 fi
 case $QQMGR in /*) ;; */*) QQMGR=$PWD/$QQMGR ;; esac   # keep it valid after the cd
 [ -x "$QQMGR" ] || command -v "$QQMGR" >/dev/null ||
@@ -45,6 +59,9 @@ started=1
 qq start demo --wait
 qq status demo
 qq ssh demo uname -a
-qq serial demo -n 5
+# the serial log may end inside a line (the guest's prompt): the tail ends with a newline
+printf '\n$ %s\n' "$QQMGR -c $HERE/qqmgr.toml serial demo -n 5"
+tail=$("$QQMGR" -c "$HERE/qqmgr.toml" serial demo -n 5)
+printf '%s\n' "$tail"
 qq stop demo
 started=0
