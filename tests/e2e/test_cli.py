@@ -554,3 +554,28 @@ def test_debug_echoes_of_ssh_and_qemu_img_are_shell_quoted_and_copy_pasteable(qq
     argv = shlex.split(line[2:])
     assert argv[0] == "ssh" and argv[1] == "-F" and argv[2].startswith(str(d)), line
     assert argv[-4:] == ["--", "echo", "two words", "it's"], line
+
+
+def test_docs_and_code_link_nothing_outside_the_repository():
+    """A clone is whole: every relative link in the Markdown docs names a file of the
+    repository, and no file cites a design document or shared folder a clone lacks."""
+    import os
+    bad = []
+    for md in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (md.parent / target.split("#")[0]).resolve()
+            if not path.is_relative_to(REPO.resolve()) or not path.exists():
+                bad.append(f"{md.relative_to(REPO)}: ({target})")
+    for top in ("src", "docs", "tests", "bench", "examples", "tools", "README.md"):
+        root = REPO / top
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for f in files:
+            if f.suffix not in (".c", ".h", ".py", ".sh", ".md", ".scd", ".build", ".toml", ".tpl", ""):
+                continue
+            text = f.read_text(errors="replace")
+            for needle in ("DESIGN.md", "../shared", "/work/"):
+                if needle in text and f.name != os.path.basename(__file__):
+                    bad.append(f"{f.relative_to(REPO)}: {needle}")
+    assert not bad, bad
