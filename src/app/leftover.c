@@ -3,11 +3,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../base/cleanup.h"
@@ -221,12 +223,12 @@ int leftover_explain(const char *vm, const char *cli, const char *state, qq_err 
     return 0;
 }
 
-int leftover_sweep_copies(const char *dir)
+json_t *leftover_dead_copies(const char *dir)
 {
+    json_t *out = json_array();
     DIR *d = opendir(dir);
     if (!d)
-        return 0;
-    int n = 0;
+        return out;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strncmp(de->d_name, COPY_PREFIX, strlen(COPY_PREFIX)) != 0)
@@ -241,10 +243,26 @@ int leftover_sweep_copies(const char *dir)
             continue;
         if (alive((pid_t)pid, 0))
             continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-            n++;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+        json_array_append_new(out, json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)st.st_blocks * 512));
     }
     closedir(d);
+    return out;
+}
+
+int leftover_sweep_copies(const char *dir)
+{
+    _cleanup_json_ json_t *dead = leftover_dead_copies(dir);
+    int n = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(dead, i, x) {
+        if (unlink(json_string_value(json_object_get(x, "path"))) == 0)
+            n++;
+    }
     return n;
 }
 

@@ -26,6 +26,7 @@
 #ifndef QQ_LEFTOVER_H
 #define QQ_LEFTOVER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "../base/err.h"
@@ -57,6 +58,9 @@ int leftover_resume(qmp *q, bool run, qq_err *err);
 /* Remove throwaway.PID.N.qcow2 copies in dir whose qqmgr PID is gone.
  * Returns how many were removed. */
 int leftover_sweep_copies(const char *dir);
+
+/* Those copies: a new array of {path, bytes (disk usage)}. */
+json_t *leftover_dead_copies(const char *dir);
 
 /* The name of throwaway copy n this process makes in dir (caller frees). */
 char *leftover_copy_path(const char *dir, unsigned n);

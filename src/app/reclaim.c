@@ -21,6 +21,7 @@
 #include "../infra/tree.h"
 #include "img.h"
 #include "layout.h"
+#include "leftover.h"
 #include "snapshot.h"
 #include "ssh.h"
 #include "vm.h"
@@ -330,6 +331,23 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The throwaway copies a killed `start --rm --restore` left in a VM's dir
+ * (leftover.h); the VM itself stays. */
+static void prune_dead_copies(const reclaim_prune_opts *o, const char *vm, const char *dir, json_t *entries,
+                              unsigned long long *total)
+{
+    _cleanup_json_ json_t *dead = leftover_dead_copies(dir);
+    size_t i;
+    json_t *x;
+    json_array_foreach(dead, i, x) {
+        const char *p = json_string_value(json_object_get(x, "path"));
+        unsigned long long bytes = (unsigned long long)json_integer_value(json_object_get(x, "bytes"));
+        bool removed = !o->dry_run && unlink(p) == 0;
+        add_entry(entries, "throwaway", vm, p, bytes, removed, o->dry_run || removed ? NULL : strerror(errno));
+        *total += bytes;
+    }
+}
+
 static int prune_state(const config *c, const reclaim_prune_opts *o, json_t *entries, unsigned long long *total,
                        qq_err *err)
 {
@@ -353,6 +371,8 @@ static int prune_state(const config *c, const reclaim_prune_opts *o, json_t *ent
             const char *vm = entry + 3;
             if (*vm && !config_has_vm(c, vm))
                 rc = prune_vm_dir(c, o, vm, path, entries, total, err);
+            else if (*vm)
+                prune_dead_copies(o, vm, path, entries, total);
         } else {
             const char *img = entry + 4;
             if (*img && !config_has_img(c, img))

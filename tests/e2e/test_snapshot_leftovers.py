@@ -204,3 +204,21 @@ def test_ctrl_c_while_runs_command_runs_says_so_and_exits_1(project, tiny_vm_tom
     assert p.returncode == 1, (p.returncode, err)
     assert "interrupted" in err and "stopped" in err
     assert state(project) == "stopped"
+
+
+def test_prune_removes_the_copies_a_killed_qqmgr_left(project, tiny_vm_toml):
+    setup_diskless(project, tiny_vm_toml)
+    boot(project)
+    stop(project)
+    vm_dir = project.vm_dir("tiny")
+    stale = vm_dir / f"throwaway.{dead_pid()}.0.qcow2"
+    stale.write_bytes(b"\1" * 65536)
+    mine = vm_dir / f"throwaway.{os.getpid()}.0.qcow2"   # a live owner's: kept
+    mine.write_bytes(b"\1" * 4096)
+    out = project.json("prune", "--dry-run", check=True)
+    assert [(e["kind"], e["path"], e["removed"]) for e in out["entries"]] == [("throwaway", str(stale), False)]
+    assert stale.exists()
+    out = project.json("prune", check=True)
+    assert [(e["kind"], e["name"], e["removed"]) for e in out["entries"]] == [("throwaway", "tiny", True)]
+    assert not stale.exists() and mine.exists()
+    assert out["bytes"] >= 65536
