@@ -754,6 +754,11 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     _cleanup_free_ char *sd = snap_dir(dir);
     if (layout_make_dir(sd, err) < 0)
         return -1;
+    _cleanup_close_ int sdfd = snap_dir_fd(dir);   /* never save through a symlink out of the state dir */
+    if (sdfd < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", sd,
+                       errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink is not followed)"
+                                                          : strerror(errno));
     qmp *q = open_qmp(c, vm, dir, 5000, err);
     if (!q)
         return -1;

@@ -145,3 +145,18 @@ def test_img_rm_leaves_an_image_dir_another_config_records_alone(project):
     r = project.run("img", "rm", "q", check=1)
     assert "left alone" in r.stderr and "/elsewhere/x.toml" in r.stderr, r.stderr
     assert (d / "disk.qcow2").exists()
+
+
+def test_snapshot_save_never_writes_through_a_symlinked_snapshots_dir(project, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    project.write(f'[vm.a]\ncmd = ["{BARE}"]\n')
+    project.run("start", "a", check=True)
+    try:
+        (project.vm_dir("a") / "snapshots").symlink_to(outside)
+        r = project.run("snapshot", "save", "a", "s", check=1)
+        assert "symlink" in r.stderr, r.stderr
+        assert list(outside.iterdir()) == []
+        assert project.json("status", "a", check=True)["state"] == "running"
+    finally:
+        project.run("stop", "a", "--force", check=True)
