@@ -56,7 +56,7 @@ static int mkdir_parents(const char *dir, qq_err *err)
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';
-            if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            if (mkdir(p, 0700) < 0 && errno != EEXIST)
                 return qq_fail(err, QQ_EXIT_FAIL, "%s: cannot create directory: %s", p, strerror(errno));
             *s = c;
             if (!c)
@@ -76,7 +76,7 @@ static void note_waiting(void *url)
  * until deadline_ms (0: for ever). */
 static int lock_file(const char *path, const char *url, long long deadline_ms, qq_err *err)
 {
-    lockfile_opts o = { .deadline_ms = deadline_ms ? deadline_ms : LOCKFILE_FOREVER, .mode = 0644,
+    lockfile_opts o = { .deadline_ms = deadline_ms ? deadline_ms : LOCKFILE_FOREVER, .mode = 0600,
                         .on_wait = note_waiting, .arg = (void *)url };
     int fd = lockfile_take(path, &o, err);
     if (fd < 0 && errno == EWOULDBLOCK)
@@ -424,7 +424,7 @@ static int ok_write(const char *okpath, const char *text, bool durable, qq_err *
     sbuf tb = SBUF_INIT;
     sbuf_addf(&tb, "%s.tmp", okpath);
     _cleanup_free_ char *tmp = sbuf_steal(&tb);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     size_t len = strlen(text);
     if (fd < 0 || write(fd, text, len) != (ssize_t)len || (durable && fdatasync(fd) < 0)) {
         int e = errno;
@@ -471,7 +471,7 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
     xfer x = { .fd = -1, .label = label, .max_bytes = o->max_bytes, .cap = lim->cap, .min_rate = lim->min_rate,
                .min_rate_s = lim->min_rate_s, .deadline_ms = o->deadline_ms };
     x.progress = !(o->flags & DL_QUIET) && report_watched();
-    _cleanup_close_ int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    _cleanup_close_ int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
         return NULL;

@@ -2,6 +2,8 @@
  *
  * The cache is a directory of files named by their sha256 (lowercase hex):
  *   ${XDG_CACHE_HOME:-~/.cache}/qqmgr/sha256/<hex>
+ * Directories it makes are 0700 and its files 0600 (sources may be private);
+ * a directory that exists keeps the mode its user gave it.
  * A file only ever appears under that name after its sum was checked. The
  * sha256 is computed by a second thread that follows the file as it is
  * written, so hashing overlaps the transfer. The verified file is renamed

@@ -424,6 +424,26 @@ def test_download_cut_half_way_is_resumed_by_the_next_build(tmp_path, env, serve
     assert cache_entries(tmp_path) == sorted(sums + [s + ".ok" for s in sums])
 
 
+def test_download_cache_it_creates_is_private_and_one_the_user_made_keeps_its_mode(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files)
+    r = subprocess.run(["sh", "-c", 'umask 022; exec "$@"', "sh", QQMGR, "-c", str(cfg), "img", "build", "ci"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    cache = tmp_path / "cache" / "qqmgr"
+    for d in (cache, cache / "sha256"):
+        assert (d.stat().st_mode & 0o777) == 0o700, d
+    names = os.listdir(cache / "sha256")
+    assert names
+    for n in names:
+        assert ((cache / "sha256" / n).stat().st_mode & 0o777) == 0o600, n
+    # a cache dir the user made wider stays as it is
+    shutil.rmtree(cache / "sha256")
+    (cache / "sha256").mkdir()
+    (cache / "sha256").chmod(0o755)
+    assert qq(cfg, "img", "build", "ci", "--force", env=env).returncode == 0
+    assert ((cache / "sha256").stat().st_mode & 0o777) == 0o755
+
+
 def test_endless_body_without_a_length_stops_at_the_settable_cap(tmp_path, env, server, files):
     cfg = write_cloud(tmp_path, server, files, base_url=server.url("endless/base.qcow2"))
     env["QQMGR_DOWNLOAD_MAX"] = "8M"
