@@ -12,6 +12,7 @@ import tomllib
 import pytest
 
 from conftest import REPO
+from test_img_cloud import cloud_base  # noqa: F401  (the fixture: the Debian cloud base image)
 
 CATALOGUE = REPO / "data" / "images.toml"
 KEYS = ("title", "image", "url", "sha256", "sha512", "sums", "source", "user", "qemu_args")
@@ -176,3 +177,53 @@ def test_starter_says_man_page_needs_meson_install(qqmgr, tmp_path):
     assert qq(qqmgr, "init", cwd=tmp_path, home=tmp_path).returncode == 0
     head = (tmp_path / "qqmgr.toml").read_text().split("\n\n")[0]
     assert "docs/reference.md" in head and "meson install" in head
+
+
+# ------------------------------------------------------------------ the starter, booted
+
+@pytest.mark.guest
+def test_starter_with_its_own_key_builds_boots_and_snapshots(qqmgr, tmp_path, cloud_base):
+    """The starter as written, with only what this offline host needs changed: the
+    project's Debian cloud base as base_img (a plain local path) and its kernel, since
+    that image has no boot loader. Its own key reaches the guest; snapshot save works."""
+    import hashlib
+    from conftest import ACCEL, reap_qemu_under
+    home = tmp_path / "home"   # no ~/.ssh: the config's own key
+    home.mkdir()
+    d = tmp_path / "p"
+    d.mkdir()
+    assert qq(qqmgr, "init", cwd=d, home=home).returncode == 0
+    base = d / "images" / "base.qcow2"
+    base.parent.mkdir()
+    os.symlink(cloud_base / "base.qcow2", base)
+    kernel = (f"-kernel {cloud_base / 'vmlinuz'} -initrd {cloud_base / 'initrd.img'} "
+              "-append 'root=/dev/vda rw console=ttyS0'")
+    text = (d / "qqmgr.toml").read_text()
+    sha = hashlib.sha256(base.read_bytes()).hexdigest()
+    text = (text.replace(re.search(r'^url = ".*"$', text, re.M).group(0), 'url = "images/base.qcow2"')
+                .replace("0" * 64, sha)
+                .replace('"-accel kvm -accel tcg -m 1024 -smp 2 -display none"',
+                         f'"-accel {ACCEL} -m 768 -smp 2 -display none {kernel}"')
+                .replace('build_args = ["-accel", "kvm", "-accel", "tcg", "-m", "1024",',
+                         f'build_args = ["-accel", "{ACCEL}", "-m", "768", '
+                         + ", ".join(json.dumps(a) for a in [
+                             "-kernel", str(cloud_base / "vmlinuz"), "-initrd", str(cloud_base / "initrd.img"),
+                             "-append", "root=/dev/vda rw console=ttyS0"]) + ","))
+    (d / "qqmgr.toml").write_text(text)
+
+    def run(*args, timeout=900):
+        r = subprocess.run([qqmgr, *args], capture_output=True, text=True, cwd=d, timeout=timeout,
+                           env=dict(os.environ, HOME=str(home)), stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r
+
+    try:
+        run("img", "build", "debian")
+        run("img", "build", "data")
+        run("start", "dev", "--wait", "--timeout", "600")
+        assert run("ssh", "dev", "id -un").stdout.strip() == "debian"
+        run("snapshot", "save", "dev", "ready")
+        assert [s["name"] for s in json.loads(run("snapshot", "list", "dev", "--json").stdout)] == ["ready"]
+    finally:
+        subprocess.run([qqmgr, "stop", "dev", "--force"], cwd=d, capture_output=True, timeout=120)
+        reap_qemu_under(d)
