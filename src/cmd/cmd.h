@@ -262,6 +262,10 @@ void qq_format_bytes(char *buf, size_t len, unsigned long long bytes);
 /* Shell-quote one argument for a copy-pasteable command line (appends to out). */
 void qq_shell_quote(sbuf *out, const char *arg);
 
+/* init's image catalogue (data/images.toml, compiled in): {NAME: {title, image,
+ * url, sha256, sha512, sums, source, user, qemu_args}}, a new reference. */
+json_t *qq_image_catalogue(void);
+
 /* "45s", "3m05s", "2h07m", "4d03h": a running VM's uptime in seconds */
 void qq_fmt_uptime(char *buf, size_t len, long long s);
 /* The forwards of forward_ports() as "127.0.0.1:2222->22, udp 0.0.0.0:53->53": each

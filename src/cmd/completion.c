@@ -259,6 +259,13 @@ static void complete_words(qq_ctx *ctx, char **argv)
             offer_names(ctx, po->arg, first_pos, cur);
             return;
         }
+        if (po->kind == QQ_OPT_STRING && po->arg && strcmp(po->arg, "TEMPLATE") == 0) {
+            _cleanup_json_ json_t *cat = qq_image_catalogue();   /* init --template */
+            const char *name;
+            json_t *e;
+            json_object_foreach(cat, name, e) offer(name, cur);
+            return;
+        }
         want_files = po->kind == QQ_OPT_STRING;
         offer_values(po, cur);
         return;

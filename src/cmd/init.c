@@ -2,7 +2,7 @@
  * the cloud-init templates it names, next to it. Never overwrites a file.
  *
  * The image comes from the catalogue (data/images.toml, compiled in as
- * qq_images_toml): --template NAME, default debian-12; --list lists it. The
+ * qq_images_toml): --template TEMPLATE, default debian-12; --list lists it. The
  * guest's ssh key is the user's first ~/.ssh/id_*.pub, else a key pair made
  * for the config in its state dir (layout.h: <state dir>/keys/id_ed25519,
  * 0600 in a 0700 dir), which the config then names as IdentityFile. */
@@ -33,7 +33,7 @@ typedef struct {
 } init_opts;
 
 static const qq_opt options[] = {
-    QQ_STRING(0, "template", "NAME", init_opts, template, "the image from the catalogue (default " DEFAULT_TEMPLATE ")"),
+    QQ_STRING(0, "template", "TEMPLATE", init_opts, template, "the image from the catalogue (default " DEFAULT_TEMPLATE ")"),
     QQ_FLAG(0, "list", init_opts, list, "list the catalogue's images, write nothing"),
     QQ_OPT_END,
 };
@@ -51,8 +51,7 @@ static const char meta_data[] =
     "instance-id: {{.hostname}}\n"
     "local-hostname: {{.hostname}}\n";
 
-/* The catalogue: {NAME: {title, image, url, sha256, sha512, sums, source, user, qemu_args}}. */
-static json_t *catalogue(void)
+json_t *qq_image_catalogue(void)
 {
     toml_error te = { 0 };
     json_t *cat = toml_parse(qq_images_toml, strlen(qq_images_toml), 0, NULL, &te);
@@ -276,7 +275,7 @@ static int list_catalogue(qq_ctx *ctx, json_t *cat)
     printf("%-*s  %-6s  %s\n", w, "NAME", "SUM", "IMAGE");
     json_object_foreach(cat, name, e) printf("%-*s  %-6s  %s\n", w, name, *field(e, "sha256") ? "sha256" : "sha512",
                                              field(e, "title"));
-    printf("\nqqmgr init --template NAME writes a config for one (default %s); sha512: upstream publishes\n"
+    printf("\nqqmgr init --template TEMPLATE writes a config for one (default %s); sha512: upstream publishes\n"
            "no sha256, the config says how to check the download (docs/reference.md, init).\n",
            DEFAULT_TEMPLATE);
     return 0;
@@ -287,7 +286,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     (void)argc, (void)argv;
     const init_opts *o = ctx->opts;
     qq_err err = { 0 };
-    _cleanup_json_ json_t *cat = catalogue();
+    _cleanup_json_ json_t *cat = qq_image_catalogue();
     if (o->list)
         return list_catalogue(ctx, cat);
     const char *name = o->template ? o->template : DEFAULT_TEMPLATE;

@@ -104,6 +104,12 @@ def test_init_template_writes_a_config_for_that_image(qqmgr, tmp_path, name):
     assert f"img.{e['image']}/disk.qcow2" in " ".join(json.loads(r.stdout)["argv"])
 
 
+def test_completion_after_init_template_offers_the_catalogue(qqmgr, tmp_path):
+    from test_cli import bash_complete
+    assert bash_complete(qqmgr, tmp_path, "init", "--template", "") == list(entries())
+    assert bash_complete(qqmgr, tmp_path, "init", "--template", "deb") == ["debian-12", "debian-13"]
+
+
 def test_init_unknown_template_is_a_usage_error_naming_the_templates(qqmgr, tmp_path):
     r = qq(qqmgr, "init", "--template", "debian-14", cwd=tmp_path)
     assert r.returncode == 2
