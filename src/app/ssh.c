@@ -28,6 +28,7 @@
 #include "../infra/net.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
+#include "../infra/sig.h"
 #include "../base/xalloc.h"
 #include "layout.h"
 #include "leftover.h"
@@ -612,19 +613,16 @@ static void add_identities(sbuf *msg, const ssh_target *t)
         sbuf_adds(msg, " (none named)");
 }
 
-static volatile sig_atomic_t wait_signal;
-static void on_wait_signal(int sig) { wait_signal = sig; }
-
 /* Sleep ms unless a signal came. */
 static void nap(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000 * 1000 };
-    if (!wait_signal)
+    if (!sig_caught())
         nanosleep(&ts, NULL);
 }
 
 static int wait_loop(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
-                     bool debug, qq_err *err)
+                     bool debug, bool own_signals, qq_err *err)
 {
     bool cloud = strcmp(stage, "cloud-init") == 0;
     ssh_target t;
@@ -656,9 +654,11 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
     bool refused = false;
     int probes = 0;
     for (;;) {
-        if (wait_signal) {
+        if (sig_caught()) {
             if (progress)
                 report_progress_break();
+            if (!own_signals)   /* the caller's long operation says what becomes of the VM */
+                return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for %s", vm, stage_names[phase]);
             return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for %s; the VM keeps running "
                            "(`%s stop %s` stops it)", vm, stage_names[phase], config_cli(c), vm);
         }
@@ -794,15 +794,16 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
 {
     if (strcmp(stage, "cloud-init") != 0 && strcmp(stage, "ssh") != 0)
         return qq_fail(err, QQ_EXIT_USAGE, "unknown readiness stage \"%s\" (expected ssh or cloud-init)", stage);
-    /* Ctrl-C (and TERM, HUP) ends the wait, not qqmgr: the VM keeps running, and the user is told */
-    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-    struct sigaction sa = { .sa_handler = on_wait_signal }, old[3];
-    sigemptyset(&sa.sa_mask);
-    wait_signal = 0;
-    for (int i = 0; i < 3; i++)
-        sigaction(sigs[i], &sa, &old[i]);
-    int rc = wait_loop(c, vm, stage, deadline_ms, progress, debug, err);
-    for (int i = 0; i < 3; i++)
-        sigaction(sigs[i], &old[i], NULL);
+    /* Ctrl-C (and TERM, HUP) ends the wait, not qqmgr: the VM keeps running, and the user is
+     * told. A caller that catches them itself (a long operation of its own, such as run) keeps
+     * its catcher: the wait then ends on what that scope caught (sig.h), or when it ends QEMU. */
+    struct sigaction cur;
+    bool own = sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL;
+    sig_scope scope;
+    if (own)
+        sig_catch(&scope);
+    int rc = wait_loop(c, vm, stage, deadline_ms, progress, debug, own, err);
+    if (own)
+        sig_release(&scope);
     return rc;
 }

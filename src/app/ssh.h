@@ -79,8 +79,10 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
  * CPU is still at the reset vector on two looks 5 s apart never runs:
  * that fails at once (QQ_EXIT_FAIL, the VM left running).
  * SIGINT/SIGTERM/SIGHUP end the wait (QQ_EXIT_FAIL, "interrupted", the VM
- * keeps running and the stop command is named); the previous handlers are
- * restored. progress: a line on stderr (stage, seconds, the last error or
+ * keeps running and the stop command is named): caught in a sig.h scope of
+ * its own when SIGINT had its default disposition; a caller that catches
+ * them itself keeps its catcher (the wait ends on what a sig.h scope caught,
+ * with a plain "interrupted", or when the caller ends QEMU). progress: a line on stderr (stage, seconds, the last error or
  * what the serial console tells); debug: each probe and its outcome on
  * stderr. deadline_ms is on clock_ms()'s clock. */
 #define SSH_WAIT_DENIED_S 30
