@@ -585,6 +585,42 @@ void layout_remove_runtime(const char *vm_dir)
 
 /* ------------------------------------------------------------ what the files say */
 
+char *layout_running_user(const char *state_dir, const char *except, const char *needle)
+{
+    DIR *d = opendir(state_dir);
+    if (!d)
+        return NULL;
+    char *found = NULL;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        const char *vm = layout_vm_of_entry(e->d_name);
+        if (!vm || (except && strcmp(vm, except) == 0))
+            continue;
+        _cleanup_free_ char *vdir = xasprintf("%s/%s", state_dir, e->d_name);
+        struct stat st;
+        if (lstat(vdir, &st) < 0 || !S_ISDIR(st.st_mode) || layout_pid_holder(vdir) <= 0)
+            continue;
+        _cleanup_free_ char *argvp = layout_path(vdir, LAYOUT_ARGV);
+        _cleanup_free_ char *text = NULL;
+        if (fs_read_file(argvp, &text, NULL, NULL) < 0) {
+            found = xstrdup(vm);   /* cannot tell what it uses */
+            break;
+        }
+        _cleanup_json_ json_t *doc = json_loads(text, 0, NULL);
+        json_t *argv = json_is_object(doc) ? json_object_get(doc, "argv") : doc;
+        size_t i;
+        json_t *a;
+        bool uses = !json_is_array(argv);
+        json_array_foreach(argv, i, a) {
+            if (json_is_string(a) && strstr(json_string_value(a), needle))
+                uses = true;
+        }
+        if (uses)
+            found = xstrdup(vm);
+    }
+    closedir(d);
+    return found;
+}
+
 pid_t layout_pid_holder(const char *vm_dir)
 {
     _cleanup_free_ char *p = layout_path(vm_dir, LAYOUT_PID);

@@ -188,6 +188,12 @@ bool layout_forget_host_keys(const char *vm_dir);
  * symlink, the run-time port forwards. Logs, ssh.conf, the recorded port stay. */
 void layout_remove_runtime(const char *vm_dir);
 
+/* The running VM of the state dir (any vm.* dir, in the config or not; not
+ * `except`) whose recorded argv (argv.json) has an argument containing
+ * needle, or NULL (malloc'd). A running VM whose argv cannot be read counts
+ * as a user (cannot tell: the caller keeps what it would touch). */
+char *layout_running_user(const char *state_dir, const char *except, const char *needle);
+
 /* The pid holding the write lock on the pid file, 0 if none. */
 pid_t layout_pid_holder(const char *vm_dir);
 

@@ -216,43 +216,6 @@ static bool config_has_img(const config *c, const char *name)
     return false;
 }
 
-/* The running VM of the state dir (any vm.* dir, in the config or not)
- * whose recorded argv names a path under dir, or NULL (malloc'd). */
-static char *running_user_of(const char *state_dir, const char *dir)
-{
-    _cleanup_free_ char *prefix = xasprintf("%s/", dir);
-    DIR *d = opendir(state_dir);
-    if (!d)
-        return NULL;
-    char *found = NULL;
-    for (struct dirent *e; !found && (e = readdir(d));) {
-        const char *vm = layout_vm_of_entry(e->d_name);
-        if (!vm)
-            continue;
-        _cleanup_free_ char *vdir = xasprintf("%s/%s", state_dir, e->d_name);
-        if (!is_real_dir(vdir) || layout_pid_holder(vdir) <= 0)
-            continue;
-        _cleanup_free_ char *argvp = layout_path(vdir, LAYOUT_ARGV);
-        _cleanup_free_ char *text = NULL;
-        if (fs_read_file(argvp, &text, NULL, NULL) < 0) {
-            found = xstrdup(vm);   /* cannot tell what it uses: keep */
-            break;
-        }
-        _cleanup_json_ json_t *doc = json_loads(text, 0, NULL);
-        json_t *argv = json_is_object(doc) ? json_object_get(doc, "argv") : doc;
-        size_t i;
-        json_t *a;
-        bool uses = !json_is_array(argv);
-        json_array_foreach(argv, i, a)
-            if (json_is_string(a) && strstr(json_string_value(a), prefix))
-                uses = true;
-        if (uses)
-            found = xstrdup(vm);
-    }
-    closedir(d);
-    return found;
-}
-
 static int prune_vm_dir(const config *c, const reclaim_prune_opts *o, const char *name, const char *path, json_t *entries,
                         unsigned long long *total, qq_err *err)
 {
@@ -313,7 +276,8 @@ static int prune_img_dir(const config *c, const reclaim_prune_opts *o, const cha
                   errno == EWOULDBLOCK ? "busy (being built, or a VM using it is starting)" : strerror(errno));
         return 0;
     }
-    _cleanup_free_ char *vm = running_user_of(config_state_dir(c), path);
+    _cleanup_free_ char *prefix = xasprintf("%s/", path);
+    _cleanup_free_ char *vm = layout_running_user(config_state_dir(c), NULL, prefix);
     if (vm) {
         _cleanup_free_ char *why = xasprintf("used by running VM %s", vm);
         add_entry(entries, "img", name, path, bytes, false, why);

@@ -445,7 +445,7 @@ static int refuse_shared(const config *c, const char *vm, const disks *d, qq_err
     json_t *x;
     json_array_foreach(d->qcow2, i, x) {
         const char *path = json_string_value(json_object_get(x, "path"));
-        _cleanup_free_ char *other = path ? snapown_running_user(config_state_dir(c), vm, path) : NULL;
+        _cleanup_free_ char *other = path ? layout_running_user(config_state_dir(c), vm, path) : NULL;
         if (other)
             return qq_fail(err, QQ_EXIT_FAIL,
                            "%s: its disk %s is in use by running VM %s too; snapshots of a disk that running VMs "

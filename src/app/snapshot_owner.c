@@ -182,27 +182,3 @@ int snapown_forget(const char *vm_dir, const char *name, qq_err *err)
         return 0;
     return write_owned(vm_dir, out, err);
 }
-
-char *snapown_running_user(const char *state_dir, const char *vm, const char *path)
-{
-    DIR *d = opendir(state_dir);
-    if (!d)
-        return NULL;
-    char *found = NULL;
-    for (struct dirent *e; !found && (e = readdir(d));) {
-        const char *other = layout_vm_of_entry(e->d_name);
-        if (!other || strcmp(other, vm) == 0)
-            continue;
-        _cleanup_free_ char *vdir = xasprintf("%s/%s", state_dir, e->d_name);
-        if (layout_pid_holder(vdir) <= 0)
-            continue;
-        _cleanup_free_ char *argvp = layout_path(vdir, LAYOUT_ARGV);
-        _cleanup_free_ char *text = NULL;
-        if (fs_read_file(argvp, &text, NULL, NULL) < 0)
-            continue;
-        if (strstr(text, path))
-            found = xstrdup(other);
-    }
-    closedir(d);
-    return found;
-}

@@ -36,8 +36,4 @@ bool snapown_is_own(const snapown *o, const char *vm, const char *path, json_t *
 int snapown_record(const char *vm_dir, const char *name, json_t *saved, qq_err *err);
 int snapown_forget(const char *vm_dir, const char *name, qq_err *err);
 
-/* The running VM of the state dir other than vm whose QEMU uses the disk at
- * path (its argv.json names it), or NULL (malloc'd). */
-char *snapown_running_user(const char *state_dir, const char *vm, const char *path);
-
 #endif
