@@ -3,6 +3,7 @@ while they wait, and Ctrl-C tells of each VM that it keeps running and how to st
 Driven through tmux, read back with capture-pane: what a person at the terminal sees."""
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -59,4 +60,27 @@ def test_start_wait_of_several_vms_shows_a_progress_line_per_vm_and_ctrl_c_names
         for n in names:
             assert project.json("status", n)["running"]
     finally:
+        project.run("stop", "--all", "--force")
+
+
+def test_sigterm_to_a_several_vm_start_wait_reaches_every_vm_and_each_is_reported(project):
+    # not from a terminal: the signal reaches qqmgr alone, which passes it on to each VM's process
+    project.write("".join(f'[vm.{n}]\ncmd = ["{HELD}"]\n[vm.{n}.ssh]\nport = "auto"\n\n' for n in "ab"))
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "a", "b", "--wait", "--timeout", "120"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: all((project.vm_dir(n) / "qmp.socket").exists() for n in "ab"), 60, what="both QEMUs")
+        time.sleep(1)   # both children are in their wait by now (the socket comes first)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        assert time.monotonic() - t0 < 30
+        assert p.returncode == 1, err
+        for n in "ab":
+            assert f"VM {n}: interrupted while waiting for sshd; the VM keeps running" in err, err
+            assert project.json("status", n)["running"]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
         project.run("stop", "--all", "--force")
