@@ -605,6 +605,24 @@ static void test_concurrent_callers_download_once(void **state)
     assert_string_equal(ls, files);
 }
 
+static void test_a_path_is_a_file_url_and_a_url_stays_as_it_is(void **state)
+{
+    (void)state;
+    static const char *const cases[][3] = {
+        { "https://example.org/a b", "/cfg", "https://example.org/a b" },   /* a URL: untouched */
+        { "file:///x/y.qcow2", "/cfg", "file:///x/y.qcow2" },
+        { "/abs/base 1.qcow2", "/cfg", "file:///abs/base%201.qcow2" },
+        { "rel/b.qcow2", "/my cfg", "file:///my%20cfg/rel/b.qcow2" },        /* relative to the config */
+        { "a:b#c?d%.img", "/c", "file:///c/a%3Ab%23c%3Fd%25.img" },          /* no scheme:// = a path */
+        { "caf\xc3\xa9.img", "/c", "file:///c/caf%C3%A9.img" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *u = download_url(cases[i][0], cases[i][1]);
+        assert_string_equal(u, cases[i][2]);
+        free(u);
+    }
+}
+
 static void test_default_cache_dir_follows_xdg_cache_home(void **state)
 {
     (void)state;
@@ -648,6 +666,7 @@ int main(void)
         T(test_unsupported_scheme_is_refused),
         T(test_concurrent_callers_download_once),
         cmocka_unit_test(test_default_cache_dir_follows_xdg_cache_home),
+        cmocka_unit_test(test_a_path_is_a_file_url_and_a_url_stays_as_it_is),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
