@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../app/layout.h"
@@ -119,25 +120,52 @@ static char *config_key(const char *key, const char *conf, bool *made, qq_err *e
     return xstrdup(line);
 }
 
-/* create path with text; refuses an existing file (O_EXCL) */
-static int write_new(const char *path, const char *text, qq_err *err)
+/* Create every path with its text, or none: each is written to a temporary
+ * file beside it first, then linked to its name (link refuses any existing
+ * name, a dangling symlink too); when one cannot be, those linked already are
+ * removed again. */
+static int write_all_new(const char *const *paths, const char *const *texts, size_t n, qq_err *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path,
-                       errno == EEXIST ? "exists already; init never overwrites a file" : strerror(errno));
-    size_t len = strlen(text);
-    ssize_t n = write(fd, text, len);
-    int e = errno;
-    if (close(fd) < 0 && n == (ssize_t)len) {
-        n = -1;
-        e = errno;
+    char *tmp[8] = { 0 };
+    size_t linked = 0, made = 0;
+    int rc = 0;
+    for (; rc == 0 && made < n; made++) {
+        tmp[made] = xasprintf("%s.XXXXXX", paths[made]);
+        int fd = mkstemp(tmp[made]);
+        if (fd < 0) {
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s (nothing written)", paths[made], strerror(errno));
+            free(tmp[made]);
+            tmp[made] = NULL;
+            break;
+        }
+        size_t len = strlen(texts[made]);
+        ssize_t w = write(fd, texts[made], len);
+        int e = errno;
+        mode_t um = umask(0);
+        umask(um);
+        if (fchmod(fd, 0644 & ~um) < 0 && w == (ssize_t)len)
+            w = -1, e = errno;
+        if (close(fd) < 0 && w == (ssize_t)len)
+            w = -1, e = errno;
+        if (w != (ssize_t)len)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s (nothing written)", paths[made], w < 0 ? strerror(e) : "short write");
     }
-    if (n != (ssize_t)len) {
-        unlink(path);
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, n < 0 ? strerror(e) : "short write");
+    for (; rc == 0 && linked < n; linked++) {
+        if (link(tmp[linked], paths[linked]) < 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s (nothing written)", paths[linked],
+                         errno == EEXIST ? "exists already; init never overwrites a file" : strerror(errno));
+        if (rc < 0)
+            break;
     }
-    return 0;
+    if (rc < 0)
+        for (size_t i = 0; i < linked; i++)
+            unlink(paths[i]);
+    for (size_t i = 0; i < made; i++)
+        if (tmp[i]) {
+            unlink(tmp[i]);
+            free(tmp[i]);
+        }
+    return rc;
 }
 
 /* The QEMU arguments of qemu_args as build_args elements: "a", "b", */
@@ -316,7 +344,8 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     _cleanup_free_ char *ud = xasprintf("%suser-data.tpl", dir), *md = xasprintf("%smeta-data.tpl", dir);
     const char *paths[] = { conf, ud, md };
     for (size_t i = 0; i < 3; i++) {
-        if (access(paths[i], F_OK) == 0) {
+        struct stat st;
+        if (lstat(paths[i], &st) == 0) {   /* a dangling symlink is there too */
             qq_fail(&err, QQ_EXIT_FAIL, "%s exists already; init never overwrites a file (nothing written)", paths[i]);
             return qq_report(&err);
         }
@@ -356,7 +385,8 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     }
     const char *p = sbuf_str(&cli);
     _cleanup_free_ char *text = config_text(name, entry, p, publine, idline);
-    if (write_new(conf, text, &err) < 0 || write_new(ud, user_data, &err) < 0 || write_new(md, meta_data, &err) < 0)
+    const char *texts[] = { text, user_data, meta_data };
+    if (write_all_new(paths, texts, 3, &err) < 0)
         return qq_report(&err);
     bool has256 = *field(entry, "sha256");
     if (ctx->json) {

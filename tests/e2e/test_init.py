@@ -233,3 +233,17 @@ def test_starter_with_its_own_key_builds_boots_and_snapshots(qqmgr, tmp_path, cl
     finally:
         subprocess.run([qqmgr, "stop", "dev", "--force"], cwd=d, capture_output=True, timeout=120)
         reap_qemu_under(d)
+
+
+def test_init_writes_all_or_nothing_a_dangling_symlink_counts_as_a_file(tmp_path, qqmgr):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3Nza me@host\n")
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "meta-data.tpl").symlink_to(tmp_path / "nowhere")
+    r = qq(qqmgr, "init", cwd=d, home=home)
+    assert r.returncode == 1
+    assert "meta-data.tpl exists already" in r.stderr and "nothing written" in r.stderr
+    assert sorted(p.name for p in d.iterdir()) == ["meta-data.tpl"]
+    assert not (tmp_path / "nowhere").exists()
