@@ -145,7 +145,8 @@ static bool holds_state(const char *dir, char **first)
     bool found = false;
     for (struct dirent *e; !found && (e = readdir(d));) {
         if (strncmp(e->d_name, "vm.", 3) == 0 || strncmp(e->d_name, "img.", 4) == 0 ||
-            strncmp(e->d_name, CONFIG_PREFIX, strlen(CONFIG_PREFIX)) == 0) {
+            strncmp(e->d_name, CONFIG_PREFIX, strlen(CONFIG_PREFIX)) == 0 ||
+            strcmp(e->d_name, layout_name(LAYOUT_KEYS)) == 0) {
             found = true;
             if (first)
                 *first = xstrdup(e->d_name);
@@ -344,7 +345,8 @@ static bool migrate(const char *old, const char *new_dir, const char *config_pat
     _cleanup_strv_ char **names = NULL;
     size_t n = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, "vm.", 3) != 0 && strncmp(e->d_name, "img.", 4) != 0)
+        if (strncmp(e->d_name, "vm.", 3) != 0 && strncmp(e->d_name, "img.", 4) != 0 &&
+            strcmp(e->d_name, layout_name(LAYOUT_KEYS)) != 0)
             continue;
         _cleanup_free_ char *p = xasprintf("%s/%s", old, e->d_name);
         struct stat st;

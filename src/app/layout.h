@@ -32,7 +32,7 @@
  * whose record says it is this kind and name of this config (the config's
  * file name decides: a moved project keeps its state). A dir without a
  * record (made by an older qqmgr) counts as this config's only when it holds
- * no vm.*, img.* or config.* entry, i.e. it cannot be another config's state.
+ * no vm.*, img.*, config.* or keys entry, i.e. it cannot be another config's state.
  * The older scheme kept DIR/NAME's state in DIR/.qqmgr/NAME/: the first
  * command on that config moves its vm.* and img.* dirs to the new place
  * when none of them is in use (no QEMU, no lock held); while one is, the old

@@ -136,9 +136,12 @@ static void an_older_layout_moves_when_idle(void **state)
     assert_int_equal(mkdir(q, 0700), 0);
     assert_int_equal(mkdir(old, 0700), 0);
     assert_int_equal(mkdir(img, 0700), 0);
+    _cleanup_free_ char *keys = at(".qqmgr/vm.toml/keys");
+    assert_int_equal(mkdir(keys, 0700), 0);
     _cleanup_free_ char *sd = state_of("vm.toml"), *want = at(".qqmgr/config.vm.toml");
     assert_string_equal(sd, want);
     assert_true(exists(".qqmgr/config.vm.toml/img.d"));
+    assert_true(exists(".qqmgr/config.vm.toml/keys"));
     assert_false(exists(".qqmgr/vm.toml"));
 }
 
