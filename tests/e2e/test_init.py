@@ -155,6 +155,8 @@ def test_starter_without_an_ssh_key_makes_one_for_the_config_and_says_so(qqmgr, 
     cfg = tomllib.loads((d / "qqmgr.toml").read_text())
     assert cfg["img"]["debian"]["env"]["pubkey"] == pub
     assert cfg["vm"]["dev"]["ssh"]["IdentityFile"] == ".qqmgr/keys/id_ed25519"
+    # prune keeps it: the key is the config's, not a VM's or an image's
+    assert qq(qqmgr, "prune", cwd=d, home=home).returncode == 0 and key.exists()
     # the private half really is the public one's
     derived = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=True)
     assert derived.stdout.split()[:2] == pub.split()[:2]
