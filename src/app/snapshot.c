@@ -863,8 +863,36 @@ out:
 static int start_from(const config *c, const char *vm, const snap_start_opts *o, launch_result *r,
                       qq_err *err);
 
-int snap_restore(const config *c, const char *vm, const char *name, qq_err *err)
+/* The date of snapshot name (seconds since the epoch), 0 unknown. */
+static double snap_date(const config *c, const char *vm, const char *name)
 {
+    _cleanup_json_ json_t *l = snap_list(c, vm, NULL);
+    size_t i;
+    json_t *x;
+    json_array_foreach(l, i, x) {
+        if (strcmp(json_string_value(json_object_get(x, "name")) ?: "", name) != 0)
+            continue;
+        struct tm tm = { 0 };
+        const char *d = json_string_value(json_object_get(x, "date")) ?: "";
+        if (strptime(d, "%Y-%m-%dT%H:%M:%SZ", &tm))
+            return (double)timegm(&tm);
+    }
+    return 0;
+}
+
+void snap_clock(const config *c, const char *vm, const char *name, long long deadline_ms, guestclock_result *r)
+{
+    if (guestclock_sync(c, vm, deadline_ms, r) == 0)
+        return;
+    double saved = snap_date(c, vm, name);
+    if (saved > 0)
+        r->behind_s = (double)time(NULL) - saved;
+}
+
+int snap_restore(const config *c, const char *vm, const char *name, guestclock_result *clock, qq_err *err)
+{
+    if (clock)
+        memset(clock, 0, sizeof *clock);
     if (check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
@@ -926,6 +954,8 @@ out:
     qmp_close(q);
     if (lock >= 0)
         close(lock);
+    if (rc == 0 && clock)
+        snap_clock(c, vm, name, clock_ms() + SNAP_CLOCK_MS, clock);
     return rc;
 }
 
@@ -1240,6 +1270,12 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     interrupt_kills = 0;
     if (rc < 0 && !interrupted)
         goto out;
+    if (o->restore && !interrupted) {
+        guestclock_result gr;
+        snap_clock(c, vm, o->restore, deadline, &gr);
+        if (o->clock)
+            *o->clock = gr;
+    }
     rc = -1;
     if (interrupted) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", vm);

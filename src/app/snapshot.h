@@ -40,6 +40,7 @@
 
 #include "../base/err.h"
 #include "config.h"
+#include "guestclock.h"
 #include "launch.h"
 #include "vm.h"
 
@@ -64,7 +65,13 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
 /* Return the running VM to snapshot name in place (a diskless VM's QEMU is
  * restarted from the state file); the ssh master is reset. A stopped VM:
  * QQ_EXIT_FAIL pointing at `start --restore`. */
-int snap_restore(const config *c, const char *vm, const char *name, qq_err *err);
+int snap_restore(const config *c, const char *vm, const char *name, guestclock_result *clock, qq_err *err);
+
+/* After a restore from snapshot name: set the guest's clock to the host's
+ * (guestclock.h), by deadline_ms. When it cannot be set, r->behind_s is
+ * estimated from the snapshot's date (the guest clock stood still since). */
+void snap_clock(const config *c, const char *vm, const char *name, long long deadline_ms, guestclock_result *r);
+#define SNAP_CLOCK_MS 15000   /* how long snap_restore and start --restore try to set it */
 
 /* Delete snapshot name (running or stopped VM): only the VM's own. */
 int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
@@ -100,6 +107,7 @@ typedef struct snap_run_opts {
     bool debug;              /* print the ssh command line */
     char **argv;             /* the remote command words */
     int argc;
+    guestclock_result *clock;   /* out, may be NULL: the guest clock after --restore (snap_clock) */
 } snap_run_opts;
 
 /* `run`: start the stopped VM (as snap_start), wait for ssh, run the command

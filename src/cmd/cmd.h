@@ -266,6 +266,12 @@ void qq_shell_quote(sbuf *out, const char *arg);
  * url, sha256, sha512, sums, source, user, qemu_args}}, a new reference. */
 json_t *qq_image_catalogue(void);
 
+/* What a restore did to the guest's clock (guestclock.h), on stderr: under
+ * -d what was done; a warning with how far behind it is when it could not
+ * be set. Nothing when r was not tried. */
+struct guestclock_result;
+void qq_clock_report(const qq_ctx *ctx, const char *vm, const struct guestclock_result *r);
+
 /* "45s", "3m05s", "2h07m", "4d03h": a running VM's uptime in seconds */
 void qq_fmt_uptime(char *buf, size_t len, long long s);
 /* The forwards of forward_ports() as "127.0.0.1:2222->22, udp 0.0.0.0:53->53": each

@@ -10,6 +10,7 @@
 #include "../base/cleanup.h"
 #include "../base/jsonw.h"
 #include "../base/report.h"
+#include "../app/guestclock.h"
 #include "cmd.h"
 
 config *qq_config(qq_ctx *ctx, qq_err *err)
@@ -142,6 +143,20 @@ int qq_parse_seconds(const char *text, long min, int *out)
 }
 
 void qq_shell_quote(sbuf *out, const char *arg) { sbuf_add_shell_quoted(out, arg); }
+
+void qq_clock_report(const qq_ctx *ctx, const char *vm, const guestclock_result *r)
+{
+    if (!r->tried)
+        return;
+    if (r->set) {
+        if (ctx->debug)
+            fprintf(stderr, "qqmgr: %s: guest clock %s; now %.1f s from the host's\n", vm, r->how, r->after_s);
+        return;
+    }
+    fprintf(stderr, "qqmgr: warning: %s: the guest clock is %.0f s behind the host (%s); set it with "
+            "`%s ssh %s date -u -s @$(date +%%s)` or in the guest\n", vm, r->behind_s, r->how,
+            ctx->cfg ? config_cli(ctx->cfg) : "qqmgr", vm);
+}
 
 const qq_global_opt qq_globals[] = {
     { 'c', true, "config", "FILE", "the config (default: ./qqmgr.toml, else ~/.config/qqmgr/conf.toml)" },

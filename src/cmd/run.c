@@ -34,7 +34,11 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     snap_run_opts ro = { .restore = o->restore, .rm = o->rm, .timeout_s = o->timeout, .debug = ctx->debug,
                          .argv = ctx->rest, .argc = ctx->nrest };
     int status = 0;
-    if (snap_run(c, argv[1], &ro, &status, &err) < 0)
+    guestclock_result gr = { 0 };
+    ro.clock = &gr;
+    int rc = snap_run(c, argv[1], &ro, &status, &err);
+    qq_clock_report(ctx, argv[1], &gr);
+    if (rc < 0)
         return qq_report(&err);
     return status;
 }

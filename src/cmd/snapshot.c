@@ -40,8 +40,10 @@ static int restore(qq_ctx *ctx, int argc, char **argv)
     const char *vm = argv[1], *name = argv[2];
     qq_err err = { 0 };
     config *c = ctx->cfg;
-    if (snap_restore(c, vm, name, &err) < 0)
+    guestclock_result gr;
+    if (snap_restore(c, vm, name, &gr, &err) < 0)
         return qq_report(&err);
+    qq_clock_report(ctx, vm, &gr);
     if (ctx->json)
         qq_print_json(json_pack("{s:s, s:s}", "name", vm, "snapshot", name));
     else

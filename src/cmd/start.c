@@ -93,6 +93,13 @@ static int start_one(qq_ctx *ctx, const char *name)
     }
     if (wait && ssh_wait_ready(c, name, wait, deadline, report_watched() && !ctx->json, ctx->debug, &err) < 0)
         return qq_report(&err);
+    if (o->restore && !o->paused && !r.already_running) {
+        /* the guest clock stood still since the save */
+        guestclock_result gr;
+        long long by = clock_ms() + SNAP_CLOCK_MS;
+        snap_clock(c, name, o->restore, by < deadline || !wait ? by : deadline, &gr);
+        qq_clock_report(ctx, name, &gr);
+    }
     double total = (double)(clock_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {
         json_t *o = json_pack("{s:s, s:i, s:b, s:s}", "name", name, "pid", (int)r.pid, "already_running",
