@@ -369,8 +369,8 @@ static int stopped_disks(const config *c, const char *dir, disks *d)
     d->qcow2 = json_array();
     d->other = json_array();
     d->lists = json_array();
-    _cleanup_free_ char *p = snap_path(dir, DISKS_FILE, "");
-    _cleanup_json_ json_t *rec = json_load_file(p, 0, NULL);
+    _cleanup_close_ int dfd = snap_dir_fd(dir);   /* never a disks.json through a symlink */
+    _cleanup_json_ json_t *rec = dfd >= 0 ? load_at(dfd, DISKS_FILE) : NULL;
     size_t i;
     json_t *x;
     json_array_foreach(rec, i, x) {

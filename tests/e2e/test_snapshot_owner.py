@@ -160,3 +160,19 @@ def test_snapshot_save_never_writes_through_a_symlinked_snapshots_dir(project, t
         assert project.json("status", "a", check=True)["state"] == "running"
     finally:
         project.run("stop", "a", "--force", check=True)
+
+
+def test_snapshot_delete_never_reads_disk_records_through_a_symlinked_snapshots_dir(project, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    img = outside / "precious.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "16M"], check=True)
+    subprocess.run(["qemu-img", "snapshot", "-c", "x", str(img)], check=True)
+    (outside / "disks.json").write_text(json.dumps([{"device": "virtio0", "file": str(img), "path": str(img)}]))
+    project.write(f'[vm.a]\ncmd = ["{BARE}"]\n')
+    project.run("start", "a", check=True)
+    project.run("stop", "a", "--force", check=True)
+    (project.vm_dir("a") / "snapshots").symlink_to(outside)
+    r = project.run("snapshot", "delete", "a", "x", check=1)
+    assert "no snapshot 'x'" in r.stderr, r.stderr
+    assert in_image(img) == ["x"]
