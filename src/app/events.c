@@ -27,6 +27,16 @@ static int deliver(qmp *q, events_fn fn, void *data, size_t *seen)
     return 0;
 }
 
+/* After the events stream ended: did the VM's QEMU end? (after an EOF, a QEMU
+ * that closed its monitors while quitting is given 2 s to be gone) */
+static bool vm_ended(const char *dir, pid_t pid, bool eof)
+{
+    _cleanup_close_ int pfd = eof ? proc_pidfd(pid, NULL) : -1;
+    if (pfd >= 0)
+        proc_wait_pidfd(pfd, 2000);
+    return layout_pid_holder(dir) != pid;
+}
+
 int events_watch(const config *cfg, const char *name, bool follow, int timeout_ms, events_fn fn, void *data,
                  qq_err *err)
 {
@@ -57,8 +67,12 @@ int events_watch(const config *cfg, const char *name, bool follow, int timeout_m
         int w = qmp_wait_event(q, left > 1000 ? 1000 : (int)(left > 0 ? left : 0), &e);
         if (deliver(q, fn, data, &seen) || (!follow && seen > 0))
             break;
-        if (w < 0) {   /* QEMU closed the monitor: it has ended */
-            if (!follow && seen == 0)
+        if (w < 0) {
+            /* QEMU closed the monitor because it ended; or the stream broke
+             * (a malformed or over-long message) while it runs: an error */
+            if (!vm_ended(dir, pid, strstr(e.msg, "closed the connection") != NULL))
+                rc = qq_fail(err, QQ_EXIT_FAIL, "%s: the events stream broke while the VM runs: %s", name, e.msg);
+            else if (!follow && seen == 0)
                 rc = qq_fail(err, QQ_EXIT_FAIL, "%s stopped before an event came", name);
             break;
         }

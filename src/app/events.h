@@ -14,7 +14,9 @@
  * returning non-zero stops the watch (events_watch returns 0). fn is first
  * called once with event NULL when the connection stands: events from then
  * on will be seen (a caller may say so, or start what it wants to watch).
- * Errors: -1 with err (not running, with the hint; no events socket; QMP).
+ * Errors: -1 with err (not running, with the hint; no events socket; QMP; a
+ * stream that breaks — malformed, over 16 MiB — while the VM runs, follow or
+ * not; "stopped before an event came" only when QEMU ended).
  */
 #ifndef QQ_EVENTS_H
 #define QQ_EVENTS_H

@@ -9,6 +9,9 @@ a greeting and an answer to qmp_capabilities, then, after the next command:
   values  one 8 MiB reply of 4 Mi tiny values (under the size cap, costly to parse), then nothing
   stall   nothing, ever (the connection stays open)
 
+It serves DIR/events.socket too (the monitor `qqmgr events` reads, which sends no
+command after qmp_capabilities): in mode line, one endless event line; else nothing.
+
 Usage: python3 fake_qmp.py DIR MODE   (prints "ready" once listening; SIGTERM ends it)
 """
 
@@ -55,6 +58,38 @@ def serve(c, mode):
         c.close()
 
 
+def serve_events(c, mode):
+    try:
+        f = c.makefile("rb")
+        c.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+        req = json.loads(f.readline() or b"{}")
+        c.sendall((json.dumps({"return": {}, "id": req.get("id")}) + "\r\n").encode())
+        if mode == "line":
+            c.sendall(b'{"event": "BIG", "data": {"s": "')
+            while True:
+                c.sendall(CHUNKS["line"])
+        while True:
+            time.sleep(60)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def listen(path, handler, mode):
+    if os.path.exists(path):
+        os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(16)
+
+    def loop():
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=handler, args=(c, mode), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def main():
     d, mode = sys.argv[1], sys.argv[2]
     os.makedirs(d, mode=0o700, exist_ok=True)
@@ -62,16 +97,11 @@ def main():
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     fcntl.lockf(fd, fcntl.LOCK_EX)
-    path = os.path.join(d, "qmp.socket")
-    if os.path.exists(path):
-        os.unlink(path)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(path)
-    s.listen(16)
+    listen(os.path.join(d, "qmp.socket"), serve, mode)
+    listen(os.path.join(d, "events.socket"), serve_events, mode)
     print("ready", flush=True)
     while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(c, mode), daemon=True).start()
+        time.sleep(60)
 
 
 if __name__ == "__main__":

@@ -180,3 +180,21 @@ def test_stop_force_is_not_blocked_by_an_ssh_master_that_never_answers(project):
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "next"])
+def test_events_line_over_16_mib_is_an_error_while_the_vm_runs_not_an_end(project, follow):
+    project.write(f'[vm.line]\ncmd = ["{BARE}"]\n')
+    fake = start_fake(project.vm_dir("line"), "line")
+    try:
+        argv = [project.qqmgr, "-c", str(project.config), "events", "line"] + (["-f"] if follow else [])
+        rc, wall, rss, out, err = run_measured(argv, project.path, 60)
+        report([("events", "-f" if follow else "next", rc, wall, rss)])
+        assert rc == 1, err
+        assert "16 MiB" in err and "line" in err
+        assert "stopped" not in err
+        assert len(err.strip().splitlines()) <= 2, err
+        assert fake.poll() is None   # the "VM" still runs
+    finally:
+        fake.kill()
+        fake.wait()
