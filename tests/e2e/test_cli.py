@@ -580,3 +580,48 @@ def test_docs_and_code_link_nothing_outside_the_repository():
                 if needle in text and f.name != os.path.basename(__file__):
                     bad.append(f"{f.relative_to(REPO)}: {needle}")
     assert not bad, bad
+
+
+def _includes(src):
+    """(file's layer, file's module, included layer, included module) for every
+    #include "…" under src/ (main.c is the cli layer, like src/cmd)."""
+    for f in sorted(src.rglob("*.[ch]")):
+        rel = f.relative_to(src).parts
+        layer = rel[0] if len(rel) > 1 else "cmd"
+        for inc in re.findall(r'#include "([^"]+)"', f.read_text()):
+            tgt = (f.parent / inc).resolve().relative_to(src.resolve()).parts
+            yield layer, f.stem, tgt[0] if len(tgt) > 1 else "cmd", _stem(tgt[-1])
+
+
+def _stem(name):
+    return name.rsplit(".", 1)[0]
+
+
+def test_layers_include_only_downward_and_src_app_has_no_include_cycle():
+    """cli → app → infra → base: a layer includes only those below it, and the modules
+    of src/app include each other without a cycle (docs/design.md, Layers)."""
+    rank = {"base": 0, "infra": 1, "app": 2, "cmd": 3}
+    edges, upward = {}, []
+    for layer, mod, tlayer, tmod in _includes(REPO / "src"):
+        if rank[tlayer] > rank[layer]:
+            upward.append(f"{layer}/{mod} includes {tlayer}/{tmod}")
+        if layer == tlayer == "app" and mod != tmod:
+            edges.setdefault(mod, set()).add(tmod)
+    assert not upward, upward
+    cycles, state, path = [], {}, []
+
+    def visit(u):
+        state[u] = 1
+        path.append(u)
+        for v in sorted(edges.get(u, ())):
+            if state.get(v) == 1:
+                cycles.append(" → ".join(path[path.index(v):] + [v]))
+            elif not state.get(v):
+                visit(v)
+        path.pop()
+        state[u] = 2
+
+    for u in sorted(edges):
+        if not state.get(u):
+            visit(u)
+    assert not cycles, cycles
