@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,7 +321,16 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all)
         fcntl(b.wr, F_SETFL, O_NONBLOCK);
         b.lines = xcalloc(n, sizeof *b.lines);
         b.gone = xcalloc(n, sizeof *b.gone);
-        if (pthread_create(&b.thread, NULL, board_thread, &b) == 0) {
+        /* the drawing thread never takes SIGINT/TERM/HUP: they must wake par_run's waitpid */
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        int made = pthread_create(&b.thread, NULL, board_thread, &b);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (made == 0) {
             f.board = &b;
         } else {
             close(b.rd);

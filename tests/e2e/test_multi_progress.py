@@ -84,3 +84,24 @@ def test_sigterm_to_a_several_vm_start_wait_reaches_every_vm_and_each_is_reporte
             p.kill()
             p.communicate()
         project.run("stop", "--all", "--force")
+
+
+def test_sigterm_to_qqmgr_while_it_draws_progress_lines_reaches_every_vm(project, tmux):
+    project.write("".join(f'[vm.{n}]\ncmd = ["{HELD}"]\n[vm.{n}.ssh]\nport = "auto"\n\n' for n in "ab"))
+    cmd = f"{project.qqmgr} -c {project.config} start a b --wait --timeout 120; echo EXIT=$?; sleep 600"
+    r = tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "40", "bash", "-c", cmd)
+    assert r.returncode == 0, r.stderr
+    try:
+        wait_until(lambda: all(f"qqmgr: {n}: waiting for sshd... " in screen(tmux) for n in "ab"), 60,
+                   what="a progress line per VM")
+        shell = int(tmux("display-message", "-p", "-t", "t", "#{pane_pid}").stdout.strip())
+        children = open(f"/proc/{shell}/task/{shell}/children").read().split()
+        assert len(children) == 1, children
+        os.kill(int(children[0]), signal.SIGTERM)
+        wait_until(lambda: "EXIT=" in screen(tmux), 30, what="qqmgr to end")
+        text = screen(tmux)
+        assert "EXIT=1" in text, text
+        for n in "ab":
+            assert f"{n}: interrupted while waiting for sshd; the VM keeps running" in text, text
+    finally:
+        project.run("stop", "--all", "--force")
