@@ -19,6 +19,7 @@
 #include "../base/xalloc.h"
 #include "../base/sbuf.h"
 #include "../base/tmpl.h"
+#include "../infra/sig.h"
 #include "../infra/copy.h"
 #include "../infra/download.h"
 #include "../infra/fs.h"
@@ -311,8 +312,6 @@ static char *read_template(build *b, const char *rel, qq_err *err)
     return text;
 }
 
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig) { interrupted = sig; }
 
 /* Ask the build QEMU for its run state (connecting on first use; QEMU makes
  * the socket a moment after it starts). Returns the state (caller frees) or
@@ -369,12 +368,8 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
     _cleanup_strv_ char **argv = launch_build_argv(config_qemu_bin(b->c), args, sock);
     debug_argv(b, argv);
 
-    struct sigaction sa = { .sa_handler = on_signal }, oint, oterm, ohup;
-    sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    sigaction(SIGINT, &sa, &oint);
-    sigaction(SIGTERM, &sa, &oterm);
-    sigaction(SIGHUP, &sa, &ohup);
+    sig_scope ss;
+    sig_catch(&ss);
 
     int rc = -1;
     qmp *q = NULL;
@@ -411,10 +406,10 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
             }
             if (ended)
                 break;
-            if (interrupted) {
+            if (sig_caught()) {
                 end_qemu(pid, pfd);
                 qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (QEMU ended; previous image kept)",
-                        b->s.name, (int)interrupted);
+                        b->s.name, (int)sig_caught());
                 goto out;
             }
             if (deadline >= 0 && clock_ms() >= deadline) {
@@ -435,9 +430,9 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
                 }
             }
         }
-        if (interrupted) {
+        if (sig_caught()) {
             qq_fail(err, QQ_EXIT_FAIL, "img %s: build interrupted by signal %d (previous image kept)",
-                    b->s.name, (int)interrupted);
+                    b->s.name, (int)sig_caught());
             goto out;
         }
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -456,9 +451,7 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
 out:
     qmp_close(q);
     unlink(sock);
-    sigaction(SIGINT, &oint, NULL);
-    sigaction(SIGTERM, &oterm, NULL);
-    sigaction(SIGHUP, &ohup, NULL);
+    sig_release(&ss);
     return rc;
 }
 

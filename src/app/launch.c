@@ -22,6 +22,7 @@
 #include "../infra/net.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
+#include "../infra/sig.h"
 #include "guestgdb.h"
 #include "layout.h"
 #include "leftover.h"
@@ -221,6 +222,9 @@ pid_t launch_spawn(char *const *argv, const char *cwd, const char *out_path, con
 static int lock_vm(const char *name, const char *dir, long long deadline, int timeout_s, qq_err *err)
 {
     int fd = layout_lock(dir, deadline, err);
+    if (fd < 0 && errno == EINTR)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: start interrupted by signal %d while waiting for the VM's lock", name,
+                       sig_caught());
     if (fd < 0 && errno == EWOULDBLOCK) {
         _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
         return qq_fail(err, QQ_EXIT_FAIL,
@@ -537,7 +541,8 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
                            WEXITSTATUS(status), errp);
         }
         long long left = deadline - clock_ms();
-        if (left <= 0) {
+        int sig = sig_caught();
+        if (left <= 0 || sig) {
             pid_t qemu = layout_pid_holder(dir);   /* under a wrapper, QEMU is not our child */
             if (qemu > 0 && qemu != pid)
                 kill(qemu, SIGKILL);
@@ -546,6 +551,8 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
             if (remove_own_runtime(dir) > 0)
                 prev_restore(dir, &prev);
             r->stderr_tail = stderr_tail(dir, 20);
+            if (sig)
+                return qq_fail(err, QQ_EXIT_FAIL, "%s: start interrupted by signal %d; QEMU was killed", name, sig);
             return qq_fail(err, QQ_EXIT_FAIL, "%s: QMP did not answer within %d s; QEMU was killed", name,
                            timeout_s);
         }
@@ -599,13 +606,16 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
     long long now = clock_ms();
     long long deadline = o->deadline_ms > 0 ? o->deadline_ms : now + START_DEFAULT_MS;
     int timeout_s = (int)((deadline - now + 999) / 1000);   /* as the messages say it */
+    /* SIGINT, SIGTERM, SIGHUP end the start: no QEMU is left half-started */
+    _cleanup_(sig_release) sig_scope ss;
+    sig_catch(&ss);
     for (;;) {
         bool port_taken = false;
         int rc = start_once(cfg, name, now, deadline, timeout_s, failed, nfailed, o, r, &port_taken, err);
         if (r->ssh_port > 0)
             net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
         long long left = deadline - clock_ms();
-        if (rc == 0 || !port_taken || nfailed + 1 >= START_PORT_TRIES || left < 1000) {
+        if (rc == 0 || !port_taken || nfailed + 1 >= START_PORT_TRIES || left < 1000 || sig_caught()) {
             if (rc < 0) {   /* a switch started for it alone stops again */
                 _cleanup_free_ char *dir = config_vm_dir(cfg, name);
                 vnet_down(config_state_dir(cfg), dir);

@@ -52,6 +52,9 @@
  *      records of a QEMU that took the VM meanwhile are left alone), or the
  *      deadline passes (QEMU is killed). An automatic port that another
  *      program bound first is retried with a new one (START_PORT_TRIES).
+ * SIGINT, SIGTERM and SIGHUP (sig.h) end any step alike: a lock wait gives
+ * up, a QEMU not yet answering is killed and its runtime files removed;
+ * "NAME: start interrupted by signal N", QQ_EXIT_FAIL.
  * Starting from a snapshot or as a throwaway run is snap_start (snapshot.h):
  * it fills launch_opts.extra/replace and calls launch_start.
  *

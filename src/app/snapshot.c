@@ -19,6 +19,7 @@
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
+#include "../infra/sig.h"
 #include "../infra/copy.h"
 #include "../infra/fs.h"
 #include "../infra/proc.h"
@@ -61,40 +62,6 @@ static char *snap_path(const char *dir, const char *name, const char *suffix)
 {
     _cleanup_free_ char *sd = snap_dir(dir);
     return xasprintf("%s/%s%s", sd, name, suffix);
-}
-
-static volatile sig_atomic_t interrupted;
-
-/* run: the QEMU to end at once when interrupted while waiting for ssh */
-static volatile pid_t interrupt_kills;
-
-static void on_interrupt(int sig)
-{
-    interrupted = sig;
-    if (interrupt_kills > 0)
-        kill(interrupt_kills, SIGTERM);   /* the wait then sees QEMU gone */
-}
-
-typedef struct sigsave {
-    struct sigaction old[3];
-} sigsave;
-
-static const int caught[3] = { SIGINT, SIGTERM, SIGHUP };
-
-/* Catch SIGINT/SIGTERM/SIGHUP into `interrupted` (no SA_RESTART: waits wake up). */
-static void catch_signals(sigsave *s)
-{
-    interrupted = 0;
-    struct sigaction sa = { .sa_handler = on_interrupt };
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &sa, &s->old[i]);
-}
-
-static void restore_signals(sigsave *s)
-{
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &s->old[i], NULL);
 }
 
 /* The last non-empty line of text (in place), without "Error: " or a "prog: " prefix kept. */
@@ -676,7 +643,7 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
         json_decref(r);
         bool cancelled = false;
         for (;;) {
-            if (interrupted && !cancelled) {
+            if (sig_caught() && !cancelled) {
                 json_decref(qmp_execute(q, "migrate_cancel", NULL, 10000, NULL));
                 cancelled = true;
             }
@@ -686,7 +653,7 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
             const char *s = json_string_value(json_object_get(m, "status")) ?: "";
             if (strcmp(s, "completed") == 0) {
                 json_decref(m);
-                if (interrupted) {
+                if (sig_caught()) {
                     qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: snapshot '%s' was not kept", vm, name);
                     break;
                 }
@@ -705,7 +672,7 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
                 struct statvfs vfs;
                 _cleanup_free_ char *sd = snap_dir(dir);
                 bool full = statvfs(sd, &vfs) == 0 && (unsigned long long)vfs.f_bavail * vfs.f_frsize < (1ULL << 20);
-                if (interrupted)
+                if (sig_caught())
                     qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: snapshot '%s' was not kept", vm, name);
                 else if (full)
                     qq_fail(err, QQ_EXIT_FAIL, "%s: saving '%s' failed: no space left on the device of %s", vm,
@@ -825,8 +792,8 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     bool was_running = json_is_true(json_object_get(status, "running"));
     if (leftover_explain(vm, config_cli(c), json_string_value(json_object_get(status, "status")), err) < 0)
         goto out;
-    sigsave ss;
-    catch_signals(&ss);
+    sig_scope ss;
+    sig_catch(&ss);
     long long t0 = clock_ms();
     if (qcow2) {
         r->kind = "qcow2";
@@ -836,7 +803,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
         rc = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err);
         if (rc < 0)
             explain_full_disk(d.qcow2, err);
-        if (rc == 0 && interrupted) {
+        if (rc == 0 && sig_caught()) {
             _cleanup_free_ char *del = xasprintf("delvm %s", name);
             hmp_quiet(q, vm, del, SAVE_TIMEOUT_MS, NULL);
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: snapshot '%s' was not kept", vm, name);
@@ -850,7 +817,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
         rc = save_state_file(q, vm, dir, name, was_running, err);
     }
     r->seconds = (double)(clock_ms() - t0) / 1000.0;
-    restore_signals(&ss);
+    sig_release(&ss);
 out:
     json_decref(list);
     disks_free(&d);
@@ -932,15 +899,15 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
     q = NULL;
     close(lock);
     lock = -1;
-    sigsave ss;
-    catch_signals(&ss);
+    sig_scope ss;
+    sig_catch(&ss);
     vm_stop_result sr;
     if (vm_stop(c, vm, 10, true, &sr, err) < 0) {
-        restore_signals(&ss);
+        sig_release(&ss);
         goto out;
     }
     ssh_close_master(dir, 2000);
-    if (interrupted) {
+    if (sig_caught()) {
         rc = qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is stopped; `%s start %s --restore %s` starts it "
                      "from the snapshot", vm, config_cli(c), vm, name);
     } else {
@@ -949,7 +916,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         rc = start_from(c, vm, &so, &r, err);
         free(r.stderr_tail);
     }
-    restore_signals(&ss);
+    sig_release(&ss);
 out:
     qmp_close(q);
     if (lock >= 0)
@@ -1076,7 +1043,7 @@ static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err 
         json_decref(s);
         if (done)
             return 0;
-        if (interrupted)
+        if (sig_caught())
             return qq_fail(err, QQ_EXIT_FAIL, "interrupted");
         if (pidfd < 0 || proc_wait_pidfd(pidfd, 20) == 1)
             return qq_fail(err, QQ_EXIT_FAIL, "QEMU exited");
@@ -1087,10 +1054,10 @@ static int wait_incoming(const char *dir, pid_t pid, long long deadline, qq_err 
 
 int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch_result *r, qq_err *err)
 {
-    sigsave ss;
-    catch_signals(&ss);
+    sig_scope ss;
+    sig_catch(&ss);
     int rc = start_from(c, vm, o, r, err);
-    restore_signals(&ss);
+    sig_release(&ss);
     return rc;
 }
 
@@ -1167,8 +1134,8 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
             /* named for this process: a copy whose qqmgr died is swept (leftover.h) */
             char *copy = leftover_copy_path(dir, (unsigned)i);
             strv_push(&copies, &nc, copy);
-            if (copy_sparse_until(json_string_value(json_object_get(x, "path")), copy, &interrupted, NULL, err) < 0) {
-                if (interrupted)
+            if (copy_sparse_until(json_string_value(json_object_get(x, "path")), copy, sig_flag(), NULL, err) < 0) {
+                if (sig_caught())
                     qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", vm);
                 disks_free(&d);
                 goto out;
@@ -1196,7 +1163,7 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
         }
         goto out;
     }
-    if (interrupted) {
+    if (sig_caught()) {
         interrupted_start(c, vm, dir, err);
         goto out;
     }
@@ -1208,7 +1175,7 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     if (state_file) {
         qq_err e = { 0 };
         if (wait_incoming(dir, r->pid, deadline, &e) < 0) {
-            if (interrupted) {
+            if (sig_caught()) {
                 interrupted_start(c, vm, dir, err);
                 goto out;
             }
@@ -1253,8 +1220,8 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
                        "(run starts and stops its own VM)", vm, (long)st.pid, config_cli(c), vm);
     long long t0 = clock_ms();
     long long deadline = o->timeout_s > 0 ? t0 + (long long)o->timeout_s * 1000 : t0 + 300 * 1000;
-    sigsave ss;
-    catch_signals(&ss);
+    sig_scope ss;
+    sig_catch(&ss);
     int rc = -1;
     _cleanup_close_ int pidfd = -1;
     snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline };
@@ -1263,12 +1230,12 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         free(r.stderr_tail);
         goto out;
     }
-    interrupt_kills = r.pid;
-    if (interrupted)
+    sig_forward_to(r.pid);   /* the QEMU ends at once: the wait sees it gone */
+    if (sig_caught())
         kill(r.pid, SIGTERM);
     rc = ssh_wait_ready(c, vm, "ssh", deadline, false, o->debug, err);
-    interrupt_kills = 0;
-    if (rc < 0 && !interrupted)
+    sig_forward_to(0);
+    if (rc < 0 && !sig_caught())
         goto out;
     if (o->restore && !interrupted) {
         guestclock_result gr;
@@ -1277,7 +1244,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
             *o->clock = gr;
     }
     rc = -1;
-    if (interrupted) {
+    if (sig_caught()) {
         qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", vm);
         goto out;
     }
@@ -1292,7 +1259,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         goto out;
     }
     if (pid == 0) {
-        restore_signals(&ss);
+        sig_release(&ss);
         qq_err e = { 0 };
         ssh_exec(&t, o->debug, o->argc, o->argv, &e);
         fprintf(stderr, "qqmgr: %s\n", e.msg);
@@ -1304,12 +1271,12 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         if (proc_reap(pid, &ws) == 1)
             break;
         long long left = cmd_deadline < 0 ? 1000 : cmd_deadline - clock_ms();
-        if (interrupted || left <= 0) {
+        if (sig_caught() || left <= 0) {
             kill(pid, SIGTERM);
             if (pidfd >= 0 && proc_wait_pidfd(pidfd, 3000) != 1)
                 kill(pid, SIGKILL);
             waitpid(pid, &ws, 0);
-            if (interrupted)
+            if (sig_caught())
                 qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", vm);
             else
                 qq_fail(err, QQ_EXIT_FAIL, "%s: the run took longer than %d s; the command and the VM were stopped",
@@ -1321,7 +1288,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         else
             usleep(20 * 1000);
     }
-    if (interrupted) {
+    if (sig_caught()) {
         /* Ctrl-C reaches ssh too (one process group): it ended first */
         qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", vm);
         goto out;
@@ -1339,6 +1306,6 @@ out:
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s", e.msg);
         ssh_close_master(dir, 2000);
     }
-    restore_signals(&ss);
+    sig_release(&ss);
     return rc;
 }

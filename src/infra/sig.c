@@ -44,6 +44,11 @@ int sig_caught(void)
     return depth > 0 ? (int)caught : 0;
 }
 
+const volatile sig_atomic_t *sig_flag(void)
+{
+    return &caught;
+}
+
 void sig_forward_to(pid_t pid)
 {
     forward_pid = pid;

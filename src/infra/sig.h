@@ -37,6 +37,10 @@ void sig_release(sig_scope *s);
 /* The signal caught in the current scope, or 0. */
 int sig_caught(void);
 
+/* The flag behind sig_caught(), for code that polls a flag rather than
+ * calling (copy_sparse_until's stop): non-zero once a signal was caught. */
+const volatile sig_atomic_t *sig_flag(void);
+
 /* While pid > 0, a caught signal is also sent to pid as SIGTERM (0: none). */
 void sig_forward_to(pid_t pid);
 

@@ -7,6 +7,7 @@ Guestless: a QEMU that boots nothing (BARE).
 
 import fcntl
 import os
+import signal
 import subprocess
 import time
 
@@ -128,3 +129,56 @@ def test_start_reports_the_time_it_waited_for_the_lock(project):
         if not f.closed:
             f.close()
         project.run("stop", "bare", "--force")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_start_waits_for_the_lock_ends_it_with_a_word(project, sig):
+    """SIGINT, SIGTERM and SIGHUP alike: start stops waiting, says so, exit 1,
+    and no QEMU is started behind the user's back once the lock frees."""
+    project.write(bare_toml())
+    project.run("start", "bare", check=True)
+    project.run("stop", "bare", "--force", check=True)
+    lock = project.vm_dir("bare") / "lock"
+    with open(lock, "r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "bare"], cwd=project.path,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def waits_on_lock():
+                return any(os.readlink(f"/proc/{p.pid}/fd/{fd}") == str(lock)
+                           for fd in os.listdir(f"/proc/{p.pid}/fd"))
+            wait_until(waits_on_lock, 30, what="start waits on the VM's lock")
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert p.returncode == 1, (p.returncode, err)
+    assert f"bare: start interrupted by signal {int(sig)} while waiting for the VM's lock" in err, err
+    assert not project.json("status", "bare")["running"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_before_qmp_answers_kills_the_half_started_qemu(project, sig):
+    project.write(bare_toml())
+    # a wrapper that holds QEMU back: start is waiting for QMP when the signal comes
+    slow = project.path / "slow.sh"
+    slow.write_text('#!/bin/sh\nsleep 3\nexec "$@"\n')
+    slow.chmod(0o755)
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "bare", "--wrap", str(slow)],
+                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (project.vm_dir("bare") / "argv.json").exists(), 30, what="start spawned QEMU")
+        time.sleep(0.3)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1, (p.returncode, err)
+    assert f"bare: start interrupted by signal {int(sig)}; QEMU was killed" in err, err
+    time.sleep(4)   # past the wrapper's sleep: nothing may come up
+    assert not project.json("status", "bare")["running"]
