@@ -134,18 +134,6 @@ static char *remote_command(const char *config_path, bool debug, int argc, char 
     return sbuf_steal(&b);
 }
 
-static void print_argv(char **av)
-{
-    sbuf b = SBUF_INIT;
-    sbuf_adds(&b, "+");
-    for (char **p = av; *p; p++) {
-        sbuf_addc(&b, ' ');
-        sbuf_add_shell_quoted(&b, *p);
-    }
-    fprintf(stderr, "%s\n", sbuf_str(&b));
-    sbuf_free(&b);
-}
-
 /* Run av, wait for it; with capture, its stdout is collected there. Ctrl-C
  * and Ctrl-\ reach ssh (same process group), qqmgr waits for its status.
  * Returns the exit status (128+N for a signal), or -1 with err when ssh
@@ -192,7 +180,7 @@ static int run_remote(const remote_host *h, const char *config_path, bool debug,
     strv_push(&av, &n, xstrdup("--"));
     strv_push(&av, &n, remote_command(config_path, debug, argc, argv));
     if (debug)
-        print_argv(av);
+        proc_echo(av);
     int rc = run_ssh(av, capture, err);
     return rc < 0 ? -1 : map_status(h, rc, err);
 }
@@ -463,8 +451,11 @@ static int via_host(const remote_host *h, const char *config_path, bool debug, i
     if (fs_write_atomic(t.conf, conf, strlen(conf), 0600, err) < 0)
         return -1;
     snprintf(t.alias, sizeof t.alias, "%s", alias);
-    if (debug)
-        fprintf(stderr, "+ cat %s\n%s", t.conf, conf);
+    if (debug) {
+        report_line("+ cat %s", t.conf);
+        size_t n = strlen(conf);
+        report_line("%.*s", (int)(n && conf[n - 1] == '\n' ? n - 1 : n), conf);
+    }
     if (strcmp(argv[0], "ssh") == 0) {
         int rest = argc - 2;
         char **cmd = argv + 2;

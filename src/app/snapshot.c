@@ -17,6 +17,7 @@
 
 #include "../base/clock.h"
 #include "../base/cleanup.h"
+#include "../base/report.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/sig.h"
@@ -1262,7 +1263,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         sig_release(&ss);
         qq_err e = { 0 };
         ssh_exec(&t, o->debug, o->argc, o->argv, &e);
-        fprintf(stderr, "qqmgr: %s\n", e.msg);
+        report_line("qqmgr: %s", e.msg);
         _exit(255);
     }
     pidfd = proc_pidfd(pid, NULL);

@@ -85,7 +85,7 @@ int trace_set(const config *cfg, const char *name, const char *pattern, bool on,
     return 0;
 }
 
-int trace_log(const config *cfg, const char *name, size_t n, bool follow, qq_err *err)
+int trace_log(const config *cfg, const char *name, size_t n, bool follow, int out, qq_err *err)
 {
     vm_spec s;
     if (config_vm(cfg, name, 0, &s, err) < 0)
@@ -101,5 +101,5 @@ int trace_log(const config *cfg, const char *name, size_t n, bool follow, qq_err
         return -1;
     }
     vm_spec_free(&s);
-    return vm_log(cfg, name, VM_LOG_STDERR, n, follow, err);
+    return vm_log(cfg, name, VM_LOG_STDERR, n, follow, out, err);
 }

@@ -30,7 +30,7 @@ json_t *trace_list(const config *cfg, const char *name, const char *pattern, qq_
 int trace_set(const config *cfg, const char *name, const char *pattern, bool on, size_t *count, qq_err *err);
 
 /* The last n lines of where trace output goes (QEMU's stderr), following
- * with follow until the VM stops (as `stderr VM`). */
-int trace_log(const config *cfg, const char *name, size_t n, bool follow, qq_err *err);
+ * with follow until the VM stops (as `stderr VM`), written to out. */
+int trace_log(const config *cfg, const char *name, size_t n, bool follow, int out, qq_err *err);
 
 #endif

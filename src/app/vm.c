@@ -304,7 +304,8 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
-int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size_t n, int previous, qq_err *err)
+int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size_t n, int previous, int out,
+                    qq_err *err)
 {
     if (check_name(cfg, name, err) < 0)
         return -1;
@@ -319,11 +320,11 @@ int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size
     _cleanup_sbuf_ sbuf b = SBUF_INIT;
     if (fs_tail(p, n, &b, err) < 0)
         return -1;
-    write_all(1, b.buf ? b.buf : "", b.len);
+    write_all(out, b.buf ? b.buf : "", b.len);
     return 0;
 }
 
-int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, qq_err *err)
+int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, int out, qq_err *err)
 {
     if (check_name(cfg, name, err) < 0)
         return -1;
@@ -338,7 +339,7 @@ int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, boo
     _cleanup_sbuf_ sbuf b = SBUF_INIT;
     if (fs_exists(p) && fs_tail(p, n, &b, err) < 0)
         return -1;
-    write_all(1, b.buf ? b.buf : "", b.len);
+    write_all(out, b.buf ? b.buf : "", b.len);
     if (!follow || pid <= 0)
         return 0;
 
@@ -365,7 +366,7 @@ int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, boo
             char buf[65536];
             ssize_t k;
             while ((k = pread(fd, buf, sizeof buf, off)) > 0) {
-                write_all(1, buf, (size_t)k);
+                write_all(out, buf, (size_t)k);
                 off += k;
             }
         }
@@ -389,11 +390,12 @@ int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, boo
 
 static struct termios saved_tio;
 static bool tio_saved;
+static int tty_fd;
 
 static void restore_tty(void)
 {
     if (tio_saved) {
-        tcsetattr(0, TCSAFLUSH, &saved_tio);
+        tcsetattr(tty_fd, TCSAFLUSH, &saved_tio);
         tio_saved = false;
     }
 }
@@ -405,7 +407,7 @@ static void on_signal(int sig)
     raise(sig);
 }
 
-int vm_console(const config *cfg, const char *name, qq_err *err)
+int vm_console(const config *cfg, const char *name, int in, int out, qq_err *err)
 {
     if (check_name(cfg, name, err) < 0)
         return -1;
@@ -418,9 +420,9 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
     if (fd < 0)
         return -1;
     _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
-    bool tty = isatty(0);
+    bool tty = isatty(in);
     if (tty) {
-        if (tcgetattr(0, &saved_tio) == 0) {
+        if (tcgetattr(in, &saved_tio) == 0) {
             tio_saved = true;
             atexit(restore_tty);
             signal(SIGTERM, on_signal);
@@ -429,14 +431,15 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
             signal(SIGQUIT, on_signal);
             struct termios raw = saved_tio;
             cfmakeraw(&raw);
-            tcsetattr(0, TCSAFLUSH, &raw);
+            tty_fd = in;
+            tcsetattr(in, TCSAFLUSH, &raw);
         }
     }
     report_line("Connected to %s's serial console; Ctrl-] leaves.\r", name);
     const char *why = NULL;
     bool stdin_open = true;
     while (!why) {
-        struct pollfd p[3] = { { .fd = fd, .events = POLLIN }, { .fd = stdin_open ? 0 : -1, .events = POLLIN },
+        struct pollfd p[3] = { { .fd = fd, .events = POLLIN }, { .fd = stdin_open ? in : -1, .events = POLLIN },
                                { .fd = pidfd, .events = POLLIN } };
         int r = poll(p, 3, -1);
         if (r < 0 && errno == EINTR)
@@ -452,10 +455,10 @@ int vm_console(const config *cfg, const char *name, qq_err *err)
                 why = "the console connection closed";
                 break;
             }
-            write_all(1, buf, (size_t)n);
+            write_all(out, buf, (size_t)n);
         }
         if (p[1].revents & (POLLIN | POLLHUP)) {
-            ssize_t n = read(0, buf, sizeof buf);
+            ssize_t n = read(in, buf, sizeof buf);
             if (n <= 0) {
                 stdin_open = false;
                 why = "end of input";

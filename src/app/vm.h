@@ -51,19 +51,21 @@ double vm_uptime(pid_t pid);
 
 enum vm_log { VM_LOG_SERIAL, VM_LOG_STDOUT, VM_LOG_STDERR };
 
-/* Write the last n lines of a log to stdout; with follow, keep writing what
- * is appended (inotify) until the VM stops. */
-int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, qq_err *err);
+/* Write the last n lines of a log to out (the caller's descriptor: cmd/
+ * passes stdout); with follow, keep writing what is appended (inotify) until
+ * the VM stops. */
+int vm_log(const config *cfg, const char *name, enum vm_log which, size_t n, bool follow, int out, qq_err *err);
 
 /* The last n lines of the log of the run `previous` (1 = the one before the
- * current run, up to LAYOUT_LOG_KEEP) to stdout; each start keeps the earlier
+ * current run, up to LAYOUT_LOG_KEEP) to out; each start keeps the earlier
  * runs' logs (layout_rotate_logs). */
-int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size_t n, int previous, qq_err *err);
+int vm_log_previous(const config *cfg, const char *name, enum vm_log which, size_t n, int previous, int out,
+                    qq_err *err);
 
-/* Attach the terminal to the serial console (raw mode; Ctrl-] leaves; the
- * terminal is restored on every exit path). Returns when the user leaves or
- * the VM stops. */
-int vm_console(const config *cfg, const char *name, qq_err *err);
+/* Attach the caller's terminal (in, out: cmd/ passes 0 and 1) to the serial
+ * console (raw mode when in is a terminal; Ctrl-] leaves; the terminal is
+ * restored on every exit path). Returns when the user leaves or the VM stops. */
+int vm_console(const config *cfg, const char *name, int in, int out, qq_err *err);
 
 /* Replace this process with gdb on QEMU with the VM's full argv (or with
  * --attach, on the running QEMU). extra: gdb arguments; debug: print the

@@ -7,7 +7,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     (void)argc;
     qq_err err = { 0 };
     config *c = ctx->cfg;
-    if (vm_console(c, argv[1], &err) < 0)
+    if (vm_console(c, argv[1], 0, 1, &err) < 0)
         return qq_report(&err);
     return 0;
 }

@@ -36,8 +36,8 @@ static int run(qq_ctx *ctx, char **argv, enum vm_log which)
     const log_opts *o = ctx->opts;
     qq_err err = { 0 };
     config *c = ctx->cfg;
-    if (o->previous ? vm_log_previous(c, argv[1], which, (size_t)o->lines, (int)o->previous, &err)
-                    : vm_log(c, argv[1], which, (size_t)o->lines, o->follow, &err))
+    if (o->previous ? vm_log_previous(c, argv[1], which, (size_t)o->lines, (int)o->previous, 1, &err)
+                    : vm_log(c, argv[1], which, (size_t)o->lines, o->follow, 1, &err))
         return qq_report(&err);
     return 0;
 }

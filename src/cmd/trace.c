@@ -51,7 +51,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     qq_err err = { 0 };
     config *c = ctx->cfg;
     if (is_log)
-        return trace_log(c, name, (size_t)n, follow, &err) < 0 ? qq_report(&err) : 0;
+        return trace_log(c, name, (size_t)n, follow, 1, &err) < 0 ? qq_report(&err) : 0;
     if (is_list) {
         json_t *list = trace_list(c, name, pattern, &err);
         return list ? qq_print_rows(ctx, list, print_event) : qq_report(&err);

@@ -7,9 +7,11 @@ Guestless: a QEMU that boots nothing (BARE).
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +184,46 @@ def test_a_signal_before_qmp_answers_kills_the_half_started_qemu(project, sig):
     assert f"bare: start interrupted by signal {int(sig)}; QEMU was killed" in err, err
     time.sleep(4)   # past the wrapper's sleep: nothing may come up
     assert not project.json("status", "bare")["running"]
+
+
+SRC_APP = Path(__file__).resolve().parents[2] / "src" / "app"
+
+
+def test_app_layer_does_not_print():
+    """app/ returns data and messages to cmd/ (or relays through report.h):
+    no stdio output of its own and no writes to descriptors 1 and 2."""
+    printing = re.compile(r"\b(printf|fprintf|puts|fputs|putchar|fputc|perror|fwrite)\s*\(|"
+                          r"\b(stdout|stderr)\b|\bwrite(_all)?\(\s*[12]\s*,")
+    found = []
+    for f in sorted(SRC_APP.glob("*.c")):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            code = re.sub(r'"(\\.|[^"\\])*"', '""', line.split("//")[0])
+            code = re.sub(r"/\*.*?(\*/|$)", "", code)
+            if code.lstrip().startswith(("*", "/*")):
+                continue
+            if printing.search(code) and "format(printf" not in code:
+                found.append(f"{f.name}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_app_modules_include_each_other_without_cycles():
+    graph = {}
+    for f in SRC_APP.iterdir():
+        mod = f.stem
+        deps = graph.setdefault(mod, set())
+        for m in re.finditer(r'^#include "([a-z_]+)\.h"', f.read_text(), re.M):
+            if m.group(1) != mod:
+                deps.add(m.group(1))
+    state = {}
+
+    def visit(m, path):
+        if state.get(m) == "done":
+            return
+        assert state.get(m) != "open", "include cycle: " + " -> ".join(path + [m])
+        state[m] = "open"
+        for d in sorted(graph.get(m, ())):
+            visit(d, path + [m])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        visit(m, [])
