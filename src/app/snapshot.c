@@ -1155,7 +1155,7 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     if (state_file && leftover_begin(dir, "restore", o->restore, !lo.paused, NULL, err) < 0)
         goto out;
     if (launch_start(c, vm, &lo, r, err) < 0) {
-        if (o->restore) {
+        if (o->restore && !sig_caught()) {   /* interrupted: launch_start said so */
             _cleanup_free_ char *why = qemu_words(dir);
             free(r->stderr_tail);   /* its words are in the message */
             r->stderr_tail = NULL;
