@@ -1238,7 +1238,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     sig_forward_to(0);
     if (rc < 0 && !sig_caught())
         goto out;
-    if (o->restore && !interrupted) {
+    if (o->restore && !sig_caught()) {
         guestclock_result gr;
         snap_clock(c, vm, o->restore, deadline, &gr);
         if (o->clock)
