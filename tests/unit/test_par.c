@@ -176,6 +176,43 @@ static void test_no_items_is_no_call(void **state)
     assert_true(par_default_parallel() >= 2);
 }
 
+/* items 0 and 1 wait for a signal (as they would for a guest); item 2 would start later */
+static int waits_for_a_signal(size_t i, void *arg, sbuf *result)
+{
+    (void)arg;
+    (void)result;
+    if (i >= 2)
+        return 7;   /* never started: the interrupt came first */
+    pause();
+    return 0;
+}
+
+static void test_sigterm_to_the_parent_reaches_every_running_child_and_starts_no_more(void **state)
+{
+    (void)state;
+    /* a process of its own sends SIGTERM to us once the children wait */
+    pid_t me = getpid(), killer = fork();
+    assert_true(killer >= 0);
+    if (killer == 0) {
+        struct timespec ts = { 1, 0 };
+        nanosleep(&ts, NULL);
+        kill(me, SIGTERM);
+        _exit(0);
+    }
+    struct sigaction before, after;
+    sigaction(SIGTERM, NULL, &before);
+    seen s = { 0 };
+    qq_err e = { 0 };
+    /* at most 2 at once: item 2 waits for a free slot that only the interrupt makes */
+    assert_int_equal(par_run(3, 2, waits_for_a_signal, record, &s, &e), 0);
+    waitpid(killer, NULL, 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.status[0], 128 + SIGTERM);
+    assert_int_equal(s.status[1], 128 + SIGTERM);
+    sigaction(SIGTERM, NULL, &after);
+    assert_ptr_equal(after.sa_handler, before.sa_handler);   /* the caller's disposition is back */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_at_most_max_parallel_children_at_once),
         cmocka_unit_test(test_a_low_descriptor_limit_bounds_the_children_not_the_items),
         cmocka_unit_test(test_no_items_is_no_call),
+        cmocka_unit_test(test_sigterm_to_the_parent_reaches_every_running_child_and_starts_no_more),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
