@@ -495,7 +495,20 @@ char *layout_socket_dir(const char *vm_dir, bool create, qq_err *err)
     }
     _cleanup_free_ char *tmp = xasprintf("%s.%ld", sd, (long)getpid());
     unlink(tmp);
-    if (symlink(vm_dir, tmp) < 0 || rename(tmp, sd) < 0) {
+    int rc = symlink(vm_dir, tmp);
+    if (rc < 0 && errno == ENOENT) {
+        /* a fallback runtime dir released meanwhile by a VM that ended: again */
+        free(sd);
+        _cleanup_free_ char *rd2 = layout_runtime_dir(vm_dir, true, err);
+        if (!rd2)
+            return NULL;
+        sd = short_name(rd2, vm_dir, "");
+        free(tmp);
+        tmp = xasprintf("%s.%ld", sd, (long)getpid());
+        unlink(tmp);
+        rc = symlink(vm_dir, tmp);
+    }
+    if (rc < 0 || rename(tmp, sd) < 0) {
         int e = errno;
         unlink(tmp);
         qq_fail(err, QQ_EXIT_FAIL, "symlink %s: %s", sd, strerror(e));
@@ -511,6 +524,18 @@ char *layout_control_path(const char *vm_dir, bool create, qq_err *err)
         return layout_path(vm_dir, LAYOUT_SSH_CTL);
     _cleanup_free_ char *rd = layout_runtime_dir(vm_dir, create, err);
     return rd ? short_name(rd, vm_dir, ".ssh") : NULL;
+}
+
+void layout_release_runtime_dir(const char *dir)
+{
+    _cleanup_free_ char *pref = rundir_preferred();
+    _cleanup_free_ char *rec = layout_path(dir, LAYOUT_RUNTIME_DIR);
+    _cleanup_free_ char *rd = rundir_get(pref, rec, false, NULL);
+    if (!rd || strcmp(rd, pref) == 0)
+        return;
+    rundir_release(pref, rd);
+    if (access(rd, F_OK) != 0)
+        unlink(rec);
 }
 
 char *layout_net_dir(const char *state_dir, const char *net, bool create, qq_err *err)
@@ -583,6 +608,7 @@ void layout_remove_runtime(const char *vm_dir)
     *strrchr(rd, '/') = '\0';
     if (rundir_check(rd, NULL) == 0)
         unlink(sd);
+    layout_release_runtime_dir(vm_dir);
 }
 
 /* ------------------------------------------------------------ what the files say */

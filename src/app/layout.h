@@ -164,6 +164,10 @@ char *layout_socket_dir(const char *vm_dir, bool create, qq_err *err);
  * 17-byte suffix), else <rundir>/HASH.ssh (the runtime dir made with create). */
 char *layout_control_path(const char *vm_dir, bool create, qq_err *err);
 
+/* Remove dir's fallback runtime dir (and its record) when nothing is left in
+ * it: the last VM using it ended (rundir_release). */
+void layout_release_runtime_dir(const char *dir);
+
 /* The socket dir of the state dir's network NAME (see above; the runtime
  * dir made with create). NULL only on error with create. */
 char *layout_net_dir(const char *state_dir, const char *net, bool create, qq_err *err);

@@ -332,6 +332,8 @@ void ssh_close_master(const char *state_dir, int timeout_ms)
     long long left = deadline - clock_ms();
     if (run_wait_ms(av, true, left > 0 ? (int)left : 1) != 0)
         unlink(ctl);   /* a master that does not answer: removing its socket is enough */
+    if (layout_pid_holder(state_dir) <= 0)
+        layout_release_runtime_dir(state_dir);   /* the VM is gone: its fallback runtime dir too, once empty */
 }
 
 /* ------------------------------------------------------------------ readiness */

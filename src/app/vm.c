@@ -203,6 +203,7 @@ static void stopped(const config *cfg, const char *dir)
 {
     layout_remove_runtime(dir);
     vnet_down(config_state_dir(cfg), dir);
+    layout_release_runtime_dir(config_state_dir(cfg));   /* the switches' fallback runtime dir */
 }
 
 int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_stop_result *r, qq_err *err)

@@ -2,6 +2,7 @@
 #include "rundir.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,52 @@ static char *recorded(const char *record)
     return s;
 }
 
+/* Is name "<base>.XXXXXX" (what mkdtemp makes of "<base>.XXXXXX")? */
+static bool fallback_name(const char *name, const char *base)
+{
+    size_t b = strlen(base);
+    return strncmp(name, base, b) == 0 && name[b] == '.' && strlen(name + b + 1) == 6;
+}
+
+/* A fallback of ours made earlier (by any VM or command): one per user is
+ * enough, so it is found again rather than made anew. */
+static char *existing_fallback(const char *preferred)
+{
+    _cleanup_free_ char *parent = xstrdup(preferred);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return NULL;
+    const char *base = preferred + (slash - parent) + 1;
+    *slash = '\0';
+    DIR *d = opendir(slash == parent ? "/" : parent);
+    if (!d)
+        return NULL;
+    char *found = NULL;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (!fallback_name(e->d_name, base))
+            continue;
+        char *p = xasprintf("%s/%s", parent, e->d_name);
+        if (rundir_check(p, NULL) == 0)
+            found = p;
+        else
+            free(p);
+    }
+    closedir(d);
+    return found;
+}
+
+void rundir_release(const char *preferred, const char *dir)
+{
+    const char *slash = strrchr(preferred, '/');
+    const char *dslash = strrchr(dir, '/');
+    if (!slash || !dslash || (size_t)(dslash - dir) != (size_t)(slash - preferred) ||
+        strncmp(dir, preferred, (size_t)(slash - preferred)) != 0 || !fallback_name(dslash + 1, slash + 1))
+        return;
+    if (rundir_check(dir, NULL) == 0)
+        rmdir(dir);   /* only when empty: another VM may still use it */
+}
+
 char *rundir_get(const char *preferred, const char *record, bool create, qq_err *err)
 {
     if (create)
@@ -80,8 +127,15 @@ char *rundir_get(const char *preferred, const char *record, bool create, qq_err 
     if (rundir_check(preferred, NULL) == 0 || (!create && lstat(preferred, &st) < 0 && errno == ENOENT))
         return xstrdup(preferred);   /* (a missing one would be made) */
     char *r = recorded(record);
-    if (r)
+    if (!r)
+        r = existing_fallback(preferred);
+    if (r) {
+        if (record && create) {   /* where it is, for later commands */
+            _cleanup_free_ char *text = xasprintf("%s\n", r);
+            (void)fs_write_atomic(record, text, strlen(text), 0600, NULL);
+        }
         return r;
+    }
     char *tmpl = xasprintf("%s.XXXXXX", preferred);
     if (!create)
         return tmpl;

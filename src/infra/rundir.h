@@ -10,9 +10,12 @@
  * rundir_preferred() names the usual place: $XDG_RUNTIME_DIR/qqmgr when
  * XDG_RUNTIME_DIR is set, absolute, short enough, and itself ours with mode
  * 0700; else ${TMPDIR:-/tmp}/qqmgr-UID. rundir_get() makes and checks it; when it is not
- * ours it falls back to a fresh mkdtemp() directory "<preferred>.XXXXXX" and
- * writes that name into a record file (mode 0600) so later commands find the
- * same directory (and check it again). Strings returned are the caller's.
+ * ours it falls back to a mkdtemp() directory "<preferred>.XXXXXX" — one per
+ * user: a fallback of ours that passes the check is reused, found again by
+ * its name — and writes that name into a record file (mode 0600) so later
+ * commands find the same directory (and check it again). rundir_release()
+ * removes a fallback once it is empty (a VM that ends calls it). Strings
+ * returned are the caller's.
  */
 #ifndef QQ_RUNDIR_H
 #define QQ_RUNDIR_H
@@ -37,5 +40,9 @@ char *rundir_preferred(void);
  * a fallback is yet to be made).
  * NULL with err only when create is set and nothing could be made. */
 char *rundir_get(const char *preferred, const char *record, bool create, qq_err *err);
+
+/* rmdir dir when it is a fallback of preferred ("<preferred>.XXXXXX"), passes
+ * the check and is empty; else nothing. */
+void rundir_release(const char *preferred, const char *dir);
 
 #endif

@@ -116,13 +116,32 @@ def test_foreign_runtime_dir_is_never_used_for_sockets_or_control_path(project, 
     finally:
         assert qq(qqmgr, cfg, "stop", "bare", "--force", env=env).returncode == 0
     assert tree(planted) == before and tree(elsewhere) == before_else
-    # a second start finds the same fallback through the record
-    cp = qq(qqmgr, cfg, "start", "bare", "--json", env=env)
-    assert cp.returncode == 0, cp.stderr
+    # the fallback went with the VM
+    assert not os.path.exists(rec)
+
+
+def fallbacks(tmpbase):
+    return sorted(p.name for p in tmpbase.iterdir() if p.name.startswith(f"qqmgr-{os.geteuid()}."))
+
+
+def test_fallback_runtime_dir_is_one_per_user_and_goes_with_the_last_vm(project, qqmgr, tmpbase):
+    plant("world-writable", tmpbase / f"qqmgr-{os.geteuid()}", None)
+    deep = deep_project(project)
+    cfg = deep / "qqmgr.toml"
+    cfg.write_text(f'[vm.a]\ncmd = ["{BARE}"]\n[vm.b]\ncmd = ["{BARE}"]\n')
+    env = run_env(tmpbase)
     try:
-        assert (vm_dir / "runtime_dir").read_text().strip() == rec
+        for cycle in range(3):
+            assert qq(qqmgr, cfg, "start", "a", env=env).returncode == 0
+            assert qq(qqmgr, cfg, "start", "b", env=env).returncode == 0
+            assert len(fallbacks(tmpbase)) == 1, (cycle, fallbacks(tmpbase))   # shared, not one each
+            assert qq(qqmgr, cfg, "stop", "a", "--force", env=env).returncode == 0
+            assert len(fallbacks(tmpbase)) == 1                               # b still uses it
+            assert qq(qqmgr, cfg, "status", "b", "--json", env=env).returncode == 0
+            assert qq(qqmgr, cfg, "stop", "b", "--force", env=env).returncode == 0
+            assert fallbacks(tmpbase) == [], (cycle, fallbacks(tmpbase))
     finally:
-        qq(qqmgr, cfg, "stop", "bare", "--force", env=env)
+        qq(qqmgr, cfg, "stop", "--all", "--force", env=env)
 
 
 def test_own_runtime_dir_is_made_0700_and_used(project, qqmgr, tmpbase):
