@@ -16,7 +16,8 @@
  * level, .vm = VM vars + ssh{port, vm_port}, .img = image name → absolute
  * path of the built image) and splits each entry into arguments ('…' and "…"
  * keep white space); [ssh] and [vm.NAME.ssh] values are rendered with the same
- * data. Variables are resolved by the template engine itself, lazily (tmpl's
+ * data. Its [vm.NAME.share.TAG] tables become vm_share (a path that is not
+ * a directory is QQ_EXIT_USAGE naming the key). Variables are resolved by the template engine itself, lazily (tmpl's
  * lookup hook renders a var when a template first reads it): vars may use vars
  * to any depth through any construct; a real cycle is an error naming its
  * chain. The returned vm_spec is owned by the caller.
@@ -46,6 +47,14 @@ typedef struct config config;
 /* ssh port: SSH_PORT_NONE when [vm.NAME.ssh] has no port, SSH_PORT_AUTO for 0/"auto". */
 enum { SSH_PORT_NONE = -1, SSH_PORT_AUTO = 0 };
 
+/* One [vm.NAME.share.TAG]: a host directory the guest sees over 9p. */
+typedef struct vm_share {
+    char *tag;             /* TAG: the 9p mount tag */
+    char *path;            /* absolute host directory (path, relative to the config's directory), checked to exist */
+    bool readonly;         /* default true */
+    char *mount;           /* absolute guest directory qqmgr mounts it on, or NULL */
+} vm_share;
+
 typedef struct vm_spec {
     char *name;
     char *qemu_bin;        /* [qemu] bin */
@@ -61,6 +70,8 @@ typedef struct vm_spec {
     json_t *ssh_global;    /* owned: the [ssh] keys, in file order, rendered with this VM's data */
     char **images;         /* names of the images the args use (via .img), NULL-terminated */
     json_t *vars;          /* owned: the VM's vars, resolved (as .vm sees them; `symbols` for gdb --guest) */
+    vm_share *shares;      /* [vm.NAME.share.TAG] in file order */
+    size_t nshares;
 } vm_spec;
 
 /* A file an image build downloads: base_img, or one of sources. */

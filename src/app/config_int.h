@@ -107,7 +107,8 @@ struct cfg_schema {
 
 enum { TOP_QEMU, TOP_VARS, TOP_SSH, TOP_VM, TOP_IMG, TOP_NET };
 enum { QEMU_BIN, QEMU_IMG };
-enum { VM_CMD, VM_VARS, VM_SSH };
+enum { VM_CMD, VM_VARS, VM_SSH, VM_SHARE };
+enum { SHARE_PATH, SHARE_READONLY, SHARE_MOUNT };
 enum { VMSSH_PORT, VMSSH_VM_PORT };
 enum { IMG_BUILDER, IMG_SIZE, IMG_BUILD_ARGS, IMG_BUILD_TIMEOUT, IMG_BASE_IMG, IMG_TEMPLATES, IMG_ENV,
        IMG_ENV_HOOK, IMG_SOURCES, IMG_FORMAT };
@@ -115,7 +116,7 @@ enum { DL_URL, DL_SHA256SUM, DL_FILENAME };          /* base_img (no filename) a
 enum { TPL_TEMPLATE, TPL_OUTPUT };
 enum { HOOK_INTERPRETER, HOOK_SCRIPT };
 
-extern const cfg_schema cfg_top, cfg_qemu, cfg_vm, cfg_vm_ssh, cfg_img, cfg_download, cfg_source,
+extern const cfg_schema cfg_top, cfg_qemu, cfg_vm, cfg_vm_ssh, cfg_share, cfg_img, cfg_download, cfg_source,
     cfg_template, cfg_hook;
 
 /* The row of key in s, or NULL (a key the table does not define). */
@@ -126,6 +127,8 @@ json_t *cfg_get(json_t *t, const cfg_schema *s, int i);
 const char *cfg_str(json_t *t, const cfg_schema *s, int i);
 /* A CT_INT row's integer, or its default. */
 long long cfg_int(json_t *t, const cfg_schema *s, int i);
+/* A boolean row's value, or def when absent. */
+bool cfg_bool(json_t *t, const cfg_schema *s, int i, bool def);
 /* [vm.NAME.ssh] port as config.h says: SSH_PORT_NONE, SSH_PORT_AUTO or the port. */
 int cfg_ssh_port(json_t *vm_ssh);
 

@@ -3,11 +3,13 @@
 #include "config.h"
 #include "config_int.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../base/cleanup.h"
 #include "../base/sbuf.h"
@@ -383,6 +385,46 @@ static int render_ssh_table(resolver *r, json_t *src, const cfg_schema *s, const
     return 0;
 }
 
+/* [vm.NAME.share.TAG] → out->shares: the path made absolute (relative to
+ * the config's directory) and checked to be a directory. */
+static int resolve_shares(const config *c, json_t *vm, const char *base, vm_spec *out, qq_err *err)
+{
+    json_t *shares = cfg_get(vm, &cfg_vm, VM_SHARE);
+    if (!shares || !json_object_size(shares))
+        return 0;
+    out->shares = calloc(json_object_size(shares), sizeof *out->shares);
+    if (!out->shares)
+        abort();
+    const char *tag;
+    json_t *t;
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    json_object_foreach(shares, tag, t) {
+        const char *path = cfg_str(t, &cfg_share, SHARE_PATH);
+        const char *mount = cfg_str(t, &cfg_share, SHARE_MOUNT);
+        vm_share *sh = &out->shares[out->nshares++];
+        sh->tag = xstrdup(tag);
+        sh->path = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", c->dir, path);
+        sh->readonly = cfg_bool(t, &cfg_share, SHARE_READONLY, true);
+        sh->mount = mount ? xstrdup(mount) : NULL;
+        struct stat st;
+        const char *why = NULL;
+        if (stat(sh->path, &st) < 0)
+            why = errno == ENOENT ? "no such directory" : strerror(errno);
+        else if (!S_ISDIR(st.st_mode))
+            why = "not a directory";
+        if (why) {
+            sbuf_reset(&p);
+            sbuf_adds(&p, base);
+            toml_path_append(&p, "share");
+            toml_path_append(&p, tag);
+            toml_path_append(&p, "path");
+            return cfg_fail(c, err, sbuf_str(&p), "\"%s\": %s (the host directory to share; a relative path "
+                            "is relative to the config's directory)", sh->path, why);
+        }
+    }
+    return 0;
+}
+
 int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -489,6 +531,8 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     }
     if (rc == 0 && !(out->vars = resolved_copy(&r, vmdata, err)))
         rc = -1;
+    if (rc == 0)
+        rc = resolve_shares(c, vm, sbuf_str(&base), out, err);
 
     size_t n = json_object_size(used), j = 0;
     out->images = calloc(n + 1, sizeof *out->images);
@@ -526,5 +570,11 @@ void vm_spec_free(vm_spec *s)
     free(s->images);
     if (s->vars)
         json_decref(s->vars);
+    for (size_t i = 0; i < s->nshares; i++) {
+        free(s->shares[i].tag);
+        free(s->shares[i].path);
+        free(s->shares[i].mount);
+    }
+    free(s->shares);
     memset(s, 0, sizeof *s);
 }

@@ -391,7 +391,45 @@ static int check_interpreter(const cfg_ctx *x, const char *path, json_t *v, json
     return 0;
 }
 
+static int check_bool(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    if (json_is_boolean(v))
+        return 0;
+    _cleanup_free_ char *g = cfg_got_typed(v);
+    return cfg_fail(x->c, x->err, path, "must be true or false, not %s", g);
+}
+
+/* a share's mount: an absolute guest directory, one line (it goes to the
+ * guest's mount command over ssh, and into an fstab line) */
+static int check_mount(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    const char *s = json_string_value(v);
+    bool plain = s[0] == '/';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == ' ')
+            plain = false;
+    if (plain)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be an absolute guest directory (starting with '/', no spaces or "
+                    "control characters), not %s", g);
+}
+
 /* ------------------------------------------------------------------ table checks */
+
+/* [vm.NAME.share.TAG]: TAG is the 9p mount tag the guest mounts by; QEMU
+ * and the guest's kernel keep it short */
+#define SHARE_TAG_MAX 31
+static int check_share_table(const cfg_ctx *x, const char *path, json_t *t)
+{
+    (void)t;
+    if (strlen(x->name) <= SHARE_TAG_MAX)
+        return 0;
+    return cfg_fail(x->c, x->err, path, "the share name \"%s\" is its 9p mount tag: at most %d characters",
+                    x->name, SHARE_TAG_MAX);
+}
 
 static int check_top(const cfg_ctx *x, const char *path, json_t *t)
 {
@@ -441,10 +479,19 @@ static const cfg_row vm_ssh_rows[] = {
 };
 const cfg_schema cfg_vm_ssh = { vm_ssh_rows, ssh_other, NULL };
 
+static const cfg_row share_rows[] = {
+    [SHARE_PATH] = { "path", CT_STRING, .required = " (the host directory to share)", .check = check_nonempty },
+    [SHARE_READONLY] = { "readonly", CT_ANY, .own_type = true, .check = check_bool },
+    [SHARE_MOUNT] = { "mount", CT_STRING, .check = check_mount },
+    { 0 },
+};
+const cfg_schema cfg_share = { share_rows, NULL, check_share_table };
+
 static const cfg_row vm_rows[] = {
     [VM_CMD] = { "cmd", CT_STRINGS, .required = "" },
     [VM_VARS] = { "vars", CT_TABLE, .check = check_vm_vars },
     [VM_SSH] = { "ssh", CT_TABLE, .sub = &cfg_vm_ssh },
+    [VM_SHARE] = { "share", CT_NAMED, .what = "a table of shares", .kind = "share", .sub = &cfg_share },
     { 0 },
 };
 const cfg_schema cfg_vm = { vm_rows, NULL, NULL };
@@ -642,6 +689,12 @@ long long cfg_int(json_t *t, const cfg_schema *s, int i)
         abort();
     json_t *v = cfg_get(t, s, i);
     return v ? (long long)json_integer_value(v) : s->rows[i].def_int;
+}
+
+bool cfg_bool(json_t *t, const cfg_schema *s, int i, bool def)
+{
+    json_t *v = cfg_get(t, s, i);
+    return v ? json_is_true(v) : def;
 }
 
 int cfg_ssh_port(json_t *vm_ssh)

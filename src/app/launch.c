@@ -61,6 +61,30 @@ static const char *arg_where(const vm_spec *s, size_t i, char *buf, size_t len)
     return buf;
 }
 
+/* Whether the QEMU option list opts has key=val (",," is a comma inside a value). */
+static bool has_option(const char *opts, const char *key, const char *val)
+{
+    size_t kl = strlen(key), vl = strlen(val);
+    const char *p = opts;
+    while (*p) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=' && strncmp(p + kl + 1, val, vl) == 0 &&
+            (p[kl + 1 + vl] == '\0' || (p[kl + 1 + vl] == ',' && p[kl + 2 + vl] != ',')))
+            return true;
+        /* the next option */
+        for (; *p; p++) {
+            if (p[0] == ',' && p[1] == ',') {
+                p++;
+                continue;
+            }
+            if (*p == ',') {
+                p++;
+                break;
+            }
+        }
+    }
+    return false;
+}
+
 static int check_user_args(const vm_spec *s, qq_err *err)
 {
     char wb[PATH_MAX + 300];
@@ -84,6 +108,13 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " LAUNCH_SERIAL_CHARDEV " and " LAUNCH_EVENTS_CHARDEV
                            " are qqmgr's",
                            arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
+        /* a share's tag in the user's own 9p device: two devices, one tag */
+        for (size_t k = 0; k < s->nshares && i + 1 < s->nargs; k++)
+            if (has_option(s->args[i + 1], "mount_tag", s->shares[k].tag))
+                return qq_fail(err, QQ_EXIT_USAGE,
+                               "%s: '%s %s': the tag %s is [vm.%s.share.%s], which qqmgr adds itself: remove one",
+                               arg_where(s, i, wb, sizeof wb), a, s->args[i + 1], s->shares[k].tag, s->name,
+                               s->shares[k].tag);
     }
     return 0;
 }
@@ -174,6 +205,16 @@ int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *er
     strv_push(&v, &n, sbuf_steal(&b));
     strv_push(&v, &n, xstrdup("-serial"));
     strv_push(&v, &n, xstrdup("chardev:" LAUNCH_SERIAL_CHARDEV));
+    for (size_t i = 0; i < s->nshares; i++) {
+        const vm_share *sh = &s->shares[i];
+        strv_push(&v, &n, xstrdup("-virtfs"));
+        sbuf vb = SBUF_INIT;
+        sbuf_adds(&vb, "local,path=");
+        launch_escape(&vb, sh->path);
+        sbuf_addf(&vb, ",mount_tag=%s,security_model=mapped-xattr,id=" LAUNCH_SHARE_ID "%s%s", sh->tag, sh->tag,
+                  sh->readonly ? ",readonly=on" : "");
+        strv_push(&v, &n, sbuf_steal(&vb));
+    }
     for (char *const *e = o->extra; e && *e; e++)
         strv_push(&v, &n, xstrdup(*e));
     /* the debugging kit: gdbstub, events monitor, -S */

@@ -14,6 +14,10 @@
  *   -chardev socket,id=qq-serial,path=SOCK/serial.socket,server=on,wait=off,
  *            logfile=STATE/serial,logappend=off
  *   -serial chardev:qq-serial                             console, logs
+ *   -virtfs local,path=DIR,mount_tag=TAG,security_model=mapped-xattr,
+ *           id=qq-share-TAG[,readonly=on]
+ *                      one per [vm.NAME.share.TAG] (vm_spec.shares): 9p,
+ *                      unprivileged; the guest mounts TAG (share.h)
  *   launch_opts.extra  -loadvm NAME, -incoming URI, -snapshot (snapshot.h)
  *   -gdb unix:SOCK/gdb.socket,server=on,wait=off
  *                      the guest's gdbstub, unless the user's cmd has -s or
@@ -29,7 +33,8 @@
  * Every path in an option value has its commas doubled (launch_escape). A
  * user argument that sets an injected option (-pidfile -qmp -qmp-pretty
  * -monitor -serial -daemonize, or the chardev ids qq-serial/qq-events) is
- * QQ_EXIT_USAGE naming its place in the config; launch_argv creates nothing.
+ * QQ_EXIT_USAGE naming its place in the config, and so is a user option
+ * list with mount_tag=TAG of a share's TAG; launch_argv creates nothing.
  *
  * Adding an option for some launches (a memory backend, another state dir,
  * more arguments): one field in launch_opts and its effect in launch_argv;
@@ -79,6 +84,8 @@
  * user's cmd may not use them). */
 #define LAUNCH_SERIAL_CHARDEV "qq-serial"
 #define LAUNCH_EVENTS_CHARDEV "qq-events"
+/* The fsdev id of share TAG is this prefix + TAG. */
+#define LAUNCH_SHARE_ID "qq-share-"
 
 /* How one launch differs from the config's plain start. All fields may be
  * zero/NULL. */

@@ -1,0 +1,97 @@
+"""Host folders in the guest (issue 20 §3): [vm.NAME.share.TAG] becomes a 9p
+device (-virtfs) in every launch of the VM, shown by `show`; a wrong share is
+one line naming its place, exit 2.
+
+Run: QQ_BUILD_DIR=build-asan /usr/bin/python3 -m pytest tests/e2e/test_share.py
+"""
+import pytest
+
+BARE = "-nodefaults -m 64 -display none -accel tcg"
+
+
+def share_toml(share, name="v", cmd=BARE):
+    return f'[vm.{name}]\ncmd = ["{cmd}"]\n\n[vm.{name}.share.code]\n' + share
+
+
+def test_show_prints_the_9p_device_with_the_path_relative_to_the_config_and_its_commas_doubled(project):
+    (project.path / "src,1").mkdir()
+    (project.path / "out").mkdir()
+    project.write(share_toml('path = "src,1"\nmount = "/mnt/code"\n\n'
+                             '[vm.v.share.out]\npath = "out"\nreadonly = false\n'))
+    out = project.run("show", "v", check=True).stdout
+    assert (f"-virtfs local,path={project.path}/src,,1,mount_tag=code,security_model=mapped-xattr,"
+            "id=qq-share-code,readonly=on ") in out, out
+    assert (f"-virtfs local,path={project.path}/out,mount_tag=out,security_model=mapped-xattr,"
+            "id=qq-share-out ") in out, out
+
+
+def test_qemu_starts_with_the_shares_and_has_their_9p_devices(project):
+    (project.path / "src").mkdir()
+    project.write(share_toml('path = "src"\n'))
+    try:
+        project.run("start", "v", check=True)
+        qtree = project.run("monitor", "v", "info qtree", check=True).stdout
+        assert 'mount_tag = "code"' in qtree and 'fsdev = "qq-share-code"' in qtree, qtree
+    finally:
+        project.run("kill", "v")
+
+
+@pytest.mark.parametrize("share, where, message", [
+    ('mount = "/mnt"\n', "4:1: vm.v.share.code",
+     'missing required key "path" (the host directory to share)'),
+    ('path = "nope"\n', "5:1: vm.v.share.code.path",
+     '"{dir}/nope": no such directory (the host directory to share; a relative path is relative to '
+     "the config's directory)"),
+    ('path = "afile"\n', "5:1: vm.v.share.code.path",
+     '"{dir}/afile": not a directory (the host directory to share; a relative path is relative to '
+     "the config's directory)"),
+    ('path = "src"\nmount = "mnt/code"\n', "6:1: vm.v.share.code.mount",
+     "must be an absolute guest directory (starting with '/', no spaces or control characters), "
+     'not "mnt/code"'),
+    ('path = "src"\nreadonly = "yes"\n', "6:1: vm.v.share.code.readonly",
+     'must be true or false, not the string "yes"'),
+    ('path = "src"\nsize = 1\n', "6:1: vm.v.share.code.size",
+     "unknown key (expected one of: path, readonly, mount)"),
+], ids=["missing_path", "no_such_dir", "not_a_dir", "mount_relative", "readonly_type", "unknown_key"])
+def test_a_wrong_share_is_one_line_at_its_place_exit_2(project, share, where, message):
+    (project.path / "src").mkdir()
+    (project.path / "afile").write_text("x")
+    project.write(share_toml(share))
+    for cmd in (("show", "v"), ("start", "v")):
+        cp = project.run(*cmd)
+        assert cp.returncode == 2, cp
+        assert cp.stderr == f"qqmgr: {project.config}:{where}: {message.format(dir=project.path)}\n", cp.stderr
+
+
+@pytest.mark.parametrize("tag, message", [
+    ("a,b", 'the share name "a,b" is not valid: a name has letters, digits, \'.\', \'_\' and \'-\', '
+            "not starting with '.' or '-'"),
+    ("t" * 32, f'the share name "{"t" * 32}" is its 9p mount tag: at most 31 characters'),
+])
+def test_a_bad_tag_name_is_refused_at_its_place(project, tag, message):
+    (project.path / "src").mkdir()
+    project.write(f'[vm.v]\ncmd = ["{BARE}"]\n\n[vm.v.share."{tag}"]\npath = "src"\n')
+    cp = project.run("show", "v")
+    assert cp.returncode == 2, cp
+    shown = f'"{tag}"' if "," in tag else tag
+    assert cp.stderr == f'qqmgr: {project.config}:4:1: vm.v.share.{shown}: {message}\n', cp.stderr
+
+
+def test_a_user_9p_device_with_a_shares_tag_is_refused_naming_both(project):
+    (project.path / "src").mkdir()
+    project.write(share_toml('path = "src"\n',
+                             cmd=BARE + " -virtfs local,path=/tmp,mount_tag=code,security_model=none"))
+    cp = project.run("show", "v")
+    assert cp.returncode == 2, cp
+    assert cp.stderr == (f"qqmgr: {project.config}:2:8: vm.v.cmd[0]: '-virtfs local,path=/tmp,mount_tag=code,"
+                         "security_model=none': the tag code is [vm.v.share.code], which qqmgr adds itself: "
+                         "remove one\n"), cp.stderr
+
+
+def test_a_users_own_9p_or_virtiofs_args_with_other_tags_are_kept(project):
+    (project.path / "src").mkdir()
+    own = " -virtfs local,path=/tmp,mount_tag=code2,security_model=none"
+    project.write(share_toml('path = "src"\n', cmd=BARE + own))
+    out = project.run("show", "v", check=True).stdout
+    assert "-virtfs local,path=/tmp,mount_tag=code2,security_model=none " in out
+    assert "mount_tag=code,security_model=mapped-xattr" in out
