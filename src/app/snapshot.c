@@ -1205,9 +1205,54 @@ out:
 
 /* ------------------------------------------------------------ run */
 
-int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *status, qq_err *err)
+/* Copy what is in the pipe to stdout; *last: the last byte copied. Returns
+ * 0 at the end of the pipe, 1 while it may give more. */
+static int relay_some(int fd, char *last)
+{
+    char buf[16384];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (n == 0)
+        return 0;
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;   /* stdout gone: the command's output is dropped, the run goes on */
+        off += w;
+    }
+    *last = buf[n - 1];
+    return 1;
+}
+
+/* Wait up to ms for the process behind pidfd, relaying fd (if >= 0) meanwhile. */
+static void wait_relaying(int pidfd, int *fd, char *last, int ms)
+{
+    if (*fd < 0) {
+        if (pidfd >= 0)
+            proc_wait_pidfd(pidfd, ms);
+        else
+            usleep(20 * 1000);
+        return;
+    }
+    struct pollfd p[2] = { { .fd = *fd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+    if (poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? ms : 20) > 0 && (p[0].revents & (POLLIN | POLLHUP))
+        && relay_some(*fd, last) == 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *status, snap_run_result *res,
+             qq_err *err)
 {
     *status = 0;
+    snap_run_result dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof *res);
     if (check_vm(c, vm, err) < 0)
         return -1;
     if (config_vm_ssh_port(c, vm) == SSH_PORT_NONE)
@@ -1219,25 +1264,35 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     if (st.running)
         return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `%s ssh %s COMMAND...` "
                        "(run starts and stops its own VM)", vm, (long)st.pid, config_cli(c), vm);
-    long long t0 = clock_ms();
+    long long t0 = clock_ms(), mark = t0;
     long long deadline = o->timeout_s > 0 ? t0 + (long long)o->timeout_s * 1000 : t0 + 300 * 1000;
     sig_scope ss;
     sig_catch(&ss);
     int rc = -1;
     _cleanup_close_ int pidfd = -1;
+    _cleanup_close_ int relay = -1;
+    char last = '\n';
     snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline };
     launch_result r;
     if (start_from(c, vm, &so, &r, err) < 0) {
         free(r.stderr_tail);
+        if (!sig_caught() && err->code == QQ_EXIT_FAIL)
+            err->code = QQ_EXIT_NOT_READY;
         goto out;
     }
+    res->qemu_pid = (long)r.pid;
+    res->start_ms = clock_ms() - mark;
+    mark += res->start_ms;
     sig_forward_to(r.pid);   /* the QEMU ends at once: the wait sees it gone */
     if (sig_caught())
         kill(r.pid, SIGTERM);
     rc = ssh_wait_ready(c, vm, "ssh", deadline, false, o->debug, err);
     sig_forward_to(0);
-    if (rc < 0 && !sig_caught())
+    if (rc < 0 && !sig_caught()) {
+        if (err->code == QQ_EXIT_FAIL)
+            err->code = QQ_EXIT_NOT_READY;
         goto out;
+    }
     if (o->restore && !sig_caught()) {
         guestclock_result gr;
         snap_clock(c, vm, o->restore, deadline, &gr);
@@ -1252,11 +1307,26 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     ssh_target t;
     if (ssh_prepare(c, vm, true, &t, err) < 0)
         goto out;
+    res->ready = true;
+    res->ready_ms = clock_ms() - mark;
+    mark += res->ready_ms;
     long long cmd_deadline = o->timeout_s > 0 ? deadline : -1;
+    int pw = -1;
+    if (o->relay_stdout) {
+        int pp[2];
+        if (pipe2(pp, O_CLOEXEC) < 0) {
+            qq_fail_errno(err, "pipe");
+            goto out;
+        }
+        relay = pp[0];
+        pw = pp[1];
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         qq_fail(err, QQ_EXIT_FAIL, "fork: %s", strerror(errno));
+        if (pw >= 0)
+            close(pw);
         goto out;
     }
     if (pid == 0) {
@@ -1266,6 +1336,8 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         report_line("qqmgr: %s", e.msg);
         _exit(255);
     }
+    if (pw >= 0)
+        close(pw);
     pidfd = proc_pidfd(pid, NULL);
     int ws = 0;
     for (;;) {
@@ -1284,10 +1356,17 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
                         vm, o->timeout_s);
             goto out;
         }
-        if (pidfd >= 0)
-            proc_wait_pidfd(pidfd, left > 1000 ? 1000 : (int)left);
-        else
-            usleep(20 * 1000);
+        wait_relaying(pidfd, &relay, &last, left > 1000 ? 1000 : (int)left);
+    }
+    /* what ssh wrote before it ended is in the pipe: copy it (a process ssh
+     * left behind holding the pipe is not waited for) */
+    if (relay >= 0) {
+        fcntl(relay, F_SETFL, O_NONBLOCK);
+        while (relay_some(relay, &last) == 1) {
+            struct pollfd p = { .fd = relay, .events = POLLIN };
+            if (poll(&p, 1, 0) <= 0)
+                break;
+        }
     }
     if (sig_caught()) {
         /* Ctrl-C reaches ssh too (one process group): it ended first */
@@ -1295,8 +1374,18 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         goto out;
     }
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    res->ran = true;
     rc = 0;
 out:
+    if (res->ready) {
+        res->command_ms = clock_ms() - mark;
+        mark += res->command_ms;
+    }
+    if (o->relay_stdout && last != '\n') {
+        /* the command's last line ends here: what follows starts a line */
+        ssize_t w = write(STDOUT_FILENO, "\n", 1);
+        (void)w;
+    }
     /* it was not running before: whatever runs now is this run's (and a
      * QEMU ended by an interrupt leaves files for stop to remove) */
     {

@@ -108,14 +108,29 @@ typedef struct snap_run_opts {
     char **argv;             /* the remote command words */
     int argc;
     guestclock_result *clock;   /* out, may be NULL: the guest clock after --restore (snap_clock) */
+    bool relay_stdout;       /* the command's stdout is copied to ours by this process as it
+                              * comes (unbuffered), ending on a newline (a record may follow) */
 } snap_run_opts;
+
+/* What a run did, filled on every path (also when it returns -1). */
+typedef struct snap_run_result {
+    bool ready;              /* ssh answered: the command was started */
+    bool ran;                /* the command ended by itself: *status is its */
+    long qemu_pid;           /* 0: QEMU was not started */
+    long long start_ms;      /* QEMU started (or restored) */
+    long long ready_ms;      /* then ssh answered */
+    long long command_ms;    /* then the command ran */
+    long long stop_ms;       /* then the VM was stopped */
+} snap_run_result;
 
 /* `run`: start the stopped VM (as snap_start), wait for ssh, run the command
  * through ssh (stdin/stdout/stderr passed through), stop the VM. *status:
  * the command's exit status (ssh's 255 when ssh itself failed). Returns -1
  * with err when the VM was running (use ssh), or start, wait or the timeout
- * failed; the VM is stopped on every path, also on SIGINT/SIGTERM/SIGHUP.
+ * failed: err's code is QQ_EXIT_NOT_READY when the VM never became ready
+ * (start, restore or the ssh wait failed, not interrupted); the VM is stopped on every path, also on SIGINT/SIGTERM/SIGHUP.
  * Prints nothing itself. */
-int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *status, qq_err *err);
+int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *status, snap_run_result *res,
+             qq_err *err);
 
 #endif

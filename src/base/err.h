@@ -4,7 +4,8 @@
  * filling it with qq_fail(); on success they leave it untouched. The code is the
  * process exit status the error maps to: QQ_EXIT_FAIL (1) for failures of the
  * world (QEMU died, a download failed), QQ_EXIT_USAGE (2) for usage and config
- * errors. Messages are one line, without a trailing newline or the program name;
+ * errors, QQ_EXIT_NOT_READY (75, sysexits' EX_TEMPFAIL) for `run` when the VM
+ * never became ready (start, restore or the ssh wait failed: a retry may help). Messages are one line, without a trailing newline or the program name;
  * they start with a location when one exists ("qqmgr.toml:12:7: vm.test.cmd[1]: …").
  */
 #ifndef QQ_ERR_H
@@ -12,10 +13,10 @@
 
 #include <stdarg.h>
 
-enum { QQ_EXIT_OK = 0, QQ_EXIT_FAIL = 1, QQ_EXIT_USAGE = 2 };
+enum { QQ_EXIT_OK = 0, QQ_EXIT_FAIL = 1, QQ_EXIT_USAGE = 2, QQ_EXIT_NOT_READY = 75 };
 
 typedef struct qq_err {
-    int code;        /* exit status: QQ_EXIT_FAIL or QQ_EXIT_USAGE; 0 = no error */
+    int code;        /* exit status: QQ_EXIT_FAIL, QQ_EXIT_USAGE (or QQ_EXIT_NOT_READY); 0 = no error */
     char msg[2048];
 } qq_err;
 
