@@ -311,7 +311,7 @@ static char *local_config(const remote_host *h, const char *alias, const char *t
     _cleanup_sbuf_ sbuf left = SBUF_INIT;   /* "K1, K2" */
     _cleanup_json_ json_t *named = json_object();
     _cleanup_free_ char *copy = xstrdup(text);
-    bool in_host = false;
+    bool in_host = false, past_host = false;
     for (char *line = copy, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
@@ -335,7 +335,9 @@ static char *local_config(const remote_host *h, const char *alias, const char *t
             in_host = true;
             continue;
         }
-        const char *key = in_host ? in_list(copied, k, kn) : NULL;
+        if ((kn == 4 && strncasecmp(k, "Host", 4) == 0) || (kn == 5 && strncasecmp(k, "Match", 5) == 0))
+            past_host = true;   /* what follows applies elsewhere: nothing of it is copied */
+        const char *key = in_host && !past_host ? in_list(copied, k, kn) : NULL;
         _cleanup_strv_ char **words = key ? value_words(v) : NULL;
         bool ok = key && words && words[0];
         for (char **w = words; ok && *w; w++) {

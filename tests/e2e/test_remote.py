@@ -316,3 +316,31 @@ BatchMode = "yes"
     ids = [l.strip() for l in conf.splitlines() if l.strip().lower().startswith("identityfile")]
     assert ids == [f'IdentityFile "{sshd.dir}/client_key"'], conf
     assert len([l for l in r.stderr.splitlines() if "IdentityFile" in l]) == 1
+
+
+def test_host_config_with_match_exec_or_a_second_host_block_runs_nothing_here(tmp_path, qqmgr, sshd):
+    """A real qqmgr never writes Match or a second Host (its config refuses them), so the
+    host's qqmgr is a stand-in printing such a document: what a changed qqmgr there could send."""
+    proof = tmp_path / "proof"
+    proof.mkdir()
+    config = (f"Host h\n    HostName 127.0.0.1\n    Port {sshd.port}\n    User root\n"
+              f"    IdentityFile {sshd.dir}/client_key\n    IdentitiesOnly yes\n    BatchMode yes\n"
+              f"    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n"
+              f"Match exec \"touch {proof}/match\"\n    LocalCommand touch {proof}/local\n"
+              f"Host *\n    PermitLocalCommand yes\n    LocalCommand touch {proof}/star\n    User nobody\n")
+    doc = json.dumps({"host": "h", "port": sshd.port, "config": config})
+    fake = tmp_path / "fake-qqmgr"
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{doc}\nEOF\n")
+    fake.chmod(0o755)
+    (tmp_path / "h").mkdir()
+    p = Project(tmp_path / "h", qqmgr)
+    p.write(f'[vm.h]\ncmd = ["{BARE}"]\n')
+    r = run_h(p, sshd, "qqhost", "ssh", "h", "echo", "ok",
+              env=sshd.env(QQMGR_REMOTE_BIN=str(fake), XDG_CACHE_HOME=str(tmp_path / "cache")))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok\n"
+    assert os.listdir(proof) == []
+    warnings = [l for l in r.stderr.splitlines() if "were left out" in l]
+    assert len(warnings) == 1 and "Match" in warnings[0] and "Host" in warnings[0], r.stderr
+    conf = (tmp_path / "cache" / "qqmgr" / "remote" / "qqhost" / "h.ssh.conf").read_text()
+    assert "nobody" not in conf   # nothing after a second Host or a Match is copied
