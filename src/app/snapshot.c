@@ -1330,6 +1330,8 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         goto out;
     }
     if (pid == 0) {
+        if (pw >= 0 && dup2(pw, STDOUT_FILENO) < 0)
+            _exit(255);
         sig_release(&ss);
         qq_err e = { 0 };
         ssh_exec(&t, o->debug, o->argc, o->argv, &e);
@@ -1396,6 +1398,8 @@ out:
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s", e.msg);
         ssh_close_master(dir, 2000);
     }
+    if (res->qemu_pid)
+        res->stop_ms = clock_ms() - mark;
     sig_release(&ss);
     return rc;
 }

@@ -44,7 +44,7 @@ def test_run_json_prints_the_commands_output_then_one_record_line(project, tiny_
     assert rec["started_at"].endswith("Z")
     t = rec["timings"]
     assert set(t) == {"start", "ready", "command", "stop", "total"}
-    assert all(v >= 0 for v in t.values()) and t["ready"] > 0
+    assert all(v >= 0 for v in t.values()) and t["ready"] > 0 and t["stop"] > 0
     assert abs(t["total"] - (t["start"] + t["ready"] + t["command"] + t["stop"])) < 0.01
     logs = rec["logs"]
     assert Path(logs["dir"]) == project.vm_dir("tiny")
