@@ -29,6 +29,7 @@
 #include "leftover.h"
 #include "running.h"
 #include "snapshot_owner.h"
+#include "share.h"
 #include "ssh.h"
 
 #define DISKS_FILE "disks.json"    /* in the snapshots dir */
@@ -1305,7 +1306,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         goto out;
     }
     ssh_target t;
-    if (ssh_prepare(c, vm, true, &t, err) < 0)
+    if (ssh_prepare(c, vm, true, &t, err) < 0 || share_mount(c, vm, o->debug, err) < 0)
         goto out;
     res->ready = true;
     res->ready_ms = clock_ms() - mark;

@@ -7,6 +7,7 @@
 #include "../base/clock.h"
 #include "../app/launch.h"
 #include "../app/snapshot.h"
+#include "../app/share.h"
 #include "../app/ssh.h"
 #include "../base/report.h"
 #include "../app/vm.h"
@@ -91,7 +92,8 @@ static int start_one(qq_ctx *ctx, const char *name)
         if (line.len)
             fprintf(stderr, "%s\n", sbuf_str(&line));
     }
-    if (wait && ssh_wait_ready(c, name, wait, deadline, report_watched() && !ctx->json, ctx->debug, &err) < 0)
+    if (wait && (ssh_wait_ready(c, name, wait, deadline, report_watched() && !ctx->json, ctx->debug, &err) < 0 ||
+                 share_mount(c, name, ctx->debug, &err) < 0))
         return qq_report(&err);
     if (o->restore && !o->paused && !r.already_running) {
         /* the guest clock stood still since the save */

@@ -95,3 +95,57 @@ def test_a_users_own_9p_or_virtiofs_args_with_other_tags_are_kept(project):
     out = project.run("show", "v", check=True).stdout
     assert "-virtfs local,path=/tmp,mount_tag=code2,security_model=none " in out
     assert "mount_tag=code,security_model=mapped-xattr" in out
+
+
+# ------------------------------------------------------------------ in the tiny guest
+
+def guest_sh(project, cmd):
+    return project.run("ssh", "tiny", cmd, timeout=60)
+
+
+def test_start_wait_mounts_the_shares_readonly_enforced_and_rw_seen_on_the_host(project, tiny_vm_toml):
+    """A file written on the host is read in the guest; a guest write to the
+    read-only share fails (QEMU refuses it: the guest mounts it read-write);
+    a guest write to the rw share is on the host. A second wait leaves the
+    mounts as they are."""
+    (project.path / "ro").mkdir()
+    (project.path / "ro" / "hello.txt").write_text("from the host\n")
+    (project.path / "rw").mkdir()
+    project.write(tiny_vm_toml("auto") +
+                  '\n[vm.tiny.share.ro]\npath = "ro"\nmount = "/mnt/ro"\n'
+                  '\n[vm.tiny.share.rw]\npath = "rw"\nreadonly = false\nmount = "/mnt/rw"\n')
+    try:
+        project.run("start", "tiny", "--wait", check=True, timeout=400)
+        assert guest_sh(project, "cat /mnt/ro/hello.txt").stdout == "from the host\n"
+        cp = guest_sh(project, "echo x > /mnt/ro/new.txt")
+        assert cp.returncode != 0 and "Read-only file system" in cp.stderr, cp
+        assert not (project.path / "ro" / "new.txt").exists()
+        guest_sh(project, "echo from the guest > /mnt/rw/out.txt").check_returncode()
+        assert (project.path / "rw" / "out.txt").read_text() == "from the guest\n"
+        project.run("wait", "tiny", check=True, timeout=120)
+        mounts = guest_sh(project, "grep ' 9p ' /proc/mounts").stdout.splitlines()
+        assert [m.split()[:2] for m in mounts] == [["ro", "/mnt/ro"], ["rw", "/mnt/rw"]], mounts
+    finally:
+        project.run("kill", "tiny")
+
+
+def test_run_mounts_the_share_before_the_command(project, tiny_vm_toml):
+    (project.path / "src").mkdir()
+    (project.path / "src" / "job.sh").write_text("echo job ran\n")
+    project.write(tiny_vm_toml("auto") + '\n[vm.tiny.share.src]\npath = "src"\nmount = "/src"\n')
+    cp = project.run("run", "tiny", "--", "sh", "/src/job.sh", timeout=400)
+    assert cp.returncode == 0, cp
+    assert cp.stdout.startswith("job ran\n"), cp.stdout
+
+
+def test_a_mount_the_guest_refuses_fails_start_wait_with_the_guests_message(project, tiny_vm_toml):
+    (project.path / "src").mkdir()
+    # mkdir of the mount point fails in the guest (nothing can be made under /proc/cpuinfo)
+    project.write(tiny_vm_toml("auto") + '\n[vm.tiny.share.src]\npath = "src"\nmount = "/proc/cpuinfo/x"\n')
+    try:
+        cp = project.run("start", "tiny", "--wait", timeout=400)
+        assert cp.returncode == 1, cp
+        assert cp.stderr.startswith("qqmgr: mounting share src on /proc/cpuinfo/x in tiny failed (the VM is left "
+                                    "running;"), cp.stderr
+    finally:
+        project.run("kill", "tiny")

@@ -53,7 +53,7 @@ DEBS=$WORK/debs
 PKGROOT=$WORK/pkgroot     # userland packages unpacked here
 KROOT=$WORK/kernel        # kernel package unpacked here
 ROOT=$WORK/rootfs         # initramfs tree
-MODULES=${MODULES:-"virtio_pci virtio_rng virtio_net virtio_blk virtio_console e1000 button evdev"}
+MODULES=${MODULES:-"virtio_pci virtio_rng virtio_net virtio_blk virtio_console e1000 button evdev 9pnet 9pnet_virtio 9p"}
 
 # userland packages; the shared-library closure of the binaries below is checked
 # against what these packages provide (the build fails naming any missing library)
@@ -106,7 +106,7 @@ done
 # .ko's "depends=" modinfo field; unpacking is repeated for missing dependencies
 # (each pass costs one decompression of the ~70 MB package, ~5 s). MODULE_HINTS are
 # the known dependencies of the default MODULES, so one pass normally suffices.
-MODULE_HINTS=${MODULE_HINTS:-"virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev failover net_failover"}
+MODULE_HINTS=${MODULE_HINTS:-"virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev failover net_failover netfs fscache"}
 KDEB=$(echo "$DEBS/${KERNEL_PKG}_"*.deb)
 ko_pattern() { local n=${1//-/_}; echo "./lib/modules/*/${n//_/[-_]}.ko"; }
 unpack_kernel() {   # unpack_kernel PATTERN... (missing members are not an error)
