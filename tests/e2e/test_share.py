@@ -149,3 +149,23 @@ def test_a_mount_the_guest_refuses_fails_start_wait_with_the_guests_message(proj
                                     "running;"), cp.stderr
     finally:
         project.run("kill", "tiny")
+
+
+def test_snapshot_save_of_a_vm_with_a_mounted_share_fails_with_qemus_reason_until_unmounted(project, tiny_vm_toml):
+    """9p blocks migration while the guest has the share mounted (the docs say
+    so): save fails with QEMU's message, not a silent half-snapshot; once the
+    guest unmounts it, save works."""
+    (project.path / "src").mkdir()
+    project.write('[img.d]\nbuilder = "raw"\nformat = "qcow2"\nimg_size = "64M"\n\n' +
+                  tiny_vm_toml("auto", extra_args=["-drive file={{.img.d}},format=qcow2,if=virtio"]) +
+                  '\n[vm.tiny.share.src]\npath = "src"\nmount = "/src"\n')
+    project.run("img", "build", "d", check=True)
+    try:
+        project.run("start", "tiny", "--wait", check=True, timeout=400)
+        cp = project.run("snapshot", "save", "tiny", "s1", timeout=300)
+        assert cp.returncode == 1, cp
+        assert "VirtFS" in cp.stderr and "mounted" in cp.stderr, cp.stderr
+        guest_sh(project, "umount /src").check_returncode()
+        project.run("snapshot", "save", "tiny", "s1", check=True, timeout=300)
+    finally:
+        project.run("kill", "tiny")
