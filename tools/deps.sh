@@ -12,7 +12,7 @@ RUN=(qemu-system-x86 qemu-utils openssh-client gdb vde2)
 GUEST=(binutils xz-utils ca-certificates)
 TEST=(python3 python3-pytest golang-go zsh fish libclang-rt-14-dev busybox-static dropbear-bin strace
       openssh-sftp-server openssh-server binutils xz-utils cpio mmdebstrap e2fsprogs genisoimage curl
-      ca-certificates time tmux)
+      ca-certificates time tmux parallel slurm-wlm munge jq)
 
 want=("${BUILD[@]}")
 case "${1:-}" in

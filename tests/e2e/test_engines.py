@@ -1,0 +1,185 @@
+"""qqmgr run as the unit of work of real job engines on this machine.
+
+GNU parallel (Debian `parallel`) fans `qqmgr run --json` jobs out over two "hosts": two
+real OpenSSH sshd started by the test on free loopback ports, each with its own host key,
+authorized_keys and qqmgr config (sshd's SetEnv names it), so each host keeps its own
+state. Two jobs run at once per host; each running job boots its own VM (the first of
+vm1…vm4 no other job holds, by flock): several throwaway copies of one VM at once are
+not there yet.
+
+Slow (tiny guests under TCG, four at a time): few jobs, generous deadlines; every sshd
+and QEMU is stopped also on failure.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, reap_qemu_under, tiny_vm_section, wait_until
+
+SSHD = "/usr/sbin/sshd"
+PARALLEL = shutil.which("parallel")
+
+pytestmark = [
+    pytest.mark.guest,
+    pytest.mark.skipif(not os.path.exists(SSHD) or os.geteuid() != 0,
+                       reason="needs openssh-server (tools/deps.sh) and root"),
+]
+
+SLOTS = 4   # 2 hosts × 2 jobs at once; parallel's {%} is 1…4
+
+
+def _banner(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def start_host(d, name, client_pub, config_file):
+    """A real sshd on a free loopback port whose sessions get QQ_JOB_CONFIG=config_file."""
+    d.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
+    shutil.copy(client_pub, d / "authorized_keys")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    port = free_port()
+    (d / "sshd_config").write_text(f"""\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_key
+AuthorizedKeysFile {d}/authorized_keys
+StrictModes no
+PidFile {d}/sshd.pid
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+MaxStartups 50
+MaxSessions 50
+SetEnv QQ_JOB_CONFIG={config_file} QQ_JOB_HOST={name}
+LogLevel ERROR
+""")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "w"))
+    wait_until(lambda: _banner(port) or proc.poll() is not None, 20, what=f"sshd of {name} to answer")
+    assert proc.poll() is None, (d / "sshd.log").read_text()
+    return port, proc
+
+
+@pytest.fixture
+def two_hosts(tmp_path, qqmgr, tiny_guest):
+    """host-a and host-b: (ssh config, {name: project dir}); each dir holds a config
+    of vm1…vm4 (the tiny guest, automatic ports)."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "client_key")],
+                   check=True)
+    procs, dirs, blocks = [], {}, []
+    try:
+        for name in ("host-a", "host-b"):
+            proj = tmp_path / f"state-{name}"
+            proj.mkdir()
+            cfg = proj / "qqmgr.toml"
+            cfg.write_text("\n".join(tiny_vm_section(tiny_guest, "auto", name=f"vm{i}")
+                                     for i in range(1, SLOTS + 1)))
+            port, proc = start_host(tmp_path / f"sshd-{name}", name, tmp_path / "client_key.pub", cfg)
+            procs.append(proc)
+            dirs[name] = proj
+            blocks.append(f"Host {name}\n    HostName 127.0.0.1\n    Port {port}\n")
+        conf = tmp_path / "ssh_config"
+        conf.write_text("".join(blocks) + f"""\
+Host *
+    User root
+    IdentityFile {tmp_path}/client_key
+    IdentitiesOnly yes
+    BatchMode yes
+    ConnectTimeout 20
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    LogLevel ERROR
+""")
+        yield conf, dirs
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        for d in dirs.values():
+            reap_qemu_under(d)
+
+
+def job_script(tmp_path, qqmgr):
+    """What each node runs: job.sh N. It takes the first of the host's VMs vm1…vm4 that
+    no other job holds (flock; parallel's {%} is no VM name: a retry gets a new slot
+    number) and runs the job in it. Job "fail-once" fails in the guest the first time
+    it is tried (a marker on the shared tmp dir: both hosts are this machine)."""
+    s = tmp_path / "job.sh"
+    s.write_text(f"""\
+#!/bin/bash
+n=$1
+cmd="echo job-$n on $QQ_JOB_HOST; uname -m"
+if [ "$n" = fail-once ] && mkdir {tmp_path}/tried-$n 2>/dev/null; then
+    cmd="$cmd; exit 3"
+fi
+dir=$(dirname "$QQ_JOB_CONFIG")
+for i in $(seq 1 {SLOTS}); do
+    exec 9>"$dir/vm$i.job-lock"
+    if flock -n 9; then
+        {qqmgr} -c "$QQ_JOB_CONFIG" run --json "vm$i" --rm --timeout 400 -- "$cmd"
+        exit
+    fi
+    exec 9>&-
+done
+echo "job.sh: every VM of $QQ_JOB_CONFIG is taken" >&2
+exit 75
+""")
+    s.chmod(0o755)
+    return s
+
+
+def records(stdout):
+    return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+
+
+@pytest.mark.skipif(not PARALLEL, reason="needs GNU parallel (tools/deps.sh)")
+def test_gnu_parallel_runs_jobs_two_per_host_with_right_output_status_and_a_retry(tmp_path, qqmgr, two_hosts):
+    conf, dirs = two_hosts
+    script = job_script(tmp_path, qqmgr)
+    joblog = tmp_path / "joblog"
+    jobs = ["1", "2", "3", "fail-once", "5", "6"]
+    t0 = time.monotonic()
+    cp = subprocess.run([PARALLEL, "--ssh", f"ssh -F {conf}", "--sshlogin", "2/host-a,2/host-b",
+                         "--joblog", str(joblog), "--retries", "2", "--tag",
+                         f"{script} {{}}", ":::", *jobs],
+                        capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL)
+    wall = time.monotonic() - t0
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    # every job's output, tagged with its argument by parallel, once (the retry's)
+    lines = [l.split("\t", 1) for l in cp.stdout.splitlines()]
+    for n in jobs:
+        mine = [rest for tag, rest in lines if tag == n]
+        assert len(mine) == 3, (n, mine, cp.stderr)
+        assert mine[0].startswith(f"job-{n} on host-") and mine[1] == "x86_64"
+        rec = json.loads(mine[2])
+        assert rec["status"] == 0 and rec["exit"] == 0 and rec["ready"] is True, rec
+        assert rec["command"][0].startswith(f"echo job-{n} ")
+        assert rec["rm"] is True and rec["vm"] in {f"vm{i}" for i in range(1, SLOTS + 1)}
+        # the record's config and logs are those of the host the job ran on
+        host = mine[0].split(" on ")[1]
+        assert rec["config"] == str(dirs[host] / "qqmgr.toml")
+        assert Path(rec["logs"]["serial"]).is_relative_to(dirs[host])
+    # the joblog: one line per job, the retried one with its final status 0, both hosts used
+    rows = [l.split("\t") for l in joblog.read_text().splitlines()]
+    assert rows[0][:3] == ["Seq", "Host", "Starttime"] and rows[0][6] == "Exitval"
+    by_seq = {}
+    for r in rows[1:]:
+        by_seq[r[0]] = r
+    assert sorted(by_seq, key=int) == [str(i) for i in range(1, len(jobs) + 1)]
+    assert all(r[6] == "0" for r in by_seq.values()), rows
+    assert {r[1] for r in rows[1:]} == {"host-a", "host-b"}
+    assert (tmp_path / "tried-fail-once").is_dir()
+    print(f"parallel: {len(jobs)} jobs (one retried) over 2 hosts × 2 slots: {wall:.1f} s wall")
