@@ -183,3 +183,47 @@ def test_gnu_parallel_runs_jobs_two_per_host_with_right_output_status_and_a_retr
     assert {r[1] for r in rows[1:]} == {"host-a", "host-b"}
     assert (tmp_path / "tried-fail-once").is_dir()
     print(f"parallel: {len(jobs)} jobs (one retried) over 2 hosts × 2 slots: {wall:.1f} s wall")
+
+
+REPO = Path(__file__).resolve().parents[2]
+SLURM_CLUSTER = REPO / "tests" / "tools" / "slurm-cluster.sh"
+SBATCH_EXAMPLE = REPO / "examples" / "qqmgr-array.sbatch"
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("sbatch", "slurmctld", "slurmd", "munged")),
+                    reason="needs slurm-wlm and munge (tools/deps.sh)")
+def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_record(tmp_path, qqmgr, tiny_guest):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "qqmgr.toml").write_text("\n".join(tiny_vm_section(tiny_guest, "auto", name=f"vm{i}")
+                                               for i in (1, 2)))
+    (work / "jobs.txt").write_text("".join(f"echo task {i}; exit {i % 3}\n" for i in range(6)))
+    env = dict(os.environ, QQMGR=qqmgr, QQMGR_CONFIG=str(work / "qqmgr.toml"),
+               QQ_JOBS=str(work / "jobs.txt"), QQ_VMS="vm1 vm2")
+    try:
+        cp = subprocess.run([str(SLURM_CLUSTER), str(tmp_path / "cluster"), "sbatch", "--wait", "--array=0-5",
+                             f"--chdir={work}", str(SBATCH_EXAMPLE)],
+                            capture_output=True, text=True, timeout=1500, env=env, stdin=subprocess.DEVNULL)
+    finally:
+        reap_qemu_under(work)
+    assert cp.returncode != 69, cp.stderr          # the cluster came up
+    assert "Submitted batch job" in cp.stdout, cp.stdout + cp.stderr
+    outs = sorted(work.glob("qqmgr-*_*.out"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    assert len(outs) == 6, (list(work.iterdir()), cp.stderr)
+    recs = []
+    for i, out in enumerate(outs):
+        text = out.read_text()
+        lines = text.splitlines()
+        assert lines[0] == f"task {i}", text
+        rec = json.loads(lines[-1])
+        assert rec["command"] == [f"echo task {i}; exit {i % 3}"] and rec["ready"] is True
+        assert rec["status"] == i % 3 and rec["exit"] == i % 3, rec
+        assert rec["vm"] in ("vm1", "vm2")
+        recs.append(rec)
+    # the guide's report: every record in one document
+    report = subprocess.run(["jq", "-s", "map({vm, status, total: .timings.total})"],
+                            input="".join(o.read_text().splitlines()[-1] + "\n" for o in outs),
+                            capture_output=True, text=True, check=True)
+    assert [r["status"] for r in json.loads(report.stdout)] == [i % 3 for i in range(6)]
+    # sbatch --wait: the highest exit status of the array
+    assert cp.returncode == 2, cp.stderr
