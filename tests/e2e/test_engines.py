@@ -227,3 +227,27 @@ def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_recor
     assert [r["status"] for r in json.loads(report.stdout)] == [i % 3 for i in range(6)]
     # sbatch --wait: the highest exit status of the array
     assert cp.returncode == 2, cp.stderr
+
+
+@pytest.mark.skipif(not PARALLEL or not os.environ.get("QQ_BENCH_ENGINES"),
+                    reason="a measurement: QQ_BENCH_ENGINES=1 (and GNU parallel)")
+def test_bench_twelve_jobs_over_two_hosts_two_slots_vs_serially(tmp_path, qqmgr, two_hosts):
+    """Prints the wall time of 12 jobs through parallel (2 hosts × 2 slots) and of the
+    same 12 one after the other on one host, and their ratio."""
+    conf, dirs = two_hosts
+    script = job_script(tmp_path, qqmgr)
+    jobs = [str(i) for i in range(1, 13)]
+    t0 = time.monotonic()
+    cp = subprocess.run([PARALLEL, "--ssh", f"ssh -F {conf}", "--sshlogin", "2/host-a,2/host-b",
+                         f"{script} {{}}", ":::", *jobs],
+                        capture_output=True, text=True, timeout=3000, stdin=subprocess.DEVNULL)
+    fanned = time.monotonic() - t0
+    assert cp.returncode == 0 and len(records(cp.stdout)) == 12, cp.stderr
+    env = dict(os.environ, QQ_JOB_CONFIG=str(dirs["host-a"] / "qqmgr.toml"), QQ_JOB_HOST="host-a")
+    t0 = time.monotonic()
+    for n in jobs:
+        subprocess.run([str(script), n], check=True, capture_output=True, env=env, timeout=600,
+                       stdin=subprocess.DEVNULL)
+    serial = time.monotonic() - t0
+    print(f"\n12 jobs: parallel 2 hosts x 2 slots {fanned:.1f} s, serially {serial:.1f} s, "
+          f"ratio {serial / fanned:.2f}, load {os.getloadavg()[0]:.1f}, cores {os.cpu_count()}")
