@@ -9,10 +9,12 @@
 #include <sys/types.h>
 
 #include "../base/cleanup.h"
+#include "../base/clock.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
 #include "../infra/net.h"
+#include "../infra/sig.h"
 #include "running.h"
 #include "layout.h"
 #include "vm.h"
@@ -185,6 +187,9 @@ static void vm_end(running_vm *v)
         close(v->lock);
 }
 
+/* add and remove wait at most FORWARD_LOCK_S for the VM's lock (a start,
+ * stop or snapshot command holding it), then fail naming it. */
+#define FORWARD_LOCK_S 30
 static int begin(const config *cfg, const char *name, running_vm *v, qq_err *err)
 {
     *v = (running_vm){ .lock = -1 };
@@ -193,7 +198,17 @@ static int begin(const config *cfg, const char *name, running_vm *v, qq_err *err
     vm_state st;
     vm_probe(v->dir, false, &st);
     v->ssh_port = st.ssh_port;
-    return v->lock = layout_lock(v->dir, LOCKFILE_FOREVER, err);
+    v->lock = layout_lock(v->dir, clock_ms() + FORWARD_LOCK_S * 1000LL, err);
+    if (v->lock < 0 && errno == EINTR)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: forward interrupted by signal %d while waiting for the VM's lock", name,
+                       sig_caught());
+    if (v->lock < 0 && errno == EWOULDBLOCK) {
+        _cleanup_free_ char *p = layout_path(v->dir, LAYOUT_LOCK);
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
+                       "(forward's bound)", name, p, FORWARD_LOCK_S);
+    }
+    return v->lock;
 }
 
 int forward_add(const config *cfg, const char *name, const char *netdev, forward *f, qq_err *err)

@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include "../base/cleanup.h"
+#include "../base/clock.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
 #include "../infra/lockfile.h"
 #include "../infra/download.h"
 #include "../infra/fs.h"
+#include "../infra/sig.h"
 #include "../infra/tree.h"
 #include "img.h"
 #include "layout.h"
@@ -115,8 +117,19 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
     if (!layout_owned(dir, "vm", name, config_path(c), &why))
         return qq_fail(err, QQ_EXIT_FAIL, "rm %s: left alone: %s", name, why);
     bool snaps_done = false;
+    /* the VM's lock is waited for until --timeout (timeout_s) from now */
+    long long deadline = clock_ms() + (long long)timeout_s * 1000;
     for (int round = 0;; round++) {
-        int lock = layout_lock(dir, LOCKFILE_FOREVER, err);
+        int lock = layout_lock(dir, deadline, err);
+        if (lock < 0 && errno == EINTR)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: rm interrupted by signal %d while waiting for the VM's lock", name,
+                           sig_caught());
+        if (lock < 0 && errno == EWOULDBLOCK) {
+            _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
+                           "(--timeout)", name, p, timeout_s);
+        }
         if (lock < 0)
             return -1;
         pid_t pid = layout_pid_holder(dir);

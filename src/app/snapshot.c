@@ -585,9 +585,22 @@ static bool throwaway_run(const char *dir, pid_t pid)
     return strtol(s, NULL, 10) == (long)pid;
 }
 
-static int lock_dir(const char *dir, qq_err *err)
+/* save, restore and delete wait at most SNAP_LOCK_S for the VM's lock (a
+ * start, stop or other snapshot command holding it), then fail naming it. */
+#define SNAP_LOCK_S 30
+static int lock_dir(const char *vm, const char *dir, qq_err *err)
 {
-    return layout_lock(dir, LOCKFILE_FOREVER, err);
+    int fd = layout_lock(dir, clock_ms() + SNAP_LOCK_S * 1000LL, err);
+    if (fd < 0 && errno == EINTR)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot interrupted by signal %d while waiting for the VM's lock", vm,
+                       sig_caught());
+    if (fd < 0 && errno == EWOULDBLOCK) {
+        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
+                       "(the snapshot commands' bound)", vm, p, SNAP_LOCK_S);
+    }
+    return fd;
 }
 
 /* ------------------------------------------------------------ save */
@@ -708,7 +721,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     vm_probe(dir, false, &st);
     if (!st.running)
         return running_not(c, vm, NULL, err);
-    _cleanup_close_ int lock = lock_dir(dir, err);
+    _cleanup_close_ int lock = lock_dir(vm, dir, err);
     if (lock < 0)
         return -1;
     vm_probe(dir, false, &st);
@@ -871,7 +884,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         _cleanup_free_ char *how = xasprintf("--restore %s", name);
         return running_not(c, vm, how, err);
     }
-    int lock = lock_dir(dir, err);
+    int lock = lock_dir(vm, dir, err);
     if (lock < 0)
         return -1;
     qmp *q = open_qmp(c, vm, dir, 5000, err);
@@ -951,7 +964,7 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
     if (check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(c, vm);
-    _cleanup_close_ int lock = lock_dir(dir, err);
+    _cleanup_close_ int lock = lock_dir(vm, dir, err);
     if (lock < 0)
         return -1;
     vm_state st;

@@ -25,6 +25,7 @@
 #include "../infra/net.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
+#include "../infra/sig.h"
 #include "../base/xalloc.h"
 #include "launch.h"
 #include "layout.h"
@@ -68,6 +69,23 @@ double vm_uptime(pid_t pid)
 static int lock_vm(const char *dir, qq_err *err)
 {
     return layout_lock(dir, LOCKFILE_FOREVER, err);
+}
+
+/* stop's wait for the VM's lock: by the stop's one deadline (--timeout
+ * timeout_s), the message as start's (launch.c). */
+static int lock_vm_until(const char *name, const char *dir, long long deadline, int timeout_s, qq_err *err)
+{
+    int fd = layout_lock(dir, deadline, err);
+    if (fd < 0 && errno == EINTR)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: stop interrupted by signal %d while waiting for the VM's lock", name,
+                       sig_caught());
+    if (fd < 0 && errno == EWOULDBLOCK) {
+        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
+                       "(--timeout)", name, p, timeout_s);
+    }
+    return fd;
 }
 
 static int check_name(const config *cfg, const char *name, qq_err *err)
@@ -214,7 +232,9 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     if (!fs_exists(dir))
         return 0;
-    _cleanup_close_ int lock = lock_vm(dir, err);
+    /* one deadline for the whole stop: the wait for the lock counts in it */
+    long long t0 = clock_ms(), deadline = t0 + (long long)timeout_s * 1000;
+    _cleanup_close_ int lock = lock_vm_until(name, dir, deadline, timeout_s, err);
     if (lock < 0)
         return -1;
     leftover_sweep_copies(dir);
@@ -230,9 +250,7 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     }
     r->was_running = true;
     r->pid = pid;
-    long long t0 = clock_ms();
-
-    r->stopped_by = stop_qemu(dir, pidfd, t0 + (long long)timeout_s * 1000, force);
+    r->stopped_by = stop_qemu(dir, pidfd, deadline, force);
     r->seconds = (double)(clock_ms() - t0) / 1000.0;
     if (!r->stopped_by)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
