@@ -108,6 +108,10 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " LAUNCH_SERIAL_CHARDEV " and " LAUNCH_EVENTS_CHARDEV
                            " are qqmgr's",
                            arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
+        if ((strcmp(opt, "fsdev") == 0 || strcmp(opt, "virtfs") == 0 || strcmp(opt, "device") == 0) &&
+            i + 1 < s->nargs && strstr(s->args[i + 1], "id=" LAUNCH_SHARE_ID))
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': ids starting " LAUNCH_SHARE_ID " are qqmgr's (its "
+                           "[vm.NAME.share.TAG] devices)", arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
         /* a share's tag in the user's own 9p device: two devices, one tag */
         for (size_t k = 0; k < s->nshares && i + 1 < s->nargs; k++)
             if (has_option(s->args[i + 1], "mount_tag", s->shares[k].tag))

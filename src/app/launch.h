@@ -34,7 +34,8 @@
  * user argument that sets an injected option (-pidfile -qmp -qmp-pretty
  * -monitor -serial -daemonize, or the chardev ids qq-serial/qq-events) is
  * QQ_EXIT_USAGE naming its place in the config, and so is a user option
- * list with mount_tag=TAG of a share's TAG; launch_argv creates nothing.
+ * list with mount_tag=TAG of a share's TAG, or a -fsdev/-virtfs/-device id
+ * starting qq-share-; launch_argv creates nothing.
  *
  * Adding an option for some launches (a memory backend, another state dir,
  * more arguments): one field in launch_opts and its effect in launch_argv;

@@ -88,6 +88,15 @@ def test_a_user_9p_device_with_a_shares_tag_is_refused_naming_both(project):
                          "remove one\n"), cp.stderr
 
 
+def test_a_user_device_with_an_id_of_qqmgrs_share_ids_is_refused(project):
+    project.write(f'[vm.v]\ncmd = ["{BARE} -fsdev local,id=qq-share-x,path=/tmp,security_model=none"]\n')
+    cp = project.run("show", "v")
+    assert cp.returncode == 2, cp
+    assert cp.stderr == (f"qqmgr: {project.config}:2:8: vm.v.cmd[0]: '-fsdev local,id=qq-share-x,path=/tmp,"
+                         "security_model=none': ids starting qq-share- are qqmgr's (its [vm.NAME.share.TAG] "
+                         "devices)\n"), cp.stderr
+
+
 def test_a_users_own_9p_or_virtiofs_args_with_other_tags_are_kept(project):
     (project.path / "src").mkdir()
     own = " -virtfs local,path=/tmp,mount_tag=code2,security_model=none"
