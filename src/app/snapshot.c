@@ -1286,6 +1286,8 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     _cleanup_close_ int pidfd = -1;
     _cleanup_close_ int relay = -1;
     char last = '\n';
+    struct sigaction pipe_old;
+    bool pipe_saved = false;
     snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline };
     launch_result r;
     if (start_from(c, vm, &so, &r, err) < 0) {
@@ -1334,6 +1336,10 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
         }
         relay = pp[0];
         pw = pp[1];
+        /* a reader that goes away must not kill this process before the VM is stopped */
+        struct sigaction ign = { .sa_handler = SIG_IGN };
+        sigemptyset(&ign.sa_mask);
+        pipe_saved = sigaction(SIGPIPE, &ign, &pipe_old) == 0;
     }
     fflush(NULL);
     pid_t pid = fork();
@@ -1346,6 +1352,8 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     if (pid == 0) {
         if (pw >= 0 && dup2(pw, STDOUT_FILENO) < 0)
             _exit(255);
+        if (pipe_saved)
+            signal(SIGPIPE, SIG_DFL);
         sig_release(&ss);
         qq_err e = { 0 };
         ssh_exec(&t, o->debug, o->argc, o->argv, &e);
@@ -1414,6 +1422,8 @@ out:
     }
     if (res->qemu_pid)
         res->stop_ms = clock_ms() - mark;
+    if (pipe_saved)
+        sigaction(SIGPIPE, &pipe_old, NULL);
     sig_release(&ss);
     return rc;
 }

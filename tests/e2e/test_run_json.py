@@ -99,3 +99,24 @@ def test_run_a_failing_command_keeps_its_own_status(project, tiny_vm_toml):
     project.write(tiny_vm_toml("auto"))
     cp = project.run("run", "tiny", "--", "exit 3", timeout=400)
     assert cp.returncode == 3, cp.stderr
+
+
+def test_run_json_whose_reader_goes_away_still_stops_the_vm(project, tiny_vm_toml):
+    project.write(tiny_vm_toml("auto"))
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "--json", "tiny", "--",
+                          "echo first; sleep 3; seq 1 200000; echo done >&2"],
+                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "first\n"
+        p.stdout.close()            # the engine's reader is gone
+        err = p.stderr.read()
+        p.wait(timeout=120)
+        # qqmgr was not killed by SIGPIPE: the command ran to its end, the VM is stopped
+        assert p.returncode >= 0, p.returncode
+        assert "done" in err
+        assert project.json("status", "tiny", check=True)["state"] == "stopped"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
