@@ -625,3 +625,13 @@ def test_layers_include_only_downward_and_src_app_has_no_include_cycle():
         if not state.get(u):
             visit(u)
     assert not cycles, cycles
+
+
+def test_the_design_documents_module_map_names_every_module():
+    """docs/design.md's module map names every module of src/app, src/infra and src/base
+    (a header each), so a new module cannot go unmentioned."""
+    design = (REPO / "docs" / "design.md").read_text()
+    missing = [str(h.relative_to(REPO)) for layer in ("app", "infra", "base")
+               for h in sorted((REPO / "src" / layer).glob("*.h"))
+               if not re.search(rf"`{re.escape(h.stem)}(\.h)?`", design)]
+    assert not missing, missing
