@@ -112,6 +112,7 @@ def guest_sh(project, cmd):
     return project.run("ssh", "tiny", cmd, timeout=60)
 
 
+@pytest.mark.guest
 def test_start_wait_mounts_the_shares_readonly_enforced_and_rw_seen_on_the_host(project, tiny_vm_toml):
     """A file written on the host is read in the guest; a guest write to the
     read-only share fails (QEMU refuses it: the guest mounts it read-write);
@@ -138,6 +139,7 @@ def test_start_wait_mounts_the_shares_readonly_enforced_and_rw_seen_on_the_host(
         project.run("kill", "tiny")
 
 
+@pytest.mark.guest
 def test_run_mounts_the_share_before_the_command(project, tiny_vm_toml):
     (project.path / "src").mkdir()
     (project.path / "src" / "job.sh").write_text("echo job ran\n")
@@ -147,6 +149,7 @@ def test_run_mounts_the_share_before_the_command(project, tiny_vm_toml):
     assert cp.stdout.startswith("job ran\n"), cp.stdout
 
 
+@pytest.mark.guest
 def test_a_mount_the_guest_refuses_fails_start_wait_with_the_guests_message(project, tiny_vm_toml):
     (project.path / "src").mkdir()
     # mkdir of the mount point fails in the guest (nothing can be made under /proc/cpuinfo)
@@ -160,6 +163,7 @@ def test_a_mount_the_guest_refuses_fails_start_wait_with_the_guests_message(proj
         project.run("kill", "tiny")
 
 
+@pytest.mark.guest
 def test_snapshot_save_of_a_vm_with_a_mounted_share_fails_with_qemus_reason_until_unmounted(project, tiny_vm_toml):
     """9p blocks migration while the guest has the share mounted (the docs say
     so): save fails with QEMU's message, not a silent half-snapshot; once the
