@@ -15,7 +15,7 @@ static const rm_opts defaults = { .timeout = 30 };
 static const qq_opt options[] = {
     QQ_FLAG('f', "force", rm_opts, force, "stop a running VM first (QMP quit, then kill)"),
     QQ_FLAG(0, "all", rm_opts, all, "every VM of the config (in parallel)"),
-    QQ_SECONDS("timeout", rm_opts, timeout, 0, "with --force: how long stopping may take"),
+    QQ_SECONDS("timeout", rm_opts, timeout, 0, "how long to wait for the VM's lock, and with --force to stop it"),
     QQ_OPT_END,
 };
 
