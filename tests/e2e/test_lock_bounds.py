@@ -8,6 +8,7 @@ user-mode netdev so that snapshots and forwards have something to work on.
 """
 
 import fcntl
+import json
 import subprocess
 import time
 from contextlib import contextmanager
@@ -119,5 +120,31 @@ def test_snapshot_and_forward_commands_give_up_on_a_held_lock_after_30_s(project
         project.run("forward", "bare", "remove", f"tcp:{fwd['host_port']}", check=True)
         project.json("forward", "bare", "add", "tcp:auto:22", "--netdev", "n0", check=True)
         assert len(project.json("forward", "bare", "list", check=True)) == 1
+    finally:
+        project.run("stop", "bare", "--force")
+
+
+def test_stop_waits_for_a_lock_released_within_its_timeout_and_stops(project):
+    """The bound is a wait, not one try: a lock let go after a while, within
+    --timeout, is taken and the VM stopped."""
+    project.write(bare_toml())
+    project.run("start", "bare", check=True)
+    try:
+        f = open(project.vm_dir("bare") / "lock", "r+")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "stop", "bare", "--force", "--timeout",
+                                  "30", "--json"], cwd=project.path, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)   # the lock stays held this long: stop must wait, not give up
+            assert p.poll() is None, p.communicate()
+            f.close()
+            out, err = p.communicate(timeout=60)
+        finally:
+            if not f.closed:
+                f.close()
+        assert p.returncode == 0, err
+        assert json.loads(out)["was_running"], out
+        assert not project.json("status", "bare")["running"]
     finally:
         project.run("stop", "bare", "--force")
