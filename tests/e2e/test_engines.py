@@ -185,6 +185,30 @@ def test_gnu_parallel_runs_jobs_two_per_host_with_right_output_status_and_a_retr
     print(f"parallel: {len(jobs)} jobs (one retried) over 2 hosts × 2 slots: {wall:.1f} s wall")
 
 
+
+def test_run_json_through_h_keeps_the_record_and_tells_never_ready_from_failed(tmp_path, qqmgr, two_hosts):
+    conf, dirs = two_hosts
+    cfg = dirs["host-a"] / "qqmgr.toml"
+    bad = dirs["host-a"] / "bad.toml"
+    bad.write_text('[vm.b]\ncmd = ["qemu-system-x86_64 -nodefaults -display none -no-such-option"]\n'
+                   '[vm.b.ssh]\nport = "auto"\n')
+    env = dict(os.environ, QQMGR_SSH_CONFIG=str(conf), QQMGR_REMOTE_BIN=qqmgr)
+    env.pop("QQMGR_HOST", None)
+
+    def run_h(config, *args):
+        return subprocess.run([qqmgr, "-H", "host-a", "-c", str(config), "run", "--json", *args],
+                              capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    cp = run_h(cfg, "vm1", "--rm", "--", "echo there; exit 4")
+    assert cp.returncode == 4, cp.stderr
+    out = cp.stdout.splitlines()
+    assert out[0] == "there"
+    rec = json.loads(out[-1])
+    assert rec["status"] == 4 and rec["config"] == str(cfg) and rec["ready"] is True
+    cp = run_h(bad, "b", "--", "true")
+    assert cp.returncode == 75, cp.stderr
+    assert json.loads(cp.stdout.splitlines()[-1])["ready"] is False
+
+
 REPO = Path(__file__).resolve().parents[2]
 SLURM_CLUSTER = REPO / "tests" / "tools" / "slurm-cluster.sh"
 SBATCH_EXAMPLE = REPO / "examples" / "qqmgr-array.sbatch"
