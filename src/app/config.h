@@ -16,8 +16,8 @@
  * level, .vm = VM vars + ssh{port, vm_port}, .img = image name → absolute
  * path of the built image) and splits each entry into arguments ('…' and "…"
  * keep white space); [ssh] and [vm.NAME.ssh] values are rendered with the same
- * data. Its [vm.NAME.share.TAG] tables become vm_share (a path that is not
- * a directory is QQ_EXIT_USAGE naming the key). Variables are resolved by the template engine itself, lazily (tmpl's
+ * data. Its [vm.NAME.share.TAG] tables become vm_share (config_check_shares
+ * checks their paths, at launch). Variables are resolved by the template engine itself, lazily (tmpl's
  * lookup hook renders a var when a template first reads it): vars may use vars
  * to any depth through any construct; a real cycle is an error naming its
  * chain. The returned vm_spec is owned by the caller.
@@ -153,6 +153,11 @@ void config_where(const config *c, const char *path, char *buf, size_t len);
  * VM → QQ_EXIT_USAGE "no VM named …". */
 int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err);
 void vm_spec_free(vm_spec *s);
+/* 0 when every share's path is a directory; else QQ_EXIT_USAGE
+ * "FILE:L:C: vm.NAME.share.TAG.path: "DIR": not a directory (…)". Checked
+ * by launch_argv (show, start, gdb), not by config_vm: a running VM whose
+ * share dir went away stays reachable (ssh, stop, status). */
+int config_check_shares(const vm_spec *s, qq_err *err);
 
 /* ---- Images (config_img.c) */
 int config_img(const config *c, const char *name, img_spec *out, qq_err *err);

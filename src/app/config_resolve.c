@@ -386,18 +386,18 @@ static int render_ssh_table(resolver *r, json_t *src, const cfg_schema *s, const
 }
 
 /* [vm.NAME.share.TAG] → out->shares: the path made absolute (relative to
- * the config's directory) and checked to be a directory. */
-static int resolve_shares(const config *c, json_t *vm, const char *base, vm_spec *out, qq_err *err)
+ * the config's directory); whether it is a directory is config_check_shares'
+ * (at launch: a running VM stays reachable when its share dir went away). */
+static void resolve_shares(const config *c, json_t *vm, vm_spec *out)
 {
     json_t *shares = cfg_get(vm, &cfg_vm, VM_SHARE);
     if (!shares || !json_object_size(shares))
-        return 0;
+        return;
     out->shares = calloc(json_object_size(shares), sizeof *out->shares);
     if (!out->shares)
         abort();
     const char *tag;
     json_t *t;
-    _cleanup_sbuf_ sbuf p = SBUF_INIT;
     json_object_foreach(shares, tag, t) {
         const char *path = cfg_str(t, &cfg_share, SHARE_PATH);
         const char *mount = cfg_str(t, &cfg_share, SHARE_MOUNT);
@@ -406,21 +406,32 @@ static int resolve_shares(const config *c, json_t *vm, const char *base, vm_spec
         sh->path = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", c->dir, path);
         sh->readonly = cfg_bool(t, &cfg_share, SHARE_READONLY, true);
         sh->mount = mount ? xstrdup(mount) : NULL;
+    }
+}
+
+int config_check_shares(const vm_spec *s, qq_err *err)
+{
+    _cleanup_sbuf_ sbuf p = SBUF_INIT;
+    for (size_t i = 0; i < s->nshares; i++) {
+        const vm_share *sh = &s->shares[i];
         struct stat st;
         const char *why = NULL;
         if (stat(sh->path, &st) < 0)
             why = errno == ENOENT ? "no such directory" : strerror(errno);
         else if (!S_ISDIR(st.st_mode))
             why = "not a directory";
-        if (why) {
-            sbuf_reset(&p);
-            sbuf_adds(&p, base);
-            toml_path_append(&p, "share");
-            toml_path_append(&p, tag);
-            toml_path_append(&p, "path");
-            return cfg_fail(c, err, sbuf_str(&p), "\"%s\": %s (the host directory to share; a relative path "
-                            "is relative to the config's directory)", sh->path, why);
-        }
+        if (!why)
+            continue;
+        sbuf_reset(&p);
+        sbuf_adds(&p, "vm");
+        toml_path_append(&p, s->name);
+        toml_path_append(&p, "share");
+        toml_path_append(&p, sh->tag);
+        toml_path_append(&p, "path");
+        if (!s->cfg)
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: \"%s\": %s", sbuf_str(&p), sh->path, why);
+        return cfg_fail(s->cfg, err, sbuf_str(&p), "\"%s\": %s (the host directory to share; a relative path "
+                        "is relative to the config's directory)", sh->path, why);
     }
     return 0;
 }
@@ -532,7 +543,7 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     if (rc == 0 && !(out->vars = resolved_copy(&r, vmdata, err)))
         rc = -1;
     if (rc == 0)
-        rc = resolve_shares(c, vm, sbuf_str(&base), out, err);
+        resolve_shares(c, vm, out);
 
     size_t n = json_object_size(used), j = 0;
     out->images = calloc(n + 1, sizeof *out->images);

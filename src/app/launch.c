@@ -174,7 +174,7 @@ int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *er
     static const launch_opts none = { 0 };
     if (!o)
         o = &none;
-    if (check_user_args(s, err) < 0)
+    if (check_user_args(s, err) < 0 || config_check_shares(s, err) < 0)
         return -1;
     char **v = NULL;
     size_t n = 0;

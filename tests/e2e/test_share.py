@@ -182,3 +182,20 @@ def test_snapshot_save_of_a_vm_with_a_mounted_share_fails_with_qemus_reason_unti
         project.run("snapshot", "save", "tiny", "s1", check=True, timeout=300)
     finally:
         project.run("kill", "tiny")
+
+
+def test_a_share_dir_that_went_away_fails_the_launch_but_not_ssh_config_or_stop(project):
+    """The path is checked when QEMU would get it (show, start), not by every
+    command: a running VM whose share dir was removed stays reachable and
+    stoppable."""
+    (project.path / "src").mkdir()
+    project.write(share_toml('path = "src"\n') + '\n[vm.v.ssh]\nport = 2222\n')
+    try:
+        project.run("start", "v", check=True)
+        (project.path / "src").rmdir()
+        cp = project.run("show", "v")
+        assert cp.returncode == 2 and "vm.v.share.code.path" in cp.stderr and "no such directory" in cp.stderr, cp
+        assert "Host v" in project.run("ssh-config", "v", check=True).stdout
+        project.run("stop", "v", "--force", check=True)
+    finally:
+        project.run("kill", "v")
