@@ -198,16 +198,8 @@ static int begin(const config *cfg, const char *name, running_vm *v, qq_err *err
     vm_state st;
     vm_probe(v->dir, false, &st);
     v->ssh_port = st.ssh_port;
-    v->lock = layout_lock(v->dir, clock_ms() + FORWARD_LOCK_S * 1000LL, err);
-    if (v->lock < 0 && errno == EINTR)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: forward interrupted by signal %d while waiting for the VM's lock", name,
-                       sig_caught());
-    if (v->lock < 0 && errno == EWOULDBLOCK) {
-        _cleanup_free_ char *p = layout_path(v->dir, LAYOUT_LOCK);
-        return qq_fail(err, QQ_EXIT_FAIL,
-                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
-                       "(forward's bound)", name, p, FORWARD_LOCK_S);
-    }
+    v->lock = layout_lock_vm(name, v->dir, "forward", clock_ms() + FORWARD_LOCK_S * 1000LL, FORWARD_LOCK_S,
+                             "forward's bound", err);
     return v->lock;
 }
 

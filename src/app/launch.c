@@ -266,17 +266,7 @@ pid_t launch_spawn(char *const *argv, const char *cwd, const char *out_path, con
  * holding it. */
 static int lock_vm(const char *name, const char *dir, long long deadline, int timeout_s, qq_err *err)
 {
-    int fd = layout_lock(dir, deadline, err);
-    if (fd < 0 && errno == EINTR)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: start interrupted by signal %d while waiting for the VM's lock", name,
-                       sig_caught());
-    if (fd < 0 && errno == EWOULDBLOCK) {
-        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
-        return qq_fail(err, QQ_EXIT_FAIL,
-                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
-                       "(--timeout)", name, p, timeout_s);
-    }
-    return fd;
+    return layout_lock_vm(name, dir, "start", deadline, timeout_s, "--timeout", err);
 }
 
 static int check_name(const config *cfg, const char *name, qq_err *err)

@@ -20,6 +20,7 @@
 #include "../infra/fs.h"
 #include "../infra/qmp.h"
 #include "../infra/rundir.h"
+#include "../infra/sig.h"
 
 #define SUN_PATH_MAX 107
 /* ssh appends ".XXXXXXXXXXXXXXXX" to a ControlPath while it binds */
@@ -442,6 +443,22 @@ int layout_lock(const char *dir, long long deadline_ms, qq_err *err)
             continue;
         return fd;
     }
+}
+
+int layout_lock_vm(const char *name, const char *dir, const char *what, long long deadline_ms, int bound_s,
+                   const char *bound, qq_err *err)
+{
+    int fd = layout_lock(dir, deadline_ms, err);
+    if (fd < 0 && errno == EINTR)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s interrupted by signal %d while waiting for the VM's lock", name, what,
+                       sig_caught());
+    if (fd < 0 && errno == EWOULDBLOCK) {
+        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s (%s)", name,
+                       p, bound_s, bound);
+    }
+    return fd;
 }
 
 /* ------------------------------------------------------------ runtime paths */

@@ -151,6 +151,15 @@ int layout_make_dir(const char *dir, qq_err *err);
  * new file locked. */
 int layout_lock(const char *dir, long long deadline_ms, qq_err *err);
 
+/* The VM's lock for the command `what` ("start", "stop", "rm", "snapshot",
+ * "forward"), waited for until deadline_ms. The two ways it fails are said
+ * the same for every command: "NAME: WHAT interrupted by signal N while
+ * waiting for the VM's lock", and "NAME: another qqmgr is starting or stopping
+ * it (it holds PATH); still held after BOUND_S s (BOUND)" — BOUND names the
+ * bound ("--timeout", "the snapshot commands' bound"). */
+int layout_lock_vm(const char *name, const char *dir, const char *what, long long deadline_ms, int bound_s,
+                   const char *bound, qq_err *err);
+
 /* The runtime dir for dir's runtime paths (rundir_get with the record in
  * dir; dir must exist when create). */
 char *layout_runtime_dir(const char *dir, bool create, qq_err *err);

@@ -120,16 +120,7 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
     /* the VM's lock is waited for until --timeout (timeout_s) from now */
     long long deadline = clock_ms() + (long long)timeout_s * 1000;
     for (int round = 0;; round++) {
-        int lock = layout_lock(dir, deadline, err);
-        if (lock < 0 && errno == EINTR)
-            return qq_fail(err, QQ_EXIT_FAIL, "%s: rm interrupted by signal %d while waiting for the VM's lock", name,
-                           sig_caught());
-        if (lock < 0 && errno == EWOULDBLOCK) {
-            _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
-            return qq_fail(err, QQ_EXIT_FAIL,
-                           "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
-                           "(--timeout)", name, p, timeout_s);
-        }
+        int lock = layout_lock_vm(name, dir, "rm", deadline, timeout_s, "--timeout", err);
         if (lock < 0)
             return -1;
         pid_t pid = layout_pid_holder(dir);

@@ -590,17 +590,8 @@ static bool throwaway_run(const char *dir, pid_t pid)
 #define SNAP_LOCK_S 30
 static int lock_dir(const char *vm, const char *dir, qq_err *err)
 {
-    int fd = layout_lock(dir, clock_ms() + SNAP_LOCK_S * 1000LL, err);
-    if (fd < 0 && errno == EINTR)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot interrupted by signal %d while waiting for the VM's lock", vm,
-                       sig_caught());
-    if (fd < 0 && errno == EWOULDBLOCK) {
-        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
-        return qq_fail(err, QQ_EXIT_FAIL,
-                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
-                       "(the snapshot commands' bound)", vm, p, SNAP_LOCK_S);
-    }
-    return fd;
+    return layout_lock_vm(vm, dir, "snapshot", clock_ms() + SNAP_LOCK_S * 1000LL, SNAP_LOCK_S,
+                          "the snapshot commands' bound", err);
 }
 
 /* ------------------------------------------------------------ save */

@@ -75,17 +75,7 @@ static int lock_vm(const char *dir, qq_err *err)
  * timeout_s), the message as start's (launch.c). */
 static int lock_vm_until(const char *name, const char *dir, long long deadline, int timeout_s, qq_err *err)
 {
-    int fd = layout_lock(dir, deadline, err);
-    if (fd < 0 && errno == EINTR)
-        return qq_fail(err, QQ_EXIT_FAIL, "%s: stop interrupted by signal %d while waiting for the VM's lock", name,
-                       sig_caught());
-    if (fd < 0 && errno == EWOULDBLOCK) {
-        _cleanup_free_ char *p = layout_path(dir, LAYOUT_LOCK);
-        return qq_fail(err, QQ_EXIT_FAIL,
-                       "%s: another qqmgr is starting or stopping it (it holds %s); still held after %d s "
-                       "(--timeout)", name, p, timeout_s);
-    }
-    return fd;
+    return layout_lock_vm(name, dir, "stop", deadline, timeout_s, "--timeout", err);
 }
 
 static int check_name(const config *cfg, const char *name, qq_err *err)
