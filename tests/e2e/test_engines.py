@@ -225,9 +225,19 @@ def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_recor
     env = dict(os.environ, QQMGR=qqmgr, QQMGR_CONFIG=str(work / "qqmgr.toml"),
                QQ_JOBS=str(work / "jobs.txt"), QQ_VMS="vm1 vm2")
     try:
-        cp = subprocess.run([str(SLURM_CLUSTER), str(tmp_path / "cluster"), "sbatch", "--wait", "--array=0-5",
-                             f"--chdir={work}", str(SBATCH_EXAMPLE)],
-                            capture_output=True, text=True, timeout=1500, env=env, stdin=subprocess.DEVNULL)
+        # on a timeout the script gets SIGTERM (not subprocess.run's SIGKILL): its trap
+        # stops every daemon it started
+        p = subprocess.Popen([str(SLURM_CLUSTER), str(tmp_path / "cluster"), "sbatch", "--wait", "--array=0-5",
+                              f"--chdir={work}", str(SBATCH_EXAMPLE)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             stdin=subprocess.DEVNULL)
+        try:
+            out, err = p.communicate(timeout=1500)
+        except subprocess.TimeoutExpired:
+            p.terminate()
+            out, err = p.communicate(timeout=60)
+            pytest.fail(f"the Slurm array did not end within 1500 s: {err}")
+        cp = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     finally:
         reap_qemu_under(work)
     assert cp.returncode != 69, cp.stderr          # the cluster came up

@@ -91,4 +91,9 @@ for _ in $(seq 300); do
     sleep 0.2
 done
 [ -n "$up" ] || { echo "slurm-cluster: the node did not become idle (state: ${state:-none})" >&2; logs; exit 69; }
-"$@"
+# in the background: a signal is handled at once (bash defers traps while it waits for
+# a foreground command), and the command is ended with the daemons
+"$@" &
+cmd=$!
+pids=("$cmd" "${pids[@]}")
+wait "$cmd"
