@@ -77,7 +77,8 @@ typedef struct vm_spec {
 /* A file an image build downloads: base_img, or one of sources. */
 typedef struct img_download {
     char *url;
-    char *sha256sum;       /* as written: 64 hex digits */
+    char *sha256sum;       /* as written: 64 hex digits, or NULL */
+    char *sha512sum;       /* as written: 128 hex digits, or NULL (at least one of the two is set) */
     char *filename;        /* sources: as given, else the URL's last path segment; base_img: NULL */
 } img_download;
 

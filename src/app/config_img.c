@@ -54,13 +54,16 @@ char *config_img_path_of(const config *c, const char *name, json_t *img)
 static void download_of(json_t *t, const cfg_schema *s, img_download *d)
 {
     d->url = xstrdup(cfg_str(t, s, DL_URL));
-    d->sha256sum = xstrdup(cfg_str(t, s, DL_SHA256SUM));
+    const char *s256 = cfg_str(t, s, DL_SHA256SUM), *s512 = cfg_str(t, s, DL_SHA512SUM);
+    d->sha256sum = s256 ? xstrdup(s256) : NULL;
+    d->sha512sum = s512 ? xstrdup(s512) : NULL;
 }
 
 static void download_free(img_download *d)
 {
     free(d->url);
     free(d->sha256sum);
+    free(d->sha512sum);
     free(d->filename);
 }
 

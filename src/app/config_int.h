@@ -112,7 +112,7 @@ enum { SHARE_PATH, SHARE_READONLY, SHARE_MOUNT };
 enum { VMSSH_PORT, VMSSH_VM_PORT };
 enum { IMG_BUILDER, IMG_SIZE, IMG_BUILD_ARGS, IMG_BUILD_TIMEOUT, IMG_BASE_IMG, IMG_TEMPLATES, IMG_ENV,
        IMG_ENV_HOOK, IMG_SOURCES, IMG_FORMAT };
-enum { DL_URL, DL_SHA256SUM, DL_FILENAME };          /* base_img (no filename) and sources[] */
+enum { DL_URL, DL_SHA256SUM, DL_SHA512SUM, DL_FILENAME };          /* base_img (no filename) and sources[] */
 enum { TPL_TEMPLATE, TPL_OUTPUT };
 enum { HOOK_INTERPRETER, HOOK_SCRIPT };
 

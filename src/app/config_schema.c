@@ -267,6 +267,16 @@ static int check_sha256(const cfg_ctx *x, const char *path, json_t *v, json_t *p
     return cfg_fail(x->c, x->err, path, "must be 64 hexadecimal digits, not %s", g);
 }
 
+static int check_sha512(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
+{
+    (void)parent;
+    const char *s = json_string_value(v);
+    if (strlen(s) == 128 && strspn(s, "0123456789abcdefABCDEF") == 128)
+        return 0;
+    _cleanup_free_ char *g = cfg_got(v);
+    return cfg_fail(x->c, x->err, path, "must be 128 hexadecimal digits, not %s", g);
+}
+
 static int check_port_or_auto(const cfg_ctx *x, const char *path, json_t *v, json_t *parent)
 {
     (void)parent;
@@ -443,13 +453,23 @@ static int check_top(const cfg_ctx *x, const char *path, json_t *t)
 static int check_img_table(const cfg_ctx *x, const char *path, json_t *img)
 {
     if (is_cloud_init(img) && !cfg_get(img, &cfg_img, IMG_BASE_IMG))
-        return cfg_fail(x->c, x->err, path, "a cloud-init image needs [%s.base_img] with url and sha256sum", path);
+        return cfg_fail(x->c, x->err, path, "a cloud-init image needs [%s.base_img] with url and sha256sum or sha512sum", path);
     return 0;
 }
 
 /* a source without filename: the URL's last path segment names the file */
+/* base_img and sources: sha256sum or sha512sum (or both: both are checked) */
+static int check_download(const cfg_ctx *x, const char *path, json_t *t)
+{
+    if (cfg_get(t, &cfg_download, DL_SHA256SUM) || cfg_get(t, &cfg_download, DL_SHA512SUM))
+        return 0;
+    return cfg_fail(x->c, x->err, path, "missing required key \"sha256sum\" or \"sha512sum\"");
+}
+
 static int check_source(const cfg_ctx *x, const char *path, json_t *t)
 {
+    if (check_download(x, path, t) < 0)
+        return -1;
     if (cfg_get(t, &cfg_source, DL_FILENAME))
         return 0;
     const char *url = cfg_str(t, &cfg_source, DL_URL);
@@ -505,14 +525,16 @@ static const cfg_schema net_schema = { net_rows, NULL, NULL };
 
 static const cfg_row download_rows[] = {
     [DL_URL] = { "url", CT_STRING, .required = "", .check = check_nonempty },
-    [DL_SHA256SUM] = { "sha256sum", CT_STRING, .required = "", .check = check_sha256 },
+    [DL_SHA256SUM] = { "sha256sum", CT_STRING, .check = check_sha256 },
+    [DL_SHA512SUM] = { "sha512sum", CT_STRING, .check = check_sha512 },
     { 0 },
 };
-const cfg_schema cfg_download = { download_rows, NULL, NULL };
+const cfg_schema cfg_download = { download_rows, NULL, check_download };
 
 static const cfg_row source_rows[] = {
     [DL_URL] = { "url", CT_STRING, .required = "", .check = check_nonempty },
-    [DL_SHA256SUM] = { "sha256sum", CT_STRING, .required = "", .check = check_sha256 },
+    [DL_SHA256SUM] = { "sha256sum", CT_STRING, .check = check_sha256 },
+    [DL_SHA512SUM] = { "sha512sum", CT_STRING, .check = check_sha512 },
     [DL_FILENAME] = { "filename", CT_STRING, .check = check_plain_name },
     { 0 },
 };

@@ -475,7 +475,8 @@ static void remove_old_bases(const char *dir, const char *keep)
  * stamps) and what the build stages hand on to each other. */
 typedef struct ci {
     build *b;
-    char base_sum[HASH_HEX_LEN + 1];    /* lower case */
+    char base_sum[HASH_HEX_LEN + 1];    /* lower case; "" when base_img has only a sha512sum */
+    char base_sum512[HASH512_HEX_LEN + 1]; /* lower case; "" when it has none */
     char *iso, *cidir, *log;
     json_t *data;                       /* env (after env_hook) + img_self + cloud_init_iso */
     sbuf *rendered;                     /* per template */
@@ -555,6 +556,17 @@ static int plan_templates(ci *x, qq_err *err)
     return 0;
 }
 
+/* What a stamp records of a download's sums: the sha256sum as written (as
+ * before sha512sum existed), with " sha512:<sum>" when a sha512sum is given. */
+static json_t *sums_of(const img_download *d)
+{
+    if (!d->sha512sum)
+        return json_string(d->sha256sum);
+    _cleanup_free_ char *s = xasprintf("%s%ssha512:%s", d->sha256sum ? d->sha256sum : "", d->sha256sum ? " " : "",
+                                       d->sha512sum);
+    return json_string(s);
+}
+
 static int plan_sources(ci *x, qq_err *err)
 {
     build *b = x->b;
@@ -564,7 +576,7 @@ static int plan_sources(ci *x, qq_err *err)
         if (json_object_get(x->files, d->filename) || json_object_get(x->srcsum, d->filename))
             return qq_fail(err, QQ_EXIT_USAGE, "img %s: two files named \"%s\" for the ISO", b->s.name,
                            d->filename);
-        json_object_set_new(x->srcsum, d->filename, json_string(d->sha256sum));
+        json_object_set_new(x->srcsum, d->filename, sums_of(d));
     }
     return 0;
 }
@@ -593,6 +605,8 @@ static int plan_stamps(ci *x, qq_err *err)
         json_array_append_new(jargs, json_string(x->args[k]));
     _cleanup_json_ json_t *copy_in = json_pack("{s:s, s:I}", "base", x->base_sum, "size",
                                                (json_int_t)b->s.size_bytes);
+    if (x->base_sum512[0])    /* stamps of sha256-only configs stay as they were */
+        json_object_set_new(copy_in, "base_sha512", json_string(x->base_sum512));
     if (stamp_of(copy_in, x->copy_hex, err) < 0) {
         json_decref(jargs);
         return -1;
@@ -619,8 +633,9 @@ static int stage_base(ci *x, qq_err *err)
     build *b = x->b;
     dl_result dr;
     _cleanup_free_ char *url = download_url(b->s.base_img.url, config_dir(b->c));
-    dl_opts o = { .flags = x->dflags, .deadline_ms = b->deadline_ms };
-    x->cached = download_fetch(url, x->base_sum, &o, &dr, err);
+    dl_opts o = { .flags = x->dflags, .deadline_ms = b->deadline_ms,
+                  .sha512 = x->base_sum512[0] ? x->base_sum512 : NULL };
+    x->cached = download_fetch(url, x->base_sum[0] ? x->base_sum : NULL, &o, &dr, err);
     if (!x->cached) {
         qq_err_prefix(err, "img %s: base_img", b->s.name);
         return -1;
@@ -697,7 +712,7 @@ static int stage_sources(ci *x, qq_err *err)
         const img_download *d = &b->s.sources[i];
         dl_result dr;
         _cleanup_free_ char *url = download_url(d->url, config_dir(b->c));
-        dl_opts o = { .label = d->filename, .flags = x->dflags, .deadline_ms = b->deadline_ms };
+        dl_opts o = { .label = d->filename, .flags = x->dflags, .deadline_ms = b->deadline_ms, .sha512 = d->sha512sum };
         x->paths[x->nent] = download_fetch(url, d->sha256sum, &o, &dr, err);
         if (!x->paths[x->nent]) {
             qq_err_prefix(err, "img %s: sources[%zu]", b->s.name, i);
@@ -766,8 +781,12 @@ static const ci_step ci_stages[] = { stage_base, stage_copy, stage_render, stage
 static int build_cloud_init(build *b, bool *up_to_date, qq_err *err)
 {
     _cleanup_(ci_free) ci x = { .b = b, .dflags = b->o->quiet ? DL_QUIET : 0 };
-    snprintf(x.base_sum, sizeof x.base_sum, "%s", b->s.base_img.sha256sum);
+    snprintf(x.base_sum, sizeof x.base_sum, "%s", b->s.base_img.sha256sum ? b->s.base_img.sha256sum : "");
+    snprintf(x.base_sum512, sizeof x.base_sum512, "%s", b->s.base_img.sha512sum ? b->s.base_img.sha512sum : "");
     for (char *p = x.base_sum; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    for (char *p = x.base_sum512; *p; p++)
         if (*p >= 'A' && *p <= 'F')
             *p = (char)(*p - 'A' + 'a');
     x.iso = layout_path(b->s.dir, LAYOUT_IMG_ISO);

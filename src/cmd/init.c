@@ -241,25 +241,13 @@ static char *config_text(const char *name, json_t *e, const char *cli, const cha
               "url = \"%s\"\n",
               img, sbuf_str(&bx), img, field(e, "title"), field(e, "url"));
     const char *sha256 = field(e, "sha256");
-    if (*sha256) {
-        sbuf_addf(&t,
-                  "# The download is checked against this sum, upstream's, published in\n"
-                  "# %s\n"
-                  "# (source: %s).\n"
-                  "sha256sum = \"%s\"\n",
-                  field(e, "sums"), field(e, "source"), sha256);
-    } else {
-        sbuf_addf(&t,
-                  "# Upstream publishes no sha256 for this image, only a sha512, in\n"
-                  "# %s:\n"
-                  "#   %s\n"
-                  "# (source: %s).\n"
-                  "# qqmgr checks sha256: with the placeholder below the build stops and names the\n"
-                  "# sha256 it got. Check the sha512 of the same bytes first, then paste the sha256:\n"
-                  "#   curl -L '%s' | tee >(sha512sum >&2) | sha256sum\n"
-                  "sha256sum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
-                  field(e, "sums"), field(e, "sha512"), field(e, "source"), field(e, "url"));
-    }
+    sbuf_addf(&t,
+              "# The download is checked against this sum, upstream's, published in\n"
+              "# %s\n"
+              "# (source: %s).\n"
+              "%s = \"%s\"\n",
+              field(e, "sums"), field(e, "source"), *sha256 ? "sha256sum" : "sha512sum",
+              *sha256 ? sha256 : field(e, "sha512"));
     sbuf_addf(&t,
               "\n"
               "[[img.%s.templates]]   # rendered with [img.%s.env], put on the cloud-init ISO\n"
@@ -303,8 +291,8 @@ static int list_catalogue(qq_ctx *ctx, json_t *cat)
     printf("%-*s  %-6s  %s\n", w, "NAME", "SUM", "IMAGE");
     json_object_foreach(cat, name, e) printf("%-*s  %-6s  %s\n", w, name, *field(e, "sha256") ? "sha256" : "sha512",
                                              field(e, "title"));
-    printf("\nqqmgr init --template TEMPLATE writes a config for one (default %s); sha512: upstream publishes\n"
-           "no sha256, the config says how to check the download (docs/reference.md, init).\n",
+    printf("\nqqmgr init --template TEMPLATE writes a config for one (default %s); SUM: the sum upstream\n"
+           "publishes, which the config's base_img carries (sha256sum or sha512sum).\n",
            DEFAULT_TEMPLATE);
     return 0;
 }
@@ -388,7 +376,6 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     const char *texts[] = { text, user_data, meta_data };
     if (write_all_new(paths, texts, 3, &err) < 0)
         return qq_report(&err);
-    bool has256 = *field(entry, "sha256");
     if (ctx->json) {
         qq_print_json(json_pack("{s:s, s:[s,s], s:s, s:b, s:s?, s:b}", "config", conf, "templates", ud, md, "template",
                                 name, "pubkey_found", keyfile == NULL, "key", keyfile, "key_made", made));
@@ -398,11 +385,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     if (keyfile)
         printf("no ~/.ssh/id_*.pub: %s the config's own ssh key %s (IdentityFile in %s)\n",
                made ? "made" : "using", keyfile, conf);
-    if (has256)
-        printf("next: %s img build %s\n", p, field(entry, "image"));
-    else
-        printf("next: check the image's sum as %s says, put its sha256 there, then: %s img build %s\n", conf, p,
-               field(entry, "image"));
+    printf("next: %s img build %s\n", p, field(entry, "image"));
     return 0;
 }
 

@@ -100,6 +100,8 @@ typedef struct hasher {
     pthread_cond_t cv;
     int fd;
     hash_ctx h;
+    hash_ctx h512;                /* zeroed (md NULL: hash_update does nothing) unless with512 */
+    bool with512;
     unsigned long long avail;     /* bytes in the file that may be hashed */
     unsigned long long hashed;
     bool closing;                 /* no more bytes will come */
@@ -134,6 +136,7 @@ static void *hasher_main(void *arg)
         }
         pthread_mutex_unlock(&hs->mu);
         hash_update(&hs->h, buf, (size_t)n);
+        hash_update(&hs->h512, buf, (size_t)n);
         pthread_mutex_lock(&hs->mu);
         hs->hashed += (unsigned long long)n;
     }
@@ -143,16 +146,21 @@ static void *hasher_main(void *arg)
 }
 
 /* Start hashing fd from offset 0; its first `have` bytes may be hashed at once. */
-static int hasher_start(hasher *hs, int fd, unsigned long long have, qq_err *err)
+static int hasher_start(hasher *hs, int fd, unsigned long long have, bool with512, qq_err *err)
 {
-    *hs = (hasher){ .fd = fd, .avail = have };
+    *hs = (hasher){ .fd = fd, .avail = have, .with512 = with512 };
     if (hash_init(&hs->h, err) < 0)
         return -1;
+    if (with512 && hash512_init(&hs->h512, err) < 0) {
+        hash_free(&hs->h);
+        return -1;
+    }
     pthread_mutex_init(&hs->mu, NULL);
     pthread_cond_init(&hs->cv, NULL);
     int e = pthread_create(&hs->th, NULL, hasher_main, hs);
     if (e) {
         hash_free(&hs->h);
+        hash_free(&hs->h512);
         return qq_fail(err, QQ_EXIT_FAIL, "sha256: cannot start a thread: %s", strerror(e));
     }
     hs->running = true;
@@ -170,7 +178,7 @@ static void hasher_feed(hasher *hs, unsigned long long bytes)
 /* Wait for the thread to hash everything fed, and stop it. Returns the read
  * errno (0: hex is the digest of the file's first `avail` bytes). hex may be
  * NULL to abandon the digest. Safe to call twice. */
-static int hasher_finish(hasher *hs, char hex[HASH_HEX_LEN + 1])
+static int hasher_finish(hasher *hs, char hex[HASH_HEX_LEN + 1], char hex512[HASH512_HEX_LEN + 1])
 {
     if (!hs->running)
         return 0;
@@ -186,6 +194,10 @@ static int hasher_finish(hasher *hs, char hex[HASH_HEX_LEN + 1])
         hash_final(&hs->h, hex);
     else
         hash_free(&hs->h);
+    if (hex512 && !hs->read_errno)
+        hash512_final(&hs->h512, hex512);
+    else
+        hash_free(&hs->h512);
     return hs->read_errno;
 }
 
@@ -376,11 +388,12 @@ static const char *url_label(const char *url)
 /* Restart the .part from zero. */
 static int part_reset(xfer *x, const char *part, qq_err *err)
 {
-    hasher_finish(x->hs, NULL);
+    bool with512 = x->hs->with512;
+    hasher_finish(x->hs, NULL, NULL);
     if (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", part, strerror(errno));
     x->have = 0;
-    return hasher_start(x->hs, x->fd, 0, err);
+    return hasher_start(x->hs, x->fd, 0, with512, err);
 }
 
 /* Durability without an fdatasync per download: a verified file is renamed
@@ -465,8 +478,10 @@ typedef struct limits {
     long min_rate, min_rate_s;
 } limits;
 
-static char *fetch_locked(const char *url, const char *hex, const char *final, const char *part,
-                          const char *label, const dl_opts *o, const limits *lim, dl_result *res, qq_err *err)
+/* Fetch url into part, verifying the sums given (hex: sha256, hex512: sha512;
+ * at least one), then rename it to cache_dir/<its sha256>. */
+static char *fetch_locked(const char *url, const char *hex, const char *hex512, const char *cache_dir,
+                          const char *part, const char *label, const dl_opts *o, const limits *lim, dl_result *res, qq_err *err)
 {
     xfer x = { .fd = -1, .label = label, .max_bytes = o->max_bytes, .cap = lim->cap, .min_rate = lim->min_rate,
                .min_rate_s = lim->min_rate_s, .deadline_ms = o->deadline_ms };
@@ -487,12 +502,12 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
     x.have = (unsigned long long)st.st_size;
     hasher hs;
     x.hs = &hs;
-    if (hasher_start(&hs, fd, x.have, err) < 0)
+    if (hasher_start(&hs, fd, x.have, hex512 != NULL, err) < 0)
         return NULL;
     res->resumed_at = x.have;
 
     char errbuf[CURL_ERROR_SIZE];
-    char got[HASH_HEX_LEN + 1];
+    char got[HASH_HEX_LEN + 1], got512[HASH512_HEX_LEN + 1] = "";
     for (int attempt = 0; ; attempt++) {
         x.t0 = now_s();
         x.got = 0;
@@ -511,7 +526,7 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
         if (rc == CURLE_HTTP_RETURNED_ERROR && code == 416 && x.have)
             rc = CURLE_OK;      /* nothing past the kept bytes: they may be all of it */
         if (rc != CURLE_OK) {
-            hasher_finish(&hs, NULL);
+            hasher_finish(&hs, NULL, NULL);
             char why[CURL_ERROR_SIZE + 256];
             if (rc == CURLE_WRITE_ERROR && x.too_long) {
                 /* nothing of it can be the file: do not keep it */
@@ -552,12 +567,13 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
             }
             return NULL;
         }
-        int re = hasher_finish(&hs, got);
+        int re = hasher_finish(&hs, got, hex512 ? got512 : NULL);
         if (re) {
             qq_fail(err, QQ_EXIT_FAIL, "%s: read: %s", part, strerror(re));
             return NULL;
         }
-        if (strcmp(got, hex) == 0)
+        bool bad256 = hex && strcmp(got, hex) != 0, bad512 = hex512 && strcmp(got512, hex512) != 0;
+        if (!bad256 && !bad512)
             break;
         if (attempt == 0 && res->resumed_at) {
             /* the kept bytes may have been stale: one clean retry */
@@ -567,9 +583,15 @@ static char *fetch_locked(const char *url, const char *hex, const char *final, c
             continue;
         }
         unlink(part);
-        qq_fail(err, QQ_EXIT_FAIL, "%s: sha256 mismatch: expected %s, got %s", url, hex, got);
+        if (bad256)
+            qq_fail(err, QQ_EXIT_FAIL, "%s: sha256 mismatch: expected %s, got %s", url, hex, got);
+        else
+            qq_fail(err, QQ_EXIT_FAIL, "%s: sha512 mismatch: expected %s, got %s", url, hex512, got512);
         return NULL;
     }
+    sbuf fb = SBUF_INIT;
+    sbuf_addf(&fb, "%s/%s", cache_dir, got);
+    _cleanup_free_ char *final = sbuf_steal(&fb);
     char id[64], rec[80];
     boot_id(id);
     snprintf(rec, sizeof rec, "boot %s\n", id);
@@ -670,6 +692,75 @@ static int read_limits(limits *l, qq_err *err)
     return 0;
 }
 
+static void lower_hex(char *out, const char *in, size_t n)
+{
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] - 'A' + 'a' : in[i]);
+}
+
+/* The sha512 index beside the cache: <cache_dir>/../sha512, malloc'd. */
+static char *index_dir(const char *cache_dir)
+{
+    const char *slash = strrchr(cache_dir, '/');
+    size_t n = slash && slash != cache_dir ? (size_t)(slash - cache_dir) : strlen(cache_dir);
+    sbuf b = SBUF_INIT;
+    sbuf_addf(&b, "%.*s/sha512", (int)n, cache_dir);
+    return sbuf_steal(&b);
+}
+
+/* The sha256 the index entry names (1), or 0 when there is none or it is not
+ * exactly 64 hex digits and a newline (a damaged entry is a miss). */
+static int index_read(const char *path, char hex[HASH_HEX_LEN + 1])
+{
+    char buf[HASH_HEX_LEN + 2];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n != HASH_HEX_LEN + 1 || buf[HASH_HEX_LEN] != '\n')
+        return 0;
+    buf[HASH_HEX_LEN] = '\0';
+    if (!hash_is_hex(buf))
+        return 0;
+    lower_hex(hex, buf, HASH_HEX_LEN);
+    return 1;
+}
+
+static int index_write(const char *idx_dir, const char *path, const char *hex, qq_err *err)
+{
+    if (mkdir_parents(idx_dir, err) < 0)
+        return -1;
+    char text[HASH_HEX_LEN + 2];
+    snprintf(text, sizeof text, "%s\n", hex);
+    return ok_write(path, text, false, err);
+}
+
+/* Under the lock: does the cached file final (verified by its sha256) have
+ * this sha512? 1 yes (and the index now says so), 0 no (err filled), -1 error. */
+static int check_512_of_cached(const char *url, const char *final, const char *hex, const char *hex512,
+                               const char *idx_dir, const char *idx, qq_err *err)
+{
+    _cleanup_close_ int fd = open(final, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", final, strerror(errno));
+    hash_ctx h = { 0 };
+    if (hash512_init(&h, err) < 0)
+        return -1;
+    if (hash_update_fd(&h, fd, final, NULL, err) < 0) {
+        hash_free(&h);
+        return -1;
+    }
+    char got[HASH512_HEX_LEN + 1];
+    hash512_final(&h, got);
+    if (strcmp(got, hex512) != 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: sha512 mismatch: expected %s, got %s (the file of sha256 %s)", url, hex512,
+                got, hex);
+        return 0;
+    }
+    return index_write(idx_dir, idx, hex, err) < 0 ? -1 : 1;
+}
+
 char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_result *res, qq_err *err)
 {
     static const dl_opts none = { 0 };
@@ -680,14 +771,21 @@ char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_r
     if (!res)
         res = &dummy;
     *res = (dl_result){ 0 };
-    if (!sha256 || !hash_is_hex(sha256)) {
+    const char *sha512 = o->sha512;
+    if (sha512 && !hash512_is_hex(sha512)) {
+        qq_fail(err, QQ_EXIT_USAGE, "%s: sha512sum must be 128 hex digits, not \"%s\"", url, sha512);
+        return NULL;
+    }
+    if ((sha256 || !sha512) && (!sha256 || !hash_is_hex(sha256))) {
         qq_fail(err, QQ_EXIT_USAGE, "%s: sha256sum must be 64 hex digits, not \"%s\"", url,
                 sha256 ? sha256 : "");
         return NULL;
     }
-    char hex[HASH_HEX_LEN + 1];
-    for (int i = 0; i <= HASH_HEX_LEN; i++)
-        hex[i] = (char)(sha256[i] >= 'A' && sha256[i] <= 'F' ? sha256[i] - 'A' + 'a' : sha256[i]);
+    char hex[HASH_HEX_LEN + 1] = "", hex512[HASH512_HEX_LEN + 1] = "";
+    if (sha256)
+        lower_hex(hex, sha256, HASH_HEX_LEN);
+    if (sha512)
+        lower_hex(hex512, sha512, HASH512_HEX_LEN);
 
     _cleanup_free_ char *dflt = NULL;
     if (!cache_dir) {
@@ -697,13 +795,26 @@ char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_r
         cache_dir = dflt;
     }
     sbuf fb = SBUF_INIT;
-    sbuf_addf(&fb, "%s/%s", cache_dir, hex);
-    _cleanup_free_ char *final = sbuf_steal(&fb);
-    sbuf_addf(&fb, "%s/%s.ok", cache_dir, hex);
-    _cleanup_free_ char *okpath = sbuf_steal(&fb);
-    /* only verified files carry this name */
-    if (cached_trusted(okpath) && access(final, F_OK) == 0)
-        return TAKE_PTR(final);
+    _cleanup_free_ char *idx_dir = sha512 ? index_dir(cache_dir) : NULL;
+    _cleanup_free_ char *idx = NULL;
+    char indexed[HASH_HEX_LEN + 1] = "";    /* the sha256 the sha512 index names */
+    if (sha512) {
+        sbuf_addf(&fb, "%s/%s", idx_dir, hex512);
+        idx = sbuf_steal(&fb);
+        index_read(idx, indexed);
+    }
+    /* the key of the cached file, when known before downloading */
+    const char *key = sha256 ? hex : indexed[0] ? indexed : NULL;
+    if (key) {
+        sbuf_addf(&fb, "%s/%s", cache_dir, key);
+        _cleanup_free_ char *final = sbuf_steal(&fb);
+        sbuf_addf(&fb, "%s/%s.ok", cache_dir, key);
+        _cleanup_free_ char *okpath = sbuf_steal(&fb);
+        /* only verified files carry this name; the index only names a file
+         * whose sha512 was checked */
+        if ((!sha512 || strcmp(indexed, key) == 0) && cached_trusted(okpath) && access(final, F_OK) == 0)
+            return TAKE_PTR(final);
+    }
 
     if (curl_dl_load(err) < 0) {
         qq_err_prefix(err, "%s", url);
@@ -714,11 +825,13 @@ char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_r
         qq_fail(err, QQ_EXIT_FAIL, "%s: libcurl: %s", url, curl_easy_strerror(curl_init_rc));
         return NULL;
     }
-    if (mkdir_parents(cache_dir, err) < 0)
+    if (mkdir_parents(cache_dir, err) < 0 || (idx_dir && mkdir_parents(idx_dir, err) < 0))
         return NULL;
-    sbuf_addf(&fb, "%s/%s.lock", cache_dir, hex);
+    /* a transfer keyed by its sha256 when given, else by its sha512 */
+    const char *ldir = sha256 ? cache_dir : idx_dir, *lname = sha256 ? hex : hex512;
+    sbuf_addf(&fb, "%s/%s.lock", ldir, lname);
     _cleanup_free_ char *lock = sbuf_steal(&fb);
-    sbuf_addf(&fb, "%s/%s.part", cache_dir, hex);
+    sbuf_addf(&fb, "%s/%s.part", ldir, lname);
     _cleanup_free_ char *part = sbuf_steal(&fb);
 
     limits lim;
@@ -727,18 +840,40 @@ char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_r
     int lfd = lock_file(lock, url, o->deadline_ms, err);
     if (lfd < 0)
         return NULL;
+    if (sha512 && !sha256) {   /* another process may have indexed it while we waited */
+        indexed[0] = '\0';
+        index_read(idx, indexed);
+    }
+    key = sha256 ? hex : indexed[0] ? indexed : NULL;
     char *out = NULL;
     int ok = 0;
-    if (access(final, F_OK) == 0)     /* fetched while we waited, or from an earlier boot */
-        ok = cached_trusted(okpath) ? 1 : recheck_cached(final, okpath, hex, err);
+    _cleanup_free_ char *final = NULL, *okpath = NULL;
+    if (key) {
+        sbuf_addf(&fb, "%s/%s", cache_dir, key);
+        final = sbuf_steal(&fb);
+        sbuf_addf(&fb, "%s/%s.ok", cache_dir, key);
+        okpath = sbuf_steal(&fb);
+        if (access(final, F_OK) == 0)     /* fetched while we waited, or from an earlier boot */
+            ok = cached_trusted(okpath) ? 1 : recheck_cached(final, okpath, key, err);
+        if (ok > 0 && sha512 && strcmp(indexed, key) != 0)
+            ok = check_512_of_cached(url, final, key, hex512, idx_dir, idx, err) > 0 ? 1 : -1;
+    }
     if (ok > 0)
         out = strdup(final);
     else if (ok == 0) {
         /* past RLIMIT_FSIZE a write fails (EFBIG) instead of killing us */
         struct sigaction ign = { .sa_handler = SIG_IGN }, old;
         sigaction(SIGXFSZ, &ign, &old);
-        out = fetch_locked(url, hex, final, part, o->label ? o->label : url_label(url), o, &lim, res, err);
+        out = fetch_locked(url, sha256 ? hex : NULL, sha512 ? hex512 : NULL, cache_dir, part,
+                           o->label ? o->label : url_label(url), o, &lim, res, err);
         sigaction(SIGXFSZ, &old, NULL);
+        if (out && sha512) {
+            const char *base = strrchr(out, '/') + 1;
+            if (index_write(idx_dir, idx, base, err) < 0) {
+                free(out);
+                out = NULL;
+            }
+        }
     }
     unlock_file(lock, lfd);
     return out;

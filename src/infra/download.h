@@ -87,9 +87,19 @@ typedef struct dl_opts {
     int flags;                     /* DL_* */
     unsigned long long max_bytes;  /* the file's expected size, 0 unknown */
     long long deadline_ms;         /* clock_ms() time the call must end by, 0 none */
+    const char *sha512;            /* 128 hex digits, or NULL: see download_fetch */
 } dl_opts;
 
-/* download_cached with every option; o may be NULL. */
+/* download_cached with every option; o may be NULL. With o->sha512 the file's
+ * sha512 is checked as well (computed while streaming, like the sha256), and
+ * sha256 may be NULL: the file still lands under its sha256 name, and
+ * <cache_dir>/../sha512/<hex> (written atomically after both were computed
+ * from the same bytes: "<sha256>\n") names it. An entry is used only when it
+ * is well formed and names a trusted cached file; else it is a miss and the
+ * file is fetched (keyed by the sha512: sha512/<hex>.part and .lock). A
+ * cached file without an entry is rehashed with sha512 once. A wrong sha512
+ * fails like a wrong sha256 ("sha512 mismatch: expected …, got …") and keeps
+ * nothing. */
 char *download_fetch(const char *url, const char *sha256, const dl_opts *o, dl_result *res, qq_err *err);
 
 #endif

@@ -18,6 +18,7 @@ static struct {
     __typeof__(EVP_MD_CTX_new) *md_ctx_new;
     __typeof__(EVP_MD_CTX_free) *md_ctx_free;
     __typeof__(EVP_sha256) *sha256;
+    __typeof__(EVP_sha512) *sha512;
     __typeof__(EVP_DigestInit_ex) *digest_init_ex;
     __typeof__(EVP_DigestUpdate) *digest_update;
     __typeof__(EVP_DigestFinal_ex) *digest_final_ex;
@@ -27,6 +28,7 @@ static struct {
 #define EVP_MD_CTX_new (*crypto.md_ctx_new)
 #define EVP_MD_CTX_free (*crypto.md_ctx_free)
 #define EVP_sha256 (*crypto.sha256)
+#define EVP_sha512 (*crypto.sha512)
 #define EVP_DigestInit_ex (*crypto.digest_init_ex)
 #define EVP_DigestUpdate (*crypto.digest_update)
 #define EVP_DigestFinal_ex (*crypto.digest_final_ex)
@@ -36,7 +38,7 @@ static int crypto_load(qq_err *err)
 {
     static const char *const sonames[] = { "libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", NULL };
     static const char *const syms[] = {
-        "EVP_MD_CTX_new", "EVP_MD_CTX_free", "EVP_sha256", "EVP_DigestInit_ex",
+        "EVP_MD_CTX_new", "EVP_MD_CTX_free", "EVP_sha256", "EVP_sha512", "EVP_DigestInit_ex",
         "EVP_DigestUpdate", "EVP_DigestFinal_ex", "EVP_Digest", NULL,
     };
     static qq_dl_lib lib = { "libcrypto", "libssl3", sonames, syms, &crypto, sizeof crypto, NULL };
@@ -56,19 +58,40 @@ static void to_hex(const unsigned char *d, unsigned n, char *hex)
     hex[2 * n] = '\0';
 }
 
-int hash_init(hash_ctx *h, qq_err *err)
+static int init_md(hash_ctx *h, bool sha512, qq_err *err)
 {
     h->md = NULL;
     if (crypto_load(err) < 0)
         return -1;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    if (!md || EVP_DigestInit_ex(md, sha512 ? EVP_sha512() : EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
         h->md = NULL;
-        return qq_fail(err, QQ_EXIT_FAIL, "sha256: OpenSSL initialisation failed");
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: OpenSSL initialisation failed", sha512 ? "sha512" : "sha256");
     }
     h->md = md;
     return 0;
+}
+
+int hash_init(hash_ctx *h, qq_err *err)
+{
+    return init_md(h, false, err);
+}
+
+int hash512_init(hash_ctx *h, qq_err *err)
+{
+    return init_md(h, true, err);
+}
+
+void hash512_final(hash_ctx *h, char hex[HASH512_HEX_LEN + 1])
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    if (!h->md || EVP_DigestFinal_ex(h->md, d, &n) != 1 || n != 64)
+        hex[0] = '\0';
+    else
+        to_hex(d, n, hex);
+    hash_free(h);
 }
 
 void hash_update(hash_ctx *h, const void *data, size_t len)
@@ -144,6 +167,11 @@ int hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1], qq_err 
         abort();   /* only fails on out-of-memory */
     to_hex(d, n, hex);
     return 0;
+}
+
+bool hash512_is_hex(const char *s)
+{
+    return strlen(s) == HASH512_HEX_LEN && strspn(s, "0123456789abcdefABCDEF") == HASH512_HEX_LEN;
 }
 
 bool hash_is_hex(const char *s)

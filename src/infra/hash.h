@@ -1,4 +1,5 @@
-/* hash — SHA-256 (OpenSSL EVP) of files, descriptors and byte streams.
+/* hash — SHA-256 (OpenSSL EVP) of files, descriptors and byte streams; SHA-512
+ * incrementally (hash512_init → hash_update… → hash512_final: 128 hex + NUL).
  *
  * Digests are returned as 64 lowercase hex characters plus NUL (char[65]).
  * Incremental use: hash_init() → hash_update()… → hash_final(), which also
@@ -19,6 +20,7 @@
 #include "../base/err.h"
 
 #define HASH_HEX_LEN 64
+#define HASH512_HEX_LEN 128
 
 typedef struct hash_ctx {
     void *md;            /* EVP_MD_CTX * */
@@ -38,6 +40,11 @@ int hash_file(const char *path, char hex[HASH_HEX_LEN + 1], qq_err *err);
 /* Digest of a byte string (for stamps of small inputs). Fails only without a
  * loadable libcrypto (a broken installation). */
 int hash_bytes(const void *data, size_t len, char hex[HASH_HEX_LEN + 1], qq_err *err);
+
+int hash512_init(hash_ctx *h, qq_err *err);
+void hash512_final(hash_ctx *h, char hex[HASH512_HEX_LEN + 1]);
+/* True when s is exactly 128 hex digits (either case). */
+bool hash512_is_hex(const char *s);
 
 /* True when s is exactly 64 hex digits (either case). */
 bool hash_is_hex(const char *s);

@@ -163,7 +163,7 @@ exit 0
 
 
 def write_cloud(tmp_path, server, files, base_url=None, base_sum=None, hook="ok", extra="",
-                qemu=None, build_args=None):
+                qemu=None, build_args=None, base_sums=None, name="qqmgr.toml"):
     d = tmp_path
     (d / "templates").mkdir(exist_ok=True)
     (d / "templates" / "user-data.tpl").write_text(
@@ -175,7 +175,8 @@ def write_cloud(tmp_path, server, files, base_url=None, base_sum=None, hook="ok"
     fake = d / "fake-qemu"
     fake.write_text(FAKE_QEMU.format(argfile=d / "qemu-args", modefile=d / "qemu-mode"))
     fake.chmod(0o755)
-    cfg = d / "qqmgr.toml"
+    cfg = d / name
+    sums = base_sums or 'sha256sum = "%s"' % (base_sum or sha256(files / "base.qcow2"))
     cfg.write_text(f"""
 [qemu]
 bin = "{qemu or fake}"
@@ -188,7 +189,7 @@ build_args = {json.dumps(build_args or ["-drive", "file={{.img_self}},if=virtio"
 
 [img.ci.base_img]
 url = "{base_url or server.url('base.qcow2')}"
-sha256sum = "{base_sum or sha256(files / 'base.qcow2')}"
+{sums}
 
 [[img.ci.templates]]
 template = "templates/user-data.tpl"
@@ -369,6 +370,77 @@ def test_wrong_sha256_fails_naming_url_and_both_sums(tmp_path, env, server, file
     assert f"expected {wrong}" in r.stderr and sha256(files / "base.qcow2") in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert cache_entries(tmp_path) == []
+
+
+def sha512(path):
+    return hashlib.sha512(Path(path).read_bytes()).hexdigest()
+
+
+def stage_actions(r):
+    return {s["stage"]: s["action"] for s in json.loads(r.stdout)["stages"]}
+
+
+def test_base_img_given_only_by_sha512_downloads_verifies_and_builds(tmp_path, env, server, files):
+    cfg = write_cloud(tmp_path, server, files, base_sums=f'sha512sum = "{sha512(files / "base.qcow2")}"')
+    r = qq(cfg, "img", "build", "ci", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert stage_actions(r)["base"] == "downloaded" and stage_actions(r)["boot"] == "done"
+    # stored under its sha256, like every download: one cache for all configs
+    assert sha256(files / "base.qcow2") in cache_entries(tmp_path)
+    assert vsize(imgdir(tmp_path) / "disk.qcow2")["virtual-size"] == 64 * 1024 * 1024
+
+
+def test_wrong_sha512_fails_naming_both_sums_and_keeps_the_previous_image(tmp_path, env, server, files):
+    good = sha512(files / "base.qcow2")
+    cfg = write_cloud(tmp_path, server, files, base_sums=f'sha512sum = "{good}"')
+    assert qq(cfg, "img", "build", "ci", env=env).returncode == 0
+    disk = imgdir(tmp_path) / "disk.qcow2"
+    ino = disk.stat().st_ino
+    before = cache_entries(tmp_path)
+    # the server now has other bytes; the config a sum no file has
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(files / "base.qcow2"), "48M"], check=True)
+    wrong = "ab" * 64
+    cfg = write_cloud(tmp_path, server, files, base_sums=f'sha512sum = "{wrong}"')
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1, r.stderr
+    assert server.url("base.qcow2") in r.stderr
+    assert f"sha512 mismatch: expected {wrong}, got {sha512(files / 'base.qcow2')}" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert cache_entries(tmp_path) == before          # nothing new, no .part
+    idx = tmp_path / "cache" / "qqmgr" / "sha512"
+    assert sorted(p.name for p in idx.iterdir()) == [good]
+    assert disk.stat().st_ino == ino
+
+
+def test_second_config_with_the_same_sha512_reuses_the_cache_without_a_download(tmp_path, env, server, files):
+    sums = f'sha512sum = "{sha512(files / "base.qcow2")}"'
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write_cloud(tmp_path / "a", server, files, base_sums=sums)
+    b = write_cloud(tmp_path / "b", server, files, base_sums=sums)
+    assert qq(a, "img", "build", "ci", env=env).returncode == 0
+    assert server.stats()["count"].get("/base.qcow2") == 1
+    r = qq(b, "img", "build", "ci", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert stage_actions(r)["base"] == "cached"
+    assert server.stats()["count"].get("/base.qcow2") == 1
+
+
+def test_base_img_with_both_sums_checks_both(tmp_path, env, server, files):
+    s256, s512 = sha256(files / "base.qcow2"), sha512(files / "base.qcow2")
+    wrong = "cd" * 64
+    cfg = write_cloud(tmp_path, server, files, base_sums=f'sha256sum = "{s256}"\nsha512sum = "{wrong}"')
+    r = qq(cfg, "img", "build", "ci", env=env)
+    assert r.returncode == 1
+    assert f"sha512 mismatch: expected {wrong}, got {s512}" in r.stderr
+    assert cache_entries(tmp_path) == []
+    # the same right sha256 with a wrong sha512 fails also when the file is cached
+    ok = write_cloud(tmp_path, server, files, base_sums=f'sha256sum = "{s256}"\nsha512sum = "{s512}"')
+    assert qq(ok, "img", "build", "ci", env=env).returncode == 0
+    cfg = write_cloud(tmp_path, server, files, base_sums=f'sha256sum = "{s256}"\nsha512sum = "{wrong}"')
+    r = qq(cfg, "img", "build", "ci", "--force", env=env)
+    assert r.returncode == 1
+    assert f"sha512 mismatch: expected {wrong}, got {s512}" in r.stderr
 
 
 def test_server_gone_fails_naming_url_and_leaves_nothing(tmp_path, env, server, files):

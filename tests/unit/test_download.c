@@ -636,6 +636,94 @@ static void test_default_cache_dir_follows_xdg_cache_home(void **state)
     assert_string_equal(h, "/home/u/.cache/qqmgr/sha256");
 }
 
+static void test_sha512_matches_the_known_vector(void **state)
+{
+    (void)state;
+    hash_ctx h = { 0 };
+    char hex[HASH512_HEX_LEN + 1];
+    assert_int_equal(hash512_init(&h, NULL), 0);
+    hash_update(&h, "abc", 3);
+    hash512_final(&h, hex);
+    assert_string_equal(hex, "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+                             "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
+}
+
+static void sha512_of_data(char hex[HASH512_HEX_LEN + 1])
+{
+    hash_ctx h = { 0 };
+    assert_int_equal(hash512_init(&h, NULL), 0);
+    hash_update(&h, data, DATA_LEN);
+    hash512_final(&h, hex);
+}
+
+/* A fresh cache/sha256 with its own sha512 index beside it. */
+static char *fresh_cache(const char *cache)
+{
+    sbuf b = SBUF_INIT;
+    sbuf_addf(&b, "%s/sha256", cache);
+    return sbuf_steal(&b);
+}
+
+static void test_download_by_sha512_alone_lands_under_its_sha256_and_is_indexed(void **state)
+{
+    _cleanup_free_ char *cache = fresh_cache(*state);
+    char h512[HASH512_HEX_LEN + 1];
+    sha512_of_data(h512);
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_result r;
+    dl_opts o = { .cache_dir = cache, .flags = DL_QUIET, .sha512 = h512 };
+    _cleanup_free_ char *path = download_fetch(u, NULL, &o, &r, &e);
+    assert_non_null(path);
+    assert_true(r.fetched);
+    char want[600];
+    snprintf(want, sizeof want, "%s/%s", cache, data_hex);
+    assert_string_equal(path, want);
+    assert_file_is_data(path);
+    snprintf(want, sizeof want, "%s/sha512/%s", (const char *)*state, h512);
+    _cleanup_free_ char *idx = read_text(want);
+    char line[HASH_HEX_LEN + 2];
+    snprintf(line, sizeof line, "%s\n", data_hex);
+    assert_string_equal(idx, line);
+    /* again: from the cache, no request */
+    int before = gets_of("/data.bin");
+    _cleanup_free_ char *again = download_fetch(u, NULL, &o, &r, &e);
+    assert_non_null(again);
+    assert_false(r.fetched);
+    assert_int_equal(gets_of("/data.bin"), before);
+    /* a damaged index entry is a miss, never a wrong file */
+    write_text(want, "0000\n");
+    _cleanup_free_ char *third = download_fetch(u, NULL, &o, &r, &e);
+    assert_non_null(third);
+    assert_string_equal(third, path);
+    assert_int_equal(gets_of("/data.bin"), before + 1);
+}
+
+static void test_wrong_sha512_fails_showing_both_sums_and_leaves_nothing(void **state)
+{
+    _cleanup_free_ char *cache = fresh_cache(*state);
+    char h512[HASH512_HEX_LEN + 1], wrong[HASH512_HEX_LEN + 1];
+    sha512_of_data(h512);
+    memset(wrong, 'e', HASH512_HEX_LEN);
+    wrong[HASH512_HEX_LEN] = '\0';
+    _cleanup_free_ char *u = url("data.bin");
+    qq_err e = { 0 };
+    dl_opts o = { .cache_dir = cache, .flags = DL_QUIET, .sha512 = wrong };
+    assert_null(download_fetch(u, NULL, &o, NULL, &e));
+    assert_int_equal(e.code, QQ_EXIT_FAIL);
+    assert_non_null(strstr(e.msg, "sha512 mismatch"));
+    assert_non_null(strstr(e.msg, wrong));
+    assert_non_null(strstr(e.msg, h512));
+    _cleanup_free_ char *ls = listing(cache);
+    assert_string_equal(ls, "");
+    /* with a right sha256 and a wrong sha512: both are checked */
+    qq_err e2 = { 0 };
+    assert_null(download_fetch(u, data_hex, &o, NULL, &e2));
+    assert_non_null(strstr(e2.msg, "sha512 mismatch"));
+    _cleanup_free_ char *ls2 = listing(cache);
+    assert_string_equal(ls2, "");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, new_cache, free_cache)
 
 int main(void)
@@ -665,6 +753,9 @@ int main(void)
         T(test_missing_file_url_fails_naming_it),
         T(test_unsupported_scheme_is_refused),
         T(test_concurrent_callers_download_once),
+        cmocka_unit_test(test_sha512_matches_the_known_vector),
+        T(test_download_by_sha512_alone_lands_under_its_sha256_and_is_indexed),
+        T(test_wrong_sha512_fails_showing_both_sums_and_leaves_nothing),
         cmocka_unit_test(test_default_cache_dir_follows_xdg_cache_home),
         cmocka_unit_test(test_a_path_is_a_file_url_and_a_url_stays_as_it_is),
     };
