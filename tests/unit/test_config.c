@@ -290,8 +290,8 @@ static void test_every_schema_index_names_its_row(void **state)
     assert_rows(&cfg_vm_ssh, 2, (const char *const[]){ "port", "vm_port" });
     assert_rows(&cfg_img, 10, (const char *const[]){ "builder", "img_size", "build_args", "build_timeout", "base_img",
                                                      "templates", "env", "env_hook", "sources", "format" });
-    assert_rows(&cfg_download, 2, (const char *const[]){ "url", "sha256sum" });
-    assert_rows(&cfg_source, 3, (const char *const[]){ "url", "sha256sum", "filename" });
+    assert_rows(&cfg_download, 3, (const char *const[]){ "url", "sha256sum", "sha512sum" });
+    assert_rows(&cfg_source, 4, (const char *const[]){ "url", "sha256sum", "sha512sum", "filename" });
     assert_rows(&cfg_template, 2, (const char *const[]){ "template", "output" });
     assert_rows(&cfg_hook, 2, (const char *const[]){ "interpreter", "script" });
 }
