@@ -48,6 +48,8 @@ const qq_command *const qq_commands[] = {
     &qq_cmd_snapshot_restore,
     &qq_cmd_snapshot_list,
     &qq_cmd_snapshot_delete,
+    &qq_cmd_snapshot_export,
+    &qq_cmd_snapshot_import,
     &qq_cmd_run,
     &qq_cmd_gdb,
     &qq_cmd_qemu,

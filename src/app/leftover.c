@@ -18,6 +18,7 @@
 #include "../infra/fs.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
+#include "../infra/tree.h"
 #include "layout.h"
 
 #define COPY_PREFIX "throwaway."
@@ -179,6 +180,7 @@ int leftover_repair(const char *dir, char **what, qq_err *err)
     if (what)
         *what = NULL;
     leftover_sweep_copies(dir);
+    leftover_sweep_imports(dir);
     _cleanup_free_ char *p = record_path(dir);
     _cleanup_json_ json_t *r = json_load_file(p, 0, NULL);
     if (!r)
@@ -269,4 +271,45 @@ int leftover_sweep_copies(const char *dir)
 char *leftover_copy_path(const char *dir, unsigned n)
 {
     return xasprintf("%s/" COPY_PREFIX "%ld.%u.qcow2", dir, (long)getpid(), n);
+}
+
+/* ------------------------------------------------------------ imports */
+
+#define IMPORT_PREFIX ".import."
+
+char *leftover_import_dir(const char *dir)
+{
+    _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
+    return xasprintf("%s/" IMPORT_PREFIX "%ld.%llu", sd, (long)getpid(), start_time(getpid()));
+}
+
+int leftover_sweep_imports(const char *dir)
+{
+    _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
+    int dfd = tree_open(sd);   /* a symlinked snapshots/ is never entered */
+    if (dfd < 0)
+        return 0;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, IMPORT_PREFIX, strlen(IMPORT_PREFIX)) != 0)
+            continue;
+        const char *s = de->d_name + strlen(IMPORT_PREFIX);
+        char *end;
+        long pid = strtol(s, &end, 10);
+        if (end == s || *end != '.' || pid <= 0)
+            continue;
+        unsigned long long started = strtoull(end + 1, NULL, 10);
+        if (alive((pid_t)pid, started))
+            continue;
+        if (tree_remove_at(dirfd(d), de->d_name, de->d_name, NULL) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
 }

@@ -21,6 +21,11 @@
  * throwaway.PID.N.qcow2 in the VM's dir, PID the qqmgr that makes them;
  * leftover_sweep_copies() removes those whose qqmgr is gone.
  *
+ * An import (snapxfer.h) writes the stream's files in
+ * <vm dir>/snapshots/.import.PID.START/ (PID and start time of the
+ * importing qqmgr) before renaming them into place; leftover_repair() (and
+ * every import) removes those of a qqmgr that is gone.
+ *
  * Nothing here prints; what was repaired is returned as text for --debug.
  */
 #ifndef QQ_LEFTOVER_H
@@ -64,5 +69,12 @@ json_t *leftover_dead_copies(const char *dir);
 
 /* The name of throwaway copy n this process makes in dir (caller frees). */
 char *leftover_copy_path(const char *dir, unsigned n);
+
+/* The temp dir an import of this process writes into (caller frees). */
+char *leftover_import_dir(const char *dir);
+
+/* Remove the import temp dirs in dir's snapshots/ whose qqmgr is gone.
+ * Returns how many were removed. */
+int leftover_sweep_imports(const char *dir);
 
 #endif

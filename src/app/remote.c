@@ -496,6 +496,9 @@ int remote_run(const remote_host *h, const char *config_path, bool debug, int ar
         return via_host(h, config_path, debug, argc, argv, err);
     bool terminal = strcmp(argv[0], "console") == 0 || strcmp(argv[0], "gdb") == 0 ||
                     strcmp(argv[0], "qemu") == 0;
-    const char *tty = terminal ? (isatty(0) ? "-t" : NULL) : "-n";
+    /* snapshot import reads its stream from stdin: ssh passes ours on (no
+     * -n, no terminal: every byte as it is) */
+    bool reads_stdin = argc >= 2 && strcmp(argv[0], "snapshot") == 0 && strcmp(argv[1], "import") == 0;
+    const char *tty = terminal ? (isatty(0) ? "-t" : NULL) : reads_stdin ? NULL : "-n";
     return run_remote(h, config_path, debug, argc, argv, tty, NULL, err);
 }

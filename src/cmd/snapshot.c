@@ -2,8 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../app/snapshot.h"
+#include "../app/snapxfer.h"
 #include "../base/xalloc.h"
 #include "cmd.h"
 
@@ -146,4 +148,98 @@ const qq_command qq_cmd_snapshot_delete = {
     .needs_config = true, .handler = delete,
     .summary = "delete a snapshot",
     .json = "{name, snapshot}",
+};
+
+/* ------------------------------------------------------------ export, import */
+
+static bool is_stdio(int argc, char **argv, int i)
+{
+    return argc <= i || strcmp(argv[i], "-") == 0;
+}
+
+static int export_check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    if (is_stdio(argc, argv, 3) && isatty(1))
+        return qq_usage_error(ctx, err, false,
+                              "the stream is binary: give a FILE, or send stdout to a file or a pipe "
+                              "(`| qqmgr -H HOST snapshot import %s -`)", argv[1]);
+    return 0;
+}
+
+static int export(qq_ctx *ctx, int argc, char **argv)
+{
+    const char *vm = argv[1], *name = argv[2], *file = argc > 3 ? argv[3] : NULL;
+    bool to_stdout = is_stdio(argc, argv, 3);
+    qq_err err = { 0 };
+    snapx_result r;
+    if (snapx_export(ctx->cfg, vm, name, to_stdout ? NULL : file, &r, &err) < 0)
+        return qq_report(&err);
+    if (to_stdout)   /* stdout is the stream */
+        return 0;
+    if (ctx->json)
+        qq_print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "name", vm, "snapshot", name, "kind", r.kind,
+                                "file", file, "bytes", (json_int_t)r.bytes, "data", (json_int_t)r.data,
+                                "elapsed_ms", (json_int_t)(r.seconds * 1000)));
+    else {
+        char b[32];
+        qq_format_bytes(b, sizeof b, r.bytes);
+        printf("exported snapshot %s of %s to %s (%s in %.2f s)\n", name, vm, file, b, r.seconds);
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *as;
+    bool force;
+} import_opts;
+
+static const qq_opt import_options[] = {
+    QQ_STRING(0, "as", "NAME", import_opts, as, "install it under NAME instead of the exported snapshot's name"),
+    QQ_FLAG('f', "force", import_opts, force, "replace a snapshot of that name"),
+    QQ_OPT_END,
+};
+
+static int import_check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    if (is_stdio(argc, argv, 2) && isatty(0))
+        return qq_usage_error(ctx, err, false,
+                              "the stream is read from stdin, which is a terminal: give a FILE, or pipe one in "
+                              "(`qqmgr snapshot export %s NAME - | …`)", argv[1]);
+    return 0;
+}
+
+static int import(qq_ctx *ctx, int argc, char **argv)
+{
+    const import_opts *o = ctx->opts;
+    const char *vm = argv[1];
+    qq_err err = { 0 };
+    snapx_result r;
+    snapx_import_opts io = { .as = o->as, .force = o->force };
+    if (snapx_import(ctx->cfg, vm, is_stdio(argc, argv, 2) ? NULL : argv[2], &io, &r, &err) < 0)
+        return qq_report(&err);
+    if (ctx->json)
+        qq_print_json(json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "name", vm, "snapshot", r.snapshot, "kind",
+                                r.kind, "replaced", r.replaced, "bytes", (json_int_t)r.bytes, "data",
+                                (json_int_t)r.data, "elapsed_ms", (json_int_t)(r.seconds * 1000)));
+    else {
+        char b[32];
+        qq_format_bytes(b, sizeof b, r.bytes);
+        printf("imported snapshot %s of %s (%s in %.2f s)%s\n", r.snapshot, vm, b, r.seconds,
+               r.replaced ? " (replaced the older one)" : "");
+    }
+    return 0;
+}
+
+const qq_command qq_cmd_snapshot_export = {
+    .name = "snapshot export", .args = "VM SNAPSHOT [FILE|-]", .min_args = 2, .max_args = 3,
+    .needs_config = true, .handler = export, .check = export_check,
+    .summary = "write SNAPSHOT as one checksummed stream to FILE or stdout (-), for snapshot import",
+    .json = "{name, snapshot, kind, file, bytes, data, elapsed_ms}",
+};
+const qq_command qq_cmd_snapshot_import = {
+    .name = "snapshot import", .args = "VM [FILE|-]", .min_args = 1, .max_args = 2,
+    .needs_config = true, .handler = import, .check = import_check,
+    .summary = "verify a snapshot stream from FILE or stdin (-) and install it as the VM's snapshot",
+    QQ_OPTIONS(import_opts, import_options, NULL),
+    .json = "{name, snapshot, kind, replaced, bytes, data, elapsed_ms}",
 };

@@ -1,0 +1,983 @@
+/* snapxfer — see snapxfer.h. */
+#include "snapxfer.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/clock.h"
+#include "../base/sbuf.h"
+#include "../base/xalloc.h"
+#include "../infra/fs.h"
+#include "../infra/hash.h"
+#include "../infra/sig.h"
+#include "../infra/tree.h"
+#include "layout.h"
+#include "leftover.h"
+#include "snapshot.h"
+
+#define MAGIC "qqsnap\n\001"
+#define MAGIC_LEN 8
+#define HEADER_MAX (1u << 20)
+#define REC_HDR 9
+#define AUTO_PORT_SENTINEL 65533
+#define LOCK_S 30
+
+/* ------------------------------------------------------------ the arguments */
+
+static bool name_char(char ch)
+{
+    return isalnum((unsigned char)ch) || ch == '.' || ch == '_' || ch == '-';
+}
+
+/* Replace whole-path occurrences of path in s by token. */
+static char *replace_path(const char *s, const char *path, const char *token)
+{
+    size_t pl = strlen(path);
+    if (pl < 2)   /* "/" would match everything */
+        return xstrdup(s);
+    sbuf b = SBUF_INIT;
+    const char *p = s;
+    for (;;) {
+        const char *hit = strstr(p, path);
+        while (hit && name_char(hit[pl]))
+            hit = strstr(hit + 1, path);
+        if (!hit) {
+            sbuf_adds(&b, p);
+            break;
+        }
+        sbuf_add(&b, p, (size_t)(hit - p));
+        sbuf_adds(&b, token);
+        p = hit + pl;
+    }
+    return sbuf_steal(&b);
+}
+
+/* Replace the number port where it stands alone (no digit on either side). */
+static char *replace_port(const char *s, int port)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%d", port);
+    size_t nl = strlen(num);
+    sbuf b = SBUF_INIT;
+    const char *p = s;
+    for (;;) {
+        const char *hit = strstr(p, num);
+        while (hit && ((hit > s && isdigit((unsigned char)hit[-1])) || isdigit((unsigned char)hit[nl])))
+            hit = strstr(hit + 1, num);
+        if (!hit) {
+            sbuf_adds(&b, p);
+            break;
+        }
+        sbuf_add(&b, p, (size_t)(hit - p));
+        sbuf_adds(&b, "{ssh.port}");
+        p = hit + nl;
+    }
+    return sbuf_steal(&b);
+}
+
+/* The VM's user arguments as this config resolves them, normalised (see
+ * snapxfer.h): a new array of strings. */
+static json_t *normal_args(const config *c, const char *vm, qq_err *err)
+{
+    bool autoport = config_vm_ssh_port(c, vm) == SSH_PORT_AUTO;
+    vm_spec s;
+    if (config_vm(c, vm, autoport ? AUTO_PORT_SENTINEL : 0, &s, err) < 0)
+        return NULL;
+    int port = autoport ? AUTO_PORT_SENTINEL : s.ssh_port_used;
+    json_t *out = json_array();
+    for (size_t i = 0; i < s.nargs; i++) {
+        _cleanup_free_ char *a = replace_path(s.args[i], config_state_dir(c), "{state}");
+        _cleanup_free_ char *b = replace_path(a, config_dir(c), "{config}");
+        char *d = port > 0 ? replace_port(b, port) : xstrdup(b);
+        json_array_append_new(out, json_string(d));
+        free(d);
+    }
+    vm_spec_free(&s);
+    return out;
+}
+
+static void args_digest(json_t *args, char hex[HASH_HEX_LEN + 1])
+{
+    /* each argument followed by a NUL: no two lists give the same bytes */
+    hash_ctx h = { 0 };
+    hex[0] = '\0';
+    if (hash_init(&h, NULL) < 0)
+        return;
+    size_t i;
+    json_t *a;
+    json_array_foreach(args, i, a)
+        hash_update(&h, json_string_value(a), json_string_length(a) + 1);
+    hash_final(&h, hex);
+}
+
+static void add_quoted(sbuf *b, const char *s)
+{
+    sbuf_addc(b, '"');
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sbuf_addc(b, '\\');
+        sbuf_addc(b, *p);
+    }
+    sbuf_addc(b, '"');
+}
+
+/* "argument 3 is "256" in the snapshot, "512" here (after "-m")", up to
+ * five such, or the two differing runs when the counts differ. */
+static char *args_diff(json_t *theirs, json_t *ours)
+{
+    size_t nt = json_array_size(theirs), no = json_array_size(ours), pre = 0, suf = 0;
+    while (pre < nt && pre < no &&
+           strcmp(json_string_value(json_array_get(theirs, pre)), json_string_value(json_array_get(ours, pre))) == 0)
+        pre++;
+    while (suf < nt - pre && suf < no - pre &&
+           strcmp(json_string_value(json_array_get(theirs, nt - 1 - suf)),
+                  json_string_value(json_array_get(ours, no - 1 - suf))) == 0)
+        suf++;
+    sbuf b = SBUF_INIT;
+    if (nt - pre - suf == no - pre - suf) {
+        int shown = 0, more = 0;
+        for (size_t i = pre; i < nt - suf; i++) {
+            const char *t = json_string_value(json_array_get(theirs, i)), *o = json_string_value(json_array_get(ours, i));
+            if (strcmp(t, o) == 0)
+                continue;
+            if (shown == 5) {
+                more++;
+                continue;
+            }
+            sbuf_adds(&b, shown++ ? "; " : "");
+            sbuf_addf(&b, "argument %zu is ", i + 1);
+            add_quoted(&b, t);
+            sbuf_adds(&b, " in the snapshot, ");
+            add_quoted(&b, o);
+            sbuf_adds(&b, " here");
+            if (i > 0) {
+                sbuf_adds(&b, " (after ");
+                add_quoted(&b, json_string_value(json_array_get(ours, i - 1)));
+                sbuf_adds(&b, ")");
+            }
+        }
+        if (more)
+            sbuf_addf(&b, "; and %d more", more);
+        return sbuf_steal(&b);
+    }
+    sbuf_addf(&b, "from argument %zu", pre + 1);
+    if (pre > 0) {
+        sbuf_adds(&b, " (after ");
+        add_quoted(&b, json_string_value(json_array_get(ours, pre - 1)));
+        sbuf_adds(&b, ")");
+    }
+    sbuf_adds(&b, " the snapshot has");
+    for (size_t i = pre; i < nt - suf; i++) {
+        sbuf_addc(&b, ' ');
+        add_quoted(&b, json_string_value(json_array_get(theirs, i)));
+    }
+    if (nt - suf == pre)
+        sbuf_adds(&b, " nothing");
+    sbuf_adds(&b, ", here");
+    for (size_t i = pre; i < no - suf; i++) {
+        sbuf_addc(&b, ' ');
+        add_quoted(&b, json_string_value(json_array_get(ours, i)));
+    }
+    if (no - suf == pre)
+        sbuf_adds(&b, " nothing");
+    return sbuf_steal(&b);
+}
+
+/* ------------------------------------------------------------ writing */
+
+typedef struct out {
+    int fd;
+    const char *shown;          /* "stdout" or the file */
+    hash_ctx file;              /* the current file's records */
+    bool in_file;
+    unsigned long long bytes;
+    qq_err *err;
+} out;
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int out_write(out *o, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n > 0) {
+        if (sig_caught())
+            return qq_fail(o->err, QQ_EXIT_FAIL, "interrupted");
+        ssize_t w = write(o->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EPIPE)
+            return qq_fail(o->err, QQ_EXIT_FAIL, "the reader closed the stream (its message says why)");
+        if (w < 0)
+            return qq_fail(o->err, QQ_EXIT_FAIL, "write %s: %s", o->shown, strerror(errno));
+        p += w;
+        n -= (size_t)w;
+        o->bytes += (unsigned long long)w;
+    }
+    return 0;
+}
+
+static int out_record(out *o, char type, const void *payload, size_t n)
+{
+    unsigned char h[REC_HDR];
+    h[0] = (unsigned char)type;
+    put_u64(h + 1, n);
+    if (o->in_file) {
+        hash_update(&o->file, h, sizeof h);
+        hash_update(&o->file, payload, n);
+    }
+    if (out_write(o, h, sizeof h) < 0)
+        return -1;
+    return out_write(o, payload, n);
+}
+
+static int out_hole(out *o, unsigned long long n)
+{
+    unsigned char p[8];
+    put_u64(p, n);
+    return n ? out_record(o, 'Z', p, sizeof p) : 0;
+}
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+    if (n < 16)
+        return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+    static const unsigned char z[16];
+    return memcmp(p, z, 16) == 0 && memcmp(p, p + 16, n - 16) == 0;
+}
+
+/* One file: F, D/Z records, E; the E value appended to digests. */
+static int send_file(out *o, int fd, const char *name, unsigned long long size, unsigned char *buf, sbuf *digests)
+{
+    if (hash_init(&o->file, o->err) < 0)
+        return -1;
+    o->in_file = true;
+    int rc = -1;
+    _cleanup_json_ json_t *f = json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)size);
+    _cleanup_free_ char *ftext = json_dumps(f, JSON_COMPACT);
+    if (out_record(o, 'F', ftext, strlen(ftext)) < 0)
+        goto out;
+    unsigned long long off = 0, zeros = 0;
+    while (off < size) {
+        /* the next data; none (ENXIO) or no SEEK_DATA: read all */
+        off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            data = (off_t)size;
+        else if (data < 0)
+            data = (off_t)off;
+        if ((unsigned long long)data > size)
+            data = (off_t)size;
+        zeros += (unsigned long long)data - off;
+        off = (unsigned long long)data;
+        off_t hole = off < size ? lseek(fd, data, SEEK_HOLE) : (off_t)size;
+        if (hole < 0 || (unsigned long long)hole > size)
+            hole = (off_t)size;
+        while (off < (unsigned long long)hole) {
+            size_t want = (unsigned long long)hole - off < SNAPX_CHUNK ? (size_t)((unsigned long long)hole - off)
+                                                                       : SNAPX_CHUNK;
+            ssize_t n = pread(fd, buf, want, (off_t)off);
+            if (n < 0 && errno == EINTR) {
+                if (sig_caught()) {
+                    qq_fail(o->err, QQ_EXIT_FAIL, "interrupted");
+                    goto out;
+                }
+                continue;
+            }
+            if (n < 0) {
+                qq_fail(o->err, QQ_EXIT_FAIL, "read %s: %s", name, strerror(errno));
+                goto out;
+            }
+            if (n == 0) {
+                qq_fail(o->err, QQ_EXIT_FAIL, "read %s: it shrank while being exported", name);
+                goto out;
+            }
+            if (all_zero(buf, (size_t)n)) {
+                zeros += (unsigned long long)n;
+            } else {
+                if (out_hole(o, zeros) < 0 || out_record(o, 'D', buf, (size_t)n) < 0)
+                    goto out;
+                zeros = 0;
+            }
+            off += (unsigned long long)n;
+        }
+    }
+    if (out_hole(o, zeros) < 0)
+        goto out;
+    char hex[HASH_HEX_LEN + 1];
+    hash_final(&o->file, hex);
+    o->in_file = false;
+    if (out_record(o, 'E', hex, HASH_HEX_LEN) < 0)
+        goto out;
+    sbuf_add(digests, hex, HASH_HEX_LEN);
+    rc = 0;
+out:
+    hash_free(&o->file);
+    o->in_file = false;
+    return rc;
+}
+
+static int open_in(int dfd, const char *name, const char *shown, int *fd, unsigned long long *size, qq_err *err)
+{
+    *fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (*fd < 0 || fstat(*fd, &st) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", shown, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: not a regular file", shown);
+    *size = (unsigned long long)st.st_size;
+    return 0;
+}
+
+/* What the export sends: the files (open) and the header. */
+typedef struct source {
+    const char *kind;
+    const char *names[4];       /* the names in the stream */
+    int fds[4];
+    unsigned long long sizes[4];
+    int n;
+    json_t *meta;               /* the snapshot's own record (date…) */
+} source;
+
+static void source_close(source *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->fds[i] >= 0)
+            close(s->fds[i]);
+    json_decref(s->meta);
+}
+
+static int find_source(const config *c, const char *vm, const char *name, source *s, qq_err *err)
+{
+    memset(s, 0, sizeof *s);
+    _cleanup_json_ json_t *list = snap_list(c, vm, err);
+    if (!list)
+        return -1;
+    bool have = false;
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+        have = have || strcmp(json_string_value(json_object_get(x, "name")) ?: "", name) == 0;
+    if (!have)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s' (`%s snapshot list %s` shows its snapshots)", vm,
+                       name, config_cli(c), vm);
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
+    _cleanup_close_ int dfd = tree_open(sd);
+    _cleanup_free_ char *state = xasprintf("%s.state", name), *meta = xasprintf("%s.json", name);
+    struct stat st;
+    if (dfd < 0 || fstatat(dfd, state, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: snapshot '%s' is an internal qcow2 snapshot, kept inside the VM's disks, which a "
+                       "snapshot stream does not carry: export takes state-file snapshots (of a VM without a "
+                       "writable disk)", vm, name);
+    s->kind = "state-file";
+    _cleanup_free_ char *shown = xasprintf("%s/%s", sd, state);
+    s->names[0] = "state";
+    s->fds[0] = -1;
+    s->n = 1;
+    if (open_in(dfd, state, shown, &s->fds[0], &s->sizes[0], err) < 0)
+        return -1;
+    /* the record (date, vm_clock) travels as it is; none: the file's date */
+    _cleanup_close_ int mfd = openat(dfd, meta, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    s->meta = mfd >= 0 ? json_loadfd(mfd, 0, NULL) : NULL;
+    if (!json_is_object(s->meta)) {
+        json_decref(s->meta);
+        s->meta = json_pack("{s:I}", "date", (json_int_t)st.st_mtime);
+    }
+    return 0;
+}
+
+static int export_to(const config *c, const char *vm, const char *name, out *o, snapx_result *r, qq_err *err)
+{
+    source s;
+    if (find_source(c, vm, name, &s, err) < 0) {
+        source_close(&s);
+        return -1;
+    }
+    r->kind = s.kind;
+    int rc = -1;
+    unsigned char *buf = NULL;
+    sbuf digests = SBUF_INIT;
+    /* declared before the first goto: the cleanups run on every path */
+    _cleanup_free_ char *metatext = NULL, *htext = NULL, *ftext = NULL;
+    _cleanup_json_ json_t *h = NULL, *f = NULL;
+    json_t *args = normal_args(c, vm, err);
+    if (!args)
+        goto out;
+    char ahex[HASH_HEX_LEN + 1];
+    args_digest(args, ahex);
+    metatext = json_dumps(s.meta, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t metalen = strlen(metatext);
+    json_t *files = json_array();
+    for (int i = 0; i < s.n; i++) {
+        json_array_append_new(files, json_pack("{s:s, s:I}", "name", s.names[i], "size", (json_int_t)s.sizes[i]));
+        r->data += s.sizes[i];
+    }
+    json_array_append_new(files, json_pack("{s:s, s:I}", "name", "meta", "size", (json_int_t)metalen));
+    r->data += metalen;
+    json_t *date = json_object_get(s.meta, "date");
+    h = json_pack("{s:i, s:s, s:s, s:s, s:I, s:o, s:s, s:o}", "format", SNAPX_FORMAT, "vm", vm,
+                                         "snapshot", name, "kind", s.kind, "date",
+                                         (json_int_t)(json_is_number(date) ? json_number_value(date) : 0), "args",
+                                         args, "args_sha256", ahex, "files", files);
+    htext = json_dumps(h, JSON_COMPACT);
+    size_t hlen = strlen(htext);
+    /* S: the digest of the magic and the H record */
+    hash_ctx hh = { 0 };
+    if (hash_init(&hh, err) < 0)
+        goto out;
+    unsigned char rh[REC_HDR] = { 'H' };
+    put_u64(rh + 1, hlen);
+    hash_update(&hh, MAGIC, MAGIC_LEN);
+    hash_update(&hh, rh, sizeof rh);
+    hash_update(&hh, htext, hlen);
+    char shex[HASH_HEX_LEN + 1];
+    hash_final(&hh, shex);
+    sbuf_add(&digests, shex, HASH_HEX_LEN);
+    if (out_write(o, MAGIC, MAGIC_LEN) < 0 || out_record(o, 'H', htext, hlen) < 0 ||
+        out_record(o, 'S', shex, HASH_HEX_LEN) < 0)
+        goto out;
+    buf = xmalloc(SNAPX_CHUNK);
+    for (int i = 0; i < s.n; i++)
+        if (send_file(o, s.fds[i], s.names[i], s.sizes[i], buf, &digests) < 0)
+            goto out;
+    /* the record, from memory: a file's worth of D */
+    if (hash_init(&o->file, err) < 0)
+        goto out;
+    o->in_file = true;
+    f = json_pack("{s:s, s:I}", "name", "meta", "size", (json_int_t)metalen);
+    ftext = json_dumps(f, JSON_COMPACT);
+    if (out_record(o, 'F', ftext, strlen(ftext)) < 0 || (metalen && out_record(o, 'D', metatext, metalen) < 0)) {
+        hash_free(&o->file);
+        goto out;
+    }
+    char mhex[HASH_HEX_LEN + 1];
+    hash_final(&o->file, mhex);
+    o->in_file = false;
+    if (out_record(o, 'E', mhex, HASH_HEX_LEN) < 0)
+        goto out;
+    sbuf_add(&digests, mhex, HASH_HEX_LEN);
+    char thex[HASH_HEX_LEN + 1];
+    if (hash_bytes(digests.buf, digests.len, thex, err) < 0 || out_record(o, 'T', thex, HASH_HEX_LEN) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc < 0 && sig_caught() && strcmp(err->msg, "interrupted") == 0)
+        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the export of snapshot '%s' is incomplete", vm, name);
+    free(buf);
+    sbuf_free(&digests);
+    source_close(&s);
+    return rc;
+}
+
+int snapx_export(const config *c, const char *vm, const char *name, const char *path, snapx_result *r,
+                 qq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (config_check_vm(c, vm, err) < 0 || snap_check_name(name, err) < 0)
+        return -1;
+    snprintf(r->snapshot, sizeof r->snapshot, "%s", name);
+    long long t0 = clock_ms();
+    bool to_stdout = !path || strcmp(path, "-") == 0;
+    _cleanup_free_ char *tmp = to_stdout ? NULL : xasprintf("%s.tmp-%ld", path, (long)getpid());
+    out o = { .fd = 1, .shown = "stdout", .err = err };
+    if (!to_stdout) {
+        o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (o.fd < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+        o.shown = path;
+    }
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    sig_scope ss;
+    sig_catch(&ss);
+    int rc = export_to(c, vm, name, &o, r, err);
+    if (!to_stdout) {
+        if (rc == 0 && fsync(o.fd) < 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+        if (close(o.fd) < 0 && rc == 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+        if (rc == 0 && sig_caught())
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: %s was not written", vm, path);
+        if (rc == 0 && rename(tmp, path) < 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
+        if (rc < 0)
+            unlink(tmp);
+    }
+    sig_release(&ss);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    r->bytes = o.bytes;
+    r->seconds = (double)(clock_ms() - t0) / 1000.0;
+    return rc;
+}
+
+/* ------------------------------------------------------------ reading */
+
+typedef struct in {
+    int fd;
+    const char *shown;           /* "stdin" or the file */
+    unsigned long long pos;
+    hash_ctx file;
+    bool in_file;
+    const char *where;           /* what is being read, for "ended in …" */
+    qq_err *err;
+} in;
+
+/* Read exactly n bytes; 1 at a clean end before the first byte, -1 on error
+ * (a short read is a truncated stream). */
+static int in_read(in *i, void *data, size_t n, bool eof_ok)
+{
+    char *p = data;
+    size_t got = 0;
+    while (got < n) {
+        if (sig_caught())
+            return qq_fail(i->err, QQ_EXIT_FAIL, "interrupted");
+        ssize_t r = read(i->fd, p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return qq_fail(i->err, QQ_EXIT_FAIL, "read %s: %s", i->shown, strerror(errno));
+        if (r == 0) {
+            if (got == 0 && eof_ok)
+                return 1;
+            return qq_fail(i->err, QQ_EXIT_FAIL, "truncated stream: it ends at byte %llu, %s",
+                           i->pos + got, i->where);
+        }
+        got += (size_t)r;
+    }
+    i->pos += n;
+    return 0;
+}
+
+/* A record's type and length; inside a file, the header bytes go into the
+ * file's digest (not E's: the digest ends before it). */
+static int in_record(in *i, char *type, uint64_t *len)
+{
+    unsigned char h[REC_HDR];
+    if (in_read(i, h, sizeof h, false) < 0)
+        return -1;
+    *type = (char)h[0];
+    *len = get_u64(h + 1);
+    if (i->in_file && *type != 'E')
+        hash_update(&i->file, h, sizeof h);
+    return 0;
+}
+
+static int corrupt(in *i, const char *what)
+{
+    return qq_fail(i->err, QQ_EXIT_FAIL, "corrupted stream: %s at byte %llu", what, i->pos);
+}
+
+/* A record of type want with a payload of at most max bytes, into buf (NUL-terminated). */
+static int in_small(in *i, char want, size_t max, char *buf, size_t *len)
+{
+    char type;
+    uint64_t n;
+    if (in_record(i, &type, &n) < 0)
+        return -1;
+    if (type != want || n > max) {
+        char what[96];
+        snprintf(what, sizeof what, "record '%c' (%llu bytes) where '%c' belongs", isprint((unsigned char)type) ? type : '?',
+                 (unsigned long long)n, want);
+        return corrupt(i, what);
+    }
+    if (in_read(i, buf, (size_t)n, false) < 0)
+        return -1;
+    buf[n] = '\0';
+    if (i->in_file)
+        hash_update(&i->file, buf, (size_t)n);
+    if (len)
+        *len = (size_t)n;
+    return 0;
+}
+
+static bool plain_name(const char *s)
+{
+    if (!s || !*s || *s == '.' || strlen(s) > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!name_char(*p))
+            return false;
+    return true;
+}
+
+/* Receive one file into dfd/name; its E value appended to digests. */
+static int recv_file(in *i, int dfd, const char *name, unsigned long long size, unsigned char *buf, sbuf *digests)
+{
+    int rc = -1;
+    int fd = -1;
+    _cleanup_json_ json_t *f = NULL;
+    _cleanup_free_ char *where = xasprintf("inside file '%s'", name);
+    i->where = where;
+    if (hash_init(&i->file, i->err) < 0)
+        return -1;
+    i->in_file = true;
+    size_t flen;
+    if (in_small(i, 'F', 4096, (char *)buf, &flen) < 0)
+        goto out;
+    f = json_loads((char *)buf, 0, NULL);
+    if (!f || strcmp(json_string_value(json_object_get(f, "name")) ?: "", name) != 0 ||
+        (unsigned long long)json_integer_value(json_object_get(f, "size")) != size) {
+        char what[128];
+        snprintf(what, sizeof what, "file record '%.60s' where '%s' belongs", (char *)buf, name);
+        corrupt(i, what);
+        goto out;
+    }
+    fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        qq_fail(i->err, QQ_EXIT_FAIL, "create %s: %s", name, strerror(errno));
+        goto out;
+    }
+    unsigned long long off = 0;
+    for (;;) {
+        char type;
+        uint64_t n;
+        if (in_record(i, &type, &n) < 0)
+            goto out;
+        if (type == 'E') {
+            if (n != HASH_HEX_LEN) {
+                corrupt(i, "a digest record of the wrong length");
+                goto out;
+            }
+            char hex[HASH_HEX_LEN + 1], want[HASH_HEX_LEN + 1];
+            i->in_file = false;
+            hash_final(&i->file, hex);
+            if (in_read(i, want, HASH_HEX_LEN, false) < 0)
+                goto out;
+            want[HASH_HEX_LEN] = '\0';
+            if (strcmp(hex, want) != 0) {
+                qq_fail(i->err, QQ_EXIT_FAIL, "corrupted stream: file '%s' does not match its sha256 "
+                        "(the stream says %.12s…, its bytes give %.12s…)", name, want, hex);
+                goto out;
+            }
+            if (off != size) {
+                corrupt(i, "a file shorter than its size");
+                goto out;
+            }
+            sbuf_add(digests, want, HASH_HEX_LEN);
+            break;
+        }
+        if (type == 'D') {
+            if (n == 0 || n > SNAPX_CHUNK || n > size - off) {
+                corrupt(i, "a data record past the file's size");
+                goto out;
+            }
+            if (in_read(i, buf, (size_t)n, false) < 0)
+                goto out;
+            hash_update(&i->file, buf, (size_t)n);
+            for (size_t done = 0; done < n;) {
+                ssize_t w = pwrite(fd, buf + done, (size_t)n - done, (off_t)(off + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0) {
+                    qq_fail(i->err, QQ_EXIT_FAIL, "write %s: %s", name, strerror(errno));
+                    goto out;
+                }
+                done += (size_t)w;
+            }
+            off += n;
+        } else if (type == 'Z') {
+            unsigned char z[8];
+            if (n != 8 || in_read(i, z, 8, false) < 0) {
+                if (n != 8)
+                    corrupt(i, "a hole record of the wrong length");
+                goto out;
+            }
+            hash_update(&i->file, z, 8);
+            uint64_t h = get_u64(z);
+            if (h > size - off) {
+                corrupt(i, "a hole past the file's size");
+                goto out;
+            }
+            off += h;
+        } else {
+            corrupt(i, "an unknown record inside a file");
+            goto out;
+        }
+    }
+    if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0) {
+        qq_fail(i->err, QQ_EXIT_FAIL, "%s: %s", name, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    hash_free(&i->file);
+    i->in_file = false;
+    return rc;
+}
+
+/* The snapshot names the VM has (any kind), or NULL with err. */
+static bool has_name(json_t *list, const char *name)
+{
+    size_t k;
+    json_t *x;
+    json_array_foreach(list, k, x)
+        if (strcmp(json_string_value(json_object_get(x, "name")) ?: "", name) == 0)
+            return true;
+    return false;
+}
+
+/* Refuse an existing name (unless force on a state-file one); *replaced. */
+static int check_free(const config *c, const char *vm, const char *dir, const char *name, bool force, bool *replaced,
+                      qq_err *err)
+{
+    _cleanup_json_ json_t *list = snap_list(c, vm, err);
+    if (!list)
+        return -1;
+    *replaced = false;
+    if (!has_name(list, name))
+        return 0;
+    _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
+    _cleanup_free_ char *state = xasprintf("%s/%s.state", sd, name);
+    struct stat st;
+    bool state_file = lstat(state, &st) == 0 && S_ISREG(st.st_mode);
+    if (!force)
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s has a snapshot '%s' already: import it under another name (--as NAME), or replace "
+                       "it (--force)", vm, name);
+    if (!state_file)
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s has a snapshot '%s' already, inside its disks, which an import does not replace: "
+                       "import it under another name (--as NAME)", vm, name);
+    *replaced = true;
+    return 0;
+}
+
+static int install(const config *c, const char *vm, const char *dir, int tdfd, const char *name, bool force,
+                   snapx_result *r, qq_err *err)
+{
+    _cleanup_close_ int lock = layout_lock_vm(vm, dir, "snapshot import", clock_ms() + LOCK_S * 1000LL, LOCK_S,
+                                              "the snapshot commands' bound", err);
+    if (lock < 0)
+        return -1;
+    if (check_free(c, vm, dir, name, force, &r->replaced, err) < 0)
+        return -1;
+    if (sig_caught())
+        return qq_fail(err, QQ_EXIT_FAIL, "interrupted");
+    _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
+    _cleanup_close_ int sdfd = tree_open(sd);
+    if (sdfd < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", sd, strerror(errno));
+    _cleanup_free_ char *meta = xasprintf("%s.json", name), *state = xasprintf("%s.state", name);
+    /* the record first: a snapshot is listed once its .state is there */
+    if (renameat(tdfd, "meta", sdfd, meta) < 0 || renameat(tdfd, "state", sdfd, state) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "install %s/%s: %s", sd, name, strerror(errno));
+    if (fsync(sdfd) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", sd, strerror(errno));
+    return 0;
+}
+
+static int import_from(const config *c, const char *vm, in *i, const snapx_import_opts *o, snapx_result *r,
+                       qq_err *err)
+{
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    leftover_sweep_imports(dir);
+    char magic[MAGIC_LEN];
+    i->where = "before its first byte";
+    int m = in_read(i, magic, MAGIC_LEN, true);
+    if (m == 1)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is empty: no snapshot stream (did the export fail?)", i->shown);
+    if (m < 0)
+        return -1;
+    if (memcmp(magic, MAGIC, MAGIC_LEN - 1) != 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is not a qqmgr snapshot stream (`qqmgr snapshot export` writes one)",
+                       i->shown);
+    if ((unsigned char)magic[MAGIC_LEN - 1] != SNAPX_FORMAT)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is a snapshot stream of format %d, which this qqmgr does not read "
+                       "(it reads format %d): import it with a newer qqmgr", i->shown,
+                       (unsigned char)magic[MAGIC_LEN - 1], SNAPX_FORMAT);
+    i->where = "inside its header";
+    /* the header, checked against S before it is believed */
+    hash_ctx hh = { 0 };
+    if (hash_init(&hh, err) < 0)
+        return -1;
+    hash_update(&hh, magic, MAGIC_LEN);
+    i->file = hh;
+    i->in_file = true;
+    _cleanup_free_ char *htext = xmalloc(HEADER_MAX + 1);
+    size_t hlen;
+    if (in_small(i, 'H', HEADER_MAX, htext, &hlen) < 0) {
+        hash_free(&i->file);
+        i->in_file = false;
+        return -1;
+    }
+    char shex[HASH_HEX_LEN + 1], want[HASH_HEX_LEN + 1];
+    i->in_file = false;
+    hash_final(&i->file, shex);
+    if (in_small(i, 'S', HASH_HEX_LEN, want, NULL) < 0)
+        return -1;
+    if (strcmp(shex, want) != 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header does not match its sha256");
+    _cleanup_json_ json_t *h = json_loads(htext, 0, NULL);
+    const char *hvm = json_string_value(json_object_get(h, "vm"));
+    const char *hname = json_string_value(json_object_get(h, "snapshot"));
+    const char *kind = json_string_value(json_object_get(h, "kind"));
+    json_t *args = json_object_get(h, "args"), *files = json_object_get(h, "files");
+    if (!hvm || !hname || !kind || !json_is_array(args) || !json_is_array(files))
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header lacks vm, snapshot, kind, args or files");
+    if (strcmp(hvm, vm) != 0)
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "the stream holds snapshot '%s' of VM '%s', not of %s: import it into %s (a snapshot loads "
+                       "only into the VM it was saved from)", hname, hvm, vm, hvm);
+    if (strcmp(kind, "state-file") != 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "the stream holds a snapshot of kind '%s', which this qqmgr does not "
+                       "import (it imports state-file snapshots)", kind);
+    const char *name = o->as ? o->as : hname;
+    if (snap_check_name(name, err) < 0)
+        return -1;
+    snprintf(r->snapshot, sizeof r->snapshot, "%s", name);
+    r->kind = "state-file";
+    _cleanup_json_ json_t *ours = normal_args(c, vm, err);
+    if (!ours)
+        return -1;
+    size_t k;
+    json_t *a;
+    bool strings = true;
+    json_array_foreach(args, k, a)
+        strings = strings && json_is_string(a);
+    if (!strings)
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header's args are not strings");
+    if (!json_equal(args, ours)) {
+        _cleanup_free_ char *d = args_diff(args, ours);
+        return qq_fail(err, QQ_EXIT_FAIL, "the QEMU arguments of snapshot '%s' differ from this host's config "
+                       "(%s): %s", hname, config_path(c), d);
+    }
+    /* the files a state-file snapshot has, in the order export sends them */
+    static const char *const want_files[] = { "state", "meta" };
+    if (json_array_size(files) != 2)
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: a state-file snapshot of %zu files",
+                       json_array_size(files));
+    unsigned long long sizes[2];
+    for (size_t f = 0; f < 2; f++) {
+        json_t *x = json_array_get(files, f);
+        const char *fn = json_string_value(json_object_get(x, "name"));
+        json_t *sz = json_object_get(x, "size");
+        if (!plain_name(fn) || strcmp(fn, want_files[f]) != 0 || !json_is_integer(sz) || json_integer_value(sz) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header's file %zu is not '%s' with a size", f + 1,
+                           want_files[f]);
+        sizes[f] = (unsigned long long)json_integer_value(sz);
+        r->data += sizes[f];
+    }
+    if (sizes[1] > HEADER_MAX)
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: a snapshot record of %llu bytes", sizes[1]);
+    bool replaced;
+    if (check_free(c, vm, dir, name, o->force, &replaced, err) < 0)
+        return -1;
+    /* into the temp dir */
+    _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
+    if (layout_make_dir(sd, err) < 0)
+        return -1;
+    _cleanup_free_ char *tmp = leftover_import_dir(dir);
+    if (mkdir(tmp, 0700) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+    int rc = -1;
+    unsigned char *buf = xmalloc(SNAPX_CHUNK + 1);
+    sbuf digests = SBUF_INIT;
+    sbuf_add(&digests, want, HASH_HEX_LEN);
+    _cleanup_close_ int tdfd = tree_open(tmp);
+    if (tdfd < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    for (size_t f = 0; f < 2; f++)
+        if (recv_file(i, tdfd, want_files[f], sizes[f], buf, &digests) < 0)
+            goto out;
+    i->where = "before its last record";
+    char thex[HASH_HEX_LEN + 1], twant[HASH_HEX_LEN + 1];
+    if (in_small(i, 'T', HASH_HEX_LEN, twant, NULL) < 0 || hash_bytes(digests.buf, digests.len, thex, err) < 0)
+        goto out;
+    if (strcmp(thex, twant) != 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its files do not match the stream's sha256");
+        goto out;
+    }
+    char extra;
+    i->where = "after its last record";
+    int e = in_read(i, &extra, 1, true);
+    if (e < 0)
+        goto out;
+    if (e == 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: bytes after its last record (at byte %llu)", i->pos - 1);
+        goto out;
+    }
+    /* the record must be one snapshot list reads */
+    {
+        _cleanup_close_ int mfd = openat(tdfd, "meta", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_json_ json_t *mj = mfd >= 0 ? json_loadfd(mfd, 0, NULL) : NULL;
+        if (!json_is_object(mj)) {
+            qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: the snapshot's record is not a JSON object");
+            goto out;
+        }
+    }
+    if (sig_caught()) {
+        qq_fail(err, QQ_EXIT_FAIL, "interrupted");
+        goto out;
+    }
+    if (install(c, vm, dir, tdfd, name, o->force, r, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    free(buf);
+    sbuf_free(&digests);
+    int pfd = tree_open(sd);
+    if (pfd >= 0) {
+        const char *base = strrchr(tmp, '/') + 1;
+        tree_remove_at(pfd, base, tmp, NULL);
+        close(pfd);
+    }
+    return rc;
+}
+
+int snapx_import(const config *c, const char *vm, const char *path, const snapx_import_opts *o,
+                 snapx_result *r, qq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (config_check_vm(c, vm, err) < 0 || (o->as && snap_check_name(o->as, err) < 0))
+        return -1;
+    long long t0 = clock_ms();
+    bool from_stdin = !path || strcmp(path, "-") == 0;
+    in i = { .fd = 0, .shown = "stdin", .err = err };
+    if (!from_stdin) {
+        i.fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (i.fd < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
+        i.shown = path;
+    }
+    sig_scope ss;
+    sig_catch(&ss);
+    int rc = import_from(c, vm, &i, o, r, err);
+    if (rc < 0 && sig_caught())
+        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: nothing was imported", vm);
+    else if (rc < 0)
+        qq_err_prefix(err, "import into %s", vm);
+    sig_release(&ss);
+    if (!from_stdin)
+        close(i.fd);
+    r->bytes = i.pos;
+    r->seconds = (double)(clock_ms() - t0) / 1000.0;
+    return rc;
+}
