@@ -129,8 +129,26 @@ size_t config_vm_count(const config *c);
 const char *config_vm_name(const config *c, size_t i);   /* file order */
 bool config_has_vm(const config *c, const char *name);
 /* 0 when the config has VM (image) name; else QQ_EXIT_USAGE "no VM named "x"",
- * with the nearest name ("did you mean") and the names that exist. */
+ * with the nearest name ("did you mean") and the names that exist. A VM
+ * name may also name a throwaway copy of the VM, "VM#N" (below): 0 when VM
+ * is the config's and the copy's state dir exists; else the unknown VM's
+ * QQ_EXIT_USAGE, or QQ_EXIT_FAIL "VM#N: no such copy of VM (…)". */
 int config_check_vm(const config *c, const char *name, qq_err *err);
+
+/* Throwaway copies. `start VM --rm` / `run VM --rm` while the VM's own
+ * place is taken run as a copy, named "VM#N" (N = 1…CONFIG_COPY_MAX, no
+ * leading zero; '#' never occurs in a VM name). Wherever a command takes a
+ * VM name it takes a copy's name too: the copy is the VM's entry with its
+ * own state dir (config_vm_dir: <state dir>/vm.VM/copy.N, layout.h) and an
+ * automatic ssh port (config_vm_ssh_port: SSH_PORT_AUTO unless the VM has
+ * no port). config_has_vm() is about the config's names only (false for a
+ * copy). Parse: 0 when name has no '#' (a plain VM name), 1 for "BASE#N"
+ * (*base malloc'd, *n; either may be NULL), -1 with err (QQ_EXIT_USAGE) for
+ * any other name with a '#' ("VM#", "VM#0", "VM#01", "#3", "VM#x"). */
+#define CONFIG_COPY_MAX 9999
+int config_copy_parse(const char *name, char **base, unsigned *n, qq_err *err);
+/* The VM a name is of: "VM" for "VM#N", else the name itself (malloc'd). */
+char *config_base_vm(const char *name);
 int config_check_img(const config *c, const char *name, qq_err *err);
 size_t config_img_count(const config *c);
 const char *config_img_name(const config *c, size_t i);  /* file order */
@@ -149,7 +167,7 @@ void config_where(const config *c, const char *path, char *buf, size_t len);
  * charged before the memory is taken: past it, QQ_EXIT_USAGE naming the var
  * (or entry) being rendered, "renders past 64 MiB, the budget …". */
 #define CONFIG_RENDER_BUDGET ((size_t)64 << 20)
-/* Resolve VM name. ssh_port: the port to render {{.vm.ssh.port}} with when the
+/* Resolve VM name (or a copy "VM#N": spec->name is VM, state_dir the copy's). ssh_port: the port to render {{.vm.ssh.port}} with when the
  * VM's port is automatic (pass 0 when none is chosen yet: renders as 0). Unknown
  * VM → QQ_EXIT_USAGE "no VM named …". */
 int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err);

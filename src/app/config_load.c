@@ -337,9 +337,52 @@ static int no_such(const config *c, json_t *table, const char *what, const char 
                    near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "", whats, sbuf_str(&list));
 }
 
+int config_copy_parse(const char *name, char **base, unsigned *n, qq_err *err)
+{
+    if (base)
+        *base = NULL;
+    const char *hash = strchr(name, '#');
+    if (!hash)
+        return 0;
+    const char *d = hash + 1;
+    unsigned long v = 0;
+    bool ok = hash > name && d[0] >= '1' && d[0] <= '9';
+    for (; ok && *d; d++) {
+        if (*d < '0' || *d > '9' || (v = v * 10 + (unsigned long)(*d - '0')) > CONFIG_COPY_MAX)
+            ok = false;
+    }
+    if (!ok)
+        return qq_fail(err, QQ_EXIT_USAGE, "\"%s\": a throwaway copy is named VM#N (N a number from 1 to %d, "
+                       "as `status VM` lists them)", name, CONFIG_COPY_MAX);
+    if (base)
+        *base = xstrndup(name, (size_t)(hash - name));
+    if (n)
+        *n = (unsigned)v;
+    return 1;
+}
+
+char *config_base_vm(const char *name)
+{
+    const char *hash = strchr(name, '#');
+    return hash ? xstrndup(name, (size_t)(hash - name)) : xstrdup(name);
+}
+
 int config_check_vm(const config *c, const char *name, qq_err *err)
 {
-    return config_has_vm(c, name) ? 0 : no_such(c, c->vms, "VM", "VMs", name, err);
+    _cleanup_free_ char *base = NULL;
+    int k = config_copy_parse(name, &base, NULL, err);
+    if (k < 0)
+        return -1;
+    if (k == 0)
+        return config_has_vm(c, name) ? 0 : no_such(c, c->vms, "VM", "VMs", name, err);
+    if (!config_has_vm(c, base))
+        return no_such(c, c->vms, "VM", "VMs", base, err);
+    _cleanup_free_ char *dir = config_vm_dir(c, name);
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: no such copy of %s (`%s status %s` lists its copies)", name, base,
+                       c->cli, base);
+    return 0;
 }
 
 int config_check_img(const config *c, const char *name, qq_err *err)
@@ -351,11 +394,20 @@ const char *config_img_name(const config *c, size_t i) { return nth_key(c, c->im
 
 int config_vm_ssh_port(const config *c, const char *name)
 {
-    json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
-    return cfg_ssh_port(cfg_get(vm, &cfg_vm, VM_SSH));
+    _cleanup_free_ char *base = config_base_vm(name);
+    json_t *vm = c->vms ? json_object_get(c->vms, base) : NULL;
+    int port = cfg_ssh_port(cfg_get(vm, &cfg_vm, VM_SSH));
+    /* a copy runs beside its VM: a port of its own, always a free one */
+    return strcmp(base, name) != 0 && port != SSH_PORT_NONE ? SSH_PORT_AUTO : port;
 }
 
 char *config_vm_dir(const config *c, const char *name)
 {
+    _cleanup_free_ char *base = NULL;
+    unsigned n = 0;
+    if (config_copy_parse(name, &base, &n, NULL) == 1) {
+        _cleanup_free_ char *vdir = layout_vm_dir(c->state_dir, base);
+        return layout_copy_dir(vdir, n);
+    }
     return layout_vm_dir(c->state_dir, name);
 }

@@ -436,12 +436,14 @@ int config_check_shares(const vm_spec *s, qq_err *err)
     return 0;
 }
 
-int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq_err *err)
+int config_vm(const config *c, const char *instance, int auto_port, vm_spec *out, qq_err *err)
 {
     memset(out, 0, sizeof *out);
-    json_t *vm = c->vms ? json_object_get(c->vms, name) : NULL;
-    if (!vm)
-        return config_check_vm(c, name, err);
+    /* a copy (VM#N) is its VM's entry with the copy's state dir and port */
+    if (config_check_vm(c, instance, err) < 0)
+        return -1;
+    _cleanup_free_ char *name = config_base_vm(instance);
+    json_t *vm = json_object_get(c->vms, name);
     _cleanup_sbuf_ sbuf base = SBUF_INIT;
     sbuf_adds(&base, "vm");
     toml_path_append(&base, name);
@@ -449,11 +451,11 @@ int config_vm(const config *c, const char *name, int auto_port, vm_spec *out, qq
     out->name = xstrdup(name);
     out->cfg = c;
     out->qemu_bin = xstrdup(c->qemu_bin);
-    out->state_dir = config_vm_dir(c, name);
+    out->state_dir = config_vm_dir(c, instance);
     out->ssh_opts = json_object();
     out->ssh_global = json_object();
     json_t *ssh = cfg_get(vm, &cfg_vm, VM_SSH);
-    out->ssh_port = cfg_ssh_port(ssh);
+    out->ssh_port = config_vm_ssh_port(c, instance);
     out->ssh_vm_port = (int)cfg_int(ssh, &cfg_vm_ssh, VMSSH_VM_PORT);
     out->ssh_port_used = out->ssh_port == SSH_PORT_AUTO ? auto_port : out->ssh_port;
 

@@ -485,8 +485,8 @@ static int start_once(const config *cfg, const char *name, long long t0, long lo
     vm_spec_free(&s0);
     if (rc < 0)
         return -1;
-    _cleanup_close_ int lock = lock_vm(name, dir, deadline, timeout_s, err);
-    if (lock < 0)
+    _cleanup_close_ int lock = ro->lock_held ? -1 : lock_vm(name, dir, deadline, timeout_s, err);
+    if (lock < 0 && !ro->lock_held)
         return -1;
     _cleanup_free_ int *img_locks = xcalloc(nimg + 1, sizeof *img_locks);
     for (size_t i = 0; i <= nimg; i++)
@@ -545,7 +545,7 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
      * same run) */
     if (navoid == 0)
         layout_rotate_logs(dir);
-    pid_t pid = launch_spawn(argv, config_dir(cfg), outp, errp, false, err);
+    pid_t pid = launch_spawn(argv, config_dir(cfg), outp, errp, ro->die_with_qqmgr, err);
     launch_argv_free(argv);
     if (pid < 0)
         return -1;
@@ -647,6 +647,7 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
     for (;;) {
         bool port_taken = false;
         int rc = start_once(cfg, name, now, deadline, timeout_s, failed, nfailed, o, r, &port_taken, err);
+        snprintf(r->instance, sizeof r->instance, "%s", name);
         if (r->ssh_port > 0)
             net_release_port(r->ssh_port);   /* QEMU holds it now, or it was given up */
         long long left = deadline - clock_ms();

@@ -28,7 +28,8 @@
  *                      socket serves one client at a time, so following
  *                      events on qmp.socket would lock out stop and status
  *   -S                 launch_opts.paused
- * STATE is the VM's state dir; SOCK where QEMU is told its sockets are (the
+ * STATE is the run's state dir (the VM's, or a copy's: config_vm_dir of
+ * the name launched, "VM" or "VM#N"); SOCK where QEMU is told its sockets are (the
  * state dir, or its short alias when a path would pass 107 bytes: layout.h).
  * Every path in an option value has its commas doubled (launch_escape). A
  * user argument that sets an injected option (-pidfile -qmp -qmp-pretty
@@ -44,7 +45,8 @@
  * The start sequence (launch_start), bounded by one deadline:
  *   1. check: the VM name; the argv builds (user args are valid); every
  *      image the VM uses is built
- *   2. lock: the VM's lock file (layout_lock), then a shared lock on each
+ *   2. lock: the VM's lock file (layout_lock; not when the caller holds
+ *      it, launch_opts.lock_held), then a shared lock on each
  *      image it uses (an `img build` in progress is waited for)
  *   3. already running? → r->already_running, nothing else happens
  *   4. records: the ssh port is chosen (an automatic one reserved), stale
@@ -96,6 +98,9 @@ typedef struct launch_opts {
     const char *wrap;          /* "strace -f -o FILE": a tool QEMU runs under; NULL none */
     char *const *extra;        /* NULL-terminated, after the injected arguments: -loadvm NAME, -incoming URI, -snapshot */
     char *const *replace;      /* NULL-terminated pairs FROM, TO: in each user argument FROM becomes TO */
+    bool lock_held;            /* the caller holds the lock of the run's state dir (copies_claim, copies.h):
+                                * launch_start takes none */
+    bool die_with_qqmgr;       /* QEMU is killed when this process dies (run --rm: nothing outlives it) */
 } launch_opts;
 
 typedef struct launch_result {
@@ -105,6 +110,7 @@ typedef struct launch_result {
     char state[32];        /* QMP run state after start */
     double seconds;        /* launch → QMP answered */
     char *stderr_tail;     /* on failure: the end of QEMU's stderr (caller frees), or NULL */
+    char instance[224];    /* which place it runs in: "VM", or a throwaway copy "VM#N" (copies.h) */
 } launch_result;
 
 /* Append s to b with every comma doubled (a QEMU option value). */
@@ -126,7 +132,10 @@ pid_t launch_spawn(char *const *argv, const char *cwd, const char *out_path, con
                    bool die_with_parent, qq_err *err);
 
 /* Start VM name (the sequence above); 0 once QMP answers, or when it was
- * already running. r->stderr_tail may be set on failure too. */
+ * already running. r->stderr_tail may be set on failure too. name may be a
+ * throwaway copy's, "VM#N" (config.h, copies.h): every path of the run
+ * (STATE, SOCK, the records, the logs) is then the copy's state dir, and
+ * its ssh port an automatic one (config_vm_dir, config_vm_ssh_port). */
 int launch_start(const config *cfg, const char *name, const launch_opts *o, launch_result *r, qq_err *err);
 
 /* Steps 4 of the sequence for `gdb VM` (which runs QEMU itself): with the

@@ -47,6 +47,7 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
     [LAYOUT_SNAPSHOTS] = "snapshots",
     [LAYOUT_THROWAWAY] = "throwaway",
     [LAYOUT_INFLIGHT] = "inflight.json",
+    [LAYOUT_RESTORED] = "restored",
     [LAYOUT_IMG_RAW] = "disk.raw",
     [LAYOUT_IMG_QCOW2] = "disk.qcow2",
     [LAYOUT_IMG_CIDATA] = "cidata",
@@ -76,6 +77,22 @@ bool layout_is_base_copy(const char *entry) { return strncmp(entry, BASE_PREFIX,
 char *layout_vm_dir(const char *state_dir, const char *vm) { return xasprintf("%s/vm.%s", state_dir, vm); }
 
 char *layout_img_dir(const char *state_dir, const char *img) { return xasprintf("%s/img.%s", state_dir, img); }
+
+char *layout_copy_dir(const char *vm_dir, unsigned n) { return xasprintf("%s/copy.%u", vm_dir, n); }
+
+unsigned layout_copy_of_entry(const char *entry)
+{
+    if (strncmp(entry, "copy.", 5) != 0 || entry[5] < '1' || entry[5] > '9')
+        return 0;
+    char *end;
+    unsigned long n = strtoul(entry + 5, &end, 10);
+    return *end || n > 1000000 ? 0 : (unsigned)n;
+}
+
+bool layout_is_new_copy(const char *entry)
+{
+    return strncmp(entry, "copy.new.", 9) == 0 && strlen(entry) == strlen(LAYOUT_COPY_NEW);
+}
 
 const char *layout_vm_of_entry(const char *entry)
 {
@@ -610,7 +627,8 @@ bool layout_forget_host_keys(const char *vm_dir)
 void layout_remove_runtime(const char *vm_dir)
 {
     static const layout_file files[] = { LAYOUT_PID, LAYOUT_QMP, LAYOUT_MONITOR, LAYOUT_SERIAL_SOCKET,
-                                         LAYOUT_GDB_SOCKET, LAYOUT_EVENTS_SOCKET, LAYOUT_FORWARDS };
+                                         LAYOUT_GDB_SOCKET, LAYOUT_EVENTS_SOCKET, LAYOUT_FORWARDS,
+                                         LAYOUT_RESTORED };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         _cleanup_free_ char *p = layout_path(vm_dir, files[i]);
         unlink(p);

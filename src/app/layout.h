@@ -10,7 +10,13 @@
  *                          the logs of the runs before the current one)
  *                          gdb.socket events.socket forwards.json
  *                          snapshots/ throwaway inflight.json
- *                          throwaway.PID.N.qcow2 (leftover.h)
+ *                          throwaway.PID.N.qcow2 (leftover.h) restored
+ *                          copy.N/ (N = 1, 2, …): a throwaway copy "VM#N"
+ *                          (copies.h), holding the same files as the VM's
+ *                          dir (its own pid, sockets, logs, ssh.conf,
+ *                          known_hosts, ssh_port, lock, its disk copies)
+ *                          and owner.json {"kind": "copy", "name": "VM#N"};
+ *                          copy.new.XXXXXX: one being made (its lock held)
  *   <state dir>/img.NAME/  disk.raw | disk.qcow2 (+ .stamp, .building) lock
  *                          cidata/ cidata.iso build.log build-qmp.sock
  *                          runtime_dir base-HASH.img
@@ -90,6 +96,7 @@ typedef enum layout_file {
     LAYOUT_SNAPSHOTS,     /* dir: state-file snapshots NAME.state + NAME.json, disks.json (snapshot.h) */
     LAYOUT_THROWAWAY,     /* the pid of a throwaway run (start --rm) */
     LAYOUT_INFLIGHT,      /* a save or restore under way (leftover.h) */
+    LAYOUT_RESTORED,      /* the snapshot the running QEMU was started from (start --restore) */
     /* an image's dir */
     LAYOUT_IMG_RAW,
     LAYOUT_IMG_QCOW2,
@@ -118,6 +125,13 @@ char *layout_vm_dir(const char *state_dir, const char *vm);
 char *layout_img_dir(const char *state_dir, const char *img);
 /* The VM name of a state-dir entry "vm.NAME", or NULL. */
 const char *layout_vm_of_entry(const char *entry);
+/* <vm dir>/copy.N: the state dir of the VM's copy N; the N of an entry
+ * "copy.N" of a VM's dir (0: not one); whether an entry is a copy being
+ * made ("copy.new.XXXXXX", made with LAYOUT_COPY_NEW). */
+char *layout_copy_dir(const char *vm_dir, unsigned n);
+unsigned layout_copy_of_entry(const char *entry);
+#define LAYOUT_COPY_NEW "copy.new.XXXXXX"
+bool layout_is_new_copy(const char *entry);
 
 /* The state dir of the config DIR/BASE (not the global file): see above.
  * Moves an older qqmgr's DIR/.qqmgr/BASE/ (when idle). NULL with err

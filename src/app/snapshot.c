@@ -25,6 +25,7 @@
 #include "../infra/fs.h"
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
+#include "copies.h"
 #include "layout.h"
 #include "leftover.h"
 #include "running.h"
@@ -50,9 +51,16 @@ int snap_check_name(const char *name, qq_err *err)
     return 0;
 }
 
+/* A VM of the config (a throwaway copy "VM#N" is QQ_EXIT_USAGE: snapshots,
+ * starts and runs are the VM's; a throwaway start picks its copy itself). */
 static int check_vm(const config *c, const char *vm, qq_err *err)
 {
-    return config_check_vm(c, vm, err);
+    _cleanup_free_ char *base = NULL;
+    int k = config_copy_parse(vm, &base, NULL, err);
+    if (k == 1 && config_check_vm(c, base, err) == 0)
+        return qq_fail(err, QQ_EXIT_USAGE, "%s is a throwaway copy of %s: snapshots, start and run take the VM's "
+                       "name (`%s run %s --rm` picks a copy itself)", vm, base, config_cli(c), base);
+    return k < 0 ? -1 : config_check_vm(c, k == 1 ? base : vm, err);
 }
 
 static char *snap_dir(const char *dir)
@@ -857,7 +865,8 @@ void snap_clock(const config *c, const char *vm, const char *name, long long dea
 {
     if (guestclock_sync(c, vm, deadline_ms, r) == 0)
         return;
-    double saved = snap_date(c, vm, name);
+    _cleanup_free_ char *base = config_base_vm(vm);   /* a copy's snapshots are its VM's */
+    double saved = snap_date(c, base, name);
     if (saved > 0)
         r->behind_s = (double)time(NULL) - saved;
 }
@@ -1067,56 +1076,71 @@ int snap_start(const config *c, const char *vm, const snap_start_opts *o, launch
     return rc;
 }
 
-/* An interrupted start from a snapshot: the QEMU it started is stopped. */
-static int interrupted_start(const config *c, const char *vm, const char *dir, qq_err *err)
+/* An interrupted start from a snapshot: the QEMU it started is stopped
+ * (inst: the place it runs in, dir its state dir; a copy goes away). */
+static int interrupted_start(const config *c, const char *inst, const char *dir, qq_err *err)
 {
     vm_stop_result sr;
-    vm_stop(c, vm, 5, true, &sr, NULL);
+    vm_stop(c, inst, 5, true, &sr, NULL);
     ssh_close_master(dir, 2000);
-    return qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", vm);
+    return qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", inst);
 }
 
-/* snap_start with SIGINT/SIGTERM/SIGHUP caught by the caller. */
+/* snap_start with SIGINT/SIGTERM/SIGHUP caught by the caller. Two dirs:
+ * vdir, the VM's own (its snapshots), and rdir, the run's state dir — the
+ * VM's own, or a throwaway copy's (copies.h: copies_claim_take is the one
+ * answer to "where does this run keep its files"); what a run makes for
+ * itself (disk copies, records, logs) goes into rdir. */
 static int start_from(const config *c, const char *vm, const snap_start_opts *o, launch_result *r,
                       qq_err *err)
 {
     memset(r, 0, sizeof *r);
     if (check_vm(c, vm, err) < 0 || (o->restore && snap_check_name(o->restore, err) < 0))
         return -1;
-    _cleanup_free_ char *dir = config_vm_dir(c, vm);
-    if (leftover_repair(dir, NULL, err) < 0)
+    _cleanup_free_ char *vdir = config_vm_dir(c, vm);
+    if (leftover_repair(vdir, NULL, err) < 0)
         return -1;
     vm_state st;
-    vm_probe(dir, false, &st);
-    if (st.running) {
+    vm_probe(vdir, false, &st);
+    if (st.running && !o->rm) {
         if (o->restore)
             return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): `%s snapshot restore %s %s` "
                            "returns it to the snapshot in place", vm, (long)st.pid, config_cli(c), vm, o->restore);
-        return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): --rm applies to a fresh start; stop it first",
-                       vm, (long)st.pid);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld)", vm, (long)st.pid);
     }
+    /* the VM's own, when it is stopped and free; else a throwaway copy VM#N */
+    copies_claim cl = { .lock = -1 };
+    if (o->rm) {
+        if (copies_claim_take(c, vm, &cl, err) < 0)
+            return -1;
+    } else {
+        cl.name = xstrdup(vm);
+        cl.dir = xstrdup(vdir);
+    }
+    const char *inst = cl.name, *rdir = cl.dir;
     char **extra = NULL, **replace = NULL, **copies = NULL;
     size_t ne = 0, nr = 0, nc = 0;
-    bool state_file = false, loadvm = false;
+    bool state_file = false, loadvm = false, started = false;
     int rc = -1;
     launch_opts lo = o->launch;
+    lo.lock_held = cl.lock >= 0;
     if (lo.deadline_ms <= 0)
         lo.deadline_ms = clock_ms() + 60 * 1000;
     long long deadline = lo.deadline_ms;
-    _cleanup_free_ char *marker = layout_path(dir, LAYOUT_THROWAWAY);
+    _cleanup_free_ char *marker = layout_path(rdir, LAYOUT_THROWAWAY);
     if (o->restore) {
-        json_t *list = list_in(c, vm, dir, NULL, err);
+        json_t *list = list_in(c, vm, vdir, NULL, err);
         if (!list)
-            return -1;
+            goto out;
         bool have = has_snapshot(list, o->restore);
         if (!have)
             unknown_snapshot(vm, o->restore, list, err);
         json_decref(list);
         if (!have)
-            return -1;
-        state_file = is_state_file(dir, o->restore);
+            goto out;
+        state_file = is_state_file(vdir, o->restore);
         if (state_file) {
-            _cleanup_free_ char *p = snap_path(dir, o->restore, ".state");
+            _cleanup_free_ char *p = snap_path(vdir, o->restore, ".state");
             sbuf uri = SBUF_INIT;
             sbuf_adds(&uri, "exec:cat '");
             for (const char *s = p; *s; s++)
@@ -1130,19 +1154,26 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
             strv_push(&extra, &ne, xstrdup(o->restore));
         }
     }
+    if (cl.copy && loadvm && st.running && !throwaway_run(vdir, st.pid)) {
+        qq_fail(err, QQ_EXIT_FAIL,
+                "%s: snapshot '%s' lives inside the disks %s writes now (pid %ld): a copy cannot read them "
+                "while it runs; stop it first, or save a mapped snapshot, whose disk layers copies share",
+                vm, o->restore, vm, (long)st.pid);
+        goto out;
+    }
     if (o->rm && loadvm) {
         /* the snapshot must stay visible: a private copy of each disk, not an overlay */
         disks d;
-        stopped_disks(c, dir, &d);
+        stopped_disks(c, vdir, &d);
         size_t i;
         json_t *x;
         json_array_foreach(d.qcow2, i, x) {
             /* named for this process: a copy whose qqmgr died is swept (leftover.h) */
-            char *copy = leftover_copy_path(dir, (unsigned)i);
+            char *copy = leftover_copy_path(rdir, (unsigned)i);
             strv_push(&copies, &nc, copy);
             if (copy_sparse_until(json_string_value(json_object_get(x, "path")), copy, sig_flag(), NULL, err) < 0) {
                 if (sig_caught())
-                    qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", vm);
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", inst);
                 disks_free(&d);
                 goto out;
             }
@@ -1157,20 +1188,26 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     lo.extra = extra;
     lo.replace = replace;
     fs_remove(marker, NULL);
-    if (state_file && leftover_begin(dir, "restore", o->restore, !lo.paused, NULL, err) < 0)
+    if (state_file && leftover_begin(rdir, "restore", o->restore, !lo.paused, NULL, err) < 0)
         goto out;
-    if (launch_start(c, vm, &lo, r, err) < 0) {
+    if (launch_start(c, inst, &lo, r, err) < 0) {
         if (o->restore && !sig_caught()) {   /* interrupted: launch_start said so */
-            _cleanup_free_ char *why = qemu_words(dir);
+            _cleanup_free_ char *why = qemu_words(rdir);
             free(r->stderr_tail);   /* its words are in the message */
             r->stderr_tail = NULL;
             qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot '%s' did not load (was the VM's cmd changed since it was saved?): %s",
-                    vm, o->restore, why);
+                    inst, o->restore, why);
         }
         goto out;
     }
+    started = true;
+    /* QEMU holds the pid file: the place is its now (a stop takes the lock) */
+    if (cl.lock >= 0) {
+        close(cl.lock);
+        cl.lock = -1;
+    }
     if (sig_caught()) {
-        interrupted_start(c, vm, dir, err);
+        interrupted_start(c, inst, rdir, err);
         goto out;
     }
     if (o->rm) {
@@ -1178,33 +1215,43 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
         snprintf(pid, sizeof pid, "%ld\n", (long)r->pid);
         fs_write_atomic(marker, pid, strlen(pid), 0600, NULL);
     }
+    if (o->restore)
+        layout_write(rdir, LAYOUT_RESTORED, o->restore, NULL);
     if (state_file) {
         qq_err e = { 0 };
-        if (wait_incoming(dir, r->pid, deadline, &e) < 0) {
+        if (wait_incoming(rdir, r->pid, deadline, &e) < 0) {
             if (sig_caught()) {
-                interrupted_start(c, vm, dir, err);
+                interrupted_start(c, inst, rdir, err);
                 goto out;
             }
-            _cleanup_free_ char *why = qemu_words(dir);
+            _cleanup_free_ char *why = qemu_words(rdir);
             vm_stop_result sr;
-            vm_stop(c, vm, 5, true, &sr, NULL);
-            ssh_close_master(dir, 2000);
+            vm_stop(c, inst, 5, true, &sr, NULL);
+            ssh_close_master(rdir, 2000);
             qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot '%s' did not load (was the VM's cmd changed since it was saved?): %s",
-                    vm, o->restore, why);
+                    inst, o->restore, why);
             goto out;
         }
         snprintf(r->state, sizeof r->state, "running");
     }
     rc = 0;
 out:
-    if (state_file)
-        leftover_end(dir);
+    /* (a copy stopped after its start went, its record with it: its N may be another run's now) */
+    if (state_file && (rc == 0 || !started || !cl.copy))
+        leftover_end(rdir);
     /* QEMU holds the copies open (or never will): their names can go now */
     for (char **p = copies; p && *p; p++)
         unlink(*p);
     strv_free(copies);
     strv_free(extra);
     strv_free(replace);
+    snprintf(r->instance, sizeof r->instance, "%s", inst);
+    /* a copy that did not start leaves nothing (one that started and was
+     * stopped again went with its stop) */
+    if (rc < 0 && !started)
+        copies_claim_undo(c, &cl);
+    else
+        copies_claim_release(&cl);
     return rc;
 }
 
@@ -1263,12 +1310,15 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     if (config_vm_ssh_port(c, vm) == SSH_PORT_NONE)
         return qq_fail(err, QQ_EXIT_USAGE, "run: VM %s has no ssh port to run the command through: set [vm.%s.ssh] port",
                        vm, vm);
-    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    _cleanup_free_ char *dir = config_vm_dir(c, vm);   /* the run's: the VM's, or its copy's once started */
     vm_state st;
     vm_probe(dir, false, &st);
-    if (st.running)
+    if (st.running && !o->rm)
         return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `%s ssh %s COMMAND...` "
-                       "(run starts and stops its own VM)", vm, (long)st.pid, config_cli(c), vm);
+                       "(run starts and stops its own VM), or `%s run %s --rm` for a throwaway copy", vm,
+                       (long)st.pid, config_cli(c), vm, config_cli(c), vm);
+    char inst[sizeof ((launch_result *)0)->instance];
+    snprintf(inst, sizeof inst, "%s", vm);
     long long t0 = clock_ms(), mark = t0;
     long long deadline = o->timeout_s > 0 ? t0 + (long long)o->timeout_s * 1000 : t0 + 300 * 1000;
     sig_scope ss;
@@ -1279,7 +1329,9 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     char last = '\n';
     struct sigaction pipe_old;
     bool pipe_saved = false;
-    snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline };
+    /* a throwaway run's QEMU dies with this process: nothing of it outlives a kill -9 */
+    snap_start_opts so = { .restore = o->restore, .rm = o->rm, .launch.deadline_ms = deadline,
+                           .launch.die_with_qqmgr = o->rm };
     launch_result r;
     if (start_from(c, vm, &so, &r, err) < 0) {
         free(r.stderr_tail);
@@ -1287,13 +1339,17 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
             err->code = QQ_EXIT_NOT_READY;
         goto out;
     }
+    snprintf(inst, sizeof inst, "%s", r.instance);
+    snprintf(res->instance, sizeof res->instance, "%s", r.instance);
+    free(dir);
+    dir = config_vm_dir(c, inst);
     res->qemu_pid = (long)r.pid;
     res->start_ms = clock_ms() - mark;
     mark += res->start_ms;
     sig_forward_to(r.pid);   /* the QEMU ends at once: the wait sees it gone */
     if (sig_caught())
         kill(r.pid, SIGTERM);
-    rc = ssh_wait_ready(c, vm, "ssh", deadline, false, o->debug, err);
+    rc = ssh_wait_ready(c, inst, "ssh", deadline, false, o->debug, err);
     sig_forward_to(0);
     if (rc < 0 && !sig_caught()) {
         if (err->code == QQ_EXIT_FAIL)
@@ -1302,17 +1358,17 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     }
     if (o->restore && !sig_caught()) {
         guestclock_result gr;
-        snap_clock(c, vm, o->restore, deadline, &gr);
+        snap_clock(c, inst, o->restore, deadline, &gr);
         if (o->clock)
             *o->clock = gr;
     }
     rc = -1;
     if (sig_caught()) {
-        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", vm);
+        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted", inst);
         goto out;
     }
     ssh_target t;
-    if (ssh_prepare(c, vm, true, &t, err) < 0 || share_mount(c, vm, o->debug, err) < 0)
+    if (ssh_prepare(c, inst, true, &t, err) < 0 || share_mount(c, inst, o->debug, err) < 0)
         goto out;
     res->ready = true;
     res->ready_ms = clock_ms() - mark;
@@ -1365,10 +1421,10 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
                 kill(pid, SIGKILL);
             waitpid(pid, &ws, 0);
             if (sig_caught())
-                qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", vm);
+                qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", inst);
             else
                 qq_fail(err, QQ_EXIT_FAIL, "%s: the run took longer than %d s; the command and the VM were stopped",
-                        vm, o->timeout_s);
+                        inst, o->timeout_s);
             goto out;
         }
         wait_relaying(pidfd, &relay, &last, left > 1000 ? 1000 : (int)left);
@@ -1385,7 +1441,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     }
     if (sig_caught()) {
         /* Ctrl-C reaches ssh too (one process group): it ended first */
-        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", vm);
+        qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted; the VM is stopped", inst);
         goto out;
     }
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
@@ -1406,10 +1462,14 @@ out:
     {
         vm_stop_result sr;
         qq_err e = { 0 };
+        /* a copy's dir goes with its stop: its ssh master first */
+        if (strcmp(inst, vm) != 0)
+            ssh_close_master(dir, 2000);
         /* a throwaway run has nothing to keep: no need to wait for the guest */
-        if (vm_stop(c, vm, 30, o->rm, &sr, &e) < 0 && rc == 0)
+        if (res->qemu_pid && vm_stop(c, inst, 30, o->rm, &sr, &e) < 0 && rc == 0)
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s", e.msg);
-        ssh_close_master(dir, 2000);
+        if (strcmp(inst, vm) == 0)
+            ssh_close_master(dir, 2000);
     }
     if (res->qemu_pid)
         res->stop_ms = clock_ms() - mark;

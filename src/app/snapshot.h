@@ -121,6 +121,7 @@ typedef struct snap_run_result {
     long long ready_ms;      /* then ssh answered */
     long long command_ms;    /* then the command ran */
     long long stop_ms;       /* then the VM was stopped */
+    char instance[224];      /* where it ran: "VM", or a throwaway copy "VM#N" ("" not started) */
 } snap_run_result;
 
 /* `run`: start the stopped VM (as snap_start), wait for ssh, run the command

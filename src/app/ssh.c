@@ -57,7 +57,7 @@ static bool unix_socket_alive(const char *path)
 static int vm_port_in_use(const config *c, const char *vm, bool need_running, vm_spec *s, int *port, qq_err *err)
 {
     vm_state st = { 0 };
-    if (config_has_vm(c, vm)) {   /* else config_vm says so */
+    if (config_check_vm(c, vm, NULL) == 0) {   /* else config_vm says so (a copy: VM#N) */
         _cleanup_free_ char *dir = config_vm_dir(c, vm);
         if (leftover_repair(dir, NULL, err) < 0)
             return -1;

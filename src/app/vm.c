@@ -27,6 +27,7 @@
 #include "../infra/qmp.h"
 #include "../infra/sig.h"
 #include "../base/xalloc.h"
+#include "copies.h"
 #include "launch.h"
 #include "layout.h"
 #include "leftover.h"
@@ -220,6 +221,9 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
     if (recorded_check_vm(cfg, name, err) < 0)   /* a departed VM is stopped by name too */
         return -1;
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
+    bool copy = config_copy_parse(name, NULL, NULL, NULL) == 1;
+    if (!copy)
+        copies_sweep(cfg, name);   /* the dead copies of the VM go (copies.h) */
     if (!fs_exists(dir))
         return 0;
     /* one deadline for the whole stop: the wait for the lock counts in it */
@@ -229,13 +233,11 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
         return -1;
     leftover_sweep_copies(dir);
     pid_t pid = layout_pid_holder(dir);
-    if (pid <= 0) {
+    _cleanup_close_ int pidfd = pid > 0 ? proc_pidfd(pid, NULL) : -1;
+    if (pid <= 0 || pidfd < 0 || layout_pid_holder(dir) != pid) {   /* not running, or gone meanwhile */
         stopped(cfg, dir);
-        return 0;
-    }
-    _cleanup_close_ int pidfd = proc_pidfd(pid, NULL);
-    if (pidfd < 0 || layout_pid_holder(dir) != pid) {   /* gone meanwhile */
-        stopped(cfg, dir);
+        if (copy)
+            copies_remove(cfg, dir);   /* a copy lives as long as its QEMU */
         return 0;
     }
     r->was_running = true;
@@ -246,6 +248,8 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
         return qq_fail(err, QQ_EXIT_FAIL, "%s: QEMU (pid %ld) survived SIGKILL", name, (long)pid);
     stopped(cfg, dir);
     leftover_repair(dir, NULL, NULL);   /* QEMU is gone: a dead save's partial file and record go */
+    if (copy)
+        copies_remove(cfg, dir);
     return 0;
 }
 
@@ -288,7 +292,8 @@ json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
     json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
     json_object_set_new(o, "state_dir", json_string(dir));
     /* what the VM runs with, against today's config (recorded.h) */
-    bool configured = config_has_vm(cfg, name);
+    _cleanup_free_ char *base = config_base_vm(name);   /* a copy VM#N is its VM's */
+    bool configured = config_has_vm(cfg, base);
     char *what = NULL;
     bool changed = st.running && configured && recorded_config_changed(cfg, name, &what);
     json_object_set_new(o, "configured", json_boolean(configured));

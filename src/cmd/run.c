@@ -54,11 +54,12 @@ static void print_record(qq_ctx *ctx, const char *vm, const run_opts *o, time_t 
     json_t *cmd = json_array();
     for (int i = 0; i < ctx->nrest; i++)
         json_array_append_new(cmd, json_string(ctx->rest[i]));
-    _cleanup_free_ char *dir = config_vm_dir(c, vm);
+    /* where it ran: the VM's own place, or a throwaway copy VM#N (its dir is gone with it) */
+    const char *instance = r->instance[0] ? r->instance : NULL;
+    _cleanup_free_ char *dir = config_vm_dir(c, instance ? instance : vm);
     _cleanup_free_ char *serial = layout_path(dir, LAYOUT_SERIAL);
     _cleanup_free_ char *qout = layout_path(dir, LAYOUT_STDOUT);
     _cleanup_free_ char *qerr = layout_path(dir, LAYOUT_STDERR);
-    _cleanup_free_ char *instance = r->qemu_pid ? xasprintf("%s-%ld", vm, r->qemu_pid) : NULL;
     json_t *t = json_object();
     json_object_set_new(t, "start", seconds(r->start_ms));
     json_object_set_new(t, "ready", seconds(r->ready_ms));
@@ -79,8 +80,10 @@ static void print_record(qq_ctx *ctx, const char *vm, const run_opts *o, time_t 
     json_object_set_new(doc, "error", err && err->code ? json_string(err->msg) : json_null());
     json_object_set_new(doc, "started_at", json_string(when));
     json_object_set_new(doc, "timings", t);
-    json_object_set_new(doc, "logs", json_pack("{s:s, s:s, s:s, s:s}", "dir", dir, "serial", serial,
-                                               "qemu_stdout", qout, "qemu_stderr", qerr));
+    /* a copy's logs went with it (copies.h): null */
+    bool copy = instance && config_copy_parse(instance, NULL, NULL, NULL) == 1;
+    json_object_set_new(doc, "logs", copy ? json_null() : json_pack("{s:s, s:s, s:s, s:s}", "dir", dir, "serial",
+                                                                    serial, "qemu_stdout", qout, "qemu_stderr", qerr));
     char *line = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (line) {
         /* a reader that went away costs the record, not the exit status */

@@ -44,6 +44,7 @@ static const qq_opt options[] = {
 
 static int start_one(qq_ctx *ctx, const char *name)
 {
+    const char *vm = name;
     const start_opts *o = ctx->opts;
     const char *wait = o->wait;
     int timeout = o->timeout;
@@ -77,6 +78,9 @@ static int start_one(qq_ctx *ctx, const char *name)
         }
         return qq_report(&err);
     }
+    /* a throwaway start may run as a copy VM#N (copies.h): from here on it is that one */
+    if (r.instance[0])
+        name = r.instance;
     if (ctx->debug && !r.already_running) {
         /* what was run, as recorded in the state dir */
         _cleanup_free_ char *dir = config_vm_dir(c, name);
@@ -104,8 +108,8 @@ static int start_one(qq_ctx *ctx, const char *name)
     }
     double total = (double)(clock_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {
-        json_t *o = json_pack("{s:s, s:i, s:b, s:s}", "name", name, "pid", (int)r.pid, "already_running",
-                              r.already_running, "state", r.state);
+        json_t *o = json_pack("{s:s, s:s, s:i, s:b, s:s}", "name", vm, "instance", name, "pid", (int)r.pid,
+                              "already_running", r.already_running, "state", r.state);
         json_object_set_new(o, "ssh_port", r.ssh_port > 0 ? json_integer(r.ssh_port) : json_null());
         json_object_set_new(o, "elapsed_ms", r.already_running ? json_null() : json_integer((json_int_t)(r.seconds * 1000)));
         json_object_set_new(o, "ready_ms", wait ? json_integer((json_int_t)(total * 1000)) : json_null());
@@ -133,5 +137,5 @@ const qq_command qq_cmd_start = {
     .name = "start", .each = start_one, .each_all = QQ_ALL_CONFIGURED, .args = "[VM...]", .min_args = 0, .max_args = -1,
     .summary = "start VMs (returns when QMP answers; --wait also waits for the guests)",
     QQ_OPTIONS(start_opts, options, NULL),
-    .json = "{name, pid, already_running, state, ssh_port, elapsed_ms, ready_ms}",
+    .json = "{name, instance, pid, already_running, state, ssh_port, elapsed_ms, ready_ms}",
 };

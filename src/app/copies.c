@@ -1,0 +1,195 @@
+/* copies — see copies.h. */
+#include "copies.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/cleanup.h"
+#include "../base/xalloc.h"
+#include "../infra/lockfile.h"
+#include "../infra/tree.h"
+#include "layout.h"
+#include "vnet.h"
+
+/* A copy.new.* without its lock file yet (mkdtemp done, lock not taken) is
+ * left alone this long: its claimer is between the two calls. */
+#define COPIES_NEW_GRACE_S 60
+
+void copies_claim_release(copies_claim *cl)
+{
+    if (cl->lock >= 0)
+        close(cl->lock);
+    cl->lock = -1;
+    free(cl->name);
+    free(cl->dir);
+    cl->name = cl->dir = NULL;
+    cl->copy = false;
+}
+
+void copies_remove(const config *c, const char *copy_dir)
+{
+    layout_remove_runtime(copy_dir);
+    /* an ssh master's socket outside the dir (its master ends with the guest) */
+    _cleanup_free_ char *ctl = layout_control_path(copy_dir, false, NULL);
+    if (ctl && strncmp(ctl, copy_dir, strlen(copy_dir)) != 0)
+        unlink(ctl);
+    vnet_down(config_state_dir(c), copy_dir);
+    layout_release_runtime_dir(copy_dir);
+    tree_remove_at(AT_FDCWD, copy_dir, copy_dir, NULL);
+}
+
+void copies_claim_undo(const config *c, copies_claim *cl)
+{
+    if (cl->copy && cl->dir)
+        copies_remove(c, cl->dir);
+    copies_claim_release(cl);
+}
+
+/* Is the copy dir (an entry of the VM's dir) dead: its lock free, no QEMU?
+ * Then it is removed (its lock held meanwhile). */
+static bool sweep_one(const config *c, const char *path, bool made_now)
+{
+    _cleanup_free_ char *lockp = layout_path(path, LAYOUT_LOCK);
+    lockfile_opts lo = { .no_create = true };
+    int fd = lockfile_take(lockp, &lo, NULL);
+    if (fd < 0 && errno != ENOENT)
+        return false;   /* held: its claimer is at work */
+    if (fd < 0) {
+        /* no lock file: one being made (give it time), or a half-removed copy */
+        struct stat st;
+        if (made_now && stat(path, &st) == 0 && time(NULL) - st.st_mtime < COPIES_NEW_GRACE_S)
+            return false;
+    }
+    bool dead = layout_pid_holder(path) <= 0;
+    if (dead)
+        copies_remove(c, path);
+    if (fd >= 0)
+        close(fd);
+    return dead;
+}
+
+int copies_sweep(const config *c, const char *vm)
+{
+    _cleanup_free_ char *vdir = config_vm_dir(c, vm);
+    DIR *d = opendir(vdir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    _cleanup_strv_ char **found = NULL;
+    size_t nf = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (layout_copy_of_entry(e->d_name) || layout_is_new_copy(e->d_name))
+            strv_push(&found, &nf, xstrdup(e->d_name));
+    closedir(d);
+    for (size_t i = 0; i < nf; i++) {
+        _cleanup_free_ char *path = xasprintf("%s/%s", vdir, found[i]);
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (sweep_one(c, path, layout_is_new_copy(found[i])))
+            removed++;
+    }
+    return removed;
+}
+
+static int by_number(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+char **copies_of(const config *c, const char *vm, size_t *n)
+{
+    copies_sweep(c, vm);
+    *n = 0;
+    _cleanup_free_ char *vdir = config_vm_dir(c, vm);
+    char **out = xcalloc(1, sizeof *out);
+    size_t no = 0;
+    DIR *d = opendir(vdir);
+    if (!d)
+        return out;
+    unsigned *nums = NULL;
+    size_t nn = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        unsigned k = layout_copy_of_entry(e->d_name);
+        if (!k)
+            continue;
+        if (nn == cap) {
+            cap = cap ? cap * 2 : 8;
+            nums = xrealloc(nums, cap * sizeof *nums);
+        }
+        nums[nn++] = k;
+    }
+    closedir(d);
+    if (nn)
+        qsort(nums, nn, sizeof *nums, by_number);
+    for (size_t i = 0; i < nn; i++)
+        strv_push(&out, &no, xasprintf("%s#%u", vm, nums[i]));
+    free(nums);
+    *n = no;
+    return out;
+}
+
+int copies_claim_take(const config *c, const char *vm, copies_claim *out, qq_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->lock = -1;
+    _cleanup_free_ char *vdir = config_vm_dir(c, vm);
+    /* the VM's own place, when nobody is at it */
+    qq_err e = { 0 };
+    int fd = layout_lock(vdir, 0, &e);
+    if (fd < 0 && errno != EWOULDBLOCK)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s", e.msg);
+    if (fd >= 0 && layout_pid_holder(vdir) <= 0) {
+        out->name = xstrdup(vm);
+        out->dir = xstrdup(vdir);
+        out->lock = fd;
+        return 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    copies_sweep(c, vm);
+    /* a fresh dir, locked, renamed to the first free copy.N */
+    _cleanup_free_ char *tmp = xasprintf("%s/" LAYOUT_COPY_NEW, vdir);
+    if (!mkdtemp(tmp))
+        return qq_fail(err, QQ_EXIT_FAIL, "mkdir %s: %s", tmp, strerror(errno));
+    _cleanup_free_ char *lockp = layout_path(tmp, LAYOUT_LOCK);
+    fd = lockfile_take(lockp, NULL, err);
+    if (fd < 0) {
+        rmdir(tmp);
+        return -1;
+    }
+    for (unsigned n = 1; n <= CONFIG_COPY_MAX; n++) {
+        _cleanup_free_ char *dst = layout_copy_dir(vdir, n);
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) {
+            out->name = xasprintf("%s#%u", vm, n);
+            out->dir = xstrdup(dst);
+            out->lock = fd;
+            out->copy = true;
+            if (layout_record(dst, "copy", out->name, err) < 0) {
+                copies_claim_undo(c, out);
+                return -1;
+            }
+            return 0;
+        }
+        if (errno != EEXIST && errno != ENOTEMPTY) {
+            int en = errno;
+            tree_remove_at(AT_FDCWD, tmp, tmp, NULL);
+            close(fd);
+            return qq_fail(err, QQ_EXIT_FAIL, "rename %s to %s: %s", tmp, dst, strerror(en));
+        }
+    }
+    tree_remove_at(AT_FDCWD, tmp, tmp, NULL);
+    close(fd);
+    return qq_fail(err, QQ_EXIT_FAIL, "%s: %d copies exist already; stop some (`%s stop %s --all`)", vm,
+                   CONFIG_COPY_MAX, config_cli(c), vm);
+}
