@@ -255,10 +255,44 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
 
 /* ------------------------------------------------------------ status */
 
+char *vm_restored(const char *dir)
+{
+    if (layout_pid_holder(dir) <= 0)
+        return NULL;
+    _cleanup_free_ char *p = layout_path(dir, LAYOUT_RESTORED);
+    char *s = NULL;
+    if (fs_read_file(p, &s, NULL, NULL) < 0)
+        return NULL;
+    s[strcspn(s, "\n")] = '\0';
+    return s;
+}
+
+json_t *vm_copy_json(const config *cfg, const char *copy)
+{
+    _cleanup_free_ char *dir = config_vm_dir(cfg, copy);
+    vm_state st;
+    vm_probe(dir, false, &st);
+    _cleanup_free_ char *snap = vm_restored(dir);
+    double up = st.running ? vm_uptime(st.pid) : -1;
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(copy));
+    json_object_set_new(o, "state", json_string(st.running ? "running" : "starting"));
+    json_object_set_new(o, "pid", st.running ? json_integer(st.pid) : json_null());
+    json_object_set_new(o, "ssh_port", st.running && st.ssh_port > 0 ? json_integer(st.ssh_port) : json_null());
+    json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
+    json_object_set_new(o, "snapshot", snap ? json_string(snap) : json_null());
+    json_object_set_new(o, "state_dir", json_string(dir));
+    return o;
+}
+
 json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
 {
     if (recorded_check_vm(cfg, name, err) < 0)
         return NULL;
+    bool copy = config_copy_parse(name, NULL, NULL, NULL) == 1;
+    /* the VM's copies: the dead ones go, the others are listed */
+    size_t ncopies = 0;
+    _cleanup_strv_ char **copies = copy ? NULL : copies_of(cfg, name, &ncopies);
     _cleanup_free_ char *dir = config_vm_dir(cfg, name);
     vm_state st;
     json_t *details = NULL;
@@ -300,6 +334,14 @@ json_t *vm_status_json(const config *cfg, const char *name, qq_err *err)
     json_object_set_new(o, "config_changed", json_boolean(changed));
     json_object_set_new(o, "config_change", what ? json_string(what) : json_null());
     free(what);
+    _cleanup_free_ char *snap = vm_restored(dir);
+    json_object_set_new(o, "snapshot", snap ? json_string(snap) : json_null());
+    if (!copy) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < ncopies; i++)
+            json_array_append_new(arr, vm_copy_json(cfg, copies[i]));
+        json_object_set_new(o, "copies", arr);
+    }
     return o;
 }
 

@@ -42,9 +42,20 @@ int vm_stop(const config *cfg, const char *name, int timeout_s, bool force, vm_s
  * qemu_stdout qemu_stderr status_details) plus state, uptime (seconds),
  * configured (false: a departed VM, recorded.h), config_changed and
  * config_change (the running VM's recorded argv is not what the config gives
- * today: the first difference, or null). ssh.port is the recorded one while
- * it runs. running: the process is alive; alive: it is and QMP answers. */
+ * today: the first difference, or null), snapshot (what the running QEMU
+ * was started from, or null), and for a VM (not a copy "VM#N") copies: its
+ * throwaway copies (vm_copy_json each; the dead ones swept first, copies.h).
+ * name may be a copy's. ssh.port is the recorded one while it runs. running: the process is alive; alive: it is and QMP answers. */
 json_t *vm_status_json(const config *cfg, const char *name, qq_err *err);
+
+/* The snapshot the QEMU running in dir was started from (start --restore;
+ * malloc'd), or NULL. */
+char *vm_restored(const char *dir);
+
+/* One throwaway copy "VM#N" as status and list show it: {name, state
+ * ("running", or "starting": no QEMU holds its pid file yet), pid, ssh_port,
+ * uptime, snapshot, state_dir}. */
+json_t *vm_copy_json(const config *cfg, const char *copy);
 
 /* Seconds since process pid started (a running VM's uptime), from /proc; -1 unknown. */
 double vm_uptime(pid_t pid);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../app/copies.h"
 #include "../app/forward.h"
 #include "../app/recorded.h"
 #include "../app/vm.h"
@@ -39,6 +40,7 @@ static json_t *vms_with_state(const config *c)
 static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configured, const vm_state *st, int port,
                 const char *dir)
 {
+    _cleanup_free_ char *snap = dir ? vm_restored(dir) : NULL;
     /* a running VM's uptime and host port forwards (forward.h) */
     double up = st->running ? vm_uptime(st->pid) : -1;
     _cleanup_json_ json_t *ports = st->running ? forward_ports(dir, st->pid) : json_array();
@@ -62,6 +64,7 @@ static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configure
                                                     : json_integer(port));
         json_object_set_new(o, "uptime", up >= 0 ? json_integer((json_int_t)up) : json_null());
         json_object_set_new(o, "forwards", json_incref(ports));
+        json_object_set_new(o, "snapshot", snap ? json_string(snap) : json_null());
         json_array_append_new(arr, o);
         return;
     }
@@ -79,8 +82,8 @@ static void row(const qq_ctx *ctx, json_t *arr, const char *name, bool configure
         snprintf(ps, sizeof ps, "%s", port == SSH_PORT_AUTO ? "auto" : "-");
     if (st->running)
         snprintf(pid, sizeof pid, "%d", (int)st->pid);
-    printf("%-24s %-8s %-10s %-8s %-8s %s%s\n", name, ps, state, pid, upt, sbuf_str(&pb),
-           configured ? "" : "  (not in the config)");
+    printf("%-24s %-8s %-10s %-8s %-8s %s%s%s%s\n", name, ps, state, pid, upt, sbuf_str(&pb),
+           configured ? "" : "  (not in the config)", snap ? "  from " : "", snap ? snap : "");
 }
 
 static int run(qq_ctx *ctx, int argc, char **argv)
@@ -106,6 +109,19 @@ static int run(qq_ctx *ctx, int argc, char **argv)
             vm_probe(dir, false, &st);
         }
         row(ctx, arr, name, true, &st, config_vm_ssh_port(c, name), dir);
+        if (!dir)
+            continue;
+        /* then its throwaway copies, VM#N (the dead ones swept) */
+        size_t nc = 0;
+        _cleanup_strv_ char **copies = copies_of(c, name, &nc);
+        for (size_t k = 0; k < nc; k++) {
+            vm_state cs = { 0 };
+            _cleanup_free_ char *cdir = config_vm_dir(c, copies[k]);
+            vm_probe(cdir, false, &cs);
+            if (!cs.running)
+                snprintf(cs.state, sizeof cs.state, "starting");
+            row(ctx, arr, copies[k], true, &cs, SSH_PORT_AUTO, cdir);
+        }
     }
     for (size_t i = 0; i < nd; i++) {
         vm_state st = { 0 };
@@ -126,6 +142,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
 const qq_command qq_cmd_list = {
     .name = "list", .handler = run, .args = "", .min_args = 0, .max_args = 0,
     .needs_config = true,
-    .summary = "list the VMs of the config, with ssh port, state, uptime and forwarded ports (and running VMs that left it)",
-    .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config, uptime, forwards}",
+    .summary = "list the VMs of the config and their throwaway copies (VM#N), with ssh port, state, uptime and "
+               "forwarded ports (and running VMs that left it)",
+    .json = "an array of {name, configured, running, state, pid, ssh_port, ssh_port_config, uptime, forwards, snapshot}",
 };

@@ -49,6 +49,9 @@ static int status_one(qq_ctx *ctx, const char *name)
         qq_fmt_ports(&b, fw, ", ", false);
         printf("%-10s %s\n", "ports:", sbuf_str(&b));
     }
+    const char *snap = json_string_value(json_object_get(o, "snapshot"));
+    if (snap)
+        printf("%-10s %s\n", "restored:", snap);
     printf("%-10s %s\n", "qmp:", json_is_true(json_object_get(o, "qmp_connected")) ? "connected" : "not connected");
     printf("%-10s %s\n", "serial:", json_string_value(json_object_get(o, "serial_file")));
     printf("%-10s %s\n", "stderr:", json_string_value(json_object_get(o, "qemu_stderr")));
@@ -60,6 +63,21 @@ static int status_one(qq_ctx *ctx, const char *name)
     else if (json_is_true(json_object_get(o, "config_changed")))
         printf("%-10s changed since the start (%s); it runs as started until a restart\n", "config:",
                json_string_value(json_object_get(o, "config_change")) ?: "?");
+    /* its throwaway copies, one line each */
+    size_t i;
+    json_t *cp;
+    json_array_foreach(json_object_get(o, "copies"), i, cp) {
+        char u[32] = "-";
+        json_t *cu = json_object_get(cp, "uptime");
+        if (json_is_integer(cu))
+            qq_fmt_uptime(u, sizeof u, (long long)json_integer_value(cu));
+        json_t *cpid = json_object_get(cp, "pid"), *cport = json_object_get(cp, "ssh_port");
+        const char *csnap = json_string_value(json_object_get(cp, "snapshot"));
+        printf("%-10s %s %s, pid %lld, ssh port %lld, up %s%s%s\n", i ? "" : "copies:",
+               json_string_value(json_object_get(cp, "name")), json_string_value(json_object_get(cp, "state")),
+               (long long)json_integer_value(cpid), (long long)json_integer_value(cport), u,
+               csnap ? ", from " : "", csnap ? csnap : "");
+    }
     json_decref(o);
     return 0;
 }
@@ -69,5 +87,5 @@ const qq_command qq_cmd_status = {
     .each = status_one, .each_all = QQ_ALL_RUNNING, .each_waits = true,
     .summary = "show VMs' state, pid, ports and files",
     QQ_OPTIONS(status_opts, options, NULL),
-    .json = "the original qqmgr's fields, plus state, uptime, state_dir, configured, config_changed, config_change and forwards",
+    .json = "the original qqmgr's fields, plus state, uptime, state_dir, configured, config_changed, config_change, snapshot, forwards and (a VM's) copies[{name, state, pid, ssh_port, uptime, snapshot, state_dir}]",
 };
