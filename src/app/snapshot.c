@@ -30,6 +30,7 @@
 #include "leftover.h"
 #include "running.h"
 #include "snapshot_owner.h"
+#include "snapxfer.h"
 #include "share.h"
 #include "ssh.h"
 
@@ -625,7 +626,8 @@ static void explain_full_disk(json_t *qcow2, qq_err *err)
 }
 
 /* Diskless save: stop, migrate to NAME.state.tmp, rename, cont. */
-static int save_state_file(qmp *q, const char *vm, const char *dir, const char *name, bool was_running, qq_err *err)
+static int save_state_file(qmp *q, const char *vm, const char *dir, const char *name, bool was_running,
+                           json_t *saved_args, qq_err *err)
 {
     _cleanup_free_ char *tmp = snap_path(dir, name, ".state.tmp");
     _cleanup_free_ char *final = snap_path(dir, name, ".state");
@@ -677,6 +679,8 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
                     break;
                 }
                 _cleanup_json_ json_t *md = json_pack("{s:I}", "date", (json_int_t)time(NULL));
+                if (saved_args)   /* what it was saved with, for snapshot export (snapxfer.h) */
+                    json_object_set(md, "args", saved_args);
                 _cleanup_free_ char *text = json_dumps(md, 0);
                 rc = fs_write_atomic(meta, text, strlen(text), 0600, err);
                 break;
@@ -828,7 +832,8 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
             rc = record_owner(c, q, dir, name, err);
     } else {
         r->kind = "state-file";
-        rc = save_state_file(q, vm, dir, name, was_running, err);
+        _cleanup_json_ json_t *args = snapx_args(c, vm, st.ssh_port, NULL);
+        rc = save_state_file(q, vm, dir, name, was_running, args, err);
     }
     r->seconds = (double)(clock_ms() - t0) / 1000.0;
     sig_release(&ss);

@@ -9,7 +9,8 @@
  *    <vm dir>/snapshots/disks.json, so a stopped VM's snapshots are found.
  *  - the VM has no writable disk (kernel + initramfs): a migration stream in
  *    <vm dir>/snapshots/NAME.state (written to NAME.state.tmp, renamed when
- *    complete) and NAME.json (date, vm_clock, size); QEMU starts from it
+ *    complete) and NAME.json (date, vm_clock, size, args: the VM's arguments
+ *    normalised by snapx_args, for export); QEMU starts from it
  *    with -incoming.
  *  - a writable disk of another format (raw): no snapshot; QQ_EXIT_FAIL
  *    naming the drive and the fix (format = "qcow2").

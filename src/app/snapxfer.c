@@ -97,15 +97,16 @@ static char *replace_port(const char *s, int port)
     return sbuf_steal(&b);
 }
 
-/* The VM's user arguments as this config resolves them, normalised (see
- * snapxfer.h): a new array of strings. */
-static json_t *normal_args(const config *c, const char *vm, qq_err *err)
+json_t *snapx_args(const config *c, const char *vm, int port, qq_err *err)
 {
     bool autoport = config_vm_ssh_port(c, vm) == SSH_PORT_AUTO;
+    if (port <= 0 && autoport)
+        port = AUTO_PORT_SENTINEL;
     vm_spec s;
-    if (config_vm(c, vm, autoport ? AUTO_PORT_SENTINEL : 0, &s, err) < 0)
+    if (config_vm(c, vm, port > 0 ? port : 0, &s, err) < 0)
         return NULL;
-    int port = autoport ? AUTO_PORT_SENTINEL : s.ssh_port_used;
+    if (port <= 0)
+        port = s.ssh_port_used;
     json_t *out = json_array();
     for (size_t i = 0; i < s.nargs; i++) {
         _cleanup_free_ char *a = replace_path(s.args[i], config_state_dir(c), "{state}");
@@ -434,7 +435,14 @@ static int export_to(const config *c, const char *vm, const char *name, out *o, 
     /* declared before the first goto: the cleanups run on every path */
     _cleanup_free_ char *metatext = NULL, *htext = NULL, *ftext = NULL;
     _cleanup_json_ json_t *h = NULL, *f = NULL;
-    json_t *args = normal_args(c, vm, err);
+    /* the arguments it was saved with (recorded by save), else the config's now */
+    json_t *args = json_object_get(s.meta, "args");
+    size_t k;
+    json_t *a;
+    bool recorded = json_is_array(args);
+    json_array_foreach(args, k, a)
+        recorded = recorded && json_is_string(a);
+    args = recorded ? json_incref(args) : snapx_args(c, vm, 0, err);
     if (!args)
         goto out;
     char ahex[HASH_HEX_LEN + 1];
@@ -869,7 +877,7 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
         return -1;
     snprintf(r->snapshot, sizeof r->snapshot, "%s", name);
     r->kind = "state-file";
-    _cleanup_json_ json_t *ours = normal_args(c, vm, err);
+    _cleanup_json_ json_t *ours = snapx_args(c, vm, 0, err);
     if (!ours)
         return -1;
     size_t k;

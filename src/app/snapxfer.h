@@ -13,8 +13,9 @@
  * a snapshot: export refuses it (QQ_EXIT_FAIL) saying so.
  *
  * The QEMU arguments. The header carries the VM's user arguments (vm_spec
- * args: its rendered cmd) as the exporting config resolves them, normalised,
- * and their sha256. Import resolves the same VM of its own config, normalises
+ * args: its rendered cmd) as they were at the save (recorded in NAME.json by
+ * snapshot save; an older snapshot: as the exporting config resolves them
+ * now), normalised, and their sha256. Import resolves the same VM of its own config, normalises
  * alike and refuses a stream whose arguments differ, naming the arguments
  * that differ. Normalising replaces what is legitimately host-specific:
  *  - the config's state dir (an absolute path, where it appears as a whole
@@ -96,6 +97,13 @@ typedef struct snapx_import_opts {
     const char *as;              /* install under this name instead of the stream's, or NULL */
     bool force;                  /* replace an existing snapshot of that name */
 } snapx_import_opts;
+
+/* The VM's user arguments (vm_spec args) as this config resolves them with
+ * ssh host port `port` (0: the configured one; an automatic one is rendered
+ * as 65533), normalised as above: a new array of strings, or NULL with err.
+ * snapshot save records them in NAME.json ("args"); export sends those, or,
+ * for a snapshot saved without them, the config's now. */
+json_t *snapx_args(const config *c, const char *vm, int port, qq_err *err);
 
 /* Read a stream from path (NULL or "-": stdin), verify it, install it as a
  * snapshot of vm. */

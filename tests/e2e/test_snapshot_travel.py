@@ -256,3 +256,68 @@ def test_import_killed_midway_installs_nothing_and_the_next_command_sweeps(tmp_p
     # and an import afterwards works
     there.run("snapshot", "import", "tiny", stream, check=True)
     assert names(there) == ["golden"]
+
+
+def test_the_arguments_that_travel_are_those_of_the_save_not_of_a_later_config(tmp_path, qqmgr, tiny_vm_toml,
+                                                                              tiny_guest, golden):
+    from conftest import tiny_vm_section
+    here, _ = golden
+    saved = here.config.read_text()
+    stream = tmp_path / "later.qqsnap"
+    try:
+        # the config here changed after the save: the snapshot still holds 256 MiB of RAM
+        here.write(tiny_vm_section(tiny_guest, "auto", mem=512))
+        here.run("snapshot", "export", "tiny", "golden", stream, check=True)
+    finally:
+        here.config.write_text(saved)
+    same = there_project(tmp_path, qqmgr, tiny_vm_toml, mem=256)
+    same.run("snapshot", "import", "tiny", stream, check=True)
+    bigger = there_project(tmp_path, qqmgr, tiny_vm_toml, mem=512, dirname="bigger")
+    cp = bigger.run("snapshot", "import", "tiny", stream, check=1)
+    assert 'is "256" in the snapshot, "512" here' in cp.stderr, cp.stderr
+
+
+def test_export_of_an_internal_qcow2_snapshot_is_refused_saying_why(project, tiny_vm_toml):
+    project.write('[img.d]\nbuilder = "raw"\nformat = "qcow2"\nimg_size = "64M"\n\n' +
+                  tiny_vm_toml("auto", extra_args=["-drive file={{.img.d}},format=qcow2,if=virtio"]))
+    project.run("img", "build", "d", check=True)
+    try:
+        project.run("start", "tiny", "--wait", "--timeout", BOOT, check=True, timeout=BOOT + 30)
+        project.run("snapshot", "save", "tiny", "s1", check=True)
+    finally:
+        project.run("stop", "tiny", "--force")
+    out = project.path / "s1.qqsnap"
+    cp = project.run("snapshot", "export", "tiny", "s1", out, check=1)
+    assert "internal qcow2 snapshot" in cp.stderr and "inside the VM's disks" in cp.stderr, cp.stderr
+    assert not out.exists() and not list(project.path.glob("s1.qqsnap*"))
+    cp = project.run("snapshot", "export", "tiny", "nope", out, check=1)
+    assert "has no snapshot 'nope'" in cp.stderr, cp.stderr
+
+
+def queued(fd):
+    """Bytes waiting in the pipe whose read end is fd."""
+    import array
+    import fcntl
+    import termios
+    n = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, n)
+    return n[0]
+
+
+def test_signal_during_export_stops_it_and_leaves_no_partial_file(tmp_path, golden):
+    here, _ = golden
+    # a reader that never reads: the export blocks on the full pipe
+    r, w = os.pipe()
+    proc = subprocess.Popen([here.qqmgr, "-c", str(here.config), "snapshot", "export", "tiny", "golden", "-"],
+                            stdout=w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(w)
+    try:
+        # it has written what the pipe holds and waits
+        wait_until(lambda: queued(r) >= 65536, 30, what="the export to fill the pipe")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(r)
+    assert proc.returncode == 1, err
+    assert b"interrupted: the export of snapshot 'golden' is incomplete" in err, err
