@@ -96,7 +96,8 @@ static int dispatch(qq_ctx *ctx, int argc, char **argv)
     qq_err err = { 0 };
     bool all = c->each && all_flag(ctx);
     int rc = 0;
-    if (c->each && all && argc > 1)
+    /* `stop VM --all`: the VM and all its throwaway copies (a command on running VMs) */
+    if (c->each && all && argc > 1 && c->each_all != QQ_ALL_RUNNING)
         rc = qq_usage_error(ctx, &err, false, "give VM names or --all, not both");
     else if (c->each && !all && argc < 2)
         return qq_usage(ctx, false);

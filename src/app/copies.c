@@ -53,8 +53,8 @@ void copies_claim_undo(const config *c, copies_claim *cl)
 }
 
 /* Is the copy dir (an entry of the VM's dir) dead: its lock free, no QEMU?
- * Then it is removed (its lock held meanwhile). */
-static bool sweep_one(const config *c, const char *path, bool made_now)
+ * Then it is removed (its lock held meanwhile), unless dry_run. */
+static bool sweep_one(const config *c, const char *path, bool made_now, bool dry_run)
 {
     _cleanup_free_ char *lockp = layout_path(path, LAYOUT_LOCK);
     lockfile_opts lo = { .no_create = true };
@@ -68,7 +68,7 @@ static bool sweep_one(const config *c, const char *path, bool made_now)
             return false;
     }
     bool dead = layout_pid_holder(path) <= 0;
-    if (dead)
+    if (dead && !dry_run)
         copies_remove(c, path);
     if (fd >= 0)
         close(fd);
@@ -76,6 +76,11 @@ static bool sweep_one(const config *c, const char *path, bool made_now)
 }
 
 int copies_sweep(const config *c, const char *vm)
+{
+    return copies_sweep_each(c, vm, false, NULL, NULL);
+}
+
+int copies_sweep_each(const config *c, const char *vm, bool dry_run, copies_each_fn fn, void *arg)
 {
     _cleanup_free_ char *vdir = config_vm_dir(c, vm);
     DIR *d = opendir(vdir);
@@ -94,8 +99,12 @@ int copies_sweep(const config *c, const char *vm)
         struct stat st;
         if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
             continue;
-        if (sweep_one(c, path, layout_is_new_copy(found[i])))
+        unsigned long long bytes = fn ? tree_usage(path) : 0;
+        if (sweep_one(c, path, layout_is_new_copy(found[i]), dry_run)) {
             removed++;
+            if (fn)
+                fn(arg, path, bytes, !dry_run);
+        }
     }
     return removed;
 }

@@ -58,6 +58,10 @@ void copies_claim_undo(const config *c, copies_claim *cl);
 
 /* Remove the VM's dead copies (see above). Returns how many were removed. */
 int copies_sweep(const config *c, const char *vm);
+/* The same, telling fn (when not NULL) each dead copy's dir, its disk usage
+ * and whether it was removed; dry_run: found, not removed (prune --dry-run). */
+typedef void (*copies_each_fn)(void *arg, const char *copy_dir, unsigned long long bytes, bool removed);
+int copies_sweep_each(const config *c, const char *vm, bool dry_run, copies_each_fn fn, void *arg);
 
 /* The names of the VM's copies ("VM#N", by N) after a sweep: the live ones
  * and those being started. NULL-terminated strv, *n their count. */

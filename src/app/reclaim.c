@@ -21,6 +21,7 @@
 #include "../infra/fs.h"
 #include "../infra/sig.h"
 #include "../infra/tree.h"
+#include "copies.h"
 #include "img.h"
 #include "layout.h"
 #include "leftover.h"
@@ -103,6 +104,9 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
     memset(r, 0, sizeof *r);
     if (config_check_vm(c, name, err) < 0)
         return -1;
+    if (config_copy_parse(name, NULL, NULL, NULL) == 1)
+        return qq_fail(err, QQ_EXIT_USAGE, "rm %s: a throwaway copy goes away when it stops (%s stop '%s')", name,
+                       config_cli(c), name);
     r->path = config_vm_dir(c, name);
     const char *dir = r->path;
     struct stat st;
@@ -116,6 +120,21 @@ int reclaim_vm(const config *c, const char *name, bool force, int timeout_s, rec
     _cleanup_free_ char *why = NULL;
     if (!layout_owned(dir, "vm", name, config_path(c), &why))
         return qq_fail(err, QQ_EXIT_FAIL, "rm %s: left alone: %s", name, why);
+    /* its throwaway copies (copies.h): running ones are refused, or stopped with --force */
+    size_t ncopies = 0;
+    _cleanup_strv_ char **copies = copies_of(c, name, &ncopies);
+    for (size_t i = 0; i < ncopies; i++) {
+        if (!force)
+            return qq_fail(err, QQ_EXIT_FAIL,
+                           "VM %s has %zu throwaway cop%s running (%s%s): stop %s first (%s stop %s --all) or use "
+                           "%s rm %s --force", name, ncopies, ncopies == 1 ? "y" : "ies", copies[0],
+                           ncopies > 1 ? ", …" : "", ncopies == 1 ? "it" : "them", config_cli(c), name,
+                           config_cli(c), name);
+        vm_stop_result sr;
+        if (vm_stop(c, copies[i], timeout_s, true, &sr, err) < 0)
+            return -1;
+        r->was_running |= sr.was_running;
+    }
     bool snaps_done = false;
     /* the VM's lock is waited for until --timeout (timeout_s) from now */
     long long deadline = clock_ms() + (long long)timeout_s * 1000;
@@ -248,6 +267,13 @@ static int prune_vm_dir(const config *c, const reclaim_prune_opts *o, const char
         add_entry(entries, "vm", name, path, bytes, false, why);
         return 0;
     }
+    size_t ncopies = 0;
+    _cleanup_strv_ char **copies = o->dry_run ? NULL : copies_of(c, name, &ncopies);
+    if (ncopies) {
+        _cleanup_free_ char *why = xasprintf("its throwaway copy %s runs", copies[0]);
+        add_entry(entries, "vm", name, path, bytes, false, why);
+        return 0;
+    }
     if (!o->dry_run) {
         layout_remove_runtime(path);
         if (remove_locked_dir(path, err) < 0)
@@ -301,9 +327,25 @@ static int cmp_str(const void *a, const void *b)
 
 /* The throwaway copies a killed `start --rm --restore` left in a VM's dir
  * (leftover.h); the VM itself stays. */
-static void prune_dead_copies(const reclaim_prune_opts *o, const char *vm, const char *dir, json_t *entries,
-                              unsigned long long *total)
+typedef struct dead_copy_acc {
+    json_t *entries;
+    const char *vm;
+    unsigned long long *total;
+} dead_copy_acc;
+
+static void add_dead_copy(void *arg, const char *copy_dir, unsigned long long bytes, bool removed)
 {
+    dead_copy_acc *a = arg;
+    add_entry(a->entries, "copy", a->vm, copy_dir, bytes, removed, NULL);
+    *a->total += bytes;
+}
+
+static void prune_dead_copies(const config *c, const reclaim_prune_opts *o, const char *vm, const char *dir,
+                              json_t *entries, unsigned long long *total)
+{
+    /* the throwaway copies VM#N whose qqmgr and QEMU are gone (copies.h) */
+    dead_copy_acc acc = { .entries = entries, .vm = vm, .total = total };
+    copies_sweep_each(c, vm, o->dry_run, add_dead_copy, &acc);
     _cleanup_json_ json_t *dead = leftover_dead_copies(dir);
     size_t i;
     json_t *x;
@@ -340,7 +382,7 @@ static int prune_state(const config *c, const reclaim_prune_opts *o, json_t *ent
             if (*vm && !config_has_vm(c, vm))
                 rc = prune_vm_dir(c, o, vm, path, entries, total, err);
             else if (*vm)
-                prune_dead_copies(o, vm, path, entries, total);
+                prune_dead_copies(c, o, vm, path, entries, total);
         } else {
             const char *img = entry + 4;
             if (*img && !config_has_img(c, img))

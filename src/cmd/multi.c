@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "../app/copies.h"
 #include "../app/recorded.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
@@ -281,7 +282,22 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all)
         return cmd->each(ctx, argv[1]);
     _cleanup_strv_ char **names = NULL;
     size_t n = 0;
-    if (all) {
+    if (all && argc > 1) {
+        /* VM... --all (stop, status): each VM, then its throwaway copies VM#N */
+        qq_err err = { 0 };
+        for (int i = 1; i < argc; i++)
+            if (recorded_check_vm(c, argv[i], &err) < 0)
+                return qq_report(&err);
+        for (int i = 1; i < argc; i++) {
+            strv_push(&names, &n, xstrdup(argv[i]));
+            if (config_copy_parse(argv[i], NULL, NULL, NULL) == 1)
+                continue;
+            size_t nc = 0;
+            _cleanup_strv_ char **copies = copies_of(c, argv[i], &nc);
+            for (size_t k = 0; k < nc; k++)
+                strv_push(&names, &n, xstrdup(copies[k]));
+        }
+    } else if (all) {
         for (size_t i = 0; i < config_vm_count(c); i++) {
             const char *vm = config_vm_name(c, i);
             if (cmd->each_all == QQ_ALL_RUNNING) {
@@ -292,6 +308,14 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all)
                     continue;
             }
             strv_push(&names, &n, xstrdup(vm));
+        }
+        if (cmd->each_all == QQ_ALL_RUNNING) {   /* then every VM's throwaway copies */
+            for (size_t i = 0; i < config_vm_count(c); i++) {
+                size_t nc = 0;
+                _cleanup_strv_ char **copies = copies_of(c, config_vm_name(c, i), &nc);
+                for (size_t k = 0; k < nc; k++)
+                    strv_push(&names, &n, xstrdup(copies[k]));
+            }
         }
         if (cmd->each_all == QQ_ALL_RUNNING) {   /* then those that left the config running */
             size_t nd = 0;

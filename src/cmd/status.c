@@ -11,7 +11,8 @@ typedef struct {
 } status_opts;
 
 static const qq_opt options[] = {
-    QQ_FLAG(0, "all", status_opts, all, "every running VM of the config"),
+    QQ_FLAG(0, "all", status_opts, all, "every running VM of the config and their throwaway copies; with VM "
+            "names: those VMs and all their copies VM#N"),
     QQ_OPT_END,
 };
 

@@ -18,7 +18,8 @@ static const stop_opts defaults = { .timeout = 30 };
 static const qq_opt options[] = {
     QQ_SECONDS("timeout", stop_opts, timeout, 0, "how long to wait for the guest to power off"),
     QQ_FLAG('f', "force", stop_opts, force, "skip the polite steps: QMP quit, then kill"),
-    QQ_FLAG(0, "all", stop_opts, all, "every running VM of the config (stopped in parallel)"),
+    QQ_FLAG(0, "all", stop_opts, all, "every running VM of the config and their throwaway copies (stopped in "
+            "parallel); with VM names: those VMs and all their copies VM#N"),
     QQ_OPT_END,
 };
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import Project, free_port, wait_until
 
 pytestmark = pytest.mark.guest
 
@@ -97,3 +97,164 @@ def test_copies_from_an_internal_qcow2_snapshot_write_their_own_disk(project, ti
     assert copy_dirs(project) == []
     cp = project.run("run", "tiny", "--restore", "s1", "--rm", "--", read, check=True, timeout=300)
     assert cp.stdout == "saved"
+
+
+def test_copies_are_listed_reached_by_name_and_stopped(project, tiny_vm_toml):
+    fixed = free_port()
+    saved_diskless(project, tiny_vm_toml, fixed)
+    own = project.json("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)
+    assert own["instance"] == "tiny" and own["ssh_port"] == fixed   # the VM's own place, as before
+    c1 = project.json("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)
+    c2 = project.json("start", "tiny", "--rm", check=True, timeout=200)   # a fresh boot, throwaway
+    assert (c1["instance"], c2["instance"]) == ("tiny#1", "tiny#2")
+    # a copy always takes a free port of its own, even when the VM has a fixed one
+    assert len({fixed, c1["ssh_port"], c2["ssh_port"]}) == 3
+    st = project.json("status", "tiny", check=True)
+    assert st["snapshot"] == "s1"
+    copies = {c["name"]: c for c in st["copies"]}
+    assert set(copies) == {"tiny#1", "tiny#2"}
+    assert copies["tiny#1"]["pid"] == c1["pid"] and copies["tiny#1"]["ssh_port"] == c1["ssh_port"]
+    assert copies["tiny#1"]["snapshot"] == "s1" and copies["tiny#2"]["snapshot"] is None
+    assert isinstance(copies["tiny#1"]["uptime"], int)
+    text = project.run("status", "tiny", check=True).stdout
+    assert "tiny#1 running" in text and f"ssh port {c1['ssh_port']}" in text and "from s1" in text
+    listed = {r["name"]: r for r in project.json("list", check=True)}
+    assert listed["tiny#1"]["pid"] == c1["pid"] and listed["tiny#1"]["snapshot"] == "s1"
+    assert listed["tiny#2"]["ssh_port"] == c2["ssh_port"]
+    assert "tiny#2" in project.run("list", check=True).stdout
+    # reached by name: ssh, status, qmp, the serial log; each copy its own guest
+    wait = project.run("wait", "tiny#2", timeout=400)
+    assert wait.returncode == 0, wait.stderr
+    project.run("ssh", "tiny#1", "echo one > /tmp/who", check=True, timeout=120)
+    assert project.run("ssh", "tiny#1", "cat /tmp/who", check=True).stdout == "one\n"
+    assert project.run("ssh", "tiny#2", "cat /tmp/who 2>/dev/null || echo none").stdout == "none\n"
+    assert project.json("status", "tiny#2", check=True)["pid"] == c2["pid"]
+    assert "running" in project.run("qmp", "tiny#1", "query-status", check=True).stdout
+    assert project.run("serial", "tiny#2", check=True).stdout != ""
+    # a name that is not a copy: one line, usage (2) or failure (1)
+    for bad, code, words in (("tiny#7", 1, "no such copy of tiny"), ("tiny#0", 2, "VM#N"),
+                             ("tiny#", 2, "VM#N"), ("nope#1", 2, 'no VM named "nope"')):
+        cp = project.run("stop", bad)
+        assert cp.returncode == code and words in cp.stderr and cp.stderr.count("\n") == 1, (bad, cp.stderr)
+    cp = project.run("snapshot", "save", "tiny#1", "x")
+    assert cp.returncode == 2 and "throwaway copy of tiny" in cp.stderr
+    # stop one copy: its dir goes with it
+    out = project.json("stop", "tiny#1", check=True)
+    assert out["was_running"] and "copy.1" not in copy_dirs(project)
+    assert [c["name"] for c in project.json("status", "tiny", check=True)["copies"]] == ["tiny#2"]
+    # rm refuses while a copy runs
+    cp = project.run("rm", "tiny")
+    assert cp.returncode == 1 and "tiny#2" in cp.stderr and "stop tiny --all" in cp.stderr
+    # the VM and all its copies
+    stopped = project.json("stop", "tiny", "--all", check=True)
+    assert {d["name"] for d in stopped} == {"tiny", "tiny#2"} and all(d["was_running"] for d in stopped)
+    assert copy_dirs(project) == []
+    assert project.json("status", "tiny", check=True)["running"] is False
+
+
+def test_stop_all_stops_every_copy_and_a_plain_start_runs_beside_copies(project, tiny_vm_toml):
+    saved_diskless(project, tiny_vm_toml)
+    project.run("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)
+    assert project.json("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)["instance"] == "tiny#1"
+    project.run("stop", "tiny", check=True)
+    # the own place is free again: a plain start takes it while the copy runs on
+    own = project.json("start", "tiny", check=True, timeout=200)
+    assert own["instance"] == "tiny" and not own["already_running"]
+    assert [c["name"] for c in project.json("status", "tiny", check=True)["copies"]] == ["tiny#1"]
+    stopped = project.json("stop", "--all", check=True)
+    assert {d["name"] for d in stopped} == {"tiny", "tiny#1"}
+    assert copy_dirs(project) == []
+
+
+def _runtime_links_to(path):
+    """Symlinks in the private runtime dirs that point into path (QEMU's short socket dir)."""
+    dirs = [Path(os.environ["XDG_RUNTIME_DIR"]) / "qqmgr"] if os.environ.get("XDG_RUNTIME_DIR") else []
+    dirs.append(Path(f"/tmp/qqmgr-{os.getuid()}"))
+    found = []
+    for d in dirs:
+        if d.is_dir():
+            for e in d.iterdir():
+                if e.is_symlink() and os.readlink(e).startswith(str(path)):
+                    found.append(e)
+    return found
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:   # a zombie is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _running_copy(project):
+    def one():
+        cs = project.json("status", "tiny", check=True)["copies"]
+        return cs[0] if cs and cs[0]["pid"] else None
+    return wait_until(one, 200, 0.2, "a running copy")
+
+
+@pytest.mark.parametrize("killed", ["qqmgr", "qqmgr+qemu", "qemu"])
+def test_kill_9_leaves_nothing_of_a_copy_after_the_next_command(project, tiny_vm_toml, killed):
+    # deep enough that QEMU's sockets go through a link in the runtime dir
+    deep = project.path / ("d" * 60)
+    deep.mkdir()
+    project = Project(deep, project.qqmgr)
+    saved_diskless(project, tiny_vm_toml)
+    project.run("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)   # the own place is taken
+    job = popen(project, "run", "tiny", "--restore", "s1", "--rm", "--", "sleep 600")
+    try:
+        c = _running_copy(project)
+        cdir = Path(c["state_dir"])
+        assert cdir.parent == project.vm_dir("tiny") and cdir.name == "copy.1"
+        links = _runtime_links_to(cdir)
+        assert links, "no runtime link: the path is too short to test its removal"
+        qemu = c["pid"]
+        if "qqmgr" in killed:
+            job.kill()
+            job.wait(timeout=30)
+        if "qemu" in killed:
+            os.kill(qemu, signal.SIGKILL)
+        # a run's QEMU dies with its qqmgr; a run whose QEMU died ends (the command failed)
+        wait_until(lambda: not _alive(qemu), 30, 0.1, "the copy's QEMU to end")
+        if killed == "qemu":
+            assert job.wait(timeout=120) != 0
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    # the next command that looks at the VM sweeps it: no dir, no socket, no runtime link, no QEMU
+    assert project.json("status", "tiny", check=True)["copies"] == []
+    assert not cdir.exists() and copy_dirs(project) == []
+    assert all(not os.path.lexists(l) for l in links)
+    assert _runtime_links_to(cdir) == []
+    assert not _alive(qemu)
+    # the VM's own place ran on
+    assert project.json("status", "tiny", check=True)["running"] is True
+    project.run("stop", "tiny", "--force", check=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_a_copys_start_or_run_leaves_nothing_of_it(project, tiny_vm_toml, sig):
+    saved_diskless(project, tiny_vm_toml)
+    project.run("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)
+    # during the start: as soon as its dir exists
+    job = popen(project, "run", "tiny", "--restore", "s1", "--rm", "--", "sleep 600")
+    wait_until(lambda: copy_dirs(project) != [], 60, 0.005, "the copy's dir")
+    job.send_signal(sig)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 1 and "interrupted" in err, err
+    assert copy_dirs(project) == []
+    # during the command
+    job = popen(project, "run", "tiny", "--restore", "s1", "--rm", "--", "sleep 600")
+    c = _running_copy(project)
+    wait_until(lambda: Path(c["state_dir"], "ssh.conf").exists(), 200, 0.2, "ssh to be tried")
+    time.sleep(1)
+    job.send_signal(sig)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 1 and "interrupted" in err, err
+    assert copy_dirs(project) == [] and not _alive(c["pid"])
+    project.run("stop", "tiny", "--force", check=True)

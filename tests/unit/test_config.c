@@ -106,6 +106,94 @@ static void test_sizes_use_binary_units(void **state)
     assert_int_equal(config_parse_size("-1", &v), -1);
 }
 
+/* A throwaway copy's name: VM#N, N from 1 without a leading zero; anything
+ * else with a '#' is a usage error naming the form. */
+static void test_copy_names_parse_as_vm_hash_n(void **state)
+{
+    (void)state;
+    char *base = NULL;
+    unsigned n = 0;
+    qq_err err = { 0 };
+    assert_int_equal(config_copy_parse("web", &base, &n, &err), 0);
+    assert_null(base);
+    assert_int_equal(config_copy_parse("web#3", &base, &n, &err), 1);
+    assert_string_equal(base, "web");
+    assert_int_equal(n, 3);
+    free(base);
+    assert_int_equal(config_copy_parse("a.b-c_d#9999", &base, &n, &err), 1);
+    assert_string_equal(base, "a.b-c_d");
+    assert_int_equal(n, 9999);
+    free(base);
+    static const char *const bad[] = { "web#", "web#0", "web#03", "#3", "web#x", "web#3x", "web#-1", "web#+1",
+                                       "web# 1", "web#10000", "web#99999999999999999999", "web#1#2", NULL };
+    for (const char *const *b = bad; *b; b++) {
+        memset(&err, 0, sizeof err);
+        assert_int_equal(config_copy_parse(*b, &base, &n, &err), -1);
+        assert_null(base);
+        assert_int_equal(err.code, QQ_EXIT_USAGE);
+        assert_non_null(strstr(err.msg, "VM#N"));
+    }
+    char *v = config_base_vm("web#12");
+    assert_string_equal(v, "web");
+    free(v);
+    v = config_base_vm("web");
+    assert_string_equal(v, "web");
+    free(v);
+}
+
+/* A copy resolves as its VM's entry with the copy's state dir, and an
+ * automatic port where the VM has a fixed one. */
+static void test_a_copy_resolves_with_its_own_dir_and_an_automatic_port(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/qq-test-config-XXXXXX.toml";
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    const char *text = "[vm.v]\ncmd = [\"-m 64 -nic user,hostfwd=tcp::{{.vm.ssh.port}}-:22\"]\n"
+                       "[vm.v.ssh]\nport = 2222\n[vm.w]\ncmd = [\"-m 64\"]\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    qq_err err = { 0 };
+    config *c = config_load(path, &err);
+    assert_non_null(c);
+    assert_int_equal(config_vm_ssh_port(c, "v"), 2222);
+    assert_int_equal(config_vm_ssh_port(c, "v#2"), SSH_PORT_AUTO);
+    assert_int_equal(config_vm_ssh_port(c, "w#2"), SSH_PORT_NONE);
+    char *vd = config_vm_dir(c, "v"), *cd = config_vm_dir(c, "v#2");
+    char *want = NULL;
+    assert_true(asprintf(&want, "%s/copy.2", vd) > 0);
+    assert_string_equal(cd, want);
+    /* no such copy yet: a failure, not a usage error; an unknown VM is usage */
+    assert_int_equal(config_check_vm(c, "v#2", &err), -1);
+    assert_int_equal(err.code, QQ_EXIT_FAIL);
+    assert_non_null(strstr(err.msg, "no such copy of v"));
+    memset(&err, 0, sizeof err);
+    assert_int_equal(config_check_vm(c, "x#2", &err), -1);
+    assert_int_equal(err.code, QQ_EXIT_USAGE);
+    assert_false(config_has_vm(c, "v#2"));
+    /* once its dir exists, it resolves: the VM's args, the copy's port and dir */
+    char *mk = NULL;
+    assert_true(asprintf(&mk, "mkdir -p '%s'", cd) > 0);
+    assert_int_equal(system(mk), 0);
+    vm_spec s;
+    assert_int_equal(config_vm(c, "v#2", 40000, &s, &err), 0);
+    assert_string_equal(s.name, "v");
+    assert_string_equal(s.state_dir, cd);
+    assert_int_equal(s.ssh_port, SSH_PORT_AUTO);
+    assert_int_equal(s.ssh_port_used, 40000);
+    assert_non_null(strstr(s.args[3], "hostfwd=tcp::40000-:22"));
+    vm_spec_free(&s);
+    free(mk);
+    assert_true(asprintf(&mk, "rm -rf '%s'", vd) > 0);
+    assert_int_equal(system(mk), 0);
+    free(mk);
+    free(want);
+    free(vd);
+    free(cd);
+    config_free(c);
+    unlink(path);
+}
+
 /* Load TEXT as a config and resolve VM v: its argv (joined with '|') or the error. */
 static char *vm_args(const char *text, int *rc)
 {
@@ -320,6 +408,8 @@ int main(void)
         cmocka_unit_test(test_other_quote_kind_is_literal_inside_quotes),
         cmocka_unit_test(test_unterminated_quote_is_an_error),
         cmocka_unit_test(test_sizes_use_binary_units),
+        cmocka_unit_test(test_copy_names_parse_as_vm_hash_n),
+        cmocka_unit_test(test_a_copy_resolves_with_its_own_dir_and_an_automatic_port),
         cmocka_unit_test(test_var_read_inside_with_is_resolved),
         cmocka_unit_test(test_namespace_var_reading_its_namespace_is_no_cycle),
         cmocka_unit_test(test_chains_of_any_depth_and_every_construct_resolve),
