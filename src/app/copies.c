@@ -18,8 +18,9 @@
 #include "layout.h"
 #include "vnet.h"
 
-/* A copy.new.* without its lock file yet (mkdtemp done, lock not taken) is
- * left alone this long: its claimer is between the two calls. */
+/* A copy.new.* is left alone this long (its claimer makes it, then takes
+ * its lock, then renames it: microseconds); older, with its lock free, it
+ * is a killed claimer's. */
 #define COPIES_NEW_GRACE_S 60
 
 void copies_claim_release(copies_claim *cl)
@@ -56,17 +57,17 @@ void copies_claim_undo(const config *c, copies_claim *cl)
  * Then it is removed (its lock held meanwhile), unless dry_run. */
 static bool sweep_one(const config *c, const char *path, bool made_now, bool dry_run)
 {
+    /* one being made: its claimer makes its lock file and takes it after the
+     * dir exists; a sweeper that took it first would pull the dir away under
+     * it. A copy.new.* lives for microseconds: only an old one is a leftover. */
+    struct stat st;
+    if (made_now && stat(path, &st) == 0 && time(NULL) - st.st_mtime < COPIES_NEW_GRACE_S)
+        return false;
     _cleanup_free_ char *lockp = layout_path(path, LAYOUT_LOCK);
     lockfile_opts lo = { .no_create = true };
     int fd = lockfile_take(lockp, &lo, NULL);
     if (fd < 0 && errno != ENOENT)
         return false;   /* held: its claimer is at work */
-    if (fd < 0) {
-        /* no lock file: one being made (give it time), or a half-removed copy */
-        struct stat st;
-        if (made_now && stat(path, &st) == 0 && time(NULL) - st.st_mtime < COPIES_NEW_GRACE_S)
-            return false;
-    }
     bool dead = layout_pid_holder(path) <= 0;
     if (dead && !dry_run)
         copies_remove(c, path);

@@ -258,3 +258,52 @@ def test_a_signal_during_a_copys_start_or_run_leaves_nothing_of_it(project, tiny
     assert job.returncode == 1 and "interrupted" in err, err
     assert copy_dirs(project) == [] and not _alive(c["pid"])
     project.run("stop", "tiny", "--force", check=True)
+
+
+def test_eight_copies_claimed_at_once_all_start_each_in_a_place_of_its_own(project, tiny_vm_toml):
+    # every claim sweeps dead copies first: a sweeper must never pull a copy being made away
+    saved_diskless(project, tiny_vm_toml)
+    stop_sweeping = time.monotonic() + 3600
+    def sweep():   # status sweeps the VM's dead copies, over and over meanwhile
+        while time.monotonic() < stop_sweeping:
+            subprocess.run([project.qqmgr, "-c", str(project.config), "status", "tiny"], capture_output=True)
+    import threading
+    sweepers = [threading.Thread(target=sweep) for _ in range(4)]
+    for t in sweepers:
+        t.start()
+    try:
+        jobs = [popen(project, "start", "--json", "tiny", "--restore", "s1", "--rm") for _ in range(8)]
+        res = records(jobs)
+    finally:
+        stop_sweeping = 0
+        for t in sweepers:
+            t.join()
+    assert all(rc == 0 for rc, _, _ in res), [se for rc, _, se in res if rc]
+    names = sorted(json.loads(so)["instance"] for _, so, _ in res)
+    assert names == sorted(["tiny"] + [f"tiny#{i}" for i in range(1, 8)])
+    assert [c["name"] for c in project.json("status", "tiny", check=True)["copies"]] == \
+        [f"tiny#{i}" for i in range(1, 8)]
+    project.run("stop", "tiny", "--all", "--force", check=True)
+    assert copy_dirs(project) == []
+
+
+def test_a_sweeper_leaves_a_copy_being_claimed_alone_and_removes_a_dead_claim(project, tiny_vm_toml):
+    project.write(tiny_vm_toml("auto"))
+    vdir = project.vm_dir("tiny")
+    vdir.mkdir(parents=True)
+    # a claimer between making its lock file and taking it: a sweep must not take it first
+    fresh = vdir / "copy.new.AbC123"
+    fresh.mkdir()
+    (fresh / "lock").write_text("")
+    # a claimer killed there long ago: its lock is free, nothing runs
+    old = vdir / "copy.new.XyZ789"
+    old.mkdir()
+    (old / "lock").write_text("")
+    past = time.time() - 600
+    os.utime(old, (past, past))
+    dead = vdir / "copy.3"   # a copy whose qqmgr and QEMU were killed
+    dead.mkdir()
+    (dead / "lock").write_text("")
+    (dead / "serial").write_text("boot\n")
+    assert project.json("status", "tiny", check=True)["copies"] == []
+    assert fresh.is_dir() and not old.exists() and not dead.exists()

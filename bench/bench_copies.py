@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Many throwaway copies of one snapshot at once (issue 18 §2), in one run, as ratios:
+
+  1. wall time of 8 concurrent `qqmgr run VM --restore S --rm -- true` vs one
+     (goal on 2 cores: <= 3x);
+  2. memory of 8 running copies (each restored and reached by ssh) vs one: the sum of
+     their QEMUs' Rss and Pss (/proc/PID/smaps_rollup; Pss splits a page shared by
+     several processes among them), goal <= 3x.
+
+The tiny guest (diskless, 256 MiB) under TCG, its snapshot saved once. A state-file
+snapshot is read into each copy's own RAM, so little is shared; --save-arg passes
+more words to `snapshot save` (another snapshot kind, when there is one).
+
+usage: bench/bench_copies.py [--qqmgr PATH] [--copies N] [--runs R] [--mem MIB]
+                             [--save-arg WORD]...
+Builds (or reuses) the tiny guest through tests/guest/tiny-guest.sh.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchlib import REPO, run, timed
+
+ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
+
+
+def tiny_config(g, mem):
+    kernel = g / "vmlinux" if (g / "vmlinux").is_file() else g / "vmlinuz"
+    return f"""[vm.t]
+cmd = [
+  "-accel {ACCEL} -m {mem} -display none -nodefaults",
+  "-kernel {kernel}", "-initrd {g / 'initramfs.gz'}", "-append 'console=ttyS0 quiet'",
+  "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{{{.vm.ssh.port}}}}-:22",
+  "-device virtio-net-pci,netdev=n0", "-device virtio-rng-pci"
+]
+[vm.t.ssh]
+port = "auto"
+IdentityFile = "{g / 'id_ed25519'}"
+User = "root"
+StrictHostKeyChecking = "no"
+UserKnownHostsFile = "/dev/null"
+LogLevel = "ERROR"
+"""
+
+
+def mem_mib(pid):
+    """(Rss, Pss) of a process in MiB."""
+    vals = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            k, _, rest = line.partition(":")
+            if k in ("Rss", "Pss"):
+                vals[k] = int(rest.split()[0]) / 1024
+    return vals["Rss"], vals["Pss"]
+
+
+def wall_of(qq, n, runs):
+    """Median wall seconds of n concurrent `run t --restore s1 --rm -- true`."""
+    argv = qq + ["run", "t", "--restore", "s1", "--rm", "--timeout", "600", "--", "true"]
+    walls = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(n) as ex:
+            cps = list(ex.map(lambda _: run(argv), range(n)))
+        walls.append(time.perf_counter() - t0)
+        bad = [cp for cp in cps if cp.returncode != 0]
+        if bad:
+            sys.exit(f"run failed ({bad[0].returncode}): {bad[0].stderr}")
+    return statistics.median(walls)
+
+
+def memory_of(qq, n):
+    """(sum Rss, sum Pss) in MiB of n running copies, each restored and reached by ssh."""
+    argv = qq + ["start", "t", "--restore", "s1", "--rm", "--wait", "--timeout", "600", "--json"]
+    with ThreadPoolExecutor(n) as ex:
+        cps = list(ex.map(lambda _: run(argv), range(n)))
+    try:
+        bad = [cp for cp in cps if cp.returncode != 0]
+        if bad:
+            sys.exit(f"start failed ({bad[0].returncode}): {bad[0].stderr}")
+        import json
+        pids = [json.loads(cp.stdout)["pid"] for cp in cps]
+        time.sleep(1)
+        rss = pss = 0.0
+        for p in pids:
+            r, s = mem_mib(p)
+            rss, pss = rss + r, pss + s
+        return rss, pss
+    finally:
+        run(qq + ["stop", "t", "--all", "--force"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--qqmgr", default=str(REPO / "build" / "qqmgr"))
+    ap.add_argument("--copies", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mem", type=int, default=256)
+    ap.add_argument("--save-arg", action="append", default=[])
+    a = ap.parse_args()
+    cp = run(["bash", str(REPO / "tests" / "guest" / "tiny-guest.sh")])
+    if cp.returncode != 0:
+        sys.exit(cp.stderr)
+    g = Path(cp.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="qq-bench-copies-") as d:
+        cfg = Path(d) / "qqmgr.toml"
+        cfg.write_text(tiny_config(g, a.mem))
+        qq = [a.qqmgr, "-c", str(cfg)]
+        try:
+            timed(qq + ["start", "t", "--wait", "--timeout", "600"])
+            timed(qq + ["snapshot", "save", "t", "s1", *a.save_arg])
+            timed(qq + ["stop", "t", "--force"])
+            print(f"tiny guest, {a.mem} MiB, {ACCEL}, {os.cpu_count()} CPUs; snapshot s1 "
+                  f"{' '.join(a.save_arg) or '(default kind)'}")
+            one = wall_of(qq, 1, a.runs)
+            many = wall_of(qq, a.copies, a.runs)
+            print(f"run --restore s1 --rm -- true: 1 at a time {one:6.2f} s, {a.copies} at once {many:6.2f} s "
+                  f"-> {many / one:.2f}x wall (goal <= 3x)")
+            r1, p1 = memory_of(qq, 1)
+            rn, pn = memory_of(qq, a.copies)
+            print(f"running copies: 1: Rss {r1:7.1f} MiB Pss {p1:7.1f} MiB; {a.copies}: Rss {rn:7.1f} MiB "
+                  f"Pss {pn:7.1f} MiB -> Rss {rn / r1:.2f}x, Pss {pn / p1:.2f}x (goal <= 3x)")
+        finally:
+            run(qq + ["stop", "--all", "--force"])
+
+
+if __name__ == "__main__":
+    main()
