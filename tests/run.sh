@@ -3,8 +3,17 @@
 # tests (pytest, real QEMU under TCG) against a sanitizer build (ASan+UBSan),
 # a gcc and a clang -Werror build, toml-test conformance, and bounded fuzzing.
 #
+# Each phase prints "=== PHASE (estimate: ~N s)" before it starts and
+# "--- PHASE: N s" when it ends, and a table of every phase's time at the end.
+# The estimates are this machine's times of the last full run (kept in
+# build/run-times.txt), or the table below (a 2-core machine with the test
+# guests cached) before there was one.
+#
 # Usage: tests/run.sh [PYTEST_ARGS...]
-# Env:   QQ_FUZZ_SECONDS (default 60; 0 skips fuzzing)
+# Env:   QQ_FUZZ_SECONDS (default 60 per target; 0 skips fuzzing). The two
+#                        fuzzers run at nice 19 in the background while the
+#                        end-to-end tests run (these leave a core idle most of
+#                        the time); their result is printed after them
 #        QQ_TOML_TEST    a toml-test folder (its run.py DECODER runs the TOML 1.0.0
 #                        cases); unset or missing: that step is skipped, said so
 #        QQ_UPSTREAM_CONFIGS  the original qqmgr's example and test configs
@@ -13,30 +22,75 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-tools/deps.sh || exit 1
+FUZZ=${QQ_FUZZ_SECONDS:-60}
+
+# ------------------------------------------------------------------ phases and their times
+# A phase's estimate: its time in the last full run on this machine, else this table's
+# (seconds; a 2-core machine shared with nothing, test guests cached).
+declare -A EST=([deps]=1 [build]=75 [asan]=40 [unit]=10 [toml]=5 [fuzzbuild]=25
+                [e2e]=420 [fuzzwait]=0)
+TIMES=$ROOT/build/run-times.txt
+if [ -f "$TIMES" ]; then
+    while read -r k v; do [ -n "${EST[$k]+x}" ] && [[ $v =~ ^[0-9]+$ ]] && EST[$k]=$v; done <"$TIMES"
+fi
+declare -A TOOK=()
+ORDER=()
+cur= ; cur_t0=0
+phase_end() {
+    [ -n "$cur" ] || return 0
+    local took=$((SECONDS - cur_t0))
+    TOOK[$cur]=$took
+    printf -- '--- %s: %d s\n' "$cur_title" "$took"
+    cur=
+}
+phase() {  # phase KEY TITLE: end the current phase, start KEY
+    phase_end
+    cur=$1; cur_title=$2; cur_t0=$SECONDS; ORDER+=("$1")
+    printf '\n=== %s (estimate: ~%d s)\n' "$2" "${EST[$1]}"
+}
+save_times() {  # the phases that ran in full, for the next run's estimates
+    mkdir -p "$ROOT/build"
+    local k tmp=$TIMES.tmp
+    { for k in "${!EST[@]}"; do
+          if [ -n "${TOOK[$k]+x}" ] && { [ "$k" != e2e ] || [ $full_e2e = 1 ]; }; then
+              echo "$k ${TOOK[$k]}"
+          else
+              echo "$k ${EST[$k]}"
+          fi
+      done; } >"$tmp" && mv "$tmp" "$TIMES"
+}
+total_est=0
+for k in "${!EST[@]}"; do total_est=$((total_est + EST[$k])); done
+[ "$FUZZ" != 0 ] || total_est=$((total_est - EST[fuzzbuild] - EST[fuzzwait]))
+T0=$SECONDS
+printf '=== tests/run.sh: every phase, estimate ~%d s (~%d min) in all\n' $total_est $(((total_est + 59) / 60))
 
 fail=0
-step() { printf '\n=== %s\n' "$*"; }
+full_e2e=0
+[ $# -eq 0 ] && full_e2e=1
 setup() {  # setup DIR [meson args...]
     local d=$1; shift
     if [ -f "$d/build.ninja" ]; then meson setup --reconfigure "$d" "$@" >/dev/null
     else meson setup "$d" "$@" >/dev/null; fi
 }
 
-step "build: gcc (release) and clang, -Wall -Wextra -Werror"
+phase deps "dependencies (tools/deps.sh: installs only what is missing)"
+tools/deps.sh || exit 1
+
+phase build "build: gcc (release) and clang, -Wall -Wextra -Werror"
 CC=gcc setup build || exit 1
 ninja -C build >/dev/null || { ninja -C build; exit 1; }
 CC=clang setup build-clang || exit 1
 ninja -C build-clang >/dev/null || { ninja -C build-clang; exit 1; }
 
-step "build: sanitizers (ASan + UBSan)"
+phase asan "build: sanitizers (ASan + UBSan)"
 CC=gcc setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 ninja -C build-asan >/dev/null || { ninja -C build-asan; exit 1; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-step "unit tests (cmocka, sanitizer build)"
+phase unit "unit tests (cmocka, sanitizer build)"
 # the runners' summaries on success; the whole log of what failed otherwise
 meson test -C build-asan --suite unit --verbose >build-asan/unit.log 2>&1
 urc=$?
@@ -45,37 +99,57 @@ if [ $urc -ne 0 ]; then fail=1; tail -n 150 build-asan/unit.log; fi
 
 TT=${QQ_TOML_TEST:-}
 if [ -n "$TT" ] && [ -f "$TT/run.py" ]; then
-    step "toml-test conformance ($TT)"
+    phase toml "toml-test conformance ($TT)"
     /usr/bin/python3 "$TT/run.py" build-asan/tests/toml-test-decoder || fail=1
 else
-    step "toml-test: skipped (QQ_TOML_TEST=${TT:-<unset>} has no run.py)"
+    phase toml "toml-test: skipped (QQ_TOML_TEST=${TT:-<unset>} has no run.py)"
 fi
 [ -n "${QQ_UPSTREAM_CONFIGS:-}" ] ||
     echo "(QQ_UPSTREAM_CONFIGS unset: the e2e tests of the original's configs will be skipped)"
 
-FUZZ=${QQ_FUZZ_SECONDS:-60}
+# Fuzzing runs in the background during the end-to-end tests, at nice 19: those wait
+# for guests and timeouts much of the time and leave a core idle; a fuzzer gets
+# only what they leave.
+fuzz_pids=()
+FUZZDIR=
 if [ "$FUZZ" != 0 ]; then
-    step "fuzzing (libFuzzer + ASan/UBSan, ${FUZZ}s per target)"
+    phase fuzzbuild "build: fuzzers (libFuzzer + ASan/UBSan, clang)"
     CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
     ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl >/dev/null || { ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl; exit 1; }
+    FUZZDIR=$(mktemp -d)
+    trap 'kill "${fuzz_pids[@]}" 2>/dev/null; rm -rf "$FUZZDIR"' EXIT
     for t in toml tmpl; do
-        corpus=$(mktemp -d)
-        cp tests/fuzz/corpus/$t/* "$corpus"/ 2>/dev/null || true
-        if build-fuzz/tests/fuzz_$t -max_total_time="$FUZZ" -max_len=4096 -print_final_stats=1 \
-               "$corpus" >"$corpus.log" 2>&1; then
-            echo "fuzz_$t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$corpus.log" | grep -o '[0-9]*$') runs, no crash"
-        else
-            echo "fuzz_$t: FAILED"; tail -n 40 "$corpus.log"; fail=1
-        fi
-        rm -rf "$corpus" "$corpus.log"
+        mkdir "$FUZZDIR/$t"
+        cp tests/fuzz/corpus/$t/* "$FUZZDIR/$t"/ 2>/dev/null || true
+        nice -n 19 build-fuzz/tests/fuzz_$t -max_total_time="$FUZZ" -max_len=4096 -print_final_stats=1 \
+            "$FUZZDIR/$t" >"$FUZZDIR/$t.log" 2>&1 &
+        fuzz_pids+=($!)
     done
+    echo "fuzz_toml, fuzz_tmpl: ${FUZZ} s each, in the background (nice 19) during the end-to-end tests"
 fi
 
-step "end-to-end tests (pytest, real QEMU under TCG, sanitizer build)"
+phase e2e "end-to-end tests (pytest, real QEMU under TCG, sanitizer build)"
 QQ_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -m pytest -ra -p no:cacheprovider tests/e2e "$@"
 rc=$?
 [ $rc -eq 0 ] || fail=1
 
-step "result"
+if [ "$FUZZ" != 0 ]; then
+    phase fuzzwait "fuzzing results (${FUZZ} s per target, ran during the end-to-end tests)"
+    i=0
+    for t in toml tmpl; do
+        if wait "${fuzz_pids[$i]}"; then
+            echo "fuzz_$t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$FUZZDIR/$t.log" | grep -o '[0-9]*$') runs, no crash"
+        else
+            echo "fuzz_$t: FAILED"; tail -n 40 "$FUZZDIR/$t.log"; fail=1
+        fi
+        i=$((i + 1))
+    done
+    fuzz_pids=()
+fi
+phase_end
+save_times
+
+printf '\n=== result (%d s in all; estimate was ~%d s)\n' $((SECONDS - T0)) $total_est
+for k in "${ORDER[@]}"; do printf '  %-10s %5d s  (estimate ~%d s)\n' "$k" "${TOOK[$k]}" "${EST[$k]}"; done
 if [ $fail -eq 0 ]; then echo "all tests passed"; else echo "SOME TESTS FAILED"; fi
 exit $fail
