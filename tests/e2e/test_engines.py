@@ -3,9 +3,9 @@
 GNU parallel (Debian `parallel`) fans `qqmgr run --json` jobs out over two "hosts": two
 real OpenSSH sshd started by the test on free loopback ports, each with its own host key,
 authorized_keys and qqmgr config (sshd's SetEnv names it), so each host keeps its own
-state. Two jobs run at once per host; each running job boots its own VM (the first of
-vm1…vm4 no other job holds, by flock): several throwaway copies of one VM at once are
-not there yet.
+state. Each host has one VM, "vm", with a snapshot "ready" saved there; every job is
+`qqmgr run --json vm --restore ready --rm -- CMD`, two at once per host: the second runs
+as a throwaway copy vm#N beside the first (issue 18's copies).
 
 Slow (tiny guests under TCG, four at a time): few jobs, generous deadlines; every sshd
 and QEMU is stopped also on failure.
@@ -32,7 +32,7 @@ pytestmark = [
                        reason="needs openssh-server (tools/deps.sh) and root"),
 ]
 
-SLOTS = 4   # 2 hosts × 2 jobs at once; parallel's {%} is 1…4
+SLOTS = 2   # jobs at once per host (parallel's --sshlogin 2/host)
 
 
 def _banner(port):
@@ -73,10 +73,19 @@ LogLevel ERROR
     return port, proc
 
 
+def saved_vm(qqmgr, cfg):
+    """Boot the config's VM "vm" once, save snapshot "ready", stop it: the golden point
+    every job starts from."""
+    for args in (["start", "vm", "--wait", "--timeout", "400"], ["snapshot", "save", "vm", "ready"],
+                 ["stop", "vm", "--force"]):
+        subprocess.run([qqmgr, "-c", str(cfg), *args], check=True, capture_output=True, timeout=600,
+                       stdin=subprocess.DEVNULL)
+
+
 @pytest.fixture
 def two_hosts(tmp_path, qqmgr, tiny_guest):
     """host-a and host-b: (ssh config, {name: project dir}); each dir holds a config
-    of vm1…vm4 (the tiny guest, automatic ports)."""
+    of one VM "vm" (the tiny guest, automatic port) with snapshot "ready" saved."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "client_key")],
                    check=True)
     procs, dirs, blocks = [], {}, []
@@ -85,8 +94,8 @@ def two_hosts(tmp_path, qqmgr, tiny_guest):
             proj = tmp_path / f"state-{name}"
             proj.mkdir()
             cfg = proj / "qqmgr.toml"
-            cfg.write_text("\n".join(tiny_vm_section(tiny_guest, "auto", name=f"vm{i}")
-                                     for i in range(1, SLOTS + 1)))
+            cfg.write_text(tiny_vm_section(tiny_guest, "auto", name="vm"))
+            saved_vm(qqmgr, cfg)
             port, proc = start_host(tmp_path / f"sshd-{name}", name, tmp_path / "client_key.pub", cfg)
             procs.append(proc)
             dirs[name] = proj
@@ -113,10 +122,10 @@ Host *
 
 
 def job_script(tmp_path, qqmgr):
-    """What each node runs: job.sh N. It takes the first of the host's VMs vm1…vm4 that
-    no other job holds (flock; parallel's {%} is no VM name: a retry gets a new slot
-    number) and runs the job in it. Job "fail-once" fails in the guest the first time
-    it is tried (a marker on the shared tmp dir: both hosts are this machine)."""
+    """What each node runs: job.sh N, i.e. `qqmgr run --json vm --restore ready --rm --
+    CMD` with the host's config (sshd's SetEnv names it). Job "fail-once" fails in the
+    guest the first time it is tried (a marker on the shared tmp dir: both hosts are this
+    machine)."""
     s = tmp_path / "job.sh"
     s.write_text(f"""\
 #!/bin/bash
@@ -125,17 +134,7 @@ cmd="echo job-$n on $QQ_JOB_HOST; uname -m"
 if [ "$n" = fail-once ] && mkdir {tmp_path}/tried-$n 2>/dev/null; then
     cmd="$cmd; exit 3"
 fi
-dir=$(dirname "$QQ_JOB_CONFIG")
-for i in $(seq 1 {SLOTS}); do
-    exec 9>"$dir/vm$i.job-lock"
-    if flock -n 9; then
-        {qqmgr} -c "$QQ_JOB_CONFIG" run --json "vm$i" --rm --timeout 400 -- "$cmd"
-        exit
-    fi
-    exec 9>&-
-done
-echo "job.sh: every VM of $QQ_JOB_CONFIG is taken" >&2
-exit 75
+exec {qqmgr} -c "$QQ_JOB_CONFIG" run --json vm --restore ready --rm --timeout 400 -- "$cmd"
 """)
     s.chmod(0o755)
     return s
@@ -160,6 +159,7 @@ def test_gnu_parallel_runs_jobs_two_per_host_with_right_output_status_and_a_retr
     assert cp.returncode == 0, cp.stdout + cp.stderr
     # every job's output, tagged with its argument by parallel, once (the retry's)
     lines = [l.split("\t", 1) for l in cp.stdout.splitlines()]
+    instances = []
     for n in jobs:
         mine = [rest for tag, rest in lines if tag == n]
         assert len(mine) == 3, (n, mine, cp.stderr)
@@ -167,11 +167,21 @@ def test_gnu_parallel_runs_jobs_two_per_host_with_right_output_status_and_a_retr
         rec = json.loads(mine[2])
         assert rec["status"] == 0 and rec["exit"] == 0 and rec["ready"] is True, rec
         assert rec["command"][0].startswith(f"echo job-{n} ")
-        assert rec["rm"] is True and rec["vm"] in {f"vm{i}" for i in range(1, SLOTS + 1)}
-        # the record's config and logs are those of the host the job ran on
+        assert rec["rm"] is True and rec["vm"] == "vm" and rec["snapshot"] == "ready"
+        instances.append(rec["instance"])
+        # the record's config (and logs: the VM's own place; a copy's went with it) are
+        # those of the host the job ran on
         host = mine[0].split(" on ")[1]
         assert rec["config"] == str(dirs[host] / "qqmgr.toml")
-        assert Path(rec["logs"]["serial"]).is_relative_to(dirs[host])
+        if rec["instance"] == "vm":
+            assert Path(rec["logs"]["serial"]).is_relative_to(dirs[host])
+        else:
+            assert rec["instance"].startswith("vm#") and rec["logs"] is None
+    # two jobs at once on a host: one in the VM's own place, the other a copy beside it
+    assert any(i.startswith("vm#") for i in instances), instances
+    # nothing of the copies is left on either host
+    for d in dirs.values():
+        assert not list((d / ".qqmgr" / "vm.vm").glob("copy.*"))
     # the joblog: one line per job, the retried one with its final status 0, both hosts used
     rows = [l.split("\t") for l in joblog.read_text().splitlines()]
     assert rows[0][:3] == ["Seq", "Host", "Starttime"] and rows[0][6] == "Exitval"
@@ -198,7 +208,7 @@ def test_run_json_through_h_keeps_the_record_and_tells_never_ready_from_failed(t
     def run_h(config, *args):
         return subprocess.run([qqmgr, "-H", "host-a", "-c", str(config), "run", "--json", *args],
                               capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
-    cp = run_h(cfg, "vm1", "--rm", "--", "echo there; exit 4")
+    cp = run_h(cfg, "vm", "--restore", "ready", "--rm", "--", "echo there; exit 4")
     assert cp.returncode == 4, cp.stderr
     out = cp.stdout.splitlines()
     assert out[0] == "there"
@@ -219,11 +229,11 @@ SBATCH_EXAMPLE = REPO / "examples" / "qqmgr-array.sbatch"
 def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_record(tmp_path, qqmgr, tiny_guest):
     work = tmp_path / "work"
     work.mkdir()
-    (work / "qqmgr.toml").write_text("\n".join(tiny_vm_section(tiny_guest, "auto", name=f"vm{i}")
-                                               for i in (1, 2)))
+    (work / "qqmgr.toml").write_text(tiny_vm_section(tiny_guest, "auto", name="vm"))
+    saved_vm(qqmgr, work / "qqmgr.toml")
     (work / "jobs.txt").write_text("".join(f"echo task {i}; exit {i % 3}\n" for i in range(6)))
     env = dict(os.environ, QQMGR=qqmgr, QQMGR_CONFIG=str(work / "qqmgr.toml"),
-               QQ_JOBS=str(work / "jobs.txt"), QQ_VMS="vm1 vm2")
+               QQ_JOBS=str(work / "jobs.txt"), QQ_VM="vm", QQ_SNAPSHOT="ready")
     try:
         # on a timeout the script gets SIGTERM (not subprocess.run's SIGKILL): its trap
         # stops every daemon it started
@@ -252,7 +262,8 @@ def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_recor
         rec = json.loads(lines[-1])
         assert rec["command"] == [f"echo task {i}; exit {i % 3}"] and rec["ready"] is True
         assert rec["status"] == i % 3 and rec["exit"] == i % 3, rec
-        assert rec["vm"] in ("vm1", "vm2")
+        assert rec["vm"] == "vm" and rec["snapshot"] == "ready"
+        assert rec["instance"] == "vm" or rec["instance"].startswith("vm#")
         recs.append(rec)
     # the guide's report: every record in one document
     report = subprocess.run(["jq", "-s", "map({vm, status, total: .timings.total})"],
