@@ -562,6 +562,9 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
         gv[n++] = "-p";
         gv[n++] = pidbuf;
     } else {
+        if (config_copy_parse(name, NULL, NULL, NULL) == 1)
+            return qq_fail(err, QQ_EXIT_USAGE, "gdb %s: a throwaway copy runs already or not at all: use "
+                           "`gdb %s --attach`", name, name);
         if (pid > 0)
             return qq_fail(err, QQ_EXIT_FAIL, "%s is already running (pid %ld): use `gdb %s --attach`, or stop it",
                            name, (long)pid, name);

@@ -54,6 +54,12 @@ static int start_one(qq_ctx *ctx, const char *name)
         timeout = wait ? 300 : 60;
     long long deadline = t0 + (long long)timeout * 1000;
     config *c = ctx->cfg;
+    if (config_copy_parse(name, NULL, NULL, NULL) == 1) {
+        _cleanup_free_ char *base = config_base_vm(name);
+        qq_fail(&err, QQ_EXIT_USAGE, "start %s: a throwaway copy is made by `%s start %s --rm` (which picks its "
+                "copy itself), and goes away when it stops", name, config_cli(c), base);
+        return qq_report(&err);
+    }
     if (wait && config_has_vm(c, name) && config_vm_ssh_port(c, name) == SSH_PORT_NONE) {
         qq_fail(&err, QQ_EXIT_USAGE, "start --wait: VM %s has no ssh port to wait on: set [vm.%s.ssh] port", name,
                 name);

@@ -138,6 +138,9 @@ def test_copies_are_listed_reached_by_name_and_stopped(project, tiny_vm_toml):
         assert cp.returncode == code and words in cp.stderr and cp.stderr.count("\n") == 1, (bad, cp.stderr)
     cp = project.run("snapshot", "save", "tiny#1", "x")
     assert cp.returncode == 2 and "throwaway copy of tiny" in cp.stderr
+    for args in (("start", "tiny#1"), ("run", "tiny#1", "--", "true"), ("rm", "tiny#1"), ("gdb", "tiny#1")):
+        cp = project.run(*args)
+        assert cp.returncode == 2 and "throwaway copy" in cp.stderr, (args, cp.stderr)
     # stop one copy: its dir goes with it
     out = project.json("stop", "tiny#1", check=True)
     assert out["was_running"] and "copy.1" not in copy_dirs(project)
