@@ -1467,11 +1467,18 @@ out:
     {
         vm_stop_result sr;
         qq_err e = { 0 };
-        /* a copy's dir goes with its stop: its ssh master first */
-        if (strcmp(inst, vm) != 0)
+        /* a copy's dir goes with its stop: its ssh master first. A copy someone
+         * stopped meanwhile may be another run's by now (its N taken again):
+         * only ours is stopped. */
+        bool copy = strcmp(inst, vm) != 0;
+        pid_t holder = copy ? layout_pid_holder(dir) : 0;
+        bool ours = !copy || (pid_t)res->qemu_pid == holder;
+        if (copy && ours)
             ssh_close_master(dir, 2000);
+        if (copy && holder <= 0)
+            copies_sweep(c, vm);   /* our QEMU is gone: the dir too, unless a new claimer holds it */
         /* a throwaway run has nothing to keep: no need to wait for the guest */
-        if (res->qemu_pid && vm_stop(c, inst, 30, o->rm, &sr, &e) < 0 && rc == 0)
+        if (res->qemu_pid && ours && vm_stop(c, inst, 30, o->rm, &sr, &e) < 0 && rc == 0)
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s", e.msg);
         if (strcmp(inst, vm) == 0)
             ssh_close_master(dir, 2000);
