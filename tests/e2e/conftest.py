@@ -17,6 +17,11 @@ Fixtures:
                  (also tiny_guest["key"]); built once via tests/guest/tiny-guest.sh
   tiny_vm_toml   function(port, extra_append='', name='tiny', ...) -> TOML text of a VM
                  booting the tiny guest, with its [vm.NAME.ssh] section
+  golden         Golden (session): golden.start(project, vm, *start_args) starts a running,
+                 ssh-ready VM of the project's config from a snapshot of the same cmd booted
+                 earlier in the session (`snapshot import` of its export, `start --restore`,
+                 the snapshot deleted again), or boots it the first time and saves that
+                 snapshot. For tests that need a running guest, not a boot; diskless VMs only
   other_user     OtherUser: a second local user made for the test (useradd) and removed
                  after it: .name .uid .gid, .run(argv, **subprocess kw) runs as that
                  user; skips (with the reason) when not root
@@ -36,6 +41,7 @@ temp dir is swept again at the end.
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -293,6 +299,64 @@ def other_user():
         yield OtherUser(name, pw.pw_uid, pw.pw_gid)
     finally:
         subprocess.run(["userdel", name], capture_output=True)
+
+
+class Golden:
+    """Running guests without a boot per test. start(project, vm) renders the VM's cmd
+    (`show VM --json`) with the project's own paths and ssh port normalised; the first
+    time a cmd is seen it boots the VM (`start --wait`), saves the snapshot `booted`,
+    exports it to the session's dir and deletes it from the VM again; every later time it
+    imports that export (`snapshot import` refuses arguments that differ, naming them),
+    starts the VM with `--restore booted --wait` and deletes the snapshot, so the VM's
+    snapshot list is what it would be after a boot. Only diskless VMs (a state-file
+    snapshot). A refused import falls back to a boot (said on stderr)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.exports = {}        # normalised argv -> export file
+        self.boots = self.restores = 0
+
+    def _key(self, project, vm):
+        argv = project.json("show", vm, check=True)["argv"]
+        state, conf = str(project.state_dir), str(project.path)
+        norm = []
+        for a in argv:
+            a = a.replace(state, "{state}").replace(conf, "{config}")
+            norm.append(re.sub(r"(hostfwd=tcp:[0-9.]*:)[0-9]+-", r"\1{port}-", a))
+        assert not any(a in ("-drive", "-hda", "-blockdev", "-virtfs") for a in norm), \
+            f"golden.start: {vm} has disks or shares (state-file snapshots only): {argv}"
+        return (vm, tuple(norm))
+
+    def start(self, project, vm, *start_args, timeout=400):
+        """Start `vm` of `project` running and ready for ssh; returns start's
+        CompletedProcess (a JSON line with --json among start_args)."""
+        key = self._key(project, vm)
+        export = self.exports.get(key)
+        if export is not None:
+            imp = project.run("snapshot", "import", vm, export, "--as", "booted")
+            if imp.returncode == 0:
+                cp = project.run("start", vm, "--restore", "booted", "--wait", *start_args,
+                                 check=True, timeout=timeout)
+                project.run("snapshot", "delete", vm, "booted", check=True)
+                self.restores += 1
+                return cp
+            print(f"\n[golden] import into {project.config} refused, booting {vm}: {imp.stderr}",
+                  file=sys.stderr)
+        cp = project.run("start", vm, "--wait", *start_args, check=True, timeout=timeout)
+        self.boots += 1
+        project.run("snapshot", "save", vm, "booted", check=True)
+        export = self.root / f"{vm}.{len(self.exports)}.qqsnap"
+        project.run("snapshot", "export", vm, "booted", export, check=True)
+        project.run("snapshot", "delete", vm, "booted", check=True)
+        self.exports[key] = export
+        return cp
+
+
+@pytest.fixture(scope="session")
+def golden(tmp_path_factory):
+    g = Golden(tmp_path_factory.mktemp("golden"))
+    yield g
+    print(f"\n[golden] {g.boots} boots, {g.restores} restores", file=sys.stderr)
 
 
 @dataclass(frozen=True)

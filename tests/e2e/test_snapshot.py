@@ -1,7 +1,8 @@
 """The test loop on real guests: snapshot save/restore/list/delete, start --restore,
 start --rm, run VM -- CMD, the raw builder's format = "qcow2", and their faults.
 
-Every test boots the tiny guest under TCG (QQ_TEST_ACCEL). A VM "with a disk" uses a
+Every test runs the tiny guest under TCG (QQ_TEST_ACCEL); a diskless one that needs a
+running guest, not a boot, starts from the session's booted snapshot (the `golden` fixture). A VM "with a disk" uses a
 blank qcow2 image from the raw builder (format = "qcow2"); a "diskless" VM runs from
 kernel + initramfs only, and keeps its snapshots as state files.
 """
@@ -39,8 +40,13 @@ def setup_diskless(project, tiny_vm_toml, mem=256):
     project.write(tiny_vm_toml("auto", mem=mem))
 
 
-def boot(project, *extra):
-    project.run("start", "tiny", "--wait", *extra, check=True, timeout=400)
+def boot(project, *extra, golden=None):
+    """The VM running and ready for ssh: booted, or (golden, a diskless VM) restored from
+    the session's booted snapshot of the same cmd (conftest.Golden)."""
+    if golden is not None:
+        golden.start(project, "tiny", *extra)
+    else:
+        project.run("start", "tiny", "--wait", *extra, check=True, timeout=400)
 
 
 def ssh(project, cmd, **kw):
@@ -109,9 +115,9 @@ def test_snapshot_restore_of_a_stopped_vm_points_at_start_restore(project, tiny_
     assert "start tiny --restore s1" in cp.stderr
 
 
-def test_snapshot_list_columns_line_up_and_say_size(project, tiny_vm_toml):
+def test_snapshot_list_columns_line_up_and_say_size(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     long = "a-snapshot-name-longer-than-the-old-column"
     for n in ("s", long):
         project.run("snapshot", "save", "tiny", n, check=True)
@@ -151,9 +157,9 @@ def test_save_with_an_existing_name_needs_force(project, tiny_vm_toml):
     stop(project)
 
 
-def test_diskless_vm_keeps_its_snapshot_in_a_state_file(project, tiny_vm_toml):
+def test_diskless_vm_keeps_its_snapshot_in_a_state_file(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     ssh(project, "echo before > /tmp/mark", check=True)
     assert project.json("snapshot", "save", "tiny", "s1", check=True)["kind"] == "state-file"
     snaps = project.vm_dir("tiny") / "snapshots"
@@ -206,9 +212,9 @@ def test_run_returns_the_commands_status_and_prints_only_its_output(project, tin
     assert state(project) == "stopped"
 
 
-def test_run_refuses_a_running_vm(project, tiny_vm_toml):
+def test_run_refuses_a_running_vm(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     cp = project.run("run", "tiny", "--", "true", check=1)
     assert "already running" in cp.stderr and "ssh tiny COMMAND" in cp.stderr
     assert state(project) == "running"
@@ -234,9 +240,9 @@ def test_run_restore_rm_leaves_the_snapshot_and_no_copies(project, tiny_vm_toml)
     assert names(project) == ["s1"]
 
 
-def test_run_timeout_stops_the_command_and_the_vm(project, tiny_vm_toml):
+def test_run_timeout_stops_the_command_and_the_vm(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     project.run("snapshot", "save", "tiny", "s1", check=True)
     stop(project)
     t0 = time.monotonic()
@@ -303,12 +309,12 @@ def test_writable_raw_disk_refuses_a_snapshot_naming_the_drive_and_the_fix(proje
 
 
 @pytest.mark.parametrize("kind", ["qcow2", "diskless"])
-def test_snapshot_that_does_not_load_after_cmd_change_leaves_no_qemu(project, tiny_vm_toml, kind):
+def test_snapshot_that_does_not_load_after_cmd_change_leaves_no_qemu(project, tiny_vm_toml, golden, kind):
     if kind == "qcow2":
         setup_disk(project, tiny_vm_toml)
     else:
         setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden if kind == "diskless" else None)
     project.run("snapshot", "save", "tiny", "s1", check=True)
     stop(project)
     # the memory size changed since the save: the state cannot load
@@ -325,7 +331,7 @@ def test_snapshot_that_does_not_load_after_cmd_change_leaves_no_qemu(project, ti
 
 
 @pytest.mark.parametrize("kind", ["qcow2", "diskless"])
-def test_ctrl_c_during_save_keeps_the_vm_running_and_lists_no_partial_snapshot(project, tiny_vm_toml, kind):
+def test_ctrl_c_during_save_keeps_the_vm_running_and_lists_no_partial_snapshot(project, tiny_vm_toml, golden, kind):
     if kind == "qcow2":
         setup_disk(project, tiny_vm_toml)
         disk = project.state_dir / "img.d" / "disk.qcow2"
@@ -335,7 +341,7 @@ def test_ctrl_c_during_save_keeps_the_vm_running_and_lists_no_partial_snapshot(p
         setup_diskless(project, tiny_vm_toml)
         tmp = project.vm_dir("tiny") / "snapshots" / "s1.state.tmp"
         in_progress = lambda: tmp.exists()
-    boot(project)
+    boot(project, golden=golden if kind == "diskless" else None)
     p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "snapshot", "save", "tiny", "s1"],
                          cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)

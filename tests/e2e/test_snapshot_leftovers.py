@@ -4,7 +4,8 @@ qqmgr is killed (SIGKILL, which nothing can catch, and SIGTERM/SIGHUP, which it
 handles like Ctrl-C) at each stage of `snapshot save`, `start --restore` and
 `start --rm --restore`; the test then checks what is left and that the next command
 leaves the VM usable: running (or paused, as it was), reachable over ssh, saving again,
-with no partial state file and no throwaway copy on disk.
+with no partial state file and no throwaway copy on disk. A diskless VM starts from the
+session's booted snapshot (the `golden` fixture): the kills are of the commands after it.
 """
 
 import os
@@ -55,9 +56,9 @@ def dead_pid():
 
 
 @pytest.mark.parametrize("sig", ALL, ids=lambda s: s.name)
-def test_killed_diskless_save_leaves_a_vm_that_runs_and_saves_again(project, tiny_vm_toml, sig):
+def test_killed_diskless_save_leaves_a_vm_that_runs_and_saves_again(project, tiny_vm_toml, golden, sig):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     tmp = project.vm_dir("tiny") / "snapshots" / "s1.state.tmp"
     p = popen(project, "snapshot", "save", "tiny", "s1")
     out, err = kill_when(p, tmp.exists, sig, "the save to be under way")
@@ -74,9 +75,9 @@ def test_killed_diskless_save_leaves_a_vm_that_runs_and_saves_again(project, tin
     stop(project)
 
 
-def test_save_of_a_paused_vm_keeps_it_paused_and_saves_again(project, tiny_vm_toml):
+def test_save_of_a_paused_vm_keeps_it_paused_and_saves_again(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     project.run("qmp", "tiny", "stop", check=True)
     assert state(project) == "paused"
     project.run("snapshot", "save", "tiny", "s1", check=True)
@@ -89,9 +90,9 @@ def test_save_of_a_paused_vm_keeps_it_paused_and_saves_again(project, tiny_vm_to
 
 
 @pytest.mark.parametrize("sig", ALL, ids=lambda s: s.name)
-def test_killed_start_restore_of_a_state_file_leaves_no_paused_qemu(project, tiny_vm_toml, sig):
+def test_killed_start_restore_of_a_state_file_leaves_no_paused_qemu(project, tiny_vm_toml, golden, sig):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     ssh(project, "echo saved > /tmp/mark", check=True)
     project.run("snapshot", "save", "tiny", "s1", check=True)
     stop(project)
@@ -112,11 +113,11 @@ def test_killed_start_restore_of_a_state_file_leaves_no_paused_qemu(project, tin
     stop(project)
 
 
-def test_inmigrate_left_by_a_dead_qqmgr_is_repaired_by_status(project, tiny_vm_toml):
+def test_inmigrate_left_by_a_dead_qqmgr_is_repaired_by_status(project, tiny_vm_toml, golden):
     """The record of a restore whose qqmgr died (written as a killed one leaves it)
     and a QEMU that loaded its state paused: status lets it run."""
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     project.run("snapshot", "save", "tiny", "s1", check=True)
     stop(project)
     project.run("start", "tiny", "--restore", "s1", "--paused", check=True, timeout=200)
@@ -206,9 +207,9 @@ def test_ctrl_c_while_runs_command_runs_says_so_and_exits_1(project, tiny_vm_tom
     assert state(project) == "stopped"
 
 
-def test_prune_removes_the_copies_a_killed_qqmgr_left(project, tiny_vm_toml):
+def test_prune_removes_the_copies_a_killed_qqmgr_left(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     stop(project)
     vm_dir = project.vm_dir("tiny")
     stale = vm_dir / f"throwaway.{dead_pid()}.0.qcow2"
