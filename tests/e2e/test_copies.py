@@ -310,3 +310,24 @@ def test_a_sweeper_leaves_a_copy_being_claimed_alone_and_removes_a_dead_claim(pr
     (dead / "serial").write_text("boot\n")
     assert project.json("status", "tiny", check=True)["copies"] == []
     assert fresh.is_dir() and not old.exists() and not dead.exists()
+
+
+def test_prune_names_and_removes_dead_copies_and_rm_force_stops_running_ones(project, tiny_vm_toml):
+    saved_diskless(project, tiny_vm_toml)
+    vdir = project.vm_dir("tiny")
+    dead = vdir / "copy.5"   # its qqmgr and QEMU killed: a lock nobody holds, no QEMU
+    dead.mkdir()
+    (dead / "lock").write_text("")
+    (dead / "serial").write_text("x" * 8192)
+    doc = project.json("prune", "--dry-run", check=True)
+    assert [(e["kind"], e["name"], e["path"], e["removed"]) for e in doc["entries"]] == \
+        [("copy", "tiny", str(dead), False)] and dead.is_dir()
+    doc = project.json("prune", check=True)
+    assert [(e["kind"], e["removed"]) for e in doc["entries"]] == [("copy", True)] and not dead.exists()
+    # rm --force stops the running copies first, then removes everything of the VM
+    project.run("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)
+    c = project.json("start", "tiny", "--restore", "s1", "--rm", check=True, timeout=200)
+    assert c["instance"] == "tiny#1"
+    out = project.json("rm", "tiny", "--force", check=True)
+    assert out["removed"] and out["was_running"]
+    assert not vdir.exists() and not _alive(c["pid"])
