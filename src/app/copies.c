@@ -119,6 +119,11 @@ static int by_number(const void *a, const void *b)
 char **copies_of(const config *c, const char *vm, size_t *n)
 {
     copies_sweep(c, vm);
+    return copies_list(c, vm, n);
+}
+
+char **copies_list(const config *c, const char *vm, size_t *n)
+{
     *n = 0;
     _cleanup_free_ char *vdir = config_vm_dir(c, vm);
     char **out = xcalloc(1, sizeof *out);

@@ -66,6 +66,8 @@ int copies_sweep_each(const config *c, const char *vm, bool dry_run, copies_each
 /* The names of the VM's copies ("VM#N", by N) after a sweep: the live ones
  * and those being started. NULL-terminated strv, *n their count. */
 char **copies_of(const config *c, const char *vm, size_t *n);
+/* The same without the sweep (nothing is touched: shell completion). */
+char **copies_list(const config *c, const char *vm, size_t *n);
 
 /* Remove a copy's state dir whose QEMU is gone (the caller may hold its
  * lock): its runtime files in the runtime dir, then the dir. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../app/copies.h"
 #include "../app/snapshot.h"
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
@@ -73,8 +74,18 @@ static void offer_names(qq_ctx *ctx, const char *kind, const char *vm, const cha
     if (!c)
         return;
     if (vms)
-        for (size_t i = 0; i < config_vm_count(c); i++)
-            offer(config_vm_name(c, i), prefix);
+        for (size_t i = 0; i < config_vm_count(c); i++) {
+            const char *v = config_vm_name(c, i);
+            offer(v, prefix);
+            /* after "VM#": the VM's throwaway copies VM#N (copies.h) */
+            size_t vl = strlen(v);
+            if (strncmp(prefix, v, vl) == 0 && prefix[vl] == '#') {
+                size_t nc = 0;
+                _cleanup_strv_ char **copies = copies_list(c, v, &nc);
+                for (size_t k = 0; k < nc; k++)
+                    offer(copies[k], prefix);
+            }
+        }
     if (imgs)
         for (size_t i = 0; i < config_img_count(c); i++)
             offer(config_img_name(c, i), prefix);

@@ -302,6 +302,11 @@ def test_bash_completion_offers_commands_options_and_names_from_the_config(qqmgr
     assert "afile.txt" in c("put", "alpha", "")
     assert "sub/" in c("-c", "su") or "sub" in c("-c", "su")
     assert c("completion", "") == ["bash", "zsh", "fish"]
+    # after VM#: the VM's throwaway copies
+    for n in (2, 10):
+        (tmp_path / ".qqmgr" / "vm.alpha" / f"copy.{n}").mkdir(parents=True)
+    assert c("ssh", "alpha#") == ["alpha#2", "alpha#10"] and c("ssh", "alpha#1") == ["alpha#10"]
+    assert c("ssh", "") == ["alpha", "beta"]
 
 
 def shell_env(qqmgr, home):
