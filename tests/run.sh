@@ -112,12 +112,18 @@ fi
 # only what they leave.
 fuzz_pids=()
 FUZZDIR=
+deb_pid=
+cleanup() {  # an interrupted run: the background fuzzers and pytest lane end with it
+    [ ${#fuzz_pids[@]} -eq 0 ] || kill "${fuzz_pids[@]}" 2>/dev/null
+    [ -z "$deb_pid" ] || { kill -INT "$deb_pid" 2>/dev/null; wait "$deb_pid"; }
+    [ -z "$FUZZDIR" ] || rm -rf "$FUZZDIR"
+}
+trap cleanup EXIT
 if [ "$FUZZ" != 0 ]; then
     phase fuzzbuild "build: fuzzers (libFuzzer + ASan/UBSan, clang)"
     CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
     ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl >/dev/null || { ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl; exit 1; }
     FUZZDIR=$(mktemp -d)
-    trap 'kill "${fuzz_pids[@]}" 2>/dev/null; rm -rf "$FUZZDIR"' EXIT
     for t in toml tmpl; do
         mkdir "$FUZZDIR/$t"
         cp tests/fuzz/corpus/$t/* "$FUZZDIR/$t"/ 2>/dev/null || true
@@ -129,9 +135,28 @@ if [ "$FUZZ" != 0 ]; then
 fi
 
 phase e2e "end-to-end tests (pytest, real QEMU under TCG, sanitizer build)"
-QQ_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -m pytest -ra -p no:cacheprovider tests/e2e "$@"
-rc=$?
-[ $rc -eq 0 ] || fail=1
+e2e() {  # pytest, with SIGINT at its default (bash leaves it ignored in a background job)
+    QQ_BUILD_DIR=$ROOT/build-asan /usr/bin/python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.executable, [sys.executable, "-m", "pytest", *sys.argv[1:]])' -ra -p no:cacheprovider "$@"
+}
+if [ $full_e2e = 1 ]; then
+    # Two lanes at once: the Debian cloud guest's tests (an image build and boots of
+    # minutes, much of it waiting on the guest) beside all the others (tiny guests and
+    # no guest at all; their waits for timeouts leave a core idle). The Debian lane's
+    # output follows the other's.
+    DEBIAN=(tests/e2e/test_img_cloud.py tests/e2e/test_init.py)
+    e2e "${DEBIAN[@]}" >build-asan/e2e-debian.log 2>&1 &
+    deb_pid=$!
+    echo "(the Debian guest's tests run beside these: ${DEBIAN[*]}; their output follows)"
+    e2e tests/e2e "${DEBIAN[@]/#/--ignore=}" || fail=1
+    wait $deb_pid || fail=1
+    deb_pid=
+    printf '\n--- the Debian guest lane (%s)\n' "${DEBIAN[*]}"
+    cat build-asan/e2e-debian.log
+else
+    e2e tests/e2e "$@" || fail=1
+fi
 
 if [ "$FUZZ" != 0 ]; then
     phase fuzzwait "fuzzing results (${FUZZ} s per target, ran during the end-to-end tests)"

@@ -89,7 +89,7 @@ def test_run_json_a_vm_that_never_starts_exits_75_with_a_record(project, tiny_vm
 
 def test_run_a_guest_whose_ssh_never_answers_exits_75_not_the_commands_status(project, tiny_vm_toml):
     project.write(tiny_vm_toml("auto", extra_append="qqtest.nosshd"))
-    cp = project.run("run", "tiny", "--timeout", "20", "--", "exit 1", timeout=200)
+    cp = project.run("run", "tiny", "--timeout", "10", "--", "exit 1", timeout=200)
     assert cp.returncode == NOT_READY, cp.stderr
     assert cp.stdout == ""
     assert project.json("status", "tiny", check=True)["state"] == "stopped"
