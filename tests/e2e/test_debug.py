@@ -39,17 +39,21 @@ def banner(port, timeout=3):
         return None
 
 
-def start_tiny(project, tiny_vm_toml, *extra, toml_extra=""):
+def start_tiny(project, tiny_vm_toml, *extra, toml_extra="", golden=None):
+    """The tiny VM running and ready for ssh (restored from the session's booted snapshot
+    with golden); start's JSON."""
     project.write(tiny_vm_toml("auto") + toml_extra)
+    if golden is not None:
+        return json.loads(golden.start(project, "tiny", "--timeout", "240", *extra, "--json").stdout)
     return project.json("start", "tiny", "--wait", "--timeout", "240", *extra, check=True)
 
 
 # ------------------------------------------------------------------ guest gdb
 
 @pytest.mark.guest
-def test_gdb_guest_reads_a_register_and_the_guest_still_answers_ssh(project, tiny_vm_toml, tiny_guest):
+def test_gdb_guest_reads_a_register_and_the_guest_still_answers_ssh(project, tiny_vm_toml, tiny_guest, golden):
     sym = tiny_guest.vmlinux if tiny_guest.vmlinux.is_file() else tiny_guest.vmlinuz
-    start_tiny(project, tiny_vm_toml, toml_extra=f'\n[vm.tiny.vars]\nsymbols = "{sym}"\n')
+    start_tiny(project, tiny_vm_toml, toml_extra=f'\n[vm.tiny.vars]\nsymbols = "{sym}"\n', golden=golden)
     cp = project.run("-d", "gdb", "tiny", "--guest", "--", "-batch", "-ex", "info registers rip",
                      "-ex", "detach", timeout=60)
     assert cp.returncode == 0, cp.stderr
@@ -165,8 +169,8 @@ def test_stop_of_a_paused_vm_quits_at_once_instead_of_waiting_for_a_powerdown(pr
 # ------------------------------------------------------------------ trace
 
 @pytest.mark.guest
-def test_trace_event_switched_on_shows_in_the_log_and_off_again(project, tiny_vm_toml):
-    start_tiny(project, tiny_vm_toml)
+def test_trace_event_switched_on_shows_in_the_log_and_off_again(project, tiny_vm_toml, golden):
+    start_tiny(project, tiny_vm_toml, golden=golden)
     ev = "qmp_enter_query_status"
     listed = project.json("trace", "tiny", "list", "qmp_enter_query_st*", check=True)
     assert {"name": ev, "state": "disabled"} in listed
@@ -202,8 +206,8 @@ def test_trace_of_a_stopped_vm_fails_with_the_hint_and_bad_actions_are_usage_err
 # ------------------------------------------------------------------ QMP events
 
 @pytest.mark.guest
-def test_events_follow_sees_stop_resume_and_shutdown_then_ends(project, tiny_vm_toml):
-    start_tiny(project, tiny_vm_toml)
+def test_events_follow_sees_stop_resume_and_shutdown_then_ends(project, tiny_vm_toml, golden):
+    start_tiny(project, tiny_vm_toml, golden=golden)
     f = subprocess.Popen([project.qqmgr, "-c", str(project.config), "events", "tiny", "-f", "--json"],
                          cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -259,8 +263,8 @@ def test_events_of_a_stopped_vm_fails_with_the_hint(project):
 # ------------------------------------------------------------------ port forwards
 
 @pytest.mark.guest
-def test_forward_answers_with_the_guest_ssh_banner_and_stops_after_remove(project, tiny_vm_toml):
-    out = start_tiny(project, tiny_vm_toml)
+def test_forward_answers_with_the_guest_ssh_banner_and_stops_after_remove(project, tiny_vm_toml, golden):
+    out = start_tiny(project, tiny_vm_toml, golden=golden)
     fwd = project.json("forward", "tiny", "add", "tcp:auto:22", check=True)
     port = fwd["host_port"]
     assert port > 0 and port != out["ssh_port"] and fwd["netdev"] == "n0", fwd

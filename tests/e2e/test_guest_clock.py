@@ -37,9 +37,9 @@ def save_behind(project):
     project.run("snapshot", "save", "tiny", "s1", check=True)
 
 
-def test_start_run_and_in_place_restore_set_the_guest_clock(project, tiny_vm_toml):
+def test_start_run_and_in_place_restore_set_the_guest_clock(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    boot(project)
+    boot(project, golden=golden)
     save_behind(project)
     stop(project)
     cp = project.run("-d", "start", "tiny", "--restore", "s1", check=True, timeout=200)

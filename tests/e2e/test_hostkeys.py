@@ -88,7 +88,7 @@ port = {free_port()}
 
 
 @pytest.mark.guest
-def test_first_login_learns_the_key_and_a_changed_key_is_refused_until_reset(project, tiny_guest, tmp_path):
+def test_first_login_learns_the_key_and_a_changed_key_is_refused_until_reset(project, tiny_guest, tmp_path, golden):
     cmd = ",\n".join("  " + _toml_str(c) for c in tiny_vm_cmd(tiny_guest))
     project.write(f"""
 [vm.tiny]
@@ -103,7 +103,8 @@ ControlMaster = "no"
 """)
     kh = project.vm_dir("tiny") / "known_hosts"
     try:
-        project.run("start", "tiny", "--wait", "--timeout", "240", check=True)
+        assert not kh.exists()
+        golden.start(project, "tiny", "--timeout", "240")   # the first login: the wait for ssh
         learned = kh.read_text()
         real_key = tiny_guest.host_pubkey.read_text().split()[1]
         assert learned.startswith("qqmgr-tiny ") and real_key in learned

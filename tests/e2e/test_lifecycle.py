@@ -382,9 +382,9 @@ def test_tiny_guest_ignoring_acpi_falls_back_to_quit(project, tiny_vm_toml):
 
 
 @pytest.mark.guest
-def test_console_through_a_pty_reaches_the_guest_shell(project, tiny_vm_toml):
+def test_console_through_a_pty_reaches_the_guest_shell(project, tiny_vm_toml, golden):
     project.write(tiny_vm_toml("auto"))
-    project.run("start", "tiny", check=True)
+    golden.start(project, "tiny")   # a running guest (its shell on the console), no boot
     console_roundtrip(project.qqmgr, project.config, "tiny", 120)
     assert "qq-42" in project.run("serial", "tiny", "-n", "100", check=True).stdout
     project.run("stop", "tiny", "--force", check=True)

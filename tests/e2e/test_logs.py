@@ -52,10 +52,10 @@ def test_previous_of_a_vm_run_once_says_there_is_none(project):
 
 
 @pytest.mark.guest
-def test_serial_previous_shows_the_guest_console_of_the_run_before(project, tiny_vm_toml):
+def test_serial_previous_shows_the_guest_console_of_the_run_before(project, tiny_vm_toml, golden):
     project.write(tiny_vm_toml("auto"))
     for marker in ("first-run-marker", "second-run-marker"):
-        project.run("start", "tiny", "--wait", "--timeout", "240", check=True)
+        golden.start(project, "tiny", "--timeout", "240")   # two runs, from the booted snapshot
         project.run("ssh", "tiny", f"echo {marker} > /dev/ttyS0", check=True)
         project.run("stop", "tiny", "--force", check=True)
     now = project.run("serial", "tiny", "-n", "1000", check=True).stdout
