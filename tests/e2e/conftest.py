@@ -21,7 +21,9 @@ Fixtures:
                  ssh-ready VM of the project's config from a snapshot of the same cmd booted
                  earlier in the session (`snapshot import` of its export, `start --restore`,
                  the snapshot deleted again), or boots it the first time and saves that
-                 snapshot. For tests that need a running guest, not a boot; diskless VMs only
+                 snapshot. For tests that need a running guest, not a boot; diskless VMs only.
+                 golden.place(project, vm): the stopped VM gets that snapshot as `booted`
+                 (for `run VM --restore booted`)
   other_user     OtherUser: a second local user made for the test (useradd) and removed
                  after it: .name .uid .gid, .run(argv, **subprocess kw) runs as that
                  user; skips (with the reason) when not root
@@ -327,6 +329,30 @@ class Golden:
             f"golden.start: {vm} has disks or shares (state-file snapshots only): {argv}"
         return (vm, tuple(norm))
 
+    def place(self, project, vm):
+        """Give the stopped `vm` of `project` the snapshot `booted` (a running, ssh-ready
+        guest), for `run VM --restore booted` / `start VM --restore booted`."""
+        key = self._key(project, vm)
+        export = self.exports.get(key)
+        if export is not None:
+            imp = project.run("snapshot", "import", vm, export, "--as", "booted")
+            if imp.returncode == 0:
+                self.restores += 1
+                return
+            print(f"\n[golden] import into {project.config} refused, booting {vm}: {imp.stderr}",
+                  file=sys.stderr)
+        self._boot_and_save(project, vm, key, (), 400)
+        project.run("stop", vm, "--force", check=True)
+
+    def _boot_and_save(self, project, vm, key, start_args, timeout):
+        cp = project.run("start", vm, "--wait", *start_args, check=True, timeout=timeout)
+        self.boots += 1
+        project.run("snapshot", "save", vm, "booted", check=True)
+        export = self.root / f"{vm}.{len(self.exports)}.qqsnap"
+        project.run("snapshot", "export", vm, "booted", export, check=True)
+        self.exports[key] = export
+        return cp
+
     def start(self, project, vm, *start_args, timeout=400):
         """Start `vm` of `project` running and ready for ssh; returns start's
         CompletedProcess (a JSON line with --json among start_args)."""
@@ -342,13 +368,8 @@ class Golden:
                 return cp
             print(f"\n[golden] import into {project.config} refused, booting {vm}: {imp.stderr}",
                   file=sys.stderr)
-        cp = project.run("start", vm, "--wait", *start_args, check=True, timeout=timeout)
-        self.boots += 1
-        project.run("snapshot", "save", vm, "booted", check=True)
-        export = self.root / f"{vm}.{len(self.exports)}.qqsnap"
-        project.run("snapshot", "export", vm, "booted", export, check=True)
+        cp = self._boot_and_save(project, vm, key, start_args, timeout)
         project.run("snapshot", "delete", vm, "booted", check=True)
-        self.exports[key] = export
         return cp
 
 

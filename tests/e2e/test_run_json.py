@@ -3,7 +3,10 @@ output passes through as it comes, one JSON record is the last line of stdout, a
 the exit status tells "the VM never became ready" (75) from "the command failed"
 (its own status), so an engine retries only the former.
 
-Every test boots the tiny guest under TCG (QQ_TEST_ACCEL) or fails to.
+Every test runs the tiny guest under TCG (QQ_TEST_ACCEL) or fails to: booted where the
+record of a cold run is checked or the guest is not ready, else restored (`run --restore`)
+from the session's booted snapshot (the `golden` fixture): the tests of what run does with
+the command's output and status.
 """
 
 import json
@@ -54,9 +57,11 @@ def test_run_json_prints_the_commands_output_then_one_record_line(project, tiny_
     assert {"qemu_stdout", "qemu_stderr"} <= set(logs)
 
 
-def test_run_json_passes_the_output_through_as_it_comes(project, tiny_vm_toml):
+def test_run_json_passes_the_output_through_as_it_comes(project, tiny_vm_toml, golden):
     project.write(tiny_vm_toml("auto"))
-    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "--json", "tiny", "--",
+    golden.place(project, "tiny")
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "--json", "tiny",
+                          "--restore", "booted", "--",
                           "echo first; sleep 8; echo second"],
                          cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -95,15 +100,18 @@ def test_run_a_guest_whose_ssh_never_answers_exits_75_not_the_commands_status(pr
     assert project.json("status", "tiny", check=True)["state"] == "stopped"
 
 
-def test_run_a_failing_command_keeps_its_own_status(project, tiny_vm_toml):
+def test_run_a_failing_command_keeps_its_own_status(project, tiny_vm_toml, golden):
     project.write(tiny_vm_toml("auto"))
-    cp = project.run("run", "tiny", "--", "exit 3", timeout=400)
+    golden.place(project, "tiny")
+    cp = project.run("run", "tiny", "--restore", "booted", "--", "exit 3", timeout=400)
     assert cp.returncode == 3, cp.stderr
 
 
-def test_run_json_whose_reader_goes_away_still_stops_the_vm(project, tiny_vm_toml):
+def test_run_json_whose_reader_goes_away_still_stops_the_vm(project, tiny_vm_toml, golden):
     project.write(tiny_vm_toml("auto"))
-    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "--json", "tiny", "--",
+    golden.place(project, "tiny")
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "--json", "tiny",
+                          "--restore", "booted", "--",
                           "echo first; sleep 3; seq 1 200000; echo done >&2"],
                          cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)

@@ -188,9 +188,10 @@ def test_ctrl_c_interrupts_the_throwaway_copy(project, tiny_vm_toml):
     assert state(project) == "stopped"
 
 
-def test_ctrl_c_while_runs_command_runs_says_so_and_exits_1(project, tiny_vm_toml):
+def test_ctrl_c_while_runs_command_runs_says_so_and_exits_1(project, tiny_vm_toml, golden):
     setup_diskless(project, tiny_vm_toml)
-    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "tiny", "--",
+    golden.place(project, "tiny")
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "tiny", "--restore", "booted", "--",
                           "echo started; sleep 600"], cwd=project.path, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
