@@ -22,8 +22,8 @@ Fixtures:
                  earlier in the session (`snapshot import` of its export, `start --restore`,
                  the snapshot deleted again), or boots it the first time and saves that
                  snapshot. For tests that need a running guest, not a boot; diskless VMs only.
-                 golden.place(project, vm): the stopped VM gets that snapshot as `booted`
-                 (for `run VM --restore booted`)
+                 golden.place(project, vm, name="booted"): the stopped VM gets that
+                 snapshot as NAME (for `run VM --restore NAME`)
   other_user     OtherUser: a second local user made for the test (useradd) and removed
                  after it: .name .uid .gid, .run(argv, **subprocess kw) runs as that
                  user; skips (with the reason) when not root
@@ -329,27 +329,27 @@ class Golden:
             f"golden.start: {vm} has disks or shares (state-file snapshots only): {argv}"
         return (vm, tuple(norm))
 
-    def place(self, project, vm):
-        """Give the stopped `vm` of `project` the snapshot `booted` (a running, ssh-ready
-        guest), for `run VM --restore booted` / `start VM --restore booted`."""
+    def place(self, project, vm, name="booted"):
+        """Give the stopped `vm` of `project` the snapshot `name` of a running, ssh-ready
+        guest, for `run VM --restore NAME` / `start VM --restore NAME`."""
         key = self._key(project, vm)
         export = self.exports.get(key)
         if export is not None:
-            imp = project.run("snapshot", "import", vm, export, "--as", "booted")
+            imp = project.run("snapshot", "import", vm, export, "--as", name)
             if imp.returncode == 0:
                 self.restores += 1
                 return
             print(f"\n[golden] import into {project.config} refused, booting {vm}: {imp.stderr}",
                   file=sys.stderr)
-        self._boot_and_save(project, vm, key, (), 400)
+        self._boot_and_save(project, vm, key, (), 400, name)
         project.run("stop", vm, "--force", check=True)
 
-    def _boot_and_save(self, project, vm, key, start_args, timeout):
+    def _boot_and_save(self, project, vm, key, start_args, timeout, name="booted"):
         cp = project.run("start", vm, "--wait", *start_args, check=True, timeout=timeout)
         self.boots += 1
-        project.run("snapshot", "save", vm, "booted", check=True)
+        project.run("snapshot", "save", vm, name, check=True)
         export = self.root / f"{vm}.{len(self.exports)}.qqsnap"
-        project.run("snapshot", "export", vm, "booted", export, check=True)
+        project.run("snapshot", "export", vm, name, export, check=True)
         self.exports[key] = export
         return cp
 

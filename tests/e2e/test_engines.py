@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, reap_qemu_under, tiny_vm_section, wait_until
+from conftest import Project, free_port, reap_qemu_under, tiny_vm_section, wait_until
 
 SSHD = "/usr/sbin/sshd"
 PARALLEL = shutil.which("parallel")
@@ -73,17 +73,14 @@ LogLevel ERROR
     return port, proc
 
 
-def saved_vm(qqmgr, cfg):
-    """Boot the config's VM "vm" once, save snapshot "ready", stop it: the golden point
-    every job starts from."""
-    for args in (["start", "vm", "--wait", "--timeout", "400"], ["snapshot", "save", "vm", "ready"],
-                 ["stop", "vm", "--force"]):
-        subprocess.run([qqmgr, "-c", str(cfg), *args], check=True, capture_output=True, timeout=600,
-                       stdin=subprocess.DEVNULL)
+def saved_vm(qqmgr, cfg, golden):
+    """The config's VM "vm", stopped, with snapshot "ready" of it booted: the golden point
+    every job starts from (the session's booted snapshot, imported)."""
+    golden.place(Project(cfg.parent, qqmgr), "vm", "ready")
 
 
 @pytest.fixture
-def two_hosts(tmp_path, qqmgr, tiny_guest):
+def two_hosts(tmp_path, qqmgr, tiny_guest, golden):
     """host-a and host-b: (ssh config, {name: project dir}); each dir holds a config
     of one VM "vm" (the tiny guest, automatic port) with snapshot "ready" saved."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "client_key")],
@@ -95,7 +92,7 @@ def two_hosts(tmp_path, qqmgr, tiny_guest):
             proj.mkdir()
             cfg = proj / "qqmgr.toml"
             cfg.write_text(tiny_vm_section(tiny_guest, "auto", name="vm"))
-            saved_vm(qqmgr, cfg)
+            saved_vm(qqmgr, cfg, golden)
             port, proc = start_host(tmp_path / f"sshd-{name}", name, tmp_path / "client_key.pub", cfg)
             procs.append(proc)
             dirs[name] = proj
@@ -226,11 +223,12 @@ SBATCH_EXAMPLE = REPO / "examples" / "qqmgr-array.sbatch"
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("sbatch", "slurmctld", "slurmd", "munged")),
                     reason="needs slurm-wlm and munge (tools/deps.sh)")
-def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_record(tmp_path, qqmgr, tiny_guest):
+def test_slurm_array_of_qqmgr_runs_on_a_single_node_cluster_collects_every_record(tmp_path, qqmgr, tiny_guest,
+                                                                                  golden):
     work = tmp_path / "work"
     work.mkdir()
     (work / "qqmgr.toml").write_text(tiny_vm_section(tiny_guest, "auto", name="vm"))
-    saved_vm(qqmgr, work / "qqmgr.toml")
+    saved_vm(qqmgr, work / "qqmgr.toml", golden)
     (work / "jobs.txt").write_text("".join(f"echo task {i}; exit {i % 3}\n" for i in range(6)))
     env = dict(os.environ, QQMGR=qqmgr, QQMGR_CONFIG=str(work / "qqmgr.toml"),
                QQ_JOBS=str(work / "jobs.txt"), QQ_VM="vm", QQ_SNAPSHOT="ready")
