@@ -187,7 +187,7 @@ BOOT = 240
 
 
 @pytest.mark.guest
-def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tiny_guest):
+def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tiny_guest, golden):
     from conftest import tiny_vm_section
     (tmp_path / "g").mkdir()
     p = Project(tmp_path / "g", qqmgr)
@@ -196,8 +196,10 @@ def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tin
     section = "\n".join(l for l in section.splitlines()
                          if not l.startswith(("StrictHostKeyChecking", "UserKnownHostsFile")))
     p.write(section + "\n")
+    golden.place(p, "g")   # the guest booted once per session: the test is of what reaches it
     try:
-        r = run_h(p, sshd, "qqhost", "start", "g", "--wait", "--timeout", BOOT, timeout=BOOT + 30)
+        r = run_h(p, sshd, "qqhost", "start", "g", "--restore", "booted", "--wait", "--timeout", BOOT,
+                  timeout=BOOT + 30)
         assert r.returncode == 0, r.stderr
         r = run_h(p, sshd, "qqhost", "ssh", "g", "echo", "hello", "'x  y'")
         assert r.returncode == 0, r.stderr

@@ -16,8 +16,9 @@ BOOT = 240  # seconds: TCG on two busy cores, sanitizer build
 
 
 @pytest.fixture(scope="module")
-def vm(tmp_path_factory, qqmgr, tiny_guest, request):
-    """One running tiny guest (auto ssh port) shared by the tests of this module."""
+def vm(tmp_path_factory, qqmgr, tiny_guest, golden, request):
+    """One running tiny guest (auto ssh port) shared by the tests of this module, started
+    from the session's booted snapshot (the start --wait test below needs no boot)."""
     from conftest import tiny_vm_cmd, _toml_str
     d = tmp_path_factory.mktemp("sshvm")
     p = Project(d, qqmgr)
@@ -39,8 +40,7 @@ User = "root"
 IdentityFile = {_toml_str(tiny_guest.key)}
 ServerAliveInterval = 15
 """)
-    r = p.run("start", "g", "--wait", "--timeout", BOOT)
-    assert r.returncode == 0, r.stderr
+    golden.start(p, "g", "--timeout", BOOT)
     yield p
     p.run("stop", "g", "--force")
     reap_qemu_under(d)
@@ -163,9 +163,9 @@ def test_wait_names_the_stage_when_sshd_never_comes_up(project, tiny_vm_toml):
     project.run("stop", "tiny", "--force")
 
 
-def test_kill_9_then_start_wait_and_ssh_work_again(project, tiny_vm_toml):
+def test_kill_9_then_start_wait_and_ssh_work_again(project, tiny_vm_toml, golden):
     project.write(tiny_vm_toml("auto"))
-    project.run("start", "tiny", "--wait", "--timeout", BOOT, check=True)
+    golden.start(project, "tiny", "--timeout", BOOT)   # running; the start after the kill boots
     assert project.run("ssh", "tiny", "true").returncode == 0
     pid = project.json("status", "tiny")["pid"]
     os.kill(pid, signal.SIGKILL)
