@@ -490,8 +490,43 @@ static bool reaches_guest(int argc, char **argv)
     return true;
 }
 
+/* `snapshot export VM S [FILE|-]` / `snapshot import VM [FILE|-]` with the
+ * stream on our stdout / stdin: a terminal there is refused here, as the
+ * command refuses one on its own host (the remote end is a pipe). */
+static int stream_on_terminal(int argc, char **argv, qq_err *err)
+{
+    if (argc < 2 || strcmp(argv[0], "snapshot") != 0)
+        return 0;
+    bool ex = strcmp(argv[1], "export") == 0, im = strcmp(argv[1], "import") == 0;
+    if (!ex && !im)
+        return 0;
+    int pos = 0;
+    const char *file = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--as") == 0) {
+            i++;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1])
+            continue;
+        pos++;
+        if (pos == (ex ? 3 : 2))
+            file = argv[i];
+    }
+    bool stdio = !file || strcmp(file, "-") == 0;
+    if (stdio && ex && isatty(1))
+        return qq_fail(err, QQ_EXIT_USAGE, "snapshot export: the stream is binary: give a FILE (on the host), or "
+                       "send stdout to a file or a pipe");
+    if (stdio && im && isatty(0))
+        return qq_fail(err, QQ_EXIT_USAGE, "snapshot import: the stream is read from stdin, which is a terminal: "
+                       "give a FILE (on the host), or pipe one in");
+    return 0;
+}
+
 int remote_run(const remote_host *h, const char *config_path, bool debug, int argc, char **argv, qq_err *err)
 {
+    if (stream_on_terminal(argc, argv, err) < 0)
+        return -1;
     if (reaches_guest(argc, argv))
         return via_host(h, config_path, debug, argc, argv, err);
     bool terminal = strcmp(argv[0], "console") == 0 || strcmp(argv[0], "gdb") == 0 ||

@@ -11,8 +11,12 @@
  * POSIX shell. -c FILE names a file on the remote host (a relative one is
  * relative to the remote login directory). A terminal (-t) is asked for when
  * the command needs one (console, gdb/qemu) and ours is one; other commands
- * get -n (stdin stays with the caller). stdout and stderr pass through
- * untouched, so --json output is the remote document byte for byte.
+ * get -n (stdin stays with the caller), except `snapshot import`, whose
+ * stream is our stdin: ssh passes it on byte for byte (no terminal). stdout
+ * and stderr pass through untouched, so --json output is the remote
+ * document byte for byte, and `snapshot export VM S -` is the stream. A
+ * snapshot stream on our stdout or stdin that is a terminal is refused here
+ * (QQ_EXIT_USAGE), as the command refuses one on its own host.
  *
  * ssh, put and get reach the VM through the host instead: the remote
  * `ssh-config VM --json` gives the VM's ssh config, which is used here with

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
 #include "../infra/hash.h"
+#include "../infra/proc.h"
 #include "../infra/sig.h"
 #include "../infra/tree.h"
 #include "layout.h"
@@ -362,22 +364,160 @@ static int open_in(int dfd, const char *name, const char *shown, int *fd, unsign
     return 0;
 }
 
-/* What the export sends: the files (open) and the header. */
+/* What the export sends: the files (open), the record, the header's parts. */
+#define MAX_FILES 32
 typedef struct source {
-    const char *kind;
-    const char *names[4];       /* the names in the stream */
-    int fds[4];
-    unsigned long long sizes[4];
+    const char *kind;           /* "state-file" or "mapped" */
+    char *names[MAX_FILES];     /* the names in the stream (the files of the snapshot) */
+    int fds[MAX_FILES];
+    unsigned long long sizes[MAX_FILES];
     int n;
-    json_t *meta;               /* the snapshot's own record (date…) */
+    json_t *meta;               /* the snapshot's record (NAME.json, meta.json): sent last, as "meta" */
+    json_t *args;               /* normalised, for the header */
+    json_t *bases;              /* mapped: [{layer, image, file, format}], bases not sent */
 } source;
 
 static void source_close(source *s)
 {
-    for (int i = 0; i < s->n; i++)
+    for (int i = 0; i < s->n; i++) {
         if (s->fds[i] >= 0)
             close(s->fds[i]);
+        free(s->names[i]);
+    }
     json_decref(s->meta);
+    json_decref(s->args);
+    json_decref(s->bases);
+}
+
+static int add_file(source *s, int dfd, const char *name, const char *shown_dir, qq_err *err)
+{
+    if (s->n == MAX_FILES)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: more than %d files", shown_dir, MAX_FILES);
+    _cleanup_free_ char *shown = xasprintf("%s/%s", shown_dir, name);
+    s->names[s->n] = xstrdup(name);
+    s->fds[s->n] = -1;
+    s->n++;
+    return open_in(dfd, name, shown, &s->fds[s->n - 1], &s->sizes[s->n - 1], err);
+}
+
+/* Does text match pattern, where each "{ssh.port}" of pattern stands for a run of digits? */
+static bool port_match(const char *pattern, const char *text)
+{
+    static const char tok[] = "{ssh.port}";
+    for (;;) {
+        const char *t = strstr(pattern, tok);
+        size_t lit = t ? (size_t)(t - pattern) : strlen(pattern);
+        if (strncmp(pattern, text, lit) != 0)
+            return false;
+        text += lit;
+        if (!t)
+            return *text == '\0';
+        if (!isdigit((unsigned char)*text))
+            return false;
+        while (isdigit((unsigned char)*text))
+            text++;
+        pattern = t + strlen(tok);
+    }
+}
+
+/* Arguments recorded raw (mapped meta.json: rendered with the port of that
+ * run), normalised: the two dirs replaced; the port where this config's
+ * rendering has it (a run of digits there). */
+static json_t *normalise_raw(const config *c, const char *vm, json_t *raw, qq_err *err)
+{
+    _cleanup_json_ json_t *pattern = snapx_args(c, vm, 0, err);
+    if (!pattern)
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(raw, i, x) {
+        _cleanup_free_ char *a = replace_path(json_string_value(x) ?: "", config_state_dir(c), "{state}");
+        _cleanup_free_ char *b = replace_path(a, config_dir(c), "{config}");
+        const char *p = json_string_value(json_array_get(pattern, i));
+        json_array_append_new(out, json_string(p && strstr(p, "{ssh.port}") && port_match(p, b) ? p : b));
+    }
+    return out;
+}
+
+static json_t *img_info(const config *c, const char *path, qq_err *err)
+{
+    char *argv[] = { (char *)config_qemu_img(c), "info", "-U", "--output=json", (char *)path, NULL };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT;
+    _cleanup_sbuf_ sbuf e = SBUF_INIT;
+    proc_run_opts po = { .out = &out, .err = &e, .timeout_ms = 60000 };
+    proc_result pr;
+    if (proc_run(argv, &po, &pr, err) < 0)
+        return NULL;
+    json_t *j = WIFEXITED(pr.status) && WEXITSTATUS(pr.status) == 0 ? json_loads(sbuf_str(&out), 0, NULL) : NULL;
+    if (!j)
+        qq_fail(err, QQ_EXIT_FAIL, "qemu-img info %s: %s", path, e.len ? sbuf_str(&e) : "failed");
+    return j;
+}
+
+/* A qcow2 layer of a mapped snapshot: its base, when it has one, must be an
+ * image qqmgr built (STATE/img.X/ENTRY): recorded in bases, not sent. */
+static int layer_base(const config *c, const char *vm, const char *name, const char *layer_path, const char *layer,
+                      json_t *bases, qq_err *err)
+{
+    _cleanup_json_ json_t *info = img_info(c, layer_path, err);
+    if (!info)
+        return -1;
+    const char *backing = json_string_value(json_object_get(info, "full-backing-filename"));
+    if (!backing)
+        backing = json_string_value(json_object_get(info, "backing-filename"));
+    if (!backing)
+        return 0;   /* a whole disk: sent as it is */
+    const char *sd = config_state_dir(c);
+    size_t n = strlen(sd);
+    const char *rest = strncmp(backing, sd, n) == 0 && backing[n] == '/' ? backing + n + 1 : NULL;
+    const char *slash = rest ? strchr(rest, '/') : NULL;
+    _cleanup_free_ char *img = rest && slash && strncmp(rest, "img.", 4) == 0 ? xstrndup(rest + 4, (size_t)(slash - rest - 4))
+                                                                           : NULL;
+    if (!img || strchr(slash + 1, '/') || config_check_img(c, img, NULL) < 0)
+        return qq_fail(err, QQ_EXIT_FAIL,
+                       "%s: snapshot '%s': layer %s is backed by %s, which is not an image this config builds: a "
+                       "stream carries layers on qqmgr-built images only", vm, name, layer, backing);
+    const char *fmt = json_string_value(json_object_get(info, "backing-filename-format"));
+    json_array_append_new(bases, json_pack("{s:s, s:s, s:s, s:s}", "layer", layer, "image", img, "file", slash + 1,
+                                           "format", fmt ? fmt : "raw"));
+    return 0;
+}
+
+static int find_mapped(const config *c, const char *vm, const char *name, int sdfd, const char *sd, source *s,
+                       qq_err *err)
+{
+    _cleanup_free_ char *shown = xasprintf("%s/%s", sd, name);
+    _cleanup_close_ int dfd = openat(sdfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", shown, strerror(errno));
+    _cleanup_close_ int mfd = openat(dfd, "meta.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    s->meta = mfd >= 0 ? json_loadfd(mfd, 0, NULL) : NULL;
+    if (!json_is_object(s->meta))
+        return qq_fail(err, QQ_EXIT_FAIL, "%s/meta.json: missing or not JSON", shown);
+    s->kind = "mapped";
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(s->meta, "files"), i, x) {
+        const char *f = json_string_value(json_object_get(x, "name"));
+        if (!f || !*f || *f == '.' || strchr(f, '/') || strcmp(f, "meta.json") == 0 || strcmp(f, "meta") == 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s/meta.json: a file named \"%s\"", shown, f ? f : "");
+        if (add_file(s, dfd, f, shown, err) < 0)
+            return -1;
+    }
+    s->bases = json_array();
+    json_array_foreach(json_object_get(s->meta, "disks"), i, x) {
+        const char *layer = json_string_value(json_object_get(x, "layer"));
+        const char *fmt = json_string_value(json_object_get(x, "format"));
+        if (!layer || !fmt || strchr(layer, '/'))
+            return qq_fail(err, QQ_EXIT_FAIL, "%s/meta.json: disk %zu has no plain layer and format", shown, i);
+        _cleanup_free_ char *lp = xasprintf("%s/%s", shown, layer);
+        if (strcmp(fmt, "qcow2") == 0 && layer_base(c, vm, name, lp, layer, s->bases, err) < 0)
+            return -1;
+    }
+    json_t *raw = json_object_get(s->meta, "args");
+    s->args = json_is_array(raw) ? normalise_raw(c, vm, raw, err) : snapx_args(c, vm, 0, err);
+    return s->args ? 0 : -1;
 }
 
 static int find_source(const config *c, const char *vm, const char *name, source *s, qq_err *err)
@@ -399,26 +539,32 @@ static int find_source(const config *c, const char *vm, const char *name, source
     _cleanup_close_ int dfd = tree_open(sd);
     _cleanup_free_ char *state = xasprintf("%s.state", name), *meta = xasprintf("%s.json", name);
     struct stat st;
+    if (dfd >= 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+        return find_mapped(c, vm, name, dfd, sd, s, err);
     if (dfd < 0 || fstatat(dfd, state, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
         return qq_fail(err, QQ_EXIT_FAIL,
                        "%s: snapshot '%s' is an internal qcow2 snapshot, kept inside the VM's disks, which a "
-                       "snapshot stream does not carry: export takes state-file snapshots (of a VM without a "
-                       "writable disk)", vm, name);
+                       "snapshot stream does not carry: save a mapped snapshot of it instead (a VM with mapped "
+                       "RAM saves those), or a state-file one (a VM without writable disks)", vm, name);
     s->kind = "state-file";
-    _cleanup_free_ char *shown = xasprintf("%s/%s", sd, state);
-    s->names[0] = "state";
-    s->fds[0] = -1;
-    s->n = 1;
-    if (open_in(dfd, state, shown, &s->fds[0], &s->sizes[0], err) < 0)
+    if (add_file(s, dfd, state, sd, err) < 0)
         return -1;
-    /* the record (date, vm_clock) travels as it is; none: the file's date */
+    free(s->names[0]);
+    s->names[0] = xstrdup("state");
+    /* the record (date, args…) travels as it is; none: the file's date */
     _cleanup_close_ int mfd = openat(dfd, meta, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     s->meta = mfd >= 0 ? json_loadfd(mfd, 0, NULL) : NULL;
     if (!json_is_object(s->meta)) {
         json_decref(s->meta);
         s->meta = json_pack("{s:I}", "date", (json_int_t)st.st_mtime);
     }
-    return 0;
+    /* the arguments it was saved with (recorded by save), else the config's now */
+    json_t *args = json_object_get(s->meta, "args");
+    bool recorded = json_is_array(args);
+    json_array_foreach(args, i, x)
+        recorded = recorded && json_is_string(x);
+    s->args = recorded ? json_incref(args) : snapx_args(c, vm, 0, err);
+    return s->args ? 0 : -1;
 }
 
 static int export_to(const config *c, const char *vm, const char *name, out *o, snapx_result *r, qq_err *err)
@@ -435,19 +581,9 @@ static int export_to(const config *c, const char *vm, const char *name, out *o, 
     /* declared before the first goto: the cleanups run on every path */
     _cleanup_free_ char *metatext = NULL, *htext = NULL, *ftext = NULL;
     _cleanup_json_ json_t *h = NULL, *f = NULL;
-    /* the arguments it was saved with (recorded by save), else the config's now */
-    json_t *args = json_object_get(s.meta, "args");
-    size_t k;
-    json_t *a;
-    bool recorded = json_is_array(args);
-    json_array_foreach(args, k, a)
-        recorded = recorded && json_is_string(a);
-    args = recorded ? json_incref(args) : snapx_args(c, vm, 0, err);
-    if (!args)
-        goto out;
     char ahex[HASH_HEX_LEN + 1];
-    args_digest(args, ahex);
-    metatext = json_dumps(s.meta, JSON_COMPACT | JSON_SORT_KEYS);
+    args_digest(s.args, ahex);
+    metatext = json_dumps(s.meta, JSON_INDENT(2) | JSON_SORT_KEYS);
     size_t metalen = strlen(metatext);
     json_t *files = json_array();
     for (int i = 0; i < s.n; i++) {
@@ -457,10 +593,12 @@ static int export_to(const config *c, const char *vm, const char *name, out *o, 
     json_array_append_new(files, json_pack("{s:s, s:I}", "name", "meta", "size", (json_int_t)metalen));
     r->data += metalen;
     json_t *date = json_object_get(s.meta, "date");
-    h = json_pack("{s:i, s:s, s:s, s:s, s:I, s:o, s:s, s:o}", "format", SNAPX_FORMAT, "vm", vm,
-                                         "snapshot", name, "kind", s.kind, "date",
-                                         (json_int_t)(json_is_number(date) ? json_number_value(date) : 0), "args",
-                                         args, "args_sha256", ahex, "files", files);
+    h = json_pack("{s:i, s:s, s:s, s:s, s:I, s:O, s:s, s:o, s:s, s:s}", "format", SNAPX_FORMAT, "vm", vm, "snapshot",
+                  name, "kind", s.kind, "date", (json_int_t)(json_is_number(date) ? json_number_value(date) : 0),
+                  "args", s.args, "args_sha256", ahex, "files", files, "state_dir", config_state_dir(c),
+                  "config_dir", config_dir(c));
+    if (s.bases)
+        json_object_set(h, "bases", s.bases);
     htext = json_dumps(h, JSON_COMPACT);
     size_t hlen = strlen(htext);
     /* S: the digest of the magic and the H record */
@@ -768,39 +906,128 @@ static bool has_name(json_t *list, const char *name)
 }
 
 /* Refuse an existing name (unless force on a state-file one); *replaced. */
-static int check_free(const config *c, const char *vm, const char *dir, const char *name, bool force, bool *replaced,
-                      qq_err *err)
+/* Refuse an existing name, unless force replaces one of the same kind; *replaced. */
+static int check_free(const config *c, const char *vm, const char *dir, const char *name, const char *kind,
+                      bool force, bool *replaced, qq_err *err)
 {
     _cleanup_json_ json_t *list = snap_list(c, vm, err);
     if (!list)
         return -1;
     *replaced = false;
-    if (!has_name(list, name))
-        return 0;
     _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
-    _cleanup_free_ char *state = xasprintf("%s/%s.state", sd, name);
+    _cleanup_free_ char *state = xasprintf("%s/%s.state", sd, name), *mdir = xasprintf("%s/%s", sd, name);
     struct stat st;
     bool state_file = lstat(state, &st) == 0 && S_ISREG(st.st_mode);
+    bool mapped = lstat(mdir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!has_name(list, name) && !state_file && !mapped)
+        return 0;
     if (!force)
         return qq_fail(err, QQ_EXIT_FAIL,
                        "%s has a snapshot '%s' already: import it under another name (--as NAME), or replace "
                        "it (--force)", vm, name);
-    if (!state_file)
+    bool same = strcmp(kind, "mapped") == 0 ? mapped && !state_file : state_file && !mapped;
+    if (!same)
         return qq_fail(err, QQ_EXIT_FAIL,
-                       "%s has a snapshot '%s' already, inside its disks, which an import does not replace: "
-                       "import it under another name (--as NAME)", vm, name);
+                       "%s has a snapshot '%s' already, of another kind than this %s one, which an import does not "
+                       "replace: import it under another name (--as NAME)", vm, name, kind);
     *replaced = true;
     return 0;
 }
 
-static int install(const config *c, const char *vm, const char *dir, int tdfd, const char *name, bool force,
-                   snapx_result *r, qq_err *err)
+/* What import_from learnt from the header. */
+typedef struct plan {
+    const char *kind;
+    const char *name;
+    json_t *files;               /* the header's [{name, size}] */
+    json_t *bases;               /* mapped: [{layer, image, file, format}] */
+    const char *state_dir, *config_dir;   /* the exporting config's */
+} plan;
+
+static int run_qemu_img(const config *c, char **args, qq_err *err)
+{
+    char *argv[16];
+    size_t n = 0;
+    argv[n++] = (char *)config_qemu_img(c);
+    for (; *args && n < 15; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    _cleanup_sbuf_ sbuf e = SBUF_INIT;
+    proc_run_opts po = { .err = &e, .timeout_ms = 120000 };
+    proc_result pr;
+    if (proc_run(argv, &po, &pr, err) < 0)
+        return -1;
+    if (!WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "qemu-img %s: %s", args[0] ? argv[1] : "", e.len ? sbuf_str(&e) : "failed");
+    return 0;
+}
+
+/* A string of the exporting host's paths, in this host's. */
+static char *rehome(const plan *p, const config *c, const char *s)
+{
+    char *a = p->state_dir ? replace_path(s, p->state_dir, config_state_dir(c)) : xstrdup(s);
+    if (!p->config_dir || strcmp(a, s) != 0)   /* a path in the state dir is rewritten once */
+        return a;
+    char *b = replace_path(a, p->config_dir, config_dir(c));
+    free(a);
+    return b;
+}
+
+static void rehome_strings(const plan *p, const config *c, json_t *arr, const char *key)
+{
+    size_t k;
+    json_t *x;
+    json_array_foreach(arr, k, x) {
+        json_t *v = key ? json_object_get(x, key) : x;
+        if (!json_is_string(v))
+            continue;
+        _cleanup_free_ char *n = rehome(p, c, json_string_value(v));
+        json_string_set(v, n);
+    }
+}
+
+/* The received files in tdfd made a snapshot of this host: the record's
+ * paths rewritten, each layer rebased onto this host's image. */
+static int finish_mapped(const config *c, const plan *p, int tdfd, const char *tmp, qq_err *err)
+{
+    _cleanup_close_ int mfd = openat(tdfd, "meta", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_json_ json_t *m = mfd >= 0 ? json_loadfd(mfd, 0, NULL) : NULL;
+    if (!json_is_object(m) || strcmp(json_string_value(json_object_get(m, "kind")) ?: "", "mapped") != 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: the snapshot's meta.json is not a mapped one");
+    rehome_strings(p, c, json_object_get(m, "args"), NULL);
+    rehome_strings(p, c, json_object_get(m, "disks"), "file");
+    _cleanup_free_ char *text = json_dumps(m, JSON_INDENT(2));
+    _cleanup_free_ char *metap = xasprintf("%s/meta.json", tmp);
+    if (fs_write_atomic(metap, text, strlen(text), 0600, err) < 0)
+        return -1;
+    unlinkat(tdfd, "meta", 0);
+    size_t k;
+    json_t *x;
+    json_array_foreach(p->bases, k, x) {
+        _cleanup_free_ char *layer = xasprintf("%s/%s", tmp, json_string_value(json_object_get(x, "layer")));
+        _cleanup_free_ char *base = xasprintf("%s/img.%s/%s", config_state_dir(c),
+                                              json_string_value(json_object_get(x, "image")),
+                                              json_string_value(json_object_get(x, "file")));
+        char *args[] = { "rebase", "-u", "-b", base, "-F", (char *)json_string_value(json_object_get(x, "format")),
+                         layer, NULL };
+        if (run_qemu_img(c, args, err) < 0)
+            return -1;
+    }
+    json_array_foreach(json_object_get(m, "disks"), k, x) {   /* layers are read-only, as a save leaves them */
+        const char *l = json_string_value(json_object_get(x, "layer"));
+        if (l && plain_name(l))
+            fchmodat(tdfd, l, 0400, 0);
+    }
+    return 0;
+}
+
+static int install(const config *c, const char *vm, const char *dir, int tdfd, const char *tmp, const plan *p,
+                   bool force, snapx_result *r, qq_err *err)
 {
     _cleanup_close_ int lock = layout_lock_vm(vm, dir, "snapshot import", clock_ms() + LOCK_S * 1000LL, LOCK_S,
                                               "the snapshot commands' bound", err);
     if (lock < 0)
         return -1;
-    if (check_free(c, vm, dir, name, force, &r->replaced, err) < 0)
+    if (check_free(c, vm, dir, p->name, p->kind, force, &r->replaced, err) < 0)
         return -1;
     if (sig_caught())
         return qq_fail(err, QQ_EXIT_FAIL, "interrupted");
@@ -808,12 +1035,75 @@ static int install(const config *c, const char *vm, const char *dir, int tdfd, c
     _cleanup_close_ int sdfd = tree_open(sd);
     if (sdfd < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", sd, strerror(errno));
-    _cleanup_free_ char *meta = xasprintf("%s.json", name), *state = xasprintf("%s.state", name);
-    /* the record first: a snapshot is listed once its .state is there */
-    if (renameat(tdfd, "meta", sdfd, meta) < 0 || renameat(tdfd, "state", sdfd, state) < 0)
-        return qq_fail(err, QQ_EXIT_FAIL, "install %s/%s: %s", sd, name, strerror(errno));
+    if (strcmp(p->kind, "mapped") == 0) {
+        /* the whole dir in one rename; one it replaces is swapped out, then removed */
+        const char *base = strrchr(tmp, '/') + 1;
+        int rc = r->replaced ? renameat2(sdfd, base, sdfd, p->name, RENAME_EXCHANGE)
+                             : renameat2(sdfd, base, sdfd, p->name, RENAME_NOREPLACE);
+        if (rc < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "install %s/%s: %s", sd, p->name, strerror(errno));
+        if (r->replaced)
+            tree_remove_at(sdfd, base, tmp, NULL);
+    } else {
+        _cleanup_free_ char *meta = xasprintf("%s.json", p->name), *state = xasprintf("%s.state", p->name);
+        /* the record first: a snapshot is listed once its .state is there */
+        if (renameat(tdfd, "meta", sdfd, meta) < 0 || renameat(tdfd, "state", sdfd, state) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "install %s/%s: %s", sd, p->name, strerror(errno));
+    }
     if (fsync(sdfd) < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", sd, strerror(errno));
+    return 0;
+}
+
+/* The header's files: plain, distinct names with sizes, "meta" last (at
+ * most 1 MiB); a state-file snapshot has exactly "state" and "meta". */
+static int check_files(const char *kind, json_t *files, qq_err *err)
+{
+    size_t n = json_array_size(files);
+    if (n < 2 || n > MAX_FILES + 1)
+        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: a snapshot of %zu files", n);
+    for (size_t f = 0; f < n; f++) {
+        json_t *x = json_array_get(files, f);
+        const char *fn = json_string_value(json_object_get(x, "name"));
+        json_t *sz = json_object_get(x, "size");
+        if (!plain_name(fn) || !json_is_integer(sz) || json_integer_value(sz) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header's file %zu has no plain name and size",
+                           f + 1);
+        for (size_t g = 0; g < f; g++)
+            if (strcmp(fn, json_string_value(json_object_get(json_array_get(files, g), "name"))) == 0)
+                return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: file '%s' twice", fn);
+        bool last = f == n - 1;
+        if (last != (strcmp(fn, "meta") == 0) || (last && json_integer_value(sz) > HEADER_MAX))
+            return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its record ('meta', at most 1 MiB) is not last");
+        if (strcmp(kind, "state-file") == 0 && (n != 2 || (f == 0 && strcmp(fn, "state") != 0)))
+            return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: a state-file snapshot is 'state' and 'meta'");
+    }
+    return 0;
+}
+
+/* Each base a layer needs must be built here: "build image X first". */
+static int check_bases(const config *c, const char *hname, json_t *bases, qq_err *err)
+{
+    size_t k;
+    json_t *x;
+    json_array_foreach(bases, k, x) {
+        const char *layer = json_string_value(json_object_get(x, "layer"));
+        const char *img = json_string_value(json_object_get(x, "image"));
+        const char *file = json_string_value(json_object_get(x, "file"));
+        const char *fmt = json_string_value(json_object_get(x, "format"));
+        if (!plain_name(layer) || !img || snap_check_name(img, NULL) < 0 || !plain_name(file) || !fmt ||
+            (strcmp(fmt, "raw") != 0 && strcmp(fmt, "qcow2") != 0))
+            return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header's base %zu", k + 1);
+        if (config_check_img(c, img, NULL) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "snapshot '%s' has disk layer %s on image %s, which this host's config "
+                           "(%s) does not have", hname, layer, img, config_path(c));
+        _cleanup_free_ char *base = xasprintf("%s/img.%s/%s", config_state_dir(c), img, file);
+        struct stat st;
+        if (stat(base, &st) < 0 || !S_ISREG(st.st_mode))
+            return qq_fail(err, QQ_EXIT_FAIL, "snapshot '%s' has disk layer %s on image %s (%s), which is not built "
+                           "here: build image %s first (`%s img build %s`)", hname, layer, img, file, img,
+                           config_cli(c), img);
+    }
     return 0;
 }
 
@@ -869,14 +1159,17 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
         return qq_fail(err, QQ_EXIT_FAIL,
                        "the stream holds snapshot '%s' of VM '%s', not of %s: import it into %s (a snapshot loads "
                        "only into the VM it was saved from)", hname, hvm, vm, hvm);
-    if (strcmp(kind, "state-file") != 0)
+    if (strcmp(kind, "state-file") != 0 && strcmp(kind, "mapped") != 0)
         return qq_fail(err, QQ_EXIT_FAIL, "the stream holds a snapshot of kind '%s', which this qqmgr does not "
-                       "import (it imports state-file snapshots)", kind);
-    const char *name = o->as ? o->as : hname;
-    if (snap_check_name(name, err) < 0)
+                       "import (it imports state-file and mapped snapshots)", kind);
+    plan p = { .kind = strcmp(kind, "mapped") == 0 ? "mapped" : "state-file", .name = o->as ? o->as : hname,
+               .files = files, .bases = json_object_get(h, "bases"),
+               .state_dir = json_string_value(json_object_get(h, "state_dir")),
+               .config_dir = json_string_value(json_object_get(h, "config_dir")) };
+    if (snap_check_name(p.name, err) < 0)
         return -1;
-    snprintf(r->snapshot, sizeof r->snapshot, "%s", name);
-    r->kind = "state-file";
+    snprintf(r->snapshot, sizeof r->snapshot, "%s", p.name);
+    r->kind = p.kind;
     _cleanup_json_ json_t *ours = snapx_args(c, vm, 0, err);
     if (!ours)
         return -1;
@@ -892,26 +1185,12 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
         return qq_fail(err, QQ_EXIT_FAIL, "the QEMU arguments of snapshot '%s' differ from this host's config "
                        "(%s): %s", hname, config_path(c), d);
     }
-    /* the files a state-file snapshot has, in the order export sends them */
-    static const char *const want_files[] = { "state", "meta" };
-    if (json_array_size(files) != 2)
-        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: a state-file snapshot of %zu files",
-                       json_array_size(files));
-    unsigned long long sizes[2];
-    for (size_t f = 0; f < 2; f++) {
-        json_t *x = json_array_get(files, f);
-        const char *fn = json_string_value(json_object_get(x, "name"));
-        json_t *sz = json_object_get(x, "size");
-        if (!plain_name(fn) || strcmp(fn, want_files[f]) != 0 || !json_is_integer(sz) || json_integer_value(sz) < 0)
-            return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: its header's file %zu is not '%s' with a size", f + 1,
-                           want_files[f]);
-        sizes[f] = (unsigned long long)json_integer_value(sz);
-        r->data += sizes[f];
-    }
-    if (sizes[1] > HEADER_MAX)
-        return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: a snapshot record of %llu bytes", sizes[1]);
+    if (check_files(p.kind, files, err) < 0 || check_bases(c, hname, p.bases, err) < 0)
+        return -1;
+    json_array_foreach(files, k, a)
+        r->data += (unsigned long long)json_integer_value(json_object_get(a, "size"));
     bool replaced;
-    if (check_free(c, vm, dir, name, o->force, &replaced, err) < 0)
+    if (check_free(c, vm, dir, p.name, p.kind, o->force, &replaced, err) < 0)
         return -1;
     /* into the temp dir */
     _cleanup_free_ char *sd = layout_path(dir, LAYOUT_SNAPSHOTS);
@@ -930,8 +1209,9 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
         qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
         goto out;
     }
-    for (size_t f = 0; f < 2; f++)
-        if (recv_file(i, tdfd, want_files[f], sizes[f], buf, &digests) < 0)
+    json_array_foreach(files, k, a)
+        if (recv_file(i, tdfd, json_string_value(json_object_get(a, "name")),
+                      (unsigned long long)json_integer_value(json_object_get(a, "size")), buf, &digests) < 0)
             goto out;
     i->where = "before its last record";
     char thex[HASH_HEX_LEN + 1], twant[HASH_HEX_LEN + 1];
@@ -959,11 +1239,13 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
             goto out;
         }
     }
+    if (strcmp(p.kind, "mapped") == 0 && finish_mapped(c, &p, tdfd, tmp, err) < 0)
+        goto out;
     if (sig_caught()) {
         qq_fail(err, QQ_EXIT_FAIL, "interrupted");
         goto out;
     }
-    if (install(c, vm, dir, tdfd, name, o->force, r, err) < 0)
+    if (install(c, vm, dir, tdfd, tmp, &p, o->force, r, err) < 0)
         goto out;
     rc = 0;
 out:

@@ -8,9 +8,20 @@
  * `ssh` (`qqmgr -H`) or a file.
  *
  * Kinds. A state-file snapshot (diskless VM: <vm dir>/snapshots/NAME.state
- * and NAME.json, snapshot.h) travels as the files "state" and "meta". An
- * internal qcow2 snapshot lives inside the VM's disks, which are not part of
- * a snapshot: export refuses it (QQ_EXIT_FAIL) saying so.
+ * and NAME.json, snapshot.h) travels as the files "state" and "meta". A
+ * mapped snapshot (the dir snapshots/NAME/, mapped.h) travels as the files
+ * its meta.json lists (state, ram — sparse —, the disk layers) and "meta"
+ * (its meta.json). A qcow2 layer whose backing file is an image this config
+ * builds (STATE/img.X/ENTRY: its base copy base-HASH.img, HASH a digest of
+ * the image's base and size, or the image itself) is sent without it: the
+ * header names it (bases: [{layer, image X, file ENTRY, format}]); import
+ * requires the same file built on its side ("build image X first") and
+ * rebases the layer onto it (qemu-img rebase -u). A layer on any other
+ * backing file is refused by export. Import rewrites the exporting host's
+ * state dir and config dir (header: state_dir, config_dir) to its own in
+ * meta.json's args and disks[].file. An internal qcow2 snapshot lives inside
+ * the VM's disks, which are not part of a snapshot: export refuses it
+ * (QQ_EXIT_FAIL) saying so.
  *
  * The QEMU arguments. The header carries the VM's user arguments (vm_spec
  * args: its rendered cmd) as they were at the save (recorded in NAME.json by
@@ -31,7 +42,8 @@
  *   records   type (1 byte), length (8 bytes), payload (length bytes):
  *     'H'  the header, a JSON object (at most 1 MiB):
  *          {format: 1, vm, snapshot, kind, date, args: [normalised],
- *           args_sha256, files: [{name, size}]}
+ *           args_sha256, files: [{name, size}] (the last is "meta"),
+ *           state_dir, config_dir, bases (mapped)}
  *     'S'  64 hex: sha256 of the magic and the H record (checked before the
  *          header is believed: a refusal by header is never a corrupt one)
  *     then for each file of the header, in its order:
@@ -56,7 +68,9 @@
  * (PID and start time of the importing qqmgr), each fsync'd; when all of the
  * stream checked out, under the VM's lock, they are renamed into place
  * (state-file: meta → NAME.json first, then state → NAME.state, the commit:
- * a snapshot is listed only once its .state exists) and the dir is fsync'd.
+ * a snapshot is listed only once its .state exists; mapped: meta → meta.json,
+ * then the whole dir renamed to NAME, or exchanged with the one it replaces)
+ * and the snapshots dir is fsync'd.
  * SIGINT, SIGTERM and SIGHUP stop export and import between records
  * (blocking reads and writes return EINTR): import removes its temp dir,
  * export to a file removes its partial file (FILE.tmp-PID); QQ_EXIT_FAIL
@@ -78,7 +92,7 @@
 #define SNAPX_CHUNK (1u << 20)   /* the largest D record */
 
 typedef struct snapx_result {
-    const char *kind;            /* "state-file" */
+    const char *kind;            /* "state-file" or "mapped" */
     char snapshot[130];          /* the name it has (import: --as or the stream's) */
     unsigned long long bytes;    /* stream bytes written or read */
     unsigned long long data;     /* file bytes the stream carries (holes included) */

@@ -321,3 +321,23 @@ def test_signal_during_export_stops_it_and_leaves_no_partial_file(tmp_path, gold
         os.close(r)
     assert proc.returncode == 1, err
     assert b"interrupted: the export of snapshot 'golden' is incomplete" in err, err
+
+
+@pytest.mark.skipif(not os.path.exists(SSHD) or os.geteuid() != 0, reason="needs openssh-server and root")
+def test_a_terminal_is_never_the_stream_here_or_through_ssh(tmp_path, golden, sshd):  # noqa: F811
+    import pty
+    here, _ = golden
+    for host in ([], ["-H", "qqhost"]):
+        for cmd, slot in ((["snapshot", "export", "tiny", "golden"], "stdout"),
+                          (["snapshot", "export", "tiny", "golden", "-"], "stdout"),
+                          (["snapshot", "import", "tiny", "-"], "stdin")):
+            master, slave = pty.openpty()
+            try:
+                io = {"stdout": slave} if slot == "stdout" else {"stdin": slave, "stdout": subprocess.PIPE}
+                cp = subprocess.run([here.qqmgr, *host, "-c", str(here.config), *cmd], stderr=subprocess.PIPE,
+                                    timeout=60, env=sshd.env(), **({"stdin": subprocess.DEVNULL} | io))
+            finally:
+                os.close(slave)
+                os.close(master)
+            assert cp.returncode == 2, (host, cmd, cp.stderr)
+            assert b"terminal" in cp.stderr or b"binary" in cp.stderr, (host, cmd, cp.stderr)
