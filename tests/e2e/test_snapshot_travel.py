@@ -1,22 +1,27 @@
 """Snapshots travel: `snapshot export` / `snapshot import` between two "hosts".
 
 "Here" and "there" are two configs in two dirs (two state dirs) for the same VM `tiny`
-(the tiny guest under TCG, diskless: its snapshots are state files), with different
-ssh ports (a host-specific difference the import normalises). One module fixture boots
-it once here, writes a marker in the guest, saves snapshot `golden` and exports it to a
-file; each test imports that stream (or a damaged copy) somewhere. -H runs through a
-real OpenSSH sshd on loopback (test_remote's fixture).
+(the tiny guest under TCG, diskless), with different ssh ports (a host-specific
+difference the import normalises). One module fixture boots it once here, writes a
+marker in the guest, saves snapshot `golden` and exports it to a file; each test imports
+that stream (or a damaged copy) somewhere. The fixture runs once per snapshot kind the
+build saves for such a VM: its default (a state file; a mapped snapshot where the build
+has mapped RAM) and, where the build has the `mapped_ram` key, the state file it keeps
+with `mapped_ram = false`. -H runs through a real OpenSSH sshd on loopback (test_remote's
+fixture).
 """
 
+import hashlib
+import json
 import os
+import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import Project, wait_until
+from conftest import Project, tiny_vm_section, wait_until
 from test_remote import SSHD, sshd  # noqa: F401  (the loopback sshd "host" fixture)
 
 pytestmark = pytest.mark.guest
@@ -24,11 +29,25 @@ pytestmark = pytest.mark.guest
 BOOT = 300
 
 
-def there_project(tmp_path, qqmgr, tiny_vm_toml, port="auto", mem=256, name="tiny", dirname="there"):
+def no_mapped(toml):
+    """The VM section with `mapped_ram = false` (its snapshots stay state files)."""
+    return re.sub(r"(\[vm\.[^\]]+\]\ncmd = \[.*?\n\]\n)", r"\1mapped_ram = false\n", toml, count=1, flags=re.S)
+
+
+def there_project(tmp_path, qqmgr, tiny_vm_toml, port="auto", mem=256, name="tiny", dirname="there", kind=None):
     d = tmp_path / dirname
     d.mkdir()
     p = Project(d, qqmgr)
-    p.write(tiny_vm_toml(port, mem=mem, name=name))
+    toml = tiny_vm_toml(port, mem=mem, name=name)
+    p.write(no_mapped(toml) if kind == "state-file-forced" else toml)
+    return p
+
+
+def project_with(tmp_path, qqmgr, dirname, toml):
+    d = tmp_path / dirname
+    d.mkdir()
+    p = Project(d, qqmgr)
+    p.write(toml)
     return p
 
 
@@ -38,6 +57,21 @@ def snapshots_dir(p, vm="tiny"):
 
 def names(p, vm="tiny"):
     return [s["name"] for s in p.json("snapshot", "list", vm, check=True)]
+
+
+def snap_files(p, name, vm="tiny"):
+    """{file: sha256} of snapshot name's files (state file, or a mapped snapshot's dir
+    without its meta.json, which an import rewrites)."""
+    d = snapshots_dir(p, vm)
+    if (d / name).is_dir():
+        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted((d / name).iterdir())
+                if f.name != "meta.json"}
+    return {"state": hashlib.sha256((d / f"{name}.state").read_bytes()).hexdigest()}
+
+
+def snap_inode(p, name, vm="tiny"):
+    d = snapshots_dir(p, vm)
+    return (d / name).stat().st_ino if (d / name).is_dir() else (d / f"{name}.state").stat().st_ino
 
 
 def leftovers(p, vm="tiny"):
@@ -51,24 +85,45 @@ def import_bytes(p, data, *args, vm="tiny"):
                           cwd=p.path, input=data, capture_output=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory, qqmgr, tiny_guest):
-    """(here project, exported stream file): tiny booted here, /root/mark written,
-    saved as `golden`, stopped, exported."""
-    from conftest import tiny_vm_section
+def mapped_ram_key(qqmgr, d):
+    """Does this build have the `mapped_ram` key?"""
+    (d / "probe.toml").write_text('[vm.p]\ncmd = ["-m 64"]\nmapped_ram = false\n')
+    cp = subprocess.run([qqmgr, "-c", str(d / "probe.toml"), "show", "p"], capture_output=True, text=True)
+    return cp.returncode == 0
+
+
+class Golden:
+    def __init__(self, here, stream, kind, variant):
+        self.here, self.stream, self.kind, self.variant = here, stream, kind, variant
+
+    def there(self, tmp_path, qqmgr, tiny_vm_toml, **kw):
+        return there_project(tmp_path, qqmgr, tiny_vm_toml, kind=self.variant, **kw)
+
+    def __iter__(self):
+        return iter((self.here, self.stream))
+
+
+@pytest.fixture(scope="module", params=["default", "state-file-forced"])
+def golden(request, tmp_path_factory, qqmgr, tiny_guest):
+    """Golden: tiny booted here, /root/mark written, saved as `golden`, stopped,
+    exported to .stream; .kind what the save made."""
     d = tmp_path_factory.mktemp("here")
+    if request.param == "state-file-forced" and not mapped_ram_key(qqmgr, d):
+        pytest.skip("this build has no mapped_ram key: its default is the state file")
     here = Project(d, qqmgr)
-    here.write(tiny_vm_section(tiny_guest, "auto"))
+    toml = tiny_vm_section(tiny_guest, "auto")
+    here.write(no_mapped(toml) if request.param == "state-file-forced" else toml)
     try:
         here.run("start", "tiny", "--wait", "--timeout", BOOT, check=True, timeout=BOOT + 30)
         here.run("ssh", "tiny", "echo made-here > /root/mark", check=True)
-        here.run("snapshot", "save", "tiny", "golden", check=True)
+        kind = here.json("snapshot", "save", "tiny", "golden", check=True)["kind"]
     finally:
         here.run("stop", "tiny", "--force")
+    assert kind in ("state-file", "mapped")
     stream = d / "golden.qqsnap"
     out = here.json("snapshot", "export", "tiny", "golden", stream, check=True)
-    assert out["kind"] == "state-file" and out["bytes"] == stream.stat().st_size
-    return here, stream
+    assert out["kind"] == kind and out["bytes"] == stream.stat().st_size
+    return Golden(here, stream, kind, request.param)
 
 
 # ------------------------------------------------------------------ round trip
@@ -76,14 +131,13 @@ def golden(tmp_path_factory, qqmgr, tiny_guest):
 def test_exported_snapshot_imports_on_another_host_and_run_restore_boots_from_it(tmp_path, qqmgr, tiny_vm_toml,
                                                                                 golden):
     here, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml, port="auto")
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml, port="auto")
     out = there.json("snapshot", "import", "tiny", stream, check=True)
-    assert out["snapshot"] == "golden" and out["kind"] == "state-file" and out["replaced"] is False
+    assert out["snapshot"] == "golden" and out["kind"] == golden.kind and out["replaced"] is False
     assert out["bytes"] == stream.stat().st_size
     assert names(there) == ["golden"]
-    # the same bytes as the state file saved here
-    a = (snapshots_dir(here) / "golden.state").read_bytes()
-    assert (snapshots_dir(there) / "golden.state").read_bytes() == a
+    # the same bytes as the snapshot saved here
+    assert snap_files(there, "golden") == snap_files(here, "golden")
     assert leftovers(there) == []
     # the guest there starts from the imported state: the marker written here is in it
     cp = there.run("run", "tiny", "--restore", "golden", "--", "cat /root/mark", timeout=200)
@@ -100,7 +154,7 @@ def test_exported_snapshot_imports_on_another_host_and_run_restore_boots_from_it
 
 def test_truncated_stream_is_refused_and_nothing_installed(tmp_path, qqmgr, tiny_vm_toml, golden):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
     data = stream.read_bytes()
     for cut in (0, 100, len(data) // 2, len(data) - 1):
         cp = import_bytes(there, data[:cut])
@@ -109,19 +163,19 @@ def test_truncated_stream_is_refused_and_nothing_installed(tmp_path, qqmgr, tiny
         assert len(err.strip().splitlines()) == 1, err
         assert ("truncated stream" in err) if cut else ("is empty" in err), err
         if cut == len(data) // 2:
-            assert "inside file 'state'" in err, err
+            assert re.search(r"inside file '(state|ram)'", err), err
     assert names(there) == [] and leftovers(there) == []
 
 
 def test_one_flipped_byte_is_refused_naming_the_file(tmp_path, qqmgr, tiny_vm_toml, golden):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
     data = bytearray(stream.read_bytes())
-    data[len(data) // 2] ^= 0x01     # in the middle of the state file's data
+    data[len(data) // 2] ^= 0x01     # in the middle of the biggest file's data (state, or a mapped one's ram)
     cp = import_bytes(there, bytes(data))
     assert cp.returncode == 1
     err = cp.stderr.decode()
-    assert "corrupted stream: file 'state' does not match its sha256" in err, err
+    assert re.search(r"corrupted stream: file '(state|ram)' does not match its sha256", err), err
     assert len(err.strip().splitlines()) == 1, err
     data = bytearray(stream.read_bytes())
     data[200] ^= 0x01                # inside the header
@@ -132,7 +186,7 @@ def test_one_flipped_byte_is_refused_naming_the_file(tmp_path, qqmgr, tiny_vm_to
 
 def test_snapshot_of_another_vm_is_refused(tmp_path, qqmgr, tiny_vm_toml, golden):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml, name="other")
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml, name="other")
     cp = there.run("snapshot", "import", "other", stream, check=1)
     assert "snapshot 'golden' of VM 'tiny', not of other" in cp.stderr, cp.stderr
     assert names(there, "other") == []
@@ -140,7 +194,7 @@ def test_snapshot_of_another_vm_is_refused(tmp_path, qqmgr, tiny_vm_toml, golden
 
 def test_different_qemu_arguments_are_refused_naming_the_argument(tmp_path, qqmgr, tiny_vm_toml, golden):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml, mem=512)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml, mem=512)
     cp = there.run("snapshot", "import", "tiny", stream, check=1)
     assert 'differ from this host\'s config' in cp.stderr, cp.stderr
     assert 'is "256" in the snapshot, "512" here (after "-m")' in cp.stderr, cp.stderr
@@ -150,19 +204,19 @@ def test_different_qemu_arguments_are_refused_naming_the_argument(tmp_path, qqmg
 
 def test_existing_name_is_refused_unless_another_name_or_force(tmp_path, qqmgr, tiny_vm_toml, golden):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
     there.run("snapshot", "import", "tiny", stream, check=True)
-    before = (snapshots_dir(there) / "golden.state").stat().st_ino
+    before = snap_inode(there, "golden")
     cp = there.run("snapshot", "import", "tiny", stream, check=1)
     assert "has a snapshot 'golden' already" in cp.stderr and "--as NAME" in cp.stderr, cp.stderr
-    assert (snapshots_dir(there) / "golden.state").stat().st_ino == before
+    assert snap_inode(there, "golden") == before
     out = there.json("snapshot", "import", "tiny", stream, "--force", check=True)
     assert out["replaced"] is True
     assert names(there) == ["golden"] and leftovers(there) == []
 
 
 def test_stream_that_is_not_one_is_refused(tmp_path, qqmgr, tiny_vm_toml, golden):
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
     cp = import_bytes(there, b"hello, this is not a snapshot\n" * 10)
     assert cp.returncode == 1 and "not a qqmgr snapshot stream" in cp.stderr.decode(), cp.stderr
 
@@ -187,7 +241,7 @@ right_env = [None]
 def test_export_pipes_into_an_import_through_ssh_both_ways(tmp_path, qqmgr, tiny_vm_toml, golden, sshd):  # noqa: F811
     here, _ = golden
     right_env[0] = sshd.env()
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml, port="auto")
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml, port="auto")
     # here → there: export to stdout, import on the host from its stdin
     arc, aerr, b = pipe([qqmgr, "-c", str(here.config), "snapshot", "export", "tiny", "golden", "-"],
                         [qqmgr, "-H", "qqhost", "-c", str(there.config), "snapshot", "import", "tiny", "-",
@@ -195,15 +249,15 @@ def test_export_pipes_into_an_import_through_ssh_both_ways(tmp_path, qqmgr, tiny
     assert arc == 0, aerr
     assert b.returncode == 0, b.stderr
     assert "imported snapshot via-ssh of tiny" in b.stdout
-    want = (snapshots_dir(here) / "golden.state").read_bytes()
-    assert (snapshots_dir(there) / "via-ssh.state").read_bytes() == want
+    want = snap_files(here, "golden")
+    assert snap_files(there, "via-ssh") == want
     # there → here: export on the host to its stdout, import here
     arc, aerr, b = pipe([qqmgr, "-H", "qqhost", "-c", str(there.config), "snapshot", "export", "tiny", "via-ssh", "-"],
                         [qqmgr, "-c", str(here.config), "snapshot", "import", "tiny", "-", "--as", "back"])
     assert arc == 0, aerr
     assert b.returncode == 0, b.stderr
     try:
-        assert (snapshots_dir(here) / "back.state").read_bytes() == want
+        assert snap_files(here, "back") == want
         # a refusal on the far side comes back as its one line and exit 1
         arc, aerr, b = pipe([qqmgr, "-c", str(here.config), "snapshot", "export", "tiny", "golden", "-"],
                             [qqmgr, "-H", "qqhost", "-c", str(there.config), "snapshot", "import", "tiny", "-",
@@ -229,7 +283,7 @@ def slow_import(p, data, sent):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_import_installs_nothing_and_leaves_no_temp_dir(tmp_path, qqmgr, tiny_vm_toml, golden, sig):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
     data = stream.read_bytes()
     proc = slow_import(there, data, len(data) // 3)
     time.sleep(0.2)   # let it block on the pipe (the temp dir exists: it is reading)
@@ -243,7 +297,7 @@ def test_signal_during_import_installs_nothing_and_leaves_no_temp_dir(tmp_path, 
 
 def test_import_killed_midway_installs_nothing_and_the_next_command_sweeps(tmp_path, qqmgr, tiny_vm_toml, golden):
     _, stream = golden
-    there = there_project(tmp_path, qqmgr, tiny_vm_toml)
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
     data = stream.read_bytes()
     proc = slow_import(there, data, len(data) // 3)
     proc.kill()
@@ -260,26 +314,26 @@ def test_import_killed_midway_installs_nothing_and_the_next_command_sweeps(tmp_p
 
 def test_the_arguments_that_travel_are_those_of_the_save_not_of_a_later_config(tmp_path, qqmgr, tiny_vm_toml,
                                                                               tiny_guest, golden):
-    from conftest import tiny_vm_section
     here, _ = golden
     saved = here.config.read_text()
     stream = tmp_path / "later.qqsnap"
     try:
         # the config here changed after the save: the snapshot still holds 256 MiB of RAM
-        here.write(tiny_vm_section(tiny_guest, "auto", mem=512))
+        here.config.write_text(saved.replace("-m 256", "-m 512"))
         here.run("snapshot", "export", "tiny", "golden", stream, check=True)
     finally:
         here.config.write_text(saved)
-    same = there_project(tmp_path, qqmgr, tiny_vm_toml, mem=256)
+    same = golden.there(tmp_path, qqmgr, tiny_vm_toml, mem=256)
     same.run("snapshot", "import", "tiny", stream, check=True)
-    bigger = there_project(tmp_path, qqmgr, tiny_vm_toml, mem=512, dirname="bigger")
+    bigger = golden.there(tmp_path, qqmgr, tiny_vm_toml, mem=512, dirname="bigger")
     cp = bigger.run("snapshot", "import", "tiny", stream, check=1)
     assert 'is "256" in the snapshot, "512" here' in cp.stderr, cp.stderr
 
 
-def test_export_of_an_internal_qcow2_snapshot_is_refused_saying_why(project, tiny_vm_toml):
+def test_export_of_an_internal_qcow2_snapshot_is_refused_saying_why(project, tiny_vm_toml, qqmgr, tmp_path):
+    toml = tiny_vm_toml("auto", extra_args=["-drive file={{.img.d}},format=qcow2,if=virtio"])
     project.write('[img.d]\nbuilder = "raw"\nformat = "qcow2"\nimg_size = "64M"\n\n' +
-                  tiny_vm_toml("auto", extra_args=["-drive file={{.img.d}},format=qcow2,if=virtio"]))
+                  (no_mapped(toml) if mapped_ram_key(qqmgr, tmp_path) else toml))
     project.run("img", "build", "d", check=True)
     try:
         project.run("start", "tiny", "--wait", "--timeout", BOOT, check=True, timeout=BOOT + 30)
@@ -341,3 +395,82 @@ def test_a_terminal_is_never_the_stream_here_or_through_ssh(tmp_path, golden, ss
                 os.close(master)
             assert cp.returncode == 2, (host, cmd, cp.stderr)
             assert b"terminal" in cp.stderr or b"binary" in cp.stderr, (host, cmd, cp.stderr)
+
+
+# ------------------------------------------------------------------ disk layers on a built image
+
+def ci_image_toml(base, guest):
+    """[img.ci]: a cloud-init image whose build boot is the tiny kernel powering off at once
+    (busybox as rdinit): disk.qcow2 is an overlay on the base copy base-HASH.img."""
+    kernel = guest.vmlinux if guest.vmlinux.is_file() else guest.vmlinuz
+    args = ["-accel", "tcg", "-m", "256", "-display", "none", "-nodefaults", "-no-reboot", "-kernel", str(kernel),
+            "-initrd", str(guest.initramfs), "-append", "rdinit=/bin/busybox -- poweroff -f",
+            "-drive", "file={{.img_self}},if=virtio", "-cdrom", "{{.cloud_init_iso}}"]
+    return f"""[img.ci]
+builder = "cloud-init"
+img_size = "64M"
+build_args = {json.dumps(args)}
+[img.ci.base_img]
+url = "file://{base}"
+sha256sum = "{hashlib.sha256(base.read_bytes()).hexdigest()}"
+[[img.ci.templates]]
+template = "{base.parent / 'user-data.tpl'}"
+output = "user-data"
+[[img.ci.templates]]
+template = "{base.parent / 'meta-data.tpl'}"
+output = "meta-data"
+
+"""
+
+
+def stream_header(path):
+    with open(path, "rb") as f:
+        head = f.read(8 + 9)
+        assert head[:8] == b"qqsnap\n\x01" and head[8:9] == b"H"
+        return json.loads(f.read(int.from_bytes(head[9:17], "big")))
+
+
+def test_a_disk_layer_travels_without_its_built_base_which_the_other_side_must_build(tmp_path, qqmgr, tiny_guest):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    base = shared / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True)
+    (shared / "user-data.tpl").write_text("#cloud-config\n")
+    (shared / "meta-data.tpl").write_text("instance-id: ci\n")
+    vm = tiny_vm_section(tiny_guest, "auto", extra_args=["-drive file={{.img.ci}},format=qcow2,if=virtio"])
+    toml = ci_image_toml(base, tiny_guest) + vm
+    here = project_with(tmp_path, qqmgr, "here2", toml)
+    here.run("img", "build", "ci", check=True, timeout=300)
+    try:
+        here.run("start", "tiny", "--wait", "--timeout", BOOT, check=True, timeout=BOOT + 30)
+        here.run("ssh", "tiny", "echo made-here > /root/mark; printf DISK-DATA > /dev/vda; sync", check=True)
+        kind = here.json("snapshot", "save", "tiny", "golden", check=True)["kind"]
+    finally:
+        here.run("stop", "tiny", "--force")
+    if kind != "mapped":
+        pytest.skip(f"this build saves a VM with a disk as {kind}, which a stream does not carry")
+    stream = tmp_path / "layered.qqsnap"
+    here.run("snapshot", "export", "tiny", "golden", stream, check=True)
+    h = stream_header(stream)
+    assert [(b["layer"], b["image"], b["format"]) for b in h["bases"]] == [("disk0.qcow2", "ci", "qcow2")]
+    assert h["bases"][0]["file"].startswith("base-") and h["bases"][0]["file"].endswith(".img")
+    assert h["bases"][0]["file"] not in [f["name"] for f in h["files"]]
+    # the other side has not built the image: refused, nothing installed
+    there = project_with(tmp_path, qqmgr, "there2", toml)
+    cp = there.run("snapshot", "import", "tiny", stream, check=1)
+    assert "build image ci first" in cp.stderr and "img build ci" in cp.stderr, cp.stderr
+    assert names(there) == [] and leftovers(there) == []
+    # built there: the layer is rebased onto there's base, the record names there's disk
+    there.run("img", "build", "ci", check=True, timeout=300)
+    there.run("snapshot", "import", "tiny", stream, check=True)
+    layer = snapshots_dir(there) / "golden" / "disk0.qcow2"
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(layer)], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert info["backing-filename"] == str(there.state_dir / "img.ci" / h["bases"][0]["file"])
+    meta = json.loads((snapshots_dir(there) / "golden" / "meta.json").read_text())
+    assert meta["disks"][0]["file"] == str(there.state_dir / "img.ci" / "disk.qcow2")
+    # and the guest there starts from it: RAM and disk as they were saved here
+    cp = there.run("run", "tiny", "--restore", "golden", "--rm", "--",
+                   "cat /root/mark; echo 3 > /proc/sys/vm/drop_caches; head -c 9 /dev/vda", timeout=200)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.split() == ["made-here", "DISK-DATA"], cp.stdout
