@@ -15,10 +15,16 @@ file). Printed, medians of --runs:
   2. the stream's size and throughput vs `cat STREAM | ssh HOST 'cat > FILE'` of the same
      bytes (goal >= 0.8x).
 
-usage: bench/bench_travel.py [--qqmgr PATH] [--runs N] [--mem MIB]
+With --debian, the guest is the Debian cloud-init guest (tests/guest/cloud-base.sh,
+customised by `img build` on each host: 768 MiB, 2 vCPUs; minutes under TCG); its snapshot
+is a mapped one where the build has mapped RAM (its disk layer travels without the built
+image, which each host builds). Its figures print the snapshot's kind.
+
+usage: bench/bench_travel.py [--qqmgr PATH] [--runs N] [--mem MIB] [--debian]
 Builds (or reuses) the tiny guest through tests/guest/tiny-guest.sh. Needs root (sshd).
 """
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -30,6 +36,7 @@ import time
 from pathlib import Path
 
 from benchlib import REPO, run, timed
+from bench_snapshot import debian_config
 
 ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
 SSHD = "/usr/sbin/sshd"
@@ -120,6 +127,7 @@ def main():
     ap.add_argument("--qqmgr", default=str(REPO / "build" / "qqmgr"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mem", type=int, default=256)
+    ap.add_argument("--debian", action="store_true", help="the Debian cloud-init guest instead (minutes)")
     a = ap.parse_args()
     q = os.path.abspath(a.qqmgr)
     if os.geteuid() != 0 or not os.path.exists(SSHD):
@@ -128,45 +136,64 @@ def main():
     if cp.returncode != 0:
         sys.exit(f"tiny guest build failed: {cp.stderr[-2000:]}")
     g = Path(cp.stdout.strip().splitlines()[-1])
+    vm, what = "t", f"tiny guest, {a.mem} MiB"
     with tempfile.TemporaryDirectory(prefix="qq-bench-travel-") as tmp:
         tmp = Path(tmp)
         here, there, sd = tmp / "here", tmp / "there", tmp / "sshd"
         for d in (here, there, sd):
             d.mkdir()
             (d / "qqmgr.toml").write_text(config(g, a.mem))
+        if a.debian:
+            cb = run(["bash", str(REPO / "tests/guest/cloud-base.sh")], timeout=3600)
+            if cb.returncode != 0:
+                sys.exit(f"cloud-base.sh failed: {cb.stderr[-2000:]}")
+            base = Path(cb.stdout.strip().splitlines()[-1])
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id_ed25519")], check=True)
+            pub = (tmp / "id_ed25519.pub").read_text().strip()
+            for d in (here, there):
+                text = debian_config(d, base, pub).replace(str(d / "id_ed25519"), str(tmp / "id_ed25519"))
+                (d / "qqmgr.toml").write_text(text)
+            vm, what = "deb", "Debian cloud guest, 768 MiB, 2 vCPUs"
         sshd, ssh_config = start_sshd(sd)
         env = dict(os.environ, QQMGR_SSH_CONFIG=str(ssh_config), QQMGR_REMOTE_BIN=q)
         hq = [q, "-c", str(here / "qqmgr.toml")]
         tq = [q, "-H", "qqhost", "-c", str(there / "qqmgr.toml")]
         os.environ.update(QQMGR_SSH_CONFIG=str(ssh_config), QQMGR_REMOTE_BIN=q)
         try:
-            timed(hq + ["start", "t", "--wait", "--timeout", "900"])
-            timed(hq + ["snapshot", "save", "t", "golden", "--force"])
-            timed(hq + ["stop", "t", "--force"])
+            if a.debian:
+                build = timed(hq + ["img", "build", "deb"])
+                timed(tq + ["img", "build", "deb"])
+                print(f"img build deb: {build:.1f} s (on each host)", flush=True)
+            timed(hq + ["start", vm, "--wait", "--timeout", "900"])
+            kind = json.loads(run(hq + ["snapshot", "save", vm, "golden", "--force", "--json"]).stdout)["kind"]
+            timed(hq + ["stop", vm, "--force"])
             stream = tmp / "golden.qqsnap"
-            timed(hq + ["snapshot", "export", "t", "golden", str(stream)])
+            timed(hq + ["snapshot", "export", vm, "golden", str(stream)])
             size = stream.stat().st_size
-            state = (here / ".qqmgr" / "vm.t" / "snapshots" / "golden.state").stat().st_size
+            snaps = here / ".qqmgr" / f"vm.{vm}" / "snapshots"
+            data = sum(f.stat().st_size for f in (snaps / "golden").iterdir()) if kind == "mapped" else \
+                (snaps / "golden.state").stat().st_size
             cold, xfer, restore, cat = [], [], [], []
             qs = " ".join(map(str, hq))
             ts = " ".join(map(str, tq))
             for _ in range(a.runs):
-                cold.append(timed(tq + ["start", "t", "--wait", "--timeout", "900"]))
-                timed(tq + ["stop", "t", "--force"])
-                xfer.append(shell_pipe(f"{qs} snapshot export t golden - | {ts} snapshot import t - --force", env))
-                restore.append(timed(tq + ["start", "t", "--restore", "golden", "--wait", "--timeout", "900"]))
-                timed(tq + ["stop", "t", "--force"])
+                cold.append(timed(tq + ["start", vm, "--wait", "--timeout", "900"]))
+                timed(tq + ["stop", vm, "--force"])
+                xfer.append(shell_pipe(f"{qs} snapshot export {vm} golden - | {ts} snapshot import {vm} - --force",
+                                       env))
+                restore.append(timed(tq + ["start", vm, "--restore", "golden", "--wait", "--timeout", "900"]))
+                timed(tq + ["stop", vm, "--force"])
                 cat.append(shell_pipe(f"cat {stream} | ssh -F {ssh_config} qqhost 'cat > {tmp}/copy'", env))
         finally:
-            run(hq + ["stop", "t", "--force"])
-            run(tq + ["stop", "t", "--force"])
+            run(hq + ["stop", vm, "--force"])
+            run(tq + ["stop", vm, "--force"])
             sshd.terminate()
             sshd.wait(timeout=10)
     med = statistics.median
     c, x, r, k = med(cold), med(xfer), med(restore), med(cat)
     mib = 1 << 20
-    print(f"tiny guest, {a.mem} MiB, {ACCEL}; second host: loopback sshd; medians of {a.runs}")
-    print(f"snapshot: state file {state / mib:.1f} MiB, stream {size / mib:.1f} MiB")
+    print(f"{what}, {ACCEL}; second host: loopback sshd; medians of {a.runs}")
+    print(f"snapshot ({kind}): files {data / mib:.1f} MiB (apparent), stream {size / mib:.1f} MiB")
     print(f"cold boot there until ssh:            {c:6.2f} s")
     print(f"export | -H import:                   {x:6.2f} s  ({size / mib / x:.0f} MiB/s)")
     print(f"start --restore there until ssh:      {r:6.2f} s")

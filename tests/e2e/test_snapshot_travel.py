@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import Project, tiny_vm_section, wait_until
+from conftest import Project, free_port, tiny_vm_section, wait_until
 from test_remote import SSHD, sshd  # noqa: F401  (the loopback sshd "host" fixture)
 
 pytestmark = pytest.mark.guest
@@ -131,7 +131,9 @@ def golden(request, tmp_path_factory, qqmgr, tiny_guest):
 def test_exported_snapshot_imports_on_another_host_and_run_restore_boots_from_it(tmp_path, qqmgr, tiny_vm_toml,
                                                                                 golden):
     here, stream = golden
-    there = golden.there(tmp_path, qqmgr, tiny_vm_toml, port="auto")
+    # saved here on an automatic port, imported where the port is fixed: the ssh host
+    # port is host-specific, normalised on both sides
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml, port=free_port())
     out = there.json("snapshot", "import", "tiny", stream, check=True)
     assert out["snapshot"] == "golden" and out["kind"] == golden.kind and out["replaced"] is False
     assert out["bytes"] == stream.stat().st_size
