@@ -7,15 +7,17 @@
      their QEMUs' Rss and Pss (/proc/PID/smaps_rollup; Pss splits a page shared by
      several processes among them), goal <= 3x.
 
-The tiny guest (diskless, 256 MiB) under TCG, its snapshot saved once. A state-file
-snapshot is read into each copy's own RAM, so little is shared; --save-arg passes
-more words to `snapshot save` (another snapshot kind, when there is one).
+The tiny guest (diskless, 256 MiB) under TCG, its snapshot saved once, of the kind the
+build saves by default (printed: a mapped snapshot maps its RAM file MAP_PRIVATE into
+every copy, so pages are shared; a state-file snapshot is read into each copy's own RAM).
+--kinds mapped,state-file measures both in one run (state-file: `mapped_ram = false`).
 
 usage: bench/bench_copies.py [--qqmgr PATH] [--copies N] [--runs R] [--mem MIB]
-                             [--save-arg WORD]...
+                             [--kinds default|mapped,state-file]
 Builds (or reuses) the tiny guest through tests/guest/tiny-guest.sh.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -30,10 +32,10 @@ from benchlib import REPO, run, timed
 ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
 
 
-def tiny_config(g, mem):
+def tiny_config(g, mem, extra=""):
     kernel = g / "vmlinux" if (g / "vmlinux").is_file() else g / "vmlinuz"
     return f"""[vm.t]
-cmd = [
+{extra}cmd = [
   "-accel {ACCEL} -m {mem} -display none -nodefaults",
   "-kernel {kernel}", "-initrd {g / 'initramfs.gz'}", "-append 'console=ttyS0 quiet'",
   "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{{{.vm.ssh.port}}}}-:22",
@@ -84,7 +86,6 @@ def memory_of(qq, n):
         bad = [cp for cp in cps if cp.returncode != 0]
         if bad:
             sys.exit(f"start failed ({bad[0].returncode}): {bad[0].stderr}")
-        import json
         pids = [json.loads(cp.stdout)["pid"] for cp in cps]
         time.sleep(1)
         rss = pss = 0.0
@@ -96,38 +97,50 @@ def memory_of(qq, n):
         run(qq + ["stop", "t", "--all", "--force"])
 
 
+def measure(a, g, extra):
+    """Save s1 with the config's extra keys, then print the two ratios."""
+    with tempfile.TemporaryDirectory(prefix="qq-bench-copies-") as d:
+        cfg = Path(d) / "qqmgr.toml"
+        cfg.write_text(tiny_config(g, a.mem, extra))
+        qq = [a.qqmgr, "-c", str(cfg)]
+        try:
+            timed(qq + ["start", "t", "--wait", "--timeout", "600"])
+            cp = run(qq + ["snapshot", "save", "t", "s1", "--json"])
+            if cp.returncode != 0:
+                sys.exit(f"snapshot save failed: {cp.stderr}")
+            kind = json.loads(cp.stdout).get("kind", "?")
+            timed(qq + ["stop", "t", "--force"])
+            print(f"tiny guest, {a.mem} MiB, {ACCEL}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+                  f"snapshot s1: {kind}")
+            one = wall_of(qq, 1, a.runs)
+            many = wall_of(qq, a.copies, a.runs)
+            print(f"  run --restore s1 --rm -- true: 1 at a time {one:6.2f} s, {a.copies} at once {many:6.2f} s "
+                  f"-> {many / one:.2f}x wall (goal <= 3x)")
+            r1, p1 = memory_of(qq, 1)
+            rn, pn = memory_of(qq, a.copies)
+            print(f"  running copies: 1: Rss {r1:7.1f} MiB Pss {p1:7.1f} MiB; {a.copies}: Rss {rn:7.1f} MiB "
+                  f"Pss {pn:7.1f} MiB -> Rss {rn / r1:.2f}x, Pss {pn / p1:.2f}x (goal <= 3x)")
+        finally:
+            run(qq + ["stop", "--all", "--force"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--qqmgr", default=str(REPO / "build" / "qqmgr"))
     ap.add_argument("--copies", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mem", type=int, default=256)
-    ap.add_argument("--save-arg", action="append", default=[])
+    ap.add_argument("--kinds", default="default")
     a = ap.parse_args()
     cp = run(["bash", str(REPO / "tests" / "guest" / "tiny-guest.sh")])
     if cp.returncode != 0:
         sys.exit(cp.stderr)
     g = Path(cp.stdout.strip().splitlines()[-1])
-    with tempfile.TemporaryDirectory(prefix="qq-bench-copies-") as d:
-        cfg = Path(d) / "qqmgr.toml"
-        cfg.write_text(tiny_config(g, a.mem))
-        qq = [a.qqmgr, "-c", str(cfg)]
-        try:
-            timed(qq + ["start", "t", "--wait", "--timeout", "600"])
-            timed(qq + ["snapshot", "save", "t", "s1", *a.save_arg])
-            timed(qq + ["stop", "t", "--force"])
-            print(f"tiny guest, {a.mem} MiB, {ACCEL}, {os.cpu_count()} CPUs; snapshot s1 "
-                  f"{' '.join(a.save_arg) or '(default kind)'}")
-            one = wall_of(qq, 1, a.runs)
-            many = wall_of(qq, a.copies, a.runs)
-            print(f"run --restore s1 --rm -- true: 1 at a time {one:6.2f} s, {a.copies} at once {many:6.2f} s "
-                  f"-> {many / one:.2f}x wall (goal <= 3x)")
-            r1, p1 = memory_of(qq, 1)
-            rn, pn = memory_of(qq, a.copies)
-            print(f"running copies: 1: Rss {r1:7.1f} MiB Pss {p1:7.1f} MiB; {a.copies}: Rss {rn:7.1f} MiB "
-                  f"Pss {pn:7.1f} MiB -> Rss {rn / r1:.2f}x, Pss {pn / p1:.2f}x (goal <= 3x)")
-        finally:
-            run(qq + ["stop", "--all", "--force"])
+    extras = {"default": "", "mapped": "", "state-file": "mapped_ram = false\n"}
+    for k in a.kinds.split(","):
+        if k not in extras:
+            sys.exit(f"--kinds: {k}: one of {', '.join(extras)}")
+        measure(a, g, extras[k])
 
 
 if __name__ == "__main__":
