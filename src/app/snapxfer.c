@@ -987,7 +987,7 @@ static void rehome_strings(const plan *p, const config *c, json_t *arr, const ch
 
 /* The received files in tdfd made a snapshot of this host: the record's
  * paths rewritten, each layer rebased onto this host's image. */
-static int finish_mapped(const config *c, const plan *p, int tdfd, const char *tmp, qq_err *err)
+static int finish_mapped(const config *c, const char *vm, const plan *p, int tdfd, const char *tmp, qq_err *err)
 {
     _cleanup_close_ int mfd = openat(tdfd, "meta", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     _cleanup_json_ json_t *m = mfd >= 0 ? json_loadfd(mfd, 0, NULL) : NULL;
@@ -995,13 +995,32 @@ static int finish_mapped(const config *c, const plan *p, int tdfd, const char *t
         return qq_fail(err, QQ_EXIT_FAIL, "corrupted stream: the snapshot's meta.json is not a mapped one");
     rehome_strings(p, c, json_object_get(m, "args"), NULL);
     rehome_strings(p, c, json_object_get(m, "disks"), "file");
+    /* a restore writes each layer back over its disk: only a disk the VM's cmd names here */
+    vm_spec s;
+    if (config_vm(c, vm, 0, &s, err) < 0)
+        return -1;
+    size_t k;
+    json_t *x;
+    const char *stray = NULL;
+    json_array_foreach(json_object_get(m, "disks"), k, x) {
+        const char *file = json_string_value(json_object_get(x, "file"));
+        bool used = false;
+        for (size_t a = 0; file && *file && a < s.nargs && !used; a++)
+            used = strstr(s.args[a], file) != NULL;
+        if (!used && !stray)
+            stray = file ? file : "(none)";
+    }
+    int rc = stray ? qq_fail(err, QQ_EXIT_FAIL, "the snapshot's disk %s is not one this host's config gives the VM",
+                             stray)
+                   : 0;
+    vm_spec_free(&s);
+    if (rc < 0)
+        return -1;
     _cleanup_free_ char *text = json_dumps(m, JSON_INDENT(2));
     _cleanup_free_ char *metap = xasprintf("%s/meta.json", tmp);
     if (fs_write_atomic(metap, text, strlen(text), 0600, err) < 0)
         return -1;
     unlinkat(tdfd, "meta", 0);
-    size_t k;
-    json_t *x;
     json_array_foreach(p->bases, k, x) {
         _cleanup_free_ char *layer = xasprintf("%s/%s", tmp, json_string_value(json_object_get(x, "layer")));
         _cleanup_free_ char *base = xasprintf("%s/img.%s/%s", config_state_dir(c),
@@ -1239,7 +1258,7 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
             goto out;
         }
     }
-    if (strcmp(p.kind, "mapped") == 0 && finish_mapped(c, &p, tdfd, tmp, err) < 0)
+    if (strcmp(p.kind, "mapped") == 0 && finish_mapped(c, vm, &p, tdfd, tmp, err) < 0)
         goto out;
     if (sig_caught()) {
         qq_fail(err, QQ_EXIT_FAIL, "interrupted");

@@ -19,7 +19,8 @@
  * rebases the layer onto it (qemu-img rebase -u). A layer on any other
  * backing file is refused by export. Import rewrites the exporting host's
  * state dir and config dir (header: state_dir, config_dir) to its own in
- * meta.json's args and disks[].file. An internal qcow2 snapshot lives inside
+ * meta.json's args and disks[].file, and refuses a disk that the VM's cmd
+ * here does not name (a restore writes each layer back over its disk). An internal qcow2 snapshot lives inside
  * the VM's disks, which are not part of a snapshot: export refuses it
  * (QQ_EXIT_FAIL) saying so.
  *
