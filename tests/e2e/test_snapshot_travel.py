@@ -229,29 +229,25 @@ def test_stream_that_is_not_one_is_refused(tmp_path, qqmgr, tiny_vm_toml, golden
 
 # ------------------------------------------------------------------ through -H
 
-def pipe(left, right, timeout=300):
-    """left | right (argv lists); returns (left rc, right CompletedProcess-like)."""
-    a = subprocess.Popen(left, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                         env=right_env[0])
-    b = subprocess.run(right, stdin=a.stdout, capture_output=True, text=True, timeout=timeout, env=right_env[0])
+def pipe(left, right, env, timeout=300):
+    """left | right (argv lists): (left's status, left's stderr, right's CompletedProcess)."""
+    a = subprocess.Popen(left, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    b = subprocess.run(right, stdin=a.stdout, capture_output=True, text=True, timeout=timeout, env=env)
     a.stdout.close()
     a_err = a.stderr.read().decode()
     a.wait(timeout=60)
     return a.returncode, a_err, b
 
 
-right_env = [None]
-
-
 @pytest.mark.skipif(not os.path.exists(SSHD) or os.geteuid() != 0, reason="needs openssh-server and root")
 def test_export_pipes_into_an_import_through_ssh_both_ways(tmp_path, qqmgr, tiny_vm_toml, golden, sshd):  # noqa: F811
     here, _ = golden
-    right_env[0] = sshd.env()
+    env = sshd.env()
     there = golden.there(tmp_path, qqmgr, tiny_vm_toml, port="auto")
     # here → there: export to stdout, import on the host from its stdin
     arc, aerr, b = pipe([qqmgr, "-c", str(here.config), "snapshot", "export", "tiny", "golden", "-"],
                         [qqmgr, "-H", "qqhost", "-c", str(there.config), "snapshot", "import", "tiny", "-",
-                         "--as", "via-ssh"])
+                         "--as", "via-ssh"], env)
     assert arc == 0, aerr
     assert b.returncode == 0, b.stderr
     assert "imported snapshot via-ssh of tiny" in b.stdout
@@ -259,7 +255,7 @@ def test_export_pipes_into_an_import_through_ssh_both_ways(tmp_path, qqmgr, tiny
     assert snap_files(there, "via-ssh") == want
     # there → here: export on the host to its stdout, import here
     arc, aerr, b = pipe([qqmgr, "-H", "qqhost", "-c", str(there.config), "snapshot", "export", "tiny", "via-ssh", "-"],
-                        [qqmgr, "-c", str(here.config), "snapshot", "import", "tiny", "-", "--as", "back"])
+                        [qqmgr, "-c", str(here.config), "snapshot", "import", "tiny", "-", "--as", "back"], env)
     assert arc == 0, aerr
     assert b.returncode == 0, b.stderr
     try:
@@ -267,7 +263,7 @@ def test_export_pipes_into_an_import_through_ssh_both_ways(tmp_path, qqmgr, tiny
         # a refusal on the far side comes back as its one line and exit 1
         arc, aerr, b = pipe([qqmgr, "-c", str(here.config), "snapshot", "export", "tiny", "golden", "-"],
                             [qqmgr, "-H", "qqhost", "-c", str(there.config), "snapshot", "import", "tiny", "-",
-                             "--as", "via-ssh"])
+                             "--as", "via-ssh"], env)
         assert b.returncode == 1 and "has a snapshot 'via-ssh' already" in b.stderr, b.stderr
         assert arc == 1 and "the reader closed the stream" in aerr, aerr
     finally:
