@@ -652,6 +652,41 @@ out:
     return rc;
 }
 
+/* An anonymous file (O_TMPFILE) in the directory of path, else path.tmp-PID
+ * (*named set): a killed export leaves nothing, or that name. */
+static int open_out(const char *path, char **tmp, bool *named, qq_err *err)
+{
+    _cleanup_free_ char *copy = xstrdup(path);
+    char *slash = strrchr(copy, '/');
+    const char *dir = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
+    *tmp = xasprintf("%s.tmp-%ld", path, (long)getpid());
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    *named = fd < 0;
+    if (fd < 0)   /* a file system without O_TMPFILE */
+        fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", *named ? *tmp : dir, strerror(errno));
+    return fd;
+}
+
+/* The complete file fd gets its name: linked as tmp (unless it has it), renamed over path. */
+static int name_out(int fd, const char *tmp, bool named, const char *path, qq_err *err)
+{
+    if (!named) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        unlink(tmp);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
 int snapx_export(const config *c, const char *vm, const char *name, const char *path, snapx_result *r,
                  qq_err *err)
 {
@@ -660,13 +695,13 @@ int snapx_export(const config *c, const char *vm, const char *name, const char *
         return -1;
     snprintf(r->snapshot, sizeof r->snapshot, "%s", name);
     long long t0 = clock_ms();
-    bool to_stdout = !path || strcmp(path, "-") == 0;
-    _cleanup_free_ char *tmp = to_stdout ? NULL : xasprintf("%s.tmp-%ld", path, (long)getpid());
+    bool to_stdout = !path || strcmp(path, "-") == 0, named = false;
+    _cleanup_free_ char *tmp = NULL;
     out o = { .fd = 1, .shown = "stdout", .err = err };
     if (!to_stdout) {
-        o.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        o.fd = open_out(path, &tmp, &named, err);
         if (o.fd < 0)
-            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+            return -1;
         o.shown = path;
     }
     struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
@@ -676,15 +711,15 @@ int snapx_export(const config *c, const char *vm, const char *name, const char *
     int rc = export_to(c, vm, name, &o, r, err);
     if (!to_stdout) {
         if (rc == 0 && fsync(o.fd) < 0)
-            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
-        if (close(o.fd) < 0 && rc == 0)
-            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", tmp, strerror(errno));
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
         if (rc == 0 && sig_caught())
             rc = qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: %s was not written", vm, path);
-        if (rc == 0 && rename(tmp, path) < 0)
-            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
-        if (rc < 0)
+        if (rc == 0)
+            rc = name_out(o.fd, tmp, named, path, err);
+        else if (named)
             unlink(tmp);
+        if (close(o.fd) < 0 && rc == 0)
+            rc = qq_fail(err, QQ_EXIT_FAIL, "%s: %s", path, strerror(errno));
     }
     sig_release(&ss);
     sigaction(SIGPIPE, &old_pipe, NULL);

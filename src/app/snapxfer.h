@@ -74,7 +74,7 @@
  * and the snapshots dir is fsync'd.
  * SIGINT, SIGTERM and SIGHUP stop export and import between records
  * (blocking reads and writes return EINTR): import removes its temp dir,
- * export to a file removes its partial file (FILE.tmp-PID); QQ_EXIT_FAIL
+ * an export to a file leaves none (see snapx_export); QQ_EXIT_FAIL
  * "interrupted". A qqmgr killed with SIGKILL leaves its temp dir, which
  * leftover_sweep_imports() removes (called by every import, and by
  * leftover_repair: the next command on the VM). An imported snapshot is the
@@ -102,9 +102,12 @@ typedef struct snapx_result {
 } snapx_result;
 
 /* Write snapshot name of vm as a stream to path (NULL or "-": stdout, which
- * must not be a terminal — the caller checks). A file is written as
- * path.tmp-PID and renamed at the end. SIGPIPE is ignored while it runs: a
- * reader that stops is "the reader closed the stream". */
+ * must not be a terminal — the caller checks). A file is written as a file
+ * without a name (O_TMPFILE in path's directory; where the file system has
+ * none, path.tmp-PID), fsync'd and named path when complete (replacing
+ * one): an export killed even with SIGKILL leaves no partial file (only
+ * the fallback's). SIGPIPE is ignored while it runs: a reader that stops
+ * is "the reader closed the stream". */
 int snapx_export(const config *c, const char *vm, const char *name, const char *path, snapx_result *r,
                  qq_err *err);
 

@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -476,3 +477,41 @@ def test_a_disk_layer_travels_without_its_built_base_which_the_other_side_must_b
                    "cat /root/mark; echo 3 > /proc/sys/vm/drop_caches; head -c 9 /dev/vda", timeout=200)
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.split() == ["made-here", "DISK-DATA"], cp.stdout
+
+
+def test_export_to_a_file_killed_midway_leaves_no_file(tmp_path, golden):
+    import shutil
+    strace = shutil.which("strace")
+    if not strace:
+        pytest.skip("needs strace (to hold the export midway)")
+    here, _ = golden
+    out = tmp_path / "killed.qqsnap"
+    # every write of the export waits 50 ms: it is midway for seconds
+    proc = subprocess.Popen([strace, "-f", "-o", "/dev/null", "-e", "inject=write:delay_enter=50000",
+                             here.qqmgr, "-c", str(here.config), "snapshot", "export", "tiny", "golden", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        def exporter():
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            return int(kids[0]) if kids else None
+
+        def writing():
+            pid = exporter()
+            if not pid:
+                return False
+            fds = Path(f"/proc/{pid}/fd")
+            try:
+                return any(str(tmp_path) in os.readlink(fds / f) for f in os.listdir(fds))
+            except OSError:
+                return False
+        wait_until(writing, 60, what="the export to open its output")
+        wait_until(lambda: Path(f"/proc/{exporter()}/io").read_text().count("\n") and
+                   int(re.search(r"wchar: (\d+)", Path(f"/proc/{exporter()}/io").read_text()).group(1)) > 1 << 20,
+                   60, what="the export to write its first MiB")
+        os.kill(exporter(), signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("killed")] == []
