@@ -515,3 +515,28 @@ def test_export_to_a_file_killed_midway_leaves_no_file(tmp_path, golden):
             proc.kill()
             proc.wait()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("killed")] == []
+
+
+def test_any_flipped_byte_is_one_clear_refusal_and_installs_nothing(tmp_path, qqmgr, tiny_vm_toml, golden):
+    """Bytes flipped anywhere (magic, record types and lengths, header, data, digests,
+    the trailer) and bytes appended: exit 1, one line, nothing installed, never a crash."""
+    import random
+    _, stream = golden
+    there = golden.there(tmp_path, qqmgr, tiny_vm_toml)
+    data = stream.read_bytes()
+    hlen = int.from_bytes(data[9:17], "big")
+    first_file = 17 + hlen + 9 + 64          # the first F record
+    rng = random.Random(19)
+    spots = [0, 7, 8, 9, 16, 17 + hlen // 2, 17 + hlen, 17 + hlen + 9 + 3, first_file, first_file + 5,
+             first_file + 9 + 2, len(data) - 70, len(data) - 64, len(data) - 1]
+    spots += rng.sample(range(len(data)), 6)
+    for at in spots:
+        bad = bytearray(data)
+        bad[at] ^= 0x20
+        cp = import_bytes(there, bytes(bad))
+        err = cp.stderr.decode()
+        assert cp.returncode == 1, (at, err)
+        assert len(err.strip().splitlines()) == 1 and "Sanitizer" not in err, (at, err)
+    cp = import_bytes(there, data + b"x")
+    assert cp.returncode == 1 and "bytes after its last record" in cp.stderr.decode(), cp.stderr
+    assert names(there) == [] and leftovers(there) == []
