@@ -8,12 +8,14 @@ use; the guest is the tiny test guest under TCG (diskless: its snapshot is a sta
 file). Printed, medians of --runs:
 
   1. ready-to-run on the second host:
-       cold:      qqmgr -H HOST start t --wait                         (boot until ssh answers)
+       cold:      qqmgr -H HOST start t --rm --wait                     (boot until ssh answers)
        transfer:  qqmgr snapshot export t S - | qqmgr -H HOST snapshot import t - --force
-       restore:   qqmgr -H HOST start t --restore S --wait               (until ssh answers)
+       restore:   qqmgr -H HOST start t --restore S --rm --wait          (until ssh answers)
+     (throwaway runs, as jobs use them: `run VM --restore S --rm`)
      and the ratio cold / (transfer + restore) (goal >= 10x);
   2. the stream's size and throughput vs `cat STREAM | ssh HOST 'cat > FILE'` of the same
-     bytes (goal >= 0.8x).
+     bytes (goal >= 0.8x), and vs the same with `&& sync FILE` (the import fsyncs what it
+     installs: durable before it is renamed into place).
 
 With --debian, the guest is the Debian cloud-init guest (tests/guest/cloud-base.sh,
 customised by `img build` on each host: 768 MiB, 2 vCPUs; minutes under TCG); its snapshot
@@ -173,33 +175,38 @@ def main():
             snaps = here / ".qqmgr" / f"vm.{vm}" / "snapshots"
             data = sum(f.stat().st_size for f in (snaps / "golden").iterdir()) if kind == "mapped" else \
                 (snaps / "golden.state").stat().st_size
-            cold, xfer, restore, cat = [], [], [], []
+            cold, xfer, restore, cat, catsync = [], [], [], [], []
             qs = " ".join(map(str, hq))
             ts = " ".join(map(str, tq))
             for _ in range(a.runs):
-                cold.append(timed(tq + ["start", vm, "--wait", "--timeout", "900"]))
+                cold.append(timed(tq + ["start", vm, "--rm", "--wait", "--timeout", "900"]))
                 timed(tq + ["stop", vm, "--force"])
                 xfer.append(shell_pipe(f"{qs} snapshot export {vm} golden - | {ts} snapshot import {vm} - --force",
                                        env))
-                restore.append(timed(tq + ["start", vm, "--restore", "golden", "--wait", "--timeout", "900"]))
+                restore.append(timed(tq + ["start", vm, "--restore", "golden", "--rm", "--wait", "--timeout", "900"]))
                 timed(tq + ["stop", vm, "--force"])
                 cat.append(shell_pipe(f"cat {stream} | ssh -F {ssh_config} qqhost 'cat > {tmp}/copy'", env))
+                catsync.append(shell_pipe(f"cat {stream} | ssh -F {ssh_config} qqhost "
+                                          f"'cat > {tmp}/copy && sync {tmp}/copy'", env))
         finally:
             run(hq + ["stop", vm, "--force"])
             run(tq + ["stop", vm, "--force"])
             sshd.terminate()
             sshd.wait(timeout=10)
     med = statistics.median
-    c, x, r, k = med(cold), med(xfer), med(restore), med(cat)
+    c, x, r, k, ks = med(cold), med(xfer), med(restore), med(cat), med(catsync)
     mib = 1 << 20
     print(f"{what}, {ACCEL}; second host: loopback sshd; medians of {a.runs}")
     print(f"snapshot ({kind}): files {data / mib:.1f} MiB (apparent), stream {size / mib:.1f} MiB")
-    print(f"cold boot there until ssh:            {c:6.2f} s")
+    print(f"cold boot (--rm) there until ssh:     {c:6.2f} s")
     print(f"export | -H import:                   {x:6.2f} s  ({size / mib / x:.0f} MiB/s)")
-    print(f"start --restore there until ssh:      {r:6.2f} s")
-    print(f"ready-to-run there: {x + r:.2f} s vs boot {c:.2f} s: {c / (x + r):.1f}x faster (goal >= 10x)")
+    print(f"start --restore --rm there until ssh: {r:6.2f} s")
+    print(f"ready-to-run there: {x + r:.2f} s vs boot {c:.2f} s: {c / (x + r):.1f}x faster (goal >= 10x); "
+          f"the snapshot there (transfer alone) {c / x:.1f}x")
     print(f"cat STREAM | ssh cat > FILE:          {k:6.2f} s  ({size / mib / k:.0f} MiB/s); "
           f"export|import throughput {k / x:.2f}x of it (goal >= 0.8x)")
+    print(f"... && sync FILE (durable, as import): {ks:6.2f} s  ({size / mib / ks:.0f} MiB/s); "
+          f"export|import {ks / x:.2f}x of it")
 
 
 if __name__ == "__main__":
