@@ -72,6 +72,7 @@ typedef struct vm_spec {
     json_t *vars;          /* owned: the VM's vars, resolved (as .vm sees them; `symbols` for gdb --guest) */
     vm_share *shares;      /* [vm.NAME.share.TAG] in file order */
     size_t nshares;
+    bool mapped_ram;       /* [vm.NAME] mapped_ram (default true): RAM in a tmpfs file, mapped snapshots (mapped.h) */
 } vm_spec;
 
 /* A file an image build downloads: base_img, or one of sources. */

@@ -546,6 +546,7 @@ int config_vm(const config *c, const char *instance, int auto_port, vm_spec *out
         rc = -1;
     if (rc == 0)
         resolve_shares(c, vm, out);
+    out->mapped_ram = cfg_bool(vm, &cfg_vm, VM_MAPPED_RAM, true);
 
     size_t n = json_object_size(used), j = 0;
     out->images = calloc(n + 1, sizeof *out->images);

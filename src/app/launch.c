@@ -26,6 +26,7 @@
 #include "guestgdb.h"
 #include "layout.h"
 #include "leftover.h"
+#include "mapped.h"
 #include "vnet.h"
 
 void launch_escape(sbuf *b, const char *s)
@@ -108,6 +109,9 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " LAUNCH_SERIAL_CHARDEV " and " LAUNCH_EVENTS_CHARDEV
                            " are qqmgr's",
                            arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
+        if (strcmp(opt, "object") == 0 && i + 1 < s->nargs && has_option(s->args[i + 1], "id", MAPPED_RAM_ID))
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " MAPPED_RAM_ID " is qqmgr's (the guest's RAM "
+                           "backend)", arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
         if ((strcmp(opt, "fsdev") == 0 || strcmp(opt, "virtfs") == 0 || strcmp(opt, "device") == 0) &&
             i + 1 < s->nargs && strstr(s->args[i + 1], "id=" LAUNCH_SHARE_ID))
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': ids starting " LAUNCH_SHARE_ID " are qqmgr's (its "
@@ -184,6 +188,22 @@ int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *er
     strv_push(&v, &n, xstrdup(s->qemu_bin));
     for (size_t i = 0; i < s->nargs; i++)
         strv_push(&v, &n, replaced(s->args[i], o->replace));
+    if (o->ram.file && !o->ram.plain) {
+        unsigned long long bytes = 0;
+        char why[256];
+        if (mapped_ram_check(s, false, &bytes, why, sizeof why) == 0) {
+            strv_free(v);
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: its RAM cannot be a file (%s)", s->name, why);
+        }
+        strv_push(&v, &n, xstrdup("-object"));
+        sbuf rb = SBUF_INIT;
+        sbuf_addf(&rb, "memory-backend-file,id=" MAPPED_RAM_ID ",size=%llu,mem-path=", bytes);
+        launch_escape(&rb, o->ram.file);
+        sbuf_adds(&rb, o->ram.private_map ? ",share=off" : ",share=on");
+        strv_push(&v, &n, sbuf_steal(&rb));
+        strv_push(&v, &n, xstrdup("-machine"));
+        strv_push(&v, &n, xstrdup("memory-backend=" MAPPED_RAM_ID));
+    }
     /* what start made (without it, the name it would make) */
     _cleanup_free_ char *sd = layout_socket_dir(s->state_dir, false, NULL);
     _cleanup_free_ char *pid = layout_path(s->state_dir, LAYOUT_PID);
@@ -314,7 +334,7 @@ static int choose_port(const config *cfg, const char *name, const int *avoid, si
 /* Prepare the state dir for a QEMU about to run with the argv of VM name:
  * port chosen and recorded, stale runtime files gone, short socket dir made. */
 static int prepare_run(const config *cfg, const char *name, const int *avoid, size_t navoid,
-                       const launch_opts *ro, vm_spec *spec, char ***argv, qq_err *err)
+                       const launch_opts *ro, vm_spec *spec, char ***argv, char **auto_ram, qq_err *err)
 {
     int port = choose_port(cfg, name, avoid, navoid, err);
     if (port < 0)
@@ -325,7 +345,16 @@ static int prepare_run(const config *cfg, const char *name, const int *avoid, si
     _cleanup_free_ char *sd = layout_socket_dir(spec->state_dir, true, err);
     if (!sd)
         return -1;
-    if (launch_argv(spec, ro, argv, err) < 0)
+    launch_opts o = *ro;
+    unsigned long long bytes;
+    char why[256];
+    if (!o.ram.file && !o.ram.plain && auto_ram && mapped_ram_check(spec, true, &bytes, why, sizeof why) == 1) {
+        /* the guest's RAM in a fresh tmpfs file (mapped.h); unlinked once QMP answers */
+        mapped_ram_sweep();
+        *auto_ram = mapped_ram_new_path(NULL);
+        o.ram.file = *auto_ram;
+    }
+    if (launch_argv(spec, &o, argv, err) < 0)
         return -1;
     if (layout_write_port(spec->state_dir, port, err) < 0)
         return -1;
@@ -451,6 +480,13 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
                         const int *avoid, size_t navoid, const launch_opts *ro, launch_result *r, bool *port_taken,
                         qq_err *err);
 
+static void unlink_freep(char **p)
+{
+    if (*p)
+        unlink(*p);
+    free(*p);
+}
+
 static int start_once(const config *cfg, const char *name, long long t0, long long deadline, int timeout_s,
                       const int *avoid,
                       size_t navoid, const launch_opts *ro, launch_result *r, bool *port_taken, qq_err *err)
@@ -523,7 +559,9 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
     prev_save(dir, &prev);
     vm_spec spec = { 0 };
     char **argv = NULL;
-    if (prepare_run(cfg, name, avoid, navoid, ro, &spec, &argv, err) < 0) {
+    /* QEMU has the RAM file open once QMP answers (or never will): the name goes */
+    __attribute__((cleanup(unlink_freep))) char *auto_ram = NULL;
+    if (prepare_run(cfg, name, avoid, navoid, ro, &spec, &argv, &auto_ram, err) < 0) {
         launch_argv_free(argv);
         vm_spec_free(&spec);
         return -1;
@@ -610,6 +648,7 @@ static int start_locked(const config *cfg, const char *name, const char *dir, lo
                     json_decref(res);
                     pid_t qemu = layout_pid_holder(dir);   /* under --wrap, pid is the wrapper's */
                     r->pid = qemu > 0 ? qemu : pid;
+                    r->mapped_ram = auto_ram || (ro->ram.file && !ro->ram.private_map && !ro->ram.plain);
                     r->seconds = (double)(clock_ms() - t0) / 1000.0;
                     return 0;
                 }
@@ -666,7 +705,9 @@ int launch_start(const config *cfg, const char *name, const launch_opts *o, laun
 int launch_prepare(const config *cfg, const char *name, const launch_opts *o, char ***argv, qq_err *err)
 {
     vm_spec spec = { 0 };
-    int rc = prepare_run(cfg, name, NULL, 0, o, &spec, argv, err);
+    /* QEMU runs under gdb, not under qqmgr: its own RAM (no tmpfs file to unlink) */
+    launch_opts lo = o ? *o : (launch_opts){ 0 };
+    int rc = prepare_run(cfg, name, NULL, 0, &lo, &spec, argv, NULL, err);
     vm_spec_free(&spec);
     int netlock = rc < 0 ? -2 : vnet_up(config_state_dir(cfg), *argv, err);
     if (netlock == -1)

@@ -8,6 +8,12 @@
  *   qemu_bin
  *   the user's args    vm.NAME.cmd, each with launch_opts.replace applied
  *                      (FROM → TO inside the word: per-run disk copies)
+ *   -object memory-backend-file,id=qq-ram,size=BYTES,mem-path=FILE,share=on|off
+ *   -machine memory-backend=qq-ram
+ *                      launch_opts.ram: the guest's RAM in a file (mapped.h);
+ *                      launch_start picks a fresh tmpfs file itself when
+ *                      ram.file is NULL, the VM allows it and ram.plain is
+ *                      not set, and unlinks it once QMP answered
  *   -pidfile STATE/pid QEMU holds a write lock on it: liveness (layout.h)
  *   -qmp unix:SOCK/qmp.socket,server=on,wait=off          stop, status, qmp
  *   -monitor unix:SOCK/monitor.socket,server=on,wait=off  `monitor`
@@ -90,6 +96,15 @@
 /* The fsdev id of share TAG is this prefix + TAG. */
 #define LAUNCH_SHARE_ID "qq-share-"
 
+/* Where the guest's RAM is (mapped.h). Zero: launch_start decides (a fresh
+ * tmpfs file when mapped_ram_check allows; launch_argv alone injects
+ * nothing then). */
+typedef struct launch_ram {
+    const char *file;          /* mem-path; NULL: automatic */
+    bool private_map;          /* share=off (MAP_PRIVATE): a throwaway copy of a snapshot's RAM */
+    bool plain;                /* no memory backend of qqmgr's: QEMU's own RAM */
+} launch_ram;
+
 /* How one launch differs from the config's plain start. All fields may be
  * zero/NULL. */
 typedef struct launch_opts {
@@ -101,10 +116,12 @@ typedef struct launch_opts {
     bool lock_held;            /* the caller holds the lock of the run's state dir (copies_claim, copies.h):
                                 * launch_start takes none */
     bool die_with_qqmgr;       /* QEMU is killed when this process dies (run --rm: nothing outlives it) */
+    launch_ram ram;            /* the guest's RAM (above) */
 } launch_opts;
 
 typedef struct launch_result {
     bool already_running;
+    bool mapped_ram;       /* the QEMU started has its RAM in a tmpfs file (share=on): saves are mapped */
     pid_t pid;             /* QEMU's (under a wrapper too: the pid-file lock's holder) */
     int ssh_port;          /* host port in use, 0 when the VM has none */
     char state[32];        /* QMP run state after start */

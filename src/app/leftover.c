@@ -151,12 +151,17 @@ static int repair_save(qmp *q, bool was_running, qq_err *err)
             usleep(20 * 1000);
         }
     }
+    /* a mapped save's capability (mapped.h) must not outlive it: a later
+     * savevm would leave the RAM out */
+    _cleanup_json_ json_t *caps = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared",
+                                            "state", false);
+    json_decref(qmp_execute(q, "migrate-set-capabilities", caps, 5000, NULL));
     return leftover_resume(q, was_running, err);
 }
 
 /* A restore's leftovers: the incoming state loaded, the guest running as
  * the restore would have left it. */
-static int repair_restore(qmp *q, bool run, qq_err *err)
+static int repair_restore(qmp *q, const char *dir, bool run, bool *stopped, qq_err *err)
 {
     for (long long end = clock_ms() + LOAD_WAIT_MS;;) {
         _cleanup_json_ json_t *st = NULL;
@@ -166,6 +171,21 @@ static int repair_restore(qmp *q, bool run, qq_err *err)
         if (!is(s, "inmigrate")) {
             if (run && is(s, "paused"))
                 return qmp_do(q, "cont", err);
+            return 0;
+        }
+        /* -incoming defer whose migrate-incoming never came (a mapped
+         * restore killed before it): the state will never load, the start
+         * did not happen */
+        _cleanup_json_ json_t *m = qmp_execute(q, "query-migrate", NULL, 5000, NULL);
+        const char *ms = json_string_value(json_object_get(m, "status"));
+        if (m && (!ms || is(ms, "none"))) {
+            pid_t pid = layout_pid_holder(dir);
+            if (pid > 0)
+                kill(pid, SIGKILL);
+            for (long long gone = clock_ms() + 5000; layout_pid_holder(dir) > 0 && clock_ms() < gone;)
+                usleep(10 * 1000);
+            layout_remove_runtime(dir);
+            *stopped = true;
             return 0;
         }
         if (clock_ms() > end)
@@ -192,23 +212,25 @@ int leftover_repair(const char *dir, char **what, qq_err *err)
     const char *name = json_string_value(json_object_get(r, "snapshot")) ?: "?";
     const char *tmp = json_string_value(json_object_get(r, "tmp"));
     bool was_running = json_is_true(json_object_get(r, "was_running"));
+    bool stopped = false;
     int rc = 0;
     if (layout_pid_holder(dir) > 0) {
         _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
         qmp *q = qmp_open(sock, 5000, err);
         if (!q)
             return -1;
-        rc = is(op, "save") ? repair_save(q, was_running, err) : repair_restore(q, was_running, err);
+        rc = is(op, "save") ? repair_save(q, was_running, err) : repair_restore(q, dir, was_running, &stopped, err);
         qmp_close(q);
     }
     if (rc < 0)
         return -1;
-    if (tmp)
-        unlink(tmp);
+    if (tmp && unlink(tmp) < 0 && errno == EISDIR)
+        tree_remove_at(AT_FDCWD, tmp, tmp, NULL);   /* a mapped save's temp dir */
     unlink(p);
     if (what)
         *what = xasprintf("repaired what an interrupted %s of snapshot '%s' left: the guest is %s%s", op, name,
-                          was_running ? "running" : "paused", tmp ? ", the partial state file removed" : "");
+                          stopped ? "stopped (its state never loaded)" : was_running ? "running" : "paused",
+                          tmp ? ", the partial snapshot removed" : "");
     return 1;
 }
 

@@ -8,11 +8,13 @@
  * that looks at the VM (start, stop, status, ssh, snapshot …, run) calls
  * leftover_repair(), which, when the recorded pid is gone:
  *  - save: cancels a migration still under way, removes the partial state
- *    file (the .tmp), and returns the guest to what it was before the save
- *    (running, or paused) — QEMU leaves it in `postmigrate`, where ssh hangs
- *    and every later save fails;
+ *    file (the .tmp; a mapped save's temp dir, mapped.h), and returns the
+ *    guest to what it was before the save (running, or paused) — QEMU
+ *    leaves it in `postmigrate`, where ssh hangs and every later save fails;
  *  - restore: waits for the incoming state to finish loading (bounded) and
- *    lets the guest run, as the restore would have;
+ *    lets the guest run, as the restore would have; a QEMU waiting with
+ *    -incoming defer for a state nobody asked for (a mapped restore killed
+ *    before migrate-incoming) is killed: the VM is stopped, as before;
  * then removes the record. A VM found in `postmigrate` or `inmigrate`
  * without a record (another tool, an older qqmgr) is not touched: its
  * message names the fix (leftover_explain).

@@ -28,6 +28,7 @@
 #include "copies.h"
 #include "layout.h"
 #include "leftover.h"
+#include "mapped.h"
 #include "running.h"
 #include "snapshot_owner.h"
 #include "snapxfer.h"
@@ -88,8 +89,7 @@ static const char *last_line(char *text)
     return s;
 }
 
-/* qemu-img ARGS; its stdout in *out (caller frees) or -1 with its last words. */
-static int qemu_img(const config *c, char *const *args, char **out, qq_err *err)
+int snap_qemu_img(const config *c, char *const *args, char **out, qq_err *err)
 {
     char **argv = NULL;
     size_t n = 0;
@@ -139,15 +139,16 @@ static int hmp_quiet(qmp *q, const char *vm, const char *line, int timeout_ms, q
 
 /* ------------------------------------------------------------ entries */
 
-static json_t *entry(const char *name, double date, json_int_t size, json_t *clock)
+static json_t *entry(const char *name, double date, json_int_t size, json_t *clock, const char *kind,
+                     json_int_t usage)
 {
     char iso[64] = "";
     time_t t = (time_t)date;
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_pack("{s:s, s:s, s:I, s:o}", "name", name, "date", iso, "vm_state_size", size, "vm_clock",
-                     clock ? clock : json_null());
+    return json_pack("{s:s, s:s, s:I, s:o, s:s, s:I}", "name", name, "date", iso, "vm_state_size", size, "vm_clock",
+                     clock ? clock : json_null(), "kind", kind, "size", usage);
 }
 
 /* One QEMU snapshot info ({"name", "date-sec", "vm-clock-sec", ...}) as our entry. */
@@ -155,9 +156,11 @@ static json_t *entry_of_qemu(json_t *s)
 {
     double clock = (double)json_integer_value(json_object_get(s, "vm-clock-sec")) +
                    (double)json_integer_value(json_object_get(s, "vm-clock-nsec")) / 1e9;
+    /* what the snapshot keeps of the disks is not counted: the VM state only */
     return entry(json_string_value(json_object_get(s, "name")) ?: "",
                  (double)json_integer_value(json_object_get(s, "date-sec")),
-                 json_integer_value(json_object_get(s, "vm-state-size")), json_real((double)(long long)(clock * 1000) / 1000));
+                 json_integer_value(json_object_get(s, "vm-state-size")), json_real((double)(long long)(clock * 1000) / 1000),
+                 "qcow2", json_integer_value(json_object_get(s, "vm-state-size")));
 }
 
 /* The snapshots every one of the disks holds (lists: arrays of QEMU
@@ -222,7 +225,8 @@ static void add_state_files(json_t *out, const char *dir)
             continue;
         json_t *date = json_object_get(m, "date");
         json_array_append_new(out, entry(name, date ? json_number_value(date) : (double)st.st_mtime,
-                                         (json_int_t)st.st_size, json_incref(json_object_get(m, "vm_clock"))));
+                                         (json_int_t)st.st_size, json_incref(json_object_get(m, "vm_clock")),
+                                         "state-file", (json_int_t)st.st_blocks * 512));
     }
     closedir(d);
 }
@@ -331,7 +335,7 @@ static json_t *image_snapshots(const config *c, const char *path)
     char *args[] = { "info", "-U", "--output=json", (char *)path, NULL };
     _cleanup_free_ char *out = NULL;
     qq_err e = { 0 };
-    if (access(path, F_OK) != 0 || qemu_img(c, args, &out, &e) < 0)
+    if (access(path, F_OK) != 0 || snap_qemu_img(c, args, &out, &e) < 0)
         return NULL;
     _cleanup_json_ json_t *j = json_loads(out, 0, NULL);
     json_t *s = json_object_get(j, "snapshots");
@@ -508,6 +512,7 @@ static json_t *list_in(const config *c, const char *vm, const char *dir, qmp *q,
     if (json_array_size(d.lists) > 0)
         add_common(out, d.lists);
     add_state_files(out, dir);
+    mapped_list_add(out, dir);
     disks_free(&d);
     sort_by_date(out);
     return out;
@@ -753,7 +758,12 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     _cleanup_json_ json_t *status = NULL;
     if (running_disks(c, q, &d, err) < 0)
         goto out;
-    if (json_array_size(d.other) > 0) {
+    unsigned long long ram_bytes = 0;
+    _cleanup_free_ char *ram = mapped_run_ram(dir, st.pid, &ram_bytes);
+    bool mapped = ram != NULL;
+    if (!mapped)
+        mapped_why_not(c, vm, r->note, sizeof r->note);
+    if (!mapped && json_array_size(d.other) > 0) {
         json_t *o = json_array_get(d.other, 0);
         qq_fail(err, QQ_EXIT_FAIL,
                 "%s: drive '%s' (%s) is a writable %s disk, which cannot hold snapshots: every writable disk must "
@@ -767,9 +777,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
         goto out;
     if (!(list = list_in(c, vm, dir, q, err)))
         goto out;
-    bool qcow2 = json_array_size(d.qcow2) > 0;
-    if (has_snapshot(list, name) && qcow2 && check_unambiguous(c, vm, &d, name, err) < 0)
-        goto out;
+    bool qcow2 = !mapped && json_array_size(d.qcow2) > 0;
     if (!has_snapshot(list, name) && qcow2) {
         /* savevm replaces a snapshot of that name: never another VM's */
         disks mine = { json_incref(d.qcow2), json_array(), json_deep_copy(d.lists) };
@@ -794,12 +802,16 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
             qq_fail(err, QQ_EXIT_FAIL, "%s already has a snapshot '%s' (--force replaces it)", vm, name);
             goto out;
         }
-        if (is_state_file(dir, name)) {
+        if (mapped_is(dir, name)) {
+            /* a mapped save replaces it in one step; another kind makes its own first */
+            if (!mapped && mapped_delete(dir, name, err) < 0)
+                goto out;
+        } else if (is_state_file(dir, name)) {
             if (remove_state_file(dir, name, err) < 0)
                 goto out;
         } else {
             _cleanup_free_ char *line = xasprintf("delvm %s", name);
-            if (hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err) < 0)
+            if (check_unambiguous(c, vm, &d, name, err) < 0 || hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err) < 0)
                 goto out;
         }
         r->replaced = true;
@@ -813,7 +825,22 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     sig_scope ss;
     sig_catch(&ss);
     long long t0 = clock_ms();
-    if (qcow2) {
+    if (mapped) {
+        r->kind = "mapped";
+        /* every writable disk becomes a layer of the snapshot, whatever its format */
+        _cleanup_json_ json_t *all = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(d.qcow2, i, x)
+            json_array_append_new(all, json_pack("{s:O, s:O, s:s}", "file", json_object_get(x, "file"), "path",
+                                                 json_object_get(x, "path"), "format", "qcow2"));
+        json_array_foreach(d.other, i, x) {
+            _cleanup_free_ char *abs = absolute(c, json_string_value(json_object_get(x, "file")) ?: "");
+            json_array_append_new(all, json_pack("{s:O, s:s, s:O}", "file", json_object_get(x, "file"), "path", abs,
+                                                 "format", json_object_get(x, "format")));
+        }
+        rc = mapped_save(c, vm, dir, q, st.pid, name, all, was_running, err);
+    } else if (qcow2) {
         r->kind = "qcow2";
         /* savevm runs to its end in QEMU whatever happens to us; an interrupt
          * is honoured after it, by deleting what it made */
@@ -901,7 +928,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         unknown_snapshot(vm, name, list, err);
         goto out;
     }
-    if (!is_state_file(dir, name)) {
+    if (!is_state_file(dir, name) && !mapped_is(dir, name)) {
         disks rd;
         if (running_disks(c, q, &rd, err) < 0)
             goto out;
@@ -914,7 +941,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         ssh_close_master(dir, 2000);   /* its connection died with the old guest state */
         goto out;
     }
-    /* a state file loads only into a fresh QEMU: restart from it */
+    /* a state file (or a mapped snapshot) loads only into a fresh QEMU: restart from it */
     qmp_close(q);
     q = NULL;
     close(lock);
@@ -986,6 +1013,10 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
         not_own(c, vm, name, list, &d, err);
         goto out;
     }
+    if (mapped_is(dir, name)) {
+        rc = mapped_delete(dir, name, err);
+        goto out;
+    }
     if (is_state_file(dir, name)) {
         rc = remove_state_file(dir, name, err);
         goto out;
@@ -1004,7 +1035,7 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
         json_array_foreach(d.qcow2, i, x) {
             char *args[] = { "snapshot", "-d", (char *)name,
                              (char *)json_string_value(json_object_get(x, "path")), NULL };
-            if (qemu_img(c, args, NULL, err) < 0) {
+            if (snap_qemu_img(c, args, NULL, err) < 0) {
                 rc = -1;
                 break;
             }
@@ -1125,7 +1156,8 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     const char *inst = cl.name, *rdir = cl.dir;
     char **extra = NULL, **replace = NULL, **copies = NULL;
     size_t ne = 0, nr = 0, nc = 0;
-    bool state_file = false, loadvm = false, started = false;
+    bool state_file = false, loadvm = false, started = false, mapped = false;
+    mapped_start ms = { 0 };
     int rc = -1;
     launch_opts lo = o->launch;
     lo.lock_held = cl.lock >= 0;
@@ -1143,8 +1175,20 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
         json_decref(list);
         if (!have)
             goto out;
-        state_file = is_state_file(vdir, o->restore);
-        if (state_file) {
+        mapped = mapped_is(vdir, o->restore);
+        state_file = !mapped && is_state_file(vdir, o->restore);
+        if (mapped) {
+            if (mapped_prepare_start(c, vm, vdir, rdir, o->restore, o->rm, &ms, err) < 0) {
+                if (sig_caught())
+                    qq_fail(err, QQ_EXIT_FAIL, "%s: interrupted: the VM is not started", inst);
+                goto out;
+            }
+            for (char **e = ms.extra; *e; e++)
+                strv_push(&extra, &ne, xstrdup(*e));
+            for (char **p = ms.replace; p && *p; p++)
+                strv_push(&replace, &nr, xstrdup(*p));
+            lo.ram = ms.ram;
+        } else if (state_file) {
             _cleanup_free_ char *p = snap_path(vdir, o->restore, ".state");
             sbuf uri = SBUF_INIT;
             sbuf_adds(&uri, "exec:cat '");
@@ -1187,13 +1231,13 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
             strv_push(&replace, &nr, xstrdup(copy));
         }
         disks_free(&d);
-    } else if (o->rm) {
+    } else if (o->rm && !mapped) {
         strv_push(&extra, &ne, xstrdup("-snapshot"));
     }
     lo.extra = extra;
     lo.replace = replace;
     fs_remove(marker, NULL);
-    if (state_file && leftover_begin(rdir, "restore", o->restore, !lo.paused, NULL, err) < 0)
+    if ((state_file || mapped) && leftover_begin(rdir, "restore", o->restore, !lo.paused, NULL, err) < 0)
         goto out;
     if (launch_start(c, inst, &lo, r, err) < 0) {
         if (o->restore && !sig_caught()) {   /* interrupted: launch_start said so */
@@ -1222,7 +1266,19 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     }
     if (o->restore)
         layout_write(rdir, LAYOUT_RESTORED, o->restore, NULL);
-    if (state_file) {
+    if (mapped) {
+        _cleanup_free_ char *sock = layout_path(rdir, LAYOUT_QMP);
+        qq_err e = { 0 };
+        if (mapped_incoming(sock, vdir, o->restore, &e) < 0) {
+            _cleanup_free_ char *why = qemu_words(rdir);
+            vm_stop_result sr;
+            vm_stop(c, inst, 5, true, &sr, NULL);
+            ssh_close_master(rdir, 2000);
+            qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot '%s' did not load: %s (%s)", inst, o->restore, e.msg, why);
+            goto out;
+        }
+    }
+    if (state_file || mapped) {
         qq_err e = { 0 };
         if (wait_incoming(rdir, r->pid, deadline, &e) < 0) {
             if (sig_caught()) {
@@ -1242,8 +1298,9 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     rc = 0;
 out:
     /* (a copy stopped after its start went, its record with it: its N may be another run's now) */
-    if (state_file && (rc == 0 || !started || !cl.copy))
+    if ((state_file || mapped) && (rc == 0 || !started || !cl.copy))
         leftover_end(rdir);
+    mapped_start_free(&ms);   /* QEMU holds its files open (or never will): their names go */
     /* QEMU holds the copies open (or never will): their names can go now */
     for (char **p = copies; p && *p; p++)
         unlink(*p);

@@ -54,7 +54,8 @@ int snap_check_name(const char *name, qq_err *err);
 json_t *snap_list(const config *c, const char *vm, qq_err *err);
 
 typedef struct snap_save_result {
-    const char *kind;        /* "qcow2" (internal snapshots) or "state-file" */
+    const char *kind;        /* "mapped" (mapped.h), "qcow2" (internal snapshots) or "state-file" */
+    char note[320];          /* not mapped: why (mapped_why_not), else "" */
     double seconds;          /* how long the save took */
     bool replaced;           /* an older snapshot of that name was replaced (force) */
 } snap_save_result;
@@ -81,6 +82,10 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
  * or nobody's on record): a new array of {name, disk, owner} (owner: "VM t"
  * or why nobody's). NULL with err on failure. */
 json_t *snap_foreign(const config *c, const char *vm, qq_err *err);
+
+/* qemu-img ARGS ([qemu] img); its stdout in *out (caller frees; out may be
+ * NULL), or -1 with its last words (QQ_EXIT_FAIL). */
+int snap_qemu_img(const config *c, char *const *args, char **out, qq_err *err);
 
 /* The snapshot names a disk image holds (for `img build`, `img rm`), joined
  * as "a, b" (caller frees); NULL when none or the file is not qcow2. */

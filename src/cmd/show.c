@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "../app/launch.h"
+#include "../app/mapped.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
 #include "cmd.h"
@@ -45,6 +46,14 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     vm_spec s;
     if (config_vm(c, name, port, &s, &err) < 0)
         return qq_report(&err);
+    /* the RAM as start gives it: a tmpfs file (PID.N: its name is fresh at every start) */
+    unsigned long long bytes;
+    char why[320] = "";
+    _cleanup_free_ char *ram = NULL;
+    if (mapped_ram_check(&s, true, &bytes, why, sizeof why) == 1 && (ram = mapped_ram_shown_path()))
+        ro.ram.file = ram;
+    else if (!why[0])
+        snprintf(why, sizeof why, "no private tmpfs dir for its RAM");
     char **full = NULL;
     if (launch_argv(&s, &ro, &full, &err) < 0) {
         vm_spec_free(&s);
@@ -58,8 +67,9 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         json_t *imgs = json_array();
         for (char **p = s.images; *p; p++)
             json_array_append_new(imgs, json_string(*p));
-        qq_print_json(json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "name", s.name, "qemu", s.qemu_bin, "argv", av,
-                                "state_dir", s.state_dir, "files", files, "images", imgs));
+        qq_print_json(json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "name", s.name, "qemu", s.qemu_bin, "argv", av,
+                                "state_dir", s.state_dir, "files", files, "images", imgs, "not_mapped",
+                                ram ? json_null() : json_string(why)));
     } else {
         _cleanup_sbuf_ sbuf line = SBUF_INIT;
         for (char **p = full; *p; p++) {
@@ -70,6 +80,9 @@ static int run(qq_ctx *ctx, int argc, char **argv)
         printf("%s\n", sbuf_str(&line));
         if (s.ssh_port == SSH_PORT_AUTO && port == 0)
             fprintf(stderr, "qqmgr: note: %s's ssh port is chosen at start (shown as 0)\n", name);
+        if (!ram)
+            fprintf(stderr, "qqmgr: note: %s's snapshots are not mapped (a restore reads all its RAM): %s\n", name,
+                    why);
     }
     free_argv(full);
     vm_spec_free(&s);
@@ -80,5 +93,5 @@ const qq_command qq_cmd_show = {
     .name = "show", .needs_config = true, .handler = run, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "print the exact QEMU command line start would run",
     QQ_OPTIONS(show_opts, options, NULL),
-    .json = "{name, qemu, argv, state_dir, files, images}",
+    .json = "{name, qemu, argv, state_dir, files, images, not_mapped}",
 };

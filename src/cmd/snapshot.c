@@ -28,9 +28,13 @@ static int save(qq_ctx *ctx, int argc, char **argv)
     snap_save_result r;
     if (snap_save(c, vm, name, o->force, &r, &err) < 0)
         return qq_report(&err);
+    if (r.note[0] && !ctx->json)
+        fprintf(stderr, "qqmgr: note: %s: a %s snapshot, not a mapped one (a restore then reads all its RAM): %s\n",
+                vm, r.kind, r.note);
     if (ctx->json)
-        qq_print_json(json_pack("{s:s, s:s, s:s, s:b, s:I}", "name", vm, "snapshot", name, "kind", r.kind,
-                                "replaced", r.replaced, "elapsed_ms", (json_int_t)(r.seconds * 1000)));
+        qq_print_json(json_pack("{s:s, s:s, s:s, s:b, s:I, s:o}", "name", vm, "snapshot", name, "kind", r.kind,
+                                "replaced", r.replaced, "elapsed_ms", (json_int_t)(r.seconds * 1000), "not_mapped",
+                                r.note[0] ? json_string(r.note) : json_null()));
     else
         printf("saved snapshot %s of %s in %.2f s%s\n", name, vm, r.seconds, r.replaced ? " (replaced the older one)" : "");
     return 0;
@@ -100,26 +104,29 @@ static int list(qq_ctx *ctx, int argc, char **argv)
     /* columns as wide as their widest cell: names are up to 64 characters */
     size_t n = json_array_size(l);
     char (*size)[32] = xcalloc(n, sizeof *size), (*clock)[32] = xcalloc(n, sizeof *clock);
-    int w[4] = { (int)strlen("NAME"), (int)strlen("DATE"), (int)strlen("SIZE"), (int)strlen("VM CLOCK") };
+    int w[5] = { (int)strlen("NAME"), (int)strlen("DATE"), (int)strlen("KIND"), (int)strlen("SIZE"),
+                 (int)strlen("VM CLOCK") };
     size_t i;
     json_t *s;
     json_array_foreach(l, i, s) {
-        human_size(size[i], sizeof size[i], (double)json_integer_value(json_object_get(s, "vm_state_size")));
+        human_size(size[i], sizeof size[i], (double)json_integer_value(json_object_get(s, "size")));
         json_t *vc = json_object_get(s, "vm_clock");
         if (json_is_number(vc))
             snprintf(clock[i], sizeof clock[i], "%.3f s", json_number_value(vc));
         else
             snprintf(clock[i], sizeof clock[i], "-");
-        int cw[4] = { (int)strlen(json_string_value(json_object_get(s, "name"))),
-                      (int)strlen(json_string_value(json_object_get(s, "date"))), (int)strlen(size[i]),
+        int cw[5] = { (int)strlen(json_string_value(json_object_get(s, "name"))),
+                      (int)strlen(json_string_value(json_object_get(s, "date"))),
+                      (int)strlen(json_string_value(json_object_get(s, "kind"))), (int)strlen(size[i]),
                       (int)strlen(clock[i]) };
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             w[k] = cw[k] > w[k] ? cw[k] : w[k];
     }
-    printf("%-*s  %-*s  %*s  %*s\n", w[0], "NAME", w[1], "DATE", w[2], "SIZE", w[3], "VM CLOCK");
+    printf("%-*s  %-*s  %-*s  %*s  %*s\n", w[0], "NAME", w[1], "DATE", w[2], "KIND", w[3], "SIZE", w[4], "VM CLOCK");
     json_array_foreach(l, i, s)
-        printf("%-*s  %-*s  %*s  %*s\n", w[0], json_string_value(json_object_get(s, "name")), w[1],
-               json_string_value(json_object_get(s, "date")), w[2], size[i], w[3], clock[i]);
+        printf("%-*s  %-*s  %-*s  %*s  %*s\n", w[0], json_string_value(json_object_get(s, "name")), w[1],
+               json_string_value(json_object_get(s, "date")), w[2], json_string_value(json_object_get(s, "kind")),
+               w[3], size[i], w[4], clock[i]);
     free(size);
     free(clock);
     json_decref(l);
@@ -130,7 +137,7 @@ const qq_command qq_cmd_snapshot_save = {
     .name = "snapshot save", .needs_config = true, .handler = save, .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
     .summary = "save the running VM's RAM, devices and disks as SNAPSHOT",
     QQ_OPTIONS(save_opts, save_options, NULL),
-    .json = "{name, snapshot, kind, replaced, elapsed_ms}",
+    .json = "{name, snapshot, kind, replaced, elapsed_ms, not_mapped}",
 };
 const qq_command qq_cmd_snapshot_restore = {
     .name = "snapshot restore", .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,
@@ -141,7 +148,7 @@ const qq_command qq_cmd_snapshot_restore = {
 const qq_command qq_cmd_snapshot_list = {
     .name = "snapshot list", .needs_config = true, .handler = list, .args = "VM", .min_args = 1, .max_args = 1,
     .summary = "list the VM's snapshots (running or stopped)",
-    .json = "an array of {name, date, vm_state_size, vm_clock}",
+    .json = "an array of {name, date, vm_state_size, vm_clock, kind, size}",
 };
 const qq_command qq_cmd_snapshot_delete = {
     .name = "snapshot delete", .args = "VM SNAPSHOT", .min_args = 2, .max_args = 2,

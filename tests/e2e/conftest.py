@@ -447,11 +447,15 @@ def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=()):
 
 
 def tiny_vm_section(guest, port, extra_append="", name="tiny", mem=256, accel=None,
-                    extra_args=(), ssh_extra=None):
+                    extra_args=(), ssh_extra=None, mapped_ram=None):
     """TOML text of [vm.NAME] (cmd from tiny_vm_cmd) and [vm.NAME.ssh] (port, the
-    guest's key, root, no host key checking, quiet) for `guest`."""
+    guest's key, root, no host key checking, quiet) for `guest`. mapped_ram: the
+    VM's mapped_ram key (None: not written)."""
     cmd = tiny_vm_cmd(guest, extra_append, mem, accel, extra_args)
-    lines = [f"[vm.{name}]", "cmd = ["]
+    lines = [f"[vm.{name}]"]
+    if mapped_ram is not None:
+        lines.append(f"mapped_ram = {_toml_value(mapped_ram)}")
+    lines += ["cmd = ["]
     lines += [f"    {_toml_str(c)}," for c in cmd]
     lines += ["]", "", f"[vm.{name}.ssh]",
               f"port = {_toml_value(port)}",
@@ -468,7 +472,7 @@ def tiny_vm_section(guest, port, extra_append="", name="tiny", mem=256, accel=No
 @pytest.fixture
 def tiny_vm_toml(tiny_guest):
     """tiny_vm_toml(port, extra_append='', name='tiny', mem=256, accel=None,
-    extra_args=(), ssh_extra=None) -> TOML text for [vm.NAME] + [vm.NAME.ssh].
+    extra_args=(), ssh_extra=None, mapped_ram=None) -> TOML text for [vm.NAME] + [vm.NAME.ssh].
     port: an int, or "auto"/0. extra_append: added to the kernel command line (e.g.
     "qqtest.noacpi"). extra_args: more cmd entries. ssh_extra: more ssh keys (dict)."""
     def make(port, extra_append="", **kw):

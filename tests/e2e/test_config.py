@@ -134,7 +134,10 @@ def test_upstream_test_config_resolves_like_the_original(qqmgr):
     r = qq(qqmgr, "-c", cfg, "show", "test-vm", "--json")
     assert r.returncode == 0, r.stderr
     argv = json.loads(r.stdout)["argv"]
-    user = argv[1:argv.index("-pidfile")] if "-pidfile" in argv else argv[1:]
+    # the user's args end where qqmgr's own begin: the RAM backend (mapped.h), else -pidfile
+    ends = [i - 1 for i, a in enumerate(argv) if a.startswith("memory-backend-file,id=qq-ram,")]
+    ends += [i for i, a in enumerate(argv) if a == "-pidfile"]
+    user = argv[1:min(ends)] if ends else argv[1:]
     assert user == [
         "-nodefaults", "-machine", "q35,accel=kvm,kernel-irqchip=split",
         "-cpu", "host", "-smp", "2", "-m", "4096",

@@ -4,7 +4,9 @@ start --rm, run VM -- CMD, the raw builder's format = "qcow2", and their faults.
 Every test runs the tiny guest under TCG (QQ_TEST_ACCEL); a diskless one that needs a
 running guest, not a boot, starts from the session's booted snapshot (the `golden` fixture). A VM "with a disk" uses a
 blank qcow2 image from the raw builder (format = "qcow2"); a "diskless" VM runs from
-kernel + initramfs only, and keeps its snapshots as state files.
+kernel + initramfs only, and keeps its snapshots as state files. These VMs set
+mapped_ram = false: they pin the older kinds (internal qcow2, state file), which every
+VM that cannot map its RAM keeps making; test_mapped.py covers the mapped kind.
 """
 
 import json
@@ -27,7 +29,7 @@ RAW_IMG = '[img.d]\nbuilder = "raw"\nimg_size = "64M"\n\n'
 
 
 def disk_vm(tiny_vm_toml, fmt="qcow2", mem=256, name="tiny"):
-    return tiny_vm_toml("auto", name=name, mem=mem,
+    return tiny_vm_toml("auto", name=name, mem=mem, mapped_ram=False,
                         extra_args=[f"-drive file={{{{.img.d}}}},format={fmt},if=virtio"])
 
 
@@ -37,7 +39,7 @@ def setup_disk(project, tiny_vm_toml, fmt="qcow2", mem=256):
 
 
 def setup_diskless(project, tiny_vm_toml, mem=256):
-    project.write(tiny_vm_toml("auto", mem=mem))
+    project.write(tiny_vm_toml("auto", mem=mem, mapped_ram=False))
 
 
 def boot(project, *extra, golden=None):
@@ -76,7 +78,8 @@ def test_save_list_restore_in_place_on_a_qcow2_disk(project, tiny_vm_toml):
     listed = project.json("snapshot", "list", "tiny", check=True)
     assert [s["name"] for s in listed] == ["s1"]
     s = listed[0]
-    assert set(s) == {"name", "date", "vm_state_size", "vm_clock"}
+    assert set(s) == {"name", "date", "vm_state_size", "vm_clock", "kind", "size"}
+    assert s["kind"] == "qcow2" and s["size"] == s["vm_state_size"]
     assert s["vm_state_size"] > 1 << 20 and s["vm_clock"] > 0 and s["date"].endswith("Z")
     ssh(project, "echo after > /tmp/mark", check=True)
     project.run("snapshot", "restore", "tiny", "s1", check=True)
@@ -123,11 +126,13 @@ def test_snapshot_list_columns_line_up_and_say_size(project, tiny_vm_toml, golde
         project.run("snapshot", "save", "tiny", n, check=True)
     stop(project)
     lines = project.run("snapshot", "list", "tiny", check=True).stdout.splitlines()
-    assert lines[0].split() == ["NAME", "DATE", "SIZE", "VM", "CLOCK"]
+    assert lines[0].split() == ["NAME", "DATE", "KIND", "SIZE", "VM", "CLOCK"]
     assert [l.split()[0] for l in lines[1:]] == ["s", long]
     # every column starts (left-aligned) or ends (right-aligned) at the same offset
     date_at = lines[0].index("DATE")
     assert all(l[date_at - 2:date_at] == "  " and l[date_at].isdigit() for l in lines[1:]), lines
+    kind_at = lines[0].index("KIND")
+    assert all(l[kind_at:].startswith("state-file ") for l in lines[1:]), lines
     size_end = lines[0].index("SIZE") + len("SIZE")
     assert all(l[size_end - 1] == "B" and l[size_end] == " " for l in lines[1:]), lines
     assert len({len(l) for l in lines}) == 1, lines

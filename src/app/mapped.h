@@ -1,0 +1,150 @@
+/* mapped — snapshots whose restore maps the guest's RAM instead of reading
+ * it: the time to restore does not grow with the RAM the guest touched.
+ *
+ * The running VM's RAM. A VM whose cmd allows it (mapped_ram_check) runs
+ * with its RAM in a file on tmpfs, shared with QEMU:
+ *   -object memory-backend-file,id=qq-ram,size=BYTES,mem-path=FILE,share=on
+ *   -machine memory-backend=qq-ram
+ * (launch.h, launch_opts.ram). FILE is RAM_DIR/ram.PID.N, RAM_DIR =
+ * /dev/shm/qqmgr-UID (ours, 0700, checked on every use), PID the qqmgr
+ * that starts QEMU: QEMU creates it, qqmgr unlinks it as soon as QMP
+ * answers, so it costs no disk writes and goes away with QEMU; a file whose
+ * qqmgr died before the unlink is swept by the next start
+ * (mapped_ram_sweep). The run's argv.json (layout.h) is the record that the
+ * run has mapped RAM: a save finds the file again through
+ * /proc/QEMU_PID/fd (mapped_run_ram).
+ * BYTES is the cmd's -m (`-m 512`, `-m 2G`, `-m size=…`; units K M G T,
+ * plain numbers MiB; default 128 MiB). Not possible, said once by `snapshot
+ * save` and by `show` (the VM keeps internal qcow2 / state-file snapshots):
+ * `mapped_ram = false` in [vm.NAME]; the cmd has its own memory backend
+ * (-object memory-backend-*, -machine memory-backend=), -numa, -mem-path or
+ * -mem-prealloc (hugepages), -m with slots or maxmem, a virtio-balloon or
+ * virtio-mem device (QEMU 7.2 punches a discarded page's hole into the file
+ * behind a private mapping: the snapshot's RAM file), an -m it cannot read;
+ * RAM_DIR is not usable or has less room than the RAM.
+ *
+ * A mapped snapshot is the directory <vm dir>/snapshots/NAME/ (made as
+ * snapshots/.NAME.tmp, put in place with one rename — an exchange when it
+ * replaces one of that name —, so there is never a half one):
+ *   meta.json   {"kind": "mapped", "vm": VM, "date": UNIX SECONDS,
+ *                "vm_clock": null (not known), "ram_size": BYTES,
+ *                "args": [the VM's resolved cmd at save, as QEMU got it],
+ *                "disks": [{"file": the path as in the cmd (query-block's),
+ *                           "layer": "disk0.qcow2"|"disk1.raw"…,
+ *                           "format": "qcow2"|"raw"}],
+ *                "files": [{"name", "size" (bytes, apparent), "sha256"
+ *                           (the state and meta-free small files only)}]}
+ *   state       the device state (a migration stream saved with the
+ *               x-ignore-shared capability: no RAM pages; well under 1 MiB)
+ *   ram         the RAM, sparse (ram_size bytes, holes where the guest
+ *               never wrote)
+ *   diskN.FMT   each writable disk as it was, read-only (0400): a sparse
+ *               copy (a reflink where the file system shares blocks); a
+ *               qcow2 backing file named relatively is rebased (-u) to its
+ *               absolute path
+ * The save (mapped_save): stop, migrate with x-ignore-shared into state,
+ * copy the RAM file and the disks (QEMU has flushed and let go of them at
+ * the migration's end), write meta.json, rename; then the guest runs again
+ * (or stays paused, as it was). The capability is switched off again.
+ * Interrupted (SIGINT/SIGTERM/SIGHUP) it removes the temp dir; killed, the
+ * next command does (leftover.h, the inflight record's tmp).
+ *
+ * A restore (mapped_prepare_start, then launch, then mapped_incoming)
+ * starts QEMU with -incoming defer, sets x-ignore-shared, migrate-incoming
+ * `exec:cat state`; the caller waits for the load and conts:
+ *  - a throwaway copy (--rm): RAM is the snapshot's ram mapped share=off
+ *    (MAP_PRIVATE: pages fault in when the guest reads them, its writes stay
+ *    its own); each qcow2 disk is a thin overlay (qemu-img create -b LAYER)
+ *    in the run's state dir, a raw disk a sparse copy of its layer — all
+ *    named throwaway.PID.N.qcow2 (leftover.h) and unlinked once QEMU holds
+ *    them;
+ *  - the VM's own run: each layer is copied back over its disk (all copied
+ *    to temp names first, then renamed), and ram into a fresh tmpfs RAM
+ *    file (share=on: the VM can be saved again).
+ * The restore's caller sets the guest clock (guestclock.h) as for every
+ * restore.
+ *
+ * What two copies of one snapshot share: everything the guest holds in RAM
+ * or on disk — MAC addresses (the cmd's), hostname, /etc/machine-id, the
+ * kernel's entropy pool and RNG state, ssh host keys, DHCP leases. Nothing
+ * is regenerated. A guest with a virtio-rng device (the cmd's -device
+ * virtio-rng-pci) reads fresh host entropy after the restore, so its
+ * random numbers diverge from the next read on (docs/reference.md).
+ */
+#ifndef QQ_MAPPED_H
+#define QQ_MAPPED_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../base/err.h"
+#include "../infra/qmp.h"
+#include "config.h"
+#include "launch.h"
+
+#define MAPPED_RAM_ID "qq-ram"   /* the memory backend's id (a user's cmd may not use it) */
+
+/* 1 when VM s can run with mapped RAM (*bytes: its RAM size), 0 when not
+ * (why: the reason, one phrase such as "its cmd has -numa"); tmpfs: RAM_DIR
+ * must be usable and have room for it too. */
+int mapped_ram_check(const vm_spec *s, bool tmpfs, unsigned long long *bytes, char *why, size_t len);
+
+/* A new name for a RAM file of this process in RAM_DIR (made and checked
+ * first): NULL with err when RAM_DIR is not usable. Caller frees. */
+char *mapped_ram_new_path(qq_err *err);
+
+/* The name `show` prints for it: RAM_DIR/ram.PID.N (the same at every call;
+ * a start picks a fresh one). Caller frees. */
+char *mapped_ram_shown_path(void);
+
+/* Unlink RAM files in RAM_DIR whose qqmgr is gone (QEMU keeps what it has
+ * open). */
+void mapped_ram_sweep(void);
+
+/* The running QEMU pid of the VM in dir: "/proc/PID/fd/N", its RAM file
+ * when the run has mapped RAM (argv.json says so and QEMU holds the file),
+ * *bytes its size; NULL otherwise. Caller frees. */
+char *mapped_run_ram(const char *dir, pid_t pid, unsigned long long *bytes);
+
+/* Why VM vm's running QEMU has no mapped RAM (for the note of a save of
+ * another kind): a phrase. */
+void mapped_why_not(const config *c, const char *vm, char *why, size_t len);
+
+/* Is snapshot name of the VM in dir a mapped one? */
+bool mapped_is(const char *dir, const char *name);
+
+/* Append the VM's mapped snapshots to out as list entries (snapshot.h). */
+void mapped_list_add(json_t *out, const char *dir);
+
+/* Save the running VM (QEMU pid, QMP q, writable disks: query-block's
+ * [{device, file, format}]) as mapped snapshot name; replace: one of that
+ * name exists and is replaced. Handles SIGINT/SIGTERM/SIGHUP (sig.h, the
+ * caller catches them). The guest is running again (or paused, was_running
+ * false) on every path. */
+int mapped_save(const config *c, const char *vm, const char *dir, qmp *q, pid_t pid, const char *name,
+                json_t *disks, bool was_running, qq_err *err);
+
+/* Remove mapped snapshot name. */
+int mapped_delete(const char *dir, const char *name, qq_err *err);
+
+/* What a start from a mapped snapshot adds to its launch. */
+typedef struct mapped_start {
+    char **extra;       /* -incoming defer */
+    char **replace;     /* FROM, TO pairs: a disk's file → its overlay (throwaway) */
+    char **unlink;      /* files to unlink once QEMU runs (or failed): overlays, a tmpfs RAM copy */
+    launch_ram ram;
+    char *ram_file;     /* owned: ram.file */
+} mapped_start;
+
+/* Prepare the start of VM vm (dir: its state dir; run_dir: the state dir
+ * of the run being started) from mapped snapshot name; throwaway: --rm. */
+int mapped_prepare_start(const config *c, const char *vm, const char *dir, const char *run_dir, const char *name,
+                         bool throwaway, mapped_start *ms, qq_err *err);
+void mapped_start_free(mapped_start *ms);
+
+/* The started QEMU (QMP socket sock) loads snapshot name's device state:
+ * x-ignore-shared, migrate-incoming. The caller waits for the load. */
+int mapped_incoming(const char *sock, const char *dir, const char *name, qq_err *err);
+
+#endif

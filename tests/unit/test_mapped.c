@@ -1,0 +1,115 @@
+/* Unit tests of mapped.h's pure part: which VMs can have their RAM in a file
+ * and how big it is (the cmd's -m), and the backend launch_argv injects.
+ * Saves and restores are pinned end to end in tests/e2e/test_mapped.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "../../src/app/launch.h"
+#include "../../src/app/mapped.h"
+
+/* mapped_ram_check of a VM whose cmd is the words of line (space-split) */
+static int check(const char *line, bool mapped_ram, unsigned long long *bytes, char *why)
+{
+    char *copy = strdup(line), *args[32], *save = NULL;
+    size_t n = 0;
+    for (char *w = strtok_r(copy, " ", &save); w && n < 31; w = strtok_r(NULL, " ", &save))
+        args[n++] = w;
+    args[n] = NULL;
+    vm_spec s = { .name = "t", .qemu_bin = "qemu-system-x86_64", .args = args, .nargs = n,
+                  .state_dir = "/tmp/qq-unit-mapped/vm.t", .mapped_ram = mapped_ram };
+    int rc = mapped_ram_check(&s, false, bytes, why, 320);
+    free(copy);
+    return rc;
+}
+
+static void test_the_ram_size_is_the_cmds_m(void **state)
+{
+    (void)state;
+    static const struct { const char *cmd; unsigned long long bytes; } ok[] = {
+        { "-accel tcg -display none", 128ULL << 20 },     /* QEMU's default */
+        { "-m 512", 512ULL << 20 },
+        { "-m 2G", 2ULL << 30 },
+        { "-m 2048M", 2ULL << 30 },
+        { "-m size=1.5G", 3ULL << 29 },
+        { "-m 256 -m 768", 768ULL << 20 },                  /* the last one wins, as in QEMU */
+        { "--m 64", 64ULL << 20 },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        unsigned long long b = 0;
+        char why[320] = "";
+        assert_int_equal(check(ok[i].cmd, true, &b, why), 1);
+        assert_int_equal(b, ok[i].bytes);
+    }
+}
+
+static void test_what_cannot_map_its_ram_says_why(void **state)
+{
+    (void)state;
+    static const struct { const char *cmd; const char *why; } no[] = {
+        { "-m 1G,slots=2,maxmem=4G", "slots or maxmem" },
+        { "-m lots", "not a size" },
+        { "-numa node,nodeid=0", "-numa" },
+        { "-object memory-backend-ram,id=m0,size=1G", "own memory backend" },
+        { "-machine q35,memory-backend=m0", "memory-backend= itself" },
+        { "-mem-path /dev/hugepages", "hugepages" },
+        { "-mem-prealloc", "hugepages" },
+        { "-device virtio-balloon-pci,id=b", "virtio-balloon-pci device" },
+        { "-device virtio-mem-pci,id=v", "virtio-mem-pci device" },
+    };
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+        unsigned long long b = 0;
+        char why[320] = "";
+        assert_int_equal(check(no[i].cmd, true, &b, why), 0);
+        assert_non_null(strstr(why, no[i].why));
+    }
+    unsigned long long b = 0;
+    char why[320] = "";
+    assert_int_equal(check("-m 512", false, &b, why), 0);
+    assert_string_equal(why, "mapped_ram = false in [vm.t]");
+}
+
+static void test_launch_argv_injects_the_backend_after_the_user_args(void **state)
+{
+    (void)state;
+    char *args[] = { "-m", "512", "-drive", "file=a,,b.qcow2", NULL };
+    vm_spec s = { .name = "t", .qemu_bin = "qemu-system-x86_64", .args = args, .nargs = 4,
+                  .state_dir = "/tmp/qq-unit-mapped/vm.t", .mapped_ram = true };
+    launch_opts o = { .ram = { .file = "/snap/x,y/ram", .private_map = true } };
+    char **argv = NULL;
+    qq_err e = { 0 };
+    assert_int_equal(launch_argv(&s, &o, &argv, &e), 0);
+    assert_string_equal(argv[5], "-object");
+    assert_string_equal(argv[6], "memory-backend-file,id=qq-ram,size=536870912,mem-path=/snap/x,,y/ram,share=off");
+    assert_string_equal(argv[7], "-machine");
+    assert_string_equal(argv[8], "memory-backend=qq-ram");
+    launch_argv_free(argv);
+    /* without a file: no backend of qqmgr's */
+    o.ram.file = NULL;
+    assert_int_equal(launch_argv(&s, &o, &argv, &e), 0);
+    for (char **p = argv; *p; p++)
+        assert_null(strstr(*p, "qq-ram"));
+    launch_argv_free(argv);
+    /* a user's object with qqmgr's id is refused */
+    char *bad[] = { "-object", "memory-backend-ram,id=qq-ram,size=1G", NULL };
+    vm_spec b = s;
+    b.args = bad;
+    b.nargs = 2;
+    assert_int_equal(launch_argv(&b, NULL, &argv, &e), -1);
+    assert_int_equal(e.code, QQ_EXIT_USAGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_the_ram_size_is_the_cmds_m),
+        cmocka_unit_test(test_what_cannot_map_its_ram_says_why),
+        cmocka_unit_test(test_launch_argv_injects_the_backend_after_the_user_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
