@@ -197,12 +197,13 @@ int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *er
         }
         strv_push(&v, &n, xstrdup("-object"));
         sbuf rb = SBUF_INIT;
-        sbuf_addf(&rb, "memory-backend-file,id=" MAPPED_RAM_ID ",size=%llu,mem-path=", bytes);
+        const char *id = mapped_ram_id(s);
+        sbuf_addf(&rb, "memory-backend-file,id=%s,size=%llu,mem-path=", id, bytes);
         launch_escape(&rb, o->ram.file);
         sbuf_adds(&rb, o->ram.private_map ? ",share=off" : ",share=on");
         strv_push(&v, &n, sbuf_steal(&rb));
         strv_push(&v, &n, xstrdup("-machine"));
-        strv_push(&v, &n, xstrdup("memory-backend=" MAPPED_RAM_ID));
+        strv_push(&v, &n, xasprintf("memory-backend=%s", id));
     }
     /* what start made (without it, the name it would make) */
     _cleanup_free_ char *sd = layout_socket_dir(s->state_dir, false, NULL);

@@ -8,8 +8,8 @@
  *   qemu_bin
  *   the user's args    vm.NAME.cmd, each with launch_opts.replace applied
  *                      (FROM → TO inside the word: per-run disk copies)
- *   -object memory-backend-file,id=qq-ram,size=BYTES,mem-path=FILE,share=on|off
- *   -machine memory-backend=qq-ram
+ *   -object memory-backend-file,id=ID,size=BYTES,mem-path=FILE,share=on|off
+ *   -machine memory-backend=ID   (ID: mapped_ram_id)
  *                      launch_opts.ram: the guest's RAM in a file (mapped.h);
  *                      launch_start picks a fresh tmpfs file itself when
  *                      ram.file is NULL, the VM allows it and ram.plain is

@@ -33,6 +33,8 @@
 
 /* ------------------------------------------------------------ the RAM */
 
+static char *option_value(const char *opts, const char *key);
+
 /* A QEMU size: a number (fractions allowed) with an optional unit K M G T
  * (plain: MiB, as -m reads it). */
 static int parse_size(const char *v, unsigned long long *out)
@@ -133,6 +135,38 @@ int mapped_ram_check(const vm_spec *s, bool tmpfs, unsigned long long *bytes, ch
     return 1;
 }
 
+const char *mapped_ram_id(const vm_spec *s)
+{
+    const char *bin = strrchr(s->qemu_bin, '/') ? strrchr(s->qemu_bin, '/') + 1 : s->qemu_bin;
+    if (!strstr(bin, "x86_64") && !strstr(bin, "i386"))
+        return MAPPED_RAM_ID;
+    const char *type = NULL;
+    size_t tlen = 0;
+    for (size_t i = 0; i + 1 < s->nargs; i++) {
+        const char *opt = s->args[i] + 1 + (s->args[i][0] == '-' && s->args[i][1] == '-');
+        if (s->args[i][0] != '-' || (strcmp(opt, "machine") != 0 && strcmp(opt, "M") != 0))
+            continue;
+        const char *v = s->args[i + 1];
+        _cleanup_free_ char *t = option_value(v, "type");
+        size_t first = strcspn(v, ",");
+        if (t) {
+            type = strstr(v, "type=") + 5;
+            tlen = strcspn(type, ",");
+        } else if (!memchr(v, '=', first)) {
+            type = v;
+            tlen = first;
+        }
+    }
+    if (!type || (tlen >= 2 && strncmp(type, "pc", 2) == 0) || (tlen >= 3 && strncmp(type, "q35", 3) == 0))
+        return MAPPED_RAM_PC_ID;
+    return MAPPED_RAM_ID;
+}
+
+bool mapped_ram_loads_older(const vm_spec *s)
+{
+    return strcmp(mapped_ram_id(s), MAPPED_RAM_PC_ID) == 0;
+}
+
 char *mapped_ram_new_path(qq_err *err)
 {
     static unsigned n;
@@ -203,7 +237,8 @@ char *mapped_run_ram(const char *dir, pid_t pid, unsigned long long *bytes)
     json_t *a;
     json_array_foreach(argv, i, a) {
         const char *s = json_string_value(a) ?: "";
-        if (strncmp(s, "memory-backend-file,id=" MAPPED_RAM_ID ",", 24 + strlen(MAPPED_RAM_ID)) != 0)
+        if (strncmp(s, "memory-backend-file,id=" MAPPED_RAM_ID ",", 24 + strlen(MAPPED_RAM_ID)) != 0 &&
+            strncmp(s, "memory-backend-file,id=" MAPPED_RAM_PC_ID ",", 24 + strlen(MAPPED_RAM_PC_ID)) != 0)
             continue;
         _cleanup_free_ char *share = option_value(s, "share");
         _cleanup_free_ char *size = option_value(s, "size");
@@ -245,8 +280,9 @@ void mapped_why_not(const config *c, const char *vm, char *why, size_t len)
         return;
     }
     if (mapped_ram_check(&s, true, &bytes, why, len) == 1)
-        snprintf(why, len, "its QEMU was started without mapped RAM (by an older qqmgr, or under `gdb`): "
-                 "stop and start it again for mapped snapshots");
+        snprintf(why, len, "its QEMU was started without mapped RAM (by an older qqmgr, under `gdb`, or from an "
+                 "older kind of snapshot that loads only into QEMU's own RAM): stop and start it again for mapped "
+                 "snapshots");
     vm_spec_free(&s);
 }
 
@@ -626,6 +662,13 @@ int mapped_prepare_start(const config *c, const char *vm, const char *dir, const
             strv_push(&ms->replace, &nr, xstrdup(own));
         } else {
             _cleanup_free_ char *disk = absolute(c, file);
+            _cleanup_free_ char *other = layout_running_user(config_state_dir(c), vm, disk);
+            if (other) {
+                qq_fail(err, QQ_EXIT_FAIL, "%s: its disk %s is in use by running VM %s; restoring '%s' would write "
+                        "it under that VM: stop %s first (or restore a throwaway copy with --rm)", vm, disk, other,
+                        name, other);
+                goto fail;
+            }
             char *t = layout_beside(disk, ".restore.tmp");
             strv_push(&tmps, &nt, t);
             if (copy_interruptible(vm, layer, t, err) < 0)

@@ -3,8 +3,9 @@
  *
  * The running VM's RAM. A VM whose cmd allows it (mapped_ram_check) runs
  * with its RAM in a file on tmpfs, shared with QEMU:
- *   -object memory-backend-file,id=qq-ram,size=BYTES,mem-path=FILE,share=on
- *   -machine memory-backend=qq-ram
+ *   -object memory-backend-file,id=ID,size=BYTES,mem-path=FILE,share=on
+ *   -machine memory-backend=ID
+ * (ID: mapped_ram_id)
  * (launch.h, launch_opts.ram). FILE is RAM_DIR/ram.PID.N, RAM_DIR =
  * /dev/shm/qqmgr-UID (ours, 0700, checked on every use), PID the qqmgr
  * that starts QEMU: QEMU creates it, qqmgr unlinks it as soon as QMP
@@ -83,7 +84,19 @@
 #include "config.h"
 #include "launch.h"
 
-#define MAPPED_RAM_ID "qq-ram"   /* the memory backend's id (a user's cmd may not use it) */
+#define MAPPED_RAM_ID "qq-ram"   /* the memory backend's id (a user's cmd may not use it) … */
+#define MAPPED_RAM_PC_ID "pc.ram" /* … except on x86 pc/q35 machines: their default RAM's id,
+                                   * so the RAM of internal qcow2 / state-file snapshots (a
+                                   * RAM block of that name) loads into a mapped run too */
+
+/* The backend's id for VM s: MAPPED_RAM_PC_ID when QEMU is x86 (qemu-system-
+ * x86_64/i386) and the machine pc or q35 (-machine/-M TYPE or type=; none
+ * given: pc), else MAPPED_RAM_ID. */
+const char *mapped_ram_id(const vm_spec *s);
+
+/* Does a snapshot of the older kinds (RAM block "pc.ram") load into VM s
+ * with mapped RAM? Else such a restore runs with QEMU's own RAM. */
+bool mapped_ram_loads_older(const vm_spec *s);
 
 /* 1 when VM s can run with mapped RAM (*bytes: its RAM size), 0 when not
  * (why: the reason, one phrase such as "its cmd has -numa"); tmpfs: RAM_DIR

@@ -589,6 +589,18 @@ static bool is_state_file(const char *dir, const char *name)
     return dfd >= 0 && fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Does a snapshot of the older kinds load into VM vm's mapped RAM (mapped.h)?
+ * Else it is loaded into a QEMU with its own RAM. */
+static bool older_loads_mapped(const config *c, const char *vm)
+{
+    vm_spec s;
+    if (config_vm(c, vm, 0, &s, NULL) < 0)
+        return false;
+    bool ok = mapped_ram_loads_older(&s);
+    vm_spec_free(&s);
+    return ok;
+}
+
 /* Is the running QEMU of dir a throwaway run (start --rm)? */
 static bool throwaway_run(const char *dir, pid_t pid)
 {
@@ -928,7 +940,9 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         unknown_snapshot(vm, name, list, err);
         goto out;
     }
-    if (!is_state_file(dir, name) && !mapped_is(dir, name)) {
+    unsigned long long ram_bytes;
+    _cleanup_free_ char *ram = mapped_run_ram(dir, st.pid, &ram_bytes);
+    if (!is_state_file(dir, name) && !mapped_is(dir, name) && (!ram || older_loads_mapped(c, vm))) {
         disks rd;
         if (running_disks(c, q, &rd, err) < 0)
             goto out;
@@ -941,7 +955,8 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         ssh_close_master(dir, 2000);   /* its connection died with the old guest state */
         goto out;
     }
-    /* a state file (or a mapped snapshot) loads only into a fresh QEMU: restart from it */
+    /* a state file, a mapped snapshot (or an older one that does not load into
+     * this run's mapped RAM) loads only into a fresh QEMU: restart from it */
     qmp_close(q);
     q = NULL;
     close(lock);
@@ -1236,6 +1251,8 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     }
     lo.extra = extra;
     lo.replace = replace;
+    if ((state_file || loadvm) && !older_loads_mapped(c, vm))
+        lo.ram.plain = true;   /* its RAM block is QEMU's own: it loads only there */
     fs_remove(marker, NULL);
     if ((state_file || mapped) && leftover_begin(rdir, "restore", o->restore, !lo.paused, NULL, err) < 0)
         goto out;

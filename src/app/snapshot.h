@@ -2,6 +2,10 @@
  * starting from one, throwaway runs, and `run VM -- COMMAND`.
  *
  * Where a snapshot lives (docs/design.md "State"):
+ *  - the running VM has mapped RAM (mapped.h; every VM that allows it): a
+ *    mapped snapshot, the dir <vm dir>/snapshots/NAME/ (device state, RAM
+ *    file, disk layers, meta.json), whatever its disks' format. Otherwise
+ *    (the save's result says why: snap_save_result.note) one of these:
  *  - every writable disk of the VM is qcow2: an internal qcow2 snapshot in
  *    each of them, RAM and device state in the first (HMP savevm / loadvm /
  *    delvm on a running VM, `qemu-img snapshot -d` and `info` on a stopped
@@ -48,9 +52,11 @@
 /* 0, or -1 (QQ_EXIT_USAGE) naming what is wrong with the snapshot name. */
 int snap_check_name(const char *name, qq_err *err);
 
-/* The VM's snapshots, running or stopped: a new array of {name, date (ISO
- * 8601 UTC), vm_state_size (bytes), vm_clock (guest seconds, a number)},
- * oldest first. NULL with err on failure. */
+/* The VM's snapshots, running or stopped, of every kind: a new array of
+ * {name, date (ISO 8601 UTC), vm_state_size (bytes), vm_clock (guest
+ * seconds, a number, or null), kind ("mapped", "qcow2", "state-file"), size
+ * (disk usage, bytes: a mapped snapshot's dir, a state file; a qcow2 one's
+ * VM state)}, oldest first. NULL with err on failure. */
 json_t *snap_list(const config *c, const char *vm, qq_err *err);
 
 typedef struct snap_save_result {

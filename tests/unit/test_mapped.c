@@ -85,15 +85,16 @@ static void test_launch_argv_injects_the_backend_after_the_user_args(void **stat
     qq_err e = { 0 };
     assert_int_equal(launch_argv(&s, &o, &argv, &e), 0);
     assert_string_equal(argv[5], "-object");
-    assert_string_equal(argv[6], "memory-backend-file,id=qq-ram,size=536870912,mem-path=/snap/x,,y/ram,share=off");
+    /* x86, no machine type given: pc, whose default RAM's id it takes */
+    assert_string_equal(argv[6], "memory-backend-file,id=pc.ram,size=536870912,mem-path=/snap/x,,y/ram,share=off");
     assert_string_equal(argv[7], "-machine");
-    assert_string_equal(argv[8], "memory-backend=qq-ram");
+    assert_string_equal(argv[8], "memory-backend=pc.ram");
     launch_argv_free(argv);
     /* without a file: no backend of qqmgr's */
     o.ram.file = NULL;
     assert_int_equal(launch_argv(&s, &o, &argv, &e), 0);
     for (char **p = argv; *p; p++)
-        assert_null(strstr(*p, "qq-ram"));
+        assert_null(strstr(*p, "memory-backend"));
     launch_argv_free(argv);
     /* a user's object with qqmgr's id is refused */
     char *bad[] = { "-object", "memory-backend-ram,id=qq-ram,size=1G", NULL };
@@ -104,12 +105,34 @@ static void test_launch_argv_injects_the_backend_after_the_user_args(void **stat
     assert_int_equal(e.code, QQ_EXIT_USAGE);
 }
 
+static void test_the_backend_takes_the_machines_default_ram_id_where_known(void **state)
+{
+    (void)state;
+    static const struct { const char *bin; const char *machine; const char *id; } cases[] = {
+        { "qemu-system-x86_64", NULL, "pc.ram" },
+        { "/usr/bin/qemu-system-x86_64", "q35,accel=tcg", "pc.ram" },
+        { "qemu-system-x86_64", "pc-i440fx-7.2", "pc.ram" },
+        { "qemu-system-x86_64", "accel=tcg,type=q35", "pc.ram" },
+        { "qemu-system-i386", "pc", "pc.ram" },
+        { "qemu-system-x86_64", "microvm", "qq-ram" },
+        { "qemu-system-aarch64", "virt", "qq-ram" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *args[] = { "-machine", (char *)cases[i].machine, NULL };
+        vm_spec s = { .name = "t", .qemu_bin = (char *)cases[i].bin, .args = args,
+                      .nargs = cases[i].machine ? 2 : 0, .mapped_ram = true };
+        assert_string_equal(mapped_ram_id(&s), cases[i].id);
+        assert_int_equal(mapped_ram_loads_older(&s), strcmp(cases[i].id, "pc.ram") == 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_ram_size_is_the_cmds_m),
         cmocka_unit_test(test_what_cannot_map_its_ram_says_why),
         cmocka_unit_test(test_launch_argv_injects_the_backend_after_the_user_args),
+        cmocka_unit_test(test_the_backend_takes_the_machines_default_ram_id_where_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
