@@ -26,7 +26,7 @@
 #include "guestgdb.h"
 #include "layout.h"
 #include "leftover.h"
-#include "mapped.h"
+#include "ramfile.h"
 #include "vnet.h"
 
 void launch_escape(sbuf *b, const char *s)
@@ -109,8 +109,8 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " LAUNCH_SERIAL_CHARDEV " and " LAUNCH_EVENTS_CHARDEV
                            " are qqmgr's",
                            arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
-        if (strcmp(opt, "object") == 0 && i + 1 < s->nargs && has_option(s->args[i + 1], "id", MAPPED_RAM_ID))
-            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " MAPPED_RAM_ID " is qqmgr's (the guest's RAM "
+        if (strcmp(opt, "object") == 0 && i + 1 < s->nargs && has_option(s->args[i + 1], "id", RAMFILE_ID))
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " RAMFILE_ID " is qqmgr's (the guest's RAM "
                            "backend)", arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
         if ((strcmp(opt, "fsdev") == 0 || strcmp(opt, "virtfs") == 0 || strcmp(opt, "device") == 0) &&
             i + 1 < s->nargs && strstr(s->args[i + 1], "id=" LAUNCH_SHARE_ID))
@@ -191,13 +191,13 @@ int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *er
     if (o->ram.file && !o->ram.plain) {
         unsigned long long bytes = 0;
         char why[256];
-        if (mapped_ram_check(s, false, &bytes, why, sizeof why) == 0) {
+        if (ramfile_check(s, false, &bytes, why, sizeof why) == 0) {
             strv_free(v);
             return qq_fail(err, QQ_EXIT_FAIL, "%s: its RAM cannot be a file (%s)", s->name, why);
         }
         strv_push(&v, &n, xstrdup("-object"));
         sbuf rb = SBUF_INIT;
-        const char *id = mapped_ram_id(s);
+        const char *id = ramfile_id(s);
         sbuf_addf(&rb, "memory-backend-file,id=%s,size=%llu,mem-path=", id, bytes);
         launch_escape(&rb, o->ram.file);
         sbuf_adds(&rb, o->ram.private_map ? ",share=off" : ",share=on");
@@ -349,10 +349,10 @@ static int prepare_run(const config *cfg, const char *name, const int *avoid, si
     launch_opts o = *ro;
     unsigned long long bytes;
     char why[256];
-    if (!o.ram.file && !o.ram.plain && auto_ram && mapped_ram_check(spec, true, &bytes, why, sizeof why) == 1) {
+    if (!o.ram.file && !o.ram.plain && auto_ram && ramfile_check(spec, true, &bytes, why, sizeof why) == 1) {
         /* the guest's RAM in a fresh tmpfs file (mapped.h); unlinked once QMP answers */
-        mapped_ram_sweep();
-        *auto_ram = mapped_ram_new_path(NULL);
+        ramfile_sweep();
+        *auto_ram = ramfile_new_path(NULL);
         o.ram.file = *auto_ram;
     }
     if (launch_argv(spec, &o, argv, err) < 0)

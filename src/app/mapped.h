@@ -1,28 +1,8 @@
 /* mapped — snapshots whose restore maps the guest's RAM instead of reading
  * it: the time to restore does not grow with the RAM the guest touched.
  *
- * The running VM's RAM. A VM whose cmd allows it (mapped_ram_check) runs
- * with its RAM in a file on tmpfs, shared with QEMU:
- *   -object memory-backend-file,id=ID,size=BYTES,mem-path=FILE,share=on
- *   -machine memory-backend=ID
- * (ID: mapped_ram_id)
- * (launch.h, launch_opts.ram). FILE is RAM_DIR/ram.PID.N, RAM_DIR =
- * /dev/shm/qqmgr-UID (ours, 0700, checked on every use), PID the qqmgr
- * that starts QEMU: QEMU creates it, qqmgr unlinks it as soon as QMP
- * answers, so it costs no disk writes and goes away with QEMU; a file whose
- * qqmgr died before the unlink is swept by the next start
- * (mapped_ram_sweep). The run's argv.json (layout.h) is the record that the
- * run has mapped RAM: a save finds the file again through
- * /proc/QEMU_PID/fd (mapped_run_ram).
- * BYTES is the cmd's -m (`-m 512`, `-m 2G`, `-m size=…`; units K M G T,
- * plain numbers MiB; default 128 MiB). Not possible, said once by `snapshot
- * save` and by `show` (the VM keeps internal qcow2 / state-file snapshots):
- * `mapped_ram = false` in [vm.NAME]; the cmd has its own memory backend
- * (-object memory-backend-*, -machine memory-backend=), -numa, -mem-path or
- * -mem-prealloc (hugepages), -m with slots or maxmem, a virtio-balloon or
- * virtio-mem device (QEMU 7.2 punches a discarded page's hole into the file
- * behind a private mapping: the snapshot's RAM file), an -m it cannot read;
- * RAM_DIR is not usable or has less room than the RAM.
+ * The running VM's RAM is a file on tmpfs (ramfile.h): that is what lets a
+ * save leave the RAM out of the migration stream and a restore map it.
  *
  * A mapped snapshot is the directory <vm dir>/snapshots/NAME/ (made as
  * snapshots/.NAME.tmp, put in place with one rename — an exchange when it
@@ -83,46 +63,7 @@
 #include "../infra/qmp.h"
 #include "config.h"
 #include "launch.h"
-
-#define MAPPED_RAM_ID "qq-ram"   /* the memory backend's id (a user's cmd may not use it) … */
-#define MAPPED_RAM_PC_ID "pc.ram" /* … except on x86 pc/q35 machines: their default RAM's id,
-                                   * so the RAM of internal qcow2 / state-file snapshots (a
-                                   * RAM block of that name) loads into a mapped run too */
-
-/* The backend's id for VM s: MAPPED_RAM_PC_ID when QEMU is x86 (qemu-system-
- * x86_64/i386) and the machine pc or q35 (-machine/-M TYPE or type=; none
- * given: pc), else MAPPED_RAM_ID. */
-const char *mapped_ram_id(const vm_spec *s);
-
-/* Does a snapshot of the older kinds (RAM block "pc.ram") load into VM s
- * with mapped RAM? Else such a restore runs with QEMU's own RAM. */
-bool mapped_ram_loads_older(const vm_spec *s);
-
-/* 1 when VM s can run with mapped RAM (*bytes: its RAM size), 0 when not
- * (why: the reason, one phrase such as "its cmd has -numa"); tmpfs: RAM_DIR
- * must be usable and have room for it too. */
-int mapped_ram_check(const vm_spec *s, bool tmpfs, unsigned long long *bytes, char *why, size_t len);
-
-/* A new name for a RAM file of this process in RAM_DIR (made and checked
- * first): NULL with err when RAM_DIR is not usable. Caller frees. */
-char *mapped_ram_new_path(qq_err *err);
-
-/* The name `show` prints for it: RAM_DIR/ram.PID.N (the same at every call;
- * a start picks a fresh one). Caller frees. */
-char *mapped_ram_shown_path(void);
-
-/* Unlink RAM files in RAM_DIR whose qqmgr is gone (QEMU keeps what it has
- * open). */
-void mapped_ram_sweep(void);
-
-/* The running QEMU pid of the VM in dir: "/proc/PID/fd/N", its RAM file
- * when the run has mapped RAM (argv.json says so and QEMU holds the file),
- * *bytes its size; NULL otherwise. Caller frees. */
-char *mapped_run_ram(const char *dir, pid_t pid, unsigned long long *bytes);
-
-/* Why VM vm's running QEMU has no mapped RAM (for the note of a save of
- * another kind): a phrase. */
-void mapped_why_not(const config *c, const char *vm, char *why, size_t len);
+#include "ramfile.h"
 
 /* Is snapshot name of the VM in dir a mapped one? */
 bool mapped_is(const char *dir, const char *name);

@@ -29,6 +29,7 @@
 #include "layout.h"
 #include "leftover.h"
 #include "mapped.h"
+#include "ramfile.h"
 #include "running.h"
 #include "snapshot_owner.h"
 #include "snapxfer.h"
@@ -89,27 +90,10 @@ static const char *last_line(char *text)
     return s;
 }
 
-int snap_qemu_img(const config *c, char *const *args, char **out, qq_err *err)
+/* qemu-img ARGS ([qemu] img): its stdout in *out, or -1 with its last words. */
+static int snap_qemu_img(const config *c, char *const *args, char **out, qq_err *err)
 {
-    char **argv = NULL;
-    size_t n = 0;
-    strv_push(&argv, &n, xstrdup(config_qemu_img(c)));
-    for (char *const *a = args; *a; a++)
-        strv_push(&argv, &n, xstrdup(*a));
-    _cleanup_sbuf_ sbuf o = SBUF_INIT, e = SBUF_INIT;
-    proc_run_opts po = { .out = &o, .err = &e, .null_stdio = true, .timeout_ms = 10 * 60 * 1000 };
-    proc_result pr;
-    int rc = proc_run(argv, &po, &pr, err);
-    strv_free(argv);
-    if (rc < 0)
-        return -1;
-    if (!WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0) {
-        _cleanup_free_ char *text = sbuf_steal(&e);
-        return qq_fail(err, QQ_EXIT_FAIL, "qemu-img %s: %s", args[0], text ? last_line(text) : "failed");
-    }
-    if (out)
-        *out = sbuf_steal(&o) ?: xstrdup("");
-    return 0;
+    return proc_tool(config_qemu_img(c), "qemu-img", args, out, err);
 }
 
 /* QMP of a running VM (NULL with err when it is not running or QMP fails). */
@@ -596,7 +580,7 @@ static bool older_loads_mapped(const config *c, const char *vm)
     vm_spec s;
     if (config_vm(c, vm, 0, &s, NULL) < 0)
         return false;
-    bool ok = mapped_ram_loads_older(&s);
+    bool ok = ramfile_loads_older(&s);
     vm_spec_free(&s);
     return ok;
 }
@@ -768,13 +752,14 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     disks d = { 0 };
     json_t *list = NULL;
     _cleanup_json_ json_t *status = NULL;
+    _cleanup_free_ char *ram = NULL;   /* before any goto out: the cleanup runs there */
     if (running_disks(c, q, &d, err) < 0)
         goto out;
     unsigned long long ram_bytes = 0;
-    _cleanup_free_ char *ram = mapped_run_ram(dir, st.pid, &ram_bytes);
+    ram = ramfile_of_run(dir, st.pid, &ram_bytes);
     bool mapped = ram != NULL;
     if (!mapped)
-        mapped_why_not(c, vm, r->note, sizeof r->note);
+        ramfile_why_not(c, vm, r->note, sizeof r->note);
     if (!mapped && json_array_size(d.other) > 0) {
         json_t *o = json_array_get(d.other, 0);
         qq_fail(err, QQ_EXIT_FAIL,
@@ -933,6 +918,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         return -1;
     qmp *q = open_qmp(c, vm, dir, 5000, err);
     _cleanup_json_ json_t *list = q ? list_in(c, vm, dir, q, err) : NULL;
+    _cleanup_free_ char *ram = NULL;   /* before any goto out: the cleanup runs there */
     int rc = -1;
     if (!list)
         goto out;
@@ -941,7 +927,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         goto out;
     }
     unsigned long long ram_bytes;
-    _cleanup_free_ char *ram = mapped_run_ram(dir, st.pid, &ram_bytes);
+    ram = ramfile_of_run(dir, st.pid, &ram_bytes);
     if (!is_state_file(dir, name) && !mapped_is(dir, name) && (!ram || older_loads_mapped(c, vm))) {
         disks rd;
         if (running_disks(c, q, &rd, err) < 0)

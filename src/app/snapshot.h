@@ -89,10 +89,6 @@ int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
  * or why nobody's). NULL with err on failure. */
 json_t *snap_foreign(const config *c, const char *vm, qq_err *err);
 
-/* qemu-img ARGS ([qemu] img); its stdout in *out (caller frees; out may be
- * NULL), or -1 with its last words (QQ_EXIT_FAIL). */
-int snap_qemu_img(const config *c, char *const *args, char **out, qq_err *err);
-
 /* The snapshot names a disk image holds (for `img build`, `img rm`), joined
  * as "a, b" (caller frees); NULL when none or the file is not qcow2. */
 char *snap_names_in_image(const config *c, const char *path);

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "../app/launch.h"
-#include "../app/mapped.h"
+#include "../app/ramfile.h"
 #include "../app/vm.h"
 #include "../base/cleanup.h"
 #include "cmd.h"
@@ -50,7 +50,7 @@ static int run(qq_ctx *ctx, int argc, char **argv)
     unsigned long long bytes;
     char why[320] = "";
     _cleanup_free_ char *ram = NULL;
-    if (mapped_ram_check(&s, true, &bytes, why, sizeof why) == 1 && (ram = mapped_ram_shown_path()))
+    if (ramfile_check(&s, true, &bytes, why, sizeof why) == 1 && (ram = ramfile_shown_path()))
         ro.ram.file = ram;
     else if (!why[0])
         snprintf(why, sizeof why, "no private tmpfs dir for its RAM");

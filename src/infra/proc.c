@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -386,4 +387,45 @@ int proc_exec(char *const argv[], bool echo, qq_err *e)
     fflush(NULL);
     execvp(argv[0], argv);
     return qq_fail(e, QQ_EXIT_FAIL, "cannot run %s: %s", argv[0], strerror(errno));
+}
+
+/* The last non-empty line of text (in place), without an "Error: " prefix. */
+static const char *tool_last_line(char *text)
+{
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    char *nl = strrchr(text, '\n');
+    char *s = nl ? nl + 1 : text;
+    if (strncmp(s, "Error: ", 7) == 0)
+        s += 7;
+    return s;
+}
+
+int proc_tool(const char *bin, const char *name, char *const *args, char **out, qq_err *err)
+{
+    size_t n = 0;
+    while (args[n])
+        n++;
+    char **argv = calloc(n + 2, sizeof *argv);
+    if (!argv)
+        abort();
+    argv[0] = (char *)bin;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    sbuf o = SBUF_INIT, e = SBUF_INIT;
+    proc_run_opts po = { .out = &o, .err = &e, .null_stdio = true, .timeout_ms = 10 * 60 * 1000 };
+    proc_result pr;
+    int rc = proc_run(argv, &po, &pr, err);
+    free(argv);
+    if (rc == 0 && (!WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0)) {
+        char *text = sbuf_steal(&e);
+        rc = qq_fail(err, QQ_EXIT_FAIL, "%s %s: %s", name, args[0], text ? tool_last_line(text) : "failed");
+        free(text);
+    }
+    if (rc == 0 && out)
+        *out = sbuf_steal(&o) ?: strdup("");
+    sbuf_free(&o);
+    sbuf_free(&e);
+    return rc;
 }

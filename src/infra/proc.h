@@ -71,6 +71,12 @@ typedef struct proc_result {
 
 int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err *e);
 
+/* Run a tool to its end (proc_run, stdio /dev/null, bounded by 10 min):
+ * bin ARGS. 0 with its stdout in *out (caller frees; out may be NULL), or -1
+ * with err "NAME ARGS[0]: its last stderr line" ("Error: " dropped),
+ * QQ_EXIT_FAIL. */
+int proc_tool(const char *bin, const char *name, char *const *args, char **out, qq_err *err);
+
 /* pidfd_open(pid); -1 with err (ESRCH: no such process). */
 int proc_pidfd(pid_t pid, qq_err *err);
 

@@ -310,7 +310,7 @@ CASES = [
      'qqmgr: qqmgr.toml:1:1: vm: must be a table of VMs, not the integer 1'),
     ('vm_unknown',
      '[vm.a]\ncmd = ["x"]\nfoo = 1\n',
-     'qqmgr: qqmgr.toml:3:1: vm.a.foo: unknown key (expected one of: cmd, vars, ssh, share)'),
+     'qqmgr: qqmgr.toml:3:1: vm.a.foo: unknown key (expected one of: cmd, vars, ssh, share, mapped_ram)'),
     ('vm_vars_ssh',
      '[vm.a]\ncmd = ["x"]\nvars = {ssh = 1}\n',
      "qqmgr: qqmgr.toml:3:9: vm.a.vars.ssh: reserved name: .vm.ssh holds the VM's ssh port and vm_port"),

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "../../src/app/launch.h"
-#include "../../src/app/mapped.h"
+#include "../../src/app/ramfile.h"
 
-/* mapped_ram_check of a VM whose cmd is the words of line (space-split) */
+/* ramfile_check of a VM whose cmd is the words of line (space-split) */
 static int check(const char *line, bool mapped_ram, unsigned long long *bytes, char *why)
 {
     char *copy = strdup(line), *args[32], *save = NULL;
@@ -23,7 +23,7 @@ static int check(const char *line, bool mapped_ram, unsigned long long *bytes, c
     args[n] = NULL;
     vm_spec s = { .name = "t", .qemu_bin = "qemu-system-x86_64", .args = args, .nargs = n,
                   .state_dir = "/tmp/qq-unit-mapped/vm.t", .mapped_ram = mapped_ram };
-    int rc = mapped_ram_check(&s, false, bytes, why, 320);
+    int rc = ramfile_check(&s, false, bytes, why, 320);
     free(copy);
     return rc;
 }
@@ -121,8 +121,8 @@ static void test_the_backend_takes_the_machines_default_ram_id_where_known(void 
         char *args[] = { "-machine", (char *)cases[i].machine, NULL };
         vm_spec s = { .name = "t", .qemu_bin = (char *)cases[i].bin, .args = args,
                       .nargs = cases[i].machine ? 2 : 0, .mapped_ram = true };
-        assert_string_equal(mapped_ram_id(&s), cases[i].id);
-        assert_int_equal(mapped_ram_loads_older(&s), strcmp(cases[i].id, "pc.ram") == 0);
+        assert_string_equal(ramfile_id(&s), cases[i].id);
+        assert_int_equal(ramfile_loads_older(&s), strcmp(cases[i].id, "pc.ram") == 0);
     }
 }
 
