@@ -77,6 +77,17 @@ int leftover_begin(const char *dir, const char *op, const char *name, bool was_r
     return fs_write_atomic(p, text, strlen(text), 0600, err);
 }
 
+int leftover_mark(const char *dir, const char *key, qq_err *err)
+{
+    _cleanup_free_ char *p = record_path(dir);
+    _cleanup_json_ json_t *r = json_load_file(p, 0, NULL);
+    if (!r)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: no record of the operation", p);
+    json_object_set_new(r, key, json_true());
+    _cleanup_free_ char *text = json_dumps(r, 0);
+    return fs_write_atomic(p, text, strlen(text), 0600, err);
+}
+
 void leftover_end(const char *dir)
 {
     _cleanup_free_ char *p = record_path(dir);
@@ -161,7 +172,7 @@ static int repair_save(qmp *q, bool was_running, qq_err *err)
 
 /* A restore's leftovers: the incoming state loaded, the guest running as
  * the restore would have left it. */
-static int repair_restore(qmp *q, const char *dir, bool run, bool *stopped, qq_err *err)
+static int repair_restore(qmp *q, const char *dir, bool run, bool never_asked, bool *stopped, qq_err *err)
 {
     for (long long end = clock_ms() + LOAD_WAIT_MS;;) {
         _cleanup_json_ json_t *st = NULL;
@@ -176,9 +187,7 @@ static int repair_restore(qmp *q, const char *dir, bool run, bool *stopped, qq_e
         /* -incoming defer whose migrate-incoming never came (a mapped
          * restore killed before it): the state will never load, the start
          * did not happen */
-        _cleanup_json_ json_t *m = qmp_execute(q, "query-migrate", NULL, 5000, NULL);
-        const char *ms = json_string_value(json_object_get(m, "status"));
-        if (m && (!ms || is(ms, "none"))) {
+        if (never_asked) {
             pid_t pid = layout_pid_holder(dir);
             if (pid > 0)
                 kill(pid, SIGKILL);
@@ -219,7 +228,10 @@ int leftover_repair(const char *dir, char **what, qq_err *err)
         qmp *q = qmp_open(sock, 5000, err);
         if (!q)
             return -1;
-        rc = is(op, "save") ? repair_save(q, was_running, err) : repair_restore(q, dir, was_running, &stopped, err);
+        rc = is(op, "save") ? repair_save(q, was_running, err) : repair_restore(q, dir, was_running,
+                                                            json_is_true(json_object_get(r, "deferred")) &&
+                                                                !json_is_true(json_object_get(r, "incoming")),
+                                                            &stopped, err);
         qmp_close(q);
     }
     if (rc < 0)

@@ -14,7 +14,8 @@
  *  - restore: waits for the incoming state to finish loading (bounded) and
  *    lets the guest run, as the restore would have; a QEMU waiting with
  *    -incoming defer for a state nobody asked for (a mapped restore killed
- *    before migrate-incoming) is killed: the VM is stopped, as before;
+ *    before migrate-incoming: the record is marked "deferred", not
+ *    "incoming") is killed: the VM is stopped, as before;
  * then removes the record. A VM found in `postmigrate` or `inmigrate`
  * without a record (another tool, an older qqmgr) is not touched: its
  * message names the fix (leftover_explain).
@@ -43,6 +44,12 @@
  * in dir; tmp: the partial file a save writes (or NULL). */
 int leftover_begin(const char *dir, const char *op, const char *name, bool was_running, const char *tmp,
                    qq_err *err);
+/* Set key to true in the record: a mapped restore marks "deferred" before
+ * QEMU starts with -incoming defer and "incoming" once migrate-incoming was
+ * accepted; a record with the first and not the second is a QEMU that waits
+ * for a state nobody will ask for any more. */
+int leftover_mark(const char *dir, const char *key, qq_err *err);
+
 /* The operation is over (done, failed or undone): remove the record. */
 void leftover_end(const char *dir);
 

@@ -1242,6 +1242,8 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
     fs_remove(marker, NULL);
     if ((state_file || mapped) && leftover_begin(rdir, "restore", o->restore, !lo.paused, NULL, err) < 0)
         goto out;
+    if (mapped && leftover_mark(rdir, "deferred", err) < 0)
+        goto out;
     if (launch_start(c, inst, &lo, r, err) < 0) {
         if (o->restore && !sig_caught()) {   /* interrupted: launch_start said so */
             _cleanup_free_ char *why = qemu_words(rdir);
@@ -1280,6 +1282,7 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
             qq_fail(err, QQ_EXIT_FAIL, "%s: snapshot '%s' did not load: %s (%s)", inst, o->restore, e.msg, why);
             goto out;
         }
+        leftover_mark(rdir, "incoming", NULL);   /* from here a killed restore's state still loads */
     }
     if (state_file || mapped) {
         qq_err e = { 0 };
