@@ -13,7 +13,10 @@ every copy, so pages are shared; a state-file snapshot is read into each copy's 
 --kinds mapped,state-file measures both in one run (state-file: `mapped_ram = false`).
 
 usage: bench/bench_copies.py [--qqmgr PATH] [--copies N] [--runs R] [--mem MIB]
-                             [--kinds default|mapped,state-file]
+                             [--kinds default|mapped,state-file] [--dirty MIB]
+--dirty fills that much of the guest's RAM (its /tmp) before the save: the part copies
+of a mapped snapshot share, against what each QEMU keeps to itself (its TCG code cache,
+heap, device state).
 Builds (or reuses) the tiny guest through tests/guest/tiny-guest.sh.
 """
 import argparse
@@ -105,13 +108,15 @@ def measure(a, g, extra):
         qq = [a.qqmgr, "-c", str(cfg)]
         try:
             timed(qq + ["start", "t", "--wait", "--timeout", "600"])
+            if a.dirty:   # RAM the guest filled before the save: what copies of it could share
+                timed(qq + ["ssh", "t", f"yes qqmgr-bench | head -c {a.dirty << 20} > /tmp/fill"])
             cp = run(qq + ["snapshot", "save", "t", "s1", "--json"])
             if cp.returncode != 0:
                 sys.exit(f"snapshot save failed: {cp.stderr}")
             kind = json.loads(cp.stdout).get("kind", "?")
             timed(qq + ["stop", "t", "--force"])
-            print(f"tiny guest, {a.mem} MiB, {ACCEL}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-                  f"snapshot s1: {kind}")
+            print(f"tiny guest, {a.mem} MiB ({a.dirty} MiB filled before the save), {ACCEL}, {os.cpu_count()} "
+                  f"CPUs, load {os.getloadavg()[0]:.1f}; snapshot s1: {kind}")
             one = wall_of(qq, 1, a.runs)
             many = wall_of(qq, a.copies, a.runs)
             print(f"  run --restore s1 --rm -- true: 1 at a time {one:6.2f} s, {a.copies} at once {many:6.2f} s "
@@ -131,6 +136,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mem", type=int, default=256)
     ap.add_argument("--kinds", default="default")
+    ap.add_argument("--dirty", type=int, default=0, help="MiB of the guest's RAM to fill before the save")
     a = ap.parse_args()
     cp = run(["bash", str(REPO / "tests" / "guest" / "tiny-guest.sh")])
     if cp.returncode != 0:
