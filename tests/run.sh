@@ -9,11 +9,14 @@
 # build/run-times.txt), or the table below (a 2-core machine with the test
 # guests cached) before there was one.
 #
-# Usage: tests/run.sh [PYTEST_ARGS...]
-# Env:   QQ_FUZZ_SECONDS (default 60 per target; 0 skips fuzzing). The two
-#                        fuzzers run at nice 19 in the background while the
-#                        end-to-end tests run (these leave a core idle most of
-#                        the time); their result is printed after them
+# Only the sanitizer build comes first (every test runs it). The gcc and clang
+# -Werror builds, the fuzzers' build and the fuzzing run after it in the
+# background at nice 19, on what the tests leave idle (the end-to-end tests wait
+# for guests and timeouts much of the time); their results come last. The
+# end-to-end tests run in two lanes at once: the Debian guest's, and the rest.
+#
+# Usage: tests/run.sh [PYTEST_ARGS...]   (with arguments: one pytest, no lanes)
+# Env:   QQ_FUZZ_SECONDS (default 60 per target, both at once; 0 skips fuzzing)
 #        QQ_TOML_TEST    a toml-test folder (its run.py DECODER runs the TOML 1.0.0
 #                        cases); unset or missing: that step is skipped, said so
 #        QQ_UPSTREAM_CONFIGS  the original qqmgr's example and test configs
@@ -27,8 +30,7 @@ FUZZ=${QQ_FUZZ_SECONDS:-60}
 # ------------------------------------------------------------------ phases and their times
 # A phase's estimate: its time in the last full run on this machine, else this table's
 # (seconds; a 2-core machine shared with nothing, test guests cached).
-declare -A EST=([deps]=1 [build]=75 [asan]=40 [unit]=10 [toml]=5 [fuzzbuild]=25
-                [e2e]=420 [fuzzwait]=0)
+declare -A EST=([deps]=1 [asan]=40 [unit]=10 [toml]=5 [e2e]=420 [background]=5)
 TIMES=$ROOT/build/run-times.txt
 if [ -f "$TIMES" ]; then
     while read -r k v; do [ -n "${EST[$k]+x}" ] && [[ $v =~ ^[0-9]+$ ]] && EST[$k]=$v; done <"$TIMES"
@@ -61,7 +63,6 @@ save_times() {  # the phases that ran in full, for the next run's estimates
 }
 total_est=0
 for k in "${!EST[@]}"; do total_est=$((total_est + EST[$k])); done
-[ "$FUZZ" != 0 ] || total_est=$((total_est - EST[fuzzbuild] - EST[fuzzwait]))
 T0=$SECONDS
 printf '=== tests/run.sh: every phase, estimate ~%d s (~%d min) in all\n' $total_est $(((total_est + 59) / 60))
 
@@ -77,15 +78,56 @@ setup() {  # setup DIR [meson args...]
 phase deps "dependencies (tools/deps.sh: installs only what is missing)"
 tools/deps.sh || exit 1
 
-phase build "build: gcc (release) and clang, -Wall -Wextra -Werror"
-CC=gcc setup build || exit 1
-ninja -C build >/dev/null || { ninja -C build; exit 1; }
-CC=clang setup build-clang || exit 1
-ninja -C build-clang >/dev/null || { ninja -C build-clang; exit 1; }
-
-phase asan "build: sanitizers (ASan + UBSan)"
+phase asan "build: sanitizers (ASan + UBSan, gcc; what the tests run)"
 CC=gcc setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 ninja -C build-asan >/dev/null || { ninja -C build-asan; exit 1; }
+
+# ------------------------------------------------------------------ in the background
+# -Werror builds with gcc (release) and clang, the fuzzers' build, then both fuzzers at
+# once; each part's output and exit status in $BG/, reported after the tests.
+BG=$(mktemp -d)
+bg_pid=
+deb_pid=
+cleanup() {  # an interrupted run: the background work and the Debian lane end with it
+    [ -z "$bg_pid" ] || { kill -TERM -- -"$bg_pid" 2>/dev/null; wait "$bg_pid"; }
+    [ -z "$deb_pid" ] || { kill -INT "$deb_pid" 2>/dev/null; wait "$deb_pid"; }
+    rm -rf "$BG"
+}
+trap cleanup EXIT
+part() {  # part NAME CMD...: run CMD; its output, exit status and wall time in $BG/NAME.*
+    local t0=$SECONDS
+    "${@:2}" >"$BG/$1.log" 2>&1
+    echo "$? $((SECONDS - t0))" >"$BG/$1.rc"
+}
+build_gcc() { CC=gcc setup build && ninja -C build; }
+build_clang() { CC=clang setup build-clang && ninja -C build-clang; }
+build_fuzz() {
+    CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false &&
+        ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl
+}
+fuzz_one() {  # fuzz_one TARGET
+    mkdir -p "$BG/corpus-$1"
+    cp tests/fuzz/corpus/$1/* "$BG/corpus-$1"/ 2>/dev/null || true
+    build-fuzz/tests/fuzz_$1 -max_total_time="$FUZZ" -max_len=4096 -print_final_stats=1 "$BG/corpus-$1"
+}
+background() {
+    part gcc build_gcc
+    part clang build_clang
+    [ "$FUZZ" != 0 ] || return 0
+    part fuzzbuild build_fuzz
+    read -r rc _ <"$BG/fuzzbuild.rc"
+    [ "$rc" = 0 ] || return 0
+    part fuzz_toml fuzz_one toml &
+    part fuzz_tmpl fuzz_one tmpl &
+    wait
+}
+export BG FUZZ
+export -f setup part build_gcc build_clang build_fuzz fuzz_one background
+# its own process group (the cleanup ends all of it), at nice 19
+setsid nice -n 19 bash -c background &
+bg_pid=$!
+echo "(from here on in the background, at nice 19: the gcc and clang -Werror builds, the fuzzers'" \
+     "build and fuzzing, ${FUZZ} s per target; their results come after the tests)"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -106,33 +148,6 @@ else
 fi
 [ -n "${QQ_UPSTREAM_CONFIGS:-}" ] ||
     echo "(QQ_UPSTREAM_CONFIGS unset: the e2e tests of the original's configs will be skipped)"
-
-# Fuzzing runs in the background during the end-to-end tests, at nice 19: those wait
-# for guests and timeouts much of the time and leave a core idle; a fuzzer gets
-# only what they leave.
-fuzz_pids=()
-FUZZDIR=
-deb_pid=
-cleanup() {  # an interrupted run: the background fuzzers and pytest lane end with it
-    [ ${#fuzz_pids[@]} -eq 0 ] || kill "${fuzz_pids[@]}" 2>/dev/null
-    [ -z "$deb_pid" ] || { kill -INT "$deb_pid" 2>/dev/null; wait "$deb_pid"; }
-    [ -z "$FUZZDIR" ] || rm -rf "$FUZZDIR"
-}
-trap cleanup EXIT
-if [ "$FUZZ" != 0 ]; then
-    phase fuzzbuild "build: fuzzers (libFuzzer + ASan/UBSan, clang)"
-    CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
-    ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl >/dev/null || { ninja -C build-fuzz tests/fuzz_toml tests/fuzz_tmpl; exit 1; }
-    FUZZDIR=$(mktemp -d)
-    for t in toml tmpl; do
-        mkdir "$FUZZDIR/$t"
-        cp tests/fuzz/corpus/$t/* "$FUZZDIR/$t"/ 2>/dev/null || true
-        nice -n 19 build-fuzz/tests/fuzz_$t -max_total_time="$FUZZ" -max_len=4096 -print_final_stats=1 \
-            "$FUZZDIR/$t" >"$FUZZDIR/$t.log" 2>&1 &
-        fuzz_pids+=($!)
-    done
-    echo "fuzz_toml, fuzz_tmpl: ${FUZZ} s each, in the background (nice 19) during the end-to-end tests"
-fi
 
 phase e2e "end-to-end tests (pytest, real QEMU under TCG, sanitizer build)"
 e2e() {  # pytest, with SIGINT at its default (bash leaves it ignored in a background job)
@@ -158,19 +173,23 @@ else
     e2e tests/e2e "$@" || fail=1
 fi
 
-if [ "$FUZZ" != 0 ]; then
-    phase fuzzwait "fuzzing results (${FUZZ} s per target, ran during the end-to-end tests)"
-    i=0
-    for t in toml tmpl; do
-        if wait "${fuzz_pids[$i]}"; then
-            echo "fuzz_$t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$FUZZDIR/$t.log" | grep -o '[0-9]*$') runs, no crash"
-        else
-            echo "fuzz_$t: FAILED"; tail -n 40 "$FUZZDIR/$t.log"; fail=1
-        fi
-        i=$((i + 1))
-    done
-    fuzz_pids=()
-fi
+phase background "results of the background work (-Werror builds, fuzzing)"
+wait "$bg_pid"
+bg_pid=
+for p in gcc clang fuzzbuild fuzz_toml fuzz_tmpl; do
+    [ -f "$BG/$p.rc" ] || continue
+    read -r rc took <"$BG/$p.rc"
+    case $p in
+        gcc|clang|fuzzbuild) what="build ($p, -Werror)" ;;
+        *) what="$p: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$BG/$p.log" | grep -o '[0-9]*$') runs, no crash" ;;
+    esac
+    if [ "$rc" = 0 ]; then
+        printf '  %-52s ok   (%d s)\n' "$what" "$took"
+    else
+        printf '  %s FAILED (exit %s):\n' "$p" "$rc"; tail -n 40 "$BG/$p.log"; fail=1
+    fi
+done
+[ "$FUZZ" != 0 ] || echo "  fuzzing: skipped (QQ_FUZZ_SECONDS=0)"
 phase_end
 save_times
 

@@ -20,15 +20,22 @@ from conftest import Project, free_port, wait_until
 
 pytestmark = pytest.mark.guest
 
+GOLDEN = None
 QCOW2_IMG = '[img.d]\nbuilder = "raw"\nformat = "qcow2"\nimg_size = "16M"\n\n'
 
 
+@pytest.fixture(autouse=True)
+def _golden(golden):
+    """saved_diskless() takes its snapshot from the session's booted one (conftest.Golden)."""
+    global GOLDEN
+    GOLDEN = golden
+
+
 def saved_diskless(project, tiny_vm_toml, port="auto"):
-    """A diskless tiny VM with snapshot s1 saved (a state file); stopped."""
+    """A diskless tiny VM with snapshot s1 of it booted (a state file; imported from the
+    session's booted snapshot, booted and saved the first time); stopped."""
     project.write(tiny_vm_toml(port))
-    project.run("start", "tiny", "--wait", check=True, timeout=400)
-    project.run("snapshot", "save", "tiny", "s1", check=True, timeout=120)
-    project.run("stop", "tiny", "--force", check=True)
+    GOLDEN.place(project, "tiny", "s1")
 
 
 def copy_dirs(project):

@@ -36,12 +36,13 @@ ControlMaster = "no"
 
 
 @pytest.fixture(scope="module")
-def vm(tmp_path_factory, qqmgr, tiny_guest):
+def vm(tmp_path_factory, qqmgr, tiny_guest, golden):
+    """The module's running guest, from the session's booted snapshot (the waits below
+    are of a running guest's ssh)."""
     d = tmp_path_factory.mktemp("waitvm")
     p = Project(d, qqmgr)
     write(p, tiny_guest, f"IdentityFile = {_toml_str(tiny_guest.key)}")
-    r = p.run("start", "t", "--wait", "--timeout", BOOT)
-    assert r.returncode == 0, r.stderr
+    golden.start(p, "t", "--timeout", BOOT)
     yield p
     p.run("stop", "t", "--force")
     reap_qemu_under(d)

@@ -150,12 +150,12 @@ def test_an_interrupted_start_wait_says_the_vm_keeps_running_and_how_to_stop_it(
 
 
 @pytest.fixture(scope="module")
-def booted(tmp_path_factory, qqmgr, tiny_guest):
+def booted(tmp_path_factory, qqmgr, tiny_guest, golden):
+    """A running guest, from the session's booted snapshot."""
     d = tmp_path_factory.mktemp("whyvm")
     p = Project(d, qqmgr)
     p.write(vm_toml(tiny_vm_cmd(tiny_guest), f'IdentityFile = {_toml_str(tiny_guest.key)}\nControlMaster = "no"'))
-    r = p.run("start", "t", "--wait", "--timeout", BOOT, timeout=BOOT + 30)
-    assert r.returncode == 0, r.stderr
+    golden.start(p, "t", "--timeout", BOOT, timeout=BOOT + 30)
     yield p
     p.run("stop", "t", "--force")
     reap_qemu_under(d)
