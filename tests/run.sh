@@ -174,13 +174,16 @@ else
 fi
 
 phase background "results of the background work (-Werror builds, fuzzing)"
+renice -n 0 -g "$bg_pid" >/dev/null 2>&1   # nothing else to wait for now (root only; else it stays niced)
 wait "$bg_pid"
 bg_pid=
 for p in gcc clang fuzzbuild fuzz_toml fuzz_tmpl; do
     [ -f "$BG/$p.rc" ] || continue
     read -r rc took <"$BG/$p.rc"
     case $p in
-        gcc|clang|fuzzbuild) what="build ($p, -Werror)" ;;
+        gcc) what="build: gcc (release), -Werror" ;;
+        clang) what="build: clang, -Werror" ;;
+        fuzzbuild) what="build: the fuzzers (clang, libFuzzer, ASan/UBSan)" ;;
         *) what="$p: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$BG/$p.log" | grep -o '[0-9]*$') runs, no crash" ;;
     esac
     if [ "$rc" = 0 ]; then
