@@ -340,3 +340,28 @@ def test_prune_names_and_removes_dead_copies_and_rm_force_stops_running_ones(pro
     out = project.json("rm", "tiny", "--force", check=True)
     assert out["removed"] and out["was_running"]
     assert not vdir.exists() and not _alive(c["pid"])
+
+
+def test_copies_of_a_mapped_snapshot_with_a_disk_run_beside_the_vms_own_run(project, tiny_vm_toml):
+    # a mapped snapshot keeps its disk as a read-only layer: copies need no disk at rest,
+    # so they run while the VM's own (not throwaway) run goes on writing its disk
+    project.write(QCOW2_IMG + tiny_vm_toml("auto", extra_args=["-drive file={{.img.d}},format=qcow2,if=virtio"]))
+    project.run("img", "build", "d", check=True)
+    project.run("start", "tiny", "--wait", check=True, timeout=400)
+    write = "printf {} | dd of=/dev/vda bs=512 conv=sync 2>/dev/null; sync"
+    read = "dd if=/dev/vda bs=5 count=1 2>/dev/null"
+    project.run("ssh", "tiny", write.format("saved"), check=True)
+    save = project.json("snapshot", "save", "tiny", "s1", check=True, timeout=120)
+    if save["kind"] != "mapped":
+        pytest.skip(f"no mapped snapshot here: {save.get('not_mapped')}")
+    project.run("ssh", "tiny", write.format("later"), check=True)
+    jobs = [popen(project, "run", "--json", "tiny", "--restore", "s1", "--rm", "--",
+                  f"{read}; echo; {write.format(f'job{i}')}; sleep 2; {read}") for i in range(2)]
+    for i, (rc, so, se) in enumerate(records(jobs)):
+        assert rc == 0, se
+        out, _, last = so.rstrip("\n").rpartition("\n")
+        assert out.replace("\0", "").split() == ["saved", f"job{i}"], so
+        assert json.loads(last)["instance"].startswith("tiny#")
+    assert project.run("ssh", "tiny", read, check=True).stdout == "later"
+    assert copy_dirs(project) == []
+    project.run("stop", "tiny", "--force", check=True)
