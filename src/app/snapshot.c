@@ -32,7 +32,7 @@
 #include "ramfile.h"
 #include "running.h"
 #include "snapshot_owner.h"
-#include "snapxfer.h"
+#include "snapargs.h"
 #include "share.h"
 #include "ssh.h"
 
@@ -680,7 +680,7 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
                     break;
                 }
                 _cleanup_json_ json_t *md = json_pack("{s:I}", "date", (json_int_t)time(NULL));
-                if (saved_args)   /* what it was saved with, for snapshot export (snapxfer.h) */
+                if (saved_args)   /* what it was saved with, for snapshot export (snapargs.h) */
                     json_object_set(md, "args", saved_args);
                 _cleanup_free_ char *text = json_dumps(md, 0);
                 rc = fs_write_atomic(meta, text, strlen(text), 0600, err);
@@ -856,7 +856,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
             rc = record_owner(c, q, dir, name, err);
     } else {
         r->kind = "state-file";
-        _cleanup_json_ json_t *args = snapx_args(c, vm, st.ssh_port, NULL);
+        _cleanup_json_ json_t *args = snapargs_of(c, vm, st.ssh_port, NULL);
         rc = save_state_file(q, vm, dir, name, was_running, args, err);
     }
     r->seconds = (double)(clock_ms() - t0) / 1000.0;

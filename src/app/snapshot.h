@@ -14,7 +14,7 @@
  *  - the VM has no writable disk (kernel + initramfs): a migration stream in
  *    <vm dir>/snapshots/NAME.state (written to NAME.state.tmp, renamed when
  *    complete) and NAME.json (date, vm_clock, size, args: the VM's arguments
- *    normalised by snapx_args, for export); QEMU starts from it
+ *    normalised by snapargs_of (snapargs.h), for export); QEMU starts from it
  *    with -incoming.
  *  - a writable disk of another format (raw): no snapshot; QQ_EXIT_FAIL
  *    naming the drive and the fix (format = "qcow2").

@@ -27,13 +27,13 @@
 #include "../infra/tree.h"
 #include "layout.h"
 #include "leftover.h"
+#include "snapargs.h"
 #include "snapshot.h"
 
 #define MAGIC "qqsnap\n\001"
 #define MAGIC_LEN 8
 #define HEADER_MAX (1u << 20)
 #define REC_HDR 9
-#define AUTO_PORT_SENTINEL 65533
 #define LOCK_S 30
 #define PIPE_SIZE (1 << 20)          /* a pipe at either end: fewer wake-ups per MiB */
 #define WRITEBACK_STEP (8ull << 20)  /* import starts writeback every 8 MiB: the closing fsync is short */
@@ -51,74 +51,6 @@ static void widen_pipe(int fd)
 static bool name_char(char ch)
 {
     return isalnum((unsigned char)ch) || ch == '.' || ch == '_' || ch == '-';
-}
-
-/* Replace whole-path occurrences of path in s by token. */
-static char *replace_path(const char *s, const char *path, const char *token)
-{
-    size_t pl = strlen(path);
-    if (pl < 2)   /* "/" would match everything */
-        return xstrdup(s);
-    sbuf b = SBUF_INIT;
-    const char *p = s;
-    for (;;) {
-        const char *hit = strstr(p, path);
-        while (hit && name_char(hit[pl]))
-            hit = strstr(hit + 1, path);
-        if (!hit) {
-            sbuf_adds(&b, p);
-            break;
-        }
-        sbuf_add(&b, p, (size_t)(hit - p));
-        sbuf_adds(&b, token);
-        p = hit + pl;
-    }
-    return sbuf_steal(&b);
-}
-
-/* Replace the number port where it stands alone (no digit on either side). */
-static char *replace_port(const char *s, int port)
-{
-    char num[16];
-    snprintf(num, sizeof num, "%d", port);
-    size_t nl = strlen(num);
-    sbuf b = SBUF_INIT;
-    const char *p = s;
-    for (;;) {
-        const char *hit = strstr(p, num);
-        while (hit && ((hit > s && isdigit((unsigned char)hit[-1])) || isdigit((unsigned char)hit[nl])))
-            hit = strstr(hit + 1, num);
-        if (!hit) {
-            sbuf_adds(&b, p);
-            break;
-        }
-        sbuf_add(&b, p, (size_t)(hit - p));
-        sbuf_adds(&b, "{ssh.port}");
-        p = hit + nl;
-    }
-    return sbuf_steal(&b);
-}
-
-json_t *snapx_args(const config *c, const char *vm, int port, qq_err *err)
-{
-    bool autoport = config_vm_ssh_port(c, vm) == SSH_PORT_AUTO;
-    if (port <= 0 && autoport)
-        port = AUTO_PORT_SENTINEL;
-    vm_spec s;
-    if (config_vm(c, vm, port > 0 ? port : 0, &s, err) < 0)
-        return NULL;
-    if (port <= 0)
-        port = s.ssh_port_used;
-    json_t *out = json_array();
-    for (size_t i = 0; i < s.nargs; i++) {
-        _cleanup_free_ char *a = replace_path(s.args[i], config_state_dir(c), "{state}");
-        _cleanup_free_ char *b = replace_path(a, config_dir(c), "{config}");
-        char *d = port > 0 ? replace_port(b, port) : xstrdup(b);
-        json_array_append_new(out, json_string(d));
-        free(d);
-    }
-    vm_spec_free(&s);
-    return out;
 }
 
 static void args_digest(json_t *args, char hex[HASH_HEX_LEN + 1])
@@ -425,15 +357,15 @@ static bool port_match(const char *pattern, const char *text)
  * rendering has it (a run of digits there). */
 static json_t *normalise_raw(const config *c, const char *vm, json_t *raw, qq_err *err)
 {
-    _cleanup_json_ json_t *pattern = snapx_args(c, vm, 0, err);
+    _cleanup_json_ json_t *pattern = snapargs_of(c, vm, 0, err);
     if (!pattern)
         return NULL;
     json_t *out = json_array();
     size_t i;
     json_t *x;
     json_array_foreach(raw, i, x) {
-        _cleanup_free_ char *a = replace_path(json_string_value(x) ?: "", config_state_dir(c), "{state}");
-        _cleanup_free_ char *b = replace_path(a, config_dir(c), "{config}");
+        _cleanup_free_ char *a = snapargs_replace_path(json_string_value(x) ?: "", config_state_dir(c), "{state}");
+        _cleanup_free_ char *b = snapargs_replace_path(a, config_dir(c), "{config}");
         const char *p = json_string_value(json_array_get(pattern, i));
         json_array_append_new(out, json_string(p && strstr(p, "{ssh.port}") && port_match(p, b) ? p : b));
     }
@@ -516,7 +448,7 @@ static int find_mapped(const config *c, const char *vm, const char *name, int sd
             return -1;
     }
     json_t *raw = json_object_get(s->meta, "args");
-    s->args = json_is_array(raw) ? normalise_raw(c, vm, raw, err) : snapx_args(c, vm, 0, err);
+    s->args = json_is_array(raw) ? normalise_raw(c, vm, raw, err) : snapargs_of(c, vm, 0, err);
     return s->args ? 0 : -1;
 }
 
@@ -563,7 +495,7 @@ static int find_source(const config *c, const char *vm, const char *name, source
     bool recorded = json_is_array(args);
     json_array_foreach(args, i, x)
         recorded = recorded && json_is_string(x);
-    s->args = recorded ? json_incref(args) : snapx_args(c, vm, 0, err);
+    s->args = recorded ? json_incref(args) : snapargs_of(c, vm, 0, err);
     return s->args ? 0 : -1;
 }
 
@@ -999,10 +931,10 @@ static int run_qemu_img(const config *c, char **args, qq_err *err)
 /* A string of the exporting host's paths, in this host's. */
 static char *rehome(const plan *p, const config *c, const char *s)
 {
-    char *a = p->state_dir ? replace_path(s, p->state_dir, config_state_dir(c)) : xstrdup(s);
+    char *a = p->state_dir ? snapargs_replace_path(s, p->state_dir, config_state_dir(c)) : xstrdup(s);
     if (!p->config_dir || strcmp(a, s) != 0)   /* a path in the state dir is rewritten once */
         return a;
-    char *b = replace_path(a, p->config_dir, config_dir(c));
+    char *b = snapargs_replace_path(a, p->config_dir, config_dir(c));
     free(a);
     return b;
 }
@@ -1224,7 +1156,7 @@ static int import_from(const config *c, const char *vm, in *i, const snapx_impor
         return -1;
     snprintf(r->snapshot, sizeof r->snapshot, "%s", p.name);
     r->kind = p.kind;
-    _cleanup_json_ json_t *ours = snapx_args(c, vm, 0, err);
+    _cleanup_json_ json_t *ours = snapargs_of(c, vm, 0, err);
     if (!ours)
         return -1;
     size_t k;

@@ -116,12 +116,6 @@ typedef struct snapx_import_opts {
     bool force;                  /* replace an existing snapshot of that name */
 } snapx_import_opts;
 
-/* The VM's user arguments (vm_spec args) as this config resolves them with
- * ssh host port `port` (0: the configured one; an automatic one is rendered
- * as 65533), normalised as above: a new array of strings, or NULL with err.
- * snapshot save records them in NAME.json ("args"); export sends those, or,
- * for a snapshot saved without them, the config's now. */
-json_t *snapx_args(const config *c, const char *vm, int port, qq_err *err);
 
 /* Read a stream from path (NULL or "-": stdin), verify it, install it as a
  * snapshot of vm. */
