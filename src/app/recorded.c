@@ -9,6 +9,7 @@
 #include "../base/xalloc.h"
 #include "../infra/fs.h"
 #include "layout.h"
+#include "ramfile.h"
 #include "launch.h"
 
 /* The VM-name rule (config's): letters, digits, . _ -, not starting with . or - */
@@ -73,6 +74,18 @@ static bool same_word(const char *rec, const char *now, const char *dir)
     return strstr(rec, copy) != NULL;
 }
 
+/* Is rec[i] the start of the RAM backend launch_argv injects for mapped RAM
+ * (-object memory-backend-file,id=ID,…) rather than a word of the user's? */
+static bool injected_ram(json_t *rec, size_t i, const vm_spec *s)
+{
+    const char *w = json_string_value(json_array_get(rec, i));
+    const char *v = json_string_value(json_array_get(rec, i + 1));
+    if (!w || !v || strcmp(w, "-object") != 0)
+        return false;
+    _cleanup_free_ char *prefix = xasprintf("memory-backend-file,id=%s,", ramfile_id(s));
+    return strncmp(v, prefix, strlen(prefix)) == 0;
+}
+
 bool recorded_config_changed(const config *c, const char *name, char **what)
 {
     if (what)
@@ -106,8 +119,9 @@ bool recorded_config_changed(const config *c, const char *name, char **what)
     for (size_t i = 0; !changed && i <= s.nargs; i++) {
         const char *r = k + 1 + i < n ? json_string_value(json_array_get(rec, k + 1 + i)) : NULL;
         if (i == s.nargs) {
-            /* the user's arguments end where the injected ones begin */
-            changed = !r || strcmp(r, "-pidfile") != 0;
+            /* the user's arguments end where the injected ones begin: the
+             * RAM backend of mapped RAM (ramfile.h), else -pidfile */
+            changed = !r || (strcmp(r, "-pidfile") != 0 && !injected_ram(rec, k + 1 + i, &s));
             if (changed && what)
                 *what = xasprintf("vm.%s.cmd has %s arguments now", name, r ? "fewer" : "more");
         } else if (!r || !same_word(r, s.args[i], dir)) {

@@ -26,6 +26,7 @@
 #include "../infra/proc.h"
 #include "../infra/qmp.h"
 #include "copies.h"
+#include "forward.h"
 #include "layout.h"
 #include "leftover.h"
 #include "mapped.h"
@@ -753,6 +754,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     json_t *list = NULL;
     _cleanup_json_ json_t *status = NULL;
     _cleanup_free_ char *ram = NULL;   /* before any goto out: the cleanup runs there */
+    _cleanup_json_ json_t *fwds = NULL;
     if (running_disks(c, q, &d, err) < 0)
         goto out;
     unsigned long long ram_bytes = 0;
@@ -900,6 +902,28 @@ void snap_clock(const config *c, const char *vm, const char *name, long long dea
         r->behind_s = (double)time(NULL) - saved;
 }
 
+/* Add the recorded forwards fwds (forward_list) to the VM's new QEMU after a
+ * restore that restarted it: the user's `forward add`s outlive the restore. */
+static int forwards_again(const config *c, const char *vm, json_t *fwds, qq_err *err)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(fwds, i, x) {
+        forward f;
+        memset(&f, 0, sizeof f);
+        snprintf(f.proto, sizeof f.proto, "%s", json_string_value(json_object_get(x, "proto")) ?: "tcp");
+        snprintf(f.host_addr, sizeof f.host_addr, "%s", json_string_value(json_object_get(x, "host_addr")) ?: "127.0.0.1");
+        f.host_port = (int)json_integer_value(json_object_get(x, "host_port"));
+        f.guest_port = (int)json_integer_value(json_object_get(x, "guest_port"));
+        const char *netdev = json_string_value(json_object_get(x, "netdev"));
+        qq_err e = { 0 };
+        if (forward_add(c, vm, netdev && *netdev ? netdev : NULL, &f, &e) < 0)
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: restored, but its forward %s:%s:%d:%d could not be added again: %s",
+                           vm, f.proto, f.host_addr, f.host_port, f.guest_port, e.msg);
+    }
+    return 0;
+}
+
 int snap_restore(const config *c, const char *vm, const char *name, guestclock_result *clock, qq_err *err)
 {
     if (clock)
@@ -919,6 +943,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
     qmp *q = open_qmp(c, vm, dir, 5000, err);
     _cleanup_json_ json_t *list = q ? list_in(c, vm, dir, q, err) : NULL;
     _cleanup_free_ char *ram = NULL;   /* before any goto out: the cleanup runs there */
+    _cleanup_json_ json_t *fwds = NULL;
     int rc = -1;
     if (!list)
         goto out;
@@ -945,6 +970,8 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
      * this run's mapped RAM) loads only into a fresh QEMU: restart from it */
     qmp_close(q);
     q = NULL;
+    /* the forwards added at run time go with the old QEMU: added again below */
+    fwds = forward_list(c, vm, NULL);
     close(lock);
     lock = -1;
     sig_scope ss;
@@ -963,6 +990,8 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
         launch_result r;
         rc = start_from(c, vm, &so, &r, err);
         free(r.stderr_tail);
+        if (rc == 0)
+            rc = forwards_again(c, vm, fwds, err);
     }
     sig_release(&ss);
 out:

@@ -70,8 +70,9 @@ typedef struct snap_save_result {
  * existing name fails unless force. */
 int snap_save(const config *c, const char *vm, const char *name, bool force, snap_save_result *r, qq_err *err);
 
-/* Return the running VM to snapshot name in place (a diskless VM's QEMU is
- * restarted from the state file); the ssh master is reset. A stopped VM:
+/* Return the running VM to snapshot name in place (a state-file or mapped
+ * snapshot restarts QEMU from it, and the forwards added at run time
+ * (forward.h) are added to the new QEMU again); the ssh master is reset. A stopped VM:
  * QQ_EXIT_FAIL pointing at `start --restore`. */
 int snap_restore(const config *c, const char *vm, const char *name, guestclock_result *clock, qq_err *err);
 

@@ -148,3 +148,27 @@ def test_stop_waits_for_a_lock_released_within_its_timeout_and_stops(project):
         assert not project.json("status", "bare")["running"]
     finally:
         project.run("stop", "bare", "--force")
+
+
+@pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "internal"])
+def test_a_forward_added_at_run_time_outlives_an_in_place_restore(project, mapped):
+    """A mapped snapshot restores into a fresh QEMU: the user's `forward add`s are
+    added to it again (an internal one restores in place: they never went)."""
+    disk = project.path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    project.write(bare_toml(disk) + ("" if mapped else "mapped_ram = false\n"))
+    project.run("start", "bare", check=True)
+    try:
+        pid = project.json("status", "bare", check=True)["pid"]
+        project.run("snapshot", "save", "bare", "s0", check=True, timeout=120)
+        kind = [s["kind"] for s in project.json("snapshot", "list", "bare", check=True)]
+        assert kind == ["mapped" if mapped else "qcow2"]
+        fwd = project.json("forward", "bare", "add", "tcp:auto:22", "--netdev", "n0", check=True)
+        project.run("snapshot", "restore", "bare", "s0", check=True, timeout=120)
+        assert (project.json("status", "bare", check=True)["pid"] != pid) == mapped
+        listed = project.json("forward", "bare", "list", check=True)
+        assert [(f["host_port"], f["guest_port"]) for f in listed] == [(fwd["host_port"], 22)]
+        # QEMU has it: removing it works
+        project.run("forward", "bare", "remove", f"tcp:{fwd['host_port']}", check=True)
+    finally:
+        project.run("stop", "bare", "--force", check=True)
