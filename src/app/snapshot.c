@@ -754,7 +754,6 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     json_t *list = NULL;
     _cleanup_json_ json_t *status = NULL;
     _cleanup_free_ char *ram = NULL;   /* before any goto out: the cleanup runs there */
-    _cleanup_json_ json_t *fwds = NULL;
     if (running_disks(c, q, &d, err) < 0)
         goto out;
     unsigned long long ram_bytes = 0;
