@@ -30,7 +30,7 @@ FUZZ=${QQ_FUZZ_SECONDS:-60}
 # ------------------------------------------------------------------ phases and their times
 # A phase's estimate: its time in the last full run on this machine, else this table's
 # (seconds; a 2-core machine shared with nothing, test guests cached).
-declare -A EST=([deps]=1 [asan]=40 [unit]=10 [toml]=5 [e2e]=420 [background]=5)
+declare -A EST=([deps]=1 [asan]=60 [unit]=10 [toml]=5 [e2e]=690 [background]=5)
 TIMES=$ROOT/build/run-times.txt
 if [ -f "$TIMES" ]; then
     while read -r k v; do [ -n "${EST[$k]+x}" ] && [[ $v =~ ^[0-9]+$ ]] && EST[$k]=$v; done <"$TIMES"
