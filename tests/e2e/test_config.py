@@ -135,7 +135,9 @@ def test_upstream_test_config_resolves_like_the_original(qqmgr):
     assert r.returncode == 0, r.stderr
     argv = json.loads(r.stdout)["argv"]
     # the user's args end where qqmgr's own begin: the RAM backend (mapped.h), else -pidfile
-    ends = [i - 1 for i, a in enumerate(argv) if a.startswith("memory-backend-file,id=qq-ram,")]
+    # (id pc.ram on x86 pc/q35, qq-ram elsewhere; its file in qqmgr's tmpfs dir)
+    ends = [i - 1 for i, a in enumerate(argv)
+            if re.match(r"memory-backend-file,id=(pc\.ram|qq-ram),.*mem-path=/dev/shm/qqmgr-", a)]
     ends += [i for i, a in enumerate(argv) if a == "-pidfile"]
     user = argv[1:min(ends)] if ends else argv[1:]
     assert user == [
