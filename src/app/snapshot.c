@@ -78,19 +78,6 @@ static char *snap_path(const char *dir, const char *name, const char *suffix)
     return xasprintf("%s/%s%s", sd, name, suffix);
 }
 
-/* The last non-empty line of text (in place), without "Error: " or a "prog: " prefix kept. */
-static const char *last_line(char *text)
-{
-    size_t n = strlen(text);
-    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
-        text[--n] = '\0';
-    char *nl = strrchr(text, '\n');
-    char *s = nl ? nl + 1 : text;
-    if (strncmp(s, "Error: ", 7) == 0)
-        s += 7;
-    return s;
-}
-
 /* qemu-img ARGS ([qemu] img): its stdout in *out, or -1 with its last words. */
 static int snap_qemu_img(const config *c, char *const *args, char **out, qq_err *err)
 {
@@ -116,7 +103,7 @@ static int hmp_quiet(qmp *q, const char *vm, const char *line, int timeout_ms, q
     _cleanup_free_ char *out = qmp_hmp(q, line, timeout_ms, err);
     if (!out)
         return -1;
-    const char *msg = last_line(out);
+    const char *msg = proc_last_line(out);
     if (*msg)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s: %s", vm, line, msg);
     return 0;

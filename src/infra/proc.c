@@ -389,8 +389,7 @@ int proc_exec(char *const argv[], bool echo, qq_err *e)
     return qq_fail(e, QQ_EXIT_FAIL, "cannot run %s: %s", argv[0], strerror(errno));
 }
 
-/* The last non-empty line of text (in place), without an "Error: " prefix. */
-static const char *tool_last_line(char *text)
+const char *proc_last_line(char *text)
 {
     size_t n = strlen(text);
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
@@ -420,7 +419,7 @@ int proc_tool(const char *bin, const char *name, char *const *args, char **out, 
     free(argv);
     if (rc == 0 && (!WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0)) {
         char *text = sbuf_steal(&e);
-        rc = qq_fail(err, QQ_EXIT_FAIL, "%s %s: %s", name, args[0], text ? tool_last_line(text) : "failed");
+        rc = qq_fail(err, QQ_EXIT_FAIL, "%s %s: %s", name, args[0], text ? proc_last_line(text) : "failed");
         free(text);
     }
     if (rc == 0 && out)

@@ -71,6 +71,10 @@ typedef struct proc_result {
 
 int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err *e);
 
+/* The last non-empty line of text (trailing newlines cut in place), without
+ * an "Error: " prefix: the words of a tool that failed. */
+const char *proc_last_line(char *text);
+
 /* Run a tool to its end (proc_run, stdio /dev/null, bounded by 10 min):
  * bin ARGS. 0 with its stdout in *out (caller frees; out may be NULL), or -1
  * with err "NAME ARGS[0]: its last stderr line" ("Error: " dropped),
