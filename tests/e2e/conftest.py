@@ -126,19 +126,30 @@ def qmp_execute(sock_path, command, timeout=10, **arguments):
         return call(command, arguments)
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+    """Is the process still there for our purpose: any of its threads not yet a
+    zombie? A killed QEMU's main thread turns zombie while its other threads still
+    tear down its memory; its files (and the pid file's lock) are released only
+    when the last thread is gone, so a test that waits for the main thread alone
+    races the lock (what `status` reads)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # a zombie has exited already
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def _is_qemu(pid):
@@ -165,7 +176,7 @@ def reap_qemu_under(root):
             pid = int(Path(pf).read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if pid > 1 and _pid_alive(pid) and _is_qemu(pid):
+        if pid > 1 and pid_alive(pid) and _is_qemu(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -173,7 +184,7 @@ def reap_qemu_under(root):
                 pass
     for pid in killed:
         try:
-            wait_until(lambda: not _pid_alive(pid), 10, 0.05)
+            wait_until(lambda: not pid_alive(pid), 10, 0.05)
         except TimeoutError:
             pass
     return killed

@@ -8,7 +8,8 @@ is ever removed; a running VM's files never are.
 import os
 import time
 
-from test_lifecycle import BARE, pid_alive
+from conftest import pid_alive
+from test_lifecycle import BARE
 
 
 def vm(name, extra=""):

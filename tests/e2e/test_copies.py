@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, free_port, wait_until
+from conftest import Project, free_port, pid_alive, wait_until
 
 pytestmark = pytest.mark.guest
 
@@ -191,17 +191,6 @@ def _runtime_links_to(path):
     return found
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:   # a zombie is gone for our purpose
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _running_copy(project):
     def one():
         cs = project.json("status", "tiny", check=True)["copies"]
@@ -231,7 +220,7 @@ def test_kill_9_leaves_nothing_of_a_copy_after_the_next_command(project, tiny_vm
         if "qemu" in killed:
             os.kill(qemu, signal.SIGKILL)
         # a run's QEMU dies with its qqmgr; a run whose QEMU died ends (the command failed)
-        wait_until(lambda: not _alive(qemu), 30, 0.1, "the copy's QEMU to end")
+        wait_until(lambda: not pid_alive(qemu), 30, 0.1, "the copy's QEMU to end")
         if killed == "qemu":
             assert job.wait(timeout=120) != 0
     finally:
@@ -243,7 +232,7 @@ def test_kill_9_leaves_nothing_of_a_copy_after_the_next_command(project, tiny_vm
     assert not cdir.exists() and copy_dirs(project) == []
     assert all(not os.path.lexists(l) for l in links)
     assert _runtime_links_to(cdir) == []
-    assert not _alive(qemu)
+    assert not pid_alive(qemu)
     # the VM's own place ran on
     assert project.json("status", "tiny", check=True)["running"] is True
     project.run("stop", "tiny", "--force", check=True)
@@ -268,7 +257,7 @@ def test_a_signal_during_a_copys_start_or_run_leaves_nothing_of_it(project, tiny
     job.send_signal(sig)
     _, err = job.communicate(timeout=120)
     assert job.returncode == 1 and "interrupted" in err, err
-    assert copy_dirs(project) == [] and not _alive(c["pid"])
+    assert copy_dirs(project) == [] and not pid_alive(c["pid"])
     project.run("stop", "tiny", "--force", check=True)
 
 
@@ -339,7 +328,7 @@ def test_prune_names_and_removes_dead_copies_and_rm_force_stops_running_ones(pro
     assert c["instance"] == "tiny#1"
     out = project.json("rm", "tiny", "--force", check=True)
     assert out["removed"] and out["was_running"]
-    assert not vdir.exists() and not _alive(c["pid"])
+    assert not vdir.exists() and not pid_alive(c["pid"])
 
 
 def test_copies_of_a_mapped_snapshot_with_a_disk_run_beside_the_vms_own_run(project, tiny_vm_toml):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import pid_alive, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 QQMGR = os.environ.get("QQMGR") or str(Path(os.environ.get("QQ_BUILD_DIR", ROOT / "build")) / "qqmgr")
@@ -583,14 +583,6 @@ def idle_qemu_args(pidfile):
     """build_args of a real QEMU that runs no guest, so it never powers off."""
     return ["-accel", "tcg", "-machine", "q35", "-m", "64", "-nodefaults", "-display", "none",
             "-drive", "file={{.img_self}},if=virtio", "-pidfile", str(pidfile)]
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def start_hanging_build(tmp_path, server, files, env):

@@ -17,25 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACCEL, console_roundtrip, free_port, wait_until
+from conftest import ACCEL, console_roundtrip, free_port, pid_alive, wait_until
 
 BARE = "-nodefaults -machine q35 -m 64 -display none -accel tcg"
 
 
 def bare_toml(name="bare", extra=""):
     return f'[vm.{name}]\ncmd = ["{BARE}"{extra}]\n'
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def qemu_children_of(state_dir):

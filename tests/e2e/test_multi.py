@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from test_lifecycle import BARE, pid_alive
+from conftest import pid_alive
+from test_lifecycle import BARE
 
 
 def vms(*names, bad=()):

@@ -12,7 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from test_lifecycle import BARE, pid_alive
+from conftest import pid_alive
+from test_lifecycle import BARE
 
 
 def vm(name, extra=""):

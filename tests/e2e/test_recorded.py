@@ -7,7 +7,8 @@ config changed since the start. Guestless VMs (nothing boots)."""
 import json
 
 from conftest import free_port
-from test_lifecycle import BARE, pid_alive
+from conftest import pid_alive
+from test_lifecycle import BARE
 
 
 def vms(*names):
