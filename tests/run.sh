@@ -87,10 +87,10 @@ ninja -C build-asan >/dev/null || { ninja -C build-asan; exit 1; }
 # once; each part's output and exit status in $BG/, reported after the tests.
 BG=$(mktemp -d)
 bg_pid=
-deb_pid=
-cleanup() {  # an interrupted run: the background work and the Debian lane end with it
+lane_pids=()
+cleanup() {  # an interrupted run: the background work and the other test lanes end with it
     [ -z "$bg_pid" ] || { kill -TERM -- -"$bg_pid" 2>/dev/null; wait "$bg_pid"; }
-    [ -z "$deb_pid" ] || { kill -INT "$deb_pid" 2>/dev/null; wait "$deb_pid"; }
+    for p in "${lane_pids[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p"; done
     rm -rf "$BG"
 }
 trap cleanup EXIT
@@ -156,21 +156,34 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execv(sys.executable, [sys.executable, "-m", "pytest", *sys.argv[1:]])' -ra -p no:cacheprovider "$@"
 }
 if [ $full_e2e = 1 ]; then
-    # Two lanes at once: the Debian cloud guest's tests (an image build and boots of
-    # minutes) with the tests that mostly wait for fixed timeouts of qqmgr's (30 s lock
-    # and login bounds, stalled peers, a silent guest), beside all the others (tiny
-    # guests and no guest at all). The second lane's output follows the first's.
+    # Three lanes at once (two cores; much of a test is waiting for a TCG guest or for
+    # a fixed bound of qqmgr's, so a third lane fills the idle time):
+    #  2: the Debian cloud guest's tests (an image build and boots of minutes) with the
+    #     tests that mostly wait for fixed timeouts (30 s lock and login bounds, stalled
+    #     peers, a silent guest);
+    #  3: the snapshot and copy tests (many saves and restores of tiny guests);
+    #  1: all the others (tiny guests and no guest at all; a new file lands here).
+    # Lanes 2 and 3 print after lane 1; each lane is one pytest session (its own golden).
     LANE2=(tests/e2e/test_img_cloud.py tests/e2e/test_init.py tests/e2e/test_wait_why.py
-            tests/e2e/test_lock_bounds.py tests/e2e/test_bounded.py)
-    e2e "${LANE2[@]}" >build-asan/e2e-lane2.log 2>&1 &
-    deb_pid=$!
-    echo "(beside these run the Debian guest's tests and those that wait for timeouts: ${LANE2[*]};" \
+           tests/e2e/test_lock_bounds.py tests/e2e/test_bounded.py)
+    LANE3=(tests/e2e/test_snapshot.py tests/e2e/test_mapped.py tests/e2e/test_copies.py
+           tests/e2e/test_mapped_debian.py)
+    e2e --junitxml=build-asan/e2e-lane2.xml "${LANE2[@]}" >build-asan/e2e-lane2.log 2>&1 &
+    lane_pids+=($!)
+    e2e --junitxml=build-asan/e2e-lane3.xml "${LANE3[@]}" >build-asan/e2e-lane3.log 2>&1 &
+    lane_pids+=($!)
+    echo "(beside these run lane 2: ${LANE2[*]#tests/e2e/}; and lane 3: ${LANE3[*]#tests/e2e/};" \
          "their output follows)"
-    e2e tests/e2e "${LANE2[@]/#/--ignore=}" || fail=1
-    wait $deb_pid || fail=1
-    deb_pid=
-    printf '\n--- the second lane (%s)\n' "${LANE2[*]}"
+    ignore=("${LANE2[@]/#/--ignore=}" "${LANE3[@]/#/--ignore=}")
+    e2e --junitxml=build-asan/e2e-lane1.xml tests/e2e "${ignore[@]}" || fail=1
+    for p in "${lane_pids[@]}"; do wait "$p" || fail=1; done
+    lane_pids=()
+    printf '\n--- lane 2 (%s)\n' "${LANE2[*]#tests/e2e/}"
     cat build-asan/e2e-lane2.log
+    printf '\n--- lane 3 (%s)\n' "${LANE3[*]#tests/e2e/}"
+    cat build-asan/e2e-lane3.log
+    printf '\n--- where the end-to-end minutes went (test time per file, slowest first)\n'
+    /usr/bin/python3 tests/tools/e2e-times.py build-asan/e2e-lane[123].xml
 else
     e2e tests/e2e "$@" || fail=1
 fi
