@@ -88,6 +88,43 @@ int leftover_mark(const char *dir, const char *key, qq_err *err)
     return fs_write_atomic(p, text, strlen(text), 0600, err);
 }
 
+int leftover_note_replace(const char *dir, char *const *tmps, char *const *disks, qq_err *err)
+{
+    _cleanup_free_ char *p = record_path(dir);
+    _cleanup_json_ json_t *r = json_load_file(p, 0, NULL);
+    if (!r)
+        return qq_fail(err, QQ_EXIT_FAIL, "%s: no record of the operation", p);
+    json_t *pairs = json_array();
+    for (size_t i = 0; tmps[i] && disks[i]; i++)
+        json_array_append_new(pairs, json_pack("{s:s, s:s}", "tmp", tmps[i], "disk", disks[i]));
+    json_object_set_new(r, "replace", pairs);
+    _cleanup_free_ char *text = json_dumps(r, 0);
+    return fs_write_atomic(p, text, strlen(text), 0600, err);
+}
+
+/* A dead restore's disk copies (leftover_note_replace): finished when it
+ * had begun to rename them, else removed. Returns what was done, or NULL. */
+static const char *repair_replace(json_t *r)
+{
+    json_t *pairs = json_object_get(r, "replace");
+    bool renaming = json_is_true(json_object_get(r, "renaming"));
+    size_t i;
+    json_t *x;
+    int n = 0;
+    json_array_foreach(pairs, i, x) {
+        const char *tmp = json_string_value(json_object_get(x, "tmp"));
+        const char *disk = json_string_value(json_object_get(x, "disk"));
+        if (!tmp || !disk)
+            continue;
+        if (renaming ? rename(tmp, disk) == 0 : unlink(tmp) == 0)
+            n++;
+    }
+    if (!n)
+        return NULL;
+    return renaming ? ", its disks put back as saved (the restore had begun to replace them)"
+                    : ", the partial copies of its disks removed (the disks are as they were)";
+}
+
 void leftover_end(const char *dir)
 {
     _cleanup_free_ char *p = record_path(dir);
@@ -223,7 +260,10 @@ int leftover_repair(const char *dir, char **what, qq_err *err)
     bool was_running = json_is_true(json_object_get(r, "was_running"));
     bool stopped = false;
     int rc = 0;
-    if (layout_pid_holder(dir) > 0) {
+    bool qemu = layout_pid_holder(dir) > 0;
+    if (!qemu && is(op, "restore"))
+        stopped = true;   /* killed before its QEMU started: the VM did not start */
+    if (qemu) {
         _cleanup_free_ char *sock = layout_path(dir, LAYOUT_QMP);
         qmp *q = qmp_open(sock, 5000, err);
         if (!q)
@@ -238,11 +278,12 @@ int leftover_repair(const char *dir, char **what, qq_err *err)
         return -1;
     if (tmp && unlink(tmp) < 0 && errno == EISDIR)
         tree_remove_at(AT_FDCWD, tmp, tmp, NULL);   /* a mapped save's temp dir */
+    const char *disks = repair_replace(r);
     unlink(p);
     if (what)
-        *what = xasprintf("repaired what an interrupted %s of snapshot '%s' left: the guest is %s%s", op, name,
+        *what = xasprintf("repaired what an interrupted %s of snapshot '%s' left: the guest is %s%s%s", op, name,
                           stopped ? "stopped (its state never loaded)" : was_running ? "running" : "paused",
-                          tmp ? ", the partial snapshot removed" : "");
+                          tmp ? ", the partial snapshot removed" : "", disks ? disks : "");
     return 1;
 }
 

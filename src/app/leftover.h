@@ -16,6 +16,8 @@
  *    -incoming defer for a state nobody asked for (a mapped restore killed
  *    before migrate-incoming: the record is marked "deferred", not
  *    "incoming") is killed: the VM is stopped, as before;
+ * and, for an own-run restore that replaces the disks, removes its temp
+ * copies or finishes its renames (leftover_note_replace);
  * then removes the record. A VM found in `postmigrate` or `inmigrate`
  * without a record (another tool, an older qqmgr) is not touched: its
  * message names the fix (leftover_explain).
@@ -49,6 +51,16 @@ int leftover_begin(const char *dir, const char *op, const char *name, bool was_r
  * accepted; a record with the first and not the second is a QEMU that waits
  * for a state nobody will ask for any more. */
 int leftover_mark(const char *dir, const char *key, qq_err *err);
+
+/* A restore into the VM's own run that replaces its disks (a mapped
+ * snapshot's layers, mapped.h) copies each layer to tmps[i] beside disks[i]
+ * and then renames them all over the disks. It records the pairs before the
+ * first copy, and marks "renaming" (leftover_mark) once every copy is
+ * complete. The repair of a dead qqmgr's record then removes the temp
+ * copies (not marked: the disks are as they were) or finishes the renames
+ * (marked: the disks are as saved): never some disks of each. NULL-ended
+ * arrays of the same length. */
+int leftover_note_replace(const char *dir, char *const *tmps, char *const *disks, qq_err *err);
 
 /* The operation is over (done, failed or undone): remove the record. */
 void leftover_end(const char *dir);

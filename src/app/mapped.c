@@ -396,8 +396,34 @@ int mapped_prepare_start(const config *c, const char *vm, const char *dir, const
     strv_push(&ms->extra, &ne, xstrdup("-incoming"));
     strv_push(&ms->extra, &ne, xstrdup("defer"));
     _cleanup_strv_ char **tmps = NULL;   /* own run: copies of the layers, renamed over the disks at the end */
-    size_t nt = 0;
+    _cleanup_strv_ char **targets = NULL;   /* the disk each of tmps replaces */
+    size_t nt = 0, ng = 0;
+    bool recorded = false;
     _cleanup_free_ char *ram = xasprintf("%s/%s/ram", sd, name);   /* before any goto fail */
+    if (!throwaway) {
+        /* every name first, and the record of them before the first byte is
+         * copied: a qqmgr killed from here on leaves nothing the next
+         * command does not finish or remove (leftover.h) */
+        json_array_foreach(disks, i, x) {
+            char *disk = absolute(c, json_string_value(json_object_get(x, "file")) ?: "");
+            _cleanup_free_ char *other = layout_running_user(config_state_dir(c), vm, disk);
+            if (other) {
+                qq_fail(err, QQ_EXIT_FAIL, "%s: its disk %s is in use by running VM %s; restoring '%s' would write "
+                        "it under that VM: stop %s first (or restore a throwaway copy with --rm)", vm, disk, other,
+                        name, other);
+                free(disk);
+                goto fail;
+            }
+            strv_push(&tmps, &nt, layout_beside(disk, ".restore.tmp"));
+            strv_push(&targets, &ng, disk);
+        }
+        if (nt) {
+            if (leftover_begin(run_dir, "restore", name, true, NULL, err) < 0 ||
+                leftover_note_replace(run_dir, tmps, targets, err) < 0)
+                goto fail;
+            recorded = true;
+        }
+    }
     json_array_foreach(disks, i, x) {
         const char *file = json_string_value(json_object_get(x, "file")) ?: "";
         const char *fmt = json_string_value(json_object_get(x, "format")) ?: "raw";
@@ -418,19 +444,9 @@ int mapped_prepare_start(const config *c, const char *vm, const char *dir, const
             strv_push(&ms->replace, &nr, xstrdup(file));
             strv_push(&ms->replace, &nr, xstrdup(own));
         } else {
-            _cleanup_free_ char *disk = absolute(c, file);
-            _cleanup_free_ char *other = layout_running_user(config_state_dir(c), vm, disk);
-            if (other) {
-                qq_fail(err, QQ_EXIT_FAIL, "%s: its disk %s is in use by running VM %s; restoring '%s' would write "
-                        "it under that VM: stop %s first (or restore a throwaway copy with --rm)", vm, disk, other,
-                        name, other);
+            if (copy_interruptible(vm, layer, tmps[i], err) < 0)
                 goto fail;
-            }
-            char *t = layout_beside(disk, ".restore.tmp");
-            strv_push(&tmps, &nt, t);
-            if (copy_interruptible(vm, layer, t, err) < 0)
-                goto fail;
-            chmod(t, 0600);
+            chmod(tmps[i], 0600);
         }
     }
     if (throwaway) {
@@ -450,22 +466,23 @@ int mapped_prepare_start(const config *c, const char *vm, const char *dir, const
         strv_push(&ms->unlink, &nu, xstrdup(ms->ram_file));
         if (copy_interruptible(vm, ram, ms->ram_file, err) < 0)
             goto fail;
-        /* every copy made: the disks change now, all at once */
-        size_t k = 0;
-        json_array_foreach(disks, i, x) {
-            _cleanup_free_ char *disk = absolute(c, json_string_value(json_object_get(x, "file")) ?: "");
-            if (rename(tmps[k], disk) < 0) {
-                qq_fail(err, QQ_EXIT_FAIL, "%s: %s", disk, strerror(errno));
+        /* every copy made: the disks change now, all of them (a qqmgr killed
+         * among the renames: the next command does the rest) */
+        if (recorded && leftover_mark(run_dir, "renaming", err) < 0)
+            goto fail;
+        for (size_t k = 0; k < nt; k++)
+            if (rename(tmps[k], targets[k]) < 0) {
+                qq_fail(err, QQ_EXIT_FAIL, "%s: %s", targets[k], strerror(errno));
                 goto fail;
             }
-            k++;
-        }
     }
     ms->ram.file = ms->ram_file;
     return 0;
 fail:
     for (char **t = tmps; t && *t; t++)
         unlink(*t);
+    if (recorded)
+        leftover_end(run_dir);
     mapped_start_free(ms);
     return -1;
 }

@@ -40,8 +40,11 @@
  *    named throwaway.PID.N.qcow2 (leftover.h) and unlinked once QEMU holds
  *    them;
  *  - the VM's own run: each layer is copied back over its disk (all copied
- *    to temp names first, then renamed), and ram into a fresh tmpfs RAM
- *    file (share=on: the VM can be saved again).
+ *    to DISK.restore.tmp first, then renamed; the pairs recorded in the
+ *    inflight record before the first copy and "renaming" marked before
+ *    the first rename, so a killed restore's next command removes the
+ *    copies or finishes the renames: leftover_note_replace), and ram into
+ *    a fresh tmpfs RAM file (share=on: the VM can be saved again).
  * The restore's caller sets the guest clock (guestclock.h) as for every
  * restore.
  *

@@ -277,3 +277,41 @@ def test_a_killed_mapped_restore_leaves_no_qemu_waiting_for_its_state(project, t
         project.run("start", "tiny", "--restore", "s1", "--rm", "--wait", check=True, timeout=200)
     assert ssh(project, "cat /tmp/mark", check=True).stdout.strip() == "saved"
     project.run("stop", "tiny", "--force", check=True)
+
+
+def test_an_own_run_restore_interrupted_while_it_copies_the_disk_layers_leaves_the_disks_as_they_were(
+        project, tiny_vm_toml):
+    setup_disk(project, tiny_vm_toml)
+    boot(project)
+    # a layer big enough that its copy back over the disk is seen
+    ssh(project, DISK_WRITE.format(mark="BEFORE") +
+        "; dd if=/dev/urandom of=/dev/vda bs=1M count=48 seek=1 2>/dev/null; sync", check=True, timeout=120)
+    project.run("snapshot", "save", "tiny", "s1", check=True)
+    ssh(project, DISK_WRITE.format(mark="AFTER!"), check=True)
+    project.run("stop", "tiny", "--force", check=True)
+    disk = project.state_dir / "img.d" / "disk.qcow2"
+    tmp = disk.with_name(disk.name + ".restore.tmp")
+    inflight = project.vm_dir("tiny") / "inflight.json"
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        p = popen(project, "start", "tiny", "--restore", "s1")
+        try:
+            wait_until(tmp.exists, 120, 0.001, "the restore to copy the disk's layer")
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        if sig == signal.SIGTERM:
+            assert p.returncode == 1 and "interrupted" in err, (p.returncode, err)
+        else:
+            assert p.returncode == -signal.SIGKILL
+        # the next command finds no partial copy, no record, the VM stopped, its disk as it was
+        assert project.json("status", "tiny", check=True)["state"] == "stopped"
+        assert not tmp.exists() and not inflight.exists()
+        assert not list(disk.parent.glob("*.restore.tmp"))
+        assert b"AFTER!" in disk.read_bytes()
+    # and the snapshot restores whole afterwards
+    project.run("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
+    assert ssh(project, DISK_READ, check=True).stdout == "BEFORE"
+    project.run("stop", "tiny", "--force", check=True)

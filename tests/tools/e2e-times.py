@@ -26,7 +26,7 @@ def main(argv):
     total = sum(by_file.values())
     for mod, t in by_file.most_common(top):
         print(f"  {mod + '.py':<32} {t:6.0f} s  {count[mod]:3d} tests  {100 * t / total if total else 0:3.0f}%")
-    print(f"  {'(all ' + str(len(by_file)) + ' files, both lanes)':<32} {total:6.0f} s")
+    print(f"  {'(all ' + str(len(by_file)) + ' files, all lanes)':<32} {total:6.0f} s")
     return 0
 
 
