@@ -12,7 +12,9 @@
      saved clean.
   3. the guest clock after restoring a snapshot saved --age seconds earlier (default 60):
      host time minus guest time right after `start --restore --rm --wait` returned
-     (the guest's `date +%s` has whole seconds: the offset lies in the printed range).
+     (the guest's time to the microsecond, from busybox's adjtimex or GNU date's %N,
+     read through the ssh master: the offset lies in the printed range, as wide as
+     that command's round trip).
 
 usage: bench/bench_mapped_qqmgr.py [--qqmgr PATH] [--runs N] [--dirty MiB] [--age S]
                                    [--debian] [--no-dirty] [--no-clock]
@@ -77,12 +79,31 @@ def clock_after(q, cfg, vm, age):
     timed(qq + ["stop", vm, "--force"])
     time.sleep(age)
     timed(qq + ["start", vm, "--restore", "aged", "--rm", "--wait", "--timeout", "900"])
+    timed(qq + ["ssh", vm, "true"])   # the master is up: the next command's round trip is short
     before = time.time()
-    guest = int(run(qq + ["ssh", vm, "date +%s"]).stdout.strip())
+    out = run(qq + ["ssh", vm, "adjtimex 2>/dev/null; date +%s.%N"]).stdout
     after = time.time()
     timed(qq + ["stop", vm, "--force"])
-    # the guest's true time lies in [guest, guest + 1)
-    return before - (guest + 1), after - guest
+    return guest_offset(out, before, after)
+
+
+def guest_offset(out, before, after):
+    """(low, high) of host - guest from the guest's time read between the host's
+    before and after: microseconds from busybox's adjtimex (time.tv_sec/tv_usec)
+    or GNU date's %N; whole seconds from a date without %N."""
+    f = {}
+    for line in out.splitlines():
+        k, _, v = line.partition(":")
+        f[k.strip()] = v.strip()
+    if "time.tv_sec" in f and "time.tv_usec" in f:
+        guest = int(f["time.tv_sec"]) + int(f["time.tv_usec"].split()[0]) / 1e6
+        return before - guest, after - guest
+    last = out.strip().splitlines()[-1]
+    if last.endswith("N"):   # a date without %N: the true time lies in [guest, guest + 1)
+        guest = int(last.split(".")[0])
+        return before - (guest + 1), after - guest
+    guest = float(last)
+    return before - guest, after - guest
 
 
 def main():

@@ -97,8 +97,12 @@ int guestclock_sync(const config *c, const char *vm, long long deadline_ms, gues
     /* the next connection goes through the master when there is one: its
      * command reaches the guest a moment after it starts */
     double lead = t.control[0] ? 0.05 : first / 2;
-    char line[128];
-    snprintf(line, sizeof line, "date -u -s @%lld >/dev/null && date +%%s", (long long)(wall_now() + lead + 0.5));
+    /* to the millisecond where date takes a fraction (GNU); else (busybox)
+     * the nearest whole second */
+    char line[160];
+    double at = wall_now() + lead;
+    snprintf(line, sizeof line, "{ date -u -s @%.3f || date -u -s @%lld; } >/dev/null 2>&1 && date +%%s", at,
+             (long long)(at + 0.5));
     if (remote(&t, line, deadline_ms, &guest, &host, why, sizeof why) < 0) {
         snprintf(r->how, sizeof r->how, "could not set it through ssh (%s)", why);
         return -1;

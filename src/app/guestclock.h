@@ -5,11 +5,12 @@
  * restore (start --restore, run --restore, snapshot restore) qqmgr sets it,
  * through ssh when the VM has an ssh port and the guest logs in:
  *   1. `date +%s` (which also brings up the ssh master), the offset measured;
- *   2. `date -u -s @SECONDS` (GNU date and busybox alike) with the host's
- *      time rounded to the second when the command reaches the guest, then
+ *   2. `date -u -s @SECONDS.mmm` with the host's time when the command
+ *      reaches the guest (GNU date takes the fraction); where that fails
+ *      (busybox), `date -u -s @SECONDS` rounded to the second; then
  *      `date +%s` again: the remaining offset.
- * The guest is then within about a second of the host (date -s sets whole
- * seconds). Where the guest cannot be reached in time (no ssh port, no
+ * The guest is then within the command's latency estimate of the host
+ * (GNU date), or within about half a second (busybox: whole seconds). Where the guest cannot be reached in time (no ssh port, no
  * login, no sshd), nothing is set and the caller says how far behind the
  * clock is (estimated from the snapshot's date).
  */
