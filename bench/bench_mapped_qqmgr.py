@@ -10,7 +10,8 @@
   2. restore-to-ssh of a tiny guest with 2 GiB that dirtied --dirty MiB (default 1536,
      random bytes, into its initramfs root, grown to 95% of RAM) before the save vs the same guest
      saved clean.
-  3. the guest clock after restoring a snapshot saved --age seconds earlier (default 60):
+  3. the guest clock after restoring a snapshot saved --age seconds earlier (default 60),
+     the tiny guest (busybox date: whole seconds) and, with --debian, the Debian guest:
      host time minus guest time right after `start --restore --rm --wait` returned
      (the guest's time to the microsecond, from busybox's adjtimex or GNU date's %N,
      read through the ssh master: the offset lies in the printed range, as wide as
@@ -155,6 +156,10 @@ def main():
                 cold, rm, own, kind = restore_ratios(q, dcfg, "deb", a.runs)
                 print(f"1. Debian guest 768 MiB ({kind}): cold start --wait {cold:.2f} s; start --restore --rm "
                       f"--wait {rm:.2f} s = {cold / rm:.1f}x; own run {own:.2f} s = {cold / own:.1f}x")
+                if not a.no_clock:
+                    lo, hi = clock_after(q, dcfg, "deb", a.age)
+                    print(f"3. Debian guest clock {a.age} s after the save, right after start --restore --rm "
+                          f"--wait: host - guest in [{lo:+.2f}, {hi:+.2f}] s")
             finally:
                 run([q, "-c", str(dcfg), "stop", "deb", "--force"])
 
