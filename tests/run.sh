@@ -30,7 +30,7 @@ FUZZ=${QQ_FUZZ_SECONDS:-60}
 # ------------------------------------------------------------------ phases and their times
 # A phase's estimate: its time in the last full run on this machine, else this table's
 # (seconds; a 2-core machine shared with nothing, test guests cached).
-declare -A EST=([deps]=1 [asan]=60 [unit]=10 [toml]=5 [e2e]=690 [background]=5)
+declare -A EST=([deps]=1 [asan]=40 [unit]=5 [toml]=7 [e2e]=550 [background]=5)
 TIMES=$ROOT/build/run-times.txt
 if [ -f "$TIMES" ]; then
     while read -r k v; do [ -n "${EST[$k]+x}" ] && [[ $v =~ ^[0-9]+$ ]] && EST[$k]=$v; done <"$TIMES"
@@ -160,12 +160,13 @@ if [ $full_e2e = 1 ]; then
     # a fixed bound of qqmgr's, so a third lane fills the idle time):
     #  2: the Debian cloud guest's tests (an image build and boots of minutes) with the
     #     tests that mostly wait for fixed timeouts (30 s lock and login bounds, stalled
-    #     peers, a silent guest), and the engines' (GNU parallel, a Slurm cluster);
+    #     peers, a silent guest), the engines' (GNU parallel, a Slurm cluster) and run --json's;
     #  3: the snapshot and copy tests (many saves and restores of tiny guests);
     #  1: all the others (tiny guests and no guest at all; a new file lands here).
     # Lanes 2 and 3 print after lane 1; each lane is one pytest session (its own golden).
     LANE2=(tests/e2e/test_img_cloud.py tests/e2e/test_init.py tests/e2e/test_wait_why.py
-           tests/e2e/test_lock_bounds.py tests/e2e/test_bounded.py tests/e2e/test_engines.py)
+           tests/e2e/test_lock_bounds.py tests/e2e/test_bounded.py tests/e2e/test_engines.py
+           tests/e2e/test_run_json.py)
     LANE3=(tests/e2e/test_snapshot.py tests/e2e/test_mapped.py tests/e2e/test_copies.py
            tests/e2e/test_mapped_debian.py)
     e2e --junitxml=build-asan/e2e-lane2.xml "${LANE2[@]}" >build-asan/e2e-lane2.log 2>&1 &
