@@ -13,7 +13,7 @@
 # -Werror builds, the fuzzers' build and the fuzzing run after it in the
 # background at nice 19, on what the tests leave idle (the end-to-end tests wait
 # for guests and timeouts much of the time); their results come last. The
-# end-to-end tests run in two lanes at once: the Debian guest's, and the rest.
+# end-to-end tests run in three lanes at once (see the e2e phase below).
 #
 # Usage: tests/run.sh [PYTEST_ARGS...]   (with arguments: one pytest, no lanes)
 # Env:   QQ_FUZZ_SECONDS (default 60 per target, both at once; 0 skips fuzzing)
