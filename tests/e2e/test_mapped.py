@@ -217,6 +217,24 @@ def popen(project, *args):
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def interrupted(project, args, when, what, sig):
+    """Run qqmgr with args, send it sig as soon as when() holds; assert how it ended:
+    killed by SIGKILL, or exit 1 saying "interrupted" for another signal."""
+    p = popen(project, *args)
+    try:
+        wait_until(when, 120, 0.001, what)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    if sig == signal.SIGKILL:
+        assert p.returncode == -signal.SIGKILL
+    else:
+        assert p.returncode == 1 and "interrupted" in err, (p.returncode, err)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
 @pytest.mark.parametrize("stage", ["state", "ram", "disk0.qcow2"])
 def test_a_killed_mapped_save_leaves_the_previous_snapshot_and_a_running_vm(project, tiny_vm_toml, stage, sig):
@@ -228,19 +246,8 @@ def test_a_killed_mapped_save_leaves_the_previous_snapshot_and_a_running_vm(proj
     ssh(project, "echo two > /tmp/mark; dd if=/dev/urandom of=/tmp/fill bs=1M count=80 2>/dev/null; "
                  "dd if=/dev/urandom of=/dev/vda bs=1M count=48 2>/dev/null; sync", check=True, timeout=120)
     tmp = project.vm_dir("tiny") / "snapshots" / ".s1.tmp"
-    p = popen(project, "snapshot", "save", "tiny", "s1", "--force")
-    try:
-        wait_until(lambda: (tmp / stage).exists(), 120, 0.001, f"the save to reach {stage}")
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-    if sig == signal.SIGKILL:
-        assert p.returncode == -signal.SIGKILL
-    else:
-        assert p.returncode == 1 and "interrupted" in err, (p.returncode, err)
+    interrupted(project, ["snapshot", "save", "tiny", "s1", "--force"], lambda: (tmp / stage).exists(),
+                f"the save to reach {stage}", sig)
     # the next command repairs what a killed one left: the guest runs, no partial snapshot
     assert project.json("status", "tiny", check=True)["state"] == "running"
     assert not tmp.exists() and not (project.vm_dir("tiny") / "inflight.json").exists()
@@ -293,19 +300,8 @@ def test_an_own_run_restore_interrupted_while_it_copies_the_disk_layers_leaves_t
     tmp = disk.with_name(disk.name + ".restore.tmp")
     inflight = project.vm_dir("tiny") / "inflight.json"
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        p = popen(project, "start", "tiny", "--restore", "s1")
-        try:
-            wait_until(tmp.exists, 120, 0.001, "the restore to copy the disk's layer")
-            p.send_signal(sig)
-            _, err = p.communicate(timeout=120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-        if sig == signal.SIGTERM:
-            assert p.returncode == 1 and "interrupted" in err, (p.returncode, err)
-        else:
-            assert p.returncode == -signal.SIGKILL
+        interrupted(project, ["start", "tiny", "--restore", "s1"], tmp.exists,
+                    "the restore to copy the disk's layer", sig)
         # the next command finds no partial copy, no record, the VM stopped, its disk as it was
         assert project.json("status", "tiny", check=True)["state"] == "stopped"
         assert not tmp.exists() and not inflight.exists()
