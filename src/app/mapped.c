@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,59 @@ bool mapped_is(const char *dir, const char *name)
     return m != NULL;
 }
 
+/* The migration stream's "timer" section, as QEMU 2.x–9.x write it: a
+ * QEMU_VM_SECTION_FULL header (type 0x04, be32 section id, the id string's
+ * length byte and "timer", be32 instance 0, be32 version >= 2), then be64
+ * cpu_ticks_offset, 8 unused bytes, be64 cpu_clock_offset. A stopped VM's
+ * cpu_clock_offset is its virtual clock (cpu_disable_ticks), and a
+ * migration ends with the VM stopped. */
+#define TIMER_ID "\x05timer"
+#define STATE_SCAN_MAX (64u << 20)
+
+static uint64_t be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int mapped_state_vm_clock_at(int dfd, const char *path, double *secs)
+{
+    _cleanup_close_ int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size < 8 || (unsigned long long)st.st_size > STATE_SCAN_MAX)
+        return -1;
+    size_t n = (size_t)st.st_size;
+    _cleanup_free_ unsigned char *b = xmalloc(n);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    if (memcmp(b, "QEVM", 4) != 0)
+        return -1;
+    const size_t id = sizeof TIMER_ID - 1;
+    for (unsigned char *at = b; (at = memmem(at, n - (size_t)(at - b), TIMER_ID, id));) {
+        size_t off = (size_t)(at - b);
+        /* type + section id before; instance, version and three be64 after */
+        if (off >= 5 && b[off - 5] == 0x04 && off + id + 8 + 24 <= n && be(at + id, 4) == 0 &&
+            be(at + id + 4, 4) >= 2) {
+            int64_t ns = (int64_t)be(at + id + 8 + 16, 8);
+            if (ns < 0)
+                return -1;
+            *secs = (double)ns / 1e9;
+            return 0;
+        }
+        at += id;
+    }
+    return -1;
+}
+
 void mapped_list_add(json_t *out, const char *dir)
 {
     int dfd = snapdir_fd(dir);
@@ -102,9 +156,13 @@ void mapped_list_add(json_t *out, const char *dir)
         _cleanup_free_ char *ram = xasprintf("%s/ram", de->d_name);
         _cleanup_free_ char *state = xasprintf("%s/state", de->d_name);
         json_int_t vmsize = (json_int_t)(tree_usage_at(dirfd(d), ram) + tree_usage_at(dirfd(d), state));
-        json_t *clock = json_object_get(m, "vm_clock");
-        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:O, s:s, s:I}", "name", de->d_name, "date", iso,
-                                             "vm_state_size", vmsize, "vm_clock", clock ? clock : json_null(),
+        json_t *saved = json_object_get(m, "vm_clock");
+        double secs;   /* saved by an older qqmgr (null): read from its state */
+        json_t *clock = json_is_number(saved)                                         ? json_incref(saved)
+                        : mapped_state_vm_clock_at(dirfd(d), state, &secs) == 0 ? json_real(secs)
+                                                                                : json_null();
+        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:o, s:s, s:I}", "name", de->d_name, "date", iso,
+                                             "vm_state_size", vmsize, "vm_clock", clock,
                                              "kind", "mapped", "size",
                                              (json_int_t)tree_usage_at(dirfd(d), de->d_name)));
     }
@@ -255,15 +313,18 @@ static int save_into(const config *c, const char *vm, const char *dir, qmp *q, p
     if (migrate_to(q, vm, name, state, err) < 0)
         return -1;
     chmod(state, 0600);   /* the shell made it with the umask */
+    double clock;
+    bool have_clock = mapped_state_vm_clock_at(AT_FDCWD, state, &clock) == 0;
     _cleanup_free_ char *ramcopy = xasprintf("%s/ram", tmp);
     if (copy_interruptible(vm, ram, ramcopy, err) < 0)
         return -1;
     if (truncate(ramcopy, (off_t)bytes) < 0)
         return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", ramcopy, strerror(errno));
     json_t *meta_disks = json_array();
-    _cleanup_json_ json_t *md = json_pack("{s:s, s:s, s:I, s:n, s:I, s:o}", "kind", "mapped", "vm", vm, "date",
-                                          (json_int_t)time(NULL), "vm_clock", "ram_size", (json_int_t)bytes,
-                                          "disks", meta_disks);
+    _cleanup_json_ json_t *md = json_pack("{s:s, s:s, s:I, s:o, s:I, s:o}", "kind", "mapped", "vm", vm, "date",
+                                          (json_int_t)time(NULL), "vm_clock",
+                                          have_clock ? json_real(clock) : json_null(), "ram_size",
+                                          (json_int_t)bytes, "disks", meta_disks);
     size_t i;
     json_t *x;
     json_array_foreach(disks, i, x) {

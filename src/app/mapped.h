@@ -8,7 +8,9 @@
  * snapshots/.NAME.tmp, put in place with one rename — an exchange when it
  * replaces one of that name —, so there is never a half one):
  *   meta.json   {"kind": "mapped", "vm": VM, "date": UNIX SECONDS,
- *                "vm_clock": null (not known), "ram_size": BYTES,
+ *                "vm_clock": SECONDS (the guest's virtual clock at the
+ *                save, read from state's "timer" section; null where it
+ *                is not found), "ram_size": BYTES,
  *                "args": [the VM's resolved cmd at save, as QEMU got it],
  *                "disks": [{"file": the path as in the cmd (query-block's),
  *                           "layer": "disk0.qcow2"|"disk1.raw"…,
@@ -73,6 +75,11 @@ bool mapped_is(const char *dir, const char *name);
 
 /* Append the VM's mapped snapshots to out as list entries (snapshot.h). */
 void mapped_list_add(json_t *out, const char *dir);
+
+/* The guest's virtual clock at the save, in seconds, from a migration
+ * stream's "timer" section (path relative to dfd, or AT_FDCWD): 0, or -1
+ * when the file is not a stream of at most 64 MiB with that section. */
+int mapped_state_vm_clock_at(int dfd, const char *path, double *secs);
 
 /* Save the running VM (QEMU pid, QMP q, writable disks: query-block's
  * [{device, file, format}]) as mapped snapshot name; replace: one of that

@@ -1,5 +1,6 @@
 /* Unit tests of mapped.h's pure part: which VMs can have their RAM in a file
- * and how big it is (the cmd's -m), and the backend launch_argv injects.
+ * and how big it is (the cmd's -m), the backend launch_argv injects, and the
+ * guest clock read from a migration stream's "timer" section.
  * Saves and restores are pinned end to end in tests/e2e/test_mapped.py. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,12 @@
 
 #include <string.h>
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
 #include "../../src/app/launch.h"
+#include "../../src/app/mapped.h"
 #include "../../src/app/ramfile.h"
 
 /* ramfile_check of a VM whose cmd is the words of line (space-split) */
@@ -126,6 +132,61 @@ static void test_the_backend_takes_the_machines_default_ram_id_where_known(void 
     }
 }
 
+/* A migration stream: "QEVM" v3, then parts (each given as bytes), to a temp file. */
+static char *stream(const unsigned char *body, size_t n)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/qq-unit-state-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "QEVM\0\0\0\3", 8), 8);
+    assert_int_equal(write(fd, body, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+/* a FULL section "timer" (id 7, instance 0, version ver) with the clock in ns */
+static size_t timer_section(unsigned char *p, unsigned char type, unsigned ver, unsigned long long ns)
+{
+    size_t k = 0;
+    p[k++] = type;
+    const unsigned char id[] = { 0, 0, 0, 7, 5, 't', 'i', 'm', 'e', 'r', 0, 0, 0, 0, 0, 0, 0 };
+    memcpy(p + k, id, sizeof id);
+    k += sizeof id;
+    p[k++] = (unsigned char)ver;
+    for (int i = 0; i < 16; i++)   /* cpu_ticks_offset, unused */
+        p[k++] = 0xab;
+    for (int i = 7; i >= 0; i--)
+        p[k++] = (unsigned char)(ns >> (8 * i));
+    return k;
+}
+
+static void test_the_guest_clock_is_read_from_the_streams_timer_section(void **state)
+{
+    (void)state;
+    unsigned char b[256];
+    size_t n = 0;
+    memcpy(b, "\x05timer", 6);   /* the name alone, not a section header: passed over */
+    n += 6;
+    n += timer_section(b + n, 0x02, 2, 1);   /* a section part, not a full one: passed over */
+    n += timer_section(b + n, 0x04, 2, 12345000000ULL);
+    double secs = -1;
+    char *p = stream(b, n);
+    assert_int_equal(mapped_state_vm_clock_at(AT_FDCWD, p, &secs), 0);
+    assert_true(secs > 12.344999 && secs < 12.345001);
+    unlink(p);
+    /* version 1 has no cpu_clock_offset; no section at all; not a stream */
+    n = timer_section(b, 0x04, 1, 12345000000ULL);
+    p = stream(b, n);
+    assert_int_equal(mapped_state_vm_clock_at(AT_FDCWD, p, &secs), -1);
+    unlink(p);
+    p = stream((const unsigned char *)"nothing here", 12);
+    assert_int_equal(mapped_state_vm_clock_at(AT_FDCWD, p, &secs), -1);
+    unlink(p);
+    assert_int_equal(mapped_state_vm_clock_at(AT_FDCWD, "/etc/hostname", &secs), -1);
+    assert_int_equal(mapped_state_vm_clock_at(AT_FDCWD, "/nonexistent/state", &secs), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_what_cannot_map_its_ram_says_why),
         cmocka_unit_test(test_launch_argv_injects_the_backend_after_the_user_args),
         cmocka_unit_test(test_the_backend_takes_the_machines_default_ram_id_where_known),
+        cmocka_unit_test(test_the_guest_clock_is_read_from_the_streams_timer_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
