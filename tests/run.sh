@@ -64,7 +64,7 @@ save_times() {  # the phases that ran in full, for the next run's estimates
 total_est=0
 for k in "${!EST[@]}"; do total_est=$((total_est + EST[$k])); done
 T0=$SECONDS
-printf '=== tests/run.sh: every phase, estimate ~%d s (~%d min) in all\n' $total_est $(((total_est + 59) / 60))
+printf '=== tests/run.sh: every phase, estimate ~%d s (~%d min) in all\n' $total_est $(((total_est + 30) / 60))
 
 fail=0
 full_e2e=0
