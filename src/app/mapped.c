@@ -181,18 +181,6 @@ int mapped_delete(const char *dir, const char *name, qq_err *err)
 
 /* ------------------------------------------------------------ save */
 
-static void shell_quoted(sbuf *b, const char *s)
-{
-    sbuf_addc(b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            sbuf_adds(b, "'\\''");
-        else
-            sbuf_addc(b, *s);
-    }
-    sbuf_addc(b, '\'');
-}
-
 static int set_ignore_shared(qmp *q, bool on, qq_err *err)
 {
     _cleanup_json_ json_t *caps = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared",
@@ -209,7 +197,7 @@ static int migrate_to(qmp *q, const char *vm, const char *name, const char *file
 {
     _cleanup_sbuf_ sbuf uri = SBUF_INIT;
     sbuf_adds(&uri, "exec:cat > ");
-    shell_quoted(&uri, file);
+    sbuf_add_shell_quoted(&uri, file);
     _cleanup_json_ json_t *args = json_pack("{s:s}", "uri", sbuf_str(&uri));
     json_t *r = qmp_execute(q, "migrate", args, 10000, err);
     if (!r)
@@ -557,7 +545,7 @@ int mapped_incoming(const char *sock, const char *dir, const char *name, qq_err 
     _cleanup_free_ char *state = xasprintf("%s/%s/state", sd, name);
     _cleanup_sbuf_ sbuf uri = SBUF_INIT;
     sbuf_adds(&uri, "exec:cat ");
-    shell_quoted(&uri, state);
+    sbuf_add_shell_quoted(&uri, state);
     _cleanup_json_ json_t *args = json_pack("{s:s}", "uri", sbuf_str(&uri));
     int rc = set_ignore_shared(q, true, err);
     json_t *r = rc == 0 ? qmp_execute(q, "migrate-incoming", args, 10000, err) : NULL;

@@ -11,31 +11,19 @@
 #include "../infra/proc.h"
 #include "ssh.h"
 
-/* 'S' for the guest's shell (a ' becomes '\'') */
-static void quote(sbuf *b, const char *s)
-{
-    sbuf_addc(b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            sbuf_adds(b, "'\\''");
-        else
-            sbuf_addc(b, *s);
-    }
-    sbuf_addc(b, '\'');
-}
 
 static int mount_one(const ssh_target *t, const char *vm, const vm_share *sh, bool debug, qq_err *err)
 {
     _cleanup_sbuf_ sbuf cmd = SBUF_INIT, line = SBUF_INIT, out = SBUF_INIT;
     sbuf_addf(&line, "%s %s 9p ", sh->tag, sh->mount);
     sbuf_adds(&cmd, "grep -qsF ");
-    quote(&cmd, sbuf_str(&line));
+    sbuf_add_shell_quoted(&cmd, sbuf_str(&line));
     sbuf_adds(&cmd, " /proc/mounts || { mkdir -p ");
-    quote(&cmd, sh->mount);
+    sbuf_add_shell_quoted(&cmd, sh->mount);
     sbuf_adds(&cmd, " && mount -t 9p -o trans=virtio,version=9p2000.L ");
-    quote(&cmd, sh->tag);
+    sbuf_add_shell_quoted(&cmd, sh->tag);
     sbuf_addc(&cmd, ' ');
-    quote(&cmd, sh->mount);
+    sbuf_add_shell_quoted(&cmd, sh->mount);
     sbuf_adds(&cmd, "; }");
     char *av[] = { "ssh", "-F", (char *)t->conf, "-o", "BatchMode=yes", (char *)t->alias, "--",
                    (char *)sbuf_str(&cmd), NULL };

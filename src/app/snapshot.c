@@ -622,10 +622,8 @@ static int save_state_file(qmp *q, const char *vm, const char *dir, const char *
     _cleanup_free_ char *final = snap_path(dir, name, ".state");
     _cleanup_free_ char *meta = snap_path(dir, name, ".json");
     _cleanup_sbuf_ sbuf uri = SBUF_INIT;
-    sbuf_adds(&uri, "exec:cat > '");
-    for (const char *p = tmp; *p; p++)
-        sbuf_adds(&uri, *p == '\'' ? "'\\''" : (char[]){ *p, 0 });
-    sbuf_adds(&uri, "'");
+    sbuf_adds(&uri, "exec:cat > ");
+    sbuf_add_shell_quoted(&uri, tmp);
     fs_remove(tmp, NULL);
     int rc = -1;
     /* a qqmgr killed from here on leaves this record for the next command
