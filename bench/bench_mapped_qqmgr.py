@@ -25,12 +25,11 @@ cloud base (tests/guest/cloud-base.sh) and customises it once with `img build` (
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_snapshot import debian_config, tiny_config
+from bench_snapshot import client_key, cloud_base, debian_config, tiny_config
 from benchlib import REPO, run, timed
 
 
@@ -107,6 +106,20 @@ def guest_offset(out, before, after):
     return before - guest, after - guest
 
 
+def restore_and_clock(q, cfg, vm, what, a):
+    """Print 1. (restore vs cold boot) and, unless --no-clock, 3. (the clock) for vm."""
+    try:
+        cold, rm, own, kind = restore_ratios(q, cfg, vm, a.runs)
+        print(f"1. {what} ({kind}): cold start --wait {cold:.2f} s; start --restore --rm --wait "
+              f"{rm:.2f} s = {cold / rm:.1f}x; own run start --restore --wait {own:.2f} s = {cold / own:.1f}x")
+        if not a.no_clock:
+            lo, hi = clock_after(q, cfg, vm, a.age)
+            print(f"3. {what}: guest clock {a.age} s after the save, right after start --restore --rm --wait: "
+                  f"host - guest in [{lo:+.2f}, {hi:+.2f}] s")
+    finally:
+        run([q, "-c", str(cfg), "stop", vm, "--force"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--qqmgr", default=str(REPO / "build" / "qqmgr"))
@@ -124,16 +137,7 @@ def main():
         d = Path(d)
         cfg = d / "tiny.toml"
         cfg.write_text(tiny_config(g, False))
-        try:
-            cold, rm, own, kind = restore_ratios(q, cfg, "t", a.runs)
-            print(f"1. tiny guest 256 MiB ({kind}): cold start --wait {cold:.2f} s; start --restore --rm --wait "
-                  f"{rm:.2f} s = {cold / rm:.1f}x; own run start --restore --wait {own:.2f} s = {cold / own:.1f}x")
-            if not a.no_clock:
-                lo, hi = clock_after(q, cfg, "t", a.age)
-                print(f"3. guest clock {a.age} s after the save, right after start --restore --rm --wait: "
-                      f"host - guest in [{lo:+.2f}, {hi:+.2f}] s")
-        finally:
-            run([q, "-c", str(cfg), "stop", "t", "--force"])
+        restore_and_clock(q, cfg, "t", "tiny guest 256 MiB", a)
         if not a.no_dirty:
             big = d / "big.toml"
             big.write_text(tiny_config(g, False).replace("-m 256", "-m 2048"))
@@ -144,24 +148,10 @@ def main():
             finally:
                 run([q, "-c", str(big), "stop", "t", "--force"])
         if a.debian:
-            cb = run(["bash", str(REPO / "tests/guest/cloud-base.sh")], timeout=3600)
-            if cb.returncode != 0:
-                sys.exit(f"cloud-base.sh failed: {cb.stderr[-2000:]}")
-            base = Path(cb.stdout.strip().splitlines()[-1])
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id_ed25519")], check=True)
             dcfg = d / "debian.toml"
-            dcfg.write_text(debian_config(d, base, (d / "id_ed25519.pub").read_text().strip()))
-            try:
-                timed([q, "-c", str(dcfg), "img", "build", "deb"])
-                cold, rm, own, kind = restore_ratios(q, dcfg, "deb", a.runs)
-                print(f"1. Debian guest 768 MiB ({kind}): cold start --wait {cold:.2f} s; start --restore --rm "
-                      f"--wait {rm:.2f} s = {cold / rm:.1f}x; own run {own:.2f} s = {cold / own:.1f}x")
-                if not a.no_clock:
-                    lo, hi = clock_after(q, dcfg, "deb", a.age)
-                    print(f"3. Debian guest clock {a.age} s after the save, right after start --restore --rm "
-                          f"--wait: host - guest in [{lo:+.2f}, {hi:+.2f}] s")
-            finally:
-                run([q, "-c", str(dcfg), "stop", "deb", "--force"])
+            dcfg.write_text(debian_config(d, cloud_base(), client_key(d)))
+            timed([q, "-c", str(dcfg), "img", "build", "deb"])
+            restore_and_clock(q, dcfg, "deb", "Debian guest 768 MiB", a)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,20 @@ power_state:
 """
 
 
+def cloud_base():
+    """The Debian cloud base's dir (tests/guest/cloud-base.sh builds it once, then reuses it)."""
+    cb = run(["bash", str(REPO / "tests/guest/cloud-base.sh")], timeout=3600)
+    if cb.returncode != 0:
+        sys.exit(f"cloud-base.sh failed: {cb.stderr[-2000:]}")
+    return Path(cb.stdout.strip().splitlines()[-1])
+
+
+def client_key(d):
+    """A fresh ssh key d/id_ed25519 for the guest's login; returns its public line."""
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id_ed25519")], check=True)
+    return (d / "id_ed25519.pub").read_text().strip()
+
+
 def debian_config(d, base, pubkey):
     import hashlib
     h = hashlib.sha256()
@@ -167,13 +181,8 @@ def main():
             finally:
                 run([q, "-c", str(cfg), "stop", "t", "--force"])
         if a.debian:
-            cb = run(["bash", str(REPO / "tests/guest/cloud-base.sh")], timeout=3600)
-            if cb.returncode != 0:
-                sys.exit(f"cloud-base.sh failed: {cb.stderr[-2000:]}")
-            base = Path(cb.stdout.strip().splitlines()[-1])
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id_ed25519")], check=True)
             cfg = d / "debian.toml"
-            cfg.write_text(debian_config(d, base, (d / "id_ed25519.pub").read_text().strip()))
+            cfg.write_text(debian_config(d, cloud_base(), client_key(d)))
             try:
                 timed([q, "-c", str(cfg), "img", "build", "deb"])
                 cold, warm = restore_vs_cold(q, cfg, "deb", a.runs)

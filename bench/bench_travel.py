@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from benchlib import REPO, run, timed
-from bench_snapshot import debian_config
+from bench_snapshot import client_key, cloud_base, debian_config
 
 ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")
 SSHD = "/usr/sbin/sshd"
@@ -146,12 +146,7 @@ def main():
             d.mkdir()
             (d / "qqmgr.toml").write_text(config(g, a.mem))
         if a.debian:
-            cb = run(["bash", str(REPO / "tests/guest/cloud-base.sh")], timeout=3600)
-            if cb.returncode != 0:
-                sys.exit(f"cloud-base.sh failed: {cb.stderr[-2000:]}")
-            base = Path(cb.stdout.strip().splitlines()[-1])
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id_ed25519")], check=True)
-            pub = (tmp / "id_ed25519.pub").read_text().strip()
+            base, pub = cloud_base(), client_key(tmp)
             for d in (here, there):
                 text = debian_config(d, base, pub).replace(str(d / "id_ed25519"), str(tmp / "id_ed25519"))
                 (d / "qqmgr.toml").write_text(text)
