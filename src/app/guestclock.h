@@ -3,12 +3,14 @@
  * A restored guest's clock continues from the moment of the save: a
  * snapshot saved an hour ago restores an hour behind the host. After every
  * restore (start --restore, run --restore, snapshot restore) qqmgr sets it,
- * through ssh when the VM has an ssh port and the guest logs in:
- *   1. `date +%s` (which also brings up the ssh master), the offset measured;
- *   2. `date -u -s @SECONDS.mmm` with the host's time when the command
- *      reaches the guest (GNU date takes the fraction); where that fails
- *      (busybox), `date -u -s @SECONDS` rounded to the second; then
- *      `date +%s` again: the remaining offset.
+ * through ssh when the VM has an ssh port and the guest logs in. With the
+ * ssh master up (the readiness wait brings it) that is one command through
+ * it: the guest's `date +%s`, then `date -u -s @SECONDS.mmm` with the host's
+ * time when the command reaches the guest (GNU date takes the fraction;
+ * where that fails, busybox, `date -u -s @SECONDS` rounded to the second),
+ * then `date +%s` again: the offset before and the one left. Without a
+ * master (the user turned sharing off) the first `date +%s` is a command of
+ * its own, whose round trip estimates when the second one arrives.
  * The guest is then within the command's latency estimate of the host
  * (GNU date), or within about half a second (busybox: whole seconds). Where the guest cannot be reached in time (no ssh port, no
  * login, no sshd), nothing is set and the caller says how far behind the

@@ -1430,7 +1430,7 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     sig_forward_to(r.pid);   /* the QEMU ends at once: the wait sees it gone */
     if (sig_caught())
         kill(r.pid, SIGTERM);
-    rc = ssh_wait_ready(c, inst, "ssh", deadline, false, o->debug, err);
+    rc = ssh_wait_ready(c, inst, "ssh", deadline, o->restore != NULL, false, o->debug, err);
     sig_forward_to(0);
     if (rc < 0 && !sig_caught()) {
         if (err->code == QQ_EXIT_FAIL)

@@ -102,7 +102,7 @@ static int start_one(qq_ctx *ctx, const char *name)
         if (line.len)
             fprintf(stderr, "%s\n", sbuf_str(&line));
     }
-    if (wait && (ssh_wait_ready(c, name, wait, deadline, report_watched() && !ctx->json, ctx->debug, &err) < 0 ||
+    if (wait && (ssh_wait_ready(c, name, wait, deadline, o->restore && !o->paused && !r.already_running, report_watched() && !ctx->json, ctx->debug, &err) < 0 ||
                  share_mount(c, name, ctx->debug, &err) < 0))
         return qq_report(&err);
     if (o->restore && !o->paused && !r.already_running) {

@@ -208,11 +208,30 @@ def test_mapped_restore_sets_the_guest_clock(project, tiny_vm_toml):
     project.run("snapshot", "save", "tiny", "s1", check=True)
     project.run("stop", "tiny", "--force", check=True)
     cp = project.run("-d", "start", "tiny", "--restore", "s1", "--rm", "--wait", check=True, timeout=200)
-    assert any("guest clock set through ssh" in l for l in cp.stderr.splitlines()), cp.stderr
+    said = [l for l in cp.stderr.splitlines() if "guest clock set through ssh" in l]
+    assert said, cp.stderr
+    # measured in the same command that set it (through the master the wait brought up)
+    behind = float(said[0].split("it was ")[1].split(" s behind")[0])
+    assert back - 2 <= behind < back + 60, said
+    # the restored guest's sshd already listened: ssh logged in at once, no banner probe
+    probes = [l for l in cp.stderr.splitlines() if ": probe " in l]
+    assert probes and "ssh exit 0" in probes[0] and not any("banner" in l for l in probes), probes
     before = time.time()
     guest = int(ssh(project, "date +%s", check=True).stdout.strip())
     assert before - 2 < guest <= time.time() + 1, (before, guest)
     project.run("stop", "tiny", "--force", check=True)
+
+
+def test_a_snapshot_saved_before_sshd_listened_restores_to_a_ready_guest(project, tiny_vm_toml):
+    project.write(tiny_vm_toml("auto"))
+    project.run("start", "tiny", check=True)   # saved at once: the guest is still booting
+    project.run("snapshot", "save", "tiny", "early", check=True)
+    project.run("stop", "tiny", "--force", check=True)
+    cp = project.run("-d", "start", "tiny", "--restore", "early", "--rm", "--wait", "--timeout", "300",
+                     timeout=400)
+    assert cp.returncode == 0, cp.stderr
+    assert ssh(project, "cat /proc/uptime", check=True).stdout.strip()
+    project.run("stop", "tiny", "--all", "--force", check=True)
 
 
 # ------------------------------------------------------------------ interrupted
