@@ -13,6 +13,18 @@
 #include "../infra/proc.h"
 #include "ssh.h"
 
+/* From the answer's write to the guest's `date -s`: the session's one-way
+ * trip, the shell's read and date's exec (under TCG a few ms in a small
+ * guest, tens in a big one). */
+#define GUESTCLOCK_LEAD_S 0.015
+
+/* The guest's side of the dialog (POSIX sh; bash's $EPOCHREALTIME and
+ * $EPOCHSECONDS cost no exec). */
+static const char dialog_line[] =
+    "echo qqclock ${EPOCHREALTIME:-$(date +%s.%N)}; read t r && "
+    "{ date -u -s \"@$t\" || date -u -s \"@$r\"; } >/dev/null 2>&1 && "
+    "echo qqclock-set ${EPOCHSECONDS:-$(date +%s)}";
+
 static double wall_now(void)
 {
     struct timespec ts;
@@ -20,65 +32,38 @@ static double wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One remote shell line through the VM's ssh config; the numbers the guest
- * printed at the start of its lines (seconds since the epoch) in nums[0..*n),
- * and the host's wall time halfway through in *host. -1 with why when it did
- * not run or printed no number. */
-static int remote(const ssh_target *t, const char *line, long long deadline, double *nums, int *n, double *host,
-                  char *why, size_t whylen)
+typedef struct dialog {
+    bool asked;           /* the guest said its time */
+    double guest, host;   /* its time, and the host's when it arrived */
+    double at;            /* what it was set to */
+    char answer[96];
+} dialog;
+
+/* The value after "tag " at the start of a whole line of text; false when
+ * there is none yet. */
+static bool tagged(const char *text, const char *tag, double *v)
 {
-    int left = clock_left_ms(deadline, 0, 60000);
-    if (left <= 0) {
-        snprintf(why, whylen, "no time left");
-        return -1;
+    size_t n = strlen(tag);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, tag, n) == 0 && p[n] == ' ' && strchr(p, '\n')) {
+            char *end;
+            *v = strtod(p + n + 1, &end);
+            return end != p + n + 1;
+        }
     }
-    char cto[64];
-    snprintf(cto, sizeof cto, "ConnectTimeout=%d", left / 1000 > 1 ? left / 1000 : 1);
-    char *av[] = { "ssh", "-F", (char *)t->conf, "-o", "BatchMode=yes", "-o", cto, (char *)t->alias, "--",
-                   (char *)line, NULL };
-    _cleanup_sbuf_ sbuf out = SBUF_INIT, err = SBUF_INIT;
-    proc_run_opts po = { .out = &out, .err = &err, .null_stdio = true, .timeout_ms = left, .own_group = true };
-    proc_result pr;
-    double t0 = wall_now();
-    if (proc_run(av, &po, &pr, NULL) < 0) {
-        snprintf(why, whylen, "cannot run ssh");
-        return -1;
-    }
-    double t1 = wall_now();
-    if (pr.timed_out || !WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0) {
-        const char *e = sbuf_str(&err);
-        size_t len = strlen(e);
-        while (len && (e[len - 1] == '\n' || e[len - 1] == '\r'))
-            len--;
-        const char *ln = e + len;
-        while (ln > e && ln[-1] != '\n')
-            ln--;
-        snprintf(why, whylen, "ssh %s%.*s", pr.timed_out ? "timed out" : "failed: ", pr.timed_out ? 0 : (int)(e + len - ln),
-                 ln);
-        return -1;
-    }
-    int max = *n;
-    *n = 0;
-    const char *o = sbuf_str(&out);
-    for (const char *p = o; *p && *n < max; p++)
-        if ((p == o || p[-1] == '\n') && *p >= '0' && *p <= '9')
-            nums[(*n)++] = strtod(p, NULL);
-    if (!*n) {
-        snprintf(why, whylen, "the guest's date printed no time");
-        return -1;
-    }
-    *host = (t0 + t1) / 2;
-    return 0;
+    return false;
 }
 
-/* The shell line that sets the guest's clock to at (seconds since the
- * epoch): to the millisecond where date takes a fraction (GNU); else
- * (busybox) the nearest whole second. Then the guest's new time. With
- * before, the guest's time just before it is set comes first. */
-static void set_line(char *line, size_t len, double at, bool before)
+static const char *answer(const sbuf *out, void *arg)
 {
-    snprintf(line, len, "%s{ date -u -s @%.3f || date -u -s @%lld; } >/dev/null 2>&1 && %sdate +%%s",
-             before ? "b=$(date +%s) && " : "", at, (long long)(at + 0.5), before ? "echo $b && " : "");
+    dialog *d = arg;
+    if (d->asked || !tagged(sbuf_str((sbuf *)out), "qqclock", &d->guest))
+        return NULL;
+    d->asked = true;
+    d->host = wall_now();
+    d->at = d->host + GUESTCLOCK_LEAD_S;
+    snprintf(d->answer, sizeof d->answer, "%.3f %lld\n", d->at, (long long)(d->at + 0.5));
+    return d->answer;
 }
 
 int guestclock_sync(const config *c, const char *vm, long long deadline_ms, guestclock_result *r)
@@ -95,44 +80,53 @@ int guestclock_sync(const config *c, const char *vm, long long deadline_ms, gues
         snprintf(r->how, sizeof r->how, "%.200s", e.msg);
         return -1;
     }
-    char why[200];
-    double nums[2], host;
-    int n = 2;
-    char line[200];
-    if (ssh_master_up(&t)) {
-        /* the master is up (the readiness wait brought it): one command
-         * through it reaches the guest a moment after it starts; the
-         * guest's time before the set says how far behind it was */
-        double at = wall_now() + 0.05;
-        set_line(line, sizeof line, at, true);
-        int rc = remote(&t, line, deadline_ms, nums, &n, &host, why, sizeof why);
-        if (rc < 0 || n < 2) {
-            snprintf(r->how, sizeof r->how, "could not set it through ssh (%s)",
-                     rc < 0 ? why : "the guest printed one time");
-            return -1;
-        }
-        r->behind_s = at - nums[0];
-        r->after_s = host - nums[1];
-    } else {
-        double s0 = wall_now();
-        if (remote(&t, "date +%s", deadline_ms, nums, &n, &host, why, sizeof why) < 0) {
-            snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (%s)", why);
-            return -1;
-        }
-        double first = wall_now() - s0;   /* a whole connection: the cost of the next one without a master */
-        r->behind_s = host - nums[n - 1];
-        /* the next connection goes through the master when this one brought
-         * it up: its command reaches the guest a moment after it starts */
-        double lead = t.control[0] ? 0.05 : first / 2;
-        set_line(line, sizeof line, wall_now() + lead, false);
-        n = 2;
-        if (remote(&t, line, deadline_ms, nums, &n, &host, why, sizeof why) < 0) {
-            snprintf(r->how, sizeof r->how, "could not set it through ssh (%s)", why);
-            return -1;
-        }
-        r->after_s = host - nums[n - 1];
+    int left = clock_left_ms(deadline_ms, 0, 10 * 60 * 1000);
+    if (left <= 0) {
+        snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (no time left)");
+        return -1;
     }
-    r->set = true;
-    snprintf(r->how, sizeof r->how, "set through ssh (`date -u -s @SECONDS`): it was %.1f s behind the host", r->behind_s);
-    return 0;
+    char cto[64];
+    snprintf(cto, sizeof cto, "ConnectTimeout=%d", left / 1000 > 1 ? left / 1000 : 1);
+    char *av[] = { "ssh", "-F", t.conf, "-o", "BatchMode=yes", "-o", cto, t.alias, "--", (char *)dialog_line, NULL };
+    _cleanup_sbuf_ sbuf out = SBUF_INIT, err = SBUF_INIT;
+    dialog d = { 0 };
+    proc_run_opts po = { .out = &out, .err = &err, .timeout_ms = left, .own_group = true, .answer = answer,
+                         .answer_arg = &d };
+    proc_result pr;
+    if (proc_run(av, &po, &pr, NULL) < 0) {
+        snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (cannot run ssh)");
+        return -1;
+    }
+    double done = wall_now();
+    if (d.asked) {
+        r->reached = true;
+        r->behind_s = d.host - d.guest;
+    }
+    double now;
+    if (d.asked && !pr.timed_out && WIFEXITED(pr.status) && WEXITSTATUS(pr.status) == 0 &&
+        tagged(sbuf_str(&out), "qqclock-set", &now)) {
+        r->set = true;
+        r->after_s = done - now;
+        snprintf(r->how, sizeof r->how, "set through ssh (`date -u -s @SECONDS`): it was %.1f s behind the host",
+                 r->behind_s);
+        return 0;
+    }
+    if (d.asked) {
+        snprintf(r->how, sizeof r->how, "the guest's `date -u -s` failed (may the ssh user set the clock? root can)");
+        return -1;
+    }
+    /* ssh's last stderr line */
+    const char *s = sbuf_str(&err);
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    const char *ln = s + n;
+    while (ln > s && ln[-1] != '\n')
+        ln--;
+    if (pr.timed_out)
+        snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh timed out)");
+    else
+        snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh failed: %.*s)",
+                 (int)(s + n - ln > 180 ? 180 : s + n - ln), ln);
+    return -1;
 }

@@ -878,12 +878,37 @@ static double snap_date(const config *c, const char *vm, const char *name)
 
 void snap_clock(const config *c, const char *vm, const char *name, long long deadline_ms, guestclock_result *r)
 {
-    if (guestclock_sync(c, vm, deadline_ms, r) == 0)
+    if (guestclock_sync(c, vm, deadline_ms, r) == 0 || r->reached)
         return;
     _cleanup_free_ char *base = config_base_vm(vm);   /* a copy's snapshots are its VM's */
     double saved = snap_date(c, base, name);
     if (saved > 0)
         r->behind_s = (double)time(NULL) - saved;
+}
+
+int snap_ready(const config *c, const char *vm, const char *name, const char *stage, long long deadline_ms,
+               bool progress, bool debug, guestclock_result *clock, qq_err *err)
+{
+    long long now = clock_ms();
+    if (!stage) {
+        snap_clock(c, vm, name, now + SNAP_CLOCK_MS < deadline_ms ? now + SNAP_CLOCK_MS : deadline_ms, clock);
+        return 0;
+    }
+    /* the saved guest's sshd already listens: one login, its clock set on the
+     * way, makes it ready (no banner probe, no second command) */
+    long long first = now + SNAP_LOGIN_MS < deadline_ms ? now + SNAP_LOGIN_MS : deadline_ms;
+    snap_clock(c, vm, name, first, clock);
+    if (debug)
+        report_line("qqmgr: %s: restored: one ssh login to set the clock (%.1fs): %s", vm,
+                    (double)(clock_ms() - now) / 1000.0, clock->reached ? "logged in" : clock->how);
+    if (clock->reached && strcmp(stage, "ssh") == 0)
+        return 0;
+    /* saved while it booted (or no sshd): wait as after a boot */
+    if (ssh_wait_ready(c, vm, stage, deadline_ms, progress, debug, err) < 0)
+        return -1;
+    if (!clock->reached)
+        snap_clock(c, vm, name, deadline_ms, clock);
+    return 0;
 }
 
 /* Add the recorded forwards fwds (forward_list) to the VM's new QEMU after a
@@ -1430,18 +1455,19 @@ int snap_run(const config *c, const char *vm, const snap_run_opts *o, int *statu
     sig_forward_to(r.pid);   /* the QEMU ends at once: the wait sees it gone */
     if (sig_caught())
         kill(r.pid, SIGTERM);
-    rc = ssh_wait_ready(c, inst, "ssh", deadline, o->restore != NULL, false, o->debug, err);
+    if (o->restore) {
+        guestclock_result gr;
+        rc = snap_ready(c, inst, o->restore, "ssh", deadline, false, o->debug, &gr, err);
+        if (o->clock)
+            *o->clock = gr;
+    } else {
+        rc = ssh_wait_ready(c, inst, "ssh", deadline, false, o->debug, err);
+    }
     sig_forward_to(0);
     if (rc < 0 && !sig_caught()) {
         if (err->code == QQ_EXIT_FAIL)
             err->code = QQ_EXIT_NOT_READY;
         goto out;
-    }
-    if (o->restore && !sig_caught()) {
-        guestclock_result gr;
-        snap_clock(c, inst, o->restore, deadline, &gr);
-        if (o->clock)
-            *o->clock = gr;
     }
     rc = -1;
     if (sig_caught()) {

@@ -82,6 +82,18 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
 void snap_clock(const config *c, const char *vm, const char *name, long long deadline_ms, guestclock_result *r);
 #define SNAP_CLOCK_MS 15000   /* how long snap_restore and start --restore try to set it */
 
+/* After a restore from snapshot name: wait until the guest is ready (stage
+ * as ssh_wait_ready; NULL: no wait) and set its clock (snap_clock). The
+ * saved guest's sshd already listens, so the first thing is one ssh login
+ * that sets the clock (guestclock.h), bounded by SNAP_LOGIN_MS: when it
+ * logged in, the guest is ready for "ssh"; else (a snapshot saved while the
+ * guest booted, or none listens) ssh_wait_ready waits as after a boot, and
+ * the clock is set after it. Without stage: snap_clock within SNAP_CLOCK_MS.
+ * -1 with err as ssh_wait_ready's; the clock is never a failure. */
+#define SNAP_LOGIN_MS 10000
+int snap_ready(const config *c, const char *vm, const char *name, const char *stage, long long deadline_ms,
+               bool progress, bool debug, guestclock_result *clock, qq_err *err);
+
 /* Delete snapshot name (running or stopped VM): only the VM's own. */
 int snap_delete(const config *c, const char *vm, const char *name, qq_err *err);
 

@@ -51,12 +51,6 @@ static bool unix_socket_alive(const char *path)
     return ok;
 }
 
-bool ssh_master_up(const ssh_target *t)
-{
-    struct stat st;
-    return t->control[0] && lstat(t->control, &st) == 0 && S_ISSOCK(st.st_mode) && unix_socket_alive(t->control);
-}
-
 /* The port ssh goes to: while the VM runs, the one it was started with (its
  * record: a port changed in the config since does not apply to it); else
  * the configured one. s is rendered with that port. */
@@ -629,8 +623,8 @@ static void nap(int ms)
         nanosleep(&ts, NULL);
 }
 
-static int wait_loop(const config *c, const char *vm, const char *stage, long long deadline_ms, bool restored,
-                     bool progress, bool debug, bool own_signals, qq_err *err)
+static int wait_loop(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
+                     bool debug, bool own_signals, qq_err *err)
 {
     bool cloud = strcmp(stage, "cloud-init") == 0;
     ssh_target t;
@@ -654,9 +648,9 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
         snprintf(sw.path, sizeof sw.path, "%s", sp);
         sw.size = -1;
     }
+    const char *what = "the ssh port to answer with an SSH banner";
     static const char *const stage_names[] = { "sshd", "ssh login", "cloud-init" };
-    int phase = restored ? 1 : 0; /* 0 banner, 1 ssh true, 2 cloud-init */
-    const char *what = phase ? "an ssh login (running `true`)" : "the ssh port to answer with an SSH banner";
+    int phase = 0; /* 0 banner, 1 ssh true, 2 cloud-init */
     long long start = clock_ms(), last_qmp = 0, denied_since = 0;
     char last[1024] = "";   /* the last error (ssh's last lines, or the banner's) */
     bool refused = false;
@@ -714,11 +708,7 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
             int left = (int)((deadline_ms - now) / 1000);
             _cleanup_sbuf_ sbuf e = SBUF_INIT;
             const char *cmd = phase == 1 ? "true" : "test -e /var/lib/cloud/instance/boot-finished";
-            /* a restored guest whose sshd listens answers a login at once; one
-             * that was saved while booting may keep it waiting for the banner
-             * (SYN retries): after 5 s the wait falls back to banner probes */
-            int cap = restored ? 5 : 10;
-            int rc = probe_ssh(&t, cmd, phase == 1 ? (left < 1 ? 1 : left > cap ? cap : left) : 10,
+            int rc = probe_ssh(&t, cmd, phase == 1 ? (left < 1 ? 1 : left > 10 ? 10 : left) : 10,
                                debug, &e);
             if (debug)
                 report_line("qqmgr: %s: probe %d (%.1fs): ssh exit %d%s%.*s", vm, probes,
@@ -734,16 +724,6 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
             }
             if (rc == 255 || rc < 0 || phase == 1) {
                 last_lines(sbuf_str(&e), 3, last, sizeof last);
-                if (restored && phase == 1 && rc != 0 && !strstr(sbuf_str(&e), "Permission denied") &&
-                    (rc != 255 || !unhealable(sbuf_str(&e), &(int){ 0 }))) {
-                    /* the snapshot was saved before its sshd listened: wait
-                     * for the banner as after a boot (a login attempt each
-                     * time would wait for a guest that is not there yet) */
-                    restored = false;
-                    phase = 0;
-                    what = "the ssh port to answer with an SSH banner";
-                    continue;
-                }
                 int code;
                 const char *why = rc == 255 ? unhealable(sbuf_str(&e), &code) : NULL;
                 if (why) {
@@ -811,8 +791,8 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
     return 0;
 }
 
-int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool restored,
-                   bool progress, bool debug, qq_err *err)
+int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
+                   bool debug, qq_err *err)
 {
     if (strcmp(stage, "cloud-init") != 0 && strcmp(stage, "ssh") != 0)
         return qq_fail(err, QQ_EXIT_USAGE, "unknown readiness stage \"%s\" (expected ssh or cloud-init)", stage);
@@ -824,7 +804,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
     sig_scope scope;
     if (own)
         sig_catch(&scope);
-    int rc = wait_loop(c, vm, stage, deadline_ms, restored, progress, debug, own, err);
+    int rc = wait_loop(c, vm, stage, deadline_ms, progress, debug, own, err);
     if (own)
         sig_release(&scope);
     return rc;

@@ -40,10 +40,6 @@ typedef struct ssh_target {
  * and the old file stays. */
 int ssh_prepare(const config *c, const char *vm, bool need_running, ssh_target *t, qq_err *err);
 
-/* Whether t's master is up: its ControlPath is a socket that accepts (a
- * command through it then skips the login). */
-bool ssh_master_up(const ssh_target *t);
-
 /* Run ssh (replaces this process: the remote exit status becomes ours).
  * argv: the remote command words, passed through untouched; empty = login. */
 int ssh_exec(const ssh_target *t, bool debug, int argc, char **argv, qq_err *err);
@@ -65,10 +61,7 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
 
 /* Wait until the guest is ready: "ssh" (sshd's banner, then `true` through
  * ssh, which also brings the master up) or "cloud-init" (ssh, then
- * /var/lib/cloud/instance/boot-finished). restored: the guest was just
- * restored from a snapshot, so its sshd (when it had one at the save) already
- * listens: the banner probe is skipped and ssh logs in at once (under TCG a
- * banner costs the guest a whole sshd fork, a fifth of a second). Fails at once when QEMU exits or the
+ * /var/lib/cloud/instance/boot-finished). Fails at once when QEMU exits or the
  * guest enters internal-error (with the end of the serial log); a timeout
  * names the stage, says the VM was left running, ends with ssh's last error
  * lines and the last SSH_WAIT_SERIAL_LINES lines of the serial console. What
@@ -95,7 +88,7 @@ void ssh_close_master(const char *state_dir, int timeout_ms);
 #define SSH_WAIT_DENIED_S 30
 #define SSH_WAIT_SILENT_S 20
 #define SSH_WAIT_SERIAL_LINES 10
-int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool restored,
-                   bool progress, bool debug, qq_err *err);
+int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long deadline_ms, bool progress,
+                   bool debug, qq_err *err);
 
 #endif

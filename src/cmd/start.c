@@ -102,15 +102,18 @@ static int start_one(qq_ctx *ctx, const char *name)
         if (line.len)
             fprintf(stderr, "%s\n", sbuf_str(&line));
     }
-    if (wait && (ssh_wait_ready(c, name, wait, deadline, o->restore && !o->paused && !r.already_running, report_watched() && !ctx->json, ctx->debug, &err) < 0 ||
-                 share_mount(c, name, ctx->debug, &err) < 0))
-        return qq_report(&err);
+    bool progress = report_watched() && !ctx->json;
     if (o->restore && !o->paused && !r.already_running) {
         /* the guest clock stood still since the save */
         guestclock_result gr;
-        long long by = clock_ms() + SNAP_CLOCK_MS;
-        snap_clock(c, name, o->restore, by < deadline || !wait ? by : deadline, &gr);
+        if (snap_ready(c, name, o->restore, wait, wait ? deadline : clock_ms() + SNAP_CLOCK_MS, progress,
+                       ctx->debug, &gr, &err) < 0 ||
+            (wait && share_mount(c, name, ctx->debug, &err) < 0))
+            return qq_report(&err);
         qq_clock_report(ctx, name, &gr);
+    } else if (wait && (ssh_wait_ready(c, name, wait, deadline, progress, ctx->debug, &err) < 0 ||
+                        share_mount(c, name, ctx->debug, &err) < 0)) {
+        return qq_report(&err);
     }
     double total = (double)(clock_ms() - t0) / 1000;   /* the whole command, the wait included */
     if (ctx->json) {

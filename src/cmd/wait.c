@@ -34,7 +34,7 @@ static int wait_one(qq_ctx *ctx, const char *name)
     qq_err err = { 0 };
     config *c = ctx->cfg;
     long long t0 = clock_ms();
-    if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, false, report_watched() && !ctx->json, ctx->debug, &err) < 0 ||
+    if (ssh_wait_ready(c, name, stage, t0 + (long long)timeout * 1000, report_watched() && !ctx->json, ctx->debug, &err) < 0 ||
         share_mount(c, name, ctx->debug, &err) < 0)
         return qq_report(&err);
     if (ctx->json)

@@ -219,7 +219,8 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
 {
     *r = (proc_result){ 0 };
     int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
-    if ((o->in && pipe2(pin, O_CLOEXEC) < 0) || (o->out && pipe2(pout, O_CLOEXEC) < 0) ||
+    bool dialog = o->answer && o->out;
+    if (((o->in || dialog) && pipe2(pin, O_CLOEXEC) < 0) || (o->out && pipe2(pout, O_CLOEXEC) < 0) ||
         (o->err && pipe2(perr, O_CLOEXEC) < 0)) {
         int en = errno;
         for (int i = 0; i < 2; i++) {
@@ -271,8 +272,9 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
         return -1;
     }
 
-    size_t inlen = o->in ? strlen(o->in) : 0, inoff = 0;
-    if (pin[1] >= 0 && !inlen)
+    const char *in = dialog ? NULL : o->in;   /* a dialog's: once answer gave it */
+    size_t inlen = in ? strlen(in) : 0, inoff = 0;
+    if (pin[1] >= 0 && !inlen && !dialog)
         close_fd(&pin[1]);
     /* our end never blocks: a child that writes while we write its stdin
      * must not deadlock with us */
@@ -304,15 +306,18 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
         /* without a pidfd the child's end is polled every 50 ms */
         if (!ended && pfd < 0 && (left < 0 || left > 50))
             left = 50;
-        struct pollfd p[4] = { { pin[1], POLLOUT, 0 }, { pout[0], POLLIN, 0 }, { perr[0], POLLIN, 0 },
+        /* a dialog's stdin waits for its answer: polled only for an error */
+        struct pollfd p[4] = { { pin[1], in ? POLLOUT : 0, 0 }, { pout[0], POLLIN, 0 }, { perr[0], POLLIN, 0 },
                                { ended ? -1 : pfd, POLLIN, 0 } };
         int n = poll(p, 4, left);
         if (n < 0 && errno != EINTR)
             break;
         if (n < 0)
             continue;
-        if (pin[1] >= 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t w = write(pin[1], o->in + inoff, inlen - inoff);
+        if (pin[1] >= 0 && !in && (p[0].revents & (POLLERR | POLLHUP)))
+            close_fd(&pin[1]);   /* the child closed its stdin before the answer */
+        if (pin[1] >= 0 && in && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = write(pin[1], in + inoff, inlen - inoff);
             if (w > 0)
                 inoff += (size_t)w;
             if ((w < 0 && errno != EINTR && errno != EAGAIN) || inoff == inlen)
@@ -322,10 +327,16 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
             int *fd = i == 1 ? &pout[0] : &perr[0];
             if (*fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
                 ssize_t k = read(*fd, buf, sizeof buf);
-                if (k > 0)
+                if (k > 0) {
                     sbuf_add(i == 1 ? o->out : o->err, buf, (size_t)k);
-                else if (k == 0 || errno != EINTR)
+                    if (i == 1 && dialog && !in && pin[1] >= 0 && (in = o->answer(o->out, o->answer_arg))) {
+                        inlen = strlen(in);
+                        if (!inlen)
+                            close_fd(&pin[1]);
+                    }
+                } else if (k == 0 || errno != EINTR) {
                     close_fd(fd);
+                }
             }
         }
         if (!ended && (pfd < 0 || (p[3].revents & POLLIN)))

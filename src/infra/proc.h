@@ -50,6 +50,10 @@ pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err);
  *   own_group  the child leads a process group of its own, and SIGKILL at
  *              the deadline goes to the whole group (a script's children
  *              too); a terminal's Ctrl-C then reaches only us
+ *   answer     a dialog (with out): stdin is a pipe kept open and unwritten
+ *              until answer(out, answer_arg), called each time stdout grows,
+ *              returns a text: that is written, then stdin is closed (the
+ *              text must live until proc_run returns); in is then ignored
  * Returns 0 when it ran (r->status is the wait status), -1 with e filled
  * (QQ_EXIT_FAIL "cannot run X[ in DIR]: why"; errno kept, ENOENT: no such
  * program) when it could not be started. Like proc_spawn, the child gets
@@ -62,6 +66,8 @@ typedef struct proc_run_opts {
     bool null_stdio;
     int timeout_ms;
     bool own_group;
+    const char *(*answer)(const sbuf *out, void *arg);
+    void *answer_arg;
 } proc_run_opts;
 
 typedef struct proc_result {

@@ -58,6 +58,44 @@ static void test_run_delivers_stdin_text_then_closes_it(void **state)
     free(in);
 }
 
+/* answers "B\n" once stdout holds a whole line starting with "A" */
+static const char *answer_a(const sbuf *out, void *arg)
+{
+    int *calls = arg;
+    (*calls)++;
+    return strstr(sbuf_str(out), "A\n") ? "B\n" : NULL;
+}
+
+static void test_run_dialog_answers_what_the_child_printed_then_closes_stdin(void **state)
+{
+    (void)state;
+    sbuf out = SBUF_INIT;
+    int calls = 0;
+    /* the question comes in two writes: the answer waits for the whole line */
+    char *argv[] = { "sh", "-c", "printf x; sleep 0.1; echo A; read a; echo got $a; cat; echo end", NULL };
+    proc_run_opts o = { .out = &out, .answer = answer_a, .answer_arg = &calls, .timeout_ms = 10000 };
+    proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    assert_false(r.timed_out);
+    assert_string_equal(sbuf_str(&out), "xA\ngot B\nend\n");
+    assert_true(calls >= 2);
+    sbuf_free(&out);
+}
+
+static void test_run_dialog_child_that_never_asks_ends_without_an_answer(void **state)
+{
+    (void)state;
+    sbuf out = SBUF_INIT;
+    int calls = 0;
+    char *argv[] = { "sh", "-c", "echo no", NULL };
+    proc_run_opts o = { .out = &out, .answer = answer_a, .answer_arg = &calls, .timeout_ms = 10000 };
+    proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    assert_false(r.timed_out);
+    assert_string_equal(sbuf_str(&out), "no\n");
+    sbuf_free(&out);
+}
+
 static void test_run_without_stdin_text_reads_dev_null_when_asked(void **state)
 {
     (void)state;
@@ -202,6 +240,8 @@ int main(void)
         cmocka_unit_test(test_run_timeout_also_bounds_a_grandchild_holding_the_pipe),
         cmocka_unit_test(test_run_of_a_missing_program_fails_with_enoent),
         cmocka_unit_test(test_run_child_that_ignores_its_stdin_does_not_kill_us),
+        cmocka_unit_test(test_run_dialog_answers_what_the_child_printed_then_closes_stdin),
+        cmocka_unit_test(test_run_dialog_child_that_never_asks_ends_without_an_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
