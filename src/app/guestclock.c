@@ -57,7 +57,7 @@ static bool tagged(const char *text, const char *tag, double *v)
 static const char *answer(const sbuf *out, void *arg)
 {
     dialog *d = arg;
-    if (d->asked || !tagged(sbuf_str((sbuf *)out), "qqclock", &d->guest))
+    if (d->asked || !tagged(sbuf_str(out), "qqclock", &d->guest))
         return NULL;
     d->asked = true;
     d->host = wall_now();
