@@ -502,7 +502,22 @@ static int find_source(const config *c, const char *vm, const char *name, source
 static int export_to(const config *c, const char *vm, const char *name, out *o, snapx_result *r, qq_err *err)
 {
     source s;
-    if (find_source(c, vm, name, &s, err) < 0) {
+    /* the VM's lock while every file is opened: a save --force or delete
+     * of this snapshot at the same time never mixes an old file with a new
+     * one (what is open stays as it was, whatever is renamed after) */
+    int lock = -1;
+    {
+        _cleanup_free_ char *dir = config_vm_dir(c, vm);
+        /* no dir, no snapshot (find_source says so): nothing is made for a lock */
+        if (access(dir, F_OK) == 0 &&
+            (lock = layout_lock_vm(vm, dir, "snapshot export", clock_ms() + LOCK_S * 1000LL, LOCK_S,
+                                   "the snapshot commands' bound", err)) < 0)
+            return -1;
+    }
+    int found = find_source(c, vm, name, &s, err);
+    if (lock >= 0)
+        close(lock);
+    if (found < 0) {
         source_close(&s);
         return -1;
     }
