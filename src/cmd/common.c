@@ -335,7 +335,10 @@ void qq_group_usage(FILE *f, const char *group)
         _cleanup_sbuf_ sbuf head = SBUF_INIT;
         sbuf_addf(&head, "%s ", c->name);
         qq_synopsis(&head, c);
-        fprintf(f, "  %-44s %s\n", sbuf_str(&head), c->summary);
+        if (head.len > 44)   /* as the main usage: the summary on a line of its own */
+            fprintf(f, "  %s\n  %-44s %s\n", sbuf_str(&head), "", c->summary);
+        else
+            fprintf(f, "  %-44s %s\n", sbuf_str(&head), c->summary);
     }
     fprintf(f, "\nqqmgr %s SUBCOMMAND -h: help on one\n", group);
 }

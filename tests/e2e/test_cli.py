@@ -67,6 +67,25 @@ def test_documented_options_of_bug_4(qqmgr):
     assert "--json" in qq(qqmgr, "qmp", "-h").stdout and "--json" in qq(qqmgr, "monitor", "-h").stdout
 
 
+@pytest.mark.parametrize("group", ["img", "snapshot", "ssh-keys"])
+def test_a_groups_subcommand_summaries_start_in_one_column(qqmgr, group):
+    out = qq(qqmgr, group, "-h").stdout
+    body = out.split("Subcommands:\n", 1)[1].split("\n\n", 1)[0]
+    cols = set()
+    lines = body.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("   "):
+            continue
+        m = re.match(r"^  \S.*?\s{2,}(\S.*)$", line)
+        if not m:   # a synopsis too long to share its line: its summary is the next line
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            m = re.match(r"^ {3,}(\S.*)$", nxt)
+            assert m, (group, line)
+            line = nxt
+        cols.add(len(line) - len(m.group(1)))
+    assert len(cols) == 1, (group, body)
+
+
 def test_img_alone_or_with_h_lists_its_subcommands(qqmgr):
     r = qq(qqmgr, "img", "-h")
     assert r.returncode == 0
