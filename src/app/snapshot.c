@@ -889,24 +889,42 @@ void snap_clock(const config *c, const char *vm, const char *name, long long dea
 int snap_ready(const config *c, const char *vm, const char *name, const char *stage, long long deadline_ms,
                bool progress, bool debug, guestclock_result *clock, qq_err *err)
 {
+    memset(clock, 0, sizeof *clock);
     long long now = clock_ms();
     if (!stage) {
         snap_clock(c, vm, name, now + SNAP_CLOCK_MS < deadline_ms ? now + SNAP_CLOCK_MS : deadline_ms, clock);
         return 0;
     }
     /* the saved guest's sshd already listens: one login, its clock set on the
-     * way, makes it ready (no banner probe, no second command) */
-    long long first = now + SNAP_LOGIN_MS < deadline_ms ? now + SNAP_LOGIN_MS : deadline_ms;
-    snap_clock(c, vm, name, first, clock);
-    if (debug)
-        report_line("qqmgr: %s: restored: one ssh login to set the clock (%.1fs): %s", vm,
-                    (double)(clock_ms() - now) / 1000.0, clock->reached ? "logged in" : clock->how);
+     * way, makes it ready (no banner probe, no second command). Signals as in
+     * ssh_wait_ready: caught here when nobody else catches them, and then the
+     * VM keeps running */
+    struct sigaction cur;
+    bool own = sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL;
+    sig_scope scope;
+    if (own)
+        sig_catch(&scope);
+    if (!sig_caught()) {
+        long long first = now + SNAP_LOGIN_MS < deadline_ms ? now + SNAP_LOGIN_MS : deadline_ms;
+        snap_clock(c, vm, name, first, clock);
+        if (debug)
+            report_line("qqmgr: %s: restored: one ssh login to set the clock (%.1fs): %s", vm,
+                        (double)(clock_ms() - now) / 1000.0, clock->reached ? "logged in" : clock->how);
+    }
+    bool caught = sig_caught() != 0;
+    if (own)
+        sig_release(&scope);
+    if (caught && own)
+        return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for the ssh login; the VM keeps running "
+                       "(`%s stop %s` stops it)", vm, config_cli(c), vm);
+    if (caught)
+        return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for the ssh login", vm);
     if (clock->reached && strcmp(stage, "ssh") == 0)
         return 0;
     /* saved while it booted (or no sshd): wait as after a boot */
     if (ssh_wait_ready(c, vm, stage, deadline_ms, progress, debug, err) < 0)
         return -1;
-    if (!clock->reached)
+    if (!clock->reached && !sig_caught())
         snap_clock(c, vm, name, deadline_ms, clock);
     return 0;
 }

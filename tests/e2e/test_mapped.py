@@ -224,6 +224,19 @@ def test_mapped_restore_sets_the_guest_clock(project, tiny_vm_toml):
     project.run("stop", "tiny", "--force", check=True)
 
 
+def logging_in(pid):
+    """Is a child of pid the ssh that sets a restored guest's clock (its command says
+    qqclock)?"""
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid \
+                    and b"qqclock" in (d / "cmdline").read_bytes():
+                return True
+        except (OSError, ValueError, IndexError):
+            pass
+    return False
+
+
 def test_a_snapshot_saved_before_sshd_listened_restores_to_a_ready_guest(project, tiny_vm_toml):
     project.write(tiny_vm_toml("auto"))
     project.run("start", "tiny", check=True)   # saved at once: the guest is still booting
@@ -234,6 +247,22 @@ def test_a_snapshot_saved_before_sshd_listened_restores_to_a_ready_guest(project
     assert cp.returncode == 0, cp.stderr
     assert ssh(project, "cat /proc/uptime", check=True).stdout.strip()
     project.run("stop", "tiny", "--all", "--force", check=True)
+    # the three signals alike during that first login (it waits for the booting guest's
+    # sshd): exit 1, the VM left running and the way to stop it named
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        p = popen(project, "start", "tiny", "--restore", "early", "--wait", "--timeout", "300")
+        try:
+            wait_until(lambda: logging_in(p.pid), 120, 0.01, "the ssh login that sets the clock")
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        assert p.returncode == 1, (sig, err)
+        assert "interrupted while waiting for the ssh login; the VM keeps running" in err, (sig, err)
+        assert project.json("status", "tiny", check=True)["state"] == "running", sig
+        project.run("stop", "tiny", "--force", check=True)
 
 
 # ------------------------------------------------------------------ interrupted
