@@ -11,6 +11,7 @@
 #include "../base/clock.h"
 #include "../base/sbuf.h"
 #include "../infra/proc.h"
+#include "../infra/sig.h"
 #include "ssh.h"
 
 /* From the answer's write to the guest's `date -s`: the session's one-way
@@ -91,7 +92,7 @@ int guestclock_sync(const config *c, const char *vm, long long deadline_ms, gues
     _cleanup_sbuf_ sbuf out = SBUF_INIT, err = SBUF_INIT;
     dialog d = { 0 };
     proc_run_opts po = { .out = &out, .err = &err, .timeout_ms = left, .own_group = true, .answer = answer,
-                         .answer_arg = &d };
+                         .answer_arg = &d, .stop = sig_flag() };
     proc_result pr;
     if (proc_run(av, &po, &pr, NULL) < 0) {
         snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (cannot run ssh)");
@@ -123,7 +124,9 @@ int guestclock_sync(const config *c, const char *vm, long long deadline_ms, gues
     const char *ln = s + n;
     while (ln > s && ln[-1] != '\n')
         ln--;
-    if (pr.timed_out)
+    if (pr.stopped)
+        snprintf(r->how, sizeof r->how, "interrupted");
+    else if (pr.timed_out)
         snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh timed out)");
     else
         snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh failed: %.*s)",

@@ -394,7 +394,9 @@ static int probe_ssh(const ssh_target *t, const char *cmd, int connect_timeout, 
     char *av[] = { "ssh", "-F", (char *)t->conf, "-o", "BatchMode=yes", "-o", ct, (char *)t->alias,
                    "--", (char *)cmd, NULL };
     debug_argv(debug, av);
-    proc_run_opts o = { .null_stdio = true, .err = errout, .timeout_ms = (connect_timeout + 10) * 1000 };
+    /* a caught signal (the wait's own, or its caller's) ends the probe at once */
+    proc_run_opts o = { .null_stdio = true, .err = errout, .timeout_ms = (connect_timeout + 10) * 1000,
+                        .stop = sig_flag() };
     proc_result r;
     if (proc_run(av, &o, &r, NULL) < 0) {
         sbuf_addf(errout, "cannot run ssh: %s\n", strerror(errno));

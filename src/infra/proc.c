@@ -289,6 +289,13 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
     int st = 0;
     char buf[65536];
     while (!ended || pin[1] >= 0 || pout[0] >= 0 || perr[0] >= 0) {
+        if (o->stop && *o->stop) {
+            if (!ended) {
+                kill(o->own_group ? -pid : pid, SIGKILL);
+                r->stopped = true;
+            }
+            break;
+        }
         int left = -1;
         if (deadline >= 0) {
             long long l = deadline - clock_ms();
@@ -303,6 +310,9 @@ int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err 
         }
         if (ended && pfd < 0 && pin[1] < 0 && pout[0] < 0 && perr[0] < 0)
             break;
+        /* a signal that lands just before poll is seen within 100 ms */
+        if (o->stop && (left < 0 || left > 100))
+            left = 100;
         /* without a pidfd the child's end is polled every 50 ms */
         if (!ended && pfd < 0 && (left < 0 || left > 50))
             left = 50;

@@ -21,6 +21,7 @@
 #ifndef QQ_PROC_H
 #define QQ_PROC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -50,6 +51,9 @@ pid_t proc_spawn(char *const argv[], const proc_opts *o, qq_err *err);
  *   own_group  the child leads a process group of its own, and SIGKILL at
  *              the deadline goes to the whole group (a script's children
  *              too); a terminal's Ctrl-C then reaches only us
+ *   stop       when *stop becomes non-zero (a caught signal: sig_flag())
+ *              the child gets SIGKILL as at the deadline (r->stopped), so a
+ *              Ctrl-C does not wait for a slow child
  *   answer     a dialog (with out): stdin is a pipe kept open and unwritten
  *              until answer(out, answer_arg), called each time stdout grows,
  *              returns a text: that is written, then stdin is closed (the
@@ -68,11 +72,13 @@ typedef struct proc_run_opts {
     bool own_group;
     const char *(*answer)(const sbuf *out, void *arg);
     void *answer_arg;
+    const volatile sig_atomic_t *stop;
 } proc_run_opts;
 
 typedef struct proc_result {
     int status;                /* as waitpid() reports it */
     bool timed_out;            /* killed at the deadline */
+    bool stopped;              /* killed because *stop was set */
 } proc_result;
 
 int proc_run(char *const argv[], const proc_run_opts *o, proc_result *r, qq_err *e);

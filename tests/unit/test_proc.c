@@ -18,6 +18,7 @@
 #include "../../src/base/clock.h"
 #include "../../src/base/sbuf.h"
 #include "../../src/infra/proc.h"
+#include "../../src/infra/sig.h"
 
 static void test_run_captures_stdout_and_stderr_apart(void **state)
 {
@@ -94,6 +95,34 @@ static void test_run_dialog_child_that_never_asks_ends_without_an_answer(void **
     assert_false(r.timed_out);
     assert_string_equal(sbuf_str(&out), "no\n");
     sbuf_free(&out);
+}
+
+static void test_run_ends_a_child_at_once_when_a_signal_is_caught(void **state)
+{
+    (void)state;
+    sig_scope ss;
+    sig_catch(&ss);
+    /* a SIGTERM to us 0.2 s from now, from a process of its own */
+    pid_t me = getpid();
+    pid_t k = fork();
+    if (k == 0) {
+        usleep(200 * 1000);
+        kill(me, SIGTERM);
+        _exit(0);
+    }
+    char *argv[] = { "sleep", "30", NULL };
+    proc_run_opts o = { .timeout_ms = 20000, .own_group = true, .stop = sig_flag() };
+    proc_result r;
+    long long t0 = clock_ms();
+    assert_int_equal(proc_run(argv, &o, &r, NULL), 0);
+    long long took = clock_ms() - t0;
+    waitpid(k, NULL, 0);
+    assert_int_equal(sig_caught(), SIGTERM);
+    sig_release(&ss);
+    assert_true(r.stopped);
+    assert_false(r.timed_out);
+    assert_true(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    assert_true(took < 5000);
 }
 
 static void test_run_without_stdin_text_reads_dev_null_when_asked(void **state)
@@ -242,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_run_child_that_ignores_its_stdin_does_not_kill_us),
         cmocka_unit_test(test_run_dialog_answers_what_the_child_printed_then_closes_stdin),
         cmocka_unit_test(test_run_dialog_child_that_never_asks_ends_without_an_answer),
+        cmocka_unit_test(test_run_ends_a_child_at_once_when_a_signal_is_caught),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
