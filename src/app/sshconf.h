@@ -4,8 +4,10 @@
  * Order: a comment, Host ALIAS (the VM name when it is a plain host name,
  * else "qqmgr-vm"), HostName 127.0.0.1, Port, HostKeyAlias qqmgr-ALIAS,
  * ControlMaster auto, ControlPath, ControlPersist 10m, UserKnownHostsFile
- * <VM dir>/known_hosts, StrictHostKeyChecking accept-new (each of the last six
- * unless the user's keys set it: host keys are pinned per VM), then the VM's [vm.NAME.ssh] keys, then the
+ * <VM dir>/known_hosts, StrictHostKeyChecking accept-new, KexAlgorithms
+ * SSHCONF_KEX (each of the last seven unless the user's keys set it: host
+ * keys are pinned per VM; the key exchange of a connection that never leaves
+ * the host is the cheap one), then the VM's [vm.NAME.ssh] keys, then the
  * global [ssh] keys (ssh keeps the first value: VM keys win). Booleans become
  * yes/no, numbers digits, arrays repeat the key.
  *
@@ -33,6 +35,14 @@
 #include "../base/err.h"
 #include "../base/sbuf.h"
 #include "config.h"
+
+/* OpenSSH's default key exchanges before 9.0, which every OpenSSH since 7.4
+ * knows: no post-quantum hybrid (sntrup761x25519, mlkem768x25519), whose
+ * guest side costs about 0.2 s per login under TCG and which protects
+ * nothing on a connection that stays on the host. */
+#define SSHCONF_KEX "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384," \
+                    "ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512," \
+                    "diffie-hellman-group18-sha512,diffie-hellman-group14-sha256"
 
 /* The Host alias of VM name (fits 256 bytes). */
 void sshconf_alias(const char *vm, char *buf, size_t len);

@@ -324,6 +324,7 @@ static void test_ssh_config_text_defaults_then_vm_keys_then_global_keys_rendered
     const char *order[] = { "\nHost v\n", "    HostName 127.0.0.1\n", "    Port 2222\n", "    HostKeyAlias qqmgr-v\n",
                             "    ControlMaster auto\n", "    ControlPath \"", "    ControlPersist ",
                             "    UserKnownHostsFile \"", "    StrictHostKeyChecking accept-new\n",
+                            "    KexAlgorithms curve25519-sha256,",
                             "    User \"root\"\n", "    ConnectTimeout 5\n", "    User \"nobody\"\n",
                             "    ForwardAgent no\n", "    SendEnv \"LANG\"\n", "    SendEnv \"TZ\"\n", NULL };
     const char *at = t;
@@ -343,8 +344,10 @@ static void test_ssh_config_text_leaves_out_what_the_user_sets(void **state)
     int rc;
     char *t = ssh_text("[ssh]\nControlMaster = \"no\"\nstricthostkeychecking = \"yes\"\n"
                        "[vm.v]\ncmd = [\"-m 64\"]\n[vm.v.ssh]\nport = 2222\nHostKeyAlias = \"mine\"\n"
-                       "UserKnownHostsFile = \"/dev/null\"\n", &rc);
+                       "UserKnownHostsFile = \"/dev/null\"\nKexAlgorithms = \"sntrup761x25519-sha512@openssh.com\"\n", &rc);
     assert_int_equal(rc, 0);
+    assert_null(strstr(t, "KexAlgorithms curve25519"));
+    assert_non_null(strstr(t, "    KexAlgorithms \"sntrup761x25519-sha512@openssh.com\"\n"));
     assert_null(strstr(t, "ControlMaster auto"));
     assert_null(strstr(t, "HostKeyAlias qqmgr-v"));
     assert_null(strstr(t, "accept-new"));
