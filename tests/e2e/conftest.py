@@ -24,6 +24,10 @@ Fixtures:
                  snapshot. For tests that need a running guest, not a boot; diskless VMs only.
                  golden.place(project, vm, name="booted"): the stopped VM gets that
                  snapshot as NAME (for `run VM --restore NAME`)
+  cloud_base     Path (session, cloudimg.py): the cached Debian cloud base image dir
+  built          cloudimg.Built (session, cloudimg.py): a project after one real
+                 `img build cloud` of a cloud-init image on that base, with VM `cloud`;
+                 .run(*args), .disk, .result (the build's --json), .seconds
   other_user     OtherUser: a second local user made for the test (useradd) and removed
                  after it: .name .uid .gid, .run(argv, **subprocess kw) runs as that
                  user; skips (with the reason) when not root
@@ -55,6 +59,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# session fixtures kept in modules of their own (one instance for every test file)
+pytest_plugins = ("cloudimg",)
 
 REPO = Path(__file__).resolve().parents[2]
 ACCEL = os.environ.get("QQ_TEST_ACCEL", "tcg")

@@ -4,7 +4,6 @@ image catalogue (`init --template NAME`, `init --list`) kept in data/images.toml
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import tomllib
@@ -12,7 +11,6 @@ import tomllib
 import pytest
 
 from conftest import REPO
-from test_img_cloud import cloud_base  # noqa: F401  (the fixture: the Debian cloud base image)
 
 CATALOGUE = REPO / "data" / "images.toml"
 KEYS = ("title", "image", "url", "sha256", "sha512", "sums", "source", "user", "qemu_args")

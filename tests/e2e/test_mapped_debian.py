@@ -1,5 +1,5 @@
-"""A mapped snapshot of the Debian cloud guest (a cloud-init image built once for the
-module, as test_img_cloud.py builds it): its disk is a layer of the snapshot, so a file
+"""A mapped snapshot of the Debian cloud guest (the cloud-init image test_img_cloud.py
+builds, once per session: the `built` fixture of cloudimg.py): its disk is a layer of the snapshot, so a file
 written before the save is there after a restore and one written after is not — in a
 throwaway copy (a thin overlay over the layer) and in the VM's own run (the layer copied
 back over its disk) — and with its clock, left 300 s behind at the save, set to the
@@ -10,8 +10,6 @@ import time
 
 import pytest
 
-from test_img_cloud import built, cloud_base  # noqa: F401  (module fixtures: one build here)
-
 pytestmark = pytest.mark.guest
 
 
@@ -21,7 +19,7 @@ def run(b, *args, timeout=600):
     return r
 
 
-def test_debian_guest_restores_its_disk_as_saved(built):  # noqa: F811
+def test_debian_guest_restores_its_disk_as_saved(built):
     run(built, "start", "cloud", "--wait")
     try:
         # the guest's clock 300 s behind at the save: as if saved five minutes ago
