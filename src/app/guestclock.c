@@ -116,20 +116,12 @@ int guestclock_sync(const config *c, const char *vm, long long deadline_ms, gues
         snprintf(r->how, sizeof r->how, "the guest's `date -u -s` failed (may the ssh user set the clock? root can)");
         return -1;
     }
-    /* ssh's last stderr line */
-    const char *s = sbuf_str(&err);
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        n--;
-    const char *ln = s + n;
-    while (ln > s && ln[-1] != '\n')
-        ln--;
     if (pr.stopped)
         snprintf(r->how, sizeof r->how, "interrupted");
     else if (pr.timed_out)
         snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh timed out)");
     else
-        snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh failed: %.*s)",
-                 (int)(s + n - ln > 180 ? 180 : s + n - ln), ln);
+        snprintf(r->how, sizeof r->how, "could not reach the guest through ssh (ssh failed: %.180s)",
+                 err.len ? proc_last_line(err.buf) : "");
     return -1;
 }

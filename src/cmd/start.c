@@ -106,8 +106,7 @@ static int start_one(qq_ctx *ctx, const char *name)
     if (o->restore && !o->paused && !r.already_running) {
         /* the guest clock stood still since the save */
         guestclock_result gr;
-        if (snap_ready(c, name, o->restore, wait, wait ? deadline : clock_ms() + SNAP_CLOCK_MS, progress,
-                       ctx->debug, &gr, &err) < 0 ||
+        if (snap_ready(c, name, o->restore, wait, deadline, progress, ctx->debug, &gr, &err) < 0 ||
             (wait && share_mount(c, name, ctx->debug, &err) < 0))
             return qq_report(&err);
         qq_clock_report(ctx, name, &gr);
