@@ -57,7 +57,7 @@ def sha256(path):
 def machine(kernel, initrd):
     return [f"-accel {ACCEL} -m 768 -smp 2 -nodefaults -display none",
             f"-kernel {kernel}", f"-initrd {initrd}",
-            "-append 'root=/dev/vda rw console=ttyS0'",
+            "-append 'root=/dev/vda rw console=ttyS0 no_timer_check'",
             "-device virtio-rng-pci"]
 
 

@@ -33,7 +33,7 @@ class DirectGuest:
         kernel = guest.vmlinux if guest.vmlinux.is_file() else guest.vmlinuz
         argv = ["qemu-system-x86_64", "-accel", ACCEL, "-m", "256", "-display", "none",
                 "-nodefaults", "-kernel", str(kernel), "-initrd", str(guest.initramfs),
-                "-append", f"console=ttyS0 quiet {extra_append}".strip(),
+                "-append", f"console=ttyS0 quiet no_timer_check {extra_append}".strip(),
                 "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
                 "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
                 "-serial", f"file:{self.console}",
@@ -150,7 +150,7 @@ def test_tiny_vm_toml_is_valid_toml_with_ssh_forward_and_key():
                                         ssh_extra={"ServerAliveInterval": 5}))
     vm = doc["vm"]["t1"]
     assert f"-initrd '{d}/initramfs.gz'" in vm["cmd"]
-    assert "-append 'console=ttyS0 quiet qqtest.noacpi'" in vm["cmd"]
+    assert "-append 'console=ttyS0 quiet no_timer_check qqtest.noacpi'" in vm["cmd"]
     assert any("hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}" in c
                for c in vm["cmd"])
     assert not any(w in " ".join(vm["cmd"]) for w in ("-serial", "-qmp", "-monitor",
