@@ -62,6 +62,7 @@ const qq_command *const qq_commands[] = {
     &qq_cmd_prune,
     &qq_cmd_completion,
     &qq_cmd_complete,
+    &qq_cmd_connect,
     NULL,
 };
 

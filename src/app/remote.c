@@ -21,6 +21,7 @@
 #include "../infra/fs.h"
 #include "../infra/proc.h"
 #include "ssh.h"
+#include "sshconf.h"
 
 /* ------------------------------------------------------------------ HOST */
 
@@ -207,7 +208,16 @@ static const char *const copied[] = {
     /* paths, checked */
     "IdentityFile", "CertificateFile", "UserKnownHostsFile", "GlobalKnownHostsFile", NULL
 };
-static const char *const silent[] = { "ControlMaster", "ControlPath", "ControlPersist", NULL };
+static const char *const silent[] = { "ControlMaster", "ControlPath", "ControlPersist", "ProxyUseFdpass", NULL };
+
+/* Is ProxyCommand value v the one a qqmgr writes (its path, then SSHCONF_PROXY_ARGS)? */
+static bool ours_proxy(const char *v)
+{
+    size_t n = strlen(v), an = strlen(" " SSHCONF_PROXY_ARGS);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r'))
+        n--;
+    return n > an && strncmp(v + n - an, " " SSHCONF_PROXY_ARGS, an) == 0;
+}
 
 static const char *in_list(const char *const *list, const char *key, size_t n)
 {
@@ -364,6 +374,8 @@ static char *local_config(const remote_host *h, const char *alias, const char *t
         }
         if (in_list(silent, k, kn))
             continue;
+        if (kn == 12 && strncasecmp(k, "ProxyCommand", 12) == 0 && ours_proxy(v))
+            continue;   /* the host's own qqmgr connecting there: here ours goes through the host */
         /* named once, as the host spelled it (a word: other bytes shown as ?) */
         _cleanup_free_ char *name = xstrndup(k, kn > 40 ? 40 : kn);
         for (char *c = name; *c; c++)

@@ -10,6 +10,7 @@
 
 #include "../base/cleanup.h"
 #include "../base/xalloc.h"
+#include "../infra/fs.h"
 #include "layout.h"
 
 #define CONTROL_PERSIST "10m"
@@ -235,6 +236,22 @@ int ssh_config_text(const config *c, const vm_spec *s, int port, sbuf *out, qq_e
      * guest under TCG a fifth of a second per login: curve25519 first */
     if (!sshconf_user_sets(c, s, "KexAlgorithms"))
         sbuf_adds(out, "    KexAlgorithms " SSHCONF_KEX "\n");
+    /* ssh connects through `qqmgr __connect`, which sets TCP_NODELAY (see
+     * sshconf.h); unless the user routes the connection, or qqmgr's own path
+     * is unknown (then ssh connects itself) */
+    _cleanup_free_ char *self = NULL;
+    if (!sshconf_user_sets(c, s, "ProxyCommand") && !sshconf_user_sets(c, s, "ProxyJump") &&
+        !sshconf_user_sets(c, s, "ProxyUseFdpass") && (self = fs_self_exe()) && !strchr(self, '\n')) {
+        sbuf_adds(out, "    ProxyCommand ");
+        _cleanup_sbuf_ sbuf q = SBUF_INIT;
+        sbuf_add_shell_quoted(&q, self);
+        for (const char *p = sbuf_str(&q); *p; p++) {   /* ssh expands %-tokens */
+            if (*p == '%')
+                sbuf_addc(out, '%');
+            sbuf_addc(out, *p);
+        }
+        sbuf_adds(out, " " SSHCONF_PROXY_ARGS "\n    ProxyUseFdpass yes\n");
+    }
     json_t *tables[] = { vm, global };
     for (size_t t = 0; t < 2; t++) {
         const char *k;

@@ -7,7 +7,12 @@
  * <VM dir>/known_hosts, StrictHostKeyChecking accept-new, KexAlgorithms
  * SSHCONF_KEX (each of the last seven unless the user's keys set it: host
  * keys are pinned per VM; the key exchange of a connection that never leaves
- * the host is the cheap one), then the VM's [vm.NAME.ssh] keys, then the
+ * the host is the cheap one), ProxyCommand 'QQMGR' __connect %h %p and
+ * ProxyUseFdpass yes (unless the user's keys set ProxyCommand, ProxyJump or
+ * ProxyUseFdpass: QQMGR is this program's absolute path, which connects with
+ * TCP_NODELAY and hands ssh the socket; OpenSSH sets it only on interactive
+ * sessions, and without it the two small packets after its key exchange wait
+ * for the server's delayed ACK, 40 ms on Linux, on every new connection), then the VM's [vm.NAME.ssh] keys, then the
  * global [ssh] keys (ssh keeps the first value: VM keys win). Booleans become
  * yes/no, numbers digits, arrays repeat the key.
  *
@@ -43,6 +48,9 @@
 #define SSHCONF_KEX "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384," \
                     "ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512," \
                     "diffie-hellman-group18-sha512,diffie-hellman-group14-sha256"
+
+/* What follows qqmgr's path in the ProxyCommand qqmgr writes. */
+#define SSHCONF_PROXY_ARGS "__connect %h %p"
 
 /* The Host alias of VM name (fits 256 bytes). */
 void sshconf_alias(const char *vm, char *buf, size_t len);

@@ -174,3 +174,19 @@ bool fs_exists(const char *path)
     struct stat st;
     return lstat(path, &st) == 0;
 }
+
+char *fs_self_exe(void)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0 || buf[0] != '/')
+        return NULL;
+    buf[n] = '\0';
+    static const char deleted[] = " (deleted)";
+    size_t dl = sizeof deleted - 1;
+    if ((size_t)n > dl && strcmp(buf + n - dl, deleted) == 0)
+        buf[n - dl] = '\0';
+    if (access(buf, X_OK) != 0)
+        return NULL;
+    return strdup(buf);   /* NULL when out of memory: the caller does without */
+}

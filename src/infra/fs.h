@@ -37,4 +37,8 @@ int fs_remove(const char *path, qq_err *err);
 /* Does path exist (any type, symlinks not followed)? */
 bool fs_exists(const char *path);
 
+/* The absolute path of this program (/proc/self/exe; when the file was
+ * replaced since it started, the new file at the same path), or NULL. */
+char *fs_self_exe(void);
+
 #endif

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,3 +277,71 @@ void net_release_port(int port)
 }
 
 int net_unix_connect(const char *path, qq_err *err) { return net_unix_connect_ms(path, -1, err); }
+
+int net_tcp_connect_nodelay(const char *host, const char *port, qq_err *err)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g != 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "connect to host %s port %s: %s", host, port,
+                g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+        errno = ENOENT;
+        return -1;
+    }
+    int fd = -1, e = ECONNREFUSED;
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        int r;
+        while ((r = connect(fd, a->ai_addr, a->ai_addrlen)) < 0 && errno == EINTR)
+            ;
+        if (r < 0) {
+            e = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "connect to host %s port %s: %s", host, port, strerror(e));
+        errno = e;
+        return -1;
+    }
+    /* OpenSSH sets TCP_NODELAY only on interactive sessions: without it the
+     * client's two small writes after the key exchange (NEWKEYS, then
+     * SERVICE_REQUEST) wait for a delayed ACK, 40 ms on Linux */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int net_send_fd(int sock, int fd, qq_err *err)
+{
+    char byte = 0;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (n != 1) {
+        int e = n < 0 ? errno : EIO;
+        qq_fail(err, QQ_EXIT_FAIL, "pass the connection: %s", strerror(e));
+        errno = e;
+        return -1;
+    }
+    return 0;
+}

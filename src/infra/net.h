@@ -1,4 +1,5 @@
-/* net — local sockets: unix-socket connect for any path length, TCP port checks.
+/* net — local sockets: unix-socket connect for any path length, TCP port checks,
+ * a TCP connection without Nagle's delay handed to another process.
  *
  * net_unix_connect() connects a SOCK_STREAM unix socket; a path longer than
  * sun_path (107 bytes) is reached through /proc/self/fd/N/NAME of its
@@ -24,6 +25,15 @@ int net_unix_connect(const char *path, qq_err *err);
  * timeout_ms < 0: wait as long as connect() does. The descriptor returned
  * is blocking either way. */
 int net_unix_connect_ms(const char *path, int timeout_ms, qq_err *err);
+
+/* A TCP connection to host:port (numeric or a name; each address in turn)
+ * with TCP_NODELAY set, blocking, O_CLOEXEC. -1 with err "connect to host H
+ * port P: REASON" (ssh's words) and errno kept. */
+int net_tcp_connect_nodelay(const char *host, const char *port, qq_err *err);
+
+/* Pass fd over the unix socket sock (one byte and SCM_RIGHTS: what ssh's
+ * ProxyUseFdpass reads). -1 with err; ENOTSOCK when sock is not a socket. */
+int net_send_fd(int sock, int fd, qq_err *err);
 
 /* Is TCP port free to bind on every address (what QEMU's hostfwd=tcp::PORT does)? */
 bool net_tcp_port_free(int port);

@@ -221,6 +221,11 @@ def test_ssh_put_get_reach_the_guest_through_the_host(tmp_path, qqmgr, sshd, tin
         assert r.returncode == 0, r.stderr
         assert "ProxyCommand ssh -F " in r.stderr and f"-W %h:%p qqhost" in r.stderr
         assert "ControlPath none" in r.stderr
+        # the host qqmgr's own connector (ProxyCommand … __connect, ProxyUseFdpass) is the
+        # host's way to its guest: left out here, without a warning
+        assert "were left out" not in r.stderr
+        conf = (cache / "qqmgr" / "remote" / "qqhost" / "g.ssh.conf").read_text()
+        assert "__connect" not in conf and "fdpass" not in conf.lower(), conf
         # the host's pinned guest key is mirrored here and used
         local = cache / "qqmgr" / "remote" / "qqhost"
         assert (local / "g.ssh.conf").is_file()

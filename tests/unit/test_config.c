@@ -324,8 +324,8 @@ static void test_ssh_config_text_defaults_then_vm_keys_then_global_keys_rendered
     const char *order[] = { "\nHost v\n", "    HostName 127.0.0.1\n", "    Port 2222\n", "    HostKeyAlias qqmgr-v\n",
                             "    ControlMaster auto\n", "    ControlPath \"", "    ControlPersist ",
                             "    UserKnownHostsFile \"", "    StrictHostKeyChecking accept-new\n",
-                            "    KexAlgorithms curve25519-sha256,",
-                            "    User \"root\"\n", "    ConnectTimeout 5\n", "    User \"nobody\"\n",
+                            "    KexAlgorithms curve25519-sha256,", "    ProxyCommand /", " __connect %h %p\n",
+                            "    ProxyUseFdpass yes\n", "    User \"root\"\n", "    ConnectTimeout 5\n", "    User \"nobody\"\n",
                             "    ForwardAgent no\n", "    SendEnv \"LANG\"\n", "    SendEnv \"TZ\"\n", NULL };
     const char *at = t;
     for (const char **o = order; *o; o++) {
@@ -336,6 +336,32 @@ static void test_ssh_config_text_defaults_then_vm_keys_then_global_keys_rendered
     }
     assert_null(strstr(t, "{{"));
     free(t);
+}
+
+static void test_ssh_config_text_connects_through_qqmgr_unless_the_user_routes_the_connection(void **state)
+{
+    (void)state;
+    int rc;
+    /* ours: this program's path (here the test binary), shell-quoted, % doubled */
+    char *t = ssh_text("[vm.v]\ncmd = [\"-m 64\"]\n[vm.v.ssh]\nport = 2222\n", &rc);
+    assert_int_equal(rc, 0);
+    const char *pc = strstr(t, "\n    ProxyCommand /");
+    if (!pc || !strstr(pc, "/test_config __connect %h %p\n"))
+        fail_msg("no ProxyCommand of this program in\n%s", t);
+    assert_non_null(strstr(t, "    ProxyUseFdpass yes\n"));
+    free(t);
+    const char *routes[] = { "ProxyJump = \"jump.example\"\n", "ProxyCommand = \"nc %h %p\"\n",
+                             "ProxyUseFdpass = false\n", NULL };
+    for (const char **r = routes; *r; r++) {
+        char doc[300];
+        snprintf(doc, sizeof doc, "[vm.v]\ncmd = [\"-m 64\"]\n[vm.v.ssh]\nport = 2222\n%s", *r);
+        t = ssh_text(doc, &rc);
+        assert_int_equal(rc, 0);
+        if (strstr(t, "__connect"))
+            fail_msg("qqmgr's connector despite %s:\n%s", *r, t);
+        assert_null(strstr(t, "ProxyUseFdpass yes"));
+        free(t);
+    }
 }
 
 static void test_ssh_config_text_leaves_out_what_the_user_sets(void **state)
@@ -420,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_error_inside_a_var_names_that_var),
         cmocka_unit_test(test_ssh_config_text_defaults_then_vm_keys_then_global_keys_rendered),
         cmocka_unit_test(test_ssh_config_text_leaves_out_what_the_user_sets),
+        cmocka_unit_test(test_ssh_config_text_connects_through_qqmgr_unless_the_user_routes_the_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
