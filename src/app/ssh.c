@@ -486,6 +486,7 @@ typedef struct serial_watch {
     off_t size;              /* at the last look */
     time_t mtime;
     char prompt[96];         /* a login prompt at its end ("dev login:"), or "" */
+    char panic[200];         /* the reason of a kernel panic among its last lines, or "" */
     bool silent;             /* nothing at all on it for SSH_WAIT_SILENT_S */
     bool kvm_asked;
     bool kvm;                /* the VM runs under KVM (QMP query-kvm) */
@@ -516,12 +517,29 @@ static void serial_look(serial_watch *w)
     w->size = st.st_size;
     w->mtime = st.st_mtime;
     w->prompt[0] = '\0';
+    w->panic[0] = '\0';
     _cleanup_sbuf_ sbuf tail = SBUF_INIT;
     fs_tail(w->path, 10, &tail, NULL);
     /* the last lines (a prompt may be followed by messages: cloud-init's, a daemon's) */
     int best = 0;
     for (const char *l = sbuf_str(&tail); *l;) {
         size_t len = strcspn(l, "\n");
+        /* Linux ends a panic with "---[ end Kernel panic - not syncing: WHY ]---" */
+        static const char kp[] = "Kernel panic - not syncing:";
+        const char *p = memmem(l, len, kp, sizeof kp - 1);
+        if (p) {
+            const char *b = p + sizeof kp - 1, *e = l + len;
+            while (b < e && isspace((unsigned char)*b))
+                b++;
+            while (e > b && (isspace((unsigned char)e[-1]) || e[-1] == '-' || e[-1] == ']'))
+                e--;
+            snprintf(w->panic, sizeof w->panic, "%.*s", (int)(e - b), b);
+            for (char *c = w->panic; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    *c = '?';
+            if (!w->panic[0])
+                snprintf(w->panic, sizeof w->panic, "(no reason given)");
+        }
         int k = is_prompt(l, len);
         if (k && k >= best) {
             best = k;
@@ -772,6 +790,22 @@ static int wait_loop(const config *c, const char *vm, const char *stage, long lo
                 return fail_vm_gone(dir, vm, "is in internal-error (the guest crashed; try -accel tcg)", err);
             }
             serial_look(&sw);
+            /* a panicked kernel never answers: its console's last words, or QEMU's
+             * pvpanic device (state guest-panicked), end the wait at once */
+            if (sw.panic[0] || strcmp(q.state, "guest-panicked") == 0) {
+                if (progress)
+                    report_progress_break();
+                _cleanup_sbuf_ sbuf msg = SBUF_INIT;
+                sbuf_addf(&msg, "VM %s: the guest kernel panicked", vm);
+                if (sw.panic[0])
+                    sbuf_addf(&msg, " (serial: \"Kernel panic - not syncing: %s\")", sw.panic);
+                else
+                    sbuf_adds(&msg, " (QEMU reports guest-panicked)");
+                sbuf_addf(&msg, " %.1fs into the wait for %s; the VM was left running (`%s stop %s` stops it)",
+                          (double)(clock_ms() - start) / 1000.0, stage_names[phase], config_cli(c), vm);
+                add_serial_tail(&msg, dir);
+                return qq_fail(err, QQ_EXIT_FAIL, "%s", sbuf_str(&msg));
+            }
             if (sw.silent)
                 ask_why_silent(c, vm, &sw);
             /* still at the reset vector on a second look: waiting cannot mend a guest that never runs */

@@ -1,6 +1,7 @@
 """Waits that say why (issue 20): while `start --wait` / `wait` wait for ssh they read the
 serial console. A guest at its login prompt whose ssh port does not answer, a guest that
-prints nothing (and never left the reset vector), a key the guest keeps refusing: the
+prints nothing (and never left the reset vector), a guest kernel that panicked, a key the
+guest keeps refusing: the
 progress line and the error say so and quote the serial tail. Ctrl-C ends the wait, says
 the VM keeps running and how to stop it. `stop` of a guest that never ran does not wait for
 ACPI."""
@@ -102,6 +103,28 @@ def test_a_guest_at_its_login_prompt_without_network_is_named_with_the_serial_ta
         assert "the guest booted — serial shows 'tinyguest login:'" in err, err
         assert "network device and the hostfwd" in err, err
         assert "last lines of its serial console:\n" in err and "tinyguest login:" in err.split("serial console:")[-1]
+    finally:
+        project.run("stop", "t", "--force")
+
+
+def test_a_guest_kernel_panic_ends_the_wait_at_once_with_its_reason(project, qqmgr, tiny_guest):
+    # no init in the initramfs and no root= : the kernel panics a few seconds into its boot
+    project.write(vm_toml(tiny_vm_cmd(tiny_guest, "rdinit=/nonexistent"),
+                          f"IdentityFile = {_toml_str(tiny_guest.key)}"))
+    why = 'the guest kernel panicked (serial: "Kernel panic - not syncing: VFS: Unable to mount root fs'
+    try:
+        t0 = time.monotonic()
+        r = project.run("start", "t", "--wait", "--timeout", "600", timeout=700)
+        assert r.returncode == 1, r.stderr
+        assert time.monotonic() - t0 < 300, r.stderr        # not the 600 s timeout
+        assert why in r.stderr and "timed out" not in r.stderr, r.stderr
+        assert "the VM was left running" in r.stderr and "---[ end Kernel panic" in r.stderr, r.stderr
+        assert project.json("status", "t")["running"]
+        # `wait` on the panicked guest says the same at once
+        t0 = time.monotonic()
+        r = project.run("wait", "t", "--timeout", "600", timeout=700)
+        assert r.returncode == 1 and why in r.stderr, r.stderr
+        assert time.monotonic() - t0 < 60, r.stderr
     finally:
         project.run("stop", "t", "--force")
 
