@@ -30,6 +30,7 @@
 #include "launch.h"
 #include "layout.h"
 #include "snapshot.h"
+#include "vm.h"
 
 typedef struct build {
     const config *c;
@@ -426,6 +427,15 @@ static int boot(build *b, char **args, const char *log, int timeout_s, qq_err *e
                     end_qemu(pid, pfd);
                     qq_fail(err, QQ_EXIT_FAIL, "img %s: the guest stopped in state %s during the build boot "
                             "(QEMU killed; see %s)", b->s.name, state, log);
+                    goto out;
+                }
+                /* a guest kernel that panicked never powers off (its console may be in the log) */
+                _cleanup_sbuf_ sbuf tail = SBUF_INIT;
+                char why[200];
+                if (fs_tail(log, 10, &tail, NULL) == 0 && vm_console_panic(sbuf_str(&tail), why, sizeof why)) {
+                    end_qemu(pid, pfd);
+                    qq_fail(err, QQ_EXIT_FAIL, "img %s: the guest kernel panicked during the build boot (\"Kernel "
+                            "panic - not syncing: %s\"; QEMU killed; see %s)", b->s.name, why, log);
                     goto out;
                 }
             }

@@ -520,26 +520,11 @@ static void serial_look(serial_watch *w)
     w->panic[0] = '\0';
     _cleanup_sbuf_ sbuf tail = SBUF_INIT;
     fs_tail(w->path, 10, &tail, NULL);
+    vm_console_panic(sbuf_str(&tail), w->panic, sizeof w->panic);
     /* the last lines (a prompt may be followed by messages: cloud-init's, a daemon's) */
     int best = 0;
     for (const char *l = sbuf_str(&tail); *l;) {
         size_t len = strcspn(l, "\n");
-        /* Linux ends a panic with "---[ end Kernel panic - not syncing: WHY ]---" */
-        static const char kp[] = "Kernel panic - not syncing:";
-        const char *p = memmem(l, len, kp, sizeof kp - 1);
-        if (p) {
-            const char *b = p + sizeof kp - 1, *e = l + len;
-            while (b < e && isspace((unsigned char)*b))
-                b++;
-            while (e > b && (isspace((unsigned char)e[-1]) || e[-1] == '-' || e[-1] == ']'))
-                e--;
-            snprintf(w->panic, sizeof w->panic, "%.*s", (int)(e - b), b);
-            for (char *c = w->panic; *c; c++)
-                if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                    *c = '?';
-            if (!w->panic[0])
-                snprintf(w->panic, sizeof w->panic, "(no reason given)");
-        }
         int k = is_prompt(l, len);
         if (k && k >= best) {
             best = k;

@@ -1,6 +1,7 @@
 /* vm — see vm.h. */
 #include "vm.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -645,4 +646,30 @@ char *vm_hmp(const config *cfg, const char *name, const char *command_line, qq_e
     char *s = qmp_hmp(q, command_line, ms_left(deadline), err);
     qmp_close(q);
     return s;
+}
+
+bool vm_console_panic(const char *text, char *why, size_t len)
+{
+    static const char kp[] = "Kernel panic - not syncing:";
+    bool found = false;
+    for (const char *l = text; *l;) {
+        size_t n = strcspn(l, "\n");
+        const char *p = memmem(l, n, kp, sizeof kp - 1);
+        if (p) {   /* the last one wins: "---[ end Kernel panic - not syncing: WHY ]---" */
+            const char *b = p + sizeof kp - 1, *e = l + n;
+            while (b < e && isspace((unsigned char)*b))
+                b++;
+            while (e > b && (isspace((unsigned char)e[-1]) || e[-1] == '-' || e[-1] == ']'))
+                e--;
+            snprintf(why, len, "%.*s", (int)(e - b), b);
+            for (char *c = why; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    *c = '?';
+            if (!why[0])
+                snprintf(why, len, "(no reason given)");
+            found = true;
+        }
+        l += n + (l[n] == '\n');
+    }
+    return found;
 }

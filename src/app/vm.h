@@ -85,6 +85,11 @@ int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int n
            qq_err *err);
 
 /* One QMP command; the whole reply object ({"return": …} or {"error": …}). */
+/* Does console text (a serial log's last lines) show a Linux kernel panic
+ * ("Kernel panic - not syncing: WHY", as its last line repeats it)? WHY,
+ * control characters as '?', goes to why (len > 0). */
+bool vm_console_panic(const char *text, char *why, size_t len);
+
 json_t *vm_qmp(const config *cfg, const char *name, const char *command, json_t *args, qq_err *err);
 
 /* One HMP command line; its output (caller frees). */

@@ -669,6 +669,27 @@ def test_guest_in_internal_error_fails_the_build_at_once(tmp_path, env, server, 
     assert subprocess.run(["pgrep", "-f", str(fake)], capture_output=True).returncode == 1
 
 
+@needs_qemu
+@pytest.mark.guest
+def test_guest_kernel_panic_fails_the_build_at_once_naming_the_reason(tmp_path, env, server, files, tiny_guest):
+    # a real QEMU booting a real kernel whose initramfs has no init (and no root=): it
+    # panics a few seconds in, on the console the build log holds (-serial stdio)
+    kernel = tiny_guest.vmlinux if tiny_guest.vmlinux.is_file() else tiny_guest.vmlinuz
+    args = ["-accel", "tcg", "-m", "256", "-display", "none", "-nodefaults", "-kernel", str(kernel),
+            "-initrd", str(tiny_guest.initramfs), "-append", "console=ttyS0 quiet no_timer_check rdinit=/nonexistent",
+            "-serial", "stdio", "-drive", "file={{.img_self}},if=virtio", "-cdrom", "{{.cloud_init_iso}}"]
+    cfg = write_cloud(tmp_path, server, files, qemu=REAL_QEMU, build_args=args, extra="build_timeout = 600")
+    t0 = time.monotonic()
+    r = qq(cfg, "img", "build", "ci", env=env, timeout=700)
+    assert r.returncode == 1, r.stderr
+    assert time.monotonic() - t0 < 300, r.stderr                 # not the 600 s timeout
+    assert ('the guest kernel panicked during the build boot ("Kernel panic - not syncing: VFS: Unable to mount '
+            'root fs') in r.stderr, r.stderr
+    assert "QEMU killed" in r.stderr
+    assert not (imgdir(tmp_path) / "disk.qcow2").exists()        # no image from a failed build
+    assert subprocess.run(["pgrep", "-f", f"qemu.*{tmp_path}"], capture_output=True).returncode == 1  # no QEMU left
+
+
 def test_guest_reported_running_is_not_failed_before_the_timeout(tmp_path, env, server, files):
     # a guest reported "running" is left alone until the timeout
     fake = tmp_path / "fake-qmp-qemu"
