@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../src/app/launch.h"
+#include "../../src/app/vm.h"
 #include "../../src/base/xalloc.h"
 
 static vm_spec spec_of(const char *state_dir, const char *const *args)
@@ -165,6 +166,32 @@ static void test_the_build_boot_argv_doubles_commas_in_its_qmp_socket(void **sta
     launch_argv_free(v);
 }
 
+static void test_a_console_panic_is_found_with_its_last_reason(void **state)
+{
+    (void)state;
+    char why[64];
+    /* the end marker repeats the reason: its brackets and dashes are not part of it */
+    const char *log = "[    2.1] Kernel panic - not syncing: VFS: Unable to mount root fs\n"
+                      "[    2.1]  panic+0x118/0x2f4\n"
+                      "[    2.2] ---[ end Kernel panic - not syncing: VFS: Unable to mount root fs ]---\r\n";
+    assert_true(vm_console_panic(log, why, sizeof why));
+    assert_string_equal(why, "VFS: Unable to mount root fs");
+    /* control characters cannot reach the terminal; a long reason is cut to the buffer */
+    assert_true(vm_console_panic("Kernel panic - not syncing: Attempted to kill init!\x1b[0m exitcode=0x0000000b", why,
+                                 sizeof why));
+    assert_string_equal(why, "Attempted to kill init!?[0m exitcode=0x0000000b");
+    assert_true(vm_console_panic("Kernel panic - not syncing: ]---", why, sizeof why));
+    assert_string_equal(why, "(no reason given)");
+    char small[8];
+    assert_true(vm_console_panic("Kernel panic - not syncing: Out of memory and no killable processes", small,
+                                 sizeof small));
+    assert_string_equal(small, "Out of ");
+    /* other kernel words about panics are not one */
+    assert_false(vm_console_panic("[    0.5] panic=10 on the command line\nKernel panic - syncing? no\n", why,
+                                  sizeof why));
+    assert_false(vm_console_panic("", why, sizeof why));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_a_cmd_that_sets_what_qqmgr_injects_is_a_usage_error),
         cmocka_unit_test(test_options_that_only_look_alike_are_kept),
         cmocka_unit_test(test_the_build_boot_argv_doubles_commas_in_its_qmp_socket),
+        cmocka_unit_test(test_a_console_panic_is_found_with_its_last_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
