@@ -739,6 +739,7 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     json_t *list = NULL;
     _cleanup_json_ json_t *status = NULL;
     _cleanup_free_ char *ram = NULL;   /* before any goto out: the cleanup runs there */
+    const char *old_kind = NULL;       /* the kind of the snapshot this save replaces */
     if (running_disks(c, q, &d, err) < 0)
         goto out;
     unsigned long long ram_bytes = 0;
@@ -785,17 +786,19 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
             qq_fail(err, QQ_EXIT_FAIL, "%s already has a snapshot '%s' (--force replaces it)", vm, name);
             goto out;
         }
-        if (mapped_is(dir, name)) {
-            /* a mapped save replaces it in one step; another kind makes its own first */
-            if (!mapped && mapped_delete(dir, name, err) < 0)
-                goto out;
-        } else if (is_state_file(dir, name)) {
-            if (remove_state_file(dir, name, err) < 0)
-                goto out;
-        } else {
+        /* The old snapshot goes only once the new one is saved: a mapped save
+         * replaces a mapped one in one step, a state file is renamed over the
+         * old one, and one of another kind is removed after the save. Only
+         * an internal qcow2 snapshot replaced by another is deleted first
+         * (QEMU's savevm deletes a snapshot of the same name itself). */
+        old_kind = mapped_is(dir, name) ? "mapped" : is_state_file(dir, name) ? "state-file" : "qcow2";
+        if (strcmp(old_kind, "qcow2") == 0 && qcow2) {
             _cleanup_free_ char *line = xasprintf("delvm %s", name);
             if (check_unambiguous(c, vm, &d, name, err) < 0 || hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, err) < 0)
                 goto out;
+            old_kind = NULL;
+        } else if (strcmp(old_kind, "qcow2") == 0 && check_unambiguous(c, vm, &d, name, err) < 0) {
+            goto out;
         }
         r->replaced = true;
     }
@@ -847,6 +850,23 @@ int snap_save(const config *c, const char *vm, const char *name, bool force, sna
     }
     r->seconds = (double)(clock_ms() - t0) / 1000.0;
     sig_release(&ss);
+    if (rc == 0 && old_kind && strcmp(old_kind, r->kind) != 0) {
+        /* the replaced snapshot was of another kind: it goes now */
+        qq_err e = { 0 };
+        int del = 0;
+        if (strcmp(old_kind, "mapped") == 0) {
+            del = mapped_delete(dir, name, &e);
+        } else if (strcmp(old_kind, "state-file") == 0) {
+            del = remove_state_file(dir, name, &e);
+        } else {
+            _cleanup_free_ char *line = xasprintf("delvm %s", name);
+            del = hmp_quiet(q, vm, line, SAVE_TIMEOUT_MS, &e);
+        }
+        if (del < 0)
+            report_line("qqmgr: %s: snapshot '%s' was saved (%s), but the %s snapshot it replaces could not be "
+                        "removed: %s (`%s snapshot delete %s %s` removes one of the two)",
+                        vm, name, r->kind, old_kind, e.msg, config_cli(c), vm, name);
+    }
 out:
     json_decref(list);
     disks_free(&d);

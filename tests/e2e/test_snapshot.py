@@ -366,6 +366,53 @@ def test_ctrl_c_during_save_keeps_the_vm_running_and_lists_no_partial_snapshot(p
     stop(project)
 
 
+def test_ctrl_c_during_save_force_keeps_the_snapshot_it_would_replace(project, tiny_vm_toml, golden):
+    # a state file is renamed over the old one only once the new one is whole
+    setup_diskless(project, tiny_vm_toml)
+    boot(project, golden=golden)
+    ssh(project, "echo old > /tmp/mark", check=True)
+    project.run("snapshot", "save", "tiny", "s1", check=True)
+    ssh(project, "echo new > /tmp/mark", check=True)
+    tmp = project.vm_dir("tiny") / "snapshots" / "s1.state.tmp"
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "snapshot", "save", "tiny", "s1", "--force"],
+                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: tmp.exists(), 60, 0.002, "the save to be under way")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1 and "interrupted" in err, err
+    assert names(project) == ["s1"] and not tmp.exists()
+    stop(project)
+    project.run("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
+    assert ssh(project, "cat /tmp/mark", check=True).stdout == "old\n"
+    stop(project)
+
+
+def test_save_force_of_another_kind_replaces_the_old_snapshot_after_the_save(project, tiny_vm_toml, golden):
+    setup_diskless(project, tiny_vm_toml)
+    boot(project, golden=golden)
+    ssh(project, "echo old > /tmp/mark", check=True)
+    project.run("snapshot", "save", "tiny", "s1", check=True)          # a state file
+    stop(project)
+    # the same VM, its RAM now mapped: the state file loads into it; a save makes a mapped one
+    project.write(tiny_vm_toml("auto", mapped_ram=True))
+    project.run("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
+    ssh(project, "echo new > /tmp/mark", check=True)
+    out = project.json("snapshot", "save", "tiny", "s1", "--force", check=True)
+    assert out["kind"] == "mapped" and out["replaced"] is True
+    listed = project.json("snapshot", "list", "tiny", check=True)
+    assert [(x["name"], x["kind"]) for x in listed] == [("s1", "mapped")], listed
+    assert not list((project.vm_dir("tiny") / "snapshots").glob("s1.*"))   # the state file went
+    stop(project)
+    project.run("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
+    assert ssh(project, "cat /tmp/mark", check=True).stdout == "new\n"
+    stop(project)
+
+
 def test_disk_full_during_save_fails_clearly_and_keeps_earlier_snapshots(project, tiny_vm_toml, tmp_path):
     """The state dir on a 120 MiB tmpfs (a private mount namespace): one snapshot of a
     256 MiB guest fits, the second does not."""
