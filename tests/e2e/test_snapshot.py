@@ -67,6 +67,22 @@ def stop(project):
     project.run("stop", "tiny", "--force", check=True)
 
 
+def interrupted(project, *args, when, what, step=0.002, timeout=120):
+    """Run qqmgr ARGS, send it SIGINT once when() is true; (exit status, stderr, seconds
+    from the signal to its end)."""
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), *args], cwd=project.path,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(when, 60, step, what)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=timeout)
+        return p.returncode, err, time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 # ------------------------------------------------------------------ commands
 
 def test_save_list_restore_in_place_on_a_qcow2_disk(project, tiny_vm_toml):
@@ -260,20 +276,11 @@ def test_run_timeout_stops_the_command_and_the_vm(project, tiny_vm_toml, golden)
 def test_ctrl_c_during_runs_wait_for_ssh_stops_the_vm_at_once(project, tiny_vm_toml):
     # a guest without sshd: the wait for ssh would last its whole 300 s
     project.write(tiny_vm_toml("auto", extra_append="qqtest.nosshd"))
-    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "run", "tiny", "--", "sleep 600"],
-                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        # QEMU runs, run waits for ssh: interrupt
-        wait_until(lambda: (project.vm_dir("tiny") / "qmp.socket").exists(), 60, 0.01, "QEMU to start")
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 1 and "interrupted" in err, err
-    assert time.monotonic() - t0 < 30
+    # QEMU runs, run waits for ssh: interrupt
+    rc, err, took = interrupted(project, "run", "tiny", "--", "sleep 600", step=0.01, timeout=60,
+                                when=lambda: (project.vm_dir("tiny") / "qmp.socket").exists(), what="QEMU to start")
+    assert rc == 1 and "interrupted" in err, err
+    assert took < 30
     assert state(project) == "stopped"
     assert not (project.vm_dir("tiny") / "qmp.socket").exists()
 
@@ -347,17 +354,9 @@ def test_ctrl_c_during_save_keeps_the_vm_running_and_lists_no_partial_snapshot(p
         tmp = project.vm_dir("tiny") / "snapshots" / "s1.state.tmp"
         in_progress = lambda: tmp.exists()
     boot(project, golden=golden if kind == "diskless" else None)
-    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "snapshot", "save", "tiny", "s1"],
-                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(in_progress, 60, 0.002, "the save to be under way")
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 1 and "interrupted" in err, err
+    rc, err, _ = interrupted(project, "snapshot", "save", "tiny", "s1", when=in_progress,
+                             what="the save to be under way")
+    assert rc == 1 and "interrupted" in err, err
     assert state(project) == "running"
     assert names(project) == []
     ssh(project, "true", check=True)
@@ -374,17 +373,9 @@ def test_ctrl_c_during_save_force_keeps_the_snapshot_it_would_replace(project, t
     project.run("snapshot", "save", "tiny", "s1", check=True)
     ssh(project, "echo new > /tmp/mark", check=True)
     tmp = project.vm_dir("tiny") / "snapshots" / "s1.state.tmp"
-    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "snapshot", "save", "tiny", "s1", "--force"],
-                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: tmp.exists(), 60, 0.002, "the save to be under way")
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 1 and "interrupted" in err, err
+    rc, err, _ = interrupted(project, "snapshot", "save", "tiny", "s1", "--force", when=tmp.exists,
+                             what="the save to be under way")
+    assert rc == 1 and "interrupted" in err, err
     assert names(project) == ["s1"] and not tmp.exists()
     stop(project)
     project.run("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
