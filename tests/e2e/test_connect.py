@@ -27,7 +27,7 @@ def connector(qqmgr, port, stdout):
 
 
 def test_connector_hands_over_a_connected_socket_with_nodelay(qqmgr):
-    with socket.socket() as listener, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as ours:
+    with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         theirs, ssh_end = socket.socketpair()

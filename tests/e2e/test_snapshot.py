@@ -10,13 +10,11 @@ VM that cannot map its RAM keeps making; test_mapped.py covers the mapped kind.
 """
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
