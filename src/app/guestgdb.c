@@ -13,6 +13,8 @@
 #include "../base/report.h"
 #include "../base/sbuf.h"
 #include "../base/xalloc.h"
+#include "../infra/fs.h"
+#include "../infra/lockfile.h"
 #include "../infra/proc.h"
 #include "running.h"
 #include "layout.h"
@@ -138,6 +140,34 @@ int guestgdb_exec(const config *cfg, const char *name, const char *symbols, char
             return qq_fail(err, QQ_EXIT_FAIL, "open %s: %s", dir, strerror(errno));
         free(target);
         target = xasprintf("/proc/self/fd/%d/%s", dfd, layout_name(LAYOUT_GDB_SOCKET));
+    }
+    /* the one debugger of the gdbstub: gdb keeps this lock (inherited across
+     * exec) until it exits */
+    {
+        _cleanup_free_ char *lp = layout_path(dir, LAYOUT_GDB_LOCK);
+        qq_err le = { 0 };
+        int lfd = lockfile_take(lp, NULL, &le);
+        if (lfd < 0 && errno == EWOULDBLOCK) {
+            _cleanup_free_ char *held = NULL;
+            fs_read_file(lp, &held, NULL, NULL);
+            long pid = held ? strtol(held, NULL, 10) : 0;
+            char who[40] = "";
+            if (pid > 0)
+                snprintf(who, sizeof who, " (pid %ld)", pid);
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: another gdb is on its gdbstub%s: QEMU's gdbstub serves one "
+                           "debugger at a time (detach or quit that one first)", name, who);
+        }
+        if (lfd < 0) {
+            *err = le;
+            return -1;
+        }
+        char pid[32];
+        int pn = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());   /* exec keeps the pid */
+        if (ftruncate(lfd, 0) < 0 || pwrite(lfd, pid, (size_t)pn, 0) != pn || fcntl(lfd, F_SETFD, 0) < 0) {
+            int e = errno;
+            close(lfd);
+            return qq_fail(err, QQ_EXIT_FAIL, "%s: %s", lp, strerror(e));
+        }
     }
     _cleanup_free_ char *remote = xasprintf("target remote %s", target);
     char **gv = xcalloc((size_t)nextra + 8, sizeof *gv);

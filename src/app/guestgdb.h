@@ -10,6 +10,11 @@
  *
  * gdb gets `target remote` at its start and leaves with the VM running: on
  * detach (gdb's `detach`, or quitting gdb) QEMU resumes the CPUs.
+ *
+ * One at a time: QEMU's gdbstub serves one debugger, and a second one on it
+ * garbles the first's session and can leave the VM paused. gdb inherits the
+ * VM's gdb.lock (flock, taken before the exec); a second `gdb --guest` while
+ * it is held fails at once (QQ_EXIT_FAIL, naming the holder's pid).
  */
 #ifndef QQ_GUESTGDB_H
 #define QQ_GUESTGDB_H

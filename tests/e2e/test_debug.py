@@ -109,6 +109,31 @@ def test_gdb_guest_and_events_work_in_a_state_dir_beyond_the_socket_path_limit(p
     assert f.returncode == 0 and "SHUTDOWN" in out, (out, err)
 
 
+def test_a_second_gdb_guest_is_refused_while_one_is_on_the_gdbstub(project, tmp_path):
+    project.write(bare_toml())
+    project.run("start", "bare", check=True)
+    flag = tmp_path / "attached"
+    hold = f"sleep 600.{os.getpid()}"   # the first gdb's shell command, ended below
+    first = subprocess.Popen([project.qqmgr, "-c", str(project.config), "gdb", "bare", "--guest", "--", "-batch",
+                              "-ex", f"shell touch {flag}; {hold}"],
+                             cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_until(flag.exists, 60, what="the first gdb to be attached")
+        cp = project.run("gdb", "bare", "--guest", "--", "-batch", "-ex", "info registers pc", timeout=60)
+        assert cp.returncode == 1, cp.stdout + cp.stderr
+        assert f"bare: another gdb is on its gdbstub (pid {first.pid})" in cp.stderr, cp.stderr
+        assert "pc " not in cp.stdout
+    finally:
+        subprocess.run(["pkill", "-x", "-f", hold])   # gdb's batch then ends: it detaches
+        first.wait(timeout=60)
+    # the first one's session was not disturbed: detached, the VM runs; the next gdb gets on
+    wait_until(lambda: project.json("status", "bare")["state"] == "running", 30, what="the VM to run again")
+    cp = project.run("gdb", "bare", "--guest", "--", "-batch", "-ex", "info registers pc", timeout=60)
+    assert cp.returncode == 0 and "pc " in cp.stdout, cp.stderr
+    project.run("stop", "bare", "--force", check=True)
+
+
 def test_gdb_guest_with_a_gdb_device_it_cannot_reach_is_a_usage_error_naming_it(project):
     project.write(bare_toml(extra=', "-gdb pty"'))
     cp = project.run("gdb", "bare", "--guest")
