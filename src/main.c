@@ -220,6 +220,10 @@ int main(int argc, char **argv)
         qq_overview(stderr);
         return QQ_EXIT_USAGE;
     }
+    /* ssh's connector (sshconf.h) connects from where ssh runs, whatever
+     * QQMGR_HOST says */
+    if (strcmp(argv[0], "__connect") == 0)
+        host = NULL;
     if (host && *host) {   /* the whole command runs there (-H '' runs it here) */
         qq_err err = { 0 };
         remote_host h;

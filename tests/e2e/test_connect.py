@@ -22,7 +22,9 @@ from test_remote import SSHD, sshd  # noqa: F401  (the real sshd on loopback, a 
 
 
 def connector(qqmgr, port, stdout):
-    return subprocess.run([qqmgr, "__connect", "127.0.0.1", str(port)], stdout=stdout,
+    # QQMGR_HOST (run commands on another host) does not send ssh's connector there
+    env = dict(os.environ, QQMGR_HOST="nowhere.invalid")
+    return subprocess.run([qqmgr, "__connect", "127.0.0.1", str(port)], stdout=stdout, env=env,
                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=30)
 
 
