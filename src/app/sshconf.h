@@ -11,9 +11,9 @@
  * ProxyUseFdpass yes (unless the user's keys set ProxyCommand, ProxyJump or
  * ProxyUseFdpass: QQMGR is this program's absolute path, which connects with
  * TCP_NODELAY and hands ssh the socket; OpenSSH sets it only on interactive
- * sessions, and without it the two small packets after its key exchange wait
- * for the server's delayed ACK, 40 ms on Linux, on every new connection), then the VM's [vm.NAME.ssh] keys, then the
- * global [ssh] keys (ssh keeps the first value: VM keys win). Booleans become
+ * sessions, and without it the two small packets after its key exchange
+ * wait for the server's delayed ACK, 40 ms on Linux, on every new
+ * connection), then the VM's [vm.NAME.ssh] keys, then the global [ssh] keys (ssh keeps the first value: VM keys win). Booleans become
  * yes/no, numbers digits, arrays repeat the key.
  *
  * Strings are quoted as ssh_config reads them (OpenSSH >= 8.7 argv_split):

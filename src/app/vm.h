@@ -84,12 +84,12 @@ int vm_console(const config *cfg, const char *name, int in, int out, qq_err *err
 int vm_gdb(const config *cfg, const char *name, bool attach, char **extra, int nextra, bool debug,
            qq_err *err);
 
-/* One QMP command; the whole reply object ({"return": …} or {"error": …}). */
 /* Does console text (a serial log's last lines) show a Linux kernel panic
  * ("Kernel panic - not syncing: WHY", as its last line repeats it)? WHY,
  * control characters as '?', goes to why (len > 0). */
 bool vm_console_panic(const char *text, char *why, size_t len);
 
+/* One QMP command; the whole reply object ({"return": …} or {"error": …}). */
 json_t *vm_qmp(const config *cfg, const char *name, const char *command, json_t *args, qq_err *err);
 
 /* One HMP command line; its output (caller frees). */
