@@ -73,6 +73,7 @@ typedef struct vm_spec {
     vm_share *shares;      /* [vm.NAME.share.TAG] in file order */
     size_t nshares;
     bool mapped_ram;       /* [vm.NAME] mapped_ram (default true): RAM in a tmpfs file, mapped snapshots (mapped.h) */
+    bool guest_agent;      /* [vm.NAME] guest_agent (default false): a qemu-guest-agent channel (guestagent.h) */
 } vm_spec;
 
 /* A file an image build downloads: base_img, or one of sources. */

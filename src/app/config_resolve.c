@@ -547,6 +547,7 @@ int config_vm(const config *c, const char *instance, int auto_port, vm_spec *out
     if (rc == 0)
         resolve_shares(c, vm, out);
     out->mapped_ram = cfg_bool(vm, &cfg_vm, VM_MAPPED_RAM, true);
+    out->guest_agent = cfg_bool(vm, &cfg_vm, VM_GUEST_AGENT, false);
 
     size_t n = json_object_size(used), j = 0;
     out->images = calloc(n + 1, sizeof *out->images);

@@ -513,6 +513,7 @@ static const cfg_row vm_rows[] = {
     [VM_SSH] = { "ssh", CT_TABLE, .sub = &cfg_vm_ssh },
     [VM_SHARE] = { "share", CT_NAMED, .what = "a table of shares", .kind = "share", .sub = &cfg_share },
     [VM_MAPPED_RAM] = { "mapped_ram", CT_ANY, .own_type = true, .check = check_bool },
+    [VM_GUEST_AGENT] = { "guest_agent", CT_ANY, .own_type = true, .check = check_bool },
     { 0 },
 };
 const cfg_schema cfg_vm = { vm_rows, NULL, NULL };

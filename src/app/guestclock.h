@@ -20,6 +20,12 @@
  * is set and the caller says how far behind the clock is (estimated from the
  * snapshot's date). The same command is a readiness check: a guest that
  * answered it logged in through ssh.
+ *
+ * A VM with `guest_agent = true` (guestagent.h) is asked first, through its
+ * agent, bounded by 3 s: guest-get-time (how far behind), guest-set-time
+ * with the host's time in nanoseconds, guest-get-time again (how far off
+ * now). No login happens then (r->reached stays false: ssh readiness is
+ * still to be seen). An agent that does not answer leaves it to ssh.
  */
 #ifndef QQ_GUESTCLOCK_H
 #define QQ_GUESTCLOCK_H
@@ -30,7 +36,7 @@
 
 typedef struct guestclock_result {
     bool tried;           /* a restore happened: the clock was looked at */
-    bool reached;         /* ssh logged in and the guest said its time */
+    bool reached;         /* ssh logged in and the guest said its time (not set by the agent) */
     bool set;             /* the guest clock was set */
     double behind_s;      /* how far the guest clock was behind the host (measured, or estimated) */
     double after_s;       /* set: how far behind it is now (whole seconds of the guest's time) */

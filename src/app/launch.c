@@ -105,9 +105,10 @@ static int check_user_args(const vm_spec *s, qq_err *err)
             }
         }
         if ((strcmp(opt, "chardev") == 0 || strcmp(opt, "mon") == 0) && i + 1 < s->nargs &&
-            (strstr(s->args[i + 1], "id=" LAUNCH_SERIAL_CHARDEV) || strstr(s->args[i + 1], "id=" LAUNCH_EVENTS_CHARDEV)))
-            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " LAUNCH_SERIAL_CHARDEV " and " LAUNCH_EVENTS_CHARDEV
-                           " are qqmgr's",
+            (strstr(s->args[i + 1], "id=" LAUNCH_SERIAL_CHARDEV) || strstr(s->args[i + 1], "id=" LAUNCH_EVENTS_CHARDEV) ||
+             strstr(s->args[i + 1], "id=" LAUNCH_QGA_CHARDEV)))
+            return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the ids " LAUNCH_SERIAL_CHARDEV ", " LAUNCH_EVENTS_CHARDEV
+                           " and " LAUNCH_QGA_CHARDEV " are qqmgr's",
                            arg_where(s, i, wb, sizeof wb), a, s->args[i + 1]);
         if (strcmp(opt, "object") == 0 && i + 1 < s->nargs && has_option(s->args[i + 1], "id", RAMFILE_ID))
             return qq_fail(err, QQ_EXIT_USAGE, "%s: '%s %s': the id " RAMFILE_ID " is qqmgr's (the guest's RAM "
@@ -239,6 +240,16 @@ int launch_argv(const vm_spec *s, const launch_opts *o, char ***argv, qq_err *er
         sbuf_addf(&vb, ",mount_tag=%s,security_model=mapped-xattr,id=" LAUNCH_SHARE_ID "%s%s", sh->tag, sh->tag,
                   sh->readonly ? ",readonly=on" : "");
         strv_push(&v, &n, sbuf_steal(&vb));
+    }
+    if (s->guest_agent) {   /* the guest agent's channel (guestagent.h) */
+        _cleanup_free_ char *qga_sock = layout_path(sd, LAYOUT_QGA_SOCKET);
+        strv_push(&v, &n, xstrdup("-chardev"));
+        strv_push(&v, &n, option("socket,id=" LAUNCH_QGA_CHARDEV ",path=", qga_sock, ",server=on,wait=off"));
+        strv_push(&v, &n, xstrdup("-device"));
+        strv_push(&v, &n, xstrdup("virtio-serial-pci,id=" LAUNCH_QGA_CHARDEV "-serial"));
+        strv_push(&v, &n, xstrdup("-device"));
+        strv_push(&v, &n, xstrdup("virtserialport,bus=" LAUNCH_QGA_CHARDEV "-serial.0,chardev=" LAUNCH_QGA_CHARDEV
+                                  ",name=org.qemu.guest_agent.0"));
     }
     for (char *const *e = o->extra; e && *e; e++)
         strv_push(&v, &n, xstrdup(*e));

@@ -24,6 +24,12 @@
  *           id=qq-share-TAG[,readonly=on]
  *                      one per [vm.NAME.share.TAG] (vm_spec.shares): 9p,
  *                      unprivileged; the guest mounts TAG (share.h)
+ *   -chardev socket,id=qq-qga,path=SOCK/qga.socket,server=on,wait=off
+ *   -device virtio-serial-pci,id=qq-qga-serial
+ *   -device virtserialport,bus=qq-qga-serial.0,chardev=qq-qga,
+ *           name=org.qemu.guest_agent.0
+ *                      with guest_agent = true: the guest agent's channel
+ *                      (guestagent.h)
  *   launch_opts.extra  -loadvm NAME, -incoming URI, -snapshot (snapshot.h)
  *   -gdb unix:SOCK/gdb.socket,server=on,wait=off
  *                      the guest's gdbstub, unless the user's cmd has -s or
@@ -39,7 +45,7 @@
  * state dir, or its short alias when a path would pass 107 bytes: layout.h).
  * Every path in an option value has its commas doubled (launch_escape). A
  * user argument that sets an injected option (-pidfile -qmp -qmp-pretty
- * -monitor -serial -daemonize, or the chardev ids qq-serial/qq-events) is
+ * -monitor -serial -daemonize, or the chardev ids qq-serial/qq-events/qq-qga) is
  * QQ_EXIT_USAGE naming its place in the config, and so is a user option
  * list with mount_tag=TAG of a share's TAG, or a -fsdev/-virtfs/-device id
  * starting qq-share-; launch_argv creates nothing.
@@ -93,6 +99,7 @@
  * user's cmd may not use them). */
 #define LAUNCH_SERIAL_CHARDEV "qq-serial"
 #define LAUNCH_EVENTS_CHARDEV "qq-events"
+#define LAUNCH_QGA_CHARDEV "qq-qga"
 /* The fsdev id of share TAG is this prefix + TAG. */
 #define LAUNCH_SHARE_ID "qq-share-"
 

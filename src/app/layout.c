@@ -43,6 +43,7 @@ static const char *const names[LAYOUT_FILE_COUNT] = {
     [LAYOUT_RUNTIME_DIR] = "runtime_dir",
     [LAYOUT_GDB_SOCKET] = "gdb.socket",
     [LAYOUT_GDB_LOCK] = "gdb.lock",
+    [LAYOUT_QGA_SOCKET] = "qga.socket",
     [LAYOUT_EVENTS_SOCKET] = "events.socket",
     [LAYOUT_FORWARDS] = "forwards.json",
     [LAYOUT_SNAPSHOTS] = "snapshots",

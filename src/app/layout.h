@@ -92,6 +92,7 @@ typedef enum layout_file {
     LAYOUT_RUNTIME_DIR,   /* record of a fallback runtime dir (VM or image) */
     LAYOUT_GDB_SOCKET,    /* the guest's gdbstub (launch.h) */
     LAYOUT_GDB_LOCK,      /* held by the one `gdb --guest` on the gdbstub (guestgdb.h) */
+    LAYOUT_QGA_SOCKET,    /* the guest agent's channel, with guest_agent = true (guestagent.h) */
     LAYOUT_EVENTS_SOCKET, /* the QMP monitor `events` reads (launch.h) */
     LAYOUT_FORWARDS,      /* port forwards added at run time (forward.h) */
     LAYOUT_SNAPSHOTS,     /* dir: state-file snapshots NAME.state + NAME.json, disks.json (snapshot.h) */

@@ -927,7 +927,10 @@ int snap_ready(const config *c, const char *vm, const char *name, const char *st
     if (!sig_caught()) {
         long long first = now + SNAP_LOGIN_MS < deadline_ms ? now + SNAP_LOGIN_MS : deadline_ms;
         snap_clock(c, vm, name, first, clock);
-        if (debug)
+        if (debug && clock->set && !clock->reached)
+            report_line("qqmgr: %s: restored: clock %s (%.1fs); ssh is waited for as after a boot", vm, clock->how,
+                        (double)(clock_ms() - now) / 1000.0);
+        else if (debug)
             report_line("qqmgr: %s: restored: one ssh login to set the clock (%.1fs): %s", vm,
                         (double)(clock_ms() - now) / 1000.0, clock->reached ? "logged in" : clock->how);
     }
@@ -944,7 +947,7 @@ int snap_ready(const config *c, const char *vm, const char *name, const char *st
     /* saved while it booted (or no sshd): wait as after a boot */
     if (ssh_wait_ready(c, vm, stage, deadline_ms, progress, debug, err) < 0)
         return -1;
-    if (!clock->reached && !sig_caught())
+    if (!clock->set && !sig_caught())
         snap_clock(c, vm, name, deadline_ms, clock);
     return 0;
 }

@@ -406,6 +406,7 @@ class TinyGuest:
     initramfs: Path
     key: Path
     host_pubkey: Path
+    initramfs_qga: Path    # initramfs + qemu-guest-agent (serves org.qemu.guest_agent.0)
 
     def __getitem__(self, k):
         return getattr(self, k)
@@ -421,8 +422,8 @@ def tiny_guest():
     d = Path(cp.stdout.strip().splitlines()[-1])
     g = TinyGuest(dir=d, vmlinux=d / "vmlinux", vmlinuz=d / "vmlinuz",
                   initramfs=d / "initramfs.gz", key=d / "id_ed25519",
-                  host_pubkey=d / "ssh_host_ed25519_key.pub")
-    for f in (g.vmlinuz, g.initramfs, g.key, g.host_pubkey):
+                  host_pubkey=d / "ssh_host_ed25519_key.pub", initramfs_qga=d / "initramfs-qga.gz")
+    for f in (g.vmlinuz, g.initramfs, g.key, g.host_pubkey, g.initramfs_qga):
         assert f.is_file(), f"tiny guest incomplete: {f} missing"
     return g
 
@@ -448,8 +449,9 @@ def _cmd_arg(s):
     return f"'{s}'" if any(c.isspace() for c in s) else s
 
 
-def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=()):
-    """The cmd entries (list of str) that boot `guest` with user-net ssh forwarding."""
+def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=(), qga=False):
+    """The cmd entries (list of str) that boot `guest` with user-net ssh forwarding
+    (qga: its initramfs with qemu-guest-agent)."""
     kernel = guest.vmlinux if guest.vmlinux.is_file() else guest.vmlinuz
     # no_timer_check: on a loaded host the emulated timer can miss the kernel's boot-time
     # IO-APIC check, which then panics ("IO-APIC + timer doesn't work!")
@@ -457,7 +459,7 @@ def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=()):
     return [
         f"-accel {accel or ACCEL} -m {mem} -display none -nodefaults",
         f"-kernel {_cmd_arg(kernel)}",
-        f"-initrd {_cmd_arg(guest.initramfs)}",
+        f"-initrd {_cmd_arg(guest.initramfs_qga if qga else guest.initramfs)}",
         f"-append '{append}'",
         "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:{{.vm.ssh.port}}-:{{.vm.ssh.vm_port}}",
         "-device virtio-net-pci,netdev=n0",
@@ -467,14 +469,17 @@ def tiny_vm_cmd(guest, extra_append="", mem=256, accel=None, extra_args=()):
 
 
 def tiny_vm_section(guest, port, extra_append="", name="tiny", mem=256, accel=None,
-                    extra_args=(), ssh_extra=None, mapped_ram=None):
+                    extra_args=(), ssh_extra=None, mapped_ram=None, guest_agent=None, qga=None):
     """TOML text of [vm.NAME] (cmd from tiny_vm_cmd) and [vm.NAME.ssh] (port, the
-    guest's key, root, no host key checking, quiet) for `guest`. mapped_ram: the
-    VM's mapped_ram key (None: not written)."""
-    cmd = tiny_vm_cmd(guest, extra_append, mem, accel, extra_args)
+    guest's key, root, no host key checking, quiet) for `guest`. mapped_ram,
+    guest_agent: the VM's keys (None: not written); qga: boot the initramfs with
+    qemu-guest-agent (default: when guest_agent is true)."""
+    cmd = tiny_vm_cmd(guest, extra_append, mem, accel, extra_args, qga=bool(guest_agent) if qga is None else qga)
     lines = [f"[vm.{name}]"]
     if mapped_ram is not None:
         lines.append(f"mapped_ram = {_toml_value(mapped_ram)}")
+    if guest_agent is not None:
+        lines.append(f"guest_agent = {_toml_value(guest_agent)}")
     lines += ["cmd = ["]
     lines += [f"    {_toml_str(c)}," for c in cmd]
     lines += ["]", "", f"[vm.{name}.ssh]",
@@ -491,8 +496,9 @@ def tiny_vm_section(guest, port, extra_append="", name="tiny", mem=256, accel=No
 
 @pytest.fixture
 def tiny_vm_toml(tiny_guest):
-    """tiny_vm_toml(port, extra_append='', name='tiny', mem=256, accel=None,
-    extra_args=(), ssh_extra=None, mapped_ram=None) -> TOML text for [vm.NAME] + [vm.NAME.ssh].
+    """tiny_vm_toml(port, extra_append='', name='tiny', mem=256, accel=None, extra_args=(),
+    ssh_extra=None, mapped_ram=None, guest_agent=None, qga=None) -> TOML text for
+    [vm.NAME] + [vm.NAME.ssh].
     port: an int, or "auto"/0. extra_append: added to the kernel command line (e.g.
     "qqtest.noacpi"). extra_args: more cmd entries. ssh_extra: more ssh keys (dict)."""
     def make(port, extra_append="", **kw):

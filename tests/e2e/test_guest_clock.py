@@ -72,3 +72,48 @@ def test_a_clock_that_cannot_be_set_is_named_with_how_far_behind(project, tiny_v
     assert "the guest clock is" in cp.stderr and "s behind the host" in cp.stderr, cp.stderr
     assert "ssh tiny date -u -s @$(date +%s)" in cp.stderr
     stop(project)
+
+
+def agent_said(stderr):
+    """How far behind the guest agent found the clock, from `-d`'s line (or None)."""
+    said = [l for l in stderr.splitlines() if "guest clock set through the guest agent" in l]
+    return float(said[0].split("it was ")[1].split(" s behind")[0]) if said else None
+
+
+def test_the_guest_agent_sets_the_clock_of_the_vm_and_of_each_copy(project, tiny_vm_toml, golden):
+    # guest_agent = true: qqmgr adds the channel, the guest runs qemu-ga on it
+    project.write(tiny_vm_toml("auto", guest_agent=True))
+    boot(project, golden=golden)
+    assert ssh(project, "ps", check=True).stdout.count("qemu-ga -m virtio-serial") == 1
+    save_behind(project)
+    stop(project)
+    # no --wait: no login at all, the agent alone
+    cp = project.run("-d", "start", "tiny", "--restore", "s1", check=True, timeout=200)
+    behind = agent_said(cp.stderr)
+    assert behind is not None and BACK - 1 <= behind < BACK + 30, cp.stderr
+    assert "one ssh login" not in cp.stderr and "warning" not in cp.stderr, cp.stderr
+    assert_follows_host(project)
+    # a throwaway copy beside it has a channel of its own
+    cp = project.run("-d", "start", "tiny", "--restore", "s1", "--rm", "--wait", check=True, timeout=200)
+    behind = agent_said(cp.stderr)
+    assert behind is not None and BACK - 1 <= behind < BACK + 30, cp.stderr
+    copy = [c["name"] for c in project.json("status", "tiny", check=True)["copies"]]
+    assert len(copy) == 1
+    out = project.run("ssh", copy[0], "date +%s", check=True).stdout
+    assert abs(int(out) - time.time()) < 2, out
+    project.run("stop", "tiny", "--all", "--force", check=True)
+
+
+def test_a_guest_that_runs_no_agent_gets_its_clock_through_ssh(project, tiny_vm_toml, golden):
+    # the channel is there, but nothing in the guest serves it: ssh sets the clock
+    project.write(tiny_vm_toml("auto", guest_agent=True, qga=False))
+    boot(project, golden=golden)
+    save_behind(project)
+    stop(project)
+    t0 = time.monotonic()
+    cp = project.run("-d", "start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
+    assert "guest clock set through ssh" in cp.stderr, cp.stderr
+    assert agent_said(cp.stderr) is None and "warning" not in cp.stderr, cp.stderr
+    assert time.monotonic() - t0 < 60, cp.stderr      # the agent was given 3 s, not the whole wait
+    assert_follows_host(project)
+    stop(project)

@@ -11,6 +11,9 @@
 #                               (skip with VMLINUX=0; ~63 MB)
 #   initramfs.gz                cpio newc + gzip: busybox-static userland, dropbear sshd,
 #                               OpenSSH sftp-server + scp, virtio/e1000 modules, acpid
+#   initramfs-qga.gz            initramfs.gz followed by a second archive (the kernel unpacks
+#                               both) adding qemu-guest-agent: it serves the virtio-serial
+#                               port named org.qemu.guest_agent.0 when the VM has one
 #   id_ed25519, id_ed25519.pub  client key; its .pub is root's authorized_keys in the guest
 #   ssh_host_ed25519_key.pub    the guest's host public key (OpenSSH format)
 #   dropbear_ed25519_host_key   the guest's host private key (dropbear format)
@@ -58,7 +61,9 @@ MODULES=${MODULES:-"virtio_pci virtio_rng virtio_net virtio_blk virtio_console e
 # userland packages; the shared-library closure of the binaries below is checked
 # against what these packages provide (the build fails naming any missing library)
 USER_PKGS="busybox-static dropbear-bin openssh-sftp-server openssh-client
-           libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g"
+           libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g
+           qemu-guest-agent libglib2.0-0 libnuma1 libudev1 liburing2 libffi8 libpcre2-8-0
+           libmount1 libblkid1 libselinux1 libcap2"
 
 log() { printf '[tiny-guest %3ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf '[tiny-guest] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -194,14 +199,15 @@ find_lib() {
     return 1
 }
 declare -A SEEN=()
+DEST=$ROOT   # where copy_deps puts libraries (the qemu-ga archive: only those not in ROOT)
 copy_deps() {
     local lib rel
     for lib in $(needed "$1"); do
         [ -n "${SEEN[$lib]:-}" ] && continue
         SEEN[$lib]=1
         rel=$(find_lib "$lib") || die "library $lib (needed by ${1#"$PKGROOT"/}) not in the unpacked packages; add its package to USER_PKGS"
-        mkdir -p "$ROOT/$(dirname "$rel")"
-        cp -L "$PKGROOT/$rel" "$ROOT/$rel"
+        mkdir -p "$DEST/$(dirname "$rel")"
+        cp -L "$PKGROOT/$rel" "$DEST/$rel"
         copy_deps "$PKGROOT/$rel"
     done
 }
@@ -355,6 +361,35 @@ log "packing initramfs"
     | "$BB" cpio -o -H newc -R 0:0 --renumber-inodes --ignore-devno 2>/dev/null) \
     | gzip -9 -n > "$OUT/initramfs.gz.tmp"
 mv "$OUT/initramfs.gz.tmp" "$OUT/initramfs.gz"
+
+# ---------------------------------------------------------------- qemu-guest-agent
+# A second archive, appended: the kernel unpacks it over the first (its inittab
+# replaces the base one). qemu-ga runs when the VM has a virtio-serial port named
+# org.qemu.guest_agent.0 (else the service sleeps); guest-set-time runs /sbin/hwclock
+# (busybox's) after setting the time.
+log "packing the qemu-guest-agent archive"
+QROOT=$WORK/qga-root
+mkdir -p "$QROOT/usr/sbin" "$QROOT/etc/init.d"
+install -m 755 "$PKGROOT/usr/sbin/qemu-ga" "$QROOT/usr/sbin/qemu-ga"
+DEST=$QROOT
+copy_deps "$PKGROOT/usr/sbin/qemu-ga"
+cp "$ROOT/etc/inittab" "$QROOT/etc/inittab"
+printf '::respawn:/etc/init.d/qga\n' >> "$QROOT/etc/inittab"
+cat > "$QROOT/etc/init.d/qga" <<'EOF'
+#!/bin/sh
+for p in /sys/class/virtio-ports/*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+    echo "tinyguest: qemu-ga on /dev/${p##*/}"
+    exec /usr/sbin/qemu-ga -m virtio-serial -p "/dev/${p##*/}" -f /run/qemu-ga.pid
+done
+exec sleep 2147483647
+EOF
+chmod 755 "$QROOT/etc/init.d/qga"
+(cd "$QROOT" && find . -mindepth 1 | LC_ALL=C sort \
+    | "$BB" cpio -o -H newc -R 0:0 --renumber-inodes --ignore-devno 2>/dev/null) \
+    | gzip -9 -n > "$WORK/qga.cpio.gz"
+cat "$OUT/initramfs.gz" "$WORK/qga.cpio.gz" > "$OUT/initramfs-qga.gz.tmp"
+mv "$OUT/initramfs-qga.gz.tmp" "$OUT/initramfs-qga.gz"
 cp "$KROOT/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
 
 # Uncompressed kernel for QEMU's PVH entry (-kernel vmlinux): skips the real-mode
@@ -393,4 +428,4 @@ GUEST_IP=10.0.2.15
 EOF
 
 [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
-log "done in $OUT: $(cd "$OUT" && for f in vmlinuz vmlinux initramfs.gz; do [ -f $f ] && printf '%s %s bytes; ' $f "$(stat -c %s $f)"; done)"
+log "done in $OUT: $(cd "$OUT" && for f in vmlinuz vmlinux initramfs.gz initramfs-qga.gz; do [ -f $f ] && printf '%s %s bytes; ' $f "$(stat -c %s $f)"; done)"

@@ -402,7 +402,7 @@ static void test_every_schema_index_names_its_row(void **state)
     (void)state;
     assert_rows(&cfg_top, 6, (const char *const[]){ "qemu", "vars", "ssh", "vm", "img", "net" });
     assert_rows(&cfg_qemu, 2, (const char *const[]){ "bin", "img" });
-    assert_rows(&cfg_vm, 5, (const char *const[]){ "cmd", "vars", "ssh", "share", "mapped_ram" });
+    assert_rows(&cfg_vm, 6, (const char *const[]){ "cmd", "vars", "ssh", "share", "mapped_ram", "guest_agent" });
     assert_rows(&cfg_share, 3, (const char *const[]){ "path", "readonly", "mount" });
     assert_rows(&cfg_vm_ssh, 2, (const char *const[]){ "port", "vm_port" });
     assert_rows(&cfg_img, 10, (const char *const[]){ "builder", "img_size", "build_args", "build_timeout", "base_img",

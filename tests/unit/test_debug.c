@@ -146,6 +146,41 @@ static void test_argv_gets_gdbstub_events_monitor_paused_and_wrapper(void **stat
     vm_spec_free(&s);
 }
 
+static void test_guest_agent_gets_its_channel_in_the_state_dir_and_its_id_is_ours(void **state)
+{
+    (void)state;
+    vm_spec s = spec_of((const char *[]){ "-m", "64", NULL });
+    free(s.state_dir);
+    s.state_dir = xstrdup("/sock,dir");
+    char **v = NULL;
+    qq_err err = { 0 };
+    /* without guest_agent: no channel */
+    assert_int_equal(launch_argv(&s, NULL, &v, &err), 0);
+    assert_int_equal(find(v, "virtio-serial-pci,id=qq-qga-serial"), -1);
+    launch_argv_free(v);
+    s.guest_agent = true;
+    v = NULL;
+    assert_int_equal(launch_argv(&s, NULL, &v, &err), 0);
+    int c = find(v, "socket,id=qq-qga,path=/sock,,dir/qga.socket,server=on,wait=off");
+    assert_true(c > 0);
+    const char *const ch[] = { "-chardev", "socket,id=qq-qga,path=/sock,,dir/qga.socket,server=on,wait=off",
+                               "-device", "virtio-serial-pci,id=qq-qga-serial", "-device",
+                               "virtserialport,bus=qq-qga-serial.0,chardev=qq-qga,name=org.qemu.guest_agent.0",
+                               NULL };
+    for (size_t i = 0; ch[i]; i++)
+        assert_string_equal(v[(size_t)c - 1 + i], ch[i]);
+    assert_true(c > find(v, "64"));   /* after the user's arguments: their devices keep their slots */
+    launch_argv_free(v);
+    vm_spec_free(&s);
+    /* a chardev of the user's with that id */
+    s = spec_of((const char *[]){ "-chardev", "socket,id=qq-qga,path=/x", NULL });
+    v = NULL;
+    assert_int_equal(launch_argv(&s, NULL, &v, &err), -1);
+    assert_int_equal(err.code, QQ_EXIT_USAGE);
+    assert_non_null(strstr(err.msg, "qq-qga are qqmgr's"));
+    vm_spec_free(&s);
+}
+
 static void test_wrapper_that_does_not_split_is_a_usage_error(void **state)
 {
     (void)state;
@@ -171,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_forward_specs),
         cmocka_unit_test(test_argv_gets_gdbstub_events_monitor_paused_and_wrapper),
         cmocka_unit_test(test_wrapper_that_does_not_split_is_a_usage_error),
+        cmocka_unit_test(test_guest_agent_gets_its_channel_in_the_state_dir_and_its_id_is_ours),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
