@@ -13,6 +13,7 @@
 #include "../base/clock.h"
 #include "../base/sbuf.h"
 #include "../infra/net.h"
+#include "../infra/sig.h"
 #include "layout.h"
 
 char *guestagent_socket(const config *c, const char *vm)
@@ -49,11 +50,13 @@ static int read_line(int fd, bool after_ff, long long deadline_ms, sbuf *line, q
 {
     bool seen = !after_ff;
     for (;;) {
+        if (sig_caught())
+            return qq_fail(err, QQ_EXIT_FAIL, "interrupted");
         long long left = deadline_ms - clock_ms();
         if (left <= 0)
             return qq_fail(err, QQ_EXIT_FAIL, "the guest agent did not answer (is qemu-ga running in the guest?)");
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        int r = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        int r = poll(&p, 1, (int)(left > 100 ? 100 : left));   /* a signal is seen within 0.1 s */
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)

@@ -10,7 +10,8 @@
  * one connection. Whatever an earlier client left in the channel is skipped
  * by guest-sync-delimited: its answer follows a 0xFF byte and repeats a
  * random id. A guest without a running agent never answers: every call is
- * bounded by its deadline (clock_ms()).
+ * bounded by its deadline (clock_ms()), and ends within 0.1 s of a signal
+ * caught (sig.h), "interrupted".
  */
 #ifndef QQ_GUESTAGENT_H
 #define QQ_GUESTAGENT_H
