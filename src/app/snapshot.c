@@ -911,19 +911,26 @@ int snap_ready(const config *c, const char *vm, const char *name, const char *st
 {
     memset(clock, 0, sizeof *clock);
     long long now = clock_ms();
-    if (!stage) {
-        snap_clock(c, vm, name, now + SNAP_CLOCK_MS < deadline_ms ? now + SNAP_CLOCK_MS : deadline_ms, clock);
-        return 0;
-    }
     /* the saved guest's sshd already listens: one login, its clock set on the
-     * way, makes it ready (no banner probe, no second command). Signals as in
-     * ssh_wait_ready: caught here when nobody else catches them, and then the
-     * VM keeps running */
-    struct sigaction cur;
-    bool own = sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL;
+     * way, makes it ready (no banner probe, no second command); without a
+     * stage, the clock alone. Signals as in ssh_wait_ready: caught here when
+     * nobody else catches them, and then the VM keeps running */
+    bool own = !sig_active();
     sig_scope scope;
     if (own)
         sig_catch(&scope);
+    if (!stage) {
+        snap_clock(c, vm, name, now + SNAP_CLOCK_MS < deadline_ms ? now + SNAP_CLOCK_MS : deadline_ms, clock);
+        bool caught = sig_caught() != 0;
+        if (own)
+            sig_release(&scope);
+        if (caught && own)
+            return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while setting the guest clock; the VM keeps "
+                           "running (`%s stop %s` stops it)", vm, config_cli(c), vm);
+        if (caught)
+            return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while setting the guest clock", vm);
+        return 0;
+    }
     if (!sig_caught()) {
         long long first = now + SNAP_LOGIN_MS < deadline_ms ? now + SNAP_LOGIN_MS : deadline_ms;
         snap_clock(c, vm, name, first, clock);

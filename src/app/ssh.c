@@ -820,8 +820,7 @@ int ssh_wait_ready(const config *c, const char *vm, const char *stage, long long
     /* Ctrl-C (and TERM, HUP) ends the wait, not qqmgr: the VM keeps running, and the user is
      * told. A caller that catches them itself (a long operation of its own, such as run) keeps
      * its catcher: the wait then ends on what that scope caught (sig.h), or when it ends QEMU. */
-    struct sigaction cur;
-    bool own = sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL;
+    bool own = !sig_active();
     sig_scope scope;
     if (own)
         sig_catch(&scope);

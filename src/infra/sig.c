@@ -39,6 +39,11 @@ void sig_release(sig_scope *s)
     }
 }
 
+bool sig_active(void)
+{
+    return depth > 0;
+}
+
 int sig_caught(void)
 {
     return depth > 0 ? (int)caught : 0;

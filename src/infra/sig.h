@@ -34,6 +34,11 @@ typedef struct sig_scope {
 void sig_catch(sig_scope *s);
 void sig_release(sig_scope *s);
 
+/* Is a scope active (someone catches the three now)? A step that catches
+ * them only "when nobody else does" asks this, not the dispositions: a
+ * process started in the background has SIGINT ignored, not default. */
+bool sig_active(void);
+
 /* The signal caught in the current scope, or 0. */
 int sig_caught(void);
 

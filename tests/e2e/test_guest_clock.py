@@ -5,10 +5,13 @@ snapshot saved long ago without waiting, the guest's clock is set back 300 s bef
 save (the guest then restores 300 s behind, as it would after a five-minute-old save).
 """
 
+import signal
+import subprocess
 import time
 
 import pytest
 
+from conftest import wait_until
 from test_snapshot import boot, setup_diskless, ssh, stop
 
 pytestmark = pytest.mark.guest
@@ -116,4 +119,39 @@ def test_a_guest_that_runs_no_agent_gets_its_clock_through_ssh(project, tiny_vm_
     assert agent_said(cp.stderr) is None and "warning" not in cp.stderr, cp.stderr
     assert time.monotonic() - t0 < 60, cp.stderr      # the agent was given 3 s, not the whole wait
     assert_follows_host(project)
+    stop(project)
+
+
+def agent_connections(sock):
+    """How many unix sockets carry the path sock (QEMU's listener, and one per client it
+    accepted), from /proc/net/unix."""
+    with open("/proc/net/unix") as f:
+        return sum(1 for line in f if line.rstrip().endswith(" " + str(sock)))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_agent_is_asked_ends_start_and_keeps_the_vm(project, tiny_vm_toml, golden, sig):
+    # the channel, but no qemu-ga: start --restore waits up to 3 s for the agent. Started
+    # as a script's `&` starts it (SIGINT ignored), the three signals are handled alike
+    project.write(tiny_vm_toml("auto", guest_agent=True, qga=False))
+    boot(project, golden=golden)
+    project.run("snapshot", "save", "tiny", "s1", check=True)
+    stop(project)
+    p = subprocess.Popen([project.qqmgr, "-c", str(project.config), "start", "tiny", "--restore", "s1"],
+                         cwd=project.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        sock = project.vm_dir("tiny") / "qga.socket"
+        wait_until(lambda: agent_connections(sock) >= 2, 60, 0.01, "qqmgr to ask the guest agent")
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert time.monotonic() - t0 < 2, err
+    assert p.returncode == 1, err
+    assert "interrupted while setting the guest clock; the VM keeps running" in err, err
+    assert project.json("status", "tiny", check=True)["running"]
     stop(project)
