@@ -406,7 +406,7 @@ class TinyGuest:
     initramfs: Path
     key: Path
     host_pubkey: Path
-    initramfs_qga: Path    # initramfs + qemu-guest-agent (serves org.qemu.guest_agent.0)
+    initramfs_qga: Path = None   # initramfs + qemu-guest-agent (serves org.qemu.guest_agent.0)
 
     def __getitem__(self, k):
         return getattr(self, k)
