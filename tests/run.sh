@@ -161,13 +161,14 @@ if [ $full_e2e = 1 ]; then
     #  2: the Debian cloud guest's tests (one image build for the lane's session, shared by
     #     test_img_cloud and test_mapped_debian, and boots of minutes) with the tests that
     #     mostly wait for fixed timeouts (30 s lock and login bounds, stalled peers, a
-    #     silent guest);
+    #     silent guest) and the debugging kit's;
     #  3: the snapshot and copy tests (many saves and restores of tiny guests), the
     #     engines' (GNU parallel, a Slurm cluster) and run --json's;
     #  1: all the others (tiny guests and no guest at all; a new file lands here).
     # Lanes 2 and 3 print after lane 1; each lane is one pytest session (its own golden).
     LANE2=(tests/e2e/test_img_cloud.py tests/e2e/test_mapped_debian.py tests/e2e/test_init.py
-           tests/e2e/test_wait_why.py tests/e2e/test_lock_bounds.py tests/e2e/test_bounded.py)
+           tests/e2e/test_wait_why.py tests/e2e/test_lock_bounds.py tests/e2e/test_bounded.py
+           tests/e2e/test_debug.py)
     LANE3=(tests/e2e/test_snapshot.py tests/e2e/test_mapped.py tests/e2e/test_copies.py
            tests/e2e/test_engines.py tests/e2e/test_run_json.py)
     e2e --junitxml=build-asan/e2e-lane2.xml "${LANE2[@]}" >build-asan/e2e-lane2.log 2>&1 &
