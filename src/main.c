@@ -55,6 +55,7 @@ const qq_command *const qq_commands[] = {
     &qq_cmd_qemu,
     &qq_cmd_qmp,
     &qq_cmd_monitor,
+    &qq_cmd_ga,
     &qq_cmd_trace,
     &qq_cmd_events,
     &qq_cmd_forward,

@@ -15,6 +15,7 @@
 #include "../infra/net.h"
 #include "../infra/sig.h"
 #include "layout.h"
+#include "running.h"
 
 char *guestagent_socket(const config *c, const char *vm)
 {
@@ -130,4 +131,34 @@ int guestagent_open(const char *sock, long long deadline_ms, qq_err *err)
 json_t *guestagent_execute(int fd, const char *command, json_t *args, long long deadline_ms, qq_err *err)
 {
     return request(fd, command, args, false, deadline_ms, err);
+}
+
+json_t *guestagent_run(const config *c, const char *vm, const char *command, json_t *args, int timeout_ms,
+                       qq_err *err)
+{
+    long long deadline = clock_ms() + timeout_ms;
+    if (running_require(c, vm, NULL, NULL, err) < 0)
+        return NULL;
+    _cleanup_free_ char *sock = guestagent_socket(c, vm);
+    if (!sock) {
+        _cleanup_free_ char *base = config_base_vm(vm);
+        qq_fail(err, QQ_EXIT_FAIL, "%s has no guest agent channel: set guest_agent = true in [vm.%s] (the guest "
+                "must run qemu-ga) and restart it", vm, base);
+        return NULL;
+    }
+    if (access(sock, F_OK) != 0) {
+        qq_fail(err, QQ_EXIT_FAIL, "%s runs without the guest agent's channel (%s): it was started before "
+                "guest_agent = true was set; restart it", vm, sock);
+        return NULL;
+    }
+    int fd = guestagent_open(sock, deadline, err);
+    if (fd < 0) {
+        qq_err_prefix(err, "%s", vm);
+        return NULL;
+    }
+    json_t *r = guestagent_execute(fd, command, args, deadline, err);
+    close(fd);
+    if (!r)
+        qq_err_prefix(err, "%s", vm);
+    return r;
 }

@@ -26,6 +26,13 @@
  * `guest_agent = true` (or the config cannot resolve it). Caller frees. */
 char *guestagent_socket(const config *c, const char *vm);
 
+/* `qqmgr ga`: command (args may be NULL) on the agent of running VM vm,
+ * within timeout_ms in all; its "return" value (new reference), or NULL
+ * with err: the VM not running (as running.h says), no `guest_agent = true`
+ * (naming the key), the agent silent or its error. */
+json_t *guestagent_run(const config *c, const char *vm, const char *command, json_t *args, int timeout_ms,
+                       qq_err *err);
+
 /* Connect and synchronise: the fd, or -1 with err (QQ_EXIT_FAIL; "the guest
  * agent did not answer" when nothing came back by the deadline). */
 int guestagent_open(const char *sock, long long deadline_ms, qq_err *err);

@@ -282,7 +282,7 @@ void qq_fmt_ports(sbuf *out, json_t *ports, const char *sep, bool short_form);
 extern const qq_command qq_cmd_list, qq_cmd_show, qq_cmd_start, qq_cmd_stop, qq_cmd_status, qq_cmd_serial,
     qq_cmd_stdout, qq_cmd_stderr, qq_cmd_console, qq_cmd_ssh, qq_cmd_ssh_config, qq_cmd_ssh_keys_reset, qq_cmd_put, qq_cmd_get,
     qq_cmd_wait, qq_cmd_img_list, qq_cmd_img_build, qq_cmd_gdb, qq_cmd_qemu, qq_cmd_qmp, qq_cmd_monitor,
-    qq_cmd_completion, qq_cmd_complete, qq_cmd_connect, qq_cmd_init, qq_cmd_trace, qq_cmd_events, qq_cmd_forward,
+    qq_cmd_completion, qq_cmd_complete, qq_cmd_connect, qq_cmd_ga, qq_cmd_init, qq_cmd_trace, qq_cmd_events, qq_cmd_forward,
     qq_cmd_snapshot_save, qq_cmd_snapshot_restore, qq_cmd_snapshot_list, qq_cmd_snapshot_delete,
     qq_cmd_snapshot_export, qq_cmd_snapshot_import, qq_cmd_run;
 extern const qq_command qq_cmd_rm, qq_cmd_prune, qq_cmd_img_rm;
