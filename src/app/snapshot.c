@@ -538,7 +538,7 @@ static bool has_snapshot(json_t *list, const char *name)
 }
 
 /* "VM has no snapshot 'x' (snapshots: a, b)" */
-static int unknown_snapshot(const char *vm, const char *name, json_t *list, qq_err *err)
+static int unknown_snapshot(const config *c, const char *vm, const char *name, json_t *list, qq_err *err)
 {
     _cleanup_sbuf_ sbuf b = SBUF_INIT;
     size_t i;
@@ -549,8 +549,9 @@ static int unknown_snapshot(const char *vm, const char *name, json_t *list, qq_e
     }
     if (b.len)
         return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s' (its snapshots: %s)", vm, name, sbuf_str(&b));
-    return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s' (it has none; make one with `qqmgr snapshot save %s %s`)",
-                   vm, name, vm, name);
+    _cleanup_free_ char *base = config_base_vm(vm);   /* a copy's snapshots are its VM's */
+    return qq_fail(err, QQ_EXIT_FAIL, "%s has no snapshot '%s' (it has none; make one with `%s snapshot save %s %s`)",
+                   vm, name, config_cli(c), base, name);
 }
 
 static bool is_state_file(const char *dir, const char *name)
@@ -1005,7 +1006,7 @@ int snap_restore(const config *c, const char *vm, const char *name, guestclock_r
     if (!list)
         goto out;
     if (!has_snapshot(list, name)) {
-        unknown_snapshot(vm, name, list, err);
+        unknown_snapshot(c, vm, name, list, err);
         goto out;
     }
     unsigned long long ram_bytes;
@@ -1075,7 +1076,7 @@ static int not_own(const config *c, const char *vm, const char *name, json_t *li
                            name, json_string_value(json_object_get(x, "disk")), vm,
                            json_string_value(json_object_get(x, "owner")));
     }
-    return unknown_snapshot(vm, name, list, err);
+    return unknown_snapshot(c, vm, name, list, err);
 }
 
 int snap_delete(const config *c, const char *vm, const char *name, qq_err *err)
@@ -1258,7 +1259,7 @@ static int start_from(const config *c, const char *vm, const snap_start_opts *o,
             goto out;
         bool have = has_snapshot(list, o->restore);
         if (!have)
-            unknown_snapshot(vm, o->restore, list, err);
+            unknown_snapshot(c, vm, o->restore, list, err);
         json_decref(list);
         if (!have)
             goto out;

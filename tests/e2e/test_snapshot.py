@@ -285,6 +285,15 @@ def test_ctrl_c_during_runs_wait_for_ssh_stops_the_vm_at_once(project, tiny_vm_t
 
 # ------------------------------------------------------------------ faults
 
+def test_a_missing_snapshot_names_the_save_command_for_this_config(project, tiny_vm_toml):
+    # run with -c from the project dir: the hint is a command to paste, -c included
+    setup_diskless(project, tiny_vm_toml)
+    cp = project.run("start", "tiny", "--restore", "nope", check=1)
+    assert (f"tiny has no snapshot 'nope' (it has none; make one with `qqmgr -c {project.config} snapshot save "
+            "tiny nope`)") in cp.stderr, cp.stderr
+    assert state(project) == "stopped"
+
+
 def test_bad_snapshot_names_are_usage_errors(project, tiny_vm_toml):
     setup_diskless(project, tiny_vm_toml)
     for bad in (".hidden", "-x", "a/b", "a b", "ü"):
