@@ -122,8 +122,10 @@ int guestclock_sync(const config *c, const char *vm, long long deadline_ms, gues
         if (agent_sync(sock, until < deadline_ms ? until : deadline_ms, r, agent_why, sizeof agent_why) == 0)
             return 0;
     }
-    if (ssh_sync(c, vm, deadline_ms, r) == 0)
+    if (ssh_sync(c, vm, deadline_ms, r) == 0) {
+        snprintf(r->agent, sizeof r->agent, "%.190s", agent_why);
         return 0;
+    }
     if (agent_why[0]) {
         char ssh_why[sizeof r->how];
         snprintf(ssh_why, sizeof ssh_why, "%s", r->how);

@@ -41,6 +41,7 @@ typedef struct guestclock_result {
     double behind_s;      /* how far the guest clock was behind the host (measured, or estimated) */
     double after_s;       /* set: how far behind it is now (whole seconds of the guest's time) */
     char how[256];        /* what was done, or why nothing was */
+    char agent[200];      /* the VM has a guest agent channel, but it was not used: why ("" else) */
 } guestclock_result;
 
 /* Set VM vm's clock to the host's through ssh, by deadline_ms (clock_ms()).

@@ -151,6 +151,9 @@ void qq_clock_report(const qq_ctx *ctx, const char *vm, const guestclock_result 
     if (r->set) {
         if (ctx->debug)
             fprintf(stderr, "qqmgr: %s: guest clock %s; now %.1f s from the host's\n", vm, r->how, r->after_s);
+        else if (r->agent[0])   /* guest_agent = true, but each restore waits for it in vain */
+            fprintf(stderr, "qqmgr: %s: %s; the guest clock was set through ssh (each restore waits up to 3 s "
+                    "for the agent)\n", vm, r->agent);
         return;
     }
     fprintf(stderr, "qqmgr: warning: %s: the guest clock is %.0f s behind the host (%s); set it with "

@@ -120,6 +120,11 @@ def test_a_guest_that_runs_no_agent_gets_its_clock_through_ssh(project, tiny_vm_
     assert time.monotonic() - t0 < 60, cp.stderr      # the agent was given 3 s, not the whole wait
     assert_follows_host(project)
     stop(project)
+    # without -d it is said once: each such restore waits for the agent in vain
+    cp = project.run("start", "tiny", "--restore", "s1", "--wait", check=True, timeout=200)
+    assert ("tiny: the guest agent did not answer (is qemu-ga running in the guest?); the guest clock was set "
+            "through ssh (each restore waits up to 3 s for the agent)") in cp.stderr, cp.stderr
+    stop(project)
 
 
 def agent_connections(sock):
