@@ -205,6 +205,8 @@ static char *config_text(const char *name, json_t *e, const char *cli, const cha
               name, field(e, "title"), img, cli, img, cli, cli, cli, cli, cli);
     sbuf_addf(&t,
               "[vm.dev]\n"
+              "# guest_agent = true   # a qemu-guest-agent channel (`qqmgr ga`, the clock after a\n"
+              "#                      # restore); the guest needs the qemu-guest-agent package\n"
               "# The exact QEMU arguments (Go templates: {{.img.NAME}} is the built image's path,\n"
               "# {{.vm.ssh.port}} the host port of ssh). qqmgr adds -qmp, -serial, -monitor and\n"
               "# -pidfile itself. KVM when the host allows it, else TCG (slower, works anywhere).\n"
