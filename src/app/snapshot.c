@@ -922,17 +922,7 @@ int snap_ready(const config *c, const char *vm, const char *name, const char *st
         sig_catch(&scope);
     if (!stage) {
         snap_clock(c, vm, name, now + SNAP_CLOCK_MS < deadline_ms ? now + SNAP_CLOCK_MS : deadline_ms, clock);
-        bool caught = sig_caught() != 0;
-        if (own)
-            sig_release(&scope);
-        if (caught && own)
-            return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while setting the guest clock; the VM keeps "
-                           "running (`%s stop %s` stops it)", vm, config_cli(c), vm);
-        if (caught)
-            return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while setting the guest clock", vm);
-        return 0;
-    }
-    if (!sig_caught()) {
+    } else if (!sig_caught()) {
         long long first = now + SNAP_LOGIN_MS < deadline_ms ? now + SNAP_LOGIN_MS : deadline_ms;
         snap_clock(c, vm, name, first, clock);
         if (debug && clock->set && !clock->reached)
@@ -945,11 +935,14 @@ int snap_ready(const config *c, const char *vm, const char *name, const char *st
     bool caught = sig_caught() != 0;
     if (own)
         sig_release(&scope);
+    const char *what = stage ? "waiting for the ssh login" : "setting the guest clock";
     if (caught && own)
-        return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for the ssh login; the VM keeps running "
-                       "(`%s stop %s` stops it)", vm, config_cli(c), vm);
+        return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while %s; the VM keeps running (`%s stop %s` stops it)",
+                       vm, what, config_cli(c), vm);
     if (caught)
-        return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while waiting for the ssh login", vm);
+        return qq_fail(err, QQ_EXIT_FAIL, "VM %s: interrupted while %s", vm, what);
+    if (!stage)
+        return 0;
     if (clock->reached && strcmp(stage, "ssh") == 0)
         return 0;
     /* saved while it booted (or no sshd): wait as after a boot */

@@ -259,6 +259,10 @@ int qq_for_vms(qq_ctx *ctx, int argc, char **argv, bool all);
 /* A disk usage for people: "812 KiB", "1.4 GiB" (binary units). */
 void qq_format_bytes(char *buf, size_t len, unsigned long long bytes);
 
+/* .check of `VM COMMAND [JSON_ARGS]` commands (qmp, ga): JSON_ARGS, when given, is one JSON
+ * object, else a usage error naming why. */
+int qq_check_json_args(qq_ctx *ctx, int argc, char **argv, qq_err *err);
+
 /* Shell-quote one argument for a copy-pasteable command line (appends to out). */
 void qq_shell_quote(sbuf *out, const char *arg);
 

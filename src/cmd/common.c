@@ -142,6 +142,21 @@ int qq_parse_seconds(const char *text, long min, int *out)
     return 0;
 }
 
+int qq_check_json_args(qq_ctx *ctx, int argc, char **argv, qq_err *err)
+{
+    if (argc <= 3)
+        return 0;
+    json_error_t je;
+    json_t *args = json_loads(argv[3], 0, &je);
+    bool object = json_is_object(args);
+    bool parsed = args != NULL;
+    json_decref(args);
+    if (!object)
+        return qq_usage_error(ctx, err, false, "JSON_ARGS must be a JSON object%s%s", parsed ? "" : ": ",
+                              parsed ? "" : je.text);
+    return 0;
+}
+
 void qq_shell_quote(sbuf *out, const char *arg) { sbuf_add_shell_quoted(out, arg); }
 
 void qq_clock_report(const qq_ctx *ctx, const char *vm, const guestclock_result *r)

@@ -15,22 +15,6 @@ static const qq_opt ga_options[] = {
     QQ_OPT_END,
 };
 
-/* JSON_ARGS, when given, is one JSON object */
-static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
-{
-    if (argc <= 3)
-        return 0;
-    json_error_t je;
-    json_t *args = json_loads(argv[3], 0, &je);
-    bool object = json_is_object(args);
-    bool parsed = args != NULL;
-    json_decref(args);
-    if (!object)
-        return qq_usage_error(ctx, err, false, "JSON_ARGS must be a JSON object%s%s", parsed ? "" : ": ",
-                              parsed ? "" : je.text);
-    return 0;
-}
-
 static int run_ga(qq_ctx *ctx, int argc, char **argv)
 {
     const ga_opts *o = ctx->opts;
@@ -49,7 +33,7 @@ static int run_ga(qq_ctx *ctx, int argc, char **argv)
 
 const qq_command qq_cmd_ga = {
     .name = "ga", .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
-    .check = check, .needs_config = true, .handler = run_ga,
+    .check = qq_check_json_args, .needs_config = true, .handler = run_ga,
     .summary = "run a guest-agent command (guest_agent = true) and print its return value",
     QQ_OPTIONS(ga_opts, ga_options, &ga_defaults),
     .json = "the return value (always JSON)",

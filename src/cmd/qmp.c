@@ -7,22 +7,6 @@
 #include "../infra/qmp.h"
 #include "cmd.h"
 
-/* JSON_ARGS, when given, is one JSON object */
-static int check(qq_ctx *ctx, int argc, char **argv, qq_err *err)
-{
-    if (argc <= 3)
-        return 0;
-    json_error_t je;
-    json_t *args = json_loads(argv[3], 0, &je);
-    bool object = json_is_object(args);
-    bool parsed = args != NULL;
-    json_decref(args);
-    if (!object)
-        return qq_usage_error(ctx, err, false, "JSON_ARGS must be a JSON object%s%s", parsed ? "" : ": ",
-                              parsed ? "" : je.text);
-    return 0;
-}
-
 static int run_qmp(qq_ctx *ctx, int argc, char **argv)
 {
     const char *name = argv[1], *command = argv[2];
@@ -75,7 +59,7 @@ static int monitor(qq_ctx *ctx, int argc, char **argv)
 
 const qq_command qq_cmd_qmp = {
     .name = "qmp", .args = "VM COMMAND [JSON_ARGS]", .min_args = 2, .max_args = 3,
-    .check = check, .needs_config = true, .handler = run_qmp,
+    .check = qq_check_json_args, .needs_config = true, .handler = run_qmp,
     .summary = "run a QMP command and print its reply",
     .json = "on a QMP error, the whole reply (the return value is printed as JSON anyway)",
 };
